@@ -1,0 +1,3 @@
+module github.com/distcache-go/distcache
+
+go 1.22

@@ -1,0 +1,7 @@
+// Package goimpl is the root of the pure-Go distcache implementation (no cgo).
+//
+// Its sub-packages are the wire protocol (proto), the libnal object model
+// (nal), the DC_PLUG message layer (plug), the DC_CTX client (client) and the
+// DC_SERVER request engine with its session caches (server). The command-line
+// tools use them directly; the C ABI engine exports them.
+package goimpl
