@@ -1,0 +1,62 @@
+package client
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/distcache-go/distcache/goimpl/proto"
+)
+
+// Sentinel errors, for errors.Is.
+var (
+	// ErrNotFound: the session is not in the cache (GET/REMOVE answered 0x01).
+	ErrNotFound = errors.New("distcache: session not found")
+	// ErrClosed: the Ctx or Client was closed.
+	ErrClosed = errors.New("distcache: client closed")
+	// ErrInvalid: an argument is out of range (empty id or data, message
+	// over 32768 bytes); nothing was sent.
+	ErrInvalid = errors.New("distcache: invalid argument")
+	// ErrUnavailable: the peer (a dc_client proxy) has no server: it
+	// answered with an empty payload or DC_ERR_DISCONNECTED (0x02).
+	ErrUnavailable = errors.New("distcache: server unavailable")
+	// ErrBadResponse: the response's uid or operation does not match the
+	// request, or more bytes followed it; the connection was dropped.
+	ErrBadResponse = errors.New("distcache: response does not match the request")
+)
+
+// ResultError is a well-formed negative answer: the 1-byte result code the
+// server sent (PROTOCOL.md §9.1).
+type ResultError struct {
+	Op   proto.Op
+	Code byte
+}
+
+func (e *ResultError) Error() string {
+	return fmt.Sprintf("distcache: %v answered %s", e.Op, proto.ResultName(e.Code))
+}
+
+// Is makes DC_ERR_DISCONNECTED match ErrUnavailable and DC_ERR_NOTOK match
+// ErrNotFound.
+func (e *ResultError) Is(target error) bool {
+	switch target {
+	case ErrUnavailable:
+		return e.Code == proto.ResultDisconnected
+	case ErrNotFound:
+		return e.Code == proto.ResultNotOK
+	}
+	return false
+}
+
+// OpError is the error type of this package: what was attempted (Op:
+// "parse", "dial", "ADD", "GET", ...), on which address, and why.
+type OpError struct {
+	Op   string
+	Addr string
+	Err  error
+}
+
+func (e *OpError) Error() string {
+	return "distcache " + e.Op + " " + e.Addr + ": " + e.Err.Error()
+}
+
+func (e *OpError) Unwrap() error { return e.Err }
