@@ -25,6 +25,9 @@ const (
 	UnixPathMax = 108
 )
 
+// lookupNetIP resolves host names; tests replace it.
+var lookupNetIP = net.DefaultResolver.LookupNetIP
+
 // ResolveTimeout bounds the host name lookup done by Address.Create.
 const ResolveTimeout = 10 * time.Second
 
@@ -380,7 +383,7 @@ func resolve4(host string) (netip.Addr, bool) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), ResolveTimeout)
 	defer cancel()
-	ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip4", host)
+	ips, err := lookupNetIP(ctx, "ip4", host)
 	if err != nil || len(ips) == 0 {
 		return netip.Addr{}, false
 	}
@@ -399,7 +402,7 @@ func resolve6(host string) (netip.Addr, bool) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), ResolveTimeout)
 	defer cancel()
-	ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip6", host)
+	ips, err := lookupNetIP(ctx, "ip6", host)
 	if err != nil || len(ips) == 0 {
 		return netip.Addr{}, false
 	}

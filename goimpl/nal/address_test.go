@@ -1,0 +1,138 @@
+package nal
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestAddressVerifiedTable(t *testing.T) {
+	tests := []struct {
+		s                        string
+		ok, canConnect, canListen bool
+	}{
+		{"IP:9001", true, false, true},
+		{"IP::9001", true, false, true},
+		{"IPv4:9001", true, false, true},
+		{"IP:0", true, false, true},
+		{"IP:65535", true, false, true},
+		{"IP: 80", true, false, true},
+		{"IP:+80", true, false, true},
+		{"IP:127.0.0.1:9001", true, true, true},
+		{"IPv4:localhost:9001", true, true, true},
+		{"IP:65536", false, false, false},
+		{"IP:-1", false, false, false},
+		{"IP:9001x", false, false, false},
+		{"IP:", false, false, false},
+		{"IP:127.0.0.1:", false, false, false},
+		{"IP:1.2.3.4:5:6", false, false, false},
+		{"IP:host.invalid:80", false, false, false},
+		{"ip:9001", false, false, false},
+		{"IPv6:::1:80", false, false, false},
+		{"IP:[::1]:80", false, false, false},
+		{"TCP:1", false, false, false},
+		{"I", false, false, false},
+		// beyond the verified table
+		{"IP::", false, false, false},
+		{"IP: ", false, false, false},
+		{"IP:-0", true, false, true},
+		{"IP:99999999999999999999999", false, false, false},
+		{"IP:127.1:80", true, true, true},
+		{"IP:0x7f.0.0.1:80", true, true, true},
+		{"UNIX:/tmp/x.sock", true, true, true},
+		{"UNIX:", true, true, true},
+		{"UNIX:" + strings.Repeat("a", 107), true, true, true},
+		{"UNIX:" + strings.Repeat("a", 108), false, false, false},
+		{"FD:0", true, true, true},
+		{"FD:3:4", true, true, true},
+		{"FD:-1:4", true, true, true},
+		{"FD:3:-1", true, true, true},
+		{"FD:-1:-1", false, false, false},
+		{"FD:-1", false, false, false},
+		{"FD:-5:3", false, false, false},
+		{"FD:65535", true, true, true},
+		{"FD:65536", false, false, false},
+		{"FD:", false, false, false},
+		{"FD:3:", false, false, false},
+		{"FD:3x", false, false, false},
+		{"FD:3:4:5", false, false, false},
+		{"IPv6:9001", true, false, true},
+		{"IPv6::9001", true, false, true},
+		{"IPv6:[::1]:9001", true, true, true},
+		{"IPv6:[fe80::1%1]:9001", true, true, true},
+		{"IPv6:[::1]:", false, false, false},
+		{"IPv6:[::1]9001", false, false, false},
+		{"IPv6:[]:9001", false, false, false},
+		{"IPv6:[127.0.0.1]:9001", false, false, false},
+		{"IPv6:[::ffff:127.0.0.1]:9001", false, false, false},
+		{"IPv6:::1", false, false, false},
+		{"IPv6:70000", false, false, false},
+	}
+	for _, tt := range tests {
+		a := NewAddress()
+		got := a.Create(tt.s, 4096)
+		if got != tt.ok || a.CanConnect() != tt.canConnect || a.CanListen() != tt.canListen {
+			t.Errorf("%q: got create=%v connect=%v listen=%v; want %v %v %v",
+				tt.s, got, a.CanConnect(), a.CanListen(), tt.ok, tt.canConnect, tt.canListen)
+		}
+		if got && a.String() != tt.s {
+			t.Errorf("%q: String() = %q", tt.s, a.String())
+		}
+		if !got && a.Created() {
+			t.Errorf("%q: failed create left the address created", tt.s)
+		}
+		a.Free()
+	}
+}
+
+func TestAddressLifecycle(t *testing.T) {
+	a := NewAddress()
+	if a.DefBufferSize() != 0 || a.CanConnect() || a.CanListen() {
+		t.Fatal("new address not empty")
+	}
+	if a.Create("IP:1", 32769) {
+		t.Fatal("def size 32769 accepted")
+	}
+	if !a.Create("IP:127.0.0.1:1", 32768) || a.DefBufferSize() != 32768 {
+		t.Fatal("create with 32768 failed")
+	}
+	if a.Create("IP:2", 10) {
+		t.Fatal("create on a created address succeeded")
+	}
+	a.Reset()
+	if a.CanConnect() || a.DefBufferSize() != 32768 {
+		t.Fatalf("reset: connect=%v def=%d", a.CanConnect(), a.DefBufferSize())
+	}
+	// def size is stored even when parsing fails
+	if a.Create("bogus", 100) || a.DefBufferSize() != 100 {
+		t.Fatalf("failed create: def=%d, want 100", a.DefBufferSize())
+	}
+	if a.SetDefBufferSize(32769) || a.DefBufferSize() != 100 {
+		t.Fatal("set_def_buffer_size 32769 accepted")
+	}
+	if !a.SetDefBufferSize(0) || a.DefBufferSize() != 0 {
+		t.Fatal("set_def_buffer_size 0 refused")
+	}
+	a.Free()
+	a.Free()
+	if a.Create("IP:1", 1) || a.SetDefBufferSize(1) {
+		t.Fatal("freed address usable")
+	}
+	var nilA *Address
+	nilA.Free()
+	nilA.Reset()
+	if nilA.Create("IP:1", 1) || nilA.CanConnect() || nilA.DefBufferSize() != 0 {
+		t.Fatal("nil address usable")
+	}
+}
+
+func TestAddressLengthLimits(t *testing.T) {
+	a := NewAddress()
+	s255 := "FD:" + strings.Repeat("0", 251) + "7"
+	if len(s255) != 255 || !a.Create(s255, 0) {
+		t.Fatalf("255-char address refused")
+	}
+	a.Reset()
+	if a.Create(s255+"0", 0) {
+		t.Fatal("256-char address accepted")
+	}
+}
