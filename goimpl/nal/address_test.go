@@ -7,7 +7,7 @@ import (
 
 func TestAddressVerifiedTable(t *testing.T) {
 	tests := []struct {
-		s                        string
+		s                         string
 		ok, canConnect, canListen bool
 	}{
 		{"IP:9001", true, false, true},
