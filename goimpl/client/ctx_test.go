@@ -1,0 +1,566 @@
+package client
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/distcache-go/distcache/goimpl/proto"
+)
+
+var flagSets = []struct {
+	name  string
+	flags uint32
+}{
+	{"flags=0", 0},
+	{"flags=P", FlagPersistent},
+	{"flags=P|PID", FlagPersistent | FlagPIDCheck},
+	{"flags=P|RETRY", FlagPersistent | FlagRetry},
+	{"flags=P|LATE", FlagPersistent | FlagLate},
+	{"flags=P|PID|RETRY|LATE", FlagPersistent | FlagPIDCheck | FlagRetry | FlagLate},
+	{"flags=RETRY|LATE", FlagRetry | FlagLate}, // no PERSISTENT: per-op connections
+}
+
+var networks = []string{"unix", "tcp"}
+
+func newCtx(t testing.TB, target string, flags uint32, opt *Options) *Ctx {
+	t.Helper()
+	c, err := New(target, flags, opt)
+	if err != nil {
+		t.Fatalf("New(%q, %#x): %v", target, flags, err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+func TestRoundTripEveryOpAndFlag(t *testing.T) {
+	for _, nw := range networks {
+		for _, fs := range flagSets {
+			t.Run(nw+"/"+fs.name, func(t *testing.T) {
+				s := startFake(t, nw, "", nil)
+				c := newCtx(t, s.target, fs.flags, nil)
+				id := []byte("session-id-0001")
+				data := bytes.Repeat([]byte("SESSDATA"), 40)
+				buf := make([]byte, 1024)
+
+				if got := c.HasSession(id); got != 0 {
+					t.Fatalf("has before add = %d, want 0", got)
+				}
+				if _, ok := c.GetSession(id, buf); ok {
+					t.Fatal("get before add succeeded")
+				}
+				if !c.AddSession(id, data, 300000) {
+					t.Fatal("add failed")
+				}
+				if got := s.lastTimeout.Load(); got != 300000 {
+					t.Fatalf("server saw timeout %d, want 300000", got)
+				}
+				if c.AddSession(id, []byte("other-data"), 300000) {
+					t.Fatal("duplicate add succeeded (server answered 0x65)")
+				}
+				if got := c.HasSession(id); got != 1 {
+					t.Fatalf("has after add = %d, want 1", got)
+				}
+				used, ok := c.GetSession(id, buf)
+				if !ok || used != len(data) || !bytes.Equal(buf[:used], data) {
+					t.Fatalf("get = %d, %v, want %d bytes of data", used, ok, len(data))
+				}
+				buf2 := make([]byte, 1024)
+				used, ok = c.RegetSession(id, buf2)
+				if !ok || used != len(data) || !bytes.Equal(buf2[:used], data) {
+					t.Fatalf("reget = %d, %v", used, ok)
+				}
+				if !c.RemoveSession(id) {
+					t.Fatal("remove failed")
+				}
+				if c.RemoveSession(id) {
+					t.Fatal("second remove succeeded")
+				}
+				if got := c.HasSession(id); got != 0 {
+					t.Fatalf("has after remove = %d, want 0", got)
+				}
+				// Large session: 16 frames each way.
+				big := bytes.Repeat([]byte{0xa5}, proto.MaxPayload-8-len(id))
+				if !c.AddSession(id, big, 300000) {
+					t.Fatal("add of the largest session failed")
+				}
+				bigBuf := make([]byte, len(big))
+				if used, ok := c.GetSession(id, bigBuf); !ok || used != len(big) || !bytes.Equal(bigBuf, big) {
+					t.Fatalf("get of largest session = %d, %v", used, ok)
+				}
+				wantAccepts := int32(1)
+				if fs.flags&FlagPersistent == 0 {
+					wantAccepts = s.requests.Load()
+				}
+				if got := s.accepts.Load(); got != wantAccepts {
+					t.Fatalf("server accepted %d connections for %d requests, want %d", got, s.requests.Load(), wantAccepts)
+				}
+			})
+		}
+	}
+}
+
+func TestParseTarget(t *testing.T) {
+	long := "UNIX:/" + strings.Repeat("x", 107)
+	tests := []struct {
+		in      string
+		network string // "" = must fail
+		addr    string
+	}{
+		{"IP:127.0.0.1:9001", "tcp4", "127.0.0.1:9001"},
+		{"IPv4:127.0.0.1:9001", "tcp4", "127.0.0.1:9001"},
+		{"IP:localhost:5555", "tcp4", "127.0.0.1:5555"},
+		{"IP:127.0.0.1: +80", "tcp4", "127.0.0.1:80"},
+		{"IP:127.0.0.1:0", "tcp4", "127.0.0.1:0"},
+		{"IP:127.0.0.1:65535", "tcp4", "127.0.0.1:65535"},
+		{"IPv6:[::1]:80", "tcp6", "[::1]:80"},
+		{"UNIX:/tmp/dc.sock", "unix", "/tmp/dc.sock"},
+		{"UNIX:rel/path", "unix", "rel/path"},
+		{"UNIX:", "unix", ""},
+		{"IP:9001", "", ""}, // listen-only
+		{"IP::9001", "", ""},
+		{"IPv4:9001", "", ""},
+		{"IPv6:9001", "", ""},
+		{"IP:65536", "", ""},
+		{"IP:127.0.0.1:65536", "", ""},
+		{"IP:127.0.0.1:-1", "", ""},
+		{"IP:127.0.0.1:9001x", "", ""},
+		{"IP:127.0.0.1:", "", ""},
+		{"IP:1.2.3.4:5:6", "", ""},
+		{"IP:host.invalid:80", "", ""},
+		{"IP:[::1]:80", "", ""},
+		{"IP:", "", ""},
+		{"ip:127.0.0.1:80", "", ""},
+		{"IPv6:::1:80", "", ""},
+		{"IPv6:[127.0.0.1]:80", "", ""},
+		{"TCP:1", "", ""},
+		{"I", "", ""},
+		{"", "", ""},
+		{"FD:0", "", ""},
+		{"FD:3:4", "", ""},
+		{long, "", ""},
+		{"IP:127.0.0.1:" + strings.Repeat("0", 260), "", ""},
+	}
+	for _, tt := range tests {
+		got, err := parseTarget(t.Context(), tt.in)
+		if tt.network == "" {
+			if err == nil {
+				t.Errorf("parseTarget(%q) = %+v, want an error", tt.in, got)
+			}
+			var oe *OpError
+			if err != nil && !errors.As(err, &oe) {
+				t.Errorf("parseTarget(%q) error %T, want *OpError", tt.in, err)
+			}
+			if ParseTarget(tt.in) == nil {
+				t.Errorf("ParseTarget(%q) = nil, want an error", tt.in)
+			}
+			continue
+		}
+		if err != nil || got.network != tt.network || got.addr != tt.addr {
+			t.Errorf("parseTarget(%q) = %+v, %v; want %s %s", tt.in, got, err, tt.network, tt.addr)
+		}
+		if err := ParseTarget(tt.in); err != nil {
+			t.Errorf("ParseTarget(%q) = %v", tt.in, err)
+		}
+	}
+}
+
+func TestNewRejectsBadTarget(t *testing.T) {
+	for _, s := range []string{"IP:9001", "IP::9001", "FD:0", "bogus", "UNIX:"} {
+		flags := uint32(0)
+		if s == "UNIX:" {
+			flags = FlagPersistent // parses, but nothing can be connected
+		}
+		if c, err := New(s, flags, nil); err == nil {
+			c.Close()
+			t.Errorf("New(%q, %#x) succeeded", s, flags)
+		}
+	}
+}
+
+func TestServerDown(t *testing.T) {
+	dir := shortTempDir(t)
+	target := "UNIX:" + filepath.Join(dir, "missing")
+	if c, err := New(target, FlagPersistent, nil); err == nil {
+		c.Close()
+		t.Fatal("New(PERSISTENT) to a missing unix socket succeeded")
+	}
+	if c, err := New(target, FlagPersistent|FlagRetry, nil); err == nil {
+		c.Close()
+		t.Fatal("New(PERSISTENT|RETRY) to a missing unix socket succeeded")
+	}
+	for _, flags := range []uint32{0, FlagPersistent | FlagLate, FlagPersistent | FlagLate | FlagRetry} {
+		c := newCtx(t, target, flags, nil)
+		if c.AddSession([]byte("id"), []byte("data"), 300000) {
+			t.Fatalf("flags %#x: add succeeded with no server", flags)
+		}
+		if _, ok := c.GetSession([]byte("id"), nil); ok {
+			t.Fatalf("flags %#x: get succeeded with no server", flags)
+		}
+		if c.RemoveSession([]byte("id")) {
+			t.Fatalf("flags %#x: remove succeeded with no server", flags)
+		}
+		if got := c.HasSession([]byte("id")); got != -1 {
+			t.Fatalf("flags %#x: has = %d with no server, want -1", flags, got)
+		}
+	}
+	// TCP: a closed loopback port refuses at once.
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tcpTarget := "IP:" + ln.Addr().String()
+	ln.Close()
+	if c, err := New(tcpTarget, FlagPersistent, nil); err == nil {
+		c.Close()
+		t.Fatal("New(PERSISTENT) to a closed TCP port succeeded")
+	}
+	c := newCtx(t, tcpTarget, 0, nil)
+	if got := c.HasSession([]byte("id")); got != -1 {
+		t.Fatalf("has = %d with no TCP server, want -1", got)
+	}
+	// The server comes up later: a LATE context starts working.
+	late := newCtx(t, target, FlagPersistent|FlagLate, nil)
+	if late.HasSession([]byte("x")) != -1 {
+		t.Fatal("has succeeded before the server exists")
+	}
+	startFake(t, "unix", strings.TrimPrefix(target, "UNIX:"), nil)
+	if got := late.HasSession([]byte("x")); got != 0 {
+		t.Fatalf("has after the server started = %d, want 0", got)
+	}
+}
+
+func TestServerRestart(t *testing.T) {
+	for _, nw := range networks {
+		t.Run(nw, func(t *testing.T) {
+			store := newFakeStore()
+			s := startFake(t, nw, "", store)
+			retry := newCtx(t, s.target, FlagPersistent|FlagRetry, nil)
+			plain := newCtx(t, s.target, FlagPersistent, nil)
+			late := newCtx(t, s.target, FlagPersistent|FlagRetry|FlagLate|FlagPIDCheck, nil)
+			id, data := []byte("restart-id"), []byte("restart-data")
+			if !retry.AddSession(id, data, 300000) || plain.HasSession(id) != 1 || late.HasSession(id) != 1 {
+				t.Fatal("first operations failed")
+			}
+			where := s.where()
+			s.stop()
+			s = startFake(t, nw, where, store)
+
+			// RETRY: the dead pooled connection is replaced within the call.
+			if got := retry.HasSession(id); got != 1 {
+				t.Fatalf("PERSISTENT|RETRY after restart: has = %d, want 1", got)
+			}
+			if got := late.HasSession(id); got != 1 {
+				t.Fatalf("all flags after restart: has = %d, want 1", got)
+			}
+			// PERSISTENT alone: this call fails (the original's contract)...
+			if got := plain.HasSession(id); got != -1 {
+				t.Fatalf("PERSISTENT after restart: has = %d, want -1", got)
+			}
+			// ...and the next one reconnects (EDGES E-35 improvement).
+			if got := plain.HasSession(id); got != 1 {
+				t.Fatalf("PERSISTENT on the call after: has = %d, want 1", got)
+			}
+			if got := s.accepts.Load(); got != 3 {
+				t.Fatalf("restarted server accepted %d connections, want 3", got)
+			}
+		})
+	}
+}
+
+func TestRetryDialFailsThenRecovers(t *testing.T) {
+	// E-10: PERSISTENT|RETRY without LATE, server gone: the op fails, the
+	// next one fails too (no crash), and a returning server is used.
+	store := newFakeStore()
+	s := startFake(t, "unix", "", store)
+	c := newCtx(t, s.target, FlagPersistent|FlagRetry, nil)
+	if c.HasSession([]byte("a")) != 0 {
+		t.Fatal("has failed")
+	}
+	where := s.where()
+	s.stop()
+	for i := 0; i < 3; i++ {
+		if got := c.HasSession([]byte("a")); got != -1 {
+			t.Fatalf("has with server gone = %d, want -1", got)
+		}
+	}
+	startFake(t, "unix", where, store)
+	if got := c.HasSession([]byte("a")); got != 0 {
+		t.Fatalf("has after the server returned = %d, want 0", got)
+	}
+}
+
+func TestSilentServerTimesOut(t *testing.T) {
+	for _, nw := range networks {
+		for _, flags := range []uint32{0, FlagPersistent, FlagPersistent | FlagRetry} {
+			t.Run(fmt.Sprintf("%s/flags=%#x", nw, flags), func(t *testing.T) {
+				s := startFake(t, nw, "", nil)
+				s.setMode(modeSilent)
+				c := newCtx(t, s.target, flags, &Options{IOTimeout: 100 * time.Millisecond})
+				if got := c.HasSession([]byte("id")); got != -1 {
+					t.Fatalf("has = %d from a silent server, want -1", got)
+				}
+				if c.AddSession([]byte("id"), []byte("data"), 300000) {
+					t.Fatal("add succeeded against a silent server")
+				}
+				// A timeout is not retried: one request per operation.
+				if got := s.requests.Load(); got != 2 {
+					t.Fatalf("server saw %d requests, want 2", got)
+				}
+				s.setMode(modeNormal)
+				if got := c.HasSession([]byte("id")); got != 0 {
+					t.Fatalf("has after the server woke = %d, want 0", got)
+				}
+			})
+		}
+	}
+}
+
+func TestIOTimeoutFromEnvironment(t *testing.T) {
+	t.Setenv(EnvIOTimeout, "100")
+	t.Setenv(EnvConnectTimeout, "250")
+	t.Setenv(EnvDefaultLifetime, "60")
+	o := (*Options)(nil).resolved()
+	if o.IOTimeout != 100*time.Millisecond || o.ConnectTimeout != 250*time.Millisecond || o.DefaultLifetime != time.Minute {
+		t.Fatalf("resolved %+v", o)
+	}
+	o = (&Options{IOTimeout: time.Second}).resolved()
+	if o.IOTimeout != time.Second {
+		t.Fatalf("explicit IOTimeout replaced by the environment: %v", o.IOTimeout)
+	}
+	t.Setenv(EnvIOTimeout, "junk")
+	t.Setenv(EnvConnectTimeout, "0")
+	t.Setenv(EnvDefaultLifetime, "-5")
+	o = (*Options)(nil).resolved()
+	if o.IOTimeout != DefaultIOTimeout || o.ConnectTimeout != DefaultConnectTimeout || o.DefaultLifetime != DefaultDefaultLifetime {
+		t.Fatalf("invalid environment values not ignored: %+v", o)
+	}
+	// And the environment really bounds an operation.
+	t.Setenv(EnvIOTimeout, "100")
+	s := startFake(t, "unix", "", nil)
+	s.setMode(modeSilent)
+	c := newCtx(t, s.target, FlagPersistent, nil)
+	if got := c.HasSession([]byte("x")); got != -1 {
+		t.Fatalf("has = %d, want -1", got)
+	}
+}
+
+// E-9: answers the original wedged on, then a normal answer on the same ctx.
+func TestRejectedResponsesDoNotWedge(t *testing.T) {
+	tests := []struct {
+		mode        fakeMode
+		has         int
+		wantAccepts int32 // connections after the failing op and one good op
+	}{
+		{modeEmpty, -1, 1},    // in step: the connection is kept
+		{modeDisconn, -1, 1},  // 0x02: a well-formed answer
+		{modeWrongUID, -1, 2}, // out of step: dropped and redialled
+		{modeWrongOp, -1, 2},
+		{modeBadLevel, -1, 2},
+		{modeExtra, -1, 2},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprint("mode=", tt.mode), func(t *testing.T) {
+			s := startFake(t, "unix", "", nil)
+			c := newCtx(t, s.target, FlagPersistent, &Options{IOTimeout: 2 * time.Second})
+			s.setMode(tt.mode)
+			if got := c.HasSession([]byte("id")); got != tt.has {
+				t.Fatalf("has = %d, want %d", got, tt.has)
+			}
+			if c.AddSession([]byte("id"), []byte("data"), 300000) {
+				t.Fatal("add succeeded")
+			}
+			if _, ok := c.GetSession([]byte("id"), nil); ok {
+				t.Fatal("get succeeded")
+			}
+			if c.RemoveSession([]byte("id")) {
+				t.Fatal("remove succeeded")
+			}
+			s.setMode(modeNormal)
+			if !c.AddSession([]byte("id"), []byte("data"), 300000) {
+				t.Fatal("add after the server recovered failed")
+			}
+			if got := c.HasSession([]byte("id")); got != 1 {
+				t.Fatalf("has after recovery = %d, want 1", got)
+			}
+			want := tt.wantAccepts
+			if want == 2 {
+				want = 5 // each of the 4 rejected ops dropped its connection
+			}
+			if got := s.accepts.Load(); got != want {
+				t.Fatalf("server accepted %d connections, want %d", got, want)
+			}
+		})
+	}
+}
+
+func TestWrongUIDFailsEveryFlag(t *testing.T) {
+	for _, fs := range flagSets {
+		s := startFake(t, "unix", "", nil)
+		s.setMode(modeWrongUID)
+		c := newCtx(t, s.target, fs.flags, nil)
+		if got := c.HasSession([]byte("id")); got != -1 {
+			t.Fatalf("%s: has with a wrong uid = %d, want -1", fs.name, got)
+		}
+		if got := s.requests.Load(); got != 1 {
+			t.Fatalf("%s: a rejected answer was retried (%d requests)", fs.name, got)
+		}
+	}
+}
+
+func TestShortTimeouts(t *testing.T) {
+	s := startFake(t, "unix", "", nil)
+	c := newCtx(t, s.target, FlagPersistent, nil)
+	tests := []struct {
+		in   uint64
+		want uint32
+		ok   bool
+	}{
+		{500, 300000, true},
+		{0, 300000, true},
+		{1, 300000, true},
+		{999, 300000, true},
+		{1000, 1000, true},
+		{86400000, 86400000, true},
+		{proto.MaxExpiry, proto.MaxExpiry, true},
+		{proto.MaxExpiry + 1, proto.MaxExpiry + 1, false}, // server: 0x66
+		{1<<32 + 5000, 5000, true},                        // truncated to 32 bits, as the original
+		{1<<64 - 1, 1<<32 - 1, false},                     // a negative C long: 0x66
+	}
+	for i, tt := range tests {
+		id := []byte(fmt.Sprint("short-", i))
+		if got := c.AddSession(id, []byte("data"), tt.in); got != tt.ok {
+			t.Errorf("add with timeout %d = %v, want %v", tt.in, got, tt.ok)
+		}
+		if got := s.lastTimeout.Load(); got != tt.want {
+			t.Errorf("timeout %d went out as %d, want %d", tt.in, got, tt.want)
+		}
+	}
+	env := newCtx(t, s.target, 0, &Options{DefaultLifetime: 60 * time.Second})
+	if !env.AddSession([]byte("short-env"), []byte("data"), 500) || s.lastTimeout.Load() != 60000 {
+		t.Fatalf("DefaultLifetime 60s: server saw %d", s.lastTimeout.Load())
+	}
+}
+
+func TestInvalidArgumentsNoIO(t *testing.T) {
+	s := startFake(t, "unix", "", nil)
+	c := newCtx(t, s.target, 0, nil)
+	id := []byte("id")
+	tooBig := make([]byte, proto.MaxPayload-8-len(id)+1)
+	if c.AddSession(nil, []byte("d"), 300000) || c.AddSession(id, nil, 300000) || c.AddSession(id, tooBig, 300000) {
+		t.Fatal("add with invalid arguments succeeded")
+	}
+	if c.RemoveSession(nil) || c.HasSession(nil) != -1 {
+		t.Fatal("remove/has with an empty id succeeded")
+	}
+	if _, ok := c.GetSession(nil, nil); ok {
+		t.Fatal("get with an empty id succeeded")
+	}
+	if _, ok := c.GetSession(make([]byte, proto.MaxPayload+1), nil); ok {
+		t.Fatal("get with an over-long id succeeded")
+	}
+	if got := s.requests.Load(); got != 0 {
+		t.Fatalf("invalid arguments caused %d requests", got)
+	}
+	// The largest legal add goes out.
+	if !c.AddSession(id, tooBig[1:], 300000) {
+		t.Fatal("largest add failed")
+	}
+	var nilCtx *Ctx
+	if nilCtx.AddSession(id, id, 1000) || nilCtx.HasSession(id) != -1 {
+		t.Fatal("nil Ctx did not fail")
+	}
+	nilCtx.Close()
+}
+
+func TestGetSmallBuffer(t *testing.T) {
+	s := startFake(t, "unix", "", nil)
+	c := newCtx(t, s.target, FlagPersistent, nil)
+	id := []byte("small-buf")
+	data := []byte("0123456789abcdef")
+	if !c.AddSession(id, data, 300000) {
+		t.Fatal("add failed")
+	}
+	dst := make([]byte, 4)
+	used, ok := c.GetSession(id, dst)
+	if !ok || used != len(data) || string(dst) != "0123" {
+		t.Fatalf("get into 4 bytes = %d, %v, %q; want %d, true, \"0123\"", used, ok, dst, len(data))
+	}
+	if used, ok := c.GetSession(id, nil); !ok || used != len(data) {
+		t.Fatalf("get with nil dst = %d, %v", used, ok)
+	}
+	big := make([]byte, 64)
+	if used, ok := c.RegetSession(id, big); !ok || used != len(data) || !bytes.Equal(big[:used], data) {
+		t.Fatalf("reget with a larger buffer = %d, %v", used, ok)
+	}
+	// E-15: sessions of 1..4 bytes are stored but never returned.
+	for n := 1; n <= 5; n++ {
+		sid := []byte(fmt.Sprint("tiny-", n))
+		if !c.AddSession(sid, bytes.Repeat([]byte{'x'}, n), 300000) {
+			t.Fatalf("add of %d bytes failed", n)
+		}
+		_, ok := c.GetSession(sid, big)
+		if ok != (n >= 5) {
+			t.Errorf("get of a %d-byte session ok = %v", n, ok)
+		}
+	}
+}
+
+func TestReget(t *testing.T) {
+	s := startFake(t, "unix", "", nil)
+	c := newCtx(t, s.target, 0, nil)
+	a, b := []byte("reget-a"), []byte("reget-b")
+	dataA := []byte("data-of-a")
+	buf := make([]byte, 64)
+	if _, ok := c.RegetSession(a, buf); ok {
+		t.Fatal("reget before any get succeeded")
+	}
+	if !c.AddSession(a, dataA, 300000) {
+		t.Fatal("add failed")
+	}
+	if _, ok := c.RegetSession(a, buf); ok {
+		t.Fatal("reget after an add succeeded")
+	}
+	if _, ok := c.GetSession(a, buf); !ok {
+		t.Fatal("get failed")
+	}
+	if used, ok := c.RegetSession(a, buf); !ok || !bytes.Equal(buf[:used], dataA) {
+		t.Fatal("reget of the last get failed")
+	}
+	if _, ok := c.RegetSession(b, buf); ok {
+		t.Fatal("reget of another id succeeded")
+	}
+	// E-14: a failed GET of another id clears the state.
+	if _, ok := c.GetSession(b, buf); ok {
+		t.Fatal("get of a missing id succeeded")
+	}
+	if used, ok := c.RegetSession(a, buf); ok {
+		t.Fatalf("reget after a failed get returned %d bytes", used)
+	}
+	// A has clears it too.
+	c.GetSession(a, buf)
+	c.HasSession(a)
+	if _, ok := c.RegetSession(a, buf); ok {
+		t.Fatal("reget after has succeeded")
+	}
+	// E-18: ids over 64 bytes are fetched but not remembered (a server
+	// that stores them: the original refuses them with 0x67).
+	long := bytes.Repeat([]byte{'L'}, 65)
+	if c.AddSession(long, dataA, 300000) {
+		t.Fatal("add of a 65-byte id succeeded (server answers 0x67)")
+	}
+	s.store.mu.Lock()
+	s.store.m[string(long)] = dataA
+	s.store.mu.Unlock()
+	if used, ok := c.GetSession(long, buf); !ok || !bytes.Equal(buf[:used], dataA) {
+		t.Fatal("get of a 65-byte id failed")
+	}
+	if _, ok := c.RegetSession(long, buf); ok {
+		t.Fatal("reget of a 65-byte id succeeded")
+	}
+}
