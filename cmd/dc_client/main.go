@@ -1,0 +1,431 @@
+// Command dc_client is the local distcache proxy: applications connect to
+// it on a local (normally unix) socket, and it forwards their requests over
+// one persistent connection to a dc_server, rewriting request uids and
+// mapping the responses back (see dc_client(8)).
+//
+// When the server is unreachable every request is answered at once with an
+// empty response, and the connection is retried every -retry milliseconds;
+// requests in flight when the server connection dies get DC_ERR_DISCONNECTED
+// (0x02). A local client that goes away mid-request only loses its answer.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/distcache-go/distcache/cmd/internal/tool"
+	"github.com/distcache-go/distcache/goimpl/proto"
+)
+
+const usage = `Usage: dc_client -server <addr> [options]
+where options include:
+   -listen <addr>        the local address to listen on (default UNIX:/tmp/scache)
+   -server <addr>        the cache server to connect to (required)
+   -connect <addr>       same as -server
+   -retry <msecs>        reconnect interval after losing the server (default 5000)
+   -idle <msecs>         drop local clients idle this long (default 0 = never)
+   -maxclients <num>     maximum local client connections (default 1024)
+   -daemon               detach and run in the background
+   -user <user>          run as this user (and its groups)
+   -sockowner <user>     owner of the unix socket
+   -sockgroup <group>    group of the unix socket
+   -sockperms <octal>    permissions of the unix socket
+   -pidfile <path>       write the process id to this file
+   -killable             exit cleanly on SIGUSR1 or SIGUSR2
+   -h, -help, -?         this help
+`
+
+// maxOutstanding caps the requests in flight upstream, as the original's
+// MULTIPLEXER_MAX_ITEMS; further requests wait for a slot.
+const maxOutstanding = 512
+
+type config struct {
+	listen     string
+	server     string
+	retry      time.Duration
+	idle       time.Duration
+	maxClients int64
+	daemon     tool.Daemon
+}
+
+func parseArgs() (*config, *tool.Args) {
+	c := &config{listen: "UNIX:/tmp/scache", retry: 5 * time.Second, maxClients: 1024}
+	a := tool.NewArgs(os.Args[1:], usage)
+	for a.Next() {
+		if c.daemon.Option(a) {
+			continue
+		}
+		switch a.Opt() {
+		case "-listen":
+			c.listen = a.Value()
+			if ad, err := tool.ParseAddr(c.listen); err == nil {
+				c.listen = ad.Abs().Str
+				a.SetValue(c.listen)
+			}
+		case "-server", "-connect":
+			v := a.Value()
+			if c.server != "" {
+				fmt.Fprintln(os.Stderr, "Error, too many servers")
+				a.Invalid()
+			}
+			c.server = v
+			if ad, err := tool.ParseAddr(v); err == nil {
+				c.server = ad.Abs().Str
+				a.SetValue(c.server)
+			}
+		case "-retry":
+			c.retry = time.Duration(a.Int(1, 3600000)) * time.Millisecond
+		case "-idle":
+			c.idle = time.Duration(a.Int(0, 3600000)) * time.Millisecond
+		case "-maxclients":
+			c.maxClients = a.Int(1, 1000000)
+		default:
+			a.Unknown()
+		}
+	}
+	if c.server == "" {
+		a.Fail("Error, no server specified!")
+	}
+	return c, a
+}
+
+func main() {
+	cfg, args := parseArgs()
+	cfg.daemon.Check()
+	srvAddr, err := tool.ParseAddr(cfg.server)
+	if err == nil && !srvAddr.CanConnect() {
+		err = errors.New("not an address one can connect to")
+	}
+	if err != nil {
+		tool.Die("Error, internal initialisation problems: -server '%s': %v", cfg.server, err)
+	}
+	addr, err := tool.ParseAddr(cfg.listen)
+	if err != nil {
+		tool.Die("Error, bad listen address '%s': %v", cfg.listen, err)
+	}
+	var ln *tool.Listener
+	if tool.IsDaemonChild() {
+		ln, err = tool.FromFile(tool.Inherited(0), addr)
+	} else {
+		ln, err = tool.Listen(addr)
+	}
+	if err != nil {
+		tool.Die("Error, bad listen address '%s': %v", cfg.listen, err)
+	}
+	cfg.daemon.SetupSocket(ln)
+	var files []*os.File
+	if cfg.daemon.Detach && !tool.IsDaemonChild() {
+		f, err := ln.File()
+		if err != nil {
+			tool.Die("Error, bad listen address '%s': %v", cfg.listen, err)
+		}
+		files = append(files, f)
+	}
+	cfg.daemon.Start(args.Rewritten(), files)
+
+	p := &proxy{cfg: cfg, up: newUpstream(srvAddr, cfg.retry), clients: make(map[*client]struct{})}
+	go p.up.run()
+	sigs := cfg.daemon.Signals()
+	done := make(chan struct{})
+	go func() { p.acceptLoop(ln); close(done) }()
+	select {
+	case <-sigs:
+	case <-done:
+		if !p.closing.Load() {
+			fmt.Fprintln(os.Stderr, "Error, the listener failed; shutting down")
+		}
+	}
+	p.shutdown(ln)
+	ln.RemoveSocket()
+	cfg.daemon.RemovePIDFile()
+	os.Exit(0)
+}
+
+type proxy struct {
+	cfg     *config
+	up      *upstream
+	closing atomic.Bool
+	log     tool.RateLog
+
+	mu      sync.Mutex
+	clients map[*client]struct{}
+	wg      sync.WaitGroup
+}
+
+func (p *proxy) acceptLoop(ln net.Listener) {
+	var delay time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if p.closing.Load() || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			p.log.Printf("Warning, accept failed: %v", err)
+			if delay == 0 {
+				delay = 5 * time.Millisecond
+			} else if delay < time.Second {
+				delay *= 2
+			}
+			time.Sleep(delay)
+			continue
+		}
+		delay = 0
+		c := &client{p: p, nc: nc}
+		p.mu.Lock()
+		if p.closing.Load() {
+			p.mu.Unlock()
+			nc.Close()
+			return
+		}
+		if int64(len(p.clients)) >= p.cfg.maxClients {
+			p.mu.Unlock()
+			p.log.Printf("Error, rejected new client connection already at maximum (%d)", p.cfg.maxClients)
+			nc.Close()
+			continue
+		}
+		p.clients[c] = struct{}{}
+		p.wg.Add(1)
+		p.mu.Unlock()
+		go c.serve()
+	}
+}
+
+// shutdown stops accepting and lets every client finish the request it is
+// waiting for (bounded by a few seconds).
+func (p *proxy) shutdown(ln net.Listener) {
+	p.closing.Store(true)
+	ln.Close()
+	p.mu.Lock()
+	for c := range p.clients {
+		c.nc.SetReadDeadline(time.Unix(1, 0))
+	}
+	p.mu.Unlock()
+	done := make(chan struct{})
+	go func() { p.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+	}
+}
+
+// client is one local connection. It is served one request at a time, in
+// order: the next request is read only after the previous answer has been
+// written (so pipelining works and responses never interleave, E-4).
+type client struct {
+	p     *proxy
+	nc    net.Conn
+	first bool // a Read call already happened for the current request
+}
+
+var errClosing = errors.New("shutting down")
+
+// Read arms the -idle deadline before waiting for a new request.
+func (c *client) Read(b []byte) (int, error) {
+	var dl time.Time
+	if !c.first && c.p.cfg.idle > 0 {
+		dl = time.Now().Add(c.p.cfg.idle)
+	}
+	c.first = true
+	c.nc.SetReadDeadline(dl)
+	if c.p.closing.Load() {
+		return 0, errClosing
+	}
+	return c.nc.Read(b)
+}
+
+func (c *client) serve() {
+	defer func() {
+		c.nc.Close()
+		c.p.mu.Lock()
+		delete(c.p.clients, c)
+		c.p.mu.Unlock()
+		c.p.wg.Done()
+	}()
+	rd := proto.NewReader(c, proto.WantRequests)
+	var out []byte
+	for {
+		c.first = rd.Buffered() > 0
+		m, err := rd.ReadMessage()
+		if err != nil {
+			if proto.IsCorrupt(err) {
+				c.p.log.Printf("Warning, closing local client: %v", err)
+			}
+			return
+		}
+		payload := c.p.up.roundTrip(m.Op, m.Payload)
+		out, _ = proto.AppendMessage(out[:0], &proto.Message{Response: true, UID: m.UID, Op: m.Op, Payload: payload})
+		c.nc.SetWriteDeadline(time.Now().Add(30 * time.Second))
+		if _, err := c.nc.Write(out); err != nil {
+			return
+		}
+	}
+}
+
+// upstream is the one connection to the cache server, shared by all local
+// clients. Requests get fresh uids (uint32, wrapping, E-8); responses are
+// matched by uid and checked against the request's operation; anything
+// else is a corrupt server stream (E-6): the connection is dropped and the
+// requests in flight get 0x02.
+type upstream struct {
+	addr  tool.Addr
+	retry time.Duration
+	log   tool.RateLog
+	slots chan struct{}
+	kick  chan struct{}
+
+	mu      sync.Mutex
+	nc      net.Conn // nil while disconnected
+	gen     uint64
+	nextUID uint32
+	pending map[uint32]*call
+	wbuf    []byte
+	// state for logging changes only (E-46)
+	lastErr string
+}
+
+type call struct {
+	op   proto.Op
+	resp chan []byte // buffered, 1
+}
+
+var (
+	emptyPayload = []byte{}
+	disconnected = []byte{proto.ResultDisconnected}
+)
+
+func newUpstream(a tool.Addr, retry time.Duration) *upstream {
+	return &upstream{addr: a, retry: retry, nextUID: 1, pending: make(map[uint32]*call),
+		slots: make(chan struct{}, maxOutstanding), kick: make(chan struct{}, 1)}
+}
+
+// run keeps the upstream connection: it connects at once, and again every
+// retry interval while disconnected.
+func (u *upstream) run() {
+	for {
+		u.mu.Lock()
+		up := u.nc != nil
+		u.mu.Unlock()
+		if !up {
+			u.connect()
+		}
+		select {
+		case <-time.After(u.retry):
+		case <-u.kick:
+			// lost the connection: wait one retry interval, then reconnect
+			time.Sleep(u.retry)
+		}
+	}
+}
+
+func (u *upstream) connect() {
+	timeout := u.retry
+	if timeout < time.Second {
+		timeout = time.Second
+	} else if timeout > 5*time.Second {
+		timeout = 5 * time.Second
+	}
+	nc, err := u.addr.Dial(timeout)
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if err != nil {
+		if msg := err.Error(); msg != u.lastErr {
+			u.lastErr = msg
+			u.log.Printf("Warning, can't connect to the server '%s': %v (retrying every %v)", u.addr.Str, err, u.retry)
+		}
+		return
+	}
+	u.lastErr = ""
+	fmt.Fprintf(os.Stderr, "Info, connected to the server '%s'\n", u.addr.Str)
+	u.nc = nc
+	u.gen++
+	go u.readLoop(nc, u.gen)
+}
+
+// readLoop delivers the responses of one upstream connection.
+func (u *upstream) readLoop(nc net.Conn, gen uint64) {
+	rd := proto.NewReader(nc, proto.WantResponses)
+	for {
+		m, err := rd.ReadMessage()
+		if err != nil {
+			if err == io.EOF {
+				err = errors.New("the server closed the connection")
+			}
+			u.fail(gen, err)
+			return
+		}
+		u.mu.Lock()
+		c, ok := u.pending[m.UID]
+		if !ok || c.op != m.Op {
+			u.mu.Unlock()
+			u.fail(gen, fmt.Errorf("the server answered uid %d op %v, which was not asked", m.UID, m.Op))
+			return
+		}
+		delete(u.pending, m.UID)
+		u.mu.Unlock()
+		c.resp <- append([]byte(nil), m.Payload...)
+		<-u.slots
+	}
+}
+
+// fail drops connection generation gen and answers its requests with 0x02.
+func (u *upstream) fail(gen uint64, err error) {
+	u.mu.Lock()
+	if u.gen != gen || u.nc == nil {
+		u.mu.Unlock()
+		return
+	}
+	u.nc.Close()
+	u.nc = nil
+	n := len(u.pending)
+	for uid, c := range u.pending {
+		delete(u.pending, uid)
+		c.resp <- disconnected
+		<-u.slots
+	}
+	u.mu.Unlock()
+	u.log.Printf("Warning, lost the server '%s': %v (%d requests failed; retrying in %v)", u.addr.Str, err, n, u.retry)
+	select {
+	case u.kick <- struct{}{}:
+	default:
+	}
+}
+
+// roundTrip forwards one request and returns the payload for the local
+// client's response.
+func (u *upstream) roundTrip(op proto.Op, payload []byte) []byte {
+	u.slots <- struct{}{}
+	u.mu.Lock()
+	if u.nc == nil {
+		u.mu.Unlock()
+		<-u.slots
+		return emptyPayload
+	}
+	uid := u.nextUID
+	for {
+		if _, busy := u.pending[uid]; !busy {
+			break
+		}
+		uid++
+	}
+	u.nextUID = uid + 1
+	c := &call{op: op, resp: make(chan []byte, 1)}
+	u.pending[uid] = c
+	var err error
+	u.wbuf, err = proto.AppendMessage(u.wbuf[:0], &proto.Message{UID: uid, Op: op, Payload: payload})
+	if err == nil {
+		u.nc.SetWriteDeadline(time.Now().Add(10 * time.Second))
+		_, err = u.nc.Write(u.wbuf)
+	}
+	gen := u.gen
+	u.mu.Unlock()
+	if err != nil {
+		u.fail(gen, err)
+	}
+	return <-c.resp
+}

@@ -1,0 +1,195 @@
+package tool
+
+import (
+	"fmt"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Daemon holds the options every long-running tool shares (-daemon,
+// -pidfile, -user, -sockowner, -sockgroup, -sockperms, -killable) and
+// carries them out in the original order: listener first, then socket
+// ownership, then detaching, the pid file and the user switch.
+type Daemon struct {
+	Detach    bool
+	PIDFile   string
+	User      string
+	SockOwner string
+	SockGroup string
+	SockPerms string
+	Killable  bool
+
+	cred *Cred
+}
+
+// Option consumes one of the shared options; it reports false if opt is
+// not one of them. Paths are made absolute here, so they mean the same
+// thing after a re-exec into "/".
+func (d *Daemon) Option(a *Args) bool {
+	switch a.Opt() {
+	case "-daemon":
+		d.Detach = true
+	case "-pidfile":
+		d.PIDFile = a.Value()
+		if abs, err := absPath(d.PIDFile); err == nil {
+			d.PIDFile = abs
+			a.SetValue(abs)
+		}
+	case "-user":
+		d.User = a.Value()
+	case "-sockowner":
+		d.SockOwner = a.Value()
+	case "-sockgroup":
+		d.SockGroup = a.Value()
+	case "-sockperms":
+		d.SockPerms = a.Value()
+	case "-killable":
+		d.Killable = true
+	default:
+		return false
+	}
+	return true
+}
+
+// Check resolves -user before anything is created, so an unknown user
+// fails at once in the foreground.
+func (d *Daemon) Check() {
+	if d.User == "" {
+		return
+	}
+	c, err := LookupUser(d.User)
+	if err != nil {
+		Die("Error, couldn't become user '%s': %v", d.User, err)
+	}
+	d.cred = c
+}
+
+// SetupSocket applies -sockowner/-sockgroup/-sockperms to a unix listener
+// (failure only warns, as in the original).
+func (d *Daemon) SetupSocket(l *Listener) {
+	if l.Where.Network != "unix" || IsDaemonChild() {
+		return
+	}
+	if d.SockOwner != "" || d.SockGroup != "" {
+		if err := SockOwner(l.Where.Address, d.SockOwner, d.SockGroup); err != nil {
+			fmt.Fprintf(os.Stderr, "Warning, can't set socket ownership to user '%s' and group '%s', continuing anyway (%v)\n",
+				nullOr(d.SockOwner), nullOr(d.SockGroup), err)
+		}
+	}
+	if d.SockPerms != "" {
+		if err := SockPerms(l.Where.Address, d.SockPerms); err != nil {
+			fmt.Fprintf(os.Stderr, "Warning, can't set socket permissions to '%s', continuing anyway (%v)\n", d.SockPerms, err)
+		}
+	}
+}
+
+// Start detaches (re-executing with args and the given descriptors) if
+// -daemon was given and this is not yet the child, then writes the pid
+// file and switches user. It reports readiness to a waiting parent.
+func (d *Daemon) Start(args []string, files []*os.File) {
+	if d.Detach && !IsDaemonChild() {
+		Detach(args, files)
+	}
+	for _, f := range files {
+		f.Close()
+	}
+	if d.PIDFile != "" {
+		if err := os.WriteFile(d.PIDFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+			Die("Error, couldn't open 'pidfile' at '%s': %v", d.PIDFile, unwrapPath(err))
+		}
+	}
+	if d.cred != nil {
+		if err := d.cred.Apply(); err != nil {
+			d.RemovePIDFile()
+			Die("Error, couldn't become user '%s': %v", d.User, err)
+		}
+	}
+	Ready()
+}
+
+// RemovePIDFile deletes the pid file if it still holds our pid.
+func (d *Daemon) RemovePIDFile() {
+	if d.PIDFile == "" {
+		return
+	}
+	b, err := os.ReadFile(d.PIDFile)
+	if err == nil && strings.TrimSpace(string(b)) == strconv.Itoa(os.Getpid()) {
+		os.Remove(d.PIDFile)
+	}
+}
+
+// Signals returns a channel that receives SIGTERM and SIGINT, plus SIGUSR1
+// and SIGUSR2 when killable; without -killable the USR signals are caught
+// and ignored, as in the original.
+func (d *Daemon) Signals() <-chan os.Signal {
+	ch := make(chan os.Signal, 4)
+	usr := make(chan os.Signal, 4)
+	signal.Notify(ch, syscall.SIGTERM, syscall.SIGINT)
+	signal.Notify(usr, syscall.SIGUSR1, syscall.SIGUSR2)
+	go func() {
+		for s := range usr {
+			if d.Killable {
+				ch <- s
+			}
+		}
+	}()
+	return ch
+}
+
+func absPath(p string) (string, error) {
+	if strings.HasPrefix(p, "/") {
+		return p, nil
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	return wd + "/" + p, nil
+}
+
+func unwrapPath(err error) error {
+	if pe, ok := err.(*os.PathError); ok {
+		return pe.Err
+	}
+	return err
+}
+
+// RateLog prints at most Burst lines per second to stderr and then says
+// how many it suppressed, so a flood of bad clients cannot flood the log.
+type RateLog struct {
+	Burst int
+
+	mu         sync.Mutex
+	window     time.Time
+	n          int
+	suppressed int
+}
+
+// Printf logs one line, unless over the rate.
+func (r *RateLog) Printf(format string, args ...any) {
+	now := time.Now()
+	r.mu.Lock()
+	if now.Sub(r.window) >= time.Second {
+		if r.suppressed > 0 {
+			fmt.Fprintf(os.Stderr, "Info, %d similar messages suppressed\n", r.suppressed)
+		}
+		r.window, r.n, r.suppressed = now, 0, 0
+	}
+	burst := r.Burst
+	if burst <= 0 {
+		burst = 10
+	}
+	if r.n >= burst {
+		r.suppressed++
+		r.mu.Unlock()
+		return
+	}
+	r.n++
+	r.mu.Unlock()
+	fmt.Fprintf(os.Stderr, format+"\n", args...)
+}
