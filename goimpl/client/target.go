@@ -58,24 +58,27 @@ func ParseTarget(target string) error {
 }
 
 func parseTarget(ctx context.Context, s string) (target, error) {
-	t, err := parseTargetSyntax(ctx, s)
+	t, err := parseTargetSyntax(ctx, s, resolve)
 	if err != nil {
 		return target{}, &OpError{Op: "parse", Addr: s, Err: err}
 	}
 	return t, nil
 }
 
-func parseTargetSyntax(ctx context.Context, s string) (target, error) {
+// resolver turns a host into one address of a family ("ip4" or "ip6").
+type resolver func(ctx context.Context, host, network string) (netip.Addr, error)
+
+func parseTargetSyntax(ctx context.Context, s string, res resolver) (target, error) {
 	if len(s) < 2 || len(s) > maxTargetLen {
 		return target{}, errTargetSyntax
 	}
 	switch {
 	case strings.HasPrefix(s, "IP:"):
-		return parseIPv4Target(ctx, s[len("IP:"):])
+		return parseIPv4Target(ctx, s[len("IP:"):], res)
 	case strings.HasPrefix(s, "IPv4:"):
-		return parseIPv4Target(ctx, s[len("IPv4:"):])
+		return parseIPv4Target(ctx, s[len("IPv4:"):], res)
 	case strings.HasPrefix(s, "IPv6:"):
-		return parseIPv6Target(ctx, s[len("IPv6:"):])
+		return parseIPv6Target(ctx, s[len("IPv6:"):], res)
 	case strings.HasPrefix(s, "UNIX:"):
 		p := s[len("UNIX:"):]
 		if len(p) >= unixPathMax || strings.IndexByte(p, 0) >= 0 {
@@ -88,7 +91,7 @@ func parseTargetSyntax(ctx context.Context, s string) (target, error) {
 	return target{}, errTargetSyntax
 }
 
-func parseIPv4Target(ctx context.Context, rest string) (target, error) {
+func parseIPv4Target(ctx context.Context, rest string, res resolver) (target, error) {
 	i := strings.IndexByte(rest, ':')
 	if i < 0 {
 		if _, ok := parsePort(rest); ok {
@@ -103,14 +106,14 @@ func parseIPv4Target(ctx context.Context, rest string) (target, error) {
 	if i == 0 {
 		return target{}, errTargetListenOnly
 	}
-	ip, err := resolve(ctx, rest[:i], "ip4")
+	ip, err := res(ctx, rest[:i], "ip4")
 	if err != nil {
 		return target{}, err
 	}
 	return target{network: "tcp4", addr: netip.AddrPortFrom(ip, port).String()}, nil
 }
 
-func parseIPv6Target(ctx context.Context, rest string) (target, error) {
+func parseIPv6Target(ctx context.Context, rest string, res resolver) (target, error) {
 	if !strings.HasPrefix(rest, "[") {
 		if _, ok := parsePort(strings.TrimPrefix(rest, ":")); ok {
 			return target{}, errTargetListenOnly
@@ -125,7 +128,11 @@ func parseIPv6Target(ctx context.Context, rest string) (target, error) {
 	if !ok {
 		return target{}, errTargetSyntax
 	}
-	ip, err := resolve(ctx, rest[1:end], "ip6")
+	host := rest[1:end]
+	if i := strings.IndexByte(host, '%'); i >= 0 && !validZone(host[i+1:]) {
+		return target{}, errTargetSyntax
+	}
+	ip, err := res(ctx, host, "ip6")
 	if err != nil {
 		return target{}, err
 	}
@@ -173,4 +180,18 @@ func parsePort(s string) (uint16, bool) {
 		return 0, false
 	}
 	return uint16(v), true
+}
+
+// validZone accepts interface names: letters, digits, '.', '_', '-'.
+func validZone(z string) bool {
+	if z == "" {
+		return false
+	}
+	for i := 0; i < len(z); i++ {
+		c := z[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
 }

@@ -1,0 +1,55 @@
+package client
+
+import (
+	"bytes"
+	"testing"
+)
+
+// BenchmarkRoundTrip measures one GET of a 200-byte session over a unix
+// socket against the in-test server: with a persistent (pooled) context and
+// with a new connection per operation (flags 0, what Apache uses).
+func BenchmarkRoundTrip(b *testing.B) {
+	for _, bc := range []struct {
+		name  string
+		flags uint32
+	}{
+		{"mode=persistent", FlagPersistent},
+		{"mode=per-op", 0},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			s := startFake(b, "unix", "", nil)
+			c := newCtx(b, s.target, bc.flags, nil)
+			id, data := []byte("bench-session-id-0123456789abcdef"), bytes.Repeat([]byte{0x5a}, 200)
+			if !c.AddSession(id, data, 300000) {
+				b.Fatal("add failed")
+			}
+			buf := make([]byte, 1024)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if used, ok := c.GetSession(id, buf); !ok || used != len(data) {
+					b.Fatal("get failed")
+				}
+			}
+		})
+		b.Run(bc.name+"/parallel", func(b *testing.B) {
+			s := startFake(b, "unix", "", nil)
+			c := newCtx(b, s.target, bc.flags, nil)
+			id, data := []byte("bench-session-id-0123456789abcdef"), bytes.Repeat([]byte{0x5a}, 200)
+			if !c.AddSession(id, data, 300000) {
+				b.Fatal("add failed")
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				buf := make([]byte, 1024)
+				for pb.Next() {
+					if used, ok := c.GetSession(id, buf); !ok || used != len(data) {
+						b.Error("get failed")
+						return
+					}
+				}
+			})
+		})
+	}
+}
