@@ -119,6 +119,7 @@ func main() {
 		tool.Die("Error, bad listen address '%s': %v", cfg.listen, err)
 	}
 	cfg.daemon.SetupSocket(ln)
+	cfg.daemon.Cleanup = ln.RemoveSocket
 	var files []*os.File
 	if cfg.daemon.Detach && !tool.IsDaemonChild() {
 		f, err := ln.File()

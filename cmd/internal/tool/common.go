@@ -23,6 +23,8 @@ type Daemon struct {
 	SockGroup string
 	SockPerms string
 	Killable  bool
+	// Cleanup runs before a startup failure exits (removes the socket file).
+	Cleanup func()
 
 	cred *Cred
 }
@@ -100,16 +102,24 @@ func (d *Daemon) Start(args []string, files []*os.File) {
 	}
 	if d.PIDFile != "" {
 		if err := os.WriteFile(d.PIDFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+			d.cleanup()
 			Die("Error, couldn't open 'pidfile' at '%s': %v", d.PIDFile, unwrapPath(err))
 		}
 	}
 	if d.cred != nil {
 		if err := d.cred.Apply(); err != nil {
 			d.RemovePIDFile()
+			d.cleanup()
 			Die("Error, couldn't become user '%s': %v", d.User, err)
 		}
 	}
 	Ready()
+}
+
+func (d *Daemon) cleanup() {
+	if d.Cleanup != nil {
+		d.Cleanup()
+	}
 }
 
 // RemovePIDFile deletes the pid file if it still holds our pid.

@@ -1,0 +1,318 @@
+package main
+
+import (
+	"bytes"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/distcache-go/distcache/cmd/internal/tooltest"
+	"github.com/distcache-go/distcache/goimpl/proto"
+)
+
+func TestMain(m *testing.M) { tooltest.Main(m) }
+
+// setup starts a fake upstream and a dc_client in front of it.
+func setup(t *testing.T, extra ...string) (dir string, f *fakeServer, p *tooltest.Proc, sock string) {
+	dir = tooltest.TempDir(t)
+	f = newFakeServer(t, dir+"/up")
+	sock = dir + "/local"
+	args := append([]string{"-server", "UNIX:" + dir + "/up", "-listen", "UNIX:" + sock, "-retry", "100"}, extra...)
+	p = tooltest.Start(t, tooltest.Bin(t, "dc_client"), args...)
+	tooltest.WaitDial(t, p, "unix", sock)
+	p.WaitOutput("Info, connected to the server", 10*time.Second)
+	return
+}
+
+func checkGet(t testing.TB, c net.Conn, uid uint32) {
+	id := []byte("check-" + strconv.Itoa(int(uid)))
+	m := tooltest.RoundTrip(t, c, uid, proto.OpGet, id)
+	if want := append([]byte("ok:"), id...); !bytes.Equal(m.Payload, want) {
+		t.Fatalf("GET uid %d: got %q, want %q", uid, m.Payload, want)
+	}
+}
+
+func TestUIDRewriting(t *testing.T) {
+	_, f, _, sock := setup(t)
+	c := tooltest.Dial(t, "unix", sock)
+	for i := 0; i < 3; i++ {
+		checkGet(t, c, 0x1234)
+	}
+	uids := f.seenUIDs()
+	if len(uids) != 3 {
+		t.Fatalf("upstream saw %d requests, want 3", len(uids))
+	}
+	if uids[0] == uids[1] || uids[1] == uids[2] {
+		t.Errorf("upstream uids %v are not fresh per request", uids)
+	}
+}
+
+func TestServerDownAnswersEmptyAtOnce(t *testing.T) {
+	dir := tooltest.TempDir(t)
+	sock := dir + "/local"
+	p := tooltest.Start(t, tooltest.Bin(t, "dc_client"), "-server", "UNIX:"+dir+"/nobody", "-listen", "UNIX:"+sock)
+	tooltest.WaitDial(t, p, "unix", sock)
+	c := tooltest.Dial(t, "unix", sock)
+	for _, op := range []proto.Op{proto.OpAdd, proto.OpGet, proto.OpRemove, proto.OpHave} {
+		start := time.Now()
+		m := tooltest.RoundTrip(t, c, 0x55, op, []byte("some-session-id-xx"))
+		if len(m.Payload) != 0 {
+			t.Errorf("%v with the server down: payload %x, want empty", op, m.Payload)
+		}
+		if d := time.Since(start); d > 2*time.Second {
+			t.Errorf("%v with the server down took %v", op, d)
+		}
+	}
+	p.WaitOutput("can't connect to the server", 5*time.Second)
+}
+
+func TestServerDiesMidRequestGives02(t *testing.T) {
+	_, f, p, sock := setup(t)
+	c := tooltest.Dial(t, "unix", sock)
+	c.Write(tooltest.Request(0x77, proto.OpGet, []byte("hold-me")))
+	tooltest.Eventually(t, 5*time.Second, func() bool { return f.heldCount() == 1 }, "the request upstream")
+	f.stop()
+	m, err := tooltest.ReadResponse(c, proto.NewReader(c, proto.WantResponses), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.UID != 0x77 || m.Op != proto.OpGet || !bytes.Equal(m.Payload, []byte{proto.ResultDisconnected}) {
+		t.Fatalf("got uid %#x op %v payload %x, want 0x77 GET 02", m.UID, m.Op, m.Payload)
+	}
+	if p.Exited() {
+		t.Fatal("dc_client exited")
+	}
+}
+
+func TestRecoversAfterServerRestart(t *testing.T) {
+	_, f, _, sock := setup(t, "-retry", "200")
+	c := tooltest.Dial(t, "unix", sock)
+	checkGet(t, c, 1)
+	f.stop()
+	f.start()
+	start := time.Now()
+	tooltest.Eventually(t, 5*time.Second, func() bool {
+		m := tooltest.RoundTrip(t, c, 2, proto.OpGet, []byte("again"))
+		return bytes.Equal(m.Payload, []byte("ok:again"))
+	}, "dc_client to reach the restarted server")
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("recovery took %v with -retry 200", d)
+	}
+}
+
+func TestE3ClientGoneMidRequest(t *testing.T) {
+	_, f, p, sock := setup(t)
+	c := tooltest.Dial(t, "unix", sock)
+	c.Write(tooltest.Request(9, proto.OpRemove, []byte("hold-gone")))
+	tooltest.Eventually(t, 5*time.Second, func() bool { return f.heldCount() == 1 }, "the request upstream")
+	c.Close()
+	f.release()
+	c2 := tooltest.Dial(t, "unix", sock)
+	checkGet(t, c2, 10)
+	if p.Exited() {
+		t.Fatal("dc_client exited")
+	}
+}
+
+func TestE4PipelinedLargeResponses(t *testing.T) {
+	_, _, _, sock := setup(t)
+	c := tooltest.Dial(t, "unix", sock)
+	sizes := []int{20000, 5, 32768, 2048, 4097}
+	var batch []byte
+	for i, n := range sizes {
+		batch = append(batch, tooltest.Request(uint32(i+1), proto.OpGet, []byte("big:"+strconv.Itoa(n)))...)
+	}
+	if _, err := c.Write(batch); err != nil {
+		t.Fatal(err)
+	}
+	rd := proto.NewReader(c, proto.WantResponses)
+	for i, n := range sizes {
+		m, err := tooltest.ReadResponse(c, rd, 5*time.Second)
+		if err != nil {
+			t.Fatalf("response %d: %v", i, err)
+		}
+		if m.UID != uint32(i+1) || !bytes.Equal(m.Payload, pattern(n)) {
+			t.Fatalf("response %d: uid %d, %d bytes; want uid %d, %d pattern bytes", i, m.UID, len(m.Payload), i+1, n)
+		}
+	}
+}
+
+func TestE6UnknownUIDIsCorruption(t *testing.T) {
+	_, f, p, sock := setup(t)
+	c := tooltest.Dial(t, "unix", sock)
+	f.mu.Lock()
+	f.wrongUID = true
+	f.mu.Unlock()
+	m := tooltest.RoundTrip(t, c, 5, proto.OpGet, []byte("x"))
+	if !bytes.Equal(m.Payload, []byte{proto.ResultDisconnected}) {
+		t.Fatalf("answer %x, want 02 after the server answered an unknown uid", m.Payload)
+	}
+	p.WaitOutput("which was not asked", 5*time.Second)
+	// It reconnects and serves again.
+	tooltest.Eventually(t, 5*time.Second, func() bool {
+		m := tooltest.RoundTrip(t, c, 6, proto.OpGet, []byte("y"))
+		return bytes.Equal(m.Payload, []byte("ok:y"))
+	}, "recovery after a corrupt upstream")
+}
+
+func TestManyClientsConcurrently(t *testing.T) {
+	_, _, _, sock := setup(t)
+	errs := make(chan error, 20)
+	for g := 0; g < 20; g++ {
+		go func() {
+			c, err := net.Dial("unix", sock)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer c.Close()
+			rd := proto.NewReader(c, proto.WantResponses)
+			for i := 0; i < 200; i++ {
+				id := []byte("g" + strconv.Itoa(g) + "-" + strconv.Itoa(i))
+				c.Write(tooltest.Request(uint32(i), proto.OpGet, id))
+				m, err := tooltest.ReadResponse(c, rd, 5*time.Second)
+				if err != nil {
+					errs <- err
+					return
+				}
+				if m.UID != uint32(i) || !bytes.Equal(m.Payload, append([]byte("ok:"), id...)) {
+					errs <- &mismatch{string(id)}
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for g := 0; g < 20; g++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+type mismatch struct{ id string }
+
+func (m *mismatch) Error() string { return "wrong answer for " + m.id }
+
+func TestIdleDropsClient(t *testing.T) {
+	_, _, _, sock := setup(t, "-idle", "200")
+	c := tooltest.Dial(t, "unix", sock)
+	checkGet(t, c, 1)
+	tooltest.ExpectClosed(t, c, 5*time.Second)
+}
+
+func TestBadInput(t *testing.T) {
+	_, _, p, sock := setup(t)
+	tooltest.BadInput(t, tooltest.Target{Network: "unix", Addr: sock, Proc: p, Check: checkGet})
+}
+
+func TestOptionErrors(t *testing.T) {
+	bin := tooltest.Bin(t, "dc_client")
+	dir := tooltest.TempDir(t)
+	newFakeServer(t, dir+"/live")
+	os.WriteFile(dir+"/plainfile", nil, 0o644)
+	cases := []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"help", []string{"-h"}, 0, "Usage: dc_client"},
+		{"help2", []string{"-?"}, 0, "Usage: dc_client"},
+		{"unknown", []string{"-bogus"}, 1, `Error, "-bogus" not recognised`},
+		{"missing value", []string{"-server"}, 1, "Error, -server requires an argument"},
+		{"no server", []string{"-listen", "UNIX:" + dir + "/x"}, 1, "Error, no server specified!"},
+		{"two servers", []string{"-server", "IP:localhost:1", "-connect", "IP:localhost:2"}, 1, "Error, too many servers"},
+		{"bad retry", []string{"-server", "IP:localhost:1", "-retry", "0"}, 1, "Error, -retry given an invalid argument"},
+		{"bad retry text", []string{"-server", "IP:localhost:1", "-retry", "abc"}, 1, "Error, -retry given an invalid argument"},
+		{"listen-only server", []string{"-server", "IP:9001"}, 1, "Error, internal initialisation problems"},
+		{"bad listen", []string{"-server", "IP:localhost:1", "-listen", "TCP:1"}, 1, "Error, bad listen address"},
+		{"live socket", []string{"-server", "IP:localhost:1", "-listen", "UNIX:" + dir + "/live"}, 1, "another server is already listening"},
+		{"not a socket", []string{"-server", "IP:localhost:1", "-listen", "UNIX:" + dir + "/plainfile"}, 1, "is not a socket"},
+		{"unknown user", []string{"-server", "IP:localhost:1", "-listen", "UNIX:" + dir + "/u", "-user", "no-such-user-xyz"}, 1, "Error, couldn't become user 'no-such-user-xyz'"},
+		{"unwritable pidfile", []string{"-server", "IP:localhost:1", "-listen", "UNIX:" + dir + "/p", "-pidfile", dir + "/nodir/pid"}, 1, "Error, couldn't open 'pidfile'"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			code, out := tooltest.Run(t, 10*time.Second, bin, tc.args...)
+			if code != tc.code || !strings.Contains(out, tc.want) {
+				t.Fatalf("exit %d, output:\n%s\nwant exit %d and %q", code, out, tc.code, tc.want)
+			}
+		})
+	}
+	if _, err := os.Stat(dir + "/p"); err == nil {
+		t.Error("socket file left behind after a failed start")
+	}
+}
+
+func TestDaemon(t *testing.T) {
+	dir := tooltest.TempDir(t)
+	newFakeServer(t, dir+"/up")
+	p := tooltest.StartIn(t, dir, tooltest.Bin(t, "dc_client"), "-server", "UNIX:up", "-listen", "UNIX:local",
+		"-pidfile", "pid", "-daemon", "-sockperms", "0600")
+	if code := p.Wait(10 * time.Second); code != 0 {
+		t.Fatalf("dc_client -daemon exited %d:\n%s", code, p.Out.String())
+	}
+	b, err := os.ReadFile(dir + "/pid")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasSuffix(string(b), "\n") {
+		t.Errorf("pid file %q has no trailing newline", b)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Kill(pid, syscall.SIGKILL) })
+	fi, err := os.Stat(dir + "/local")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("socket mode %v, want 0600", fi.Mode().Perm())
+	}
+	tooltest.WaitDial(t, nil, "unix", dir+"/local")
+	c := tooltest.Dial(t, "unix", dir+"/local")
+	tooltest.Eventually(t, 5*time.Second, func() bool {
+		m := tooltest.RoundTrip(t, c, 1, proto.OpGet, []byte("d"))
+		return bytes.Equal(m.Payload, []byte("ok:d"))
+	}, "the daemon to serve")
+	c.Close()
+	syscall.Kill(pid, syscall.SIGTERM)
+	tooltest.Eventually(t, 10*time.Second, func() bool {
+		_, e1 := os.Stat(dir + "/pid")
+		_, e2 := os.Stat(dir + "/local")
+		return os.IsNotExist(e1) && os.IsNotExist(e2)
+	}, "pid file and socket to be removed on SIGTERM")
+}
+
+func TestKillable(t *testing.T) {
+	for _, killable := range []bool{false, true} {
+		_, _, p, sock := setup(t, map[bool][]string{false: nil, true: {"-killable"}}[killable]...)
+		p.Signal(syscall.SIGUSR1)
+		if killable {
+			if code := p.Wait(10 * time.Second); code != 0 {
+				t.Fatalf("-killable + SIGUSR1: exit %d", code)
+			}
+			continue
+		}
+		// Not killable: still serving after the signal.
+		c := tooltest.Dial(t, "unix", sock)
+		checkGet(t, c, 3)
+		if p.Exited() {
+			t.Fatal("SIGUSR1 killed dc_client without -killable")
+		}
+		p.Signal(syscall.SIGINT)
+		if code := p.Wait(10 * time.Second); code != 0 {
+			t.Fatalf("SIGINT: exit %d", code)
+		}
+		if _, err := os.Stat(sock); !os.IsNotExist(err) {
+			t.Errorf("socket file left after SIGINT")
+		}
+	}
+}

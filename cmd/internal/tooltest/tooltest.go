@@ -1,0 +1,329 @@
+// Package tooltest is the harness of the command-line tools' tests: it
+// builds the tools (or takes them from $DC_BIN), runs them as processes,
+// waits on conditions (a socket answering, a line in the log) instead of
+// sleeping, and speaks raw protocol bytes.
+package tooltest
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/distcache-go/distcache/goimpl/proto"
+)
+
+var (
+	binMu  sync.Mutex
+	built  = map[string]error{}
+	tmpDir string
+)
+
+// Main is the TestMain of every tool package: it runs the tests and removes
+// the binaries it built.
+func Main(m *testing.M) {
+	code := m.Run()
+	if tmpDir != "" {
+		os.RemoveAll(tmpDir)
+	}
+	os.Exit(code)
+}
+
+// Bin returns the path of a tool: $DC_BIN/<name> if DC_BIN is set (the
+// Makefile points it at the freshly built tools), else the tool built once
+// per test process into a temporary directory.
+func Bin(t testing.TB, name string) string {
+	t.Helper()
+	if d := os.Getenv("DC_BIN"); d != "" {
+		p, err := filepath.Abs(filepath.Join(d, name))
+		if err == nil {
+			_, err = os.Stat(p)
+		}
+		if err != nil {
+			t.Fatalf("DC_BIN: %v", err)
+		}
+		return p
+	}
+	binMu.Lock()
+	defer binMu.Unlock()
+	err, done := built[name]
+	if !done {
+		err = build(name)
+		built[name] = err
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Join(tmpDir, name)
+}
+
+func build(name string) error {
+	if tmpDir == "" {
+		d, err := os.MkdirTemp("", "dcbin")
+		if err != nil {
+			return err
+		}
+		tmpDir = d
+	}
+	root, err := moduleRoot()
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command("go", "build", "-o", filepath.Join(tmpDir, name), "./cmd/"+name)
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("building %s: %v\n%s", name, err, out)
+	}
+	return nil
+}
+
+func moduleRoot() (string, error) {
+	d, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
+			return d, nil
+		}
+		parent := filepath.Dir(d)
+		if parent == d {
+			return "", fmt.Errorf("no go.mod above the test directory")
+		}
+		d = parent
+	}
+}
+
+// TempDir is a short temporary directory (unix socket paths must stay
+// under 108 bytes), removed after the test.
+func TempDir(t testing.TB) string {
+	t.Helper()
+	d, err := os.MkdirTemp("", "dct")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(d) })
+	return d
+}
+
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// Log is a goroutine-safe buffer for a process's output.
+type Log struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *Log) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+// String returns everything written so far.
+func (l *Log) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+// Proc is a running tool.
+type Proc struct {
+	t    testing.TB
+	Cmd  *exec.Cmd
+	Out  *Log // stdout and stderr
+	done chan struct{}
+	err  error
+}
+
+// Start runs a tool; it is killed at the end of the test if still running.
+func Start(t testing.TB, bin string, args ...string) *Proc {
+	t.Helper()
+	return StartIn(t, "", bin, args...)
+}
+
+// StartIn is Start with the working directory dir.
+func StartIn(t testing.TB, dir, bin string, args ...string) *Proc {
+	t.Helper()
+	p := &Proc{t: t, Cmd: exec.Command(bin, args...), Out: &Log{}, done: make(chan struct{})}
+	p.Cmd.Dir = dir
+	p.Cmd.Stdout, p.Cmd.Stderr = p.Out, p.Out
+	if err := p.Cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.err = p.Cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		if !p.Exited() {
+			p.Cmd.Process.Kill()
+			<-p.done
+		}
+		if t.Failed() {
+			t.Logf("%s output:\n%s", filepath.Base(bin), p.Out.String())
+		}
+	})
+	return p
+}
+
+// Exited reports whether the process has ended.
+func (p *Proc) Exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// Wait waits (at most d) for the process to end and returns its exit code.
+func (p *Proc) Wait(d time.Duration) int {
+	p.t.Helper()
+	select {
+	case <-p.done:
+	case <-time.After(d):
+		p.t.Fatalf("%s did not exit within %v; output:\n%s", p.Cmd.Path, d, p.Out.String())
+	}
+	if p.err == nil {
+		return 0
+	}
+	if ee, ok := p.err.(*exec.ExitError); ok {
+		return ee.ExitCode()
+	}
+	p.t.Fatal(p.err)
+	return -1
+}
+
+// Signal sends sig to the process.
+func (p *Proc) Signal(sig syscall.Signal) {
+	p.Cmd.Process.Signal(sig)
+}
+
+// WaitOutput waits until the output contains s.
+func (p *Proc) WaitOutput(s string, d time.Duration) {
+	p.t.Helper()
+	Eventually(p.t, d, func() bool { return strings.Contains(p.Out.String(), s) }, "output containing %q", s)
+}
+
+// Run runs a tool to completion (at most d) and returns its exit code and output.
+func Run(t testing.TB, d time.Duration, bin string, args ...string) (int, string) {
+	t.Helper()
+	p := Start(t, bin, args...)
+	code := p.Wait(d)
+	return code, p.Out.String()
+}
+
+// Eventually polls cond every few milliseconds until it holds or d passes.
+func Eventually(t testing.TB, d time.Duration, cond func() bool, what string, args ...any) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for delay := time.Millisecond; ; {
+		if cond() {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for "+what, append([]any{d}, args...)...)
+		}
+		time.Sleep(delay)
+		if delay < 50*time.Millisecond {
+			delay *= 2
+		}
+	}
+}
+
+// WaitDial waits until network/addr accepts connections, failing early if
+// the process p (may be nil) exits.
+func WaitDial(t testing.TB, p *Proc, network, addr string) {
+	t.Helper()
+	Eventually(t, 10*time.Second, func() bool {
+		if p != nil && p.Exited() {
+			t.Fatalf("%s exited early:\n%s", p.Cmd.Path, p.Out.String())
+		}
+		c, err := net.DialTimeout(network, addr, time.Second)
+		if err != nil {
+			return false
+		}
+		c.Close()
+		return true
+	}, "%s %s to accept connections", network, addr)
+}
+
+// Dial connects or fails the test.
+func Dial(t testing.TB, network, addr string) net.Conn {
+	t.Helper()
+	c, err := net.DialTimeout(network, addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// Request encodes one request message.
+func Request(uid uint32, op proto.Op, payload []byte) []byte {
+	b, err := proto.AppendMessage(nil, &proto.Message{UID: uid, Op: op, Payload: payload})
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// AddPayload encodes an ADD payload.
+func AddPayload(timeoutMS uint32, id, data []byte) []byte {
+	return proto.AppendAddRequest(nil, timeoutMS, id, data)
+}
+
+// ReadResponse reads one response message with a deadline.
+func ReadResponse(c net.Conn, rd *proto.Reader, d time.Duration) (*proto.Message, error) {
+	c.SetReadDeadline(time.Now().Add(d))
+	m, err := rd.ReadMessage()
+	if err != nil {
+		return nil, err
+	}
+	cp := *m
+	cp.Payload = append([]byte(nil), m.Payload...)
+	return &cp, nil
+}
+
+// RoundTrip sends one request on c and returns the response.
+func RoundTrip(t testing.TB, c net.Conn, uid uint32, op proto.Op, payload []byte) *proto.Message {
+	t.Helper()
+	if _, err := c.Write(Request(uid, op, payload)); err != nil {
+		t.Fatalf("write: %v", err)
+	}
+	m, err := ReadResponse(c, proto.NewReader(c, proto.WantResponses), 10*time.Second)
+	if err != nil {
+		t.Fatalf("reading the response to uid %d: %v", uid, err)
+	}
+	if m.UID != uid || m.Op != op || !m.Response {
+		t.Fatalf("response uid %d op %v, want uid %d op %v", m.UID, m.Op, uid, op)
+	}
+	return m
+}
+
+// ExpectClosed checks that the peer closes c (reads EOF or a reset) within
+// d, after possibly sending some bytes.
+func ExpectClosed(t testing.TB, c net.Conn, d time.Duration) {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(d))
+	_, err := io.Copy(io.Discard, c)
+	if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Fatalf("connection still open after %v", d)
+	}
+}
