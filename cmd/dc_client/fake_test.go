@@ -147,4 +147,3 @@ func (f *fakeServer) seenUIDs() []uint32 {
 	defer f.mu.Unlock()
 	return append([]uint32(nil), f.uids...)
 }
-
