@@ -17,7 +17,7 @@ func TestClientAPI(t *testing.T) {
 	for _, nw := range networks {
 		t.Run(nw, func(t *testing.T) {
 			s := startFake(t, nw, "", nil)
-			cl, err := Dial(s.target, nil)
+			cl, err := Dial(s.target, testOptions)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -89,7 +89,7 @@ func TestClientErrors(t *testing.T) {
 	}
 
 	s := startFake(t, "unix", "", nil)
-	cl, err := Dial(s.target, &Options{IOTimeout: 5 * time.Second})
+	cl, err := Dial(s.target, testOptions)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,7 +109,7 @@ func TestClientErrors(t *testing.T) {
 	}
 
 	// A silent server: the context's deadline ends the call, well before
-	// the 5 s IOTimeout, and the client keeps working afterwards.
+	// the 20 s IOTimeout, and the client keeps working afterwards.
 	s.setMode(modeSilent)
 	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
 	_, err = cl.Get(ctx, []byte("x"))
@@ -165,7 +165,7 @@ func TestConnectTimeout(t *testing.T) {
 	}()
 	blocked := false
 	for i := 0; i < 8 && !blocked; i++ {
-		c, err := net.DialTimeout("tcp4", addr.String(), 200*time.Millisecond)
+		c, err := net.DialTimeout("tcp4", addr.String(), time.Second)
 		if err != nil {
 			blocked = true
 			break

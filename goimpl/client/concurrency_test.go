@@ -17,10 +17,10 @@ func TestConcurrentHammer(t *testing.T) {
 		flags uint32
 		iters int
 	}{
-		{"unix", 0, 40},
-		{"unix", FlagPersistent, 150},
-		{"unix", FlagPersistent | FlagRetry | FlagPIDCheck, 150},
-		{"tcp", FlagPersistent, 100},
+		{"unix", 0, 20},
+		{"unix", FlagPersistent, 80},
+		{"unix", FlagPersistent | FlagRetry | FlagPIDCheck, 80},
+		{"tcp", FlagPersistent, 60},
 		{"tcp", 0, 10},
 	}
 	for _, tc := range cases {
@@ -69,6 +69,8 @@ func TestConcurrentHammer(t *testing.T) {
 			if got, want := s.requests.Load(), int32(workers*tc.iters*5); got != want {
 				t.Fatalf("server saw %d requests, want %d", got, want)
 			}
+			// At most 32 operations are in flight and the pool keeps 32
+			// idle connections, so none is ever closed and redialled.
 			if tc.flags&FlagPersistent != 0 && s.accepts.Load() > workers {
 				t.Fatalf("persistent ctx opened %d connections for %d workers", s.accepts.Load(), workers)
 			}

@@ -22,7 +22,7 @@ const (
 
 // maxIdle is how many idle connections a persistent Ctx keeps. Concurrent
 // operations beyond that open extra connections, closed after use.
-const maxIdle = 16
+const maxIdle = 32
 
 // minGetResponse: GET answers shorter than this are failures (a miss is the
 // single byte 0x01; sessions of 1..4 bytes are unreadable, EDGES E-15).
@@ -32,7 +32,7 @@ const minGetResponse = 5
 // fixes) and is safe for concurrent use by many goroutines.
 //
 // Connections. With flags 0 each operation dials, exchanges one request and
-// closes. With FlagPersistent the Ctx keeps a pool of up to 16 idle
+// closes. With FlagPersistent the Ctx keeps a pool of up to 32 idle
 // connections: an operation takes one (or dials when none is idle), and
 // returns it after a clean exchange, so concurrent operations never share a
 // connection mid-exchange. A connection whose exchange failed is closed.

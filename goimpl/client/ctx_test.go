@@ -28,8 +28,15 @@ var flagSets = []struct {
 
 var networks = []string{"unix", "tcp"}
 
+// generous bounds for tests that expect success on a loaded machine
+var testOptions = &Options{ConnectTimeout: 20 * time.Second, IOTimeout: 20 * time.Second}
+
+// newCtx is New with testOptions when opt is nil.
 func newCtx(t testing.TB, target string, flags uint32, opt *Options) *Ctx {
 	t.Helper()
+	if opt == nil {
+		opt = testOptions
+	}
 	c, err := New(target, flags, opt)
 	if err != nil {
 		t.Fatalf("New(%q, %#x): %v", target, flags, err)
@@ -344,7 +351,11 @@ func TestIOTimeoutFromEnvironment(t *testing.T) {
 	t.Setenv(EnvIOTimeout, "100")
 	s := startFake(t, "unix", "", nil)
 	s.setMode(modeSilent)
-	c := newCtx(t, s.target, FlagPersistent, nil)
+	c, err := New(s.target, FlagPersistent, nil) // timeouts from the environment
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
 	if got := c.HasSession([]byte("x")); got != -1 {
 		t.Fatalf("has = %d, want -1", got)
 	}
@@ -367,7 +378,7 @@ func TestRejectedResponsesDoNotWedge(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(fmt.Sprint("mode=", tt.mode), func(t *testing.T) {
 			s := startFake(t, "unix", "", nil)
-			c := newCtx(t, s.target, FlagPersistent, &Options{IOTimeout: 2 * time.Second})
+			c := newCtx(t, s.target, FlagPersistent, nil)
 			s.setMode(tt.mode)
 			if got := c.HasSession([]byte("id")); got != tt.has {
 				t.Fatalf("has = %d, want %d", got, tt.has)
@@ -441,7 +452,7 @@ func TestShortTimeouts(t *testing.T) {
 			t.Errorf("timeout %d went out as %d, want %d", tt.in, got, tt.want)
 		}
 	}
-	env := newCtx(t, s.target, 0, &Options{DefaultLifetime: 60 * time.Second})
+	env := newCtx(t, s.target, 0, &Options{IOTimeout: 20 * time.Second, DefaultLifetime: 60 * time.Second})
 	if !env.AddSession([]byte("short-env"), []byte("data"), 500) || s.lastTimeout.Load() != 60000 {
 		t.Fatalf("DefaultLifetime 60s: server saw %d", s.lastTimeout.Load())
 	}

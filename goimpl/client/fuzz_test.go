@@ -7,7 +7,6 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/distcache-go/distcache/goimpl/proto"
 )
@@ -98,7 +97,7 @@ func FuzzResponse(f *testing.F) {
 			c.Close()
 		}
 	}()
-	c, err := New("UNIX:"+ln.Addr().String(), 0, &Options{IOTimeout: 2 * time.Second})
+	c, err := New("UNIX:"+ln.Addr().String(), 0, testOptions)
 	if err != nil {
 		f.Fatal(err)
 	}
