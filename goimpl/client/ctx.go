@@ -196,6 +196,9 @@ func (c *Ctx) roundTrip(ctx context.Context, rq *request, handle func([]byte)) e
 	if c == nil || c.closed.Load() {
 		return ErrClosed
 	}
+	if err := ctx.Err(); err != nil {
+		return &OpError{Op: rq.op.String(), Addr: c.addr, Err: err}
+	}
 	uid := c.uid.Add(1)
 	cn, err := c.acquire(ctx)
 	if err != nil {
