@@ -34,6 +34,8 @@ where options include:
    -progress <num>   print a line every <num> operations (default 0: a line
                      every 2 seconds on long runs)
    -persistent       use one persistent connection per client
+   -time <secs>      stop after this many seconds even if -ops are not done
+                     (default 0 = no limit)
    -clients <num>    concurrent clients, each with its own sessions (default 1)
    -withcert <num>   not available (no OpenSSL support)
    -h, -help, -?     this help
@@ -51,6 +53,7 @@ type config struct {
 	progress   int64
 	persistent bool
 	clients    int
+	seconds    int64
 }
 
 func parseArgs() *config {
@@ -86,6 +89,8 @@ func parseArgs() *config {
 			c.opsSet = true
 		case "-persistent":
 			c.persistent = true
+		case "-time":
+			c.seconds = a.Int(0, 86400)
 		case "-clients":
 			c.clients = int(a.Int(1, 1000))
 		default:
@@ -152,6 +157,7 @@ func newWorker(cfg *config, flags uint32) *worker {
 var (
 	totalOps atomic.Int64
 	failed   atomic.Bool
+	deadline time.Time // -time
 )
 
 // run does n random tests; it returns an error message at the first wrong
@@ -160,7 +166,7 @@ func (w *worker) run(n int64, tick func(int64)) string {
 	cfg := w.cfg
 	w.lat = make([]time.Duration, 0, n)
 	for i := int64(0); i < n; i++ {
-		if failed.Load() {
+		if failed.Load() || (i%64 == 0 && !deadline.IsZero() && time.Now().After(deadline)) {
 			return ""
 		}
 		s := &w.sessions[w.rng.IntN(len(w.sessions))]
@@ -240,6 +246,9 @@ func main() {
 
 	var plock sync.Mutex
 	start := time.Now()
+	if cfg.seconds > 0 {
+		deadline = start.Add(time.Duration(cfg.seconds) * time.Second)
+	}
 	lastPrint := start
 	tick := func(n int64) {
 		if cfg.progress > 0 {
