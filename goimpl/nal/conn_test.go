@@ -374,6 +374,14 @@ func TestTCPListenConnect(t *testing.T) {
 	if nodelay(c) == 0 {
 		t.Fatal("TCP_NODELAY not set by default")
 	}
+	sel := NewSelector()
+	defer sel.Free()
+	l.AddToSelector(sel)
+	acc := acceptAll(t, sel, l, nil, 1)[0]
+	defer acc.Free()
+	if nodelay(acc) == 0 {
+		t.Fatal("TCP_NODELAY not set on an accepted connection")
+	}
 	c.Reset()
 	ConfigSetNagle(true)
 	defer ConfigSetNagle(false)
