@@ -249,7 +249,7 @@ func (c *client) serve() {
 		c.p.wg.Done()
 	}()
 	rd := proto.NewReader(c, proto.WantRequests)
-	var out []byte
+	var out, wbuf []byte
 	for {
 		c.first = rd.Buffered() > 0
 		m, err := rd.ReadMessage()
@@ -259,7 +259,7 @@ func (c *client) serve() {
 			}
 			return
 		}
-		payload := c.p.up.roundTrip(m.Op, m.Payload)
+		payload := c.p.up.roundTrip(m.Op, m.Payload, &wbuf)
 		out, _ = proto.AppendMessage(out[:0], &proto.Message{Response: true, UID: m.UID, Op: m.Op, Payload: payload})
 		c.nc.SetWriteDeadline(time.Now().Add(30 * time.Second))
 		if _, err := c.nc.Write(out); err != nil {
@@ -280,12 +280,13 @@ type upstream struct {
 	slots chan struct{}
 	kick  chan struct{}
 
+	wmu sync.Mutex // serialises writes to the server
+
 	mu      sync.Mutex
 	nc      net.Conn // nil while disconnected
 	gen     uint64
 	nextUID uint32
 	pending map[uint32]*call
-	wbuf    []byte
 	// state for logging changes only (E-46)
 	lastErr string
 }
@@ -398,8 +399,10 @@ func (u *upstream) fail(gen uint64, err error) {
 }
 
 // roundTrip forwards one request and returns the payload for the local
-// client's response.
-func (u *upstream) roundTrip(op proto.Op, payload []byte) []byte {
+// client's response. wbuf is the caller's encoding buffer. The write is
+// done outside u.mu, so that the response reader is never held up by a
+// writer waiting for a server that is itself waiting for us to read.
+func (u *upstream) roundTrip(op proto.Op, payload []byte, wbuf *[]byte) []byte {
 	u.slots <- struct{}{}
 	u.mu.Lock()
 	if u.nc == nil {
@@ -417,14 +420,17 @@ func (u *upstream) roundTrip(op proto.Op, payload []byte) []byte {
 	u.nextUID = uid + 1
 	c := &call{op: op, resp: make(chan []byte, 1)}
 	u.pending[uid] = c
-	var err error
-	u.wbuf, err = proto.AppendMessage(u.wbuf[:0], &proto.Message{UID: uid, Op: op, Payload: payload})
-	if err == nil {
-		u.nc.SetWriteDeadline(time.Now().Add(10 * time.Second))
-		_, err = u.nc.Write(u.wbuf)
-	}
-	gen := u.gen
+	nc, gen := u.nc, u.gen
 	u.mu.Unlock()
+
+	var err error
+	*wbuf, err = proto.AppendMessage((*wbuf)[:0], &proto.Message{UID: uid, Op: op, Payload: payload})
+	if err == nil {
+		u.wmu.Lock()
+		nc.SetWriteDeadline(time.Now().Add(10 * time.Second))
+		_, err = nc.Write(*wbuf)
+		u.wmu.Unlock()
+	}
 	if err != nil {
 		u.fail(gen, err)
 	}
