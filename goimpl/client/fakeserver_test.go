@@ -1,6 +1,7 @@
 package client
 
 import (
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -44,6 +45,8 @@ type fakeServer struct {
 	accepts     atomic.Int32
 	requests    atomic.Int32
 	lastTimeout atomic.Uint32
+
+	readers sync.Pool // *swapReader, so that a connection per request stays cheap
 
 	mu     sync.Mutex
 	conns  map[net.Conn]bool
@@ -155,11 +158,25 @@ func (s *fakeServer) serve(c net.Conn) {
 		s.mu.Unlock()
 		c.Close()
 	}()
-	rd := proto.NewReader(c, proto.WantRequests)
+	sr, _ := s.readers.Get().(*swapReader)
+	if sr == nil {
+		sr = &swapReader{}
+		sr.rd = proto.NewReader(sr, proto.WantRequests)
+	}
+	sr.c = c
+	rd := sr.rd
+	clean := false
+	defer func() {
+		if clean {
+			sr.c = nil
+			s.readers.Put(sr)
+		}
+	}()
 	var out []byte
 	for {
 		m, err := rd.ReadMessage()
 		if err != nil {
+			clean = err == io.EOF
 			return
 		}
 		s.requests.Add(1)
@@ -200,6 +217,15 @@ func (s *fakeServer) serve(c net.Conn) {
 		}
 	}
 }
+
+// swapReader lets one proto.Reader (and its buffer) serve one connection
+// after another.
+type swapReader struct {
+	c  net.Conn
+	rd *proto.Reader
+}
+
+func (r *swapReader) Read(p []byte) (int, error) { return r.c.Read(p) }
 
 // handle answers one request from the map; ok false closes the connection.
 func (s *fakeServer) handle(m *proto.Message) ([]byte, bool) {
