@@ -1,0 +1,342 @@
+/*
+ * libdistcache.so.1: DC_PLUG_* (trampolines) and DC_CTX_*.
+ *
+ * DC_CTX_new never touches the engine: it checks the target as the original
+ * did (syntax, host resolution, connectability, and for PERSISTENT without
+ * LATE an immediate unix-socket connect) and records it.  Each process
+ * generation makes its own engine context on its first operation, so a
+ * context made in a parent works in every forked child.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <netdb.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+#include <distcache/dc_plug.h>
+#include <distcache/dc_client.h>
+#include "front.h"
+
+#define ENG(v) const struct dcf_engine *e = dcf_e(); if (!e) return v
+#define REF(r, h, v) dcf_ref r = (h) ? dcf_cur(&(h)->o) : NULL; if (!r) return v
+#define NOTHING
+
+/* ---- DC_PLUG ---- */
+
+struct st_DC_PLUG {
+	struct dcf_obj o;
+	NAL_CONNECTION *conn;
+	unsigned int flags;
+};
+
+DCF_PUBLIC DC_PLUG *DC_PLUG_new(NAL_CONNECTION *conn, unsigned int flags)
+{
+	DC_PLUG *p;
+	dcf_ref r;
+
+	ENG(NULL);
+	REF(rc, conn, NULL);
+	p = calloc(1, sizeof *p);
+	if (!p)
+		return NULL;
+	r = e->DC_PLUG_new(rc, flags);
+	if (!r) {
+		free(p);
+		return NULL;
+	}
+	dcf_set(&p->o, r);
+	p->conn = conn;
+	p->flags = flags;
+	return p;
+}
+
+DCF_PUBLIC int DC_PLUG_free(DC_PLUG *p)
+{
+	if (!p)
+		return 0;
+	if (p->o.ref && p->o.gen == dcf_gen()) {
+		const struct dcf_engine *e = dcf_e();
+		if (e)
+			e->DC_PLUG_free(p->o.ref);
+	}
+	/* The engine freed the connection; release its handle too. */
+	if (!(p->flags & DC_PLUG_FLAG_NOFREE_CONN))
+		free(p->conn);
+	free(p);
+	return 1;
+}
+
+DCF_PUBLIC int DC_PLUG_to_select(DC_PLUG *p, NAL_SELECTOR *sel)
+{
+	ENG(0);
+	REF(r, p, 0);
+	REF(rs, sel, 0);
+	return e->DC_PLUG_to_select(r, rs);
+}
+
+DCF_PUBLIC void DC_PLUG_from_select(DC_PLUG *p)
+{
+	ENG(NOTHING);
+	REF(r, p, NOTHING);
+	e->DC_PLUG_from_select(r);
+}
+
+#define P1(FN) \
+DCF_PUBLIC int FN(DC_PLUG *p) { ENG(0); REF(r, p, 0); return e->FN(r); }
+P1(DC_PLUG_io)
+P1(DC_PLUG_consume)
+P1(DC_PLUG_commit)
+P1(DC_PLUG_rollback)
+
+DCF_PUBLIC int DC_PLUG_read(DC_PLUG *p, int resume, unsigned long *uid, DC_CMD *cmd,
+		const unsigned char **data, unsigned int *len)
+{
+	int c = 0, ok;
+
+	ENG(0);
+	REF(r, p, 0);
+	ok = e->DC_PLUG_read(r, resume, uid, &c, data, len);
+	if (ok && cmd)
+		*cmd = (DC_CMD)c;
+	return ok;
+}
+
+DCF_PUBLIC int DC_PLUG_write(DC_PLUG *p, int resume, unsigned long uid, DC_CMD cmd,
+		const unsigned char *data, unsigned int len)
+{
+	ENG(0);
+	REF(r, p, 0);
+	return e->DC_PLUG_write(r, resume, uid, (int)cmd, data, len);
+}
+
+DCF_PUBLIC int DC_PLUG_write_more(DC_PLUG *p, const unsigned char *data, unsigned int len)
+{
+	ENG(0);
+	REF(r, p, 0);
+	return e->DC_PLUG_write_more(r, data, len);
+}
+
+/* ---- DC_CTX ---- */
+
+struct st_DC_CTX {
+	char *target;
+	unsigned int flags;
+	unsigned long gen;	/* generation of ref */
+	dcf_ref ref;		/* engine context of that generation, or NULL */
+};
+
+#define MAX_ID_OR_DATA 32768u
+
+/* strtoul(3)-style port: blanks and a sign allowed, digits required, the
+ * whole rest consumed, at most 65535. */
+static int parse_port(const char *s)
+{
+	char *end;
+	unsigned long v;
+	const char *d = s;
+
+	while (*d == ' ' || (*d >= '\t' && *d <= '\r'))
+		d++;
+	if (*d == '+' || *d == '-')
+		d++;
+	if (*d < '0' || *d > '9')
+		return 0;
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	return errno == 0 && *end == 0 && v <= 65535;
+}
+
+static int resolves(const char *host, int family)
+{
+	struct addrinfo hints, *res = NULL;
+	int ok;
+
+	memset(&hints, 0, sizeof hints);
+	hints.ai_family = family;
+	hints.ai_socktype = SOCK_STREAM;
+	ok = getaddrinfo(host, NULL, &hints, &res) == 0;
+	if (res)
+		freeaddrinfo(res);
+	return ok;
+}
+
+/* 1 if target is an address a client can connect to (the rule of the
+ * original DC_CTX_new, plus the IPv6:[addr]:port extension of goimpl). */
+static int valid_target(const char *t, int *is_unix)
+{
+	size_t n = strlen(t);
+	const char *rest, *colon;
+	char host[256];
+
+	*is_unix = 0;
+	if (n < 2 || n > 255)
+		return 0;
+	if (strncmp(t, "UNIX:", 5) == 0) {
+		rest = t + 5;
+		*is_unix = 1;
+		return *rest != 0 && strlen(rest) < sizeof(((struct sockaddr_un *)0)->sun_path);
+	}
+	if (strncmp(t, "IPv6:[", 6) == 0) {
+		const char *close = strchr(t + 6, ']');
+		if (!close || close[1] != ':' || (size_t)(close - (t + 6)) >= sizeof host ||
+		    close == t + 6)
+			return 0;
+		memcpy(host, t + 6, (size_t)(close - (t + 6)));
+		host[close - (t + 6)] = 0;
+		return parse_port(close + 2) && resolves(host, AF_INET6);
+	}
+	if (strncmp(t, "IP:", 3) == 0)
+		rest = t + 3;
+	else if (strncmp(t, "IPv4:", 5) == 0)
+		rest = t + 5;
+	else
+		return 0;	/* FD: and anything else: not for a client */
+	colon = strchr(rest, ':');
+	if (!colon || colon == rest)
+		return 0;	/* no host: listen-only */
+	memcpy(host, rest, (size_t)(colon - rest));
+	host[colon - rest] = 0;
+	return parse_port(colon + 1) && resolves(host, AF_INET);
+}
+
+/* PERSISTENT without LATE connected in DC_CTX_new in the original, failing
+ * at once for a unix socket nobody listens on; do the same check (the real
+ * connection is made lazily by the engine). */
+static int unix_reachable(const char *path)
+{
+	struct sockaddr_un sa;
+	int fd, ok;
+
+	memset(&sa, 0, sizeof sa);
+	sa.sun_family = AF_UNIX;
+	strncpy(sa.sun_path, path, sizeof sa.sun_path - 1);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return 0;
+	ok = connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
+	close(fd);
+	return ok;
+}
+
+DCF_PUBLIC DC_CTX *DC_CTX_new(const char *target, unsigned int flags)
+{
+	DC_CTX *c;
+	int is_unix;
+
+	if (!target || !valid_target(target, &is_unix))
+		return NULL;
+	if ((flags & DC_CTX_FLAG_PERSISTENT) && !(flags & DC_CTX_FLAG_PERSISTENT_LATE) &&
+	    is_unix && !unix_reachable(target + 5))
+		return NULL;
+	c = calloc(1, sizeof *c);
+	if (!c)
+		return NULL;
+	c->target = strdup(target);
+	if (!c->target) {
+		free(c);
+		return NULL;
+	}
+	c->flags = flags;
+	return c;
+}
+
+DCF_PUBLIC void DC_CTX_free(DC_CTX *c)
+{
+	const struct dcf_shared *sh;
+
+	if (!c)
+		return;
+	sh = dcf_shared_get();
+	sh->lock();
+	if (c->ref && c->gen == *sh->generation) {
+		const struct dcf_engine *e = sh->engine();
+		if (e)
+			e->DC_CTX_free(c->ref);
+	}
+	sh->unlock();
+	free(c->target);
+	free(c);
+}
+
+/* The engine context of this generation, made on first use. */
+static dcf_ref ctx_ref(DC_CTX *c, const struct dcf_engine **ep)
+{
+	const struct dcf_shared *sh = dcf_shared_get();
+	const struct dcf_engine *e = sh->engine();
+	dcf_ref r;
+
+	if (!e)
+		return NULL;
+	sh->lock();
+	if (!c->ref || c->gen != *sh->generation) {
+		c->ref = e->DC_CTX_new(c->target, c->flags);
+		c->gen = *sh->generation;
+	}
+	r = c->ref;
+	sh->unlock();
+	*ep = e;
+	return r;
+}
+
+static int id_ok(const unsigned char *id, unsigned int id_len)
+{
+	return id && id_len >= 1 && id_len <= MAX_ID_OR_DATA;
+}
+
+DCF_PUBLIC int DC_CTX_add_session(DC_CTX *c, const unsigned char *id, unsigned int id_len,
+		const unsigned char *data, unsigned int data_len, unsigned long timeout)
+{
+	const struct dcf_engine *e;
+	dcf_ref r;
+
+	if (!c || !id_ok(id, id_len) || !data || data_len < 1 ||
+	    8ul + id_len + data_len > MAX_ID_OR_DATA)
+		return 0;
+	if (!(r = ctx_ref(c, &e)))
+		return 0;
+	return e->DC_CTX_add_session(r, id, id_len, data, data_len, timeout);
+}
+
+DCF_PUBLIC int DC_CTX_remove_session(DC_CTX *c, const unsigned char *id, unsigned int id_len)
+{
+	const struct dcf_engine *e;
+	dcf_ref r;
+
+	if (!c || !id_ok(id, id_len) || !(r = ctx_ref(c, &e)))
+		return 0;
+	return e->DC_CTX_remove_session(r, id, id_len);
+}
+
+DCF_PUBLIC int DC_CTX_get_session(DC_CTX *c, const unsigned char *id, unsigned int id_len,
+		unsigned char *buf, unsigned int size, unsigned int *used)
+{
+	const struct dcf_engine *e;
+	dcf_ref r;
+
+	if (!c || !id_ok(id, id_len) || !(r = ctx_ref(c, &e)))
+		return 0;
+	return e->DC_CTX_get_session(r, id, id_len, buf, buf ? size : 0, used);
+}
+
+DCF_PUBLIC int DC_CTX_reget_session(DC_CTX *c, const unsigned char *id, unsigned int id_len,
+		unsigned char *buf, unsigned int size, unsigned int *used)
+{
+	const struct dcf_engine *e;
+	dcf_ref r;
+
+	if (!c || !id_ok(id, id_len) || !(r = ctx_ref(c, &e)))
+		return 0;
+	return e->DC_CTX_reget_session(r, id, id_len, buf, buf ? size : 0, used);
+}
+
+DCF_PUBLIC int DC_CTX_has_session(DC_CTX *c, const unsigned char *id, unsigned int id_len)
+{
+	const struct dcf_engine *e;
+	dcf_ref r;
+
+	if (!c || !id_ok(id, id_len) || !(r = ctx_ref(c, &e)))
+		return -1;
+	return e->DC_CTX_has_session(r, id, id_len);
+}

@@ -1,0 +1,59 @@
+/*
+ * The front's handle structs (what C programs hold as NAL_ADDRESS *, DC_CTX *,
+ * ...) and the helpers every trampoline uses.  A handle lives at a stable
+ * address for its whole life and holds the engine reference of the process
+ * generation it belongs to.  Private to the front.
+ */
+#ifndef DCF_FRONT_H
+#define DCF_FRONT_H
+
+#include <libnal/nal.h>
+#include "engine.h"
+
+struct dcf_obj {
+	dcf_ref ref;
+	unsigned long gen;
+};
+
+struct st_NAL_ADDRESS { struct dcf_obj o; };
+struct st_NAL_SELECTOR { struct dcf_obj o; };
+struct st_NAL_LISTENER { struct dcf_obj o; };
+struct st_NAL_BUFFER { struct dcf_obj o; };
+struct st_NAL_CONNECTION {
+	struct dcf_obj o;
+	NAL_BUFFER rd, sd;	/* get_read/get_send handles */
+};
+
+/* The engine of this generation (loading it), or NULL. */
+static inline const struct dcf_engine *dcf_e(void)
+{
+	return dcf_shared_get()->engine();
+}
+
+static inline unsigned long dcf_gen(void)
+{
+	return *dcf_shared_get()->generation;
+}
+
+DCF_HIDDEN void dcf_stale(void);
+
+/* The reference of a handle in this generation; NULL (and one line on
+ * stderr) for an object made before a fork() in an earlier generation. */
+static inline dcf_ref dcf_cur(const struct dcf_obj *o)
+{
+	if (!o || !o->ref)
+		return NULL;
+	if (o->gen != dcf_gen()) {
+		dcf_stale();
+		return NULL;
+	}
+	return o->ref;
+}
+
+static inline void dcf_set(struct dcf_obj *o, dcf_ref r)
+{
+	o->ref = r;
+	o->gen = dcf_gen();
+}
+
+#endif

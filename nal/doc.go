@@ -1,0 +1,6 @@
+// Package nal is the cgo export layer of the engine for <libnal/nal.h>: each
+// exported dce_NAL_* function has the C signature of the NAL_* function of the
+// same name and is a thin conversion onto goimpl/nal. Buffer storage is
+// allocated with C malloc (nal.SetAllocator), so the pointers that
+// NAL_BUFFER_data and NAL_BUFFER_write_ptr hand to C stay valid C memory.
+package nal

@@ -1,0 +1,400 @@
+package nal
+
+/*
+#include <stdlib.h>
+*/
+import "C"
+
+import (
+	"errors"
+	"unsafe"
+
+	pointer "github.com/mattn/go-pointer"
+	"golang.org/x/sys/unix"
+
+	gonal "github.com/distcache-go/distcache/goimpl/nal"
+)
+
+// Conn is the engine object behind a NAL_CONNECTION: the connection and the
+// references of its two buffers, which the front hands out as the stable
+// NAL_CONNECTION_get_read/get_send handles. Exported for the dc layer.
+type Conn struct {
+	C      *gonal.Connection
+	rd, sd unsafe.Pointer
+}
+
+// connBuf is a connection's read or send buffer seen through its connection:
+// nil while the connection is unused.
+type connBuf struct {
+	c    *gonal.Connection
+	send bool
+}
+
+func b2i(b bool) C.int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func cstr(p *C.char) *string {
+	if p == nil {
+		return nil
+	}
+	s := C.GoString(p)
+	return &s
+}
+
+func addrOf(r unsafe.Pointer) *gonal.Address {
+	a, _ := pointer.Restore(r).(*gonal.Address)
+	return a
+}
+
+func selOf(r unsafe.Pointer) *gonal.Selector {
+	s, _ := pointer.Restore(r).(*gonal.Selector)
+	return s
+}
+
+func listOf(r unsafe.Pointer) *gonal.Listener {
+	l, _ := pointer.Restore(r).(*gonal.Listener)
+	return l
+}
+
+// ConnOf returns the engine connection behind a reference (nil if none).
+func ConnOf(r unsafe.Pointer) *Conn {
+	c, _ := pointer.Restore(r).(*Conn)
+	return c
+}
+
+func connOf(r unsafe.Pointer) *gonal.Connection {
+	if c := ConnOf(r); c != nil {
+		return c.C
+	}
+	return nil
+}
+
+func bufOf(r unsafe.Pointer) *gonal.Buffer {
+	switch b := pointer.Restore(r).(type) {
+	case *gonal.Buffer:
+		return b
+	case *connBuf:
+		if b.send {
+			return b.c.Send()
+		}
+		return b.c.Read()
+	}
+	return nil
+}
+
+// NewConn wraps c for the front (references for it and its buffers).
+func NewConn(c *gonal.Connection) unsafe.Pointer {
+	w := &Conn{C: c}
+	w.rd = pointer.Save(&connBuf{c: c})
+	w.sd = pointer.Save(&connBuf{c: c, send: true})
+	return pointer.Save(w)
+}
+
+// DropConn releases the references of a connection (not the connection).
+func DropConn(r unsafe.Pointer) {
+	if w := ConnOf(r); w != nil {
+		pointer.Unref(w.rd)
+		pointer.Unref(w.sd)
+		pointer.Unref(r)
+	}
+}
+
+//export dce_NAL_config_set_nagle
+func dce_NAL_config_set_nagle(enabled C.int) { gonal.ConfigSetNagle(enabled != 0) }
+
+//export dce_NAL_ADDRESS_new
+func dce_NAL_ADDRESS_new() unsafe.Pointer { return pointer.Save(gonal.NewAddress()) }
+
+//export dce_NAL_ADDRESS_free
+func dce_NAL_ADDRESS_free(r unsafe.Pointer) {
+	if a := addrOf(r); a != nil {
+		a.Free()
+		pointer.Unref(r)
+	}
+}
+
+//export dce_NAL_ADDRESS_reset
+func dce_NAL_ADDRESS_reset(r unsafe.Pointer) { addrOf(r).Reset() }
+
+//export dce_NAL_ADDRESS_create
+func dce_NAL_ADDRESS_create(r unsafe.Pointer, s *C.char, size C.uint) C.int {
+	a := addrOf(r)
+	if a == nil || s == nil {
+		return 0
+	}
+	return b2i(a.Create(C.GoString(s), uint32(size)))
+}
+
+//export dce_NAL_ADDRESS_get_def_buffer_size
+func dce_NAL_ADDRESS_get_def_buffer_size(r unsafe.Pointer) C.uint {
+	return C.uint(addrOf(r).DefBufferSize())
+}
+
+//export dce_NAL_ADDRESS_set_def_buffer_size
+func dce_NAL_ADDRESS_set_def_buffer_size(r unsafe.Pointer, n C.uint) C.int {
+	return b2i(addrOf(r).SetDefBufferSize(uint32(n)))
+}
+
+//export dce_NAL_ADDRESS_can_connect
+func dce_NAL_ADDRESS_can_connect(r unsafe.Pointer) C.int { return b2i(addrOf(r).CanConnect()) }
+
+//export dce_NAL_ADDRESS_can_listen
+func dce_NAL_ADDRESS_can_listen(r unsafe.Pointer) C.int { return b2i(addrOf(r).CanListen()) }
+
+//export dce_NAL_SELECTOR_new
+func dce_NAL_SELECTOR_new() unsafe.Pointer { return pointer.Save(gonal.NewSelector()) }
+
+//export dce_NAL_SELECTOR_new_fdselect
+func dce_NAL_SELECTOR_new_fdselect() unsafe.Pointer {
+	return pointer.Save(gonal.NewSelectorFdSelect())
+}
+
+//export dce_NAL_SELECTOR_new_fdpoll
+func dce_NAL_SELECTOR_new_fdpoll() unsafe.Pointer { return pointer.Save(gonal.NewSelectorFdPoll()) }
+
+//export dce_NAL_SELECTOR_free
+func dce_NAL_SELECTOR_free(r unsafe.Pointer) {
+	if s := selOf(r); s != nil {
+		s.Free()
+		pointer.Unref(r)
+	}
+}
+
+//export dce_NAL_SELECTOR_reset
+func dce_NAL_SELECTOR_reset(r unsafe.Pointer) { selOf(r).Reset() }
+
+// The errno of a failed select goes to *errp (0 if none), for the front to
+// set in the calling thread.
+//
+//export dce_NAL_SELECTOR_select
+func dce_NAL_SELECTOR_select(r unsafe.Pointer, usec C.ulong, use C.int, errp *C.int) C.int {
+	s := selOf(r)
+	if s == nil {
+		return -1
+	}
+	n, err := s.Select(uint64(usec), use != 0)
+	var en unix.Errno
+	if err != nil && errp != nil && errors.As(err, &en) {
+		*errp = C.int(en)
+	}
+	return C.int(n)
+}
+
+//export dce_NAL_SELECTOR_num_objects
+func dce_NAL_SELECTOR_num_objects(r unsafe.Pointer) C.uint { return C.uint(selOf(r).NumObjects()) }
+
+//export dce_NAL_LISTENER_new
+func dce_NAL_LISTENER_new() unsafe.Pointer { return pointer.Save(gonal.NewListener()) }
+
+//export dce_NAL_LISTENER_free
+func dce_NAL_LISTENER_free(r unsafe.Pointer) {
+	if l := listOf(r); l != nil {
+		l.Free()
+		pointer.Unref(r)
+	}
+}
+
+//export dce_NAL_LISTENER_reset
+func dce_NAL_LISTENER_reset(r unsafe.Pointer) { listOf(r).Reset() }
+
+//export dce_NAL_LISTENER_create
+func dce_NAL_LISTENER_create(r, a unsafe.Pointer) C.int {
+	return b2i(listOf(r).Create(addrOf(a)))
+}
+
+//export dce_NAL_LISTENER_add_to_selector
+func dce_NAL_LISTENER_add_to_selector(r, s unsafe.Pointer) C.int {
+	return b2i(listOf(r).AddToSelector(selOf(s)))
+}
+
+//export dce_NAL_LISTENER_del_from_selector
+func dce_NAL_LISTENER_del_from_selector(r unsafe.Pointer) { listOf(r).DelFromSelector() }
+
+//export dce_NAL_LISTENER_finished
+func dce_NAL_LISTENER_finished(r unsafe.Pointer) C.int { return b2i(listOf(r).Finished()) }
+
+//export dce_NAL_LISTENER_set_fs_owner
+func dce_NAL_LISTENER_set_fs_owner(r unsafe.Pointer, owner, group *C.char) C.int {
+	return b2i(listOf(r).SetFSOwner(cstr(owner), cstr(group)))
+}
+
+//export dce_NAL_LISTENER_set_fs_perms
+func dce_NAL_LISTENER_set_fs_perms(r unsafe.Pointer, octal *C.char) C.int {
+	if octal == nil {
+		return 0
+	}
+	return b2i(listOf(r).SetFSPerms(C.GoString(octal)))
+}
+
+//export dce_NAL_CONNECTION_new
+func dce_NAL_CONNECTION_new() unsafe.Pointer { return NewConn(gonal.NewConnection()) }
+
+//export dce_NAL_CONNECTION_free
+func dce_NAL_CONNECTION_free(r unsafe.Pointer) {
+	if c := connOf(r); c != nil {
+		c.Free()
+		DropConn(r)
+	}
+}
+
+//export dce_NAL_CONNECTION_reset
+func dce_NAL_CONNECTION_reset(r unsafe.Pointer) { connOf(r).Reset() }
+
+//export dce_NAL_CONNECTION_create
+func dce_NAL_CONNECTION_create(r, a unsafe.Pointer) C.int {
+	return b2i(connOf(r).Create(addrOf(a)))
+}
+
+//export dce_NAL_CONNECTION_accept
+func dce_NAL_CONNECTION_accept(r, l unsafe.Pointer) C.int {
+	return b2i(connOf(r).Accept(listOf(l)))
+}
+
+//export dce_NAL_CONNECTION_set_size
+func dce_NAL_CONNECTION_set_size(r unsafe.Pointer, n C.uint) C.int {
+	return b2i(connOf(r).SetSize(uint32(n)))
+}
+
+// The buffer references are handed out only while the connection is live
+// (the front maps them to its own stable handles).
+//
+//export dce_NAL_CONNECTION_get_read
+func dce_NAL_CONNECTION_get_read(r unsafe.Pointer) unsafe.Pointer {
+	if w := ConnOf(r); w != nil && w.C.Read() != nil {
+		return w.rd
+	}
+	return nil
+}
+
+//export dce_NAL_CONNECTION_get_send
+func dce_NAL_CONNECTION_get_send(r unsafe.Pointer) unsafe.Pointer {
+	if w := ConnOf(r); w != nil && w.C.Send() != nil {
+		return w.sd
+	}
+	return nil
+}
+
+//export dce_NAL_CONNECTION_io
+func dce_NAL_CONNECTION_io(r unsafe.Pointer) C.int { return b2i(connOf(r).IO()) }
+
+//export dce_NAL_CONNECTION_is_established
+func dce_NAL_CONNECTION_is_established(r unsafe.Pointer) C.int {
+	return b2i(connOf(r).IsEstablished())
+}
+
+//export dce_NAL_CONNECTION_add_to_selector
+func dce_NAL_CONNECTION_add_to_selector(r, s unsafe.Pointer) C.int {
+	return b2i(connOf(r).AddToSelector(selOf(s)))
+}
+
+//export dce_NAL_CONNECTION_del_from_selector
+func dce_NAL_CONNECTION_del_from_selector(r unsafe.Pointer) { connOf(r).DelFromSelector() }
+
+//export dce_NAL_CONNECTION_create_pair
+func dce_NAL_CONNECTION_create_pair(r1, r2 unsafe.Pointer, size C.uint) C.int {
+	c1, c2 := connOf(r1), connOf(r2)
+	if c1 == nil || c2 == nil {
+		return 0
+	}
+	return b2i(c1.CreatePair(c2, uint32(size)))
+}
+
+//export dce_NAL_BUFFER_new
+func dce_NAL_BUFFER_new() unsafe.Pointer { return pointer.Save(gonal.NewBuffer()) }
+
+//export dce_NAL_BUFFER_free
+func dce_NAL_BUFFER_free(r unsafe.Pointer) {
+	if b, ok := pointer.Restore(r).(*gonal.Buffer); ok {
+		b.Free()
+		pointer.Unref(r)
+	}
+}
+
+//export dce_NAL_BUFFER_reset
+func dce_NAL_BUFFER_reset(r unsafe.Pointer) { bufOf(r).Reset() }
+
+//export dce_NAL_BUFFER_set_size
+func dce_NAL_BUFFER_set_size(r unsafe.Pointer, n C.uint) C.int {
+	return b2i(bufOf(r).SetSize(uint32(n)))
+}
+
+//export dce_NAL_BUFFER_empty
+func dce_NAL_BUFFER_empty(r unsafe.Pointer) C.int { return b2i(bufOf(r).Empty()) }
+
+//export dce_NAL_BUFFER_full
+func dce_NAL_BUFFER_full(r unsafe.Pointer) C.int { return b2i(bufOf(r).Full()) }
+
+//export dce_NAL_BUFFER_notempty
+func dce_NAL_BUFFER_notempty(r unsafe.Pointer) C.int { return b2i(bufOf(r).NotEmpty()) }
+
+//export dce_NAL_BUFFER_notfull
+func dce_NAL_BUFFER_notfull(r unsafe.Pointer) C.int { return b2i(bufOf(r).NotFull()) }
+
+//export dce_NAL_BUFFER_used
+func dce_NAL_BUFFER_used(r unsafe.Pointer) C.uint { return C.uint(bufOf(r).Used()) }
+
+//export dce_NAL_BUFFER_unused
+func dce_NAL_BUFFER_unused(r unsafe.Pointer) C.uint { return C.uint(bufOf(r).Unused()) }
+
+//export dce_NAL_BUFFER_size
+func dce_NAL_BUFFER_size(r unsafe.Pointer) C.uint { return C.uint(bufOf(r).Size()) }
+
+// storage returns the C address of b's storage at offset off (NULL if none).
+func storage(b *gonal.Buffer, off uint32) *C.uchar {
+	s := b.Storage()
+	if len(s) == 0 {
+		return nil
+	}
+	return (*C.uchar)(unsafe.Add(unsafe.Pointer(unsafe.SliceData(s)), off))
+}
+
+//export dce_NAL_BUFFER_data
+func dce_NAL_BUFFER_data(r unsafe.Pointer) *C.uchar { return storage(bufOf(r), 0) }
+
+//export dce_NAL_BUFFER_write_ptr
+func dce_NAL_BUFFER_write_ptr(r unsafe.Pointer) *C.uchar {
+	b := bufOf(r)
+	return storage(b, b.Used())
+}
+
+//export dce_NAL_BUFFER_write
+func dce_NAL_BUFFER_write(r unsafe.Pointer, p *C.uchar, n C.uint) C.uint {
+	b := bufOf(r)
+	if b == nil || p == nil || n == 0 {
+		return 0
+	}
+	if u := b.Unused(); uint32(n) > u {
+		n = C.uint(u)
+	}
+	return C.uint(b.Write(unsafe.Slice((*byte)(unsafe.Pointer(p)), int(n))))
+}
+
+//export dce_NAL_BUFFER_read
+func dce_NAL_BUFFER_read(r unsafe.Pointer, p *C.uchar, n C.uint) C.uint {
+	b := bufOf(r)
+	if b == nil {
+		return 0
+	}
+	if u := b.Used(); uint32(n) > u {
+		n = C.uint(u)
+	}
+	if p == nil {
+		return C.uint(b.Discard(uint32(n)))
+	}
+	return C.uint(b.Read(unsafe.Slice((*byte)(unsafe.Pointer(p)), int(n))))
+}
+
+//export dce_NAL_BUFFER_transfer
+func dce_NAL_BUFFER_transfer(d, s unsafe.Pointer, max C.uint) C.uint {
+	return C.uint(bufOf(d).TransferFrom(bufOf(s), uint32(max)))
+}
+
+//export dce_NAL_BUFFER_wrote
+func dce_NAL_BUFFER_wrote(r unsafe.Pointer, n C.uint) { bufOf(r).Wrote(uint32(n)) }
+
+// SelOf returns the selector behind a reference (nil if none); for the dc layer.
+func SelOf(r unsafe.Pointer) *gonal.Selector { return selOf(r) }
