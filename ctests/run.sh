@@ -1,0 +1,158 @@
+#!/bin/sh
+# The C compatibility suite (make ctest-check).  Runs against the libraries
+# installed into $ROOT (a scratch DESTDIR with prefix $PREFIX), compiling every
+# program the way a consumer does: cc prog.c $(pkg-config --cflags --libs ...).
+#
+# Environment: ROOT PREFIX (install), DC_BIN (our tools), SRC (source tree),
+# OUT (scratch dir), VALGRIND=1 (run the C-only programs under memcheck too).
+# Prints every check ("ok - ..." / "not ok - ...") and closes with
+# "N passed, N failed"; exits non-zero on any failure.
+set -u
+: "${ROOT:?}" "${PREFIX:?}" "${DC_BIN:?}" "${SRC:=$(pwd)}" "${OUT:=/tmp/ctests.$$}"
+T=$SRC/ctests
+LIB=$ROOT$PREFIX/lib
+export PKG_CONFIG_PATH=$LIB/pkgconfig PKG_CONFIG_SYSROOT_DIR=$ROOT
+export LD_LIBRARY_PATH=$LIB
+CC=${CC:-cc}
+CFLAGS="-Wall -Wextra -Werror -O1 -g"
+rm -rf "$OUT"; mkdir -p "$OUT"
+pass=0 fail=0 pids=""
+
+ok()  { pass=$((pass + 1)); echo "ok - $*"; }
+bad() { fail=$((fail + 1)); echo "not ok - $*"; }
+cleanup() { for p in $pids; do kill "$p" 2>/dev/null; done; }
+trap cleanup EXIT INT TERM
+
+# wait_for FILE: poll (up to 10 s) until FILE exists.
+wait_for() {
+	i=0
+	while [ ! -e "$1" ]; do
+		i=$((i + 1)); [ $i -gt 200 ] && return 1
+		sleep 0.05
+	done
+}
+
+# run NAME TIMEOUT CMD...: run a test program, count its checks, fail it on
+# a non-zero exit (a timeout is exit 124).
+run() {
+	name=$1 tmo=$2; shift 2
+	timeout -k 5 "$tmo" "$@" > "$OUT/$name.log" 2>"$OUT/$name.err"; rc=$?
+	cat "$OUT/$name.log"
+	p=$(grep -c '^ok - ' "$OUT/$name.log"); f=$(grep -c '^not ok - ' "$OUT/$name.log")
+	pass=$((pass + p)); fail=$((fail + f))
+	if [ $rc -ne 0 ]; then
+		bad "$name exited with status $rc$( [ $rc -eq 124 ] && echo ' (timed out)')"
+		sed 's/^/    stderr: /' "$OUT/$name.err" | tail -20
+	fi
+}
+
+# compile NAME PKG [extra]: build ctests/NAME.c as a consumer would.
+compile() {
+	if $CC $CFLAGS -o "$OUT/$1" "$T/$1.c" ${3:-} $(pkg-config --cflags --libs $2) -lpthread 2>"$OUT/$1.cc"; then
+		ok "compile $1.c with pkg-config $2"
+	else
+		bad "compile $1.c with pkg-config $2"; sed 's/^/    /' "$OUT/$1.cc"; return 1
+	fi
+}
+
+echo "# installed tree: $ROOT$PREFIX"
+
+# ---- pkg-config, sonames, links, exported symbols ----
+[ "$(echo $(pkg-config --libs distcache))" = "-L$ROOT$PREFIX/lib -ldistcache -lnal" ] \
+	&& ok "pkg-config --libs distcache = -L.. -ldistcache -lnal" \
+	|| bad "pkg-config --libs distcache gave '$(pkg-config --libs distcache)'"
+[ "$(echo $(pkg-config --libs distcacheserver))" = "-L$ROOT$PREFIX/lib -ldistcacheserver -ldistcache -lnal" ] \
+	&& ok "pkg-config --libs distcacheserver" || bad "pkg-config --libs distcacheserver: '$(pkg-config --libs distcacheserver)'"
+[ "$(echo $(pkg-config --cflags libnal))" = "-I$ROOT$PREFIX/include" ] && ok "pkg-config --cflags libnal" \
+	|| bad "pkg-config --cflags libnal: '$(pkg-config --cflags libnal)'"
+inc=$ROOT$PREFIX/include
+for lib in nal:libnal/nal.h: distcache:distcache/dc_plug.h+distcache/dc_client.h:libnal.so.1 \
+	   distcacheserver:distcache/dc_server.h:libdistcache.so.1+libnal.so.1; do
+	l=${lib%%:*} rest=${lib#*:} hdrs=${rest%%:*} needs=${rest#*:}
+	f=$LIB/lib$l.so.1.0.1
+	[ -f "$f" ] && [ "$(readlink "$LIB/lib$l.so.1")" = "lib$l.so.1.0.1" ] && [ "$(readlink "$LIB/lib$l.so")" = "lib$l.so.1" ] \
+		&& ok "lib$l.so.1.0.1 installed with links lib$l.so.1 and lib$l.so" || bad "lib$l files/links"
+	son=$(readelf -d "$f" | sed -n 's/.*(SONAME).*\[\(.*\)\]/\1/p')
+	[ "$son" = "lib$l.so.1" ] && ok "SONAME of lib$l is lib$l.so.1" || bad "SONAME of lib$l is '$son'"
+	need=$(readelf -d "$f" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | grep -v '^libc\.so' | sort | tr '\n' '+' | sed 's/+$//')
+	want=$(echo "$needs" | tr '+' '\n' | grep . | sort | tr '\n' '+' | sed 's/+$//')
+	[ "$need" = "$want" ] && ok "NEEDED of lib$l: ${need:-libc only}" || bad "NEEDED of lib$l: '$need', want '$want'"
+	# the functions the headers declare, as the compiler sees them
+	: > "$OUT/$l.want"
+	for h in $(echo "$hdrs" | tr '+' ' '); do
+		printf '#include <%s>\n' "$h" > "$OUT/aux.c"
+		$CC $(pkg-config --cflags libnal) -aux-info "$OUT/aux.txt" -c "$OUT/aux.c" -o /dev/null
+		grep "/$h:" "$OUT/aux.txt" | grep -o '\b\(NAL\|DC\)_[A-Za-z0-9_]* (' | tr -d ' (' >> "$OUT/$l.want"
+	done
+	sort -u -o "$OUT/$l.want" "$OUT/$l.want"
+	nm -D --defined-only "$f" | awk '{print $3}' | sort -u > "$OUT/$l.have"
+	if cmp -s "$OUT/$l.want" "$OUT/$l.have"; then
+		ok "lib$l exports exactly the $(wc -l < "$OUT/$l.want") functions of $(echo "$hdrs" | tr '+' ' ')"
+	else
+		bad "lib$l exported symbols differ from the header's functions:"; diff "$OUT/$l.want" "$OUT/$l.have" | sed 's/^/    /'
+	fi
+done
+[ -f "$LIB/distcache/libdistcache-engine.so" ] && ok "engine installed in \$libdir/distcache/" || bad "engine not in $LIB/distcache"
+
+# ---- headers: C89, C99, C++, standalone ----
+for h in libnal/nal.h distcache/dc_plug.h distcache/dc_client.h distcache/dc_server.h; do
+	printf '#include <%s>\nint x;\n' "$h" > "$OUT/h.c"
+	$CC -std=c89 -pedantic -Wall -Wextra -Werror -fsyntax-only $(pkg-config --cflags libnal) "$OUT/h.c" 2>"$OUT/h.err" \
+		&& ok "<$h> compiles alone as C89" || { bad "<$h> as C89"; cat "$OUT/h.err"; }
+	if command -v c++ >/dev/null; then
+		c++ -x c++ -Wall -Wextra -Werror -fsyntax-only $(pkg-config --cflags libnal) "$OUT/h.c" 2>"$OUT/h.err" \
+			&& ok "<$h> compiles alone as C++" || { bad "<$h> as C++"; cat "$OUT/h.err"; }
+	fi
+done
+
+# ---- httpd's configure check ----
+if $CC -o "$OUT/t_configure" "$T/t_configure.c" $(pkg-config --cflags distcache) \
+	$(pkg-config --libs-only-L distcache) -ldistcache -lnal 2>"$OUT/cfg.err"; then
+	ok "httpd configure check: DISTCACHE_CLIENT_API == 0x0001 and -ldistcache -lnal links DC_CTX_new"
+	run t_configure 30 "$OUT/t_configure"
+else
+	bad "httpd configure check"; cat "$OUT/cfg.err"
+fi
+
+# ---- programs ----
+compile cserver distcache || true
+compile t_ctx distcache || true
+compile t_fork distcache || true
+compile t_threads distcache || true
+compile t_nal libnal || true
+compile t_plug distcache || true
+compile t_noengine distcacheserver || true
+
+# The server: our dc_server, else the C server built on our own ABI.
+S=$OUT/server.sock C=$OUT/client.sock
+if [ -x "$DC_BIN/dc_server" ]; then
+	"$DC_BIN/dc_server" -listen "UNIX:$S" -sessions 60000 >"$OUT/dc_server.log" 2>&1 & pids="$pids $!"
+	what="dc_server"
+else
+	"$OUT/cserver" "UNIX:$S" >"$OUT/cserver.log" 2>&1 & pids="$pids $!"
+	what="ctests/cserver (build/bin/dc_server not built)"
+fi
+wait_for "$S" && ok "server up: $what" || bad "server did not come up: $what"
+if [ -x "$DC_BIN/dc_client" ]; then
+	"$DC_BIN/dc_client" -listen "UNIX:$C" -server "UNIX:$S" >"$OUT/dc_client.log" 2>&1 & pids="$pids $!"
+	wait_for "$C" && ok "dc_client proxy up" || bad "dc_client did not come up"
+fi
+
+run t_noengine 60 "$OUT/t_noengine"
+run t_ctx 120 "$OUT/t_ctx" "UNIX:$S" server
+[ -e "$C" ] && run t_ctx_proxy 120 "$OUT/t_ctx" "UNIX:$C" via-dc_client
+run t_fork 240 "$OUT/t_fork" "UNIX:$S"
+run t_threads 240 "$OUT/t_threads" "UNIX:$S"
+run t_nal 60 "$OUT/t_nal" "$OUT"
+run t_plug 60 "$OUT/t_plug" "$OUT"
+
+if [ "${VALGRIND:-0}" = 1 ] && command -v valgrind >/dev/null; then
+	# The Go engine is not valgrind-clean by design (its own allocator, signal-
+	# driven preemption); memcheck covers the front's C code paths that run
+	# without the engine, and the codec.
+	run t_noengine_vg 300 valgrind -q --error-exitcode=99 --leak-check=full \
+		--errors-for-leak-kinds=definite "$OUT/t_noengine"
+fi
+
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]

@@ -1,0 +1,69 @@
+/*
+ * One DC_CTX shared by 16 threads, 2000 verified operations each, no lock
+ * in the caller (Apache worker/event MPMs): flags 0 and PERSISTENT.
+ */
+#include <pthread.h>
+#include <unistd.h>
+#include <string.h>
+#include <distcache/dc_client.h>
+#include "ct.h"
+
+#define THREADS 16
+#define OPS 2000
+
+static DC_CTX *ctx;
+static unsigned int gflags;
+
+static void *worker(void *arg)
+{
+	long t = (long)arg, bad = 0;
+	unsigned char id[64], data[300], buf[512];
+	unsigned int used, i;
+	int k;
+
+	for (k = 0; k < OPS / 2; k++) {
+		snprintf((char *)id, sizeof id, "thr-%u-%ld-%d-%d", gflags, t, k, (int)getpid());
+		for (i = 0; i < sizeof data; i++)
+			data[i] = (unsigned char)(t * 31 + k * 7 + i);
+		if (DC_CTX_add_session(ctx, id, (unsigned int)strlen((char *)id), data,
+				sizeof data - (unsigned int)(k % 50), 600000) != 1)
+			bad++;
+		used = 0;
+		if (DC_CTX_get_session(ctx, id, (unsigned int)strlen((char *)id), buf, sizeof buf, &used) != 1 ||
+		    used != sizeof data - (unsigned int)(k % 50) || memcmp(buf, data, used) != 0)
+			bad++;
+	}
+	return (void *)bad;
+}
+
+
+int main(int argc, char **argv)
+{
+	static const unsigned int fl[] = { 0, DC_CTX_FLAG_PERSISTENT };
+	pthread_t th[THREADS];
+	unsigned int f;
+	long t;
+
+	if (argc != 2)
+		return 2;
+	for (f = 0; f < 2; f++) {
+		long bad = 0;
+		void *r;
+
+		gflags = fl[f];
+		ctx = DC_CTX_new(argv[1], gflags);
+		CHECK(ctx != NULL, "flags %#x: DC_CTX_new", gflags);
+		if (!ctx)
+			continue;
+		for (t = 0; t < THREADS; t++)
+			pthread_create(&th[t], NULL, worker, (void *)t);
+		for (t = 0; t < THREADS; t++) {
+			pthread_join(th[t], &r);
+			bad += (long)r;
+		}
+		CHECK(bad == 0, "flags %#x: %d threads x %d verified operations on one DC_CTX: %ld failed or mismatched",
+			gflags, THREADS, OPS, bad);
+		DC_CTX_free(ctx);
+	}
+	return ct_exit();
+}

@@ -1,0 +1,102 @@
+# The C ABI drop-in (issue 4): the Go engine (capi/, nal/, dc/), the three
+# C front libraries with the original sonames (capi/front/), headers,
+# pkg-config files, and the C compatibility suite (ctests/).
+# RUNPATH $ORIGIN lets libdistcache(server) find libnal.so.1 beside it,
+# as libtool's rpath did for the original in a non-system libdir.
+#
+#   build/lib/libnal.so.1.0.1 (+ .so.1, .so)            NEEDED libc only
+#   build/lib/libdistcache.so.1.0.1 (+ links)           NEEDED libnal.so.1
+#   build/lib/libdistcacheserver.so.1.0.1 (+ links)     NEEDED both
+#   build/lib/distcache/libdistcache-engine.so          the Go engine (dlopened)
+
+CC         ?= cc
+CAPI_LIB   := $(BUILD)/lib
+CAPI_VER   := 1.0.1
+CAPI_PCVER := 1.5.1
+CAPI_CFLAGS := -O2 -g -fPIC -fvisibility=hidden -Wall -Wextra -Werror -Iinclude -Icapi/front
+CAPI_FRONT_H := mk/capi.mk capi/front/engine.h capi/front/front.h $(wildcard include/*/*.h)
+CAPI_ENGINE := $(CAPI_LIB)/distcache/libdistcache-engine.so
+CAPI_LIBS   := nal distcache distcacheserver
+CAPI_HEADERS := libnal/nal.h distcache/dc_plug.h distcache/dc_client.h distcache/dc_server.h
+CTEST_ROOT  := $(BUILD)/ctest-root
+CTEST_PREFIX := /usr/local
+
+ALL_TARGETS       += capi
+INSTALL_TARGETS   += install-capi
+UNINSTALL_TARGETS += uninstall-capi
+CHECK_TARGETS     += ctest-check
+DEMO_TARGETS      += capi-demo
+
+.PHONY: capi capi-engine install-capi uninstall-capi ctest-check ctest-valgrind capi-demo
+
+capi: capi-engine $(foreach l,$(CAPI_LIBS),$(CAPI_LIB)/lib$(l).so)
+
+# go build is incremental; the engine is relinked only when Go sources change.
+capi-engine:
+	@mkdir -p $(CAPI_LIB)/distcache
+	CGO_ENABLED=1 $(GO) build -buildmode=c-shared -trimpath -ldflags='-s -w' \
+	  -o $(CAPI_ENGINE).tmp ./capi
+	@if cmp -s $(CAPI_ENGINE).tmp $(CAPI_ENGINE); then rm -f $(CAPI_ENGINE).tmp $(CAPI_ENGINE:.so=.h).tmp; \
+	 else mv $(CAPI_ENGINE).tmp $(CAPI_ENGINE); fi; rm -f $(CAPI_LIB)/distcache/*.h*
+
+$(BUILD)/capi/%.o: capi/front/%.c $(CAPI_FRONT_H)
+	@mkdir -p $(@D)
+	$(CC) $(CAPI_CFLAGS) -c $< -o $@
+
+define capi_lib
+$(CAPI_LIB)/lib$(1).so.$(CAPI_VER): $(addprefix $(BUILD)/capi/,$(2)) $(3)
+	@mkdir -p $$(@D)
+	$(CC) -shared -Wl,-soname,lib$(1).so.1 -Wl,-z,defs -Wl,-rpath,'$$$$ORIGIN' -o $$@ $(addprefix $(BUILD)/capi/,$(2)) \
+	  -L$(CAPI_LIB) -Wl,--no-as-needed $(4) -ldl -lpthread
+$(CAPI_LIB)/lib$(1).so: $(CAPI_LIB)/lib$(1).so.$(CAPI_VER)
+	ln -sf lib$(1).so.$(CAPI_VER) $(CAPI_LIB)/lib$(1).so.1
+	ln -sf lib$(1).so.1 $$@
+endef
+$(eval $(call capi_lib,nal,loader.o nal.o common.o,,))
+$(eval $(call capi_lib,distcache,dc_client.o shared_client.o common.o,$(CAPI_LIB)/libnal.so,-lnal))
+$(eval $(call capi_lib,distcacheserver,dc_server.o shared_client.o common.o,$(CAPI_LIB)/libdistcache.so,-ldistcache -lnal))
+
+install-capi: capi
+	install -d $(DESTDIR)$(LIBDIR)/distcache $(DESTDIR)$(LIBDIR)/pkgconfig \
+	  $(DESTDIR)$(INCDIR)/libnal $(DESTDIR)$(INCDIR)/distcache
+	@set -e; for l in $(CAPI_LIBS); do \
+	  install -m 0755 $(CAPI_LIB)/lib$$l.so.$(CAPI_VER) $(DESTDIR)$(LIBDIR)/; \
+	  ln -sf lib$$l.so.$(CAPI_VER) $(DESTDIR)$(LIBDIR)/lib$$l.so.1; \
+	  ln -sf lib$$l.so.1 $(DESTDIR)$(LIBDIR)/lib$$l.so; \
+	  sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCDIR@|$(INCDIR)|' \
+	      -e 's|@VERSION@|$(CAPI_PCVER)|' pkgconfig/$$( [ $$l = nal ] && echo libnal || echo $$l ).pc.in \
+	      > $(DESTDIR)$(LIBDIR)/pkgconfig/$$( [ $$l = nal ] && echo libnal || echo $$l ).pc; \
+	done
+	install -m 0755 $(CAPI_ENGINE) $(DESTDIR)$(LIBDIR)/distcache/
+	@set -e; for h in $(CAPI_HEADERS); do install -m 0644 include/$$h $(DESTDIR)$(INCDIR)/$$h; done
+
+uninstall-capi:
+	@for l in $(CAPI_LIBS); do \
+	  rm -f $(DESTDIR)$(LIBDIR)/lib$$l.so.$(CAPI_VER) $(DESTDIR)$(LIBDIR)/lib$$l.so.1 $(DESTDIR)$(LIBDIR)/lib$$l.so; \
+	done
+	rm -f $(DESTDIR)$(LIBDIR)/pkgconfig/libnal.pc $(DESTDIR)$(LIBDIR)/pkgconfig/distcache.pc \
+	  $(DESTDIR)$(LIBDIR)/pkgconfig/distcacheserver.pc $(DESTDIR)$(LIBDIR)/distcache/libdistcache-engine.so
+	rm -f $(addprefix $(DESTDIR)$(INCDIR)/,$(CAPI_HEADERS))
+	-rmdir $(DESTDIR)$(LIBDIR)/distcache $(DESTDIR)$(INCDIR)/libnal $(DESTDIR)$(INCDIR)/distcache 2>/dev/null
+
+# The C suite runs against a copy installed into a scratch DESTDIR.
+ctest-check: capi tools
+	rm -rf $(CTEST_ROOT)
+	$(MAKE) --no-print-directory install-capi DESTDIR=$(CTEST_ROOT) PREFIX=$(CTEST_PREFIX) \
+	  LIBDIR=$(CTEST_PREFIX)/lib INCDIR=$(CTEST_PREFIX)/include
+	ROOT=$(CTEST_ROOT) PREFIX=$(CTEST_PREFIX) DC_BIN=$(BUILD)/bin SRC=$(CURDIR) \
+	  OUT=$(BUILD)/ctests ./ctests/run.sh
+
+# The same suite under valgrind memcheck (not part of check: slow).
+ctest-valgrind: capi tools
+	rm -rf $(CTEST_ROOT)
+	$(MAKE) --no-print-directory install-capi DESTDIR=$(CTEST_ROOT) PREFIX=$(CTEST_PREFIX) \
+	  LIBDIR=$(CTEST_PREFIX)/lib INCDIR=$(CTEST_PREFIX)/include
+	VALGRIND=1 ROOT=$(CTEST_ROOT) PREFIX=$(CTEST_PREFIX) DC_BIN=$(BUILD)/bin SRC=$(CURDIR) \
+	  OUT=$(BUILD)/ctests-vg ./ctests/run.sh
+
+capi-demo: capi tools
+	rm -rf $(BUILD)/demo-root
+	$(MAKE) --no-print-directory install-capi DESTDIR=$(BUILD)/demo-root PREFIX=/usr/local \
+	  LIBDIR=/usr/local/lib INCDIR=/usr/local/include
+	ROOT=$(BUILD)/demo-root PREFIX=/usr/local DC_BIN=$(BUILD)/bin OUT=$(BUILD)/demo-c ./ctests/demo.sh
