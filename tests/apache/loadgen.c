@@ -13,10 +13,11 @@
  * off) are both plain OpenSSL client sessions here, which is why this is
  * C: Go's TLS client resumes TLS 1.2 only through session tickets.
  *
- * -hold opens -c connections at once and finishes every handshake before
- * any of them sends its request: each server worker (prefork child or
- * event thread) then holds one connection, so with -c equal to the number
- * of workers every one of them must answer, or a handshake times out.
+ * -hold opens -c connections at once and finishes every handshake (for at
+ * most 5 s) before any of them sends its request: each server worker
+ * (prefork child or event thread) then holds one connection, so with -c
+ * equal to the number of workers each prefork child must answer, or a
+ * handshake times out.
  *
  * -at N:COMMAND runs COMMAND through /bin/sh once N requests have
  * finished, while the load goes on (graceful restart, cache outage).
@@ -45,6 +46,7 @@
 #define MAX_PORTS 8
 #define MAX_ACTIONS 8
 #define MAX_REPORTED_ERRORS 20
+#define HOLD_WAIT_MS 5000
 
 struct action {
 	long at;
@@ -178,11 +180,14 @@ static int one_request(struct worker *w, long job, int pi, struct result *r)
 	r->reused = SSL_session_reused(ssl);
 	if (hold) {
 		struct timespec tick = { 0, 1000 * 1000 };
+		double until = now_ms() + HOLD_WAIT_MS;
 
-		/* Every server thread now holds one of our connections; only
-		 * when all handshakes are done does any request go out. */
+		/* Every server worker now holds one of our connections; only
+		 * when all handshakes are done does any request go out.  The
+		 * event MPM may queue a connection for a process whose
+		 * workers are all held, so the wait is bounded. */
 		atomic_fetch_add(&arrived, 1);
-		while (atomic_load(&arrived) < conc)
+		while (atomic_load(&arrived) < conc && now_ms() < until)
 			nanosleep(&tick, NULL);
 	}
 	n = snprintf(req, sizeof req,

@@ -9,6 +9,7 @@
 #   APACHE_MPMS       MPMs to test (default "prefork event")
 #   APACHE_LOAD_N     handshakes per load run (default 3000)
 #   APACHE_KEEP=1     keep the temporary directory
+#   APACHE_DC_PREFIX  test the libraries installed there instead of ours
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -36,7 +37,7 @@ for t in openssl curl gcc pgrep; do
 	command -v $t >/dev/null || die "$t is not installed (see .ci/packages.d/apache.txt)"
 done
 for t in dc_server dc_client; do
-	[ -x "$BIN/$t" ] || [ "${APACHE_DEV_SHMCB:-0}" = 1 ] || die "$BIN/$t is missing: run make first"
+	[ -x "$BIN/$t" ] || die "$BIN/$t is missing: run make first"
 done
 MODDIR=$("$APXS" -q LIBEXECDIR)
 id www-data >/dev/null 2>&1 || die "user www-data is missing"
@@ -94,12 +95,16 @@ free_port() {
 # ---------------------------------------------------------------- build
 say "building in $T"
 
-DEV_SHMCB=${APACHE_DEV_SHMCB:-0}   # harness development only: no dc at all
 # 1. our libraries into a temporary prefix
 PREFIX=$T/prefix
-if [ "$DEV_SHMCB" = 1 ]; then say "DEVELOPMENT MODE: shmcb in place of dc"; else
-"${MAKE:-make}" -C "$ROOT" --no-print-directory install PREFIX="$PREFIX" >"$T/install.log" 2>&1 ||
-	{ cat "$T/install.log"; die "make install failed"; }
+if [ -n "${APACHE_DC_PREFIX:-}" ]; then
+	# another distcache installation (e.g. the original, for comparison)
+	PREFIX=$APACHE_DC_PREFIX
+	say "libraries from $PREFIX"
+else
+	"${MAKE:-make}" -C "$ROOT" --no-print-directory install PREFIX="$PREFIX" \
+		>"$T/install.log" 2>&1 || { cat "$T/install.log"; die "make install failed"; }
+fi
 for f in include/distcache/dc_client.h lib/libdistcache.so.1 lib/libnal.so.1; do
 	[ -e "$PREFIX/$f" ] || die "make install did not install $f"
 done
@@ -120,11 +125,14 @@ mkdir -p "$T/mod"
 cp "$modc" "$T/mod/mod_socache_dc.c"
 cmp -s "$modc" "$T/mod/mod_socache_dc.c" || die "module source copy differs"
 (cd "$T/mod" && "$APXS" -c -I"$PREFIX/include" -L"$PREFIX/lib" \
-	-Wl,-rpath -Wl,"$PREFIX/lib" -ldistcache -lnal mod_socache_dc.c) \
+	-ldistcache -lnal mod_socache_dc.c) \
 	>"$T/apxs.log" 2>&1 || { cat "$T/apxs.log"; die "apxs failed"; }
 MODSO=$T/mod/.libs/mod_socache_dc.so
 [ -f "$MODSO" ] || die "apxs built no $MODSO"
-fi
+readelf -d "$MODSO" | grep -q 'NEEDED.*libdistcache\.so\.1' || die "$MODSO does not link libdistcache.so.1"
+# Apache finds the libraries as if they were installed system-wide (apxs'
+# libtool drops -Wl,-rpath, and ldconfig is not for a temporary prefix).
+export LD_LIBRARY_PATH=$PREFIX/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 
 # 3. the load driver
 gcc -O2 -Wall -Wextra -Werror -o "$T/loadgen" "$ROOT/tests/apache/loadgen.c" \
@@ -217,7 +225,7 @@ LoadModule authz_host_module $MODDIR/mod_authz_host.so
 LoadModule dir_module $MODDIR/mod_dir.so
 LoadModule status_module $MODDIR/mod_status.so
 LoadModule socache_shmcb_module $MODDIR/mod_socache_shmcb.so
-$([ "$DEV_SHMCB" = 1 ] || echo "LoadModule socache_dc_module $MODSO")
+LoadModule socache_dc_module $MODSO
 LoadModule ssl_module $MODDIR/mod_ssl.so
 LogFormat "%P %{tid}P %{SSL_PROTOCOL}x %{SSL_SESSION_RESUMED}x %>s %U%q" dctest
 CustomLog "$d/access.log" dctest
@@ -330,31 +338,58 @@ no_crash() {
 }
 
 workers() { case $1 in prefork) echo 8 ;; event) echo 32 ;; esac; }
-# every_worker_answers NAME MPM: every child process (and, with event,
-# every thread) holds one connection at the same time and answers on it.
-# A stuck worker stays stuck, so one retry (against a worker that was
-# merely slow to come back under a busy machine) does not hide it.
+procs() { case $1 in prefork) echo 8 ;; event) echo 2 ;; esac; }
+# every_worker_answers NAME MPM: every worker (prefork child, event thread)
+# takes one connection at the same time and answers on it; every child
+# process must appear in the access log, and afterwards no worker may stay
+# busy (a worker stuck in the library would).  A stuck worker stays stuck,
+# so one retry (for a worker merely slow on a busy machine) hides nothing.
 every_worker_answers() {
 	hold_once "$@" || { say "$1: retrying the every-worker check once"; hold_once "$@"; }
 }
+status() { # status NAME: mod_status machine-readable page
+	curl -sk --max-time 5 --resolve "$SN:${PORT[$1]}:127.0.0.1" \
+		"https://$SN:${PORT[$1]}/server-status?auto"
+}
+only_status_busy() { status "$1" | grep -qx 'BusyWorkers: 1'; }
 hold_once() {
-	local name=$1 n tag=/index.html?hold-$RANDOM$RANDOM pairs min=8
-	n=$(workers "$2")
-	[ "$2" = event ] && min=2
-	wait_until 30 eval "[ \$(children $name | wc -l) -ge $min ]" ||
-		{ say "$name has $(children "$name" | wc -l) children"; return 1; }
+	local name=$1 mpm=$2 n p tag=/index.html?hold-$RANDOM$RANDOM kids seen missing=
+	n=$(workers "$mpm")
+	p=$(procs "$mpm")
+	# after a graceful restart the old generation must be gone first
+	wait_until 30 eval "[ \$(children $name | wc -l) -eq $p ]" ||
+		{ say "$name: $(children "$name" | wc -l) children, expected $p"; return 1; }
+	kids=$(children "$name")
 	if ! "$T/loadgen" -p "${PORT[$name]}" -c "$n" -hold -path "$tag" -sni "$SN" \
 		-timeout 10 >"$T/hold.out" 2>&1; then
 		cat "$T/hold.out"
-		say "$name: children $(children "$name" | tr '\n' ' '); scoreboard:"
-		curl -sk --max-time 5 --resolve "$SN:${PORT[$name]}:127.0.0.1" \
-			"https://$SN:${PORT[$name]}/server-status?auto" | grep -E 'Scoreboard|Processes|Busy|Idle'
+		say "$name: children $(echo $kids); status:"
+		status "$name" | grep -E 'Scoreboard|Processes|Busy|Idle'
 		return 1
 	fi
 	# the access log names the process and thread that served each one
 	wait_until 10 eval "[ \$(grep -c -- ' 200 $tag\$' $T/$name/access.log) -ge $n ]" || return 1
-	pairs=$(grep -- " 200 $tag\$" "$T/$name/access.log" | awk '{print $1, $2}' | sort -u | wc -l)
-	[ "$pairs" -eq "$n" ] || { say "$name: $n requests served by only $pairs workers"; return 1; }
+	seen=$(grep -- " 200 $tag\$" "$T/$name/access.log" | awk '{print $1}' | sort -u)
+	for k in $kids; do
+		grep -qx "$k" <<<"$seen" || missing="$missing $k"
+	done
+	[ -z "$missing" ] || { say "$name: children that did not answer:$missing"; return 1; }
+	wait_until 15 only_status_busy "$name" ||
+		{ say "$name: workers stay busy:"; status "$name" | grep -E 'Scoreboard|Busy'; return 1; }
+}
+
+# every child of NAME has GOGC=$LOW_GOGC and our engine mapped (so the
+# load above exercised a Go runtime in each forked child)
+children_have_engine() {
+	local k n=0
+	for k in $(children "$1"); do
+		tr '\0' '\n' <"/proc/$k/environ" | grep -qx "GOGC=$LOW_GOGC" ||
+			{ say "child $k lacks GOGC=$LOW_GOGC"; return 1; }
+		grep -q 'libdistcache-engine\|memfd:distcache-engine' "/proc/$k/maps" ||
+			{ say "child $k has no engine mapped"; return 1; }
+		n=$((n + 1))
+	done
+	[ $n -gt 0 ]
 }
 
 rss_kb() { # average and max VmRSS of an instance's children
@@ -400,13 +435,8 @@ run_mpm() {
 	start_dc_server
 	start_dc_client A
 	start_dc_client B
-	if [ "$DEV_SHMCB" = 1 ]; then
-		write_conf A "${PORT[A]}" "$mpm" "shmcb:$T/A/scache(512000)"
-		write_conf B "${PORT[B]}" "$mpm" "shmcb:$T/B/scache(512000)"
-	else
-		write_conf A "${PORT[A]}" "$mpm" "dc:UNIX:$T/A.sock"
-		write_conf B "${PORT[B]}" "$mpm" "dc:UNIX:$T/B.sock"
-	fi
+	write_conf A "${PORT[A]}" "$mpm" "dc:UNIX:$T/A.sock"
+	write_conf B "${PORT[B]}" "$mpm" "dc:UNIX:$T/B.sock"
 	start_apache A
 	start_apache B
 	mark_logs A B
@@ -433,6 +463,8 @@ run_mpm() {
 		check "$mpm TLS$v: every worker of B still answers" every_worker_answers B "$mpm"
 	done
 	check "$mpm: no OpenSSL/cache errors in the logs" no_errors A B
+	check "$mpm: children run with GOGC=$LOW_GOGC and have the Go engine loaded" \
+		children_have_engine A
 	RSS[$mpm dc]=$(rss_kb A)
 
 	mark_logs A B
