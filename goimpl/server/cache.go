@@ -37,7 +37,7 @@ const (
 // EntryOverhead is what Config.MaxBytes charges per entry beyond its id and
 // data: the map slot, the heap slot and the entry header, measured on 64-bit
 // Go (see BenchmarkMemoryPerEntry).
-const EntryOverhead = 120
+const EntryOverhead = 150
 
 // Config sizes a cache built by NewCache.
 type Config struct {
