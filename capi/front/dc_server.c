@@ -1,98 +1,173 @@
 /*
- * libdistcacheserver.so.1: DC_SERVER_*.
+ * libdistcacheserver.so.1: DC_SERVER_* trampolines.
  *
- * Not wired to the engine yet (goimpl/server is not available): every
- * function gives its failure value after one line on stderr.
+ * The cache choice (DC_SERVER_set_cache / set_default_cache) is a process
+ * global kept here, in the front, and passed to the engine with each
+ * DC_SERVER_new.  Clients the engine deletes by itself (DC_SERVER_clients_io
+ * on a dead connection, DC_SERVER_free) are handed back through
+ * DC_SERVER_reap so that their handles (and their connections' handles) are
+ * released here.
  */
-#include <stdio.h>
+#include <stdlib.h>
 #include <distcache/dc_server.h>
 #include "front.h"
 
-static void missing(void)
-{
-	static int said;
+#define ENG(v) const struct dcf_engine *e = dcf_e(); if (!e) return v
+#define REF(r, h, v) dcf_ref r = (h) ? dcf_cur(&(h)->o) : NULL; if (!r) return v
+#define NOTHING
 
-	if (!said) {
-		said = 1;
-		fprintf(stderr, "distcache: DC_SERVER is not available in this build\n");
-	}
+struct st_DC_SERVER { struct dcf_obj o; };
+struct st_DC_CLIENT {
+	struct dcf_obj o;
+	NAL_CONNECTION *conn;
+	unsigned int flags;
+};
+
+static const DC_CACHE_cb *cache_impl;	/* NULL: none chosen yet */
+static int cache_default;
+
+static void release(DC_CLIENT *c)
+{
+	if (!(c->flags & DC_CLIENT_FLAG_NOFREE_CONN))
+		free(c->conn);
+	free(c);
 }
 
-DCF_PUBLIC DC_SERVER *DC_SERVER_new(unsigned int max_sessions)
+static void reap(const struct dcf_engine *e)
 {
-	(void)max_sessions;
-	missing();
-	return NULL;
-}
+	void *h;
 
-DCF_PUBLIC void DC_SERVER_free(DC_SERVER *ctx)
-{
-	(void)ctx;
+	while ((h = e->DC_SERVER_reap()) != NULL)
+		release(h);
 }
 
 DCF_PUBLIC int DC_SERVER_set_default_cache(void)
 {
-	missing();
-	return 0;
+	cache_impl = NULL;
+	cache_default = 1;
+	return 1;
 }
 
 DCF_PUBLIC int DC_SERVER_set_cache(const DC_CACHE_cb *impl)
 {
-	(void)impl;
-	missing();
-	return 0;
-}
-
-DCF_PUBLIC unsigned int DC_SERVER_items_stored(DC_SERVER *ctx, const struct timeval *now)
-{
-	(void)ctx;
-	(void)now;
-	return 0;
-}
-
-DCF_PUBLIC void DC_SERVER_reset_operations(DC_SERVER *ctx)
-{
-	(void)ctx;
-}
-
-DCF_PUBLIC unsigned long DC_SERVER_num_operations(DC_SERVER *ctx)
-{
-	(void)ctx;
-	return 0;
-}
-
-DCF_PUBLIC DC_CLIENT *DC_SERVER_new_client(DC_SERVER *ctx, NAL_CONNECTION *conn,
-		unsigned int flags)
-{
-	(void)ctx;
-	(void)conn;
-	(void)flags;
-	missing();
-	return NULL;
-}
-
-DCF_PUBLIC int DC_SERVER_del_client(DC_CLIENT *clnt)
-{
-	(void)clnt;
-	return 0;
-}
-
-DCF_PUBLIC int DC_SERVER_process_client(DC_CLIENT *clnt, const struct timeval *now)
-{
-	(void)clnt;
-	(void)now;
-	return 0;
-}
-
-DCF_PUBLIC int DC_SERVER_clients_io(DC_SERVER *ctx, const struct timeval *now)
-{
-	(void)ctx;
-	(void)now;
-	return 0;
-}
-
-DCF_PUBLIC int DC_SERVER_clients_empty(const DC_SERVER *ctx)
-{
-	(void)ctx;
+	if (!impl || !impl->cache_new || !impl->cache_free || !impl->cache_add || !impl->cache_get ||
+	    !impl->cache_remove || !impl->cache_have || !impl->cache_num_items)
+		return 0;
+	cache_impl = impl;
+	cache_default = 0;
 	return 1;
+}
+
+DCF_PUBLIC DC_SERVER *DC_SERVER_new(unsigned int max_sessions)
+{
+	DC_SERVER *s;
+	dcf_ref r;
+
+	if (!cache_impl && !cache_default)
+		return NULL;
+	{
+		ENG(NULL);
+		s = calloc(1, sizeof *s);
+		if (!s)
+			return NULL;
+		r = e->DC_SERVER_new(max_sessions, cache_impl);
+		if (!r) {
+			free(s);
+			return NULL;
+		}
+		dcf_set(&s->o, r);
+	}
+	return s;
+}
+
+DCF_PUBLIC void DC_SERVER_free(DC_SERVER *s)
+{
+	if (!s)
+		return;
+	if (s->o.ref && s->o.gen == dcf_gen()) {
+		const struct dcf_engine *e = dcf_e();
+		if (e) {
+			e->DC_SERVER_free(s->o.ref);
+			reap(e);
+		}
+	}
+	free(s);
+}
+
+DCF_PUBLIC unsigned int DC_SERVER_items_stored(DC_SERVER *s, const struct timeval *now)
+{
+	ENG(0);
+	REF(r, s, 0);
+	return e->DC_SERVER_items_stored(r, now);
+}
+
+DCF_PUBLIC void DC_SERVER_reset_operations(DC_SERVER *s)
+{
+	ENG(NOTHING);
+	REF(r, s, NOTHING);
+	e->DC_SERVER_reset_operations(r);
+}
+
+DCF_PUBLIC unsigned long DC_SERVER_num_operations(DC_SERVER *s)
+{
+	ENG(0);
+	REF(r, s, 0);
+	return e->DC_SERVER_num_operations(r);
+}
+
+DCF_PUBLIC DC_CLIENT *DC_SERVER_new_client(DC_SERVER *s, NAL_CONNECTION *conn, unsigned int flags)
+{
+	DC_CLIENT *c;
+	dcf_ref r;
+
+	ENG(NULL);
+	REF(rs, s, NULL);
+	REF(rc, conn, NULL);
+	c = calloc(1, sizeof *c);
+	if (!c)
+		return NULL;
+	r = e->DC_SERVER_new_client(rs, rc, flags, c);
+	if (!r) {
+		free(c);
+		return NULL;
+	}
+	dcf_set(&c->o, r);
+	c->conn = conn;
+	c->flags = flags;
+	return c;
+}
+
+DCF_PUBLIC int DC_SERVER_del_client(DC_CLIENT *c)
+{
+	ENG(0);
+	REF(r, c, 0);
+	if (!e->DC_SERVER_del_client(r))
+		return 0;
+	release(c);
+	return 1;
+}
+
+DCF_PUBLIC int DC_SERVER_process_client(DC_CLIENT *c, const struct timeval *now)
+{
+	ENG(0);
+	REF(r, c, 0);
+	return e->DC_SERVER_process_client(r, now);
+}
+
+DCF_PUBLIC int DC_SERVER_clients_io(DC_SERVER *s, const struct timeval *now)
+{
+	int ret;
+
+	ENG(0);
+	REF(r, s, 0);
+	ret = e->DC_SERVER_clients_io(r, now);
+	reap(e);
+	return ret;
+}
+
+DCF_PUBLIC int DC_SERVER_clients_empty(const DC_SERVER *s)
+{
+	ENG(1);
+	REF(r, s, 1);
+	return e->DC_SERVER_clients_empty(r);
 }

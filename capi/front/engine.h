@@ -17,6 +17,7 @@
 #define DCF_PUBLIC __attribute__((visibility("default")))
 
 typedef void *dcf_ref;
+struct st_DC_CACHE_cb;
 
 #define DCF_ENGINE_FUNCS(X) \
 	X(void, NAL_config_set_nagle, (int enabled)) \
@@ -87,6 +88,17 @@ typedef void *dcf_ref;
 	X(int, DC_PLUG_write_more, (dcf_ref p, const unsigned char *data, unsigned int len)) \
 	X(int, DC_PLUG_commit, (dcf_ref p)) \
 	X(int, DC_PLUG_rollback, (dcf_ref p)) \
+	X(dcf_ref, DC_SERVER_new, (unsigned int max, const struct st_DC_CACHE_cb *impl)) \
+	X(void, DC_SERVER_free, (dcf_ref s)) \
+	X(void *, DC_SERVER_reap, (void)) \
+	X(unsigned int, DC_SERVER_items_stored, (dcf_ref s, const struct timeval *now)) \
+	X(void, DC_SERVER_reset_operations, (dcf_ref s)) \
+	X(unsigned long, DC_SERVER_num_operations, (dcf_ref s)) \
+	X(dcf_ref, DC_SERVER_new_client, (dcf_ref s, dcf_ref conn, unsigned int flags, void *front)) \
+	X(int, DC_SERVER_del_client, (dcf_ref c)) \
+	X(int, DC_SERVER_process_client, (dcf_ref c, const struct timeval *now)) \
+	X(int, DC_SERVER_clients_io, (dcf_ref s, const struct timeval *now)) \
+	X(int, DC_SERVER_clients_empty, (dcf_ref s)) \
 	X(dcf_ref, DC_CTX_new, (const char *target, unsigned int flags)) \
 	X(void, DC_CTX_free, (dcf_ref ctx)) \
 	X(int, DC_CTX_add_session, (dcf_ref ctx, const unsigned char *id, unsigned int id_len, \
