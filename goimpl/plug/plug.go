@@ -146,6 +146,24 @@ func (p *Plug) IO() bool {
 	return true
 }
 
+// Flush does the message-level half of IO without network I/O: it decodes
+// what the connection's read buffer already holds and encodes pending
+// frames into its send buffer. It lets a caller that runs the connection's
+// IO itself drive a plug (the DC_SERVER clients without IN_SERVER, E-34).
+// Pending output is encoded even after the input turned out corrupt, so a
+// queued answer can still be flushed before the connection is closed. It
+// returns false if the input is corrupt.
+func (p *Plug) Flush() bool {
+	if !p.usable() {
+		return false
+	}
+	p.writeFlush()
+	if p.corrupt != nil {
+		return false
+	}
+	return p.readFlush()
+}
+
 // Err returns why the incoming stream was judged corrupt (nil if it was
 // not); for logging.
 func (p *Plug) Err() error {
