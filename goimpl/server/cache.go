@@ -121,7 +121,7 @@ type ShardedCache struct {
 }
 
 type counters struct {
-	items, bytes                                     atomic.Int64
+	items, bytes                                    atomic.Int64
 	adds, refused, hits, misses, removes, evs, exps atomic.Uint64
 }
 
