@@ -31,6 +31,9 @@ where options include:
    -retry <msecs>        reconnect interval after losing the server (default 5000)
    -idle <msecs>         drop local clients idle this long (default 0 = never)
    -maxclients <num>     maximum local client connections (default 1024)
+   -inflight <num>       maximum requests in flight to the server (default 512;
+                         1 for an original distcache 1.5 dc_server, which
+                         drops pipelined requests behind large answers)
    -daemon               detach and run in the background
    -user <user>          run as this user (and its groups)
    -sockowner <user>     owner of the unix socket
@@ -41,9 +44,9 @@ where options include:
    -h, -help, -?         this help
 `
 
-// maxOutstanding caps the requests in flight upstream, as the original's
+// defaultInflight caps the requests in flight upstream, as the original's
 // MULTIPLEXER_MAX_ITEMS; further requests wait for a slot.
-const maxOutstanding = 512
+const defaultInflight = 512
 
 type config struct {
 	listen     string
@@ -51,11 +54,12 @@ type config struct {
 	retry      time.Duration
 	idle       time.Duration
 	maxClients int64
+	inflight   int64
 	daemon     tool.Daemon
 }
 
 func parseArgs() (*config, *tool.Args) {
-	c := &config{listen: "UNIX:/tmp/scache", retry: 5 * time.Second, maxClients: 1024}
+	c := &config{listen: "UNIX:/tmp/scache", retry: 5 * time.Second, maxClients: 1024, inflight: defaultInflight}
 	a := tool.NewArgs(os.Args[1:], usage)
 	for a.Next() {
 		if c.daemon.Option(a) {
@@ -85,6 +89,8 @@ func parseArgs() (*config, *tool.Args) {
 			c.idle = time.Duration(a.Int(0, 3600000)) * time.Millisecond
 		case "-maxclients":
 			c.maxClients = a.Int(1, 1000000)
+		case "-inflight":
+			c.inflight = a.Int(1, 65536)
 		default:
 			a.Unknown()
 		}
@@ -130,7 +136,7 @@ func main() {
 	}
 	cfg.daemon.Start(args.Rewritten(), files)
 
-	p := &proxy{cfg: cfg, up: newUpstream(srvAddr, cfg.retry), clients: make(map[*client]struct{})}
+	p := &proxy{cfg: cfg, up: newUpstream(srvAddr, cfg.retry, int(cfg.inflight)), clients: make(map[*client]struct{})}
 	go p.up.run()
 	sigs := cfg.daemon.Signals()
 	done := make(chan struct{})
@@ -301,9 +307,9 @@ var (
 	disconnected = []byte{proto.ResultDisconnected}
 )
 
-func newUpstream(a tool.Addr, retry time.Duration) *upstream {
+func newUpstream(a tool.Addr, retry time.Duration, inflight int) *upstream {
 	return &upstream{addr: a, retry: retry, nextUID: 1, pending: make(map[uint32]*call),
-		slots: make(chan struct{}, maxOutstanding), kick: make(chan struct{}, 1)}
+		slots: make(chan struct{}, inflight), kick: make(chan struct{}, 1)}
 }
 
 // run keeps the upstream connection: it connects at once, and again every

@@ -141,6 +141,29 @@ func TestE4PipelinedLargeResponses(t *testing.T) {
 	}
 }
 
+// With -inflight 1 (for original servers, E-5) requests of different
+// clients are forwarded one at a time, and all are still answered.
+func TestInflightOne(t *testing.T) {
+	_, f, _, sock := setup(t, "-inflight", "1")
+	a := tooltest.Dial(t, "unix", sock)
+	b := tooltest.Dial(t, "unix", sock)
+	a.Write(tooltest.Request(1, proto.OpHave, []byte("hold-a")))
+	tooltest.Eventually(t, 5*time.Second, func() bool { return f.heldCount() == 1 }, "the first request upstream")
+	b.Write(tooltest.Request(2, proto.OpGet, []byte("b")))
+	// b's request must wait for a's answer: the server sees nothing new.
+	rb := proto.NewReader(b, proto.WantResponses)
+	if _, err := tooltest.ReadResponse(b, rb, 300*time.Millisecond); err == nil {
+		t.Fatal("second request answered while the first was in flight with -inflight 1")
+	}
+	if n := len(f.seenUIDs()); n != 1 {
+		t.Fatalf("server saw %d requests, want 1", n)
+	}
+	f.release()
+	if m, err := tooltest.ReadResponse(b, rb, 5*time.Second); err != nil || string(m.Payload) != "ok:b" {
+		t.Fatalf("second request: %v %v", m, err)
+	}
+}
+
 func TestE6UnknownUIDIsCorruption(t *testing.T) {
 	_, f, p, sock := setup(t)
 	c := tooltest.Dial(t, "unix", sock)
