@@ -360,3 +360,25 @@ func TestParseBytes(t *testing.T) {
 		}
 	}
 }
+
+// FD:<n> listens on an inherited socket (the original exited on the first
+// connection, E-27).
+func TestFDListener(t *testing.T) {
+	dir := tooltest.TempDir(t)
+	ln, err := net.Listen("unix", dir+"/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.(*net.UnixListener).SetUnlinkOnClose(false)
+	f, err := ln.(*net.UnixListener).File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := tooltest.StartWith(t, "", []*os.File{f}, tooltest.Bin(t, "dc_server"), "-listen", "FD:3")
+	f.Close()
+	ln.Close()
+	tooltest.WaitDial(t, p, "unix", dir+"/fd")
+	for i := 0; i < 3; i++ {
+		checkAddGet(t, tooltest.Dial(t, "unix", dir+"/fd"), uint32(i))
+	}
+}

@@ -163,8 +163,15 @@ func Start(t testing.TB, bin string, args ...string) *Proc {
 // StartIn is Start with the working directory dir.
 func StartIn(t testing.TB, dir, bin string, args ...string) *Proc {
 	t.Helper()
+	return StartWith(t, dir, nil, bin, args...)
+}
+
+// StartWith is Start with a working directory and descriptors 3, 4, ...
+func StartWith(t testing.TB, dir string, files []*os.File, bin string, args ...string) *Proc {
+	t.Helper()
 	p := &Proc{t: t, Cmd: exec.Command(bin, args...), Out: &Log{}, done: make(chan struct{})}
 	p.Cmd.Dir = dir
+	p.Cmd.ExtraFiles = files
 	p.Cmd.Stdout, p.Cmd.Stderr = p.Out, p.Out
 	if err := p.Cmd.Start(); err != nil {
 		t.Fatal(err)
