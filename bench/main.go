@@ -29,6 +29,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/distcache-go/distcache/goimpl/proto"
@@ -181,7 +182,11 @@ func start(be backend, dir string) (*server, error) {
 			}
 			cmd = exec.Command(*memcached, append(where, "-U", "0", "-m", strconv.Itoa(mem), "-c", "4096", "-t", "4", "-u", "root")...)
 		}
-		cmd.Stderr = os.Stderr
+		// dc_server logs its progress lines to stderr: keep them out of
+		// the table.
+		if _, ok := be.(mcBackend); ok {
+			cmd.Stderr = os.Stderr
+		}
 		if err := cmd.Start(); err != nil {
 			return nil, fmt.Errorf("%s: %w", be.name(), err)
 		}
@@ -256,6 +261,12 @@ func fill(s *server, keyspace string, items, size int) error {
 	return nil
 }
 
+// newIDs hands out id ranges for the sessions a run adds, above the filled
+// range: 2^24 ids per client and case, far past any fill.
+var newIDs atomic.Int64
+
+func init() { newIDs.Store(1 << 32) }
+
 type result struct {
 	opsPerSec float64
 	p50, p99  time.Duration
@@ -277,7 +288,8 @@ func run(s *server, network string, persistent bool, clients int, keyspace strin
 			local := make([]time.Duration, 0, 1<<16)
 			var c session
 			var err error
-			next := items + w // new sessions beyond the filled range
+			// New sessions get ids no other case or client has used.
+			next := int(newIDs.Add(1)) << 24
 			for time.Now().Before(stop) {
 				t0 := time.Now()
 				if c == nil {
@@ -287,7 +299,7 @@ func run(s *server, network string, persistent bool, clients int, keyspace strin
 				}
 				if rng.Intn(100) < *addPct {
 					err = c.add(sessionID(keyspace, next), sessionData(size, next))
-					next += clients
+					next++
 				} else {
 					i := rng.Intn(items)
 					err = c.get(sessionID(keyspace, i), size)
