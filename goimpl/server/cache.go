@@ -1,30 +1,41 @@
 package server
 
 import (
-	"container/heap"
 	"errors"
 	"sync"
-	"sync/atomic"
 	"time"
+	"unsafe"
 )
 
-// Cache is a session store: the Go shape of the C DC_CACHE_cb table. The
-// server never reads the clock itself; every call carries the caller's now.
-// An entry added at now with timeout t ms expires at now (truncated to the
-// millisecond) + t, and is gone once now is strictly later than that.
+// Cache is a session store: the Go shape of the C DC_CACHE_cb table (the C
+// layer adapts a caller's callbacks to it; the tools use it directly).
+//
+// The server never reads the clock; every call carries the caller's now.
+// An entry added at now with a timeout of t milliseconds expires at now
+// truncated to the millisecond plus t, and is gone once now is strictly
+// later than that (compared to the microsecond): live at the expiry
+// instant, gone 1µs after it (PROTOCOL.md §9.6). Reads never extend a
+// lifetime.
+//
+// The server guarantees what DC_CACHE_cb implementations could rely on:
+// Add is called with 1..64-byte ids, 1..32768 bytes of data and a timeout
+// of at most 604800000 ms; Get, Remove and Have receive the raw request
+// payload as the id (0..32768 bytes, not validated).
 type Cache interface {
-	// Add stores data under id for timeoutMS milliseconds. It reports
-	// false if a live entry with that id exists (the first data is kept)
-	// or the cache refuses the entry.
+	// Add stores a copy of data under a copy of id for timeoutMS
+	// milliseconds. It reports false if a live entry with that id exists
+	// (the first data is kept) or the cache refuses the entry for any
+	// other reason; the server answers both with 0x65.
 	Add(now time.Time, timeoutMS uint32, id, data []byte) bool
-	// Get copies up to len(dst) bytes of the entry's data into dst and
-	// returns the entry's full length, or 0 if there is no live entry.
+	// Get copies min(length, len(dst)) bytes of the entry's data into dst
+	// and returns the entry's full length; 0 means there is no live entry
+	// (so empty data reads as a miss).
 	Get(now time.Time, id, dst []byte) int
 	// Remove deletes a live entry and reports whether there was one.
 	Remove(now time.Time, id []byte) bool
 	// Have reports whether a live entry exists.
 	Have(now time.Time, id []byte) bool
-	// NumItems is the number of live entries.
+	// NumItems is the number of live entries (expired ones are purged).
 	NumItems(now time.Time) int
 }
 
@@ -34,77 +45,110 @@ const (
 	DefaultCacheMaxSize = 60000 // DC_CACHE_MAX_SIZE
 )
 
-// EntryOverhead is what Config.MaxBytes charges per entry beyond its id and
-// data: the map slot, the heap slot and the entry header, measured on 64-bit
-// Go (see BenchmarkMemoryPerEntry).
-const EntryOverhead = 150
+// EntryOverhead is what Config.MaxBytes charges per entry on top of its id
+// and data: the entry header, its map slot and its expiry-order slot, as
+// measured on 64-bit Go (BenchmarkMemoryPerEntry reports the real figure).
+const EntryOverhead = 128
 
-// Config sizes a cache built by NewCache.
+// maxEntrySize is the largest entry the protocol can deliver, charged.
+const maxEntrySize = 32768 + EntryOverhead
+
+// Config sizes a cache built by NewCache. The zero value is an unbounded
+// cache with 16 shards.
 type Config struct {
 	// MaxSessions bounds the number of entries (0 = no count bound).
 	MaxSessions int
-	// MaxBytes bounds id+data+EntryOverhead summed over entries (0 = none).
+	// MaxBytes bounds the sum over entries of len(id)+len(data)+
+	// EntryOverhead (0 = no byte bound). It is a bound on the cache's
+	// own accounting, which tracks the Go heap the entries hold to within
+	// a few percent; the process uses more (runtime, GC headroom).
 	MaxBytes int64
-	// MinLifetime raises every add timeout below it to it (0 = off). Some
-	// clients send sub-second lifetimes (httpd 2.4 passes only the 0–999 ms
-	// remainder of the real lifetime).
+	// MinLifetime raises every add timeout below it to it (0 = off).
+	// Some clients send sub-second lifetimes: httpd 2.4 passes only the
+	// 0–999 ms remainder of the real lifetime (CONSUMERS.md).
 	MinLifetime time.Duration
 	// Shards splits the cache into independently locked parts so that
-	// concurrent connections do not contend; bounds are divided evenly.
-	// 0 picks 16; 1 gives the exact eviction order of the original.
+	// concurrent connections rarely contend; the bounds are divided
+	// evenly between them, and eviction order is exact within a shard.
+	// 0 picks 16 (fewer when the bounds are so small that a shard could
+	// not hold a few maximal entries); 1 gives exactly the original's
+	// global eviction order.
 	Shards int
 }
 
-// Stats are running counters of a cache built by NewCache.
+// Stats are running counters of a ShardedCache.
 type Stats struct {
-	Items       int64
-	Bytes       int64
-	Adds        uint64
-	AddsRefused uint64
-	Hits        uint64
-	Misses      uint64
-	Removes     uint64
-	Evictions   uint64
-	Expirations uint64
+	Items       int64  // entries stored, including expired ones not yet purged
+	Bytes       int64  // charged bytes of those entries (see Config.MaxBytes)
+	Adds        uint64 // adds stored
+	AddsRefused uint64 // adds refused (duplicate id, or larger than a shard's byte bound)
+	Hits        uint64 // gets that found a live entry
+	Misses      uint64 // gets that did not
+	Removes     uint64 // removes that deleted an entry
+	Evictions   uint64 // live entries dropped to make room
+	Expirations uint64 // expired entries purged
 }
 
 // ErrCacheSize is returned by NewDefaultCache for a size outside 64..60000.
 var ErrCacheSize = errors.New("distcache: cache size must be between 64 and 60000 sessions")
 
 // NewDefaultCache is the original library's default cache contract: between
-// 64 and 60000 sessions, and when full, the max/30 (at least one) entries
-// closest to expiry are dropped to make room. Unlike the original, lookups
-// are hashed, expiry does not scan, and evicted entries are freed.
-func NewDefaultCache(maxSessions int) (*ShardedCache, error) {
+// 64 and 60000 sessions (ErrCacheSize otherwise); a duplicate live id is
+// refused; when the cache is full an add first drops the max/30 entries (at
+// least one) closest to expiry, ties in insertion order — live ones too,
+// whatever their use. Unlike the original, lookups are hashed, expiry and
+// eviction cost O(log n) instead of a scan and a memmove, and evicted
+// entries are freed (EDGES E-19, E-20). It is a CacheFactory. The result is
+// a *ShardedCache with one shard: safe for concurrent use, and Stats is
+// available through a type assertion.
+func NewDefaultCache(maxSessions int) (Cache, error) {
 	if maxSessions < DefaultCacheMinSize || maxSessions > DefaultCacheMaxSize {
 		return nil, ErrCacheSize
 	}
 	return NewCache(Config{MaxSessions: maxSessions, Shards: 1}), nil
 }
 
-// NewCache builds a cache without the original's 60000-session cap, bounded
-// by count and/or bytes. When a bound is reached, the entries closest to
-// expiry are evicted: a batch of 1/30 of the shard's count bound (at least
-// one) when the count is full, then single entries until the bytes fit. It
-// is safe for concurrent use.
+// NewCache builds the cache of our own dc_server: no 60000-session cap,
+// bounded by count and/or bytes, with an optional lifetime floor. It is safe
+// for concurrent use by many goroutines.
+//
+// Eviction keeps the original's rule: the entries closest to expiry go
+// first (ties: the earlier added). When a shard is at its count bound, an
+// add drops a batch of 1/30 of that bound (at least one), as the original
+// does; when the new entry would take a shard over its byte bound, entries
+// are dropped one at a time until it fits. An entry larger than a shard's
+// whole byte bound is refused. Soonest-to-expire rather than LRU: the
+// protocol's clients fix a lifetime per session and nearly all use the same
+// one, so expiry order is insertion order and evicting it drops the oldest
+// sessions, which is what LRU would mostly drop too, without a write on
+// every read.
 func NewCache(cfg Config) *ShardedCache {
 	n := cfg.Shards
 	if n <= 0 {
 		n = 16
+		for n > 1 && cfg.MaxBytes > 0 && cfg.MaxBytes/int64(n) < 4*maxEntrySize {
+			n /= 2
+		}
+		for n > 1 && cfg.MaxSessions > 0 && cfg.MaxSessions/n < 64 {
+			n /= 2
+		}
 	}
 	if cfg.MaxSessions > 0 && n > cfg.MaxSessions {
-		n = 1
+		n = cfg.MaxSessions
 	}
-	c := &ShardedCache{shards: make([]shard, n), minLifetime: uint32(cfg.MinLifetime / time.Millisecond)}
-	if cfg.MinLifetime > 0 && c.minLifetime == 0 {
-		c.minLifetime = 1
+	c := &ShardedCache{shards: make([]shard, n)}
+	if cfg.MinLifetime > 0 {
+		ms := (cfg.MinLifetime + time.Millisecond - 1) / time.Millisecond
+		c.minLifetime = uint32(min(ms, 1<<32-1))
 	}
 	for i := range c.shards {
 		s := &c.shards[i]
 		s.index = make(map[string]*entry)
-		s.stats = &c.stats
 		if cfg.MaxSessions > 0 {
-			s.maxItems = (cfg.MaxSessions + n - 1 - i) / n // spread the remainder
+			s.maxItems = cfg.MaxSessions / n
+			if i < cfg.MaxSessions%n {
+				s.maxItems++
+			}
 		}
 		if cfg.MaxBytes > 0 {
 			s.maxBytes = cfg.MaxBytes / int64(n)
@@ -113,45 +157,37 @@ func NewCache(cfg Config) *ShardedCache {
 	return c
 }
 
-// ShardedCache implements Cache.
+// ShardedCache implements Cache; see NewCache and NewDefaultCache.
 type ShardedCache struct {
 	shards      []shard
-	minLifetime uint32
-	stats       counters
-}
-
-type counters struct {
-	items, bytes                                    atomic.Int64
-	adds, refused, hits, misses, removes, evs, exps atomic.Uint64
+	minLifetime uint32 // ms
 }
 
 type shard struct {
 	mu       sync.Mutex
-	index    map[string]*entry
+	index    map[string]*entry // live entries (and expired ones not yet purged)
 	order    expiryHeap
+	dead     int // removed entries still in order
 	seq      uint64
-	bytes    int64
 	maxItems int
 	maxBytes int64
-	stats    *counters
-	_        [40]byte // keep shards' locks on separate cache lines
+	st       Stats
+	_        [64]byte // keep neighbouring shards' locks off one cache line
 }
 
-// entry holds id and data in one allocation: buf[:idLen] is the id.
+// entry holds id and data in one block; the index key aliases buf[:idLen].
 type entry struct {
 	expiry int64 // µs since the epoch; live while now <= expiry
 	seq    uint64
-	idLen  int
 	buf    []byte
-	pos    int // index in the heap
+	idLen  int32
+	gone   bool // removed: its slot in order is stale
 }
 
 func (e *entry) data() []byte { return e.buf[e.idLen:] }
 func (e *entry) size() int64  { return int64(len(e.buf)) + EntryOverhead }
 
-func micros(t time.Time) int64 { return t.UnixMicro() }
-
-// fnv1a picks a shard; ids are random (TLS session ids) so any mix works.
+// shard picks a shard by FNV-1a of the id.
 func (c *ShardedCache) shard(id []byte) *shard {
 	if len(c.shards) == 1 {
 		return &c.shards[0]
@@ -165,43 +201,41 @@ func (c *ShardedCache) shard(id []byte) *shard {
 
 // Add implements Cache.
 func (c *ShardedCache) Add(now time.Time, timeoutMS uint32, id, data []byte) bool {
-	if timeoutMS < c.minLifetime {
-		timeoutMS = c.minLifetime
-	}
-	s := c.shard(id)
-	nowUS := micros(now)
+	timeoutMS = max(timeoutMS, c.minLifetime)
+	nowUS := now.UnixMicro()
+	buf := make([]byte, len(id)+len(data))
+	copy(buf, id)
+	copy(buf[len(id):], data)
 	e := &entry{
 		expiry: (nowUS/1000 + int64(timeoutMS)) * 1000,
-		idLen:  len(id),
-		buf:    make([]byte, len(id)+len(data)),
+		buf:    buf,
+		idLen:  int32(len(id)),
 	}
-	copy(e.buf, id)
-	copy(e.buf[len(id):], data)
+	s := c.shard(id)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.purge(nowUS)
-	if _, dup := s.index[string(id)]; dup {
-		c.stats.refused.Add(1)
-		return false
-	}
-	if s.maxBytes > 0 && e.size() > s.maxBytes {
-		c.stats.refused.Add(1)
+	if _, dup := s.index[string(id)]; dup || (s.maxBytes > 0 && e.size() > s.maxBytes) {
+		s.st.AddsRefused++
 		return false
 	}
 	if s.maxItems > 0 && len(s.index) >= s.maxItems {
 		s.evict(max(s.maxItems/30, 1))
 	}
-	for s.maxBytes > 0 && s.bytes+e.size() > s.maxBytes {
+	for s.maxBytes > 0 && s.st.Bytes+e.size() > s.maxBytes && len(s.index) > 0 {
 		s.evict(1)
 	}
 	s.seq++
 	e.seq = s.seq
-	s.index[string(id)] = e
-	heap.Push(&s.order, e)
-	s.bytes += e.size()
-	c.stats.items.Add(1)
-	c.stats.bytes.Add(e.size())
-	c.stats.adds.Add(1)
+	var key string
+	if len(id) > 0 {
+		key = unsafe.String(&buf[0], len(id)) // buf is never written again
+	}
+	s.index[key] = e
+	s.order.push(slot{e.expiry, e.seq, e})
+	s.st.Items++
+	s.st.Bytes += e.size()
+	s.st.Adds++
 	return true
 }
 
@@ -210,13 +244,13 @@ func (c *ShardedCache) Get(now time.Time, id, dst []byte) int {
 	s := c.shard(id)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.purge(micros(now))
+	s.purge(now.UnixMicro())
 	e := s.index[string(id)]
 	if e == nil {
-		c.stats.misses.Add(1)
+		s.st.Misses++
 		return 0
 	}
-	c.stats.hits.Add(1)
+	s.st.Hits++
 	copy(dst, e.data())
 	return len(e.data())
 }
@@ -226,14 +260,20 @@ func (c *ShardedCache) Remove(now time.Time, id []byte) bool {
 	s := c.shard(id)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.purge(micros(now))
+	s.purge(now.UnixMicro())
 	e := s.index[string(id)]
 	if e == nil {
 		return false
 	}
-	heap.Remove(&s.order, e.pos)
-	s.drop(e)
-	c.stats.removes.Add(1)
+	s.forget(e)
+	e.gone = true
+	e.buf = nil // the stale slot keeps only the header alive
+	s.dead++
+	if s.dead > 1024 && s.dead > len(s.order)/2 {
+		s.order.compact()
+		s.dead = 0
+	}
+	s.st.Removes++
 	return true
 }
 
@@ -242,14 +282,14 @@ func (c *ShardedCache) Have(now time.Time, id []byte) bool {
 	s := c.shard(id)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.purge(micros(now))
+	s.purge(now.UnixMicro())
 	return s.index[string(id)] != nil
 }
 
 // NumItems implements Cache.
 func (c *ShardedCache) NumItems(now time.Time) int {
 	n := 0
-	nowUS := micros(now)
+	nowUS := now.UnixMicro()
 	for i := range c.shards {
 		s := &c.shards[i]
 		s.mu.Lock()
@@ -260,65 +300,155 @@ func (c *ShardedCache) NumItems(now time.Time) int {
 	return n
 }
 
-// Stats returns the running counters.
+// Stats returns the running counters, summed over the shards.
 func (c *ShardedCache) Stats() Stats {
-	st := &c.stats
-	return Stats{
-		Items: st.items.Load(), Bytes: st.bytes.Load(),
-		Adds: st.adds.Load(), AddsRefused: st.refused.Load(),
-		Hits: st.hits.Load(), Misses: st.misses.Load(), Removes: st.removes.Load(),
-		Evictions: st.evs.Load(), Expirations: st.exps.Load(),
+	var t Stats
+	for i := range c.shards {
+		s := &c.shards[i]
+		s.mu.Lock()
+		st := s.st
+		s.mu.Unlock()
+		t.Items += st.Items
+		t.Bytes += st.Bytes
+		t.Adds += st.Adds
+		t.AddsRefused += st.AddsRefused
+		t.Hits += st.Hits
+		t.Misses += st.Misses
+		t.Removes += st.Removes
+		t.Evictions += st.Evictions
+		t.Expirations += st.Expirations
 	}
+	return t
 }
 
 // purge drops the entries that expired before nowUS, soonest first.
 func (s *shard) purge(nowUS int64) {
-	for len(s.order) > 0 && s.order[0].expiry < nowUS {
-		s.drop(heap.Pop(&s.order).(*entry))
-		s.stats.exps.Add(1)
+	for {
+		e := s.first()
+		if e == nil || e.expiry >= nowUS {
+			return
+		}
+		s.order.pop()
+		s.forget(e)
+		s.st.Expirations++
 	}
 }
 
 // evict drops up to n live entries closest to expiry.
 func (s *shard) evict(n int) {
-	for ; n > 0 && len(s.order) > 0; n-- {
-		s.drop(heap.Pop(&s.order).(*entry))
-		s.stats.evs.Add(1)
+	for ; n > 0; n-- {
+		e := s.first()
+		if e == nil {
+			return
+		}
+		s.order.pop()
+		s.forget(e)
+		s.st.Evictions++
 	}
 }
 
-// drop forgets an entry already taken out of the heap.
-func (s *shard) drop(e *entry) {
+// first returns the live entry closest to expiry (leaving it in order),
+// discarding stale slots of removed entries on the way.
+func (s *shard) first() *entry {
+	for len(s.order) > 0 {
+		if e := s.order[0].e; !e.gone {
+			return e
+		}
+		s.order.pop()
+		s.dead--
+	}
+	return nil
+}
+
+// forget takes a live entry out of the index and the accounting.
+func (s *shard) forget(e *entry) {
 	delete(s.index, string(e.buf[:e.idLen]))
-	s.bytes -= e.size()
-	s.stats.items.Add(-1)
-	s.stats.bytes.Add(-e.size())
+	s.st.Items--
+	s.st.Bytes -= e.size()
 }
 
-// expiryHeap orders entries by expiry, then by insertion.
-type expiryHeap []*entry
+// slot is one element of the expiry order. The sort key is copied in, so
+// sifting compares without touching the entries.
+type slot struct {
+	expiry int64
+	seq    uint64
+	e      *entry
+}
 
-func (h expiryHeap) Len() int { return len(h) }
-func (h expiryHeap) Less(i, j int) bool {
-	if h[i].expiry != h[j].expiry {
-		return h[i].expiry < h[j].expiry
+func (a slot) before(b slot) bool {
+	return a.expiry < b.expiry || (a.expiry == b.expiry && a.seq < b.seq)
+}
+
+// expiryHeap is a binary min-heap of slots ordered by (expiry, seq).
+// Removed entries are not taken out (that would need a back index written on
+// every move); they are skipped when they reach the top and dropped in bulk
+// by compact.
+type expiryHeap []slot
+
+func (h *expiryHeap) push(x slot) {
+	*h = append(*h, x)
+	a := *h
+	i := len(a) - 1
+	for i > 0 {
+		p := (i - 1) / 2
+		if !x.before(a[p]) {
+			break
+		}
+		a[i] = a[p]
+		i = p
 	}
-	return h[i].seq < h[j].seq
+	a[i] = x
 }
-func (h expiryHeap) Swap(i, j int) {
-	h[i], h[j] = h[j], h[i]
-	h[i].pos = i
-	h[j].pos = j
+
+func (h *expiryHeap) pop() {
+	a := *h
+	n := len(a) - 1
+	last := a[n]
+	a[n] = slot{}
+	*h = a[:n]
+	if n > 0 {
+		h.down(0, last)
+	}
 }
-func (h *expiryHeap) Push(x any) {
-	e := x.(*entry)
-	e.pos = len(*h)
-	*h = append(*h, e)
+
+// down places x at i or below, restoring the heap order.
+func (h expiryHeap) down(i int, x slot) {
+	n := len(h)
+	for {
+		c := 2*i + 1
+		if c >= n {
+			break
+		}
+		if c+1 < n && h[c+1].before(h[c]) {
+			c++
+		}
+		if !h[c].before(x) {
+			break
+		}
+		h[i] = h[c]
+		i = c
+	}
+	h[i] = x
 }
-func (h *expiryHeap) Pop() any {
-	old := *h
-	e := old[len(old)-1]
-	old[len(old)-1] = nil
-	*h = old[:len(old)-1]
-	return e
+
+// compact drops the slots of removed entries and rebuilds the heap: O(n),
+// run when they are over half of it, so O(1) per remove amortised.
+func (h *expiryHeap) compact() {
+	a := *h
+	k := 0
+	for _, x := range a {
+		if !x.e.gone {
+			a[k] = x
+			k++
+		}
+	}
+	clear(a[k:])
+	a = a[:k]
+	for i := k/2 - 1; i >= 0; i-- {
+		a.down(i, a[i])
+	}
+	if cap(a) > 2*k+64 {
+		a = append(expiryHeap(nil), a...)
+	}
+	*h = a
 }

@@ -28,7 +28,7 @@ func TestDefaultCacheSizeLimits(t *testing.T) {
 }
 
 func TestExpiryBoundary(t *testing.T) {
-	c, _ := NewDefaultCache(64)
+	c := mustDefault(t, 64)
 	if !c.Add(t0, 1000, id(1), []byte("data")) {
 		t.Fatal("add failed")
 	}
@@ -57,7 +57,7 @@ func TestExpiryBoundary(t *testing.T) {
 }
 
 func TestDuplicateKeepsFirst(t *testing.T) {
-	c, _ := NewDefaultCache(64)
+	c := mustDefault(t, 64)
 	c.Add(t0, 5000, id(1), []byte("first"))
 	if c.Add(t0, 9000, id(1), []byte("second")) {
 		t.Fatal("duplicate add succeeded")
@@ -73,7 +73,7 @@ func TestDuplicateKeepsFirst(t *testing.T) {
 }
 
 func TestGetReportsFullLength(t *testing.T) {
-	c, _ := NewDefaultCache(64)
+	c := mustDefault(t, 64)
 	data := bytes.Repeat([]byte("abc"), 100)
 	c.Add(t0, 5000, id(1), data)
 	small := make([]byte, 10)
@@ -88,7 +88,7 @@ func TestGetReportsFullLength(t *testing.T) {
 // The original's verified behaviour: a 64-slot cache, the 65th add evicts
 // the 2 (64/30) entries with the smallest timeouts.
 func TestEvictionOrder(t *testing.T) {
-	c, _ := NewDefaultCache(64)
+	c := mustDefault(t, 64)
 	for i := 0; i < 64; i++ {
 		timeout := uint32(100000 + i)
 		switch i {
@@ -112,13 +112,13 @@ func TestEvictionOrder(t *testing.T) {
 			t.Errorf("entry %d present=%v, want %v", i, got, want)
 		}
 	}
-	if st := c.Stats(); st.Evictions != 2 || st.Items != 63 {
+	if st := statsOf(c); st.Evictions != 2 || st.Items != 63 {
 		t.Errorf("stats %+v", st)
 	}
 }
 
 func TestRemove(t *testing.T) {
-	c, _ := NewDefaultCache(64)
+	c := mustDefault(t, 64)
 	c.Add(t0, 5000, id(1), []byte("d"))
 	if !c.Remove(t0, id(1)) || c.Remove(t0, id(1)) || c.Have(t0, id(1)) {
 		t.Fatal("remove semantics")
@@ -215,5 +215,233 @@ func TestConcurrentUse(t *testing.T) {
 	wg.Wait()
 	if n := c.NumItems(t0); n > 5000 {
 		t.Fatalf("%d items over the bound", n)
+	}
+}
+
+func mustDefault(t testing.TB, n int) Cache {
+	t.Helper()
+	c, err := NewDefaultCache(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func statsOf(c Cache) Stats { return c.(*ShardedCache).Stats() }
+
+// NewDefaultCache has the CacheFactory shape the server takes.
+var _ CacheFactory = NewDefaultCache
+
+// The batch is max/30: 3000 slots → 100 entries go when the 3001st arrives,
+// the ones closest to expiry; a smaller timeout added later goes first.
+func TestEvictionBatch(t *testing.T) {
+	const n = 3000
+	c := mustDefault(t, n)
+	for i := 0; i < n; i++ {
+		// Entry i expires at 10000+i ms, except every 7th, which lives long.
+		timeout := uint32(10000 + i)
+		if i%7 == 0 {
+			timeout = 500000
+		}
+		c.Add(t0, timeout, id(i), []byte("d"))
+	}
+	c.Add(t0, 1, id(n), []byte("soon")) // full: evicts 100, then stored
+	if got := c.NumItems(t0); got != n-100+1 {
+		t.Fatalf("%d items, want %d", got, n-100+1)
+	}
+	// The 100 evicted are the first 100 indexes that are not multiples of 7.
+	evicted := 0
+	for i := 0; evicted < 100; i++ {
+		if i%7 == 0 {
+			if !c.Have(t0, id(i)) {
+				t.Fatalf("long-lived entry %d evicted", i)
+			}
+			continue
+		}
+		if c.Have(t0, id(i)) {
+			t.Fatalf("entry %d survived, eviction #%d expected", i, evicted)
+		}
+		evicted++
+	}
+	// Fill up again: the next batch starts with the 1 ms entry, the newest.
+	for i := n + 1; c.NumItems(t0) < n; i++ {
+		c.Add(t0, 800000, id(i), []byte("d"))
+	}
+	if !c.Have(t0, id(n)) {
+		t.Fatal("1 ms entry gone early")
+	}
+	c.Add(t0, 800000, id(2*n), []byte("d"))
+	if c.Have(t0, id(n)) || !c.Have(t0, id(2*n)) {
+		t.Fatal("second batch did not start with the 1 ms entry")
+	}
+	if st := statsOf(c); st.Evictions != 200 {
+		t.Fatalf("%d evictions, want 200", st.Evictions)
+	}
+}
+
+// A removed entry is not counted or evicted: eviction takes the next live one.
+func TestEvictionSkipsRemoved(t *testing.T) {
+	c := mustDefault(t, 64)
+	for i := 0; i < 64; i++ {
+		c.Add(t0, uint32(1000+i), id(i), []byte("d"))
+	}
+	c.Remove(t0, id(0))
+	c.Add(t0, 5000, id(100), []byte("d")) // not full: nothing evicted
+	if !c.Have(t0, id(1)) || statsOf(c).Evictions != 0 {
+		t.Fatal("evicted with room left")
+	}
+	c.Add(t0, 5000, id(101), []byte("d")) // full: entries 1 and 2 go
+	if c.Have(t0, id(1)) || c.Have(t0, id(2)) || !c.Have(t0, id(3)) {
+		t.Fatal("wrong entries evicted")
+	}
+}
+
+// Reads never extend a lifetime or protect an entry from eviction.
+func TestReadsDoNotExtend(t *testing.T) {
+	c := mustDefault(t, 64)
+	for i := 0; i < 64; i++ {
+		c.Add(t0, uint32(1000+i), id(i), []byte("d"))
+	}
+	buf := make([]byte, 8)
+	for k := 0; k < 10; k++ {
+		c.Get(t0, id(0), buf)
+		c.Have(t0, id(1))
+	}
+	c.Add(t0, 9000, id(64), []byte("d"))
+	if c.Have(t0, id(0)) || c.Have(t0, id(1)) {
+		t.Fatal("read entries protected from eviction")
+	}
+	if c.Have(t0.Truncate(time.Millisecond).Add(1002*time.Millisecond+time.Microsecond), id(2)) {
+		t.Fatal("read entry outlived its expiry")
+	}
+}
+
+// Removing long-lived entries leaves stale slots in the expiry order; they
+// must not accumulate.
+func TestRemoveChurnBounded(t *testing.T) {
+	c := NewCache(Config{Shards: 1})
+	for i := 0; i < 50; i++ {
+		c.Add(t0, 600000, id(i), []byte("keep"))
+	}
+	for i := 0; i < 20000; i++ {
+		k := id(1000 + i)
+		if !c.Add(t0, 604800000, k, []byte("churn")) || !c.Remove(t0, k) {
+			t.Fatalf("churn %d", i)
+		}
+	}
+	s := &c.shards[0]
+	if len(s.order) > 2*1024+100 || s.dead > len(s.order) {
+		t.Fatalf("expiry order holds %d slots (%d stale) for %d entries", len(s.order), s.dead, len(s.index))
+	}
+	if n := c.NumItems(t0); n != 50 {
+		t.Fatalf("%d items", n)
+	}
+	// Order still right after compaction: the keepers expire, nothing else.
+	if n := c.NumItems(t0.Add(601 * time.Second)); n != 0 {
+		t.Fatalf("%d items after expiry", n)
+	}
+	if st := c.Stats(); st.Expirations != 50 || st.Removes != 20000 || st.Bytes != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+func TestShardSizing(t *testing.T) {
+	cases := []struct {
+		name string
+		cfg  Config
+		want int
+	}{
+		{"unbounded", Config{}, 16},
+		{"explicit", Config{Shards: 3}, 3},
+		{"dc_server default 512", Config{MaxSessions: 512}, 8},
+		{"tiny count", Config{MaxSessions: 100}, 1},
+		{"tiny bytes", Config{MaxBytes: 1 << 20}, 4},
+		{"more shards than sessions", Config{MaxSessions: 2, Shards: 8}, 2},
+	}
+	for _, cs := range cases {
+		c := NewCache(cs.cfg)
+		if got := len(c.shards); got != cs.want {
+			t.Errorf("%s: %d shards, want %d", cs.name, got, cs.want)
+		}
+		total := 0
+		for i := range c.shards {
+			total += c.shards[i].maxItems
+		}
+		if total != cs.cfg.MaxSessions {
+			t.Errorf("%s: shard bounds sum to %d", cs.name, total)
+		}
+	}
+}
+
+// Every entry the sharded cache keeps is counted once; bounds hold overall.
+func TestShardedBounds(t *testing.T) {
+	c := NewCache(Config{MaxSessions: 10000, MaxBytes: 4 << 20})
+	data := make([]byte, 300)
+	for i := 0; i < 50000; i++ {
+		c.Add(t0, uint32(60000+i), id(i), data)
+	}
+	st := c.Stats()
+	if st.Items > 10000 || st.Bytes > 4<<20 || int64(c.NumItems(t0)) != st.Items {
+		t.Fatalf("stats %+v, NumItems %d", st, c.NumItems(t0))
+	}
+	if st.Adds != 50000 || st.Adds-st.Evictions != uint64(st.Items) {
+		t.Fatalf("adds %d evictions %d items %d", st.Adds, st.Evictions, st.Items)
+	}
+	// Survivors are recent: the first 10000 ids are all gone.
+	for i := 0; i < 10000; i += 97 {
+		if c.Have(t0, id(i)) {
+			t.Fatalf("old entry %d kept", i)
+		}
+	}
+}
+
+// Many goroutines on overlapping ids: data read back is always what one of
+// the writers stored, and the counters add up at the end.
+func TestConcurrentHammer(t *testing.T) {
+	c := NewCache(Config{MaxSessions: 2000})
+	var wg sync.WaitGroup
+	var hits sync.Map
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			buf := make([]byte, 64)
+			n := 0
+			for i := 0; i < 4000; i++ {
+				k := id(i % 3000)
+				now := t0.Add(time.Duration(i) * time.Millisecond)
+				switch (i + g) % 4 {
+				case 0:
+					c.Add(now, uint32(1000+g), k, append([]byte("v:"), k...))
+				case 1:
+					if m := c.Get(now, k, buf); m != 0 {
+						if !bytes.Equal(buf[:m], append([]byte("v:"), k...)) {
+							t.Errorf("%s read %q", k, buf[:m])
+							return
+						}
+						n++
+					}
+				case 2:
+					c.Have(now, k)
+				case 3:
+					if i%8 == 3 {
+						c.Remove(now, k)
+					}
+				}
+			}
+			hits.Store(g, n)
+		}(g)
+	}
+	wg.Wait()
+	st := c.Stats()
+	var got uint64
+	hits.Range(func(_, v any) bool { got += uint64(v.(int)); return true })
+	if st.Hits != got {
+		t.Errorf("Stats.Hits %d, goroutines saw %d", st.Hits, got)
+	}
+	live := uint64(c.NumItems(t0.Add(time.Hour)))
+	st = c.Stats()
+	if live != 0 || st.Adds != st.Removes+st.Evictions+st.Expirations || st.Items != 0 || st.Bytes != 0 {
+		t.Errorf("counters do not add up: %+v", st)
 	}
 }
