@@ -40,6 +40,8 @@ where options include:
                         complete, or whose response is not taken, in this
                         time (default 10000)
    -maxconns <num>      maximum simultaneous connections (default 0 = no limit)
+   -sessiond <addr>     also serve stunnel's sessiond protocol (UDP) from the
+                        same cache on this address (IP:host:port)
    -daemon              detach and run in the background
    -user <user>         run as this user (and its groups)
    -sockowner <user>    owner of the unix socket
@@ -95,6 +97,8 @@ func parseArgs() (*config, *tool.Args) {
 			c.frameTimeout = time.Duration(a.Int(1, 3600000)) * time.Millisecond
 		case "-maxconns":
 			c.maxConns = a.Int(0, 10000000)
+		case "-sessiond":
+			c.sessiond = a.Value()
 		default:
 			a.Unknown()
 		}
@@ -154,7 +158,7 @@ func main() {
 		files = append(files, f)
 	}
 	be := newBackend(cfg)
-	sd, sdFile, err := startSessiond(cfg, be, len(files))
+	sd, sdFile, err := startSessiond(cfg, be)
 	if err != nil {
 		ln.RemoveSocket()
 		tool.Die("Error, can't serve sessiond on '%s': %v", cfg.sessiond, err)

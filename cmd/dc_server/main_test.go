@@ -15,6 +15,7 @@ import (
 
 	"github.com/distcache-go/distcache/cmd/internal/tooltest"
 	"github.com/distcache-go/distcache/goimpl/proto"
+	"github.com/distcache-go/distcache/goimpl/sessiond"
 )
 
 func TestMain(m *testing.M) { tooltest.Main(m) }
@@ -380,5 +381,46 @@ func TestFDListener(t *testing.T) {
 	tooltest.WaitDial(t, p, "unix", dir+"/fd")
 	for i := 0; i < 3; i++ {
 		checkAddGet(t, tooltest.Dial(t, "unix", dir+"/fd"), uint32(i))
+	}
+}
+
+// -sessiond serves stunnel's UDP protocol from the same cache: a NEW is
+// visible to a GET datagram and, under the id 's'+key, to distcache.
+func TestSessiond(t *testing.T) {
+	udpPort := strconv.Itoa(tooltest.FreeUDPPort(t))
+	p, sock := start(t, "-sessiond", "IP:127.0.0.1:"+udpPort)
+	uc, err := net.Dial("udp4", "127.0.0.1:"+udpPort)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer uc.Close()
+	key, _ := sessiond.KeyFromID([]byte("stunnel-session-id"))
+	val := bytes.Repeat([]byte{0x30}, 200)
+	nw := sessiond.Packet{Type: sessiond.TypeNew, Timeout: 300, Key: key, Value: val}
+	get := sessiond.Packet{Type: sessiond.TypeGet, Key: key}
+	buf := make([]byte, 1024)
+	var reply sessiond.Packet
+	// UDP may drop; resend until the GET finds the entry.
+	tooltest.Eventually(t, 10*time.Second, func() bool {
+		uc.Write(nw.Append(nil))
+		uc.Write(get.Append(nil))
+		uc.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+		n, err := uc.Read(buf)
+		if err != nil {
+			return false
+		}
+		reply, err = sessiond.ParseReply(buf[:n])
+		return err == nil && reply.Type == sessiond.TypeFound
+	}, "a sessiond GET to find the stored session")
+	if !bytes.Equal(reply.Value, val) {
+		t.Fatalf("sessiond GET value %x", reply.Value)
+	}
+	c := tooltest.Dial(t, "unix", sock)
+	m := tooltest.RoundTrip(t, c, 1, proto.OpGet, append([]byte{sessiond.IDPrefix}, key[:]...))
+	if !bytes.Equal(m.Payload, val) {
+		t.Fatalf("distcache GET of the sessiond entry: %x", m.Payload)
+	}
+	if p.Exited() {
+		t.Fatal("exited")
 	}
 }
