@@ -424,3 +424,27 @@ func TestSessiond(t *testing.T) {
 		t.Fatal("exited")
 	}
 }
+
+func TestMaxConns(t *testing.T) {
+	p, sock := start(t, "-maxconns", "2")
+	a := tooltest.Dial(t, "unix", sock)
+	checkAddGet(t, a, 1)
+	b := tooltest.Dial(t, "unix", sock)
+	checkAddGet(t, b, 2)
+	c := tooltest.Dial(t, "unix", sock)
+	tooltest.ExpectClosed(t, c, 5*time.Second)
+	p.WaitOutput("already at -maxconns 2", 5*time.Second)
+	a.Close()
+	// the slot comes back once the server has seen the close
+	tooltest.Eventually(t, 5*time.Second, func() bool {
+		d, err := net.Dial("unix", sock)
+		if err != nil {
+			return false
+		}
+		defer d.Close()
+		d.Write(tooltest.Request(1, proto.OpHave, []byte("x")))
+		_, err = tooltest.ReadResponse(d, proto.NewReader(d, proto.WantResponses), time.Second)
+		return err == nil
+	}, "a freed connection slot")
+	checkAddGet(t, b, 3)
+}
