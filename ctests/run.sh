@@ -123,6 +123,7 @@ compile t_nal libnal || true
 compile t_plug distcache || true
 compile t_noengine distcacheserver || true
 compile t_server distcacheserver || true
+compile t_forkobj distcacheserver || true
 
 # The server: our dc_server, else the C server built on our own ABI.
 S=$OUT/server.sock C=$OUT/client.sock
@@ -147,6 +148,7 @@ run t_threads 240 "$OUT/t_threads" "UNIX:$S"
 run t_nal 60 "$OUT/t_nal" "$OUT"
 run t_plug 60 "$OUT/t_plug" "$OUT"
 run t_server 60 "$OUT/t_server"
+run t_forkobj 240 "$OUT/t_forkobj" "$OUT"
 
 if [ "${VALGRIND:-0}" = 1 ] && command -v valgrind >/dev/null; then
 	# The Go engine is not valgrind-clean by design (its own allocator, signal-

@@ -398,3 +398,6 @@ func dce_NAL_BUFFER_wrote(r unsafe.Pointer, n C.uint) { bufOf(r).Wrote(uint32(n)
 
 // SelOf returns the selector behind a reference (nil if none); for the dc layer.
 func SelOf(r unsafe.Pointer) *gonal.Selector { return selOf(r) }
+
+// Bufs returns the references of the connection's read and send buffers.
+func (w *Conn) Bufs() (rd, sd unsafe.Pointer) { return w.rd, w.sd }

@@ -47,6 +47,7 @@ DCF_PUBLIC DC_PLUG *DC_PLUG_new(NAL_CONNECTION *conn, unsigned int flags)
 		return NULL;
 	}
 	dcf_set(&p->o, r);
+	dcf_track(&p->o, DCF_K_PLUG);
 	p->conn = conn;
 	p->flags = flags;
 	return p;
@@ -62,8 +63,11 @@ DCF_PUBLIC int DC_PLUG_free(DC_PLUG *p)
 			e->DC_PLUG_free(p->o.ref);
 	}
 	/* The engine freed the connection; release its handle too. */
-	if (!(p->flags & DC_PLUG_FLAG_NOFREE_CONN))
+	if (!(p->flags & DC_PLUG_FLAG_NOFREE_CONN) && p->conn) {
+		dcf_untrack(&p->conn->o);
 		free(p->conn);
+	}
+	dcf_untrack(&p->o);
 	free(p);
 	return 1;
 }
@@ -249,13 +253,15 @@ DCF_PUBLIC void DC_CTX_free(DC_CTX *c)
 	if (!c)
 		return;
 	sh = dcf_shared_get();
-	sh->lock();
+	/* Only a context used in this generation has an engine side (and then
+	 * the engine is loaded); never load the engine just to free. */
 	if (c->ref && c->gen == *sh->generation) {
 		const struct dcf_engine *e = sh->engine();
-		if (e)
+		sh->lock();
+		if (e && c->ref && c->gen == *sh->generation)
 			e->DC_CTX_free(c->ref);
+		sh->unlock();
 	}
-	sh->unlock();
 	free(c->target);
 	free(c);
 }

@@ -28,8 +28,11 @@ static int cache_default;
 
 static void release(DC_CLIENT *c)
 {
-	if (!(c->flags & DC_CLIENT_FLAG_NOFREE_CONN))
+	if (!(c->flags & DC_CLIENT_FLAG_NOFREE_CONN) && c->conn) {
+		dcf_untrack(&c->conn->o);
 		free(c->conn);
+	}
+	dcf_untrack(&c->o);
 	free(c);
 }
 
@@ -76,6 +79,7 @@ DCF_PUBLIC DC_SERVER *DC_SERVER_new(unsigned int max_sessions)
 			return NULL;
 		}
 		dcf_set(&s->o, r);
+		dcf_track(&s->o, DCF_K_SERVER);
 	}
 	return s;
 }
@@ -91,6 +95,7 @@ DCF_PUBLIC void DC_SERVER_free(DC_SERVER *s)
 			reap(e);
 		}
 	}
+	dcf_untrack(&s->o);
 	free(s);
 }
 
@@ -132,6 +137,7 @@ DCF_PUBLIC DC_CLIENT *DC_SERVER_new_client(DC_SERVER *s, NAL_CONNECTION *conn, u
 		return NULL;
 	}
 	dcf_set(&c->o, r);
+	dcf_track(&c->o, DCF_K_CLIENT);
 	c->conn = conn;
 	c->flags = flags;
 	return c;

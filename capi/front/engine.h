@@ -18,8 +18,12 @@
 
 typedef void *dcf_ref;
 struct st_DC_CACHE_cb;
+struct dcf_obj;
 
 #define DCF_ENGINE_FUNCS(X) \
+	X(int, snapshot, (int *kinds, dcf_ref *refs, int n, char **out, size_t *outlen)) \
+	X(int, restore, (char *data, size_t n, dcf_ref *newrefs, int count)) \
+	X(void, conn_bufs, (dcf_ref c, dcf_ref *rd, dcf_ref *sd)) \
 	X(void, NAL_config_set_nagle, (int enabled)) \
 	X(dcf_ref, NAL_ADDRESS_new, (void)) \
 	X(void, NAL_ADDRESS_free, (dcf_ref a)) \
@@ -133,9 +137,14 @@ struct dcf_shared {
 	/* The front's object lock, also held across fork(). */
 	void (*lock)(void);
 	void (*unlock)(void);
+	/* Handle registry, for the fork snapshot. */
+	void (*track)(struct dcf_obj *o, int kind);
+	void (*untrack)(struct dcf_obj *o);
+	/* Say once per generation that a stale object was used. */
+	void (*stale)(void);
 };
 
-#define DCF_SHARED_VERSION 1
+#define DCF_SHARED_VERSION 3
 #define DCF_SHARED_KEY "distcache-go:front-shared:1"
 
 /* In libnal: the table itself; in the other fronts: fetched once. */

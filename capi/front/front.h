@@ -10,9 +10,15 @@
 #include <libnal/nal.h>
 #include "engine.h"
 
+/* Kinds of tracked handles (numbered as in dc/fork.go). */
+enum { DCF_K_ADDRESS = 1, DCF_K_SELECTOR, DCF_K_LISTENER, DCF_K_CONNECTION,
+	DCF_K_BUFFER, DCF_K_PLUG, DCF_K_SERVER, DCF_K_CLIENT };
+
 struct dcf_obj {
 	dcf_ref ref;
 	unsigned long gen;
+	int kind;			/* 0: not tracked */
+	struct dcf_obj *prev, *next;	/* registry (libnal's loader) */
 };
 
 struct st_NAL_ADDRESS { struct dcf_obj o; };
@@ -54,6 +60,18 @@ static inline void dcf_set(struct dcf_obj *o, dcf_ref r)
 {
 	o->ref = r;
 	o->gen = dcf_gen();
+}
+
+/* Register a new handle (so a fork can carry it into the child) / forget it. */
+static inline void dcf_track(struct dcf_obj *o, int kind)
+{
+	dcf_shared_get()->track(o, kind);
+}
+
+static inline void dcf_untrack(struct dcf_obj *o)
+{
+	if (o->kind)
+		dcf_shared_get()->untrack(o);
 }
 
 #endif

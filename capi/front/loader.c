@@ -25,7 +25,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "engine.h"
+#include "front.h"
 
 #define ENGINE_NAME "libdistcache-engine.so"
 
@@ -37,14 +37,158 @@ static const struct dcf_engine *live;	/* loaded in this generation */
 static unsigned long failed_gen;	/* generation whose load failed */
 static int mapped;			/* an engine image exists in this process */
 
+/* Every tracked handle, oldest first (under obj_mu). */
+static struct dcf_obj *reg_head, *reg_tail;
+static int reg_count;
+
+/* The snapshot taken by the prepare handler: kept by the child until its
+ * engine is loaded, then restored (snap_objs[i] is NULLed if the handle is
+ * freed in between). */
+static char *snap;
+static size_t snap_len;
+static struct dcf_obj **snap_objs;
+static int snap_n;
+static int snap_fresh;	/* taken by this prepare (the parent drops it) */
+
+static void stale(void);
+
+static void snap_drop(void)
+{
+	free(snap);
+	free(snap_objs);
+	snap = NULL;
+	snap_objs = NULL;
+	snap_n = 0;
+}
+
+static void track(struct dcf_obj *o, int kind)
+{
+	pthread_mutex_lock(&obj_mu);
+	o->kind = kind;
+	o->next = NULL;
+	o->prev = reg_tail;
+	if (reg_tail)
+		reg_tail->next = o;
+	else
+		reg_head = o;
+	reg_tail = o;
+	reg_count++;
+	pthread_mutex_unlock(&obj_mu);
+}
+
+static void untrack(struct dcf_obj *o)
+{
+	int i;
+
+	pthread_mutex_lock(&obj_mu);
+	if (o->prev)
+		o->prev->next = o->next;
+	else
+		reg_head = o->next;
+	if (o->next)
+		o->next->prev = o->prev;
+	else
+		reg_tail = o->prev;
+	o->kind = 0;
+	reg_count--;
+	for (i = 0; i < snap_n; i++)
+		if (snap_objs[i] == o)
+			snap_objs[i] = NULL;
+	pthread_mutex_unlock(&obj_mu);
+}
+
+/* In the prepare handler (both locks held): snapshot the handles of this
+ * generation.  On failure the child finds the objects stale (they fail
+ * cleanly there). */
+static void take_snapshot(void)
+{
+	struct dcf_obj *o;
+	int *kinds, n = 0;
+	dcf_ref *refs;
+
+	if (!live)
+		return;	/* no engine here: a pending snapshot passes on as it is */
+	snap_drop();
+	/* DISTCACHE_NO_FORK_RESTORE: children get no objects (tests use it to
+	 * check that unrestorable objects fail cleanly). */
+	if (reg_count == 0 || getenv("DISTCACHE_NO_FORK_RESTORE"))
+		return;
+	kinds = malloc(sizeof *kinds * (size_t)reg_count);
+	refs = malloc(sizeof *refs * (size_t)reg_count);
+	snap_objs = malloc(sizeof *snap_objs * (size_t)reg_count);
+	if (!kinds || !refs || !snap_objs)
+		goto out;
+	for (o = reg_head; o; o = o->next)
+		if (o->ref && o->gen == generation) {
+			kinds[n] = o->kind;
+			refs[n] = o->ref;
+			snap_objs[n++] = o;
+		}
+	if (n > 0 && live->snapshot(kinds, refs, n, &snap, &snap_len)) {
+		snap_n = n;
+		snap_fresh = 1;
+	}
+	else
+		snap = NULL;
+out:
+	free(kinds);
+	free(refs);
+	if (!snap_n) {
+		free(snap_objs);
+		snap_objs = NULL;
+	}
+}
+
+/* In the child, right after its engine is loaded (load_mu held). */
+static void restore_snapshot(const struct dcf_engine *e)
+{
+	dcf_ref *nr;
+	int i, lost = 0;
+
+	if (!snap_n)
+		return;
+	nr = calloc((size_t)snap_n, sizeof *nr);
+	if (nr)
+		e->restore(snap, snap_len, nr, snap_n);
+	pthread_mutex_lock(&obj_mu);
+	for (i = 0; i < snap_n; i++) {
+		struct dcf_obj *o = snap_objs[i];
+		if (!o)
+			continue;
+		if (!nr || !nr[i]) {
+			lost++;
+			continue;
+		}
+		o->ref = nr[i];
+		o->gen = generation;
+		if (o->kind == DCF_K_CONNECTION) {
+			NAL_CONNECTION *c = (NAL_CONNECTION *)(void *)o;
+			dcf_ref rd = NULL, sd = NULL;
+			e->conn_bufs(nr[i], &rd, &sd);
+			c->rd.o.ref = rd;
+			c->sd.o.ref = sd;
+			c->rd.o.gen = c->sd.o.gen = generation;
+		}
+	}
+	pthread_mutex_unlock(&obj_mu);
+	if (lost)
+		stale();
+	free(nr);
+	snap_drop();
+}
+
 static void fork_prepare(void)
 {
 	pthread_mutex_lock(&load_mu);
 	pthread_mutex_lock(&obj_mu);
+	take_snapshot();
 }
 
 static void fork_parent(void)
 {
+	if (snap_fresh)
+		snap_drop();
+	snap_fresh = 0;
 	pthread_mutex_unlock(&obj_mu);
 	pthread_mutex_unlock(&load_mu);
 }
@@ -53,6 +197,7 @@ static void fork_child(void)
 {
 	generation++;
 	live = NULL;
+	snap_fresh = 0;
 	pthread_mutex_unlock(&obj_mu);
 	pthread_mutex_unlock(&load_mu);
 }
@@ -151,6 +296,7 @@ static const struct dcf_engine *load(void)
 	DCF_ENGINE_FUNCS(DCF_X)
 #undef DCF_X
 	table = t;
+	restore_snapshot(&table);
 	return &table;
 fail:
 	fprintf(stderr, "distcache: cannot load the engine: %s\n", err);
@@ -176,6 +322,17 @@ static const struct dcf_engine *get_engine(void)
 	return e;
 }
 
+static void stale(void)
+{
+	static unsigned long said;
+
+	if (said != generation) {
+		said = generation;
+		fprintf(stderr, "distcache: an object created before fork() could not be "
+			"restored in this process; calls on it fail\n");
+	}
+}
+
 static void obj_lock(void)
 {
 	pthread_mutex_lock(&obj_mu);
@@ -187,7 +344,7 @@ static void obj_unlock(void)
 }
 
 static const struct dcf_shared shared = {
-	DCF_SHARED_VERSION, get_engine, &generation, obj_lock, obj_unlock,
+	DCF_SHARED_VERSION, get_engine, &generation, obj_lock, obj_unlock, track, untrack, stale,
 };
 
 DCF_HIDDEN const struct dcf_shared *dcf_shared_get(void)

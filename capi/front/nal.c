@@ -21,7 +21,7 @@ DCF_PUBLIC void NAL_config_set_nagle(int enabled)
 }
 
 /* new/free of the four plain kinds. */
-#define PLAIN(T, KIND, CTOR) \
+#define PLAIN(T, K, CTOR) \
 DCF_PUBLIC T *CTOR(void) \
 { \
 	T *h; dcf_ref r; \
@@ -31,6 +31,7 @@ DCF_PUBLIC T *CTOR(void) \
 	r = e->CTOR(); \
 	if (!r) { free(h); return NULL; } \
 	dcf_set(&h->o, r); \
+	dcf_track(&h->o, K); \
 	return h; \
 }
 #define FREE(T, KIND) \
@@ -41,18 +42,19 @@ DCF_PUBLIC void KIND##_free(T *h) \
 		const struct dcf_engine *e = dcf_e(); \
 		if (e) e->KIND##_free(h->o.ref); \
 	} \
+	dcf_untrack(&h->o); \
 	free(h); \
 }
 
-PLAIN(NAL_ADDRESS, NAL_ADDRESS, NAL_ADDRESS_new)
+PLAIN(NAL_ADDRESS, DCF_K_ADDRESS, NAL_ADDRESS_new)
 FREE(NAL_ADDRESS, NAL_ADDRESS)
-PLAIN(NAL_SELECTOR, NAL_SELECTOR, NAL_SELECTOR_new)
-PLAIN(NAL_SELECTOR, NAL_SELECTOR, NAL_SELECTOR_new_fdselect)
-PLAIN(NAL_SELECTOR, NAL_SELECTOR, NAL_SELECTOR_new_fdpoll)
+PLAIN(NAL_SELECTOR, DCF_K_SELECTOR, NAL_SELECTOR_new)
+PLAIN(NAL_SELECTOR, DCF_K_SELECTOR, NAL_SELECTOR_new_fdselect)
+PLAIN(NAL_SELECTOR, DCF_K_SELECTOR, NAL_SELECTOR_new_fdpoll)
 FREE(NAL_SELECTOR, NAL_SELECTOR)
-PLAIN(NAL_LISTENER, NAL_LISTENER, NAL_LISTENER_new)
+PLAIN(NAL_LISTENER, DCF_K_LISTENER, NAL_LISTENER_new)
 FREE(NAL_LISTENER, NAL_LISTENER)
-PLAIN(NAL_BUFFER, NAL_BUFFER, NAL_BUFFER_new)
+PLAIN(NAL_BUFFER, DCF_K_BUFFER, NAL_BUFFER_new)
 
 /* Trampolines: T1 one handle argument, V for void results. */
 #define V1(KIND, FN, T) \
@@ -148,6 +150,7 @@ DCF_PUBLIC NAL_CONNECTION *NAL_CONNECTION_new(void)
 		return NULL;
 	}
 	dcf_set(&c->o, r);
+	dcf_track(&c->o, DCF_K_CONNECTION);
 	return c;
 }
 
@@ -160,6 +163,7 @@ DCF_PUBLIC void NAL_CONNECTION_free(NAL_CONNECTION *c)
 		if (e)
 			e->NAL_CONNECTION_free(c->o.ref);
 	}
+	dcf_untrack(&c->o);
 	free(c);
 }
 
@@ -239,6 +243,7 @@ DCF_PUBLIC void NAL_BUFFER_free(NAL_BUFFER *b)
 		if (e)
 			e->NAL_BUFFER_free(b->o.ref);
 	}
+	dcf_untrack(&b->o);
 	free(b);
 }
 

@@ -1,0 +1,273 @@
+package dc
+
+/*
+#include <stdlib.h>
+#include <string.h>
+#include <stdint.h>
+#include <distcache/dc_server.h>
+
+// C memory addresses travel through the snapshot as integers.
+static void *u2p(uint64_t v) { return (void *)(uintptr_t)v; }
+*/
+import "C"
+
+import (
+	"encoding/json"
+	"unsafe"
+
+	pointer "github.com/mattn/go-pointer"
+
+	gonal "github.com/distcache-go/distcache/goimpl/nal"
+	"github.com/distcache-go/distcache/goimpl/plug"
+	capinal "github.com/distcache-go/distcache/nal"
+)
+
+// Fork support. The front's atfork prepare handler asks the live engine for
+// a snapshot of every object the front has handles for (dce_snapshot); in
+// the child, the fresh engine rebuilds them (dce_restore) and the front
+// re-points its handles. Objects refer to each other by their index in the
+// front's list. Descriptors keep their numbers across fork(), so the states
+// carry them as they are; a custom DC_CACHE_cb and its cache live in C memory,
+// which the child inherits.
+
+// Object kinds, as numbered by the front (capi/front/front.h DCF_K_*).
+const (
+	kAddress = 1 + iota
+	kSelector
+	kListener
+	kConnection
+	kBuffer
+	kPlug
+	kServer
+	kClient
+)
+
+type snapEntry struct {
+	ID   []byte
+	Data []byte
+	Exp  int64
+}
+
+type snapObj struct {
+	Kind  int
+	Sel   int // selector index a listener/connection is bound to, or -1
+	Ref   int // plug: connection index; client: server index
+	Conn  int // client: connection index
+	Addr  gonal.AddressState
+	SelSt gonal.SelectorState
+	List  gonal.ListenerState
+	ConnS gonal.ConnectionState
+	Buf   gonal.BufferState
+	Plug  plug.State
+	// servers
+	Ops              uint64
+	Max              int
+	Entries          []snapEntry
+	CB, Cache, Store uint64 // custom cache (C memory)
+	// clients
+	Flags uint32
+	Front uint64
+}
+
+// dce_snapshot encodes the objects behind refs[0..n) (kinds[i] each) into C
+// memory (*out, *outlen; free with free(3)). Returns 0 on failure.
+//
+//export dce_snapshot
+func dce_snapshot(kinds *C.int, refs *unsafe.Pointer, n C.int, out **C.char, outlen *C.size_t) C.int {
+	ks := unsafe.Slice(kinds, int(n))
+	rs := unsafe.Slice(refs, int(n))
+	index := map[any]int{}
+	for i := range rs {
+		switch v := pointer.Restore(rs[i]).(type) {
+		case *gonal.Selector:
+			index[v] = i
+		case *capinal.Conn:
+			index[v.C] = i
+		case *server:
+			index[v] = i
+		}
+	}
+	selIdx := func(s *gonal.Selector) int {
+		if i, ok := index[s]; ok && s != nil {
+			return i
+		}
+		return -1
+	}
+	objs := make([]snapObj, n)
+	for i := range rs {
+		o := &objs[i]
+		o.Kind, o.Sel, o.Ref, o.Conn = int(ks[i]), -1, -1, -1
+		switch v := pointer.Restore(rs[i]).(type) {
+		case *gonal.Address:
+			o.Addr = v.Export()
+		case *gonal.Selector:
+			o.SelSt = v.Export()
+		case *gonal.Listener:
+			o.List, o.Sel = v.Export(), selIdx(v.Selector())
+		case *capinal.Conn:
+			o.ConnS, o.Sel = v.C.Export(), selIdx(v.C.Selector())
+		case *gonal.Buffer:
+			o.Buf = v.Export()
+		case *cPlug:
+			o.Plug = v.p.Export()
+			if w := capinal.ConnOf(v.conn); w != nil {
+				if j, ok := index[w.C]; ok {
+					o.Ref = j
+				}
+			}
+		case *server:
+			o.Ops = v.ops
+			switch c := v.cache.(type) {
+			case *defCache:
+				o.Max = c.max
+				for k, e := range c.m {
+					o.Entries = append(o.Entries, snapEntry{[]byte(k), e.data, e.exp})
+				}
+			case *cCache:
+				o.CB, o.Cache, o.Store = uint64(uintptr(unsafe.Pointer(c.cb))),
+					uint64(uintptr(unsafe.Pointer(c.c))), uint64(uintptr(c.store))
+			}
+		case *sclient:
+			o.Flags, o.Front, o.Plug = v.flags, uint64(uintptr(v.front)), v.p.Export()
+			if j, ok := index[v.srv]; ok {
+				o.Ref = j
+			}
+			if w := capinal.ConnOf(v.conn); w != nil {
+				if j, ok := index[w.C]; ok {
+					o.Conn = j
+				}
+			}
+		default:
+			o.Kind = 0 // unknown: not restorable
+		}
+	}
+	b, err := json.Marshal(objs)
+	if err != nil {
+		return 0
+	}
+	*out = (*C.char)(C.CBytes(b))
+	*outlen = C.size_t(len(b))
+	return 1
+}
+
+// dce_restore rebuilds the objects of a snapshot; newrefs[i] is the new
+// reference of object i, or NULL if it could not be restored. Returns the
+// number of objects restored.
+//
+//export dce_restore
+func dce_restore(data *C.char, n C.size_t, newrefs *unsafe.Pointer, count C.int) C.int {
+	var objs []snapObj
+	if json.Unmarshal(C.GoBytes(unsafe.Pointer(data), C.int(n)), &objs) != nil || len(objs) != int(count) {
+		return 0
+	}
+	out := unsafe.Slice(newrefs, int(count))
+	vals := make([]any, len(objs))
+	done := 0
+	set := func(i int, v any, ref unsafe.Pointer) {
+		vals[i], out[i] = v, ref
+		done++
+	}
+	// Pass 1: selectors, addresses, buffers, servers.
+	for i, o := range objs {
+		out[i] = nil
+		switch o.Kind {
+		case kSelector:
+			if s := gonal.ImportSelector(o.SelSt); s != nil {
+				set(i, s, pointer.Save(s))
+			}
+		case kAddress:
+			if a := gonal.ImportAddress(o.Addr); a != nil {
+				set(i, a, pointer.Save(a))
+			}
+		case kBuffer:
+			b := gonal.NewBuffer()
+			if b.Import(o.Buf) {
+				set(i, b, pointer.Save(b))
+			}
+		case kServer:
+			s := &server{ops: o.Ops}
+			if o.CB != 0 {
+				s.cache = &cCache{cb: (*C.DC_CACHE_cb)(C.u2p(C.uint64_t(o.CB))),
+					c: (*C.DC_CACHE)(C.u2p(C.uint64_t(o.Cache))), store: C.u2p(C.uint64_t(o.Store))}
+			} else {
+				d := &defCache{max: o.Max, m: make(map[string]*entry, len(o.Entries))}
+				for _, e := range o.Entries {
+					d.m[string(e.ID)] = &entry{data: e.Data, exp: e.Exp}
+				}
+				s.cache = d
+			}
+			set(i, s, pointer.Save(s))
+		}
+	}
+	sel := func(j int) *gonal.Selector {
+		if j < 0 || j >= len(vals) {
+			return nil
+		}
+		s, _ := vals[j].(*gonal.Selector)
+		return s
+	}
+	// Pass 2: listeners and connections, bound again.
+	for i, o := range objs {
+		switch o.Kind {
+		case kListener:
+			if l := gonal.ImportListener(o.List); l != nil {
+				if s := sel(o.Sel); s != nil {
+					l.AddToSelector(s)
+				}
+				set(i, l, pointer.Save(l))
+			}
+		case kConnection:
+			if c := gonal.ImportConnection(o.ConnS); c != nil {
+				if s := sel(o.Sel); s != nil {
+					c.AddToSelector(s)
+				}
+				ref := capinal.NewConn(c)
+				set(i, capinal.ConnOf(ref), ref)
+			}
+		}
+	}
+	connAt := func(j int) (*capinal.Conn, unsafe.Pointer) {
+		if j < 0 || j >= len(vals) {
+			return nil, nil
+		}
+		w, _ := vals[j].(*capinal.Conn)
+		return w, out[j]
+	}
+	// Pass 3: plugs and clients over their connections.
+	for i, o := range objs {
+		switch o.Kind {
+		case kPlug:
+			if w, ref := connAt(o.Ref); w != nil {
+				if p := plug.Import(w.C, o.Plug); p != nil {
+					cp := &cPlug{p: p, conn: ref}
+					set(i, cp, pointer.Save(cp))
+				}
+			}
+		case kClient:
+			w, ref := connAt(o.Conn)
+			var s *server
+			if o.Ref >= 0 && o.Ref < len(vals) {
+				s, _ = vals[o.Ref].(*server)
+			}
+			if w == nil || s == nil {
+				continue
+			}
+			if p := plug.Import(w.C, o.Plug); p != nil {
+				cl := &sclient{srv: s, p: p, conn: ref, flags: o.Flags, front: C.u2p(C.uint64_t(o.Front))}
+				cl.ref = pointer.Save(cl)
+				s.clients = append(s.clients, cl)
+				set(i, cl, cl.ref)
+			}
+		}
+	}
+	return C.int(done)
+}
+
+// dce_conn_bufs gives the references of a connection's two buffers.
+//
+//export dce_conn_bufs
+func dce_conn_bufs(ref unsafe.Pointer, rd, sd *unsafe.Pointer) {
+	if w := capinal.ConnOf(ref); w != nil {
+		*rd, *sd = w.Bufs()
+	}
+}
