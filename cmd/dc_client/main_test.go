@@ -222,10 +222,10 @@ type mismatch struct{ id string }
 func (m *mismatch) Error() string { return "wrong answer for " + m.id }
 
 func TestIdleDropsClient(t *testing.T) {
-	_, _, _, sock := setup(t, "-idle", "200")
+	_, _, _, sock := setup(t, "-idle", "1000")
 	c := tooltest.Dial(t, "unix", sock)
 	checkGet(t, c, 1)
-	tooltest.ExpectClosed(t, c, 5*time.Second)
+	tooltest.ExpectClosed(t, c, 10*time.Second)
 }
 
 func TestBadInput(t *testing.T) {

@@ -159,10 +159,12 @@ func TestFrameTimeoutClosesSlowloris(t *testing.T) {
 }
 
 func TestIdleTimeout(t *testing.T) {
-	_, sock := start(t, "-idle", "200")
+	_, sock := start(t, "-idle", "1000")
 	c := tooltest.Dial(t, "unix", sock)
-	checkAddGet(t, c, 1)
-	tooltest.ExpectClosed(t, c, 5*time.Second)
+	if m := tooltest.RoundTrip(t, c, 1, proto.OpHave, []byte("idle")); m.Payload[0] != 1 {
+		t.Fatalf("HAVE: %x", m.Payload)
+	}
+	tooltest.ExpectClosed(t, c, 10*time.Second)
 }
 
 func TestMinLifetimeFloor(t *testing.T) {
