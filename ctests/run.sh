@@ -92,6 +92,10 @@ for lib in nal:libnal/nal.h: distcache:distcache/dc_plug.h+distcache/dc_client.h
 		bad "lib$l exported symbols differ from the header's functions:"; diff "$OUT/$l.want" "$OUT/$l.have" | sed 's/^/    /'
 	fi
 done
+# every public function is called by some test program
+missing=$(cat "$OUT"/*.want | sort -u | while read -r fn; do grep -qw "$fn" "$T"/t_*.c "$T"/cserver.c || echo "$fn"; done)
+[ -z "$missing" ] && ok "every one of the $(cat "$OUT"/*.want | sort -u | wc -l) public functions is called by a test program" \
+	|| bad "functions no test calls: $missing"
 [ -f "$LIB/distcache/libdistcache-engine.so" ] && ok "engine installed in \$libdir/distcache/" || bad "engine not in $LIB/distcache"
 
 # ---- headers: C89, C99, C++, standalone ----

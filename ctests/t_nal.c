@@ -139,6 +139,14 @@ static void pair_and_socket(const char *dir)
 		memcmp(out, "hello", 5) == 0, "accept + io: the server reads the client's bytes");
 	CHECK(NAL_BUFFER_size(NAL_CONNECTION_get_read(srv)) == 2048, "accepted buffers have the address's size");
 	CHECK(NAL_CONNECTION_set_size(srv, 4096) && !NAL_CONNECTION_set_size(srv, 40000), "set_size");
+	CHECK(NAL_CONNECTION_get_send_c(srv) == NAL_CONNECTION_get_send(srv) &&
+		NAL_BUFFER_size(NAL_CONNECTION_get_send_c(srv)) == 4096, "get_send_c is the send buffer");
+	NAL_CONNECTION_del_from_selector(srv);
+	CHECK(!NAL_CONNECTION_io(srv) && NAL_CONNECTION_add_to_selector(srv, sel),
+		"del_from_selector: io is 0 until bound again");
+	NAL_LISTENER_reset(l);
+	CHECK(!NAL_LISTENER_add_to_selector(l, sel) && NAL_LISTENER_create(l, a),
+		"listener reset: unused, can be created again");
 	errno = 0;
 	NAL_SELECTOR_free(sel);
 	NAL_CONNECTION_free(srv);
