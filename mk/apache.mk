@@ -9,3 +9,5 @@
 
 apache-check: all
 	MAKE="$(MAKE)" BUILD="$(BUILD)" DC_BIN="$(BUILD)/bin" ./tests/apache/run.sh
+
+CHECK_TARGETS += apache-check
