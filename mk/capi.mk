@@ -13,7 +13,8 @@ CC         ?= cc
 CAPI_LIB   := $(BUILD)/lib
 CAPI_VER   := 1.0.1
 CAPI_PCVER := 1.5.1
-CAPI_CFLAGS := -O2 -g -fPIC -fvisibility=hidden -Wall -Wextra -Werror -Iinclude -Icapi/front
+CAPI_SAN    ?=
+CAPI_CFLAGS := -O2 -g -fPIC -fvisibility=hidden -Wall -Wextra -Werror -Iinclude -Icapi/front $(CAPI_SAN)
 CAPI_FRONT_H := mk/capi.mk capi/front/engine.h capi/front/front.h $(wildcard include/*/*.h)
 CAPI_ENGINE := $(CAPI_LIB)/distcache/libdistcache-engine.so
 CAPI_LIBS   := nal distcache distcacheserver
@@ -24,10 +25,10 @@ CTEST_PREFIX := /usr/local
 ALL_TARGETS       += capi
 INSTALL_TARGETS   += install-capi
 UNINSTALL_TARGETS += uninstall-capi
-CHECK_TARGETS     += ctest-check
+CHECK_TARGETS     += ctest-check ctest-asan
 DEMO_TARGETS      += capi-demo
 
-.PHONY: capi capi-engine install-capi uninstall-capi ctest-check ctest-valgrind capi-demo
+.PHONY: capi capi-engine install-capi uninstall-capi ctest-check ctest-valgrind ctest-asan capi-demo
 
 capi: capi-engine $(foreach l,$(CAPI_LIBS),$(CAPI_LIB)/lib$(l).so)
 
@@ -46,7 +47,7 @@ $(BUILD)/capi/%.o: capi/front/%.c $(CAPI_FRONT_H)
 define capi_lib
 $(CAPI_LIB)/lib$(1).so.$(CAPI_VER): $(addprefix $(BUILD)/capi/,$(2)) $(3)
 	@mkdir -p $$(@D)
-	$(CC) -shared -Wl,-soname,lib$(1).so.1 -Wl,-z,defs -Wl,-rpath,'$$$$ORIGIN' -o $$@ $(addprefix $(BUILD)/capi/,$(2)) \
+	$(CC) -shared -Wl,-soname,lib$(1).so.1 -Wl,-z,defs -Wl,-rpath,'$$$$ORIGIN' $(CAPI_SAN) -o $$@ $(addprefix $(BUILD)/capi/,$(2)) \
 	  -L$(CAPI_LIB) -Wl,--no-as-needed $(4) -ldl -lpthread
 $(CAPI_LIB)/lib$(1).so: $(CAPI_LIB)/lib$(1).so.$(CAPI_VER)
 	ln -sf lib$(1).so.$(CAPI_VER) $(CAPI_LIB)/lib$(1).so.1
@@ -94,6 +95,18 @@ ctest-valgrind: capi tools
 	  LIBDIR=$(CTEST_PREFIX)/lib INCDIR=$(CTEST_PREFIX)/include
 	VALGRIND=1 ROOT=$(CTEST_ROOT) PREFIX=$(CTEST_PREFIX) DC_BIN=$(BUILD)/bin SRC=$(CURDIR) \
 	  OUT=$(BUILD)/ctests-vg ./ctests/run.sh
+
+# The whole suite with the front and the test programs under AddressSanitizer
+# (separate build tree; leak detection off: the Go runtime's allocations are
+# not tracked and intentionally long-lived).
+ctest-asan: tools
+	$(MAKE) --no-print-directory capi BUILD=$(BUILD)/asan CAPI_SAN=-fsanitize=address
+	rm -rf $(BUILD)/asan/root
+	$(MAKE) --no-print-directory install-capi BUILD=$(BUILD)/asan CAPI_SAN=-fsanitize=address \
+	  DESTDIR=$(BUILD)/asan/root PREFIX=$(CTEST_PREFIX) LIBDIR=$(CTEST_PREFIX)/lib INCDIR=$(CTEST_PREFIX)/include
+	CC="$(CC) -fsanitize=address" ASAN_OPTIONS=detect_leaks=0:abort_on_error=0 \
+	  ROOT=$(BUILD)/asan/root PREFIX=$(CTEST_PREFIX) DC_BIN=$(BUILD)/bin SRC=$(CURDIR) \
+	  OUT=$(BUILD)/asan/ctests ./ctests/run.sh
 
 capi-demo: capi tools
 	rm -rf $(BUILD)/demo-root
