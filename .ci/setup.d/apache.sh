@@ -16,13 +16,15 @@ have_src() {
 if ! have_src; then
   out=/etc/apt/sources.list.d/distcache-deb-src.sources
   : >"$out.tmp"
-  # deb822: copy every stanza whose Types has "deb", as deb-src.
+  # Only Debian's own archives (a third-party repository may have no
+  # sources, which would make apt-get update fail).
+  # deb822: copy every Debian stanza whose Types has "deb", as deb-src.
   for f in /etc/apt/sources.list.d/*.sources; do
     [ -f "$f" ] || continue
     awk '
       function flush() {
-        if (isdeb && stanza != "") printf "%s\n", stanza
-        stanza = ""; isdeb = 0
+        if (isdeb && isdebian && stanza != "") printf "%s\n", stanza
+        stanza = ""; isdeb = 0; isdebian = 0
       }
       /^[[:space:]]*$/ { flush(); next }
       /^#/ { next }
@@ -31,6 +33,7 @@ if ! have_src; then
         for (i = 2; i <= n; i++) if (t[i] == "deb") isdeb = 1
         stanza = stanza "Types: deb-src\n"; next
       }
+      /^URIs:/ && /\/debian/ { isdebian = 1 }
       { stanza = stanza $0 "\n" }
       END { flush() }
     ' "$f" >>"$out.tmp"
@@ -38,7 +41,7 @@ if ! have_src; then
   # one-line format: "deb [opts] uri suite comp..." -> deb-src.
   for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
     [ -f "$f" ] || continue
-    sed -n 's/^[[:space:]]*deb[[:space:]]/deb-src /p' "$f" >>"$out.list.tmp"
+    sed -n '/\/debian/s/^[[:space:]]*deb[[:space:]]/deb-src /p' "$f" >>"$out.list.tmp"
   done 2>/dev/null || true
   if [ -s "$out.tmp" ]; then mv "$out.tmp" "$out"; else rm -f "$out.tmp"; fi
   if [ -s "$out.list.tmp" ]; then
