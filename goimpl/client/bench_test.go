@@ -53,3 +53,32 @@ func BenchmarkRoundTrip(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkRoundTripDCServer is BenchmarkRoundTrip against the built
+// dc_server (when DC_BIN is set).
+func BenchmarkRoundTripDCServer(b *testing.B) {
+	bin := toolPath(b, "dc_server")
+	sock := shortTempDir(b) + "/srv"
+	startTool(b, sock, bin, "-listen", "UNIX:"+sock)
+	for _, bc := range []struct {
+		name  string
+		flags uint32
+	}{
+		{"mode=persistent", FlagPersistent},
+		{"mode=per-op", 0},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			c := newCtx(b, "UNIX:"+sock, bc.flags, nil)
+			id, data := []byte("bench-"+bc.name), bytes.Repeat([]byte{0x5a}, 200)
+			c.AddSession(id, data, 300000) // fails as a duplicate when b.Run repeats
+			buf := make([]byte, 1024)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if used, ok := c.GetSession(id, buf); !ok || used != len(data) {
+					b.Fatal("get failed")
+				}
+			}
+		})
+	}
+}

@@ -15,7 +15,7 @@ import (
 // Interoperation with this repository's dc_server and dc_client, run when
 // DC_BIN names the directory of the built tools (make check sets it).
 
-func toolPath(t *testing.T, name string) string {
+func toolPath(t testing.TB, name string) string {
 	t.Helper()
 	dir := os.Getenv("DC_BIN")
 	if dir == "" {
@@ -33,7 +33,7 @@ func toolPath(t *testing.T, name string) string {
 
 // startTool runs a tool until the end of the test and waits until its
 // unix socket accepts connections.
-func startTool(t *testing.T, sock, bin string, args ...string) *exec.Cmd {
+func startTool(t testing.TB, sock, bin string, args ...string) *exec.Cmd {
 	t.Helper()
 	var out bytes.Buffer
 	cmd := exec.Command(bin, args...)
