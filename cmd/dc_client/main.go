@@ -103,6 +103,9 @@ func parseArgs() (*config, *tool.Args) {
 
 func main() {
 	cfg, args := parseArgs()
+	// Catch signals first: one sent while starting up is acted on once
+	// the server runs, instead of killing it half-initialised.
+	sigs := cfg.daemon.Signals()
 	cfg.daemon.Check()
 	srvAddr, err := tool.ParseAddr(cfg.server)
 	if err == nil && !srvAddr.CanConnect() {
@@ -138,7 +141,6 @@ func main() {
 
 	p := &proxy{cfg: cfg, up: newUpstream(srvAddr, cfg.retry, int(cfg.inflight)), clients: make(map[*client]struct{})}
 	go p.up.run()
-	sigs := cfg.daemon.Signals()
 	done := make(chan struct{})
 	go func() { p.acceptLoop(ln); close(done) }()
 	select {

@@ -132,6 +132,9 @@ func parseBytes(s string) (int64, bool) {
 
 func main() {
 	cfg, args := parseArgs()
+	// Catch signals first: one sent while starting up is acted on once
+	// the server runs, instead of killing it half-initialised.
+	sigs := cfg.daemon.Signals()
 	cfg.daemon.Check()
 
 	addr, err := tool.ParseAddr(cfg.listen)
@@ -172,7 +175,6 @@ func main() {
 	if cfg.maxConns > 0 {
 		s.slots = make(chan struct{}, cfg.maxConns)
 	}
-	sigs := cfg.daemon.Signals()
 	acceptDone := make(chan struct{})
 	go func() {
 		s.acceptLoop(ln)
@@ -282,7 +284,7 @@ func (s *server) acceptLoop(ln net.Listener) {
 				continue
 			}
 		}
-		cn := &conn{s: s, nc: c}
+		cn := newConn(s, c)
 		s.mu.Lock()
 		if s.closing.Load() {
 			s.mu.Unlock()
@@ -322,15 +324,43 @@ func peer(c net.Conn) string {
 	return "local client"
 }
 
-// conn is one client connection.
+// conn is one client connection. Its buffers are recycled through
+// connPool when the client closes cleanly, so that clients opening a
+// connection per operation (Apache through dc_client) cost no large
+// allocations.
 type conn struct {
 	s        *server
 	nc       net.Conn
 	rd       *proto.Reader
 	out      []byte // encoded responses not yet written
+	payload  []byte // response payload scratch
 	reads    int    // Read calls during the current ReadMessage
 	msgStart time.Time
 	timedOut string
+	rdl, wdl time.Time // deadlines currently set on nc
+}
+
+var connPool sync.Pool
+
+func newConn(s *server, nc net.Conn) *conn {
+	if c, ok := connPool.Get().(*conn); ok {
+		c.s, c.nc = s, nc
+		return c
+	}
+	c := &conn{s: s, nc: nc}
+	c.rd = proto.NewReader(c, proto.WantRequests)
+	return c
+}
+
+// recycle returns the connection's buffers to the pool. Only for a reader
+// that ended at a clean end of stream (nothing buffered, no partial
+// message); oversized buffers are left to the garbage collector.
+func (c *conn) recycle() {
+	if c.rd.Buffered() != 0 || cap(c.out) > 256<<10 {
+		return
+	}
+	*c = conn{rd: c.rd, out: c.out[:0], payload: c.payload[:0]}
+	connPool.Put(c)
 }
 
 var errClosing = errors.New("server shutting down")
@@ -361,15 +391,25 @@ func (c *conn) Read(p []byte) (int, error) {
 		c.timedOut = "partial request"
 	}
 	c.reads++
-	c.nc.SetReadDeadline(dl)
+	if !dl.Equal(c.rdl) {
+		c.rdl = dl
+		c.nc.SetReadDeadline(dl)
+	}
 	if s.closing.Load() {
 		return 0, errClosing
 	}
 	return c.nc.Read(p)
 }
 
+// flush writes the queued responses. The write deadline (a client must
+// take its answers within -frametimeout) is renewed only when less than
+// half of it is left, which keeps the timer work off the common path.
 func (c *conn) flush() error {
-	c.nc.SetWriteDeadline(time.Now().Add(c.s.cfg.frameTimeout))
+	ft := c.s.cfg.frameTimeout
+	if now := time.Now(); c.wdl.Sub(now) < ft/2 {
+		c.wdl = now.Add(ft)
+		c.nc.SetWriteDeadline(c.wdl)
+	}
 	_, err := c.nc.Write(c.out)
 	c.out = c.out[:0]
 	if err != nil {
@@ -380,6 +420,7 @@ func (c *conn) flush() error {
 
 func (c *conn) serve() {
 	s := c.s
+	clean := false
 	defer func() {
 		c.nc.Close()
 		s.mu.Lock()
@@ -389,18 +430,22 @@ func (c *conn) serve() {
 			<-s.slots
 		}
 		s.wg.Done()
+		if clean {
+			c.recycle()
+		}
 	}()
-	c.rd = proto.NewReader(c, proto.WantRequests)
-	var payload []byte
 	for {
 		c.reads = 0
 		m, err := c.rd.ReadMessage()
 		if err != nil {
+			clean = err == io.EOF && len(c.out) == 0
 			c.report(err)
 			return
 		}
-		var ok bool
-		payload, ok = s.be.handle(time.Now(), m, payload[:0])
+		payload, ok := s.be.handle(time.Now(), m, c.payload[:0])
+		if payload != nil {
+			c.payload = payload
+		}
 		if !ok {
 			s.log.Printf("Warning, closing connection from %s: ADD request shorter than 8 bytes", peer(c.nc))
 			c.flush()

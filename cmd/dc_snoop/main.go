@@ -62,6 +62,8 @@ func main() {
 			a.Unknown()
 		}
 	}
+	var d tool.Daemon
+	sigs := d.Signals()
 	if listen == "" || server == "" {
 		a.Fail("Error, must provide -listen and -server")
 	}
@@ -80,8 +82,6 @@ func main() {
 	if err != nil {
 		tool.Die("Error, can't listen on '%s': %v", listen, err)
 	}
-	var d tool.Daemon
-	sigs := d.Signals()
 	go func() {
 		<-sigs
 		ln.Close()
