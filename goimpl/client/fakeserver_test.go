@@ -8,8 +8,10 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/distcache-go/distcache/goimpl/proto"
+	"github.com/distcache-go/distcache/goimpl/server"
 )
 
 // A test-only distcache server: a map behind the wire protocol, with
@@ -31,6 +33,9 @@ const (
 type fakeStore struct {
 	mu sync.Mutex
 	m  map[string][]byte
+	// real, when set, answers instead of the map: the server package's
+	// request handler and cache.
+	real server.Cache
 }
 
 func newFakeStore() *fakeStore { return &fakeStore{m: map[string][]byte{}} }
@@ -232,6 +237,14 @@ func (s *fakeServer) handle(m *proto.Message) ([]byte, bool) {
 	st := s.store
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	if st.real != nil {
+		if m.Op == proto.OpAdd {
+			if req, _, ok := proto.ParseAddRequest(m.Payload); ok {
+				s.lastTimeout.Store(req.TimeoutMS)
+			}
+		}
+		return server.Handle(st.real, time.Now(), m, nil)
+	}
 	switch m.Op {
 	case proto.OpAdd:
 		req, code, ok := proto.ParseAddRequest(m.Payload)

@@ -131,7 +131,12 @@ func TestWithDCClient(t *testing.T) {
 
 func hammer(t *testing.T, target string, flags uint32) {
 	t.Helper()
-	c := newCtx(t, target, flags, nil)
+	hammerCtx(t, newCtx(t, target, flags, nil))
+}
+
+// hammerCtx runs 32 goroutines of add/get/remove with verified payloads.
+func hammerCtx(t *testing.T, c *Ctx) {
+	t.Helper()
 	var bad atomic.Int64
 	var wg sync.WaitGroup
 	for w := 0; w < 32; w++ {
@@ -140,7 +145,7 @@ func hammer(t *testing.T, target string, flags uint32) {
 			defer wg.Done()
 			buf := make([]byte, 2048)
 			for i := 0; i < 20; i++ {
-				id := []byte(fmt.Sprintf("%s-h%02d-%03d", target, w, i))
+				id := []byte(fmt.Sprintf("%p-h%02d-%03d", c, w, i))
 				data := bytes.Repeat(id, 1+(w+i)%20)
 				if !c.AddSession(id, data, 300000) {
 					bad.Add(1)
