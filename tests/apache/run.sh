@@ -478,7 +478,7 @@ run_mpm() {
 	done
 	check "$mpm: no OpenSSL/cache errors in the logs" no_errors A B
 	check "$mpm: children run with GOGC=$LOW_GOGC and have the Go engine loaded" \
-		children_have_engine A
+		eval "children_have_engine A && children_have_engine B"
 	RSS[$mpm dc]=$(rss_kb A)
 
 	mark_logs A B
