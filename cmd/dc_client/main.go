@@ -185,7 +185,7 @@ func (p *proxy) acceptLoop(ln net.Listener) {
 			continue
 		}
 		delay = 0
-		c := &client{p: p, nc: nc}
+		c := newClient(p, nc)
 		p.mu.Lock()
 		if p.closing.Load() {
 			p.mu.Unlock()
@@ -225,11 +225,32 @@ func (p *proxy) shutdown(ln net.Listener) {
 
 // client is one local connection. It is served one request at a time, in
 // order: the next request is read only after the previous answer has been
-// written (so pipelining works and responses never interleave, E-4).
+// written (so pipelining works and responses never interleave, E-4). Its
+// buffers are recycled when the application closes cleanly, since most
+// applications connect once per operation.
 type client struct {
 	p     *proxy
 	nc    net.Conn
-	first bool // a Read call already happened for the current request
+	rd    *proto.Reader
+	out   []byte // response encoding
+	wbuf  []byte // upstream request encoding
+	first bool   // a Read call already happened for the current request
+	call  call   // the one request this client has in flight
+	rdl   time.Time
+	wdl   time.Time
+}
+
+var clientPool sync.Pool
+
+func newClient(p *proxy, nc net.Conn) *client {
+	if c, ok := clientPool.Get().(*client); ok {
+		c.p, c.nc = p, nc
+		return c
+	}
+	c := &client{p: p, nc: nc}
+	c.rd = proto.NewReader(c, proto.WantRequests)
+	c.call.resp = make(chan []byte, 1)
+	return c
 }
 
 var errClosing = errors.New("shutting down")
@@ -241,36 +262,50 @@ func (c *client) Read(b []byte) (int, error) {
 		dl = time.Now().Add(c.p.cfg.idle)
 	}
 	c.first = true
-	c.nc.SetReadDeadline(dl)
+	if !dl.Equal(c.rdl) {
+		c.rdl = dl
+		c.nc.SetReadDeadline(dl)
+	}
 	if c.p.closing.Load() {
 		return 0, errClosing
 	}
 	return c.nc.Read(b)
 }
 
+// clientWriteTimeout bounds how long an application may leave its answer
+// unread.
+const clientWriteTimeout = 30 * time.Second
+
 func (c *client) serve() {
+	clean := false
 	defer func() {
 		c.nc.Close()
 		c.p.mu.Lock()
 		delete(c.p.clients, c)
 		c.p.mu.Unlock()
 		c.p.wg.Done()
+		if clean && c.rd.Buffered() == 0 && cap(c.out) <= 64<<10 && cap(c.wbuf) <= 64<<10 {
+			*c = client{rd: c.rd, out: c.out[:0], wbuf: c.wbuf[:0], call: call{resp: c.call.resp, buf: c.call.buf[:0]}}
+			clientPool.Put(c)
+		}
 	}()
-	rd := proto.NewReader(c, proto.WantRequests)
-	var out, wbuf []byte
 	for {
-		c.first = rd.Buffered() > 0
-		m, err := rd.ReadMessage()
+		c.first = c.rd.Buffered() > 0
+		m, err := c.rd.ReadMessage()
 		if err != nil {
 			if proto.IsCorrupt(err) {
 				c.p.log.Printf("Warning, closing local client: %v", err)
 			}
+			clean = err == io.EOF
 			return
 		}
-		payload := c.p.up.roundTrip(m.Op, m.Payload, &wbuf)
-		out, _ = proto.AppendMessage(out[:0], &proto.Message{Response: true, UID: m.UID, Op: m.Op, Payload: payload})
-		c.nc.SetWriteDeadline(time.Now().Add(30 * time.Second))
-		if _, err := c.nc.Write(out); err != nil {
+		payload := c.p.up.roundTrip(&c.call, m.Op, m.Payload, &c.wbuf)
+		c.out, _ = proto.AppendMessage(c.out[:0], &proto.Message{Response: true, UID: m.UID, Op: m.Op, Payload: payload})
+		if now := time.Now(); c.wdl.Sub(now) < clientWriteTimeout/2 {
+			c.wdl = now.Add(clientWriteTimeout)
+			c.nc.SetWriteDeadline(c.wdl)
+		}
+		if _, err := c.nc.Write(c.out); err != nil {
 			return
 		}
 	}
@@ -299,9 +334,12 @@ type upstream struct {
 	lastErr string
 }
 
+// call is a request in flight. Each local client owns one and reuses it:
+// it waits for the answer before it sends another request.
 type call struct {
 	op   proto.Op
 	resp chan []byte // buffered, 1
+	buf  []byte      // the answer's payload, copied out of the reader
 }
 
 var (
@@ -378,7 +416,8 @@ func (u *upstream) readLoop(nc net.Conn, gen uint64) {
 		}
 		delete(u.pending, m.UID)
 		u.mu.Unlock()
-		c.resp <- append([]byte(nil), m.Payload...)
+		c.buf = append(c.buf[:0], m.Payload...)
+		c.resp <- c.buf
 		<-u.slots
 	}
 }
@@ -410,7 +449,7 @@ func (u *upstream) fail(gen uint64, err error) {
 // client's response. wbuf is the caller's encoding buffer. The write is
 // done outside u.mu, so that the response reader is never held up by a
 // writer waiting for a server that is itself waiting for us to read.
-func (u *upstream) roundTrip(op proto.Op, payload []byte, wbuf *[]byte) []byte {
+func (u *upstream) roundTrip(c *call, op proto.Op, payload []byte, wbuf *[]byte) []byte {
 	u.slots <- struct{}{}
 	u.mu.Lock()
 	if u.nc == nil {
@@ -426,7 +465,7 @@ func (u *upstream) roundTrip(op proto.Op, payload []byte, wbuf *[]byte) []byte {
 		uid++
 	}
 	u.nextUID = uid + 1
-	c := &call{op: op, resp: make(chan []byte, 1)}
+	c.op = op
 	u.pending[uid] = c
 	nc, gen := u.nc, u.gen
 	u.mu.Unlock()
