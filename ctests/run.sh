@@ -147,6 +147,7 @@ fi
 run t_noengine 60 "$OUT/t_noengine"
 run t_ctx 120 "$OUT/t_ctx" "UNIX:$S" server
 [ -e "$C" ] && run t_ctx_proxy 120 "$OUT/t_ctx" "UNIX:$C" via-dc_client
+DISTCACHE_CTX=client run t_ctx_goclient 120 "$OUT/t_ctx" "UNIX:$S" goimpl-client-path
 run t_fork 240 "$OUT/t_fork" "UNIX:$S"
 run t_threads 240 "$OUT/t_threads" "UNIX:$S"
 run t_nal 60 "$OUT/t_nal" "$OUT"

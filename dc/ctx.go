@@ -25,8 +25,8 @@ func cbytes(p *C.uchar, n C.uint) []byte {
 	return unsafe.Slice((*byte)(unsafe.Pointer(p)), int(n))
 }
 
-func ctxOf(ref unsafe.Pointer) *client.Ctx {
-	c, _ := pointer.Restore(ref).(*client.Ctx)
+func ctxOf(ref unsafe.Pointer) ctxImpl {
+	c, _ := pointer.Restore(ref).(ctxImpl)
 	return c
 }
 
@@ -43,8 +43,8 @@ func dce_DC_CTX_new(target *C.char, flags C.uint) unsafe.Pointer {
 	if f&client.FlagPersistent != 0 {
 		f |= client.FlagLate
 	}
-	c, err := client.New(C.GoString(target), f, nil)
-	if err != nil {
+	c := newCtx(C.GoString(target), f)
+	if c == nil {
 		return nil
 	}
 	return pointer.Save(c)

@@ -27,8 +27,9 @@ INSTALL_TARGETS   += install-capi
 UNINSTALL_TARGETS += uninstall-capi
 CHECK_TARGETS     += ctest-check ctest-asan
 DEMO_TARGETS      += capi-demo
+BENCH_TARGETS     += capi-bench
 
-.PHONY: capi capi-engine install-capi uninstall-capi ctest-check ctest-valgrind ctest-asan capi-demo
+.PHONY: capi-bench capi capi-engine install-capi uninstall-capi ctest-check ctest-valgrind ctest-asan capi-demo
 
 capi: capi-engine $(foreach l,$(CAPI_LIBS),$(CAPI_LIB)/lib$(l).so)
 
@@ -113,3 +114,9 @@ capi-demo: capi tools
 	$(MAKE) --no-print-directory install-capi DESTDIR=$(BUILD)/demo-root PREFIX=/usr/local \
 	  LIBDIR=/usr/local/lib INCDIR=/usr/local/include
 	ROOT=$(BUILD)/demo-root PREFIX=/usr/local DC_BIN=$(BUILD)/bin OUT=$(BUILD)/demo-c ./ctests/demo.sh
+
+capi-bench: capi tools
+	rm -rf $(BUILD)/bench-root
+	$(MAKE) --no-print-directory install-capi DESTDIR=$(BUILD)/bench-root PREFIX=/usr/local \
+	  LIBDIR=/usr/local/lib INCDIR=/usr/local/include
+	ROOT=$(BUILD)/bench-root PREFIX=/usr/local DC_BIN=$(BUILD)/bin OUT=$(BUILD)/bench-c ./ctests/bench.sh

@@ -1,0 +1,180 @@
+/*
+ * make bench (capi part): through our ABI against a running server,
+ * connect-per-operation (Apache's pattern) and persistent DC_CTX add/get
+ * latency, beside a raw C client doing the same wire exchange with plain
+ * sockets (the floor); medians and ratios.  Also the engine's first-call
+ * latency and the RSS a process gains by loading it.  Usage: bench TARGET
+ * (UNIX:path only), ops per series as the second argument (default 2000).
+ */
+#define _GNU_SOURCE
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+#include <distcache/dc_client.h>
+#include <libnal/nal.h>
+#include <stdio.h>
+
+static double now_us(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return t.tv_sec * 1e6 + t.tv_nsec / 1e3;
+}
+
+static long rss_kb(void)
+{
+	char line[256];
+	long v = -1;
+	FILE *f = fopen("/proc/self/status", "r");
+
+	while (f && fgets(line, sizeof line, f))
+		if (sscanf(line, "VmRSS: %ld", &v) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return v;
+}
+
+static int cmp(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n)
+{
+	qsort(v, (size_t)n, sizeof *v, cmp);
+	return v[n / 2];
+}
+
+/* ---- the raw client: one frame out, one frame in ---- */
+static const char *path;
+
+static int raw_connect(void)
+{
+	struct sockaddr_un sa;
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+
+	memset(&sa, 0, sizeof sa);
+	sa.sun_family = AF_UNIX;
+	strncpy(sa.sun_path, path, sizeof sa.sun_path - 1);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0)
+		abort();
+	return fd;
+}
+
+static void put32(unsigned char *p, uint32_t v)
+{
+	p[0] = (unsigned char)(v >> 24); p[1] = (unsigned char)(v >> 16);
+	p[2] = (unsigned char)(v >> 8); p[3] = (unsigned char)v;
+}
+
+/* op: 0 ADD, 1 GET. Returns the response payload length. */
+static int raw_op(int fd, uint32_t uid, int op, const unsigned char *p, unsigned int n)
+{
+	unsigned char f[14 + 2048], r[14 + 2048];
+	size_t got = 0, want = 14;
+
+	put32(f, 0x00110000);
+	f[4] = 0;
+	put32(f + 5, uid);
+	f[9] = 0;
+	f[10] = (unsigned char)op;
+	f[11] = 1;
+	f[12] = (unsigned char)(n >> 8);
+	f[13] = (unsigned char)n;
+	memcpy(f + 14, p, n);
+	if (send(fd, f, 14 + n, MSG_NOSIGNAL) != (ssize_t)(14 + n))
+		abort();
+	while (got < want) {
+		ssize_t k = read(fd, r + got, want - got);
+		if (k <= 0)
+			abort();
+		got += (size_t)k;
+		if (got == 14)
+			want = 14 + (size_t)((r[12] << 8) | r[13]);
+	}
+	return (int)want - 14;
+}
+
+int main(int argc, char **argv)
+{
+	int n = argc > 2 ? atoi(argv[2]) : 2000, i, mode;
+	double *t = malloc(sizeof *t * (size_t)n), t0, first;
+	double res[2][2][2];	/* [persistent][raw/abi][add/get] */
+	unsigned char id[32], data[200], buf[1024], addp[8 + 32 + 200];
+	unsigned int used;
+	long r0, r1;
+	NAL_ADDRESS *a;
+
+	if (argc < 2 || strncmp(argv[1], "UNIX:", 5) != 0) {
+		fprintf(stderr, "usage: bench UNIX:path [ops]\n");
+		return 2;
+	}
+	path = argv[1] + 5;
+	memset(data, 'd', sizeof data);
+
+	r0 = rss_kb();
+	t0 = now_us();
+	a = NAL_ADDRESS_new();	/* the first call that needs the engine */
+	first = now_us() - t0;
+	r1 = rss_kb();
+	NAL_ADDRESS_free(a);
+	printf("engine first call: %.2f ms; RSS %ld KiB -> %ld KiB (+%.2f MiB)\n",
+		first / 1000, r0, r1, (r1 - r0) / 1024.0);
+
+	for (mode = 0; mode < 2; mode++) {
+		DC_CTX *c = DC_CTX_new(argv[1], mode ? DC_CTX_FLAG_PERSISTENT : 0);
+		int fd = mode ? raw_connect() : -1, op;
+		for (op = 0; op < 2; op++) {
+			/* raw */
+			for (i = 0; i < n; i++) {
+				unsigned int idl = (unsigned int)snprintf((char *)id, sizeof id, "raw-%d-%d-%d", mode, i, getpid());
+				int f = mode ? fd : raw_connect();
+				t0 = now_us();
+				if (op == 0) {
+					put32(addp, 600000);
+					put32(addp + 4, idl);
+					memcpy(addp + 8, id, idl);
+					memcpy(addp + 8 + idl, data, sizeof data);
+					raw_op(f, (uint32_t)i, 0, addp, 8 + idl + (unsigned int)sizeof data);
+				} else {
+					raw_op(f, (uint32_t)i, 1, id, idl);
+				}
+				if (!mode) {
+					close(f);
+				}
+				t[i] = now_us() - t0;
+			}
+			res[mode][0][op] = median(t, n);
+			/* through the ABI */
+			for (i = 0; i < n; i++) {
+				unsigned int idl = (unsigned int)snprintf((char *)id, sizeof id, "abi-%d-%d-%d", mode, i, getpid());
+				t0 = now_us();
+				if (op == 0) {
+					if (!DC_CTX_add_session(c, id, idl, data, sizeof data, 600000))
+						abort();
+				} else if (!DC_CTX_get_session(c, id, idl, buf, sizeof buf, &used)) {
+					abort();
+				}
+				t[i] = now_us() - t0;
+			}
+			res[mode][1][op] = median(t, n);
+		}
+		DC_CTX_free(c);
+		if (fd >= 0)
+			close(fd);
+	}
+	for (mode = 0; mode < 2; mode++)
+		printf("%-22s add: raw %6.1f us, DC_CTX %6.1f us, ratio %.2f | get: raw %6.1f us, DC_CTX %6.1f us, ratio %.2f\n",
+			mode ? "persistent:" : "connect-per-op:",
+			res[mode][0][0], res[mode][1][0], res[mode][1][0] / res[mode][0][0],
+			res[mode][0][1], res[mode][1][1], res[mode][1][1] / res[mode][0][1]);
+	free(t);
+	return 0;
+}
