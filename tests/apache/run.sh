@@ -6,7 +6,7 @@
 # Usage: tests/apache/run.sh            (make apache-check runs it)
 # Environment:
 #   DC_BIN            built tools (default build/bin)
-#   APACHE_MPMS       MPMs to test (default "prefork event")
+#   APACHE_MPMS       MPMs to test (default "prefork event"; also "worker")
 #   APACHE_LOAD_N     handshakes per load run (default 3000)
 #   APACHE_KEEP=1     keep the temporary directory
 #   APACHE_DC_PREFIX  test the libraries installed there instead of ours
@@ -200,7 +200,7 @@ MaxSpareServers 8
 ServerLimit 16
 MaxRequestWorkers 8
 MaxConnectionsPerChild 0" ;;
-	event) mpmconf="StartServers 2
+	event | worker) mpmconf="StartServers 2
 ServerLimit 4
 ThreadsPerChild 16
 MaxRequestWorkers 32
@@ -339,8 +339,8 @@ no_crash() {
 	done
 }
 
-workers() { case $1 in prefork) echo 8 ;; event) echo 32 ;; esac; }
-procs() { case $1 in prefork) echo 8 ;; event) echo 2 ;; esac; }
+workers() { case $1 in prefork) echo 8 ;; *) echo 32 ;; esac; }
+procs() { case $1 in prefork) echo 8 ;; *) echo 2 ;; esac; }
 # every_worker_answers NAME MPM: every worker (prefork child, event thread)
 # takes one connection at the same time and answers on it; every child
 # process must appear in the access log, and afterwards no worker may stay
