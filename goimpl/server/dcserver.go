@@ -49,6 +49,7 @@ type Server struct {
 	clients []*Client
 	ops     uint64
 	freed   bool
+	scratch []byte // GET responses are built here: one per server, not per client (E-13)
 }
 
 // Client is a DC_CLIENT: one connection served by a Server.
@@ -56,8 +57,7 @@ type Client struct {
 	srv     *Server
 	plug    *plug.Plug
 	flags   uint32
-	closing bool   // input was corrupt: flush what is queued, then close
-	out     []byte // response scratch, allocated on first use (E-13)
+	closing bool // input was corrupt: flush what is queued, then close
 }
 
 // New creates a server with a cache from the selected implementation
@@ -177,15 +177,18 @@ func (c *Client) release() {
 // connection's buffers itself, so a caller running the connection's IO can
 // use it without IN_SERVER (E-34). A request waiting behind a response that
 // is still being encoded stays queued until that response is out (E-5).
-// It returns false when the client must be closed: corrupt input, or a
-// request the original drops (an ADD shorter than 8 bytes).
+// It returns false when the client must be closed: a request the original
+// drops (an ADD shorter than 8 bytes), or corrupt input — but only once the
+// answers queued before the corrupt bytes have left the plug and the send
+// buffer (E-38); until then it returns true so that the caller keeps
+// running the connection's IO.
 func (c *Client) Process(now time.Time) bool {
 	if c == nil || c.plug == nil || c.srv == nil {
 		return false
 	}
-	if c.closing || !c.plug.Flush() {
+	if !c.plug.Flush() || c.closing { // Flush pushes queued output even then
 		c.closing = true
-		return false
+		return c.plug.WriteBusy() || c.plug.Conn().Send().NotEmpty()
 	}
 	if c.plug.WriteBusy() {
 		return true
@@ -195,9 +198,10 @@ func (c *Client) Process(now time.Time) bool {
 		return true
 	}
 	op, _ := proto.OpFromCmd(cmd)
-	resp, ok := Handle(c.srv.cache, now, &proto.Message{UID: uid, Op: op, Payload: payload}, c.out)
-	if cap(resp) >= proto.MaxPayload {
-		c.out = resp[:0]
+	s := c.srv
+	resp, ok := Handle(s.cache, now, &proto.Message{UID: uid, Op: op, Payload: payload}, s.scratch)
+	if cap(resp) > cap(s.scratch) {
+		s.scratch = resp[:0] // Write copies the payload: reusable at once
 	}
 	if !ok || !c.plug.Write(false, uid, cmd, resp) || !c.plug.Commit() {
 		c.plug.Consume()

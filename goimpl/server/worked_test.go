@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/distcache-go/distcache/goimpl/nal"
+	"github.com/distcache-go/distcache/goimpl/proto"
 )
 
 // unhex reads the spaced hex of PROTOCOL.md §12.
@@ -146,5 +147,51 @@ func TestWorkedMultiFrameGet(t *testing.T) {
 	}
 	if !bytes.Equal(body, data) {
 		t.Error("session data differs")
+	}
+}
+
+// A client without IN_SERVER whose GET of a 20000-byte session is followed
+// by garbage: Process keeps returning true until the whole answer has left
+// the 4096-byte send buffer, then false (E-34 with E-38).
+func TestProcessFlushesBeforeClosing(t *testing.T) {
+	SetDefaultCache()
+	srv := New(64)
+	a, b := nal.NewConnection(), nal.NewConnection()
+	sel := nal.NewSelector()
+	if srv == nil || !a.CreatePair(b, 4096) || !a.AddToSelector(sel) || !b.AddToSelector(sel) {
+		t.Fatal("setup")
+	}
+	defer func() { b.Free(); sel.Free(); srv.Free() }()
+	cl := srv.NewClient(a, 0)
+	data := bytes.Repeat([]byte("z"), 20000)
+	srv.Cache().Add(time.Now(), 60000, exID, data)
+	req, _ := proto.AppendMessage(nil, &proto.Message{UID: 77, Op: proto.OpGet, Payload: exID})
+	b.Send().Write(append(req, "garbage!garbage!"...))
+	want, _ := proto.AppendMessage(nil, &proto.Message{Response: true, UID: 77, Op: proto.OpGet, Payload: data})
+
+	var got []byte
+	drain := func() {
+		b.IO()
+		got = append(got, b.Read().Data()...)
+		b.Read().Discard(b.Read().Used())
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for cl.Process(time.Now()) {
+		if time.Now().After(deadline) {
+			t.Fatal("Process never gave up on the corrupt client")
+		}
+		sel.Select(100000, true)
+		a.IO() // the caller runs the connection's I/O
+		drain()
+	}
+	for len(got) < len(want) && time.Now().Before(deadline) {
+		sel.Select(100000, true)
+		drain()
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("got %d bytes of the %d-byte answer before the close", len(got), len(want))
+	}
+	if srv.NumOperations() != 1 || !cl.Delete() {
+		t.Fatal("operation count or delete")
 	}
 }
