@@ -31,6 +31,9 @@ where options include:
    -retry <msecs>        reconnect interval after losing the server (default 5000)
    -idle <msecs>         drop local clients idle this long (default 0 = never)
    -maxclients <num>     maximum local client connections (default 1024)
+   -reqtimeout <msecs>   consider the server connection dead when a request
+                         has had no answer for this long (default 10000,
+                         0 = wait for ever as the original did)
    -inflight <num>       maximum requests in flight to the server (default 512;
                          1 for an original distcache 1.5 dc_server, which
                          drops pipelined requests behind large answers)
@@ -55,11 +58,12 @@ type config struct {
 	idle       time.Duration
 	maxClients int64
 	inflight   int64
+	reqTimeout time.Duration
 	daemon     tool.Daemon
 }
 
 func parseArgs() (*config, *tool.Args) {
-	c := &config{listen: "UNIX:/tmp/scache", retry: 5 * time.Second, maxClients: 1024, inflight: defaultInflight}
+	c := &config{listen: "UNIX:/tmp/scache", retry: 5 * time.Second, maxClients: 1024, inflight: defaultInflight, reqTimeout: 10 * time.Second}
 	a := tool.NewArgs(os.Args[1:], usage)
 	for a.Next() {
 		if c.daemon.Option(a) {
@@ -89,6 +93,8 @@ func parseArgs() (*config, *tool.Args) {
 			c.idle = time.Duration(a.Int(0, 3600000)) * time.Millisecond
 		case "-maxclients":
 			c.maxClients = a.Int(1, 1000000)
+		case "-reqtimeout":
+			c.reqTimeout = time.Duration(a.Int(0, 3600000)) * time.Millisecond
 		case "-inflight":
 			c.inflight = a.Int(1, 65536)
 		default:
@@ -139,7 +145,7 @@ func main() {
 	}
 	cfg.daemon.Start(args.Rewritten(), files)
 
-	p := &proxy{cfg: cfg, up: newUpstream(srvAddr, cfg.retry, int(cfg.inflight)), clients: make(map[*client]struct{})}
+	p := &proxy{cfg: cfg, up: newUpstream(srvAddr, cfg.retry, int(cfg.inflight), cfg.reqTimeout), clients: make(map[*client]struct{})}
 	go p.up.run()
 	done := make(chan struct{})
 	go func() { p.acceptLoop(ln); close(done) }()
@@ -317,8 +323,9 @@ func (c *client) serve() {
 // else is a corrupt server stream (E-6): the connection is dropped and the
 // requests in flight get 0x02.
 type upstream struct {
-	addr  tool.Addr
-	retry time.Duration
+	addr       tool.Addr
+	retry      time.Duration
+	reqTimeout time.Duration
 	log   tool.RateLog
 	slots chan struct{}
 	kick  chan struct{}
@@ -338,6 +345,7 @@ type upstream struct {
 // it waits for the answer before it sends another request.
 type call struct {
 	op   proto.Op
+	sent time.Time
 	resp chan []byte // buffered, 1
 	buf  []byte      // the answer's payload, copied out of the reader
 }
@@ -347,14 +355,17 @@ var (
 	disconnected = []byte{proto.ResultDisconnected}
 )
 
-func newUpstream(a tool.Addr, retry time.Duration, inflight int) *upstream {
-	return &upstream{addr: a, retry: retry, nextUID: 1, pending: make(map[uint32]*call),
+func newUpstream(a tool.Addr, retry time.Duration, inflight int, reqTimeout time.Duration) *upstream {
+	return &upstream{addr: a, retry: retry, reqTimeout: reqTimeout, nextUID: 1, pending: make(map[uint32]*call),
 		slots: make(chan struct{}, inflight), kick: make(chan struct{}, 1)}
 }
 
 // run keeps the upstream connection: it connects at once, and again every
 // retry interval while disconnected.
 func (u *upstream) run() {
+	if u.reqTimeout > 0 {
+		go u.watchdog()
+	}
 	for {
 		u.mu.Lock()
 		up := u.nc != nil
@@ -367,6 +378,35 @@ func (u *upstream) run() {
 		case <-u.kick:
 			// lost the connection: wait one retry interval, then reconnect
 			time.Sleep(u.retry)
+		}
+	}
+}
+
+// watchdog drops a server connection that has left a request unanswered
+// for -reqtimeout: a server that accepts but never answers (hung, or a
+// black hole) would otherwise hold every application's request (E-11).
+func (u *upstream) watchdog() {
+	tick := u.reqTimeout / 4
+	if tick < 10*time.Millisecond {
+		tick = 10 * time.Millisecond
+	} else if tick > time.Second {
+		tick = time.Second
+	}
+	for range time.Tick(tick) {
+		u.mu.Lock()
+		gen, stale := u.gen, false
+		if u.nc != nil {
+			limit := time.Now().Add(-u.reqTimeout)
+			for _, c := range u.pending {
+				if c.sent.Before(limit) {
+					stale = true
+					break
+				}
+			}
+		}
+		u.mu.Unlock()
+		if stale {
+			u.fail(gen, fmt.Errorf("no answer within -reqtimeout %v", u.reqTimeout))
 		}
 	}
 }
@@ -465,7 +505,7 @@ func (u *upstream) roundTrip(c *call, op proto.Op, payload []byte, wbuf *[]byte)
 		uid++
 	}
 	u.nextUID = uid + 1
-	c.op = op
+	c.op, c.sent = op, time.Now()
 	u.pending[uid] = c
 	nc, gen := u.nc, u.gen
 	u.mu.Unlock()

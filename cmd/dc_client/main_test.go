@@ -141,6 +141,25 @@ func TestE4PipelinedLargeResponses(t *testing.T) {
 	}
 }
 
+// A server that takes a request and never answers costs the client
+// -reqtimeout, then 0x02, and the proxy reconnects (E-11).
+func TestReqTimeout(t *testing.T) {
+	_, _, p, sock := setup(t, "-reqtimeout", "300")
+	c := tooltest.Dial(t, "unix", sock)
+	start := time.Now()
+	m := tooltest.RoundTrip(t, c, 4, proto.OpGet, []byte("hold-silent"))
+	if !bytes.Equal(m.Payload, []byte{proto.ResultDisconnected}) {
+		t.Fatalf("answer %x, want 02", m.Payload)
+	}
+	if d := time.Since(start); d < 300*time.Millisecond {
+		t.Errorf("gave up after %v, before -reqtimeout", d)
+	}
+	p.WaitOutput("no answer within -reqtimeout", 5*time.Second)
+	tooltest.Eventually(t, 5*time.Second, func() bool {
+		return bytes.Equal(tooltest.RoundTrip(t, c, 5, proto.OpGet, []byte("z")).Payload, []byte("ok:z"))
+	}, "recovery after the timeout")
+}
+
 // With -inflight 1 (for original servers, E-5) requests of different
 // clients are forwarded one at a time, and all are still answered.
 func TestInflightOne(t *testing.T) {
