@@ -326,9 +326,9 @@ type upstream struct {
 	addr       tool.Addr
 	retry      time.Duration
 	reqTimeout time.Duration
-	log   tool.RateLog
-	slots chan struct{}
-	kick  chan struct{}
+	log        tool.RateLog
+	slots      chan struct{}
+	kick       chan struct{}
 
 	wmu sync.Mutex // serialises writes to the server
 
@@ -336,7 +336,9 @@ type upstream struct {
 	nc      net.Conn // nil while disconnected
 	gen     uint64
 	nextUID uint32
-	pending map[uint32]*call
+	// when the current (or last) connection was made
+	connectedAt time.Time
+	pending     map[uint32]*call
 	// state for logging changes only (E-46)
 	lastErr string
 }
@@ -376,8 +378,15 @@ func (u *upstream) run() {
 		select {
 		case <-time.After(u.retry):
 		case <-u.kick:
-			// lost the connection: wait one retry interval, then reconnect
-			time.Sleep(u.retry)
+			// Lost the connection. One that had been up for a while (a
+			// server closing idle connections, a restart) is re-made at
+			// once; one that just failed waits a retry interval.
+			u.mu.Lock()
+			upFor := time.Since(u.connectedAt)
+			u.mu.Unlock()
+			if upFor < min(u.retry, time.Second) {
+				time.Sleep(u.retry)
+			}
 		}
 	}
 }
@@ -431,6 +440,7 @@ func (u *upstream) connect() {
 	u.lastErr = ""
 	fmt.Fprintf(os.Stderr, "Info, connected to the server '%s'\n", u.addr.Str)
 	u.nc = nc
+	u.connectedAt = time.Now()
 	u.gen++
 	go u.readLoop(nc, u.gen)
 }
@@ -478,7 +488,7 @@ func (u *upstream) fail(gen uint64, err error) {
 		<-u.slots
 	}
 	u.mu.Unlock()
-	u.log.Printf("Warning, lost the server '%s': %v (%d requests failed; retrying in %v)", u.addr.Str, err, n, u.retry)
+	u.log.Printf("Warning, lost the server '%s': %v (%d requests failed)", u.addr.Str, err, n)
 	select {
 	case u.kick <- struct{}{}:
 	default:

@@ -104,6 +104,25 @@ func TestRecoversAfterServerRestart(t *testing.T) {
 	}
 }
 
+// A server that closes a connection which had been up for a while (idle
+// connections, restarts) is reconnected at once, not after -retry.
+func TestReconnectsAtOnceAfterLongUptime(t *testing.T) {
+	_, f, p, sock := setup(t, "-retry", "60000")
+	c := tooltest.Dial(t, "unix", sock)
+	checkGet(t, c, 1)
+	time.Sleep(1100 * time.Millisecond) // the scenario: a connection older than a second
+	f.mu.Lock()
+	for _, uc := range f.conns {
+		uc.Close()
+	}
+	f.conns = nil
+	f.mu.Unlock()
+	p.WaitOutput("lost the server", 5*time.Second)
+	tooltest.Eventually(t, 5*time.Second, func() bool {
+		return bytes.Equal(tooltest.RoundTrip(t, c, 2, proto.OpGet, []byte("q")).Payload, []byte("ok:q"))
+	}, "reconnection well before -retry 60000")
+}
+
 func TestE3ClientGoneMidRequest(t *testing.T) {
 	_, f, p, sock := setup(t)
 	c := tooltest.Dial(t, "unix", sock)
