@@ -38,7 +38,7 @@ func SetCache(f CacheFactory) bool {
 
 // SetDefaultCache selects the built-in cache (DC_SERVER_set_default_cache).
 func SetDefaultCache() bool {
-	return SetCache(func(n int) (Cache, error) { return NewDefaultCache(n) })
+	return SetCache(NewDefaultCache)
 }
 
 // Server is a DC_SERVER: a cache and the client connections it serves
@@ -60,13 +60,20 @@ type Client struct {
 	closing bool // input was corrupt: flush what is queued, then close
 }
 
-// New creates a server with a cache from the selected implementation
-// (DC_SERVER_new). It returns nil if none was selected or the cache
-// cannot be built (the default refuses sizes outside 64..60000).
+// New creates a server with a cache from the implementation selected by
+// SetCache or SetDefaultCache (DC_SERVER_new). It returns nil if none was
+// selected or the cache cannot be built (the default refuses sizes outside
+// 64..60000).
 func New(maxSessions int) *Server {
 	implMu.Lock()
 	f := impl
 	implMu.Unlock()
+	return NewWith(maxSessions, f)
+}
+
+// NewWith is New with the cache implementation given instead of the
+// process-wide one; nil if f is nil or fails.
+func NewWith(maxSessions int, f CacheFactory) *Server {
 	if f == nil {
 		return nil
 	}

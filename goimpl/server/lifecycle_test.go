@@ -114,3 +114,23 @@ func TestOversizeGetDropsClient(t *testing.T) {
 		t.Fatalf("%d bytes answered", b.Read().Used())
 	}
 }
+
+func TestNewWith(t *testing.T) {
+	if NewWith(64, nil) != nil {
+		t.Fatal("nil factory accepted")
+	}
+	if NewWith(10, NewDefaultCache) != nil {
+		t.Fatal("default cache of 10 sessions accepted")
+	}
+	s := NewWith(10, func(n int) (Cache, error) { return NewCache(Config{MaxSessions: n}), nil })
+	if s == nil {
+		t.Fatal("NewWith failed")
+	}
+	defer s.Free()
+	for i := 0; i < 20; i++ {
+		s.Cache().Add(t0, 60000, id(i), []byte("d"))
+	}
+	if n := s.ItemsStored(t0); n != 10 {
+		t.Fatalf("%d items stored, want the 10 the factory was asked for", n)
+	}
+}
