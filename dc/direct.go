@@ -43,8 +43,9 @@ type directCtx struct {
 	defLife time.Duration
 	uid     atomic.Uint32
 
-	mu   sync.Mutex
-	idle []*exch
+	mu    sync.Mutex
+	idle  []*exch // persistent: live connections
+	spare []*exch // flags 0: closed connections kept for reuse (no allocation per operation)
 
 	regetMu   sync.Mutex
 	regetSet  bool
@@ -113,24 +114,40 @@ func (e *exch) close() {
 }
 
 func (d *directCtx) get() *exch {
+	d.mu.Lock()
 	if d.persistent() {
-		d.mu.Lock()
 		if n := len(d.idle); n > 0 {
 			e := d.idle[n-1]
 			d.idle = d.idle[:n-1]
 			d.mu.Unlock()
 			return e
 		}
+	} else if n := len(d.spare); n > 0 {
+		e := d.spare[n-1]
+		d.spare = d.spare[:n-1]
 		d.mu.Unlock()
+		// the same connection object, plug and selector, connected anew
+		if e.p.Conn().Create(d.addr) && e.p.ToSelect(e.sel) {
+			return e
+		}
+		e.close()
+		return nil
 	}
+	d.mu.Unlock()
 	return d.dial()
 }
 
 func (d *directCtx) put(e *exch, ok bool) {
-	if ok && !e.bad && d.persistent() {
+	if ok && !e.bad {
+		if !d.persistent() {
+			e.p.Conn().Reset() // closes the descriptor, unbinds, keeps the buffers
+		}
 		d.mu.Lock()
-		if len(d.idle) < maxIdle && d.addr != nil {
+		if d.persistent() && len(d.idle) < maxIdle {
 			d.idle = append(d.idle, e)
+			e = nil
+		} else if !d.persistent() && len(d.spare) < maxIdle {
+			d.spare = append(d.spare, e)
 			e = nil
 		}
 		d.mu.Unlock()
@@ -276,8 +293,8 @@ func (d *directCtx) RegetSession(id, dst []byte) (int, bool) {
 
 func (d *directCtx) Close() {
 	d.mu.Lock()
-	idle := d.idle
-	d.idle = nil
+	idle := append(d.idle, d.spare...)
+	d.idle, d.spare = nil, nil
 	d.mu.Unlock()
 	for _, e := range idle {
 		e.close()
