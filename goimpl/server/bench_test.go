@@ -7,6 +7,8 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/distcache-go/distcache/goimpl/nal"
+	"github.com/distcache-go/distcache/goimpl/plug"
 	"github.com/distcache-go/distcache/goimpl/proto"
 )
 
@@ -179,5 +181,42 @@ func BenchmarkMemoryPerEntry(b *testing.B) {
 		runtime.ReadMemStats(&after)
 		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/n-232, "overhead-B/entry")
 		runtime.KeepAlive(c)
+	}
+}
+
+// BenchmarkServerRoundTrip is one GET (200-byte hit) through a Server and a
+// client plug over a unix socket pair, both driven by this goroutine: the
+// request path of DC_SERVER_clients_io without the network's latency
+// dominating (no other goroutine to wake).
+func BenchmarkServerRoundTrip(b *testing.B) {
+	srv := NewWith(1000, NewDefaultCache)
+	sel := nal.NewSelector()
+	a, c := nal.NewConnection(), nal.NewConnection()
+	if !a.CreatePair(c, 4096) || !a.AddToSelector(sel) || !c.AddToSelector(sel) {
+		b.Fatal("setup")
+	}
+	defer func() { srv.Free(); sel.Free() }()
+	srv.NewClient(a, ClientFlagInServer)
+	p := plug.New(c, plug.FlagToServer)
+	defer p.Free()
+	key := make([]byte, 32)
+	srv.Cache().Add(t0, 3600000, key, make([]byte, 200))
+	defer cpuMeter(b)()
+	for i := 0; i < b.N; i++ {
+		if !p.Write(false, uint32(i), plug.CmdGet, key) || !p.Commit() {
+			b.Fatal("write")
+		}
+		for {
+			p.IO()
+			if _, _, data, ok := p.Read(false); ok {
+				if len(data) != 200 {
+					b.Fatal("bad answer")
+				}
+				p.Consume()
+				break
+			}
+			sel.Select(1000000, true)
+			srv.ClientsIO(t0)
+		}
 	}
 }

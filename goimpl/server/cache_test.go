@@ -445,3 +445,31 @@ func TestConcurrentHammer(t *testing.T) {
 		t.Errorf("counters do not add up: %+v", st)
 	}
 }
+
+// The longest lifetime the protocol allows ends exactly 7 days after the
+// add's millisecond.
+func TestSevenDayBoundary(t *testing.T) {
+	c := mustDefault(t, 64)
+	if !c.Add(t0, 604800000, id(1), []byte("d")) {
+		t.Fatal("7-day add refused")
+	}
+	expiry := t0.Truncate(time.Millisecond).Add(7 * 24 * time.Hour)
+	if !c.Have(expiry, id(1)) || c.Have(expiry.Add(time.Microsecond), id(1)) {
+		t.Fatal("7-day entry: wrong end")
+	}
+}
+
+// Now may go backwards (the caller's clock): entries stay live until the
+// clock passes their expiry again, and order is kept.
+func TestClockStepBack(t *testing.T) {
+	c := mustDefault(t, 64)
+	c.Add(t0, 1000, id(1), []byte("d"))
+	back := t0.Add(-time.Hour)
+	if !c.Have(back, id(1)) || !c.Add(back, 1000, id(2), []byte("d")) {
+		t.Fatal("clock step back")
+	}
+	// id(2) now expires an hour before id(1).
+	if n := c.NumItems(back.Add(2 * time.Second)); n != 1 || !c.Have(back.Add(2*time.Second), id(1)) {
+		t.Fatalf("%d items", n)
+	}
+}
