@@ -22,6 +22,7 @@ func FuzzHandle(f *testing.F) {
 	f.Add(uint8(0), proto.AppendAddRequest(nil, 1000, make([]byte, 65), exData))
 	f.Add(uint8(0), []byte{0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff, 1})
 	f.Add(uint8(0), []byte{1, 2, 3})
+	f.Add(uint8(0), proto.AppendAddRequest(nil, 1000, []byte("i"), make([]byte, 32769)))
 	f.Add(uint8(1), exID)
 	f.Add(uint8(1), []byte{})
 	f.Add(uint8(2), exID)
@@ -75,6 +76,8 @@ func model(op uint8, p []byte) ([]byte, bool) {
 			return []byte{0x64}, true
 		case idLen == 0 || idLen > 64:
 			return []byte{0x67}, true
+		case rest-idLen > 32768: // only when called with an oversized payload
+			return []byte{0x68}, true
 		case bytes.Equal(p[8:8+idLen], exID):
 			return []byte{0x65}, true
 		}
