@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -472,4 +473,33 @@ func TestClockStepBack(t *testing.T) {
 	if n := c.NumItems(back.Add(2 * time.Second)); n != 1 || !c.Have(back.Add(2*time.Second), id(1)) {
 		t.Fatalf("%d items", n)
 	}
+}
+
+// Evicted sessions are released (the original leaked them, E-19): adding
+// 200 times a full cache's worth of 16 KB sessions keeps the heap at about
+// one cache's worth.
+func TestEvictionFreesMemory(t *testing.T) {
+	c := mustDefault(t, 64)
+	data := make([]byte, 16<<10)
+	heap := func() uint64 {
+		var ms runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&ms)
+		return ms.HeapAlloc
+	}
+	for i := 0; i < 64; i++ {
+		c.Add(t0, uint32(60000+i), id(i), data)
+	}
+	before := heap()
+	for i := 64; i < 64*200; i++ {
+		c.Add(t0, uint32(60000+i), id(i), data)
+	}
+	after := heap()
+	if after > before+4<<20 { // 200 cache loads leaked would be 200 MB
+		t.Fatalf("heap grew from %d to %d bytes", before, after)
+	}
+	if st := statsOf(c); st.Items > 64 || st.Evictions < 64*199 {
+		t.Fatalf("stats %+v", st)
+	}
+	runtime.KeepAlive(c)
 }
