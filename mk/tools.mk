@@ -5,9 +5,15 @@ MAN8 := dc_server.8 dc_client.8
 
 INSTALL_TARGETS   += install-man
 UNINSTALL_TARGETS += uninstall-man
-CHECK_TARGETS     += check-man
+CHECK_TARGETS     += check-man check-demo
 
-.PHONY: install-man uninstall-man check-man
+.PHONY: install-man uninstall-man check-man check-demo
+
+# The demo must keep working: a one-second run of it.
+check-demo: tools
+	@DEMO_SECONDS=1 ./scripts/demo $(BUILD)/bin >$(BUILD)/demo.log 2>&1 || \
+	  { cat $(BUILD)/demo.log; echo "check-demo: failed"; exit 1; }
+	@echo "check-demo: ok"
 
 install-man:
 	install -d $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man8
