@@ -259,6 +259,28 @@ type mismatch struct{ id string }
 
 func (m *mismatch) Error() string { return "wrong answer for " + m.id }
 
+func TestMaxClients(t *testing.T) {
+	_, _, p, sock := setup(t, "-maxclients", "2")
+	// WaitDial's probe may still hold a slot for a moment: wait until two
+	// clients are served at once.
+	a := tooltest.Dial(t, "unix", sock)
+	checkGet(t, a, 1)
+	b := tooltest.Dial(t, "unix", sock)
+	tooltest.Eventually(t, 5*time.Second, func() bool {
+		b.Write(tooltest.Request(2, proto.OpGet, []byte("b")))
+		_, err := tooltest.ReadResponse(b, proto.NewReader(b, proto.WantResponses), 5*time.Second)
+		if err != nil {
+			b = tooltest.Dial(t, "unix", sock)
+			return false
+		}
+		return true
+	}, "a second client slot")
+	c := tooltest.Dial(t, "unix", sock)
+	tooltest.ExpectClosed(t, c, 5*time.Second)
+	p.WaitOutput("rejected new client connection already at maximum (2)", 5*time.Second)
+	checkGet(t, a, 3)
+}
+
 func TestIdleDropsClient(t *testing.T) {
 	_, _, _, sock := setup(t, "-idle", "1000")
 	c := tooltest.Dial(t, "unix", sock)
