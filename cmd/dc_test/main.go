@@ -29,8 +29,8 @@ where options include:
    -datamax <num>    session data length bound (default 2100, at most 4096)
    -timeout <secs>   mean session lifetime (default 60, at most 3600)
    -timevar <secs>   lifetime spread (default 5, smaller than -timeout)
-   -ops <num>        number of random operations (default 10*sessions^2,
-                     at most 1000000 per client)
+   -ops <num>        number of random operations, shared among the clients
+                     (default 10*sessions^2, at most 1000000)
    -progress <num>   print a line every <num> operations (default 0: a line
                      every 2 seconds on long runs)
    -persistent       use one persistent connection per client
