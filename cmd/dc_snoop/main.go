@@ -113,9 +113,20 @@ func pair(id int, cl net.Conn, sa tool.Addr) {
 	}
 	logf("SNOOP_DBG_MSG: connection %d, opened (%s)", id, time.Now().Format("15:04:05.000000"))
 	var wg sync.WaitGroup
+	var once sync.Once
+	// Once one direction has ended, the other gets a minute to finish, so
+	// a peer that ignores the half-close cannot pin the pair for ever.
+	done := func() {
+		once.Do(func() {
+			dl := time.Now().Add(time.Minute)
+			cl.SetReadDeadline(dl)
+			sv.SetReadDeadline(dl)
+		})
+		wg.Done()
+	}
 	wg.Add(2)
-	go func() { relay(id, "client->server", cl, sv); wg.Done() }()
-	go func() { relay(id, "server->client", sv, cl); wg.Done() }()
+	go func() { relay(id, "client->server", cl, sv); done() }()
+	go func() { relay(id, "server->client", sv, cl); done() }()
 	wg.Wait()
 	cl.Close()
 	sv.Close()
