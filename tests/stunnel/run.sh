@@ -222,7 +222,7 @@ c13=$(ROUNDS=20 rounds tls1_3 "$P_C" "$P_D")
 echo "TLS 1.3 resumption across A/B (observed, not checked): $n13/$ROUNDS;" \
   "control C/D: $c13/20"
 
-echo "stunnel A/B logs: $(cat "$work"/stunnel-[AB].log | grep -c 'cache_transfer: session found') found," \
+echo "stunnel A/B logs: $(cat "$work"/stunnel-[AB].log | grep -c 'cache_transfer: session found') sessions found in sessiond," \
   "$(cat "$work"/stunnel-[AB].log | grep -c 'cache_transfer: recv timeout') GET replies too late"
 if [ "$status" != 0 ]; then
   tail -5 "$work/dc_server.log"
