@@ -399,3 +399,49 @@ func TestKillable(t *testing.T) {
 		}
 	}
 }
+
+// E-5: concurrent GETs of a large session through dc_client to our
+// dc_server all succeed (the original pair answered 0x02 to every one).
+func TestE5ConcurrentLargeGetsViaDCServer(t *testing.T) {
+	dir := tooltest.TempDir(t)
+	srv := tooltest.Start(t, tooltest.Bin(t, "dc_server"), "-listen", "UNIX:"+dir+"/srv")
+	tooltest.WaitDial(t, srv, "unix", dir+"/srv")
+	p := tooltest.Start(t, tooltest.Bin(t, "dc_client"), "-listen", "UNIX:"+dir+"/cli", "-server", "UNIX:"+dir+"/srv")
+	tooltest.WaitDial(t, p, "unix", dir+"/cli")
+	p.WaitOutput("connected to the server", 10*time.Second)
+	data := pattern(20000)
+	c := tooltest.Dial(t, "unix", dir+"/cli")
+	if m := tooltest.RoundTrip(t, c, 1, proto.OpAdd, tooltest.AddPayload(60000, []byte("large"), data)); m.Payload[0] != 0 {
+		t.Fatalf("ADD: %x", m.Payload)
+	}
+	errs := make(chan string, 8)
+	for g := 0; g < 8; g++ {
+		go func() {
+			c, err := net.Dial("unix", dir+"/cli")
+			if err != nil {
+				errs <- err.Error()
+				return
+			}
+			defer c.Close()
+			rd := proto.NewReader(c, proto.WantResponses)
+			for i := 0; i < 20; i++ {
+				c.Write(tooltest.Request(uint32(i), proto.OpGet, []byte("large")))
+				m, err := tooltest.ReadResponse(c, rd, 10*time.Second)
+				if err != nil {
+					errs <- err.Error()
+					return
+				}
+				if !bytes.Equal(m.Payload, data) {
+					errs <- "GET answered " + strconv.Itoa(len(m.Payload)) + " bytes"
+					return
+				}
+			}
+			errs <- ""
+		}()
+	}
+	for g := 0; g < 8; g++ {
+		if e := <-errs; e != "" {
+			t.Fatal(e)
+		}
+	}
+}
