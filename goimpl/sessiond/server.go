@@ -48,10 +48,9 @@ type Server struct {
 	cache server.Cache
 	now   func() time.Time
 
-	closeOnce sync.Once
-	mu        sync.Mutex
-	conn      *net.UDPConn
-	closed    bool
+	mu     sync.Mutex
+	conn   *net.UDPConn
+	closed bool
 
 	nNew, nGet, nRemove, hits, misses, replaced, notStored atomic.Uint64
 	short, badVersion, badType, oversize, noValue, sendErr atomic.Uint64
@@ -68,7 +67,7 @@ func New(c server.Cache, opts Options) *Server {
 
 // Serve reads datagrams from conn and answers them until conn is closed or
 // Close is called, then returns nil. Other read errors are returned. Serve
-// uses one goroutine and no allocation per datagram.
+// answers each datagram inline, from buffers allocated once.
 func (s *Server) Serve(conn *net.UDPConn) error {
 	s.mu.Lock()
 	if s.closed {
