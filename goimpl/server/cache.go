@@ -46,8 +46,9 @@ const (
 )
 
 // EntryOverhead is what Config.MaxBytes charges per entry on top of its id
-// and data: the entry header, its map slot and its expiry-order slot, as
-// measured on 64-bit Go (BenchmarkMemoryPerEntry reports the real figure).
+// and data: its slab slot, map slot and expiry-order slot plus allocation
+// rounding, as measured on 64-bit Go (BenchmarkMemoryPerEntry reports the
+// real figure).
 const EntryOverhead = 128
 
 // maxEntrySize is the largest entry the protocol can deliver, charged.
@@ -143,7 +144,7 @@ func NewCache(cfg Config) *ShardedCache {
 	}
 	for i := range c.shards {
 		s := &c.shards[i]
-		s.index = make(map[string]*entry)
+		s.index = make(map[string]int32)
 		if cfg.MaxSessions > 0 {
 			s.maxItems = cfg.MaxSessions / n
 			if i < cfg.MaxSessions%n {
@@ -163,11 +164,17 @@ type ShardedCache struct {
 	minLifetime uint32 // ms
 }
 
+// A shard keeps its entries in a slab indexed by int32, so that neither the
+// index's values nor the expiry heap hold pointers: the garbage collector
+// does not scan them and moving heap slots costs no write barriers. Only
+// the slab's data blocks are heap objects, one per entry.
 type shard struct {
 	mu       sync.Mutex
-	index    map[string]*entry // live entries (and expired ones not yet purged)
+	index    map[string]int32 // id → slab slot of a live (or not yet purged) entry
+	slab     []entry
+	free     []int32 // unused slab slots
 	order    expiryHeap
-	dead     int // removed entries still in order
+	dead     int // slots in order whose entry was removed
 	seq      uint64
 	maxItems int
 	maxBytes int64
@@ -176,12 +183,12 @@ type shard struct {
 }
 
 // entry holds id and data in one block; the index key aliases buf[:idLen].
+// seq is 0 while the slab slot is unused.
 type entry struct {
 	expiry int64 // µs since the epoch; live while now <= expiry
 	seq    uint64
 	buf    []byte
 	idLen  int32
-	gone   bool // removed: its slot in order is stale
 }
 
 func (e *entry) data() []byte { return e.buf[e.idLen:] }
@@ -206,35 +213,40 @@ func (c *ShardedCache) Add(now time.Time, timeoutMS uint32, id, data []byte) boo
 	buf := make([]byte, len(id)+len(data))
 	copy(buf, id)
 	copy(buf[len(id):], data)
-	e := &entry{
-		expiry: (nowUS/1000 + int64(timeoutMS)) * 1000,
-		buf:    buf,
-		idLen:  int32(len(id)),
-	}
+	size := int64(len(buf)) + EntryOverhead
 	s := c.shard(id)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.purge(nowUS)
-	if _, dup := s.index[string(id)]; dup || (s.maxBytes > 0 && e.size() > s.maxBytes) {
+	if _, dup := s.index[string(id)]; dup || (s.maxBytes > 0 && size > s.maxBytes) {
 		s.st.AddsRefused++
 		return false
 	}
 	if s.maxItems > 0 && len(s.index) >= s.maxItems {
 		s.evict(max(s.maxItems/30, 1))
 	}
-	for s.maxBytes > 0 && s.st.Bytes+e.size() > s.maxBytes && len(s.index) > 0 {
+	for s.maxBytes > 0 && s.st.Bytes+size > s.maxBytes && len(s.index) > 0 {
 		s.evict(1)
 	}
+	var i int32
+	if n := len(s.free); n > 0 {
+		i = s.free[n-1]
+		s.free = s.free[:n-1]
+	} else {
+		s.slab = append(s.slab, entry{})
+		i = int32(len(s.slab) - 1)
+	}
 	s.seq++
-	e.seq = s.seq
+	e := &s.slab[i]
+	*e = entry{expiry: (nowUS/1000 + int64(timeoutMS)) * 1000, seq: s.seq, buf: buf, idLen: int32(len(id))}
 	var key string
 	if len(id) > 0 {
 		key = unsafe.String(&buf[0], len(id)) // buf is never written again
 	}
-	s.index[key] = e
-	s.order.push(slot{e.expiry, e.seq, e})
+	s.index[key] = i
+	s.order.push(slot{e.expiry, e.seq, i})
 	s.st.Items++
-	s.st.Bytes += e.size()
+	s.st.Bytes += size
 	s.st.Adds++
 	return true
 }
@@ -245,14 +257,15 @@ func (c *ShardedCache) Get(now time.Time, id, dst []byte) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.purge(now.UnixMicro())
-	e := s.index[string(id)]
-	if e == nil {
+	i, ok := s.index[string(id)]
+	if !ok {
 		s.st.Misses++
 		return 0
 	}
 	s.st.Hits++
-	copy(dst, e.data())
-	return len(e.data())
+	d := s.slab[i].data()
+	copy(dst, d)
+	return len(d)
 }
 
 // Remove implements Cache.
@@ -261,17 +274,14 @@ func (c *ShardedCache) Remove(now time.Time, id []byte) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.purge(now.UnixMicro())
-	e := s.index[string(id)]
-	if e == nil {
+	i, ok := s.index[string(id)]
+	if !ok {
 		return false
 	}
-	s.forget(e)
-	e.gone = true
-	e.buf = nil // the stale slot keeps only the header alive
+	s.forget(i) // its slot in order goes stale
 	s.dead++
 	if s.dead > 1024 && s.dead > len(s.order)/2 {
-		s.order.compact()
-		s.dead = 0
+		s.compact()
 	}
 	s.st.Removes++
 	return true
@@ -283,7 +293,8 @@ func (c *ShardedCache) Have(now time.Time, id []byte) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.purge(now.UnixMicro())
-	return s.index[string(id)] != nil
+	_, ok := s.index[string(id)]
+	return ok
 }
 
 // NumItems implements Cache.
@@ -324,12 +335,12 @@ func (c *ShardedCache) Stats() Stats {
 // purge drops the entries that expired before nowUS, soonest first.
 func (s *shard) purge(nowUS int64) {
 	for {
-		e := s.first()
-		if e == nil || e.expiry >= nowUS {
+		x, ok := s.first()
+		if !ok || x.expiry >= nowUS {
 			return
 		}
 		s.order.pop()
-		s.forget(e)
+		s.forget(x.i)
 		s.st.Expirations++
 	}
 }
@@ -337,42 +348,67 @@ func (s *shard) purge(nowUS int64) {
 // evict drops up to n live entries closest to expiry.
 func (s *shard) evict(n int) {
 	for ; n > 0; n-- {
-		e := s.first()
-		if e == nil {
+		x, ok := s.first()
+		if !ok {
 			return
 		}
 		s.order.pop()
-		s.forget(e)
+		s.forget(x.i)
 		s.st.Evictions++
 	}
 }
 
-// first returns the live entry closest to expiry (leaving it in order),
-// discarding stale slots of removed entries on the way.
-func (s *shard) first() *entry {
+// first returns the slot of the live entry closest to expiry (leaving it
+// in order), discarding stale slots of removed entries on the way.
+func (s *shard) first() (slot, bool) {
 	for len(s.order) > 0 {
-		if e := s.order[0].e; !e.gone {
-			return e
+		x := s.order[0]
+		if s.slab[x.i].seq == x.seq {
+			return x, true
 		}
 		s.order.pop()
 		s.dead--
 	}
-	return nil
+	return slot{}, false
 }
 
-// forget takes a live entry out of the index and the accounting.
-func (s *shard) forget(e *entry) {
+// forget takes a live entry out of the index and the accounting and frees
+// its slab slot.
+func (s *shard) forget(i int32) {
+	e := &s.slab[i]
 	delete(s.index, string(e.buf[:e.idLen]))
 	s.st.Items--
 	s.st.Bytes -= e.size()
+	*e = entry{}
+	s.free = append(s.free, i)
 }
 
-// slot is one element of the expiry order. The sort key is copied in, so
-// sifting compares without touching the entries.
+// compact drops the stale slots from order and rebuilds the heap: O(n),
+// run when they are over half of it, so O(1) per remove amortised.
+func (s *shard) compact() {
+	a := s.order
+	k := 0
+	for _, x := range a {
+		if s.slab[x.i].seq == x.seq {
+			a[k] = x
+			k++
+		}
+	}
+	a = a[:k]
+	for i := k/2 - 1; i >= 0; i-- {
+		a.down(i, a[i])
+	}
+	if cap(a) > 2*k+64 {
+		a = append(expiryHeap(nil), a...)
+	}
+	s.order, s.dead = a, 0
+}
+
+// slot is one element of the expiry order: the sort key and the slab slot.
 type slot struct {
 	expiry int64
 	seq    uint64
-	e      *entry
+	i      int32
 }
 
 func (a slot) before(b slot) bool {
@@ -381,8 +417,8 @@ func (a slot) before(b slot) bool {
 
 // expiryHeap is a binary min-heap of slots ordered by (expiry, seq).
 // Removed entries are not taken out (that would need a back index written on
-// every move); they are skipped when they reach the top and dropped in bulk
-// by compact.
+// every move); their slots are skipped when they reach the top and dropped
+// in bulk by compact.
 type expiryHeap []slot
 
 func (h *expiryHeap) push(x slot) {
@@ -404,7 +440,6 @@ func (h *expiryHeap) pop() {
 	a := *h
 	n := len(a) - 1
 	last := a[n]
-	a[n] = slot{}
 	*h = a[:n]
 	if n > 0 {
 		h.down(0, last)
@@ -429,26 +464,4 @@ func (h expiryHeap) down(i int, x slot) {
 		i = c
 	}
 	h[i] = x
-}
-
-// compact drops the slots of removed entries and rebuilds the heap: O(n),
-// run when they are over half of it, so O(1) per remove amortised.
-func (h *expiryHeap) compact() {
-	a := *h
-	k := 0
-	for _, x := range a {
-		if !x.e.gone {
-			a[k] = x
-			k++
-		}
-	}
-	clear(a[k:])
-	a = a[:k]
-	for i := k/2 - 1; i >= 0; i-- {
-		a.down(i, a[i])
-	}
-	if cap(a) > 2*k+64 {
-		a = append(expiryHeap(nil), a...)
-	}
-	*h = a
 }
