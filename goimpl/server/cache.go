@@ -283,6 +283,7 @@ func (c *ShardedCache) Remove(now time.Time, id []byte) bool {
 	if s.dead > 1024 && s.dead > len(s.order)/2 {
 		s.compact()
 	}
+	s.shrink()
 	s.st.Removes++
 	return true
 }
@@ -334,14 +335,15 @@ func (c *ShardedCache) Stats() Stats {
 
 // purge drops the entries that expired before nowUS, soonest first.
 func (s *shard) purge(nowUS int64) {
-	for {
-		x, ok := s.first()
-		if !ok || x.expiry >= nowUS {
-			return
-		}
+	n := 0
+	for x, ok := s.first(); ok && x.expiry < nowUS; x, ok = s.first() {
 		s.order.pop()
 		s.forget(x.i)
-		s.st.Expirations++
+		n++
+	}
+	if n > 0 {
+		s.st.Expirations += uint64(n)
+		s.shrink()
 	}
 }
 
@@ -381,6 +383,36 @@ func (s *shard) forget(i int32) {
 	s.st.Bytes -= e.size()
 	*e = entry{}
 	s.free = append(s.free, i)
+}
+
+// shrinkMin is the slab size below which shrink does nothing.
+const shrinkMin = 4096
+
+// shrink gives memory back after a peak: once the live entries fill under
+// a quarter of the slab, the slab, the index (Go maps never shrink) and
+// the expiry order are rebuilt at twice the live size. O(n), and n fell by
+// at least 3n since the slab last grew, so O(1) per entry dropped.
+func (s *shard) shrink() {
+	if cap(s.slab) < shrinkMin || 4*len(s.index) >= cap(s.slab) {
+		return
+	}
+	slab := make([]entry, 0, 2*len(s.index))
+	index := make(map[string]int32, 2*len(s.index))
+	order := make(expiryHeap, 0, 2*len(s.index))
+	for _, x := range s.order {
+		e := s.slab[x.i]
+		if e.seq != x.seq {
+			continue // stale: its entry was removed
+		}
+		j := int32(len(slab))
+		slab = append(slab, e)
+		index[unsafe.String(unsafe.SliceData(e.buf), e.idLen)] = j
+		order = append(order, slot{x.expiry, x.seq, j})
+	}
+	for i := len(order)/2 - 1; i >= 0; i-- {
+		order.down(i, order[i])
+	}
+	s.slab, s.index, s.order, s.free, s.dead = slab, index, order, nil, 0
 }
 
 // compact drops the stale slots from order and rebuilds the heap: O(n),

@@ -503,3 +503,41 @@ func TestEvictionFreesMemory(t *testing.T) {
 	}
 	runtime.KeepAlive(c)
 }
+
+// After a peak the shard's slab, index and expiry order shrink back, and
+// the survivors are intact and still expire in order.
+func TestShrinkAfterPeak(t *testing.T) {
+	c := NewCache(Config{Shards: 1})
+	s := &c.shards[0]
+	for i := 0; i < 20000; i++ {
+		timeout := uint32(1000)
+		if i%100 == 0 {
+			timeout = uint32(500000 - i) // 200 survivors, later ones expire first
+		}
+		c.Add(t0, timeout, id(i), []byte(fmt.Sprintf("data-%d", i)))
+	}
+	for i := 1; i < 20000; i += 100 {
+		c.Remove(t0, id(i)) // stale slots for shrink to skip
+	}
+	peak := cap(s.slab)
+	if n := c.NumItems(t0.Add(2 * time.Second)); n != 200 {
+		t.Fatalf("%d items after the peak", n)
+	}
+	if cap(s.slab) > 400 || cap(s.order) > 400 || len(s.order) != 200 || len(s.free) != 0 {
+		t.Fatalf("slab %d (peak %d), order %d/%d, free %d", cap(s.slab), peak, len(s.order), cap(s.order), len(s.free))
+	}
+	buf := make([]byte, 16)
+	for i := 0; i < 20000; i += 100 {
+		if n := c.Get(t0, id(i), buf); string(buf[:n]) != fmt.Sprintf("data-%d", i) {
+			t.Fatalf("entry %d reads %q", i, buf[:n])
+		}
+	}
+	// Expiry order survived the rebuild: entry 19900 expires first.
+	at := t0.Truncate(time.Millisecond).Add((500000 - 19900) * time.Millisecond)
+	if c.Have(at.Add(time.Microsecond), id(19900)) || !c.Have(at.Add(time.Microsecond), id(19800)) {
+		t.Fatal("order after shrink")
+	}
+	if st := c.Stats(); st.Items != 199 || st.Bytes <= 0 {
+		t.Fatalf("stats %+v", st)
+	}
+}
