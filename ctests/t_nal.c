@@ -106,6 +106,9 @@ static void pair_and_socket(const char *dir)
 		got = NAL_BUFFER_used(NAL_CONNECTION_get_read(c2)) == 4;
 	}
 	CHECK(got && memcmp(NAL_BUFFER_data(NAL_CONNECTION_get_read(c2)), "ping", 4) == 0, "bytes cross the pair");
+	NAL_BUFFER_free(NAL_CONNECTION_get_read(c1));
+	CHECK(NAL_BUFFER_size(NAL_CONNECTION_get_read(c1)) == 1024,
+		"NAL_BUFFER_free of a connection's own buffer is ignored (it goes with the connection)");
 	NAL_CONNECTION_free(c1);
 	for (i = 0; i < 10; i++) {
 		if (NAL_SELECTOR_select(sel, 200000, 1) > 0 && !NAL_CONNECTION_io(c2))

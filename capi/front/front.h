@@ -24,7 +24,10 @@ struct dcf_obj {
 struct st_NAL_ADDRESS { struct dcf_obj o; };
 struct st_NAL_SELECTOR { struct dcf_obj o; };
 struct st_NAL_LISTENER { struct dcf_obj o; };
-struct st_NAL_BUFFER { struct dcf_obj o; };
+struct st_NAL_BUFFER {
+	struct dcf_obj o;
+	int embedded;	/* a connection's buffer: freed with it, never alone */
+};
 struct st_NAL_CONNECTION {
 	struct dcf_obj o;
 	NAL_BUFFER rd, sd;	/* get_read/get_send handles */

@@ -150,6 +150,7 @@ DCF_PUBLIC NAL_CONNECTION *NAL_CONNECTION_new(void)
 		return NULL;
 	}
 	dcf_set(&c->o, r);
+	c->rd.embedded = c->sd.embedded = 1;
 	dcf_track(&c->o, DCF_K_CONNECTION);
 	return c;
 }
@@ -236,7 +237,7 @@ DCF_PUBLIC const NAL_BUFFER *NAL_CONNECTION_get_send_c(const NAL_CONNECTION *c) 
 /* Buffers.  A connection's buffer handle is not freed separately. */
 DCF_PUBLIC void NAL_BUFFER_free(NAL_BUFFER *b)
 {
-	if (!b)
+	if (!b || b->embedded)
 		return;
 	if (b->o.ref && b->o.gen == dcf_gen()) {
 		const struct dcf_engine *e = dcf_e();
