@@ -166,8 +166,9 @@ type ShardedCache struct {
 
 // A shard keeps its entries in a slab indexed by int32, so that neither the
 // index's values nor the expiry heap hold pointers: the garbage collector
-// does not scan them and moving heap slots costs no write barriers. Only
-// the slab's data blocks are heap objects, one per entry.
+// does not scan the heap and moving its slots costs no write barriers. An
+// entry is one heap object, its id+data block, which the index key aliases.
+// The slab, index and heap shrink again after a peak (shrink).
 type shard struct {
 	mu       sync.Mutex
 	index    map[string]int32 // id → slab slot of a live (or not yet purged) entry
