@@ -21,6 +21,25 @@
 
 static const char *target;
 
+/* Number of socket descriptors open in this process. */
+static int sockets(void)
+{
+	char path[64], link[128];
+	int fd, n = 0;
+
+	for (fd = 0; fd < 1024; fd++) {
+		ssize_t k;
+		snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+		k = readlink(path, link, sizeof link - 1);
+		if (k > 0) {
+			link[k] = 0;
+			if (strncmp(link, "socket:", 7) == 0)
+				n++;
+		}
+	}
+	return n;
+}
+
 static int engine_mapped(const char *how)
 {
 	char line[512];
@@ -136,6 +155,15 @@ int main(int argc, char **argv)
 	p = DC_CTX_new(target, DC_CTX_FLAG_PERSISTENT);
 	CHECK(work(c, "parent", 20) == 0 && work(p, "parent-p", 20) == 0, "parent: operations (engine now loaded)");
 	CHECK(engine_mapped("distcache-engine") == 1, "parent: engine loaded");
+	{
+		int before = sockets(), st;
+		pid_t k = fork();
+		if (k == 0)
+			_exit(sockets() == before - 1 ? 0 : 1);
+		waitpid(k, &st, 0);
+		CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+			"child: the parent's pooled persistent connection is closed at fork (%d sockets in the parent)", before);
+	}
 	{
 		NAL_ADDRESS *a = NAL_ADDRESS_new();
 		CHECK(a && NAL_ADDRESS_create(a, "IP:127.0.0.1:9", 4096), "parent: NAL_ADDRESS created");

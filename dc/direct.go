@@ -69,6 +69,31 @@ func envMS(name string, unit time.Duration, def time.Duration) time.Duration {
 	return def
 }
 
+// Every open directCtx, so that a fork can list their pooled descriptors.
+var (
+	ctxsMu sync.Mutex
+	ctxs   = map[*directCtx]struct{}{}
+)
+
+// pooledFDs returns the descriptors of every persistent connection sitting in
+// a pool. A forked child closes its copies at once (its own engine makes its
+// own connections), so a parent's connection is not held open by children.
+func pooledFDs() []int {
+	ctxsMu.Lock()
+	defer ctxsMu.Unlock()
+	var fds []int
+	for d := range ctxs {
+		d.mu.Lock()
+		for _, e := range d.idle {
+			if st := e.p.Conn().Export(); st.Live && st.FD >= 0 {
+				fds = append(fds, st.FD)
+			}
+		}
+		d.mu.Unlock()
+	}
+	return fds
+}
+
 func newCtx(target string, flags uint32) ctxImpl {
 	if os.Getenv("DISTCACHE_CTX") == "client" {
 		c, err := client.New(target, flags, nil)
@@ -84,10 +109,14 @@ func newCtx(target string, flags uint32) ctxImpl {
 	if !a.Create(target, 4096) || !a.CanConnect() {
 		return nil
 	}
-	return &directCtx{addr: a, flags: flags,
+	d := &directCtx{addr: a, flags: flags,
 		connTO:  envMS(client.EnvConnectTimeout, time.Millisecond, client.DefaultConnectTimeout),
 		ioTO:    envMS(client.EnvIOTimeout, time.Millisecond, client.DefaultIOTimeout),
 		defLife: envMS(client.EnvDefaultLifetime, time.Second, client.DefaultDefaultLifetime)}
+	ctxsMu.Lock()
+	ctxs[d] = struct{}{}
+	ctxsMu.Unlock()
+	return d
 }
 
 func (d *directCtx) persistent() bool { return d.flags&client.FlagPersistent != 0 }
@@ -292,6 +321,9 @@ func (d *directCtx) RegetSession(id, dst []byte) (int, bool) {
 }
 
 func (d *directCtx) Close() {
+	ctxsMu.Lock()
+	delete(ctxs, d)
+	ctxsMu.Unlock()
 	d.mu.Lock()
 	idle := append(d.idle, d.spare...)
 	d.idle, d.spare = nil, nil

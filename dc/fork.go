@@ -271,3 +271,21 @@ func dce_conn_bufs(ref unsafe.Pointer, rd, sd *unsafe.Pointer) {
 		*rd, *sd = w.Bufs()
 	}
 }
+
+// dce_fork_fds writes up to n descriptors that a forked child should close
+// at once (pooled DC_CTX connections) and returns how many it wrote.
+//
+//export dce_fork_fds
+func dce_fork_fds(out *C.int, n C.int) C.int {
+	fds := pooledFDs()
+	dst := unsafe.Slice(out, int(n))
+	k := 0
+	for _, fd := range fds {
+		if k == len(dst) {
+			break
+		}
+		dst[k] = C.int(fd)
+		k++
+	}
+	return C.int(k)
+}

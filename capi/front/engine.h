@@ -24,6 +24,7 @@ struct dcf_obj;
 	X(int, snapshot, (int *kinds, dcf_ref *refs, int n, char **out, size_t *outlen)) \
 	X(int, restore, (char *data, size_t n, dcf_ref *newrefs, int count)) \
 	X(void, conn_bufs, (dcf_ref c, dcf_ref *rd, dcf_ref *sd)) \
+	X(int, fork_fds, (int *out, int n)) \
 	X(void, NAL_config_set_nagle, (int enabled)) \
 	X(dcf_ref, NAL_ADDRESS_new, (void)) \
 	X(void, NAL_ADDRESS_free, (dcf_ref a)) \

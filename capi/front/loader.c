@@ -177,11 +177,17 @@ static void restore_snapshot(const struct dcf_engine *e)
 	snap_drop();
 }
 
+/* Descriptors the child closes at once: the parent engine's pooled
+ * persistent DC_CTX connections (the child's engine makes its own). */
+static int child_close[256];
+static int child_close_n;
+
 static void fork_prepare(void)
 {
 	pthread_mutex_lock(&load_mu);
 	pthread_mutex_lock(&obj_mu);
 	take_snapshot();
+	child_close_n = live ? live->fork_fds(child_close, 256) : 0;
 }
 
 static void fork_parent(void)
@@ -195,6 +201,11 @@ static void fork_parent(void)
 
 static void fork_child(void)
 {
+	int i;
+
+	for (i = 0; i < child_close_n; i++)
+		close(child_close[i]);
+	child_close_n = 0;
 	generation++;
 	live = NULL;
 	snap_fresh = 0;
