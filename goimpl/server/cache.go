@@ -2,6 +2,7 @@ package server
 
 import (
 	"errors"
+	"sort"
 	"sync"
 	"time"
 	"unsafe"
@@ -214,12 +215,19 @@ func (c *ShardedCache) Add(now time.Time, timeoutMS uint32, id, data []byte) boo
 	buf := make([]byte, len(id)+len(data))
 	copy(buf, id)
 	copy(buf[len(id):], data)
-	size := int64(len(buf)) + EntryOverhead
 	s := c.shard(id)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.purge(nowUS)
-	if _, dup := s.index[string(id)]; dup || (s.maxBytes > 0 && size > s.maxBytes) {
+	return s.insert(buf, len(id), (nowUS/1000+int64(timeoutMS))*1000)
+}
+
+// insert stores buf (id then data) with an absolute expiry in µs, evicting
+// to stay within the bounds; false for a duplicate or an entry larger than
+// the byte bound.
+func (s *shard) insert(buf []byte, idLen int, expiry int64) bool {
+	size := int64(len(buf)) + EntryOverhead
+	if _, dup := s.index[string(buf[:idLen])]; dup || (s.maxBytes > 0 && size > s.maxBytes) {
 		s.st.AddsRefused++
 		return false
 	}
@@ -239,10 +247,10 @@ func (c *ShardedCache) Add(now time.Time, timeoutMS uint32, id, data []byte) boo
 	}
 	s.seq++
 	e := &s.slab[i]
-	*e = entry{expiry: (nowUS/1000 + int64(timeoutMS)) * 1000, seq: s.seq, buf: buf, idLen: int32(len(id))}
+	*e = entry{expiry: expiry, seq: s.seq, buf: buf, idLen: int32(idLen)}
 	var key string
-	if len(id) > 0 {
-		key = unsafe.String(&buf[0], len(id)) // buf is never written again
+	if idLen > 0 {
+		key = unsafe.String(&buf[0], idLen) // buf is never written again
 	}
 	s.index[key] = i
 	s.order.push(slot{e.expiry, e.seq, i})
@@ -250,6 +258,55 @@ func (c *ShardedCache) Add(now time.Time, timeoutMS uint32, id, data []byte) boo
 	s.st.Bytes += size
 	s.st.Adds++
 	return true
+}
+
+// CacheEntry is one entry as Export gives it and Import takes it.
+type CacheEntry struct {
+	ID, Data []byte
+	Expiry   int64 // µs since the epoch; the entry is live while now <= Expiry
+}
+
+// Export copies out every entry not yet purged, each shard's in expiry
+// order (ties in insertion order). With Import it carries a cache's
+// contents into another process (the C library's fork restore).
+func (c *ShardedCache) Export() []CacheEntry {
+	var out []CacheEntry
+	for i := range c.shards {
+		s := &c.shards[i]
+		s.mu.Lock()
+		live := make([]slot, 0, len(s.index))
+		for _, x := range s.order {
+			if s.slab[x.i].seq == x.seq {
+				live = append(live, x)
+			}
+		}
+		sort.Slice(live, func(a, b int) bool { return live[a].before(live[b]) })
+		for _, x := range live {
+			e := &s.slab[x.i]
+			out = append(out, CacheEntry{
+				ID:     append([]byte(nil), e.buf[:e.idLen]...),
+				Data:   append([]byte(nil), e.data()...),
+				Expiry: e.expiry,
+			})
+		}
+		s.mu.Unlock()
+	}
+	return out
+}
+
+// Import stores entries with their absolute expiries, as Add would (no
+// lifetime floor, duplicates refused, bounds kept); given Export's order,
+// eviction order is preserved.
+func (c *ShardedCache) Import(entries []CacheEntry) {
+	for _, ce := range entries {
+		buf := make([]byte, len(ce.ID)+len(ce.Data))
+		copy(buf, ce.ID)
+		copy(buf[len(ce.ID):], ce.Data)
+		s := c.shard(ce.ID)
+		s.mu.Lock()
+		s.insert(buf, len(ce.ID), ce.Expiry)
+		s.mu.Unlock()
+	}
 }
 
 // Get implements Cache.
