@@ -50,9 +50,19 @@ DC_SERVER=$DC_BIN/dc_server
 
 work=$(mktemp -d /tmp/stunnel-check.XXXXXX)
 pids=()
-cleanup() {
+# stop_all: TERM every daemon started, KILL any still there after 5 s.
+stop_all() {
+  local p i
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
+  for p in "${pids[@]}"; do
+    for ((i = 0; i < 100; i++)); do kill -0 "$p" 2>/dev/null || break; sleep 0.05; done
+    kill -9 "$p" 2>/dev/null
+    wait "$p" 2>/dev/null
+  done
+  pids=()
+}
+cleanup() {
+  stop_all
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -73,16 +83,16 @@ wait_tcp() {
 # two bytes in hex ("0180" = version 1, not found).
 sessiond_get() {
   { printf '\001\001\000\000'; head -c 32 /dev/zero; } |
-    socat -t 0.2 - "UDP4:127.0.0.1:$1" 2>/dev/null | head -c 2 | od -An -tx1 | tr -d ' \n'
+    socat -t 1 - "UDP4:127.0.0.1:$1" 2>/dev/null | head -c 2 | od -An -tx1 | tr -d ' \n'
 }
 
 # send_raw PORT: send stdin as one datagram, expect no answer.
 send_raw() { socat -u - "UDP4:127.0.0.1:$1" 2>/dev/null; }
 
-# Ports: a random block of 7 consecutive ports, retried if anything fails
-# to start (a port in use).
+# Ports: a random block of 7 consecutive ports in 20000-32000 (below the
+# usual ephemeral range), retried if anything fails to start (a port in use).
 start_all() {
-  local base=$((20000 + (RANDOM % 400) * 100)) p
+  local base=$((20000 + (RANDOM % 120) * 100)) p
   P_DC=$base P_SD=$((base + 1)) P_BACK=$((base + 2))
   P_A=$((base + 3)) P_B=$((base + 4)) P_C=$((base + 5)) P_D=$((base + 6))
   for p in $P_DC $P_BACK $P_A $P_B $P_C $P_D; do
@@ -103,7 +113,7 @@ start_all() {
   done
   [ "$r" = 0180 ] || { echo "sessiond not answering on UDP $P_SD (got '$r')"; return 1; }
 
-  socat "TCP4-LISTEN:$P_BACK,bind=127.0.0.1,reuseaddr,fork" \
+  socat "TCP4-LISTEN:$P_BACK,bind=127.0.0.1,reuseaddr,fork,backlog=128" \
     EXEC:'echo backend-ok' 2>"$work/backend.log" &
   pids+=($!)
   wait_tcp "$P_BACK" $! || { echo "socat did not start:"; cat "$work/backend.log"; return 1; }
@@ -150,14 +160,22 @@ one() {
     -sess_out "$s" </dev/null 2>&1)
   case $out in
   *backend-ok*) ;;
-  *) echo "error: first connection to $from failed"; return ;;
+  *)
+    echo "error: first connection to $from failed"
+    printf '%s\n' "$out" >"$work/error.$proto.$from.$n"
+    return
+    ;;
   esac
   [ -s "$s" ] || { echo "error: no session saved"; return; }
   out=$(openssl s_client -connect "127.0.0.1:$to" "-$proto" -ign_eof \
     -sess_in "$s" </dev/null 2>&1)
   case $out in
   *backend-ok*) ;;
-  *) echo "error: second connection to $to failed"; return ;;
+  *)
+    echo "error: second connection to $to failed"
+    printf '%s\n' "$out" >"$work/error.$proto.$from.$n"
+    return
+    ;;
   esac
   if grep -q '^Reused,' <<<"$out"; then echo reused; else echo new; fi
 }
@@ -182,9 +200,7 @@ started=
 for attempt in 1 2 3; do
   if start_all; then started=1; break; fi
   echo "(start attempt $attempt failed)"
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
-  pids=()
+  stop_all
 done
 [ -n "$started" ] || { cat "$work"/*.log 2>/dev/null | tail -20; fail "daemons did not start"; }
 
@@ -198,33 +214,40 @@ printf '\001\001' | send_raw "$P_SD"
 { printf '\001\000\000\001'; head -c 596 /dev/zero; } | send_raw "$P_SD"
 r=$(sessiond_get "$P_SD")
 echo "GET after 4 malformed datagrams: reply header $r (want 0180)"
-[ "$r" = 0180 ] || status=1
+[ "$r" = 0180 ] || { echo "FAIL: no answer after malformed datagrams"; status=1; }
 # Single attempts first, readable on failure.
 r=$(one tls1_2 "$P_A" "$P_B" single)
 echo "TLS 1.2, A -> B with sessiond: $r"
-[ "$r" = reused ] || status=1
+[ "$r" = reused ] || { echo "FAIL: not resumed through sessiond"; status=1; }
 r=$(one tls1_2 "$P_C" "$P_D" single)
 echo "TLS 1.2, C -> D without sessiond (control): $r"
-[ "$r" = new ] || status=1
+[ "$r" = new ] || { echo "FAIL: control did not make a new session"; status=1; }
 
 n12=$(rounds tls1_2 "$P_A" "$P_B")
 rate12=$((n12 * 100 / ROUNDS))
 echo "TLS 1.2 resumption across A/B: $n12/$ROUNDS ($rate12%), $JOBS at a time"
 grep '^error' "$work/result.tls1_2.$P_A" | sort | uniq -c
-[ "$rate12" -ge "$MIN_RATE" ] || { echo "below $MIN_RATE%"; status=1; }
+[ "$rate12" -ge "$MIN_RATE" ] || { echo "FAIL: TLS 1.2 rate below $MIN_RATE%"; status=1; }
 
 c12=$(ROUNDS=20 rounds tls1_2 "$P_C" "$P_D")
 echo "TLS 1.2 control across C/D: $c12/20 resumed (want 0)"
-[ "$c12" = 0 ] || status=1
+[ "$c12" = 0 ] || { echo "FAIL: the control resumed"; status=1; }
 
 n13=$(rounds tls1_3 "$P_A" "$P_B")
 c13=$(ROUNDS=20 rounds tls1_3 "$P_C" "$P_D")
 echo "TLS 1.3 resumption across A/B (observed, not checked): $n13/$ROUNDS;" \
   "control C/D: $c13/20"
+grep -h '^error' "$work/result.tls1_3.$P_A" | sort | uniq -c | sed 's/^/(TLS 1.3) /'
 
 echo "stunnel A/B logs: $(cat "$work"/stunnel-[AB].log | grep -c 'cache_transfer: session found') sessions found in sessiond," \
   "$(cat "$work"/stunnel-[AB].log | grep -c 'cache_transfer: recv timeout') GET replies too late"
 if [ "$status" != 0 ]; then
+  for f in "$work"/error.*; do
+    [ -f "$f" ] || continue
+    echo "first failed s_client ($f):"
+    tail -15 "$f"
+    break
+  done
   tail -5 "$work/dc_server.log"
   fail "see above"
 fi
