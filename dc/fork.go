@@ -19,6 +19,7 @@ import (
 
 	gonal "github.com/distcache-go/distcache/goimpl/nal"
 	"github.com/distcache-go/distcache/goimpl/plug"
+	gserver "github.com/distcache-go/distcache/goimpl/server"
 	capinal "github.com/distcache-go/distcache/nal"
 )
 
@@ -45,7 +46,7 @@ const (
 type snapEntry struct {
 	ID   []byte
 	Data []byte
-	Exp  int64
+	Exp  int64 // µs since the epoch
 }
 
 type snapObj struct {
@@ -120,8 +121,8 @@ func dce_snapshot(kinds *C.int, refs *unsafe.Pointer, n C.int, out **C.char, out
 			switch c := v.cache.(type) {
 			case *defCache:
 				o.Max = c.max
-				for k, e := range c.m {
-					o.Entries = append(o.Entries, snapEntry{[]byte(k), e.data, e.exp})
+				for _, e := range c.Export() {
+					o.Entries = append(o.Entries, snapEntry{e.ID, e.Data, e.Expiry})
 				}
 			case *cCache:
 				o.CB, o.Cache, o.Store = uint64(uintptr(unsafe.Pointer(c.cb))),
@@ -190,10 +191,15 @@ func dce_restore(data *C.char, n C.size_t, newrefs *unsafe.Pointer, count C.int)
 				s.cache = &cCache{cb: (*C.DC_CACHE_cb)(C.u2p(C.uint64_t(o.CB))),
 					c: (*C.DC_CACHE)(C.u2p(C.uint64_t(o.Cache))), store: C.u2p(C.uint64_t(o.Store))}
 			} else {
-				d := &defCache{max: o.Max, m: make(map[string]*entry, len(o.Entries))}
-				for _, e := range o.Entries {
-					d.m[string(e.ID)] = &entry{data: e.Data, exp: e.Exp}
+				d, ok := newDefCache(o.Max)
+				if !ok {
+					continue
 				}
+				entries := make([]gserver.CacheEntry, len(o.Entries))
+				for j, e := range o.Entries {
+					entries[j] = gserver.CacheEntry{ID: e.ID, Data: e.Data, Expiry: e.Exp}
+				}
+				d.Import(entries)
 				s.cache = d
 			}
 			set(i, s, pointer.Save(s))

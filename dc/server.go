@@ -26,7 +26,6 @@ static unsigned int cb_num(const DC_CACHE_cb *cb, DC_CACHE *c, const struct time
 import "C"
 
 import (
-	"sort"
 	"sync"
 	"time"
 	"unsafe"
@@ -35,36 +34,32 @@ import (
 
 	"github.com/distcache-go/distcache/goimpl/plug"
 	"github.com/distcache-go/distcache/goimpl/proto"
+	gserver "github.com/distcache-go/distcache/goimpl/server"
 	capinal "github.com/distcache-go/distcache/nal"
 )
 
-// DC_SERVER over goimpl/plug. goimpl/server had no exported API when this
-// layer was written, so the request processing (LIBDISTCACHESERVER.md §4)
-// and the default cache (§5, indexed instead of linear, no eviction leak)
-// live here.
+// DC_SERVER over goimpl/plug. Requests are answered by server.Handle
+// against a server.Cache: the default cache is goimpl/server's (hashed,
+// expiry heap, the original's eviction order), a caller's DC_CACHE_cb is
+// adapted by cCache. Client bookkeeping stays here because the front owns
+// the DC_CLIENT handles (clients the engine deletes are reaped by it).
 
 const (
 	clientNoFreeConn = 0x1
 	clientInServer   = 0x2
-	maxExpiry        = 604800000
-	cacheMinSize     = 64
-	cacheMaxSize     = 60000
 )
 
-// cache is one cache implementation bound to one server.
-type cache interface {
-	add(now *C.struct_timeval, ms uint32, id, data []byte) bool
-	get(now *C.struct_timeval, id []byte, withData bool) (uint32, []byte)
-	remove(now *C.struct_timeval, id []byte) bool
-	have(now *C.struct_timeval, id []byte) bool
-	num(now *C.struct_timeval) uint32
+// engineCache is a server.Cache the engine must release with the server.
+type engineCache interface {
+	gserver.Cache
 	free()
 }
 
 type server struct {
-	cache   cache
+	cache   engineCache
 	clients []*sclient
 	ops     uint64
+	out     []byte // response scratch, shared by the server's clients
 }
 
 type sclient struct {
@@ -93,96 +88,31 @@ func cliOf(r unsafe.Pointer) *sclient {
 	return c
 }
 
-func nowMS(now *C.struct_timeval) int64 {
+// tvTime converts the caller's clock; NULL means now.
+func tvTime(now *C.struct_timeval) time.Time {
 	if now == nil {
-		return time.Now().UnixMilli()
+		return time.Now()
 	}
-	return int64(now.tv_sec)*1000 + int64(now.tv_usec)/1000
+	return time.Unix(int64(now.tv_sec), int64(now.tv_usec)*1000)
 }
 
-// ---- the default cache ----
-
-type entry struct {
-	data []byte
-	exp  int64 // ms; expired when now > exp
-}
-
+// defCache is goimpl/server's default cache.
 type defCache struct {
+	*gserver.ShardedCache
 	max int
-	m   map[string]*entry
 }
 
-func (d *defCache) live(now *C.struct_timeval, id []byte) *entry {
-	e := d.m[string(id)]
-	if e != nil && nowMS(now) > e.exp {
-		delete(d.m, string(id))
-		return nil
+func (defCache) free() {}
+
+func newDefCache(max int) (*defCache, bool) {
+	c, err := gserver.NewDefaultCache(max)
+	if err != nil {
+		return nil, false
 	}
-	return e
+	return &defCache{c.(*gserver.ShardedCache), max}, true
 }
 
-func (d *defCache) purge(now *C.struct_timeval) {
-	t := nowMS(now)
-	for k, e := range d.m {
-		if t > e.exp {
-			delete(d.m, k)
-		}
-	}
-}
-
-func (d *defCache) add(now *C.struct_timeval, ms uint32, id, data []byte) bool {
-	if d.live(now, id) != nil {
-		return false
-	}
-	if len(d.m) >= d.max {
-		d.purge(now)
-	}
-	if len(d.m) >= d.max {
-		// Full: drop the max/30 (at least one) entries closest to expiry.
-		keys := make([]string, 0, len(d.m))
-		for k := range d.m {
-			keys = append(keys, k)
-		}
-		sort.Slice(keys, func(i, j int) bool { return d.m[keys[i]].exp < d.m[keys[j]].exp })
-		n := d.max / 30
-		if n < 1 {
-			n = 1
-		}
-		for _, k := range keys[:n] {
-			delete(d.m, k)
-		}
-	}
-	d.m[string(id)] = &entry{data: append([]byte(nil), data...), exp: nowMS(now) + int64(ms)}
-	return true
-}
-
-func (d *defCache) get(now *C.struct_timeval, id []byte, withData bool) (uint32, []byte) {
-	e := d.live(now, id)
-	if e == nil {
-		return 0, nil
-	}
-	return uint32(len(e.data)), e.data
-}
-
-func (d *defCache) remove(now *C.struct_timeval, id []byte) bool {
-	if d.live(now, id) == nil {
-		return false
-	}
-	delete(d.m, string(id))
-	return true
-}
-
-func (d *defCache) have(now *C.struct_timeval, id []byte) bool { return d.live(now, id) != nil }
-
-func (d *defCache) num(now *C.struct_timeval) uint32 {
-	d.purge(now)
-	return uint32(len(d.m))
-}
-
-func (d *defCache) free() { d.m = nil }
-
-// ---- a caller-supplied DC_CACHE_cb ----
-
+// cCache calls a caller-supplied DC_CACHE_cb.
 type cCache struct {
 	cb    *C.DC_CACHE_cb
 	c     *C.DC_CACHE
@@ -199,40 +129,48 @@ func cmem(b []byte) (*C.uchar, func()) {
 	return (*C.uchar)(p), func() { C.free(p) }
 }
 
-func (c *cCache) add(now *C.struct_timeval, ms uint32, id, data []byte) bool {
+// timeval converts a time for a callback (a Go value without pointers,
+// which cgo lets C read during the call).
+func timeval(t time.Time) *C.struct_timeval {
+	return &C.struct_timeval{tv_sec: C.time_t(t.Unix()), tv_usec: C.suseconds_t(t.Nanosecond() / 1000)}
+}
+
+func (c *cCache) Add(now time.Time, ms uint32, id, data []byte) bool {
 	ip, f1 := cmem(id)
 	defer f1()
 	dp, f2 := cmem(data)
 	defer f2()
-	return C.cb_add(c.cb, c.c, now, C.ulong(ms), ip, C.uint(len(id)), dp, C.uint(len(data))) != 0
+	return C.cb_add(c.cb, c.c, timeval(now), C.ulong(ms), ip, C.uint(len(id)), dp, C.uint(len(data))) != 0
 }
 
-func (c *cCache) get(now *C.struct_timeval, id []byte, withData bool) (uint32, []byte) {
+// Get makes the two calls the original server makes: the length first,
+// then the data into a 32768-byte store.
+func (c *cCache) Get(now time.Time, id, dst []byte) int {
 	ip, f := cmem(id)
 	defer f()
-	if !withData {
-		return uint32(C.cb_get(c.cb, c.c, now, ip, C.uint(len(id)), nil, 0)), nil
-	}
-	n := uint32(C.cb_get(c.cb, c.c, now, ip, C.uint(len(id)), (*C.uchar)(c.store), maxLen))
+	tv := timeval(now)
+	n := int(C.cb_get(c.cb, c.c, tv, ip, C.uint(len(id)), nil, 0))
 	if n == 0 || n > maxLen {
-		return n, nil
+		return n
 	}
-	return n, C.GoBytes(c.store, C.int(n))
+	n = int(C.cb_get(c.cb, c.c, tv, ip, C.uint(len(id)), (*C.uchar)(c.store), maxLen))
+	copy(dst, unsafe.Slice((*byte)(c.store), min(n, maxLen)))
+	return n
 }
 
-func (c *cCache) remove(now *C.struct_timeval, id []byte) bool {
+func (c *cCache) Remove(now time.Time, id []byte) bool {
 	ip, f := cmem(id)
 	defer f()
-	return C.cb_remove(c.cb, c.c, now, ip, C.uint(len(id))) != 0
+	return C.cb_remove(c.cb, c.c, timeval(now), ip, C.uint(len(id))) != 0
 }
 
-func (c *cCache) have(now *C.struct_timeval, id []byte) bool {
+func (c *cCache) Have(now time.Time, id []byte) bool {
 	ip, f := cmem(id)
 	defer f()
-	return C.cb_have(c.cb, c.c, now, ip, C.uint(len(id))) != 0
+	return C.cb_have(c.cb, c.c, timeval(now), ip, C.uint(len(id))) != 0
 }
 
-func (c *cCache) num(now *C.struct_timeval) uint32 { return uint32(C.cb_num(c.cb, c.c, now)) }
+func (c *cCache) NumItems(now time.Time) int { return int(C.cb_num(c.cb, c.c, timeval(now))) }
 
 func (c *cCache) free() {
 	C.cb_free(c.cb, c.c)
@@ -248,10 +186,11 @@ func (c *cCache) free() {
 func dce_DC_SERVER_new(max C.uint, impl *C.DC_CACHE_cb) unsafe.Pointer {
 	s := &server{}
 	if impl == nil {
-		if max < cacheMinSize || max > cacheMaxSize {
+		d, ok := newDefCache(int(max))
+		if !ok {
 			return nil
 		}
-		s.cache = &defCache{max: int(max), m: make(map[string]*entry)}
+		s.cache = d
 	} else {
 		c := C.cb_new(impl, max)
 		if c == nil {
@@ -315,7 +254,7 @@ func dce_DC_SERVER_reap() unsafe.Pointer {
 //export dce_DC_SERVER_items_stored
 func dce_DC_SERVER_items_stored(r unsafe.Pointer, now *C.struct_timeval) C.uint {
 	if s := srvOf(r); s != nil {
-		return C.uint(s.cache.num(now))
+		return C.uint(s.cache.NumItems(tvTime(now)))
 	}
 	return 0
 }
@@ -376,53 +315,12 @@ func (cl *sclient) process(now *C.struct_timeval) bool {
 	if !ok {
 		return true
 	}
-	var out []byte
-	switch cmd {
-	case plug.CmdAdd:
-		req, code, ok := proto.ParseAddRequest(payload)
-		if !ok {
-			p.Consume()
-			return false
-		}
-		if code == proto.ResultOK {
-			if req.TimeoutMS > maxExpiry {
-				code = proto.AddErrTimeoutRange
-			} else if !s.cache.add(now, req.TimeoutMS, req.ID, req.Data) {
-				code = proto.AddErrMatching
-			}
-		}
-		out = []byte{code}
-	case plug.CmdGet:
-		n, _ := s.cache.get(now, payload, false)
-		switch {
-		case n == 0:
-			out = []byte{proto.ResultNotOK}
-		case n > maxLen:
-			p.Consume()
-			return false
-		default:
-			n2, data := s.cache.get(now, payload, true)
-			if n2 == 0 || data == nil {
-				p.Consume()
-				return false
-			}
-			out = data
-		}
-	case plug.CmdRemove:
-		out = []byte{proto.ResultNotOK}
-		if s.cache.remove(now, payload) {
-			out[0] = proto.ResultOK
-		}
-	case plug.CmdHave:
-		out = []byte{proto.ResultNotOK}
-		if s.cache.have(now, payload) {
-			out[0] = proto.ResultOK
-		}
-	default:
-		p.Consume()
-		return false
+	op, _ := proto.OpFromCmd(cmd)
+	out, ok := gserver.Handle(s.cache, tvTime(now), &proto.Message{UID: uid, Op: op, Payload: payload}, s.out)
+	if cap(out) >= proto.MaxPayload {
+		s.out = out[:0]
 	}
-	if !p.Write(false, uid, cmd, out) || !p.Commit() {
+	if !ok || !p.Write(false, uid, cmd, out) || !p.Commit() {
 		p.Rollback()
 		p.Consume()
 		return false
