@@ -153,13 +153,41 @@ static void serve(const char *what, unsigned int max)
 	CHECK(DC_SERVER_clients_empty(srv), "%s: a disconnected client is deleted by clients_io", what);
 	{
 		NAL_CONNECTION *k = NAL_CONNECTION_new(), *k2 = NAL_CONNECTION_new();
-		DC_CLIENT *c;
+		DC_CLIENT *c = NULL;
 		NAL_CONNECTION_create_pair(k, k2, 4096);
 		c = DC_SERVER_new_client(srv, k, DC_CLIENT_FLAG_NOFREE_CONN);
 		CHECK(c && DC_SERVER_process_client(c, &now) == 1 && DC_SERVER_del_client(c) == 1 &&
 			NAL_CONNECTION_is_established(k), "%s: del_client with NOFREE_CONN keeps the connection", what);
 		NAL_CONNECTION_free(k);
 		NAL_CONNECTION_free(k2);
+	}
+	{
+		/* A client without IN_SERVER: this program runs the connection's I/O
+		 * and calls DC_SERVER_process_client (never worked in 1.5, E-34). */
+		NAL_CONNECTION *x = NAL_CONNECTION_new(), *y = NAL_CONNECTION_new();
+		DC_CLIENT *c = NULL;
+		DC_PLUG *p = NULL;
+		unsigned long ruid = 0;
+		DC_CMD rcmd = DC_CMD_ERROR;
+		const unsigned char *d = NULL;
+		unsigned int dl = 0;
+		int got = 0;
+
+		CHECK(NAL_CONNECTION_create_pair(x, y, 4096) && NAL_CONNECTION_add_to_selector(y, sel) &&
+			(c = DC_SERVER_new_client(srv, y, 0)) != NULL && (p = DC_PLUG_new(x, DC_PLUG_FLAG_TO_SERVER)) != NULL &&
+			DC_PLUG_to_select(p, sel) && DC_PLUG_write(p, 0, 77, DC_CMD_HAVE, U("nope"), 4) && DC_PLUG_commit(p),
+			"%s: a caller-driven client (no IN_SERVER) and a request", what);
+		for (i = 0; i < 100 && !got; i++) {
+			NAL_SELECTOR_select(sel, 100000, 1);
+			DC_PLUG_io(p);
+			NAL_CONNECTION_io(y);
+			DC_SERVER_process_client(c, &now);
+			got = DC_PLUG_read(p, 0, &ruid, &rcmd, &d, &dl);
+		}
+		CHECK(got && ruid == 77 && rcmd == DC_CMD_HAVE && dl == 1 && d[0] == 1,
+			"%s: it is answered through process_client (E-34)", what);
+		CHECK(DC_SERVER_del_client(c) == 1, "%s: caller deletes it", what);
+		DC_PLUG_free(p);
 	}
 	DC_SERVER_free(srv);
 	NAL_SELECTOR_free(sel);
@@ -180,7 +208,7 @@ int main(void)
 	CHECK(DC_SERVER_set_cache(&custom) == 1, "set_cache(custom)");
 	CHECK(DC_SERVER_new(8) == NULL && calls_new == 1, "cache_new returning NULL makes DC_SERVER_new NULL");
 	serve("custom cache", 7);
-	CHECK(calls_add == 2 && last_timeout == 60000 && calls_get >= 3 && calls_remove == 2 && calls_have == 2 &&
+	CHECK(calls_add == 2 && last_timeout == 60000 && calls_get >= 3 && calls_remove == 2 && calls_have == 3 &&
 		calls_num == 1 && calls_free == 1, "custom callbacks called (add %d get %d remove %d have %d num %d free %d)",
 		calls_add, calls_get, calls_remove, calls_have, calls_num, calls_free);
 	return ct_exit();

@@ -335,7 +335,15 @@ func dce_DC_SERVER_process_client(r unsafe.Pointer, now *C.struct_timeval) C.int
 	if cl == nil {
 		return 0
 	}
-	return b2i(cl.process(now))
+	// The caller may run the connection's I/O itself (a client without
+	// IN_SERVER, which never worked in the original, E-34): decode what its
+	// read buffer holds, and encode the answer into its send buffer.
+	if !cl.p.Flush() {
+		return 0
+	}
+	ok := cl.process(now)
+	cl.p.Flush()
+	return b2i(ok)
 }
 
 //export dce_DC_SERVER_clients_io
