@@ -16,7 +16,6 @@ import (
 	"net"
 	"os"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/distcache-go/distcache/cmd/internal/tool"
@@ -145,88 +144,35 @@ func main() {
 	}
 	cfg.daemon.Start(args.Rewritten(), files)
 
-	p := &proxy{cfg: cfg, up: newUpstream(srvAddr, cfg.retry, int(cfg.inflight), cfg.reqTimeout), clients: make(map[*client]struct{})}
+	p := &proxy{cfg: cfg, up: newUpstream(srvAddr, cfg.retry, int(cfg.inflight), cfg.reqTimeout)}
+	p.set = tool.ConnSet{Max: int(cfg.maxClients), Log: &p.log, OnFull: func(net.Conn) {
+		p.log.Printf("Error, rejected new client connection already at maximum (%d)", cfg.maxClients)
+	}}
 	go p.up.run()
 	done := make(chan struct{})
-	go func() { p.acceptLoop(ln); close(done) }()
+	go func() {
+		p.set.Serve(ln, func(nc net.Conn) { newClient(p, nc).serve() })
+		close(done)
+	}()
 	select {
 	case <-sigs:
 	case <-done:
-		if !p.closing.Load() {
+		if !p.set.Closing() {
 			fmt.Fprintln(os.Stderr, "Error, the listener failed; shutting down")
 		}
 	}
-	p.shutdown(ln)
+	// Let every client finish the request it is waiting for.
+	p.set.Shutdown(ln, 5*time.Second)
 	ln.RemoveSocket()
 	cfg.daemon.RemovePIDFile()
 	os.Exit(0)
 }
 
 type proxy struct {
-	cfg     *config
-	up      *upstream
-	closing atomic.Bool
-	log     tool.RateLog
-
-	mu      sync.Mutex
-	clients map[*client]struct{}
-	wg      sync.WaitGroup
-}
-
-func (p *proxy) acceptLoop(ln net.Listener) {
-	var delay time.Duration
-	for {
-		nc, err := ln.Accept()
-		if err != nil {
-			if p.closing.Load() || errors.Is(err, net.ErrClosed) {
-				return
-			}
-			p.log.Printf("Warning, accept failed: %v", err)
-			if delay == 0 {
-				delay = 5 * time.Millisecond
-			} else if delay < time.Second {
-				delay *= 2
-			}
-			time.Sleep(delay)
-			continue
-		}
-		delay = 0
-		c := newClient(p, nc)
-		p.mu.Lock()
-		if p.closing.Load() {
-			p.mu.Unlock()
-			nc.Close()
-			return
-		}
-		if int64(len(p.clients)) >= p.cfg.maxClients {
-			p.mu.Unlock()
-			p.log.Printf("Error, rejected new client connection already at maximum (%d)", p.cfg.maxClients)
-			nc.Close()
-			continue
-		}
-		p.clients[c] = struct{}{}
-		p.wg.Add(1)
-		p.mu.Unlock()
-		go c.serve()
-	}
-}
-
-// shutdown stops accepting and lets every client finish the request it is
-// waiting for (bounded by a few seconds).
-func (p *proxy) shutdown(ln net.Listener) {
-	p.closing.Store(true)
-	ln.Close()
-	p.mu.Lock()
-	for c := range p.clients {
-		c.nc.SetReadDeadline(time.Unix(1, 0))
-	}
-	p.mu.Unlock()
-	done := make(chan struct{})
-	go func() { p.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-	}
+	cfg *config
+	up  *upstream
+	log tool.RateLog
+	set tool.ConnSet
 }
 
 // client is one local connection. It is served one request at a time, in
@@ -272,7 +218,7 @@ func (c *client) Read(b []byte) (int, error) {
 		c.rdl = dl
 		c.nc.SetReadDeadline(dl)
 	}
-	if c.p.closing.Load() {
+	if c.p.set.Closing() {
 		return 0, errClosing
 	}
 	return c.nc.Read(b)
@@ -286,10 +232,6 @@ func (c *client) serve() {
 	clean := false
 	defer func() {
 		c.nc.Close()
-		c.p.mu.Lock()
-		delete(c.p.clients, c)
-		c.p.mu.Unlock()
-		c.p.wg.Done()
 		if clean && c.rd.Buffered() == 0 && cap(c.out) <= 64<<10 && cap(c.wbuf) <= 64<<10 {
 			*c = client{rd: c.rd, out: c.out[:0], wbuf: c.wbuf[:0], call: call{resp: c.call.resp, buf: c.call.buf[:0]}}
 			clientPool.Put(c)

@@ -21,9 +21,10 @@ func inProcess(b *testing.B) string {
 		b.Fatal(err)
 	}
 	cfg := &config{sessions: 100000, maxBytes: 256 << 20, minLifetime: 300, frameTimeout: 10 * time.Second}
-	s := &server{cfg: cfg, be: newBackend(cfg), conns: make(map[*conn]struct{})}
-	go s.acceptLoop(ln)
-	b.Cleanup(func() { s.shutdown(ln) })
+	s := &server{cfg: cfg, be: newBackend(cfg)}
+	s.set.Log = &s.log
+	go s.set.Serve(ln, func(nc net.Conn) { newConn(s, nc).serve() })
+	b.Cleanup(func() { s.set.Shutdown(ln, time.Second) })
 	return dir + "/s"
 }
 

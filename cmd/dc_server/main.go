@@ -171,13 +171,13 @@ func main() {
 	}
 	cfg.daemon.Start(args.Rewritten(), files)
 
-	s := &server{cfg: cfg, be: be, conns: make(map[*conn]struct{})}
-	if cfg.maxConns > 0 {
-		s.slots = make(chan struct{}, cfg.maxConns)
-	}
+	s := &server{cfg: cfg, be: be}
+	s.set = tool.ConnSet{Max: int(cfg.maxConns), Log: &s.log, OnFull: func(nc net.Conn) {
+		s.log.Printf("Warning, rejected connection from %s: already at -maxconns %d", peer(nc), cfg.maxConns)
+	}}
 	acceptDone := make(chan struct{})
 	go func() {
-		s.acceptLoop(ln)
+		s.set.Serve(ln, func(nc net.Conn) { newConn(s, nc).serve() })
 		close(acceptDone)
 	}()
 	logTick := time.NewTicker(500 * time.Millisecond)
@@ -189,13 +189,15 @@ func main() {
 			continue
 		case <-sigs:
 		case <-acceptDone:
-			if !s.closing.Load() {
+			if !s.set.Closing() {
 				fmt.Fprintln(os.Stderr, "Error, the listener failed; shutting down")
 			}
 		}
 		break
 	}
-	s.shutdown(ln)
+	// Interrupt every connection's next read and wait (bounded by the frame
+	// timeout) for the requests already received to be answered.
+	s.set.Shutdown(ln, cfg.frameTimeout+time.Second)
 	if sd != nil {
 		sd()
 	}
@@ -244,77 +246,11 @@ func (p *progress) maybeLog(ops uint64, be *backend) {
 }
 
 type server struct {
-	cfg     *config
-	be      *backend
-	ops     atomic.Uint64
-	closing atomic.Bool
-	slots   chan struct{}
-	log     tool.RateLog
-
-	mu    sync.Mutex
-	conns map[*conn]struct{}
-	wg    sync.WaitGroup
-}
-
-func (s *server) acceptLoop(ln net.Listener) {
-	var delay time.Duration
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			if s.closing.Load() || errors.Is(err, net.ErrClosed) {
-				return
-			}
-			// EMFILE and friends: back off and keep the listener (E-25).
-			s.log.Printf("Warning, accept failed: %v", err)
-			if delay == 0 {
-				delay = 5 * time.Millisecond
-			} else if delay < time.Second {
-				delay *= 2
-			}
-			time.Sleep(delay)
-			continue
-		}
-		delay = 0
-		if s.slots != nil {
-			select {
-			case s.slots <- struct{}{}:
-			default:
-				s.log.Printf("Warning, rejected connection from %s: already at -maxconns %d", peer(c), s.cfg.maxConns)
-				c.Close()
-				continue
-			}
-		}
-		cn := newConn(s, c)
-		s.mu.Lock()
-		if s.closing.Load() {
-			s.mu.Unlock()
-			c.Close()
-			return
-		}
-		s.conns[cn] = struct{}{}
-		s.wg.Add(1)
-		s.mu.Unlock()
-		go cn.serve()
-	}
-}
-
-// shutdown stops accepting, interrupts every connection's next read and
-// waits (bounded by the frame timeout) for the requests already received
-// to be answered.
-func (s *server) shutdown(ln net.Listener) {
-	s.closing.Store(true)
-	ln.Close()
-	s.mu.Lock()
-	for c := range s.conns {
-		c.nc.SetReadDeadline(time.Unix(1, 0))
-	}
-	s.mu.Unlock()
-	done := make(chan struct{})
-	go func() { s.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(s.cfg.frameTimeout + time.Second):
-	}
+	cfg *config
+	be  *backend
+	ops atomic.Uint64
+	log tool.RateLog
+	set tool.ConnSet
 }
 
 func peer(c net.Conn) string {
@@ -395,7 +331,7 @@ func (c *conn) Read(p []byte) (int, error) {
 		c.rdl = dl
 		c.nc.SetReadDeadline(dl)
 	}
-	if s.closing.Load() {
+	if s.set.Closing() {
 		return 0, errClosing
 	}
 	return c.nc.Read(p)
@@ -423,13 +359,6 @@ func (c *conn) serve() {
 	clean := false
 	defer func() {
 		c.nc.Close()
-		s.mu.Lock()
-		delete(s.conns, c)
-		s.mu.Unlock()
-		if s.slots != nil {
-			<-s.slots
-		}
-		s.wg.Done()
 		if clean {
 			c.recycle()
 		}
@@ -475,11 +404,11 @@ func (c *conn) report(err error) {
 	case err == io.ErrUnexpectedEOF:
 		c.s.log.Printf("Warning, connection from %s closed in the middle of a request", peer(c.nc))
 	case errors.As(err, &ne) && ne.Timeout():
-		if c.timedOut != "idle" && !c.s.closing.Load() {
+		if c.timedOut != "idle" && !c.s.set.Closing() {
 			c.s.log.Printf("Warning, closing connection from %s: %s timed out", peer(c.nc), c.timedOut)
 		}
 	default:
-		if !c.s.closing.Load() {
+		if !c.s.set.Closing() {
 			c.s.log.Printf("Warning, connection from %s: %v", peer(c.nc), err)
 		}
 	}

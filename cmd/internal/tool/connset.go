@@ -1,0 +1,96 @@
+package tool
+
+import (
+	"errors"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// ConnSet is the accept loop and connection bookkeeping that dc_server and
+// dc_client share: accept errors back off instead of wedging the listener
+// (E-25), at most Max connections are admitted, and Shutdown stops
+// accepting and lets the connections finish what they were answering.
+type ConnSet struct {
+	Max    int            // simultaneous connections admitted; 0 = no limit
+	OnFull func(net.Conn) // reports a connection refused at Max (then closed)
+	Log    *RateLog       // accept errors
+
+	closing atomic.Bool
+	mu      sync.Mutex
+	conns   map[net.Conn]struct{}
+	wg      sync.WaitGroup
+}
+
+// Closing reports whether Shutdown has begun.
+func (s *ConnSet) Closing() bool { return s.closing.Load() }
+
+// Serve accepts until the listener is closed or fails, running serve for
+// each admitted connection in a goroutine of its own. serve closes its
+// connection.
+func (s *ConnSet) Serve(ln net.Listener, serve func(net.Conn)) {
+	var delay time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if s.closing.Load() || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			s.Log.Printf("Warning, accept failed: %v", err)
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			time.Sleep(delay)
+			continue
+		}
+		delay = 0
+		s.mu.Lock()
+		if s.closing.Load() {
+			s.mu.Unlock()
+			nc.Close()
+			return
+		}
+		if s.Max > 0 && len(s.conns) >= s.Max {
+			s.mu.Unlock()
+			if s.OnFull != nil {
+				s.OnFull(nc)
+			}
+			nc.Close()
+			continue
+		}
+		if s.conns == nil {
+			s.conns = make(map[net.Conn]struct{})
+		}
+		s.conns[nc] = struct{}{}
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go func() {
+			defer s.forget(nc)
+			serve(nc)
+		}()
+	}
+}
+
+func (s *ConnSet) forget(nc net.Conn) {
+	s.mu.Lock()
+	delete(s.conns, nc)
+	s.mu.Unlock()
+	s.wg.Done()
+}
+
+// Shutdown stops accepting, interrupts every connection's next read, and
+// waits up to wait for the connections to finish.
+func (s *ConnSet) Shutdown(ln net.Listener, wait time.Duration) {
+	s.closing.Store(true)
+	ln.Close()
+	s.mu.Lock()
+	for nc := range s.conns {
+		nc.SetReadDeadline(time.Unix(1, 0))
+	}
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(wait):
+	}
+}
