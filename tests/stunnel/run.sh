@@ -79,15 +79,23 @@ wait_tcp() {
   return 1
 }
 
-# sessiond_get PORT: send a GET for an all-zero key, print the reply's first
-# two bytes in hex ("0180" = version 1, not found).
-sessiond_get() {
-  { printf '\001\001\000\000'; head -c 32 /dev/zero; } |
-    socat -t 1 - "UDP4:127.0.0.1:$1" 2>/dev/null | head -c 2 | od -An -tx1 | tr -d ' \n'
+# Datagrams are written to files first: socat sends what one read(2)
+# returns as one datagram, and a pipe may deliver a datagram in pieces.
+# dgram FILE VERSION TYPE VALUE_LEN: header (timeout 1 s), zero key, zero value.
+dgram() {
+  { printf "\\$(printf %03o "$2")\\$(printf %03o "$3")\\000\\001"
+    head -c $((32 + $4)) /dev/zero; } >"$1"
 }
 
-# send_raw PORT: send stdin as one datagram, expect no answer.
-send_raw() { socat -u - "UDP4:127.0.0.1:$1" 2>/dev/null; }
+# sessiond_get PORT: send a GET for the all-zero key, print the reply's first
+# two bytes in hex ("0180" = version 1, not found).
+sessiond_get() {
+  socat -t 1 - "UDP4:127.0.0.1:$1" <"$work/get.bin" 2>/dev/null |
+    head -c 2 | od -An -tx1 | tr -d ' \n'
+}
+
+# send_raw PORT FILE: send FILE as one datagram, expect no answer.
+send_raw() { socat -u - "UDP4:127.0.0.1:$1" <"$2" 2>/dev/null; }
 
 # Ports: a random block of 7 consecutive ports in 20000-32000 (below the
 # usual ephemeral range), retried if anything fails to start (a port in use).
@@ -196,6 +204,10 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
   -keyout "$work/key.pem" -out "$work/cert.pem" -days 1 -subj /CN=localhost \
   >/dev/null 2>&1 || fail "cannot make a certificate"
 
+dgram "$work/get.bin" 1 1 0
+dgram "$work/version2.bin" 2 1 0
+dgram "$work/type7.bin" 1 7 0
+dgram "$work/big.bin" 1 0 564 # 600 bytes
 started=
 for attempt in 1 2 3; do
   if start_all; then started=1; break; fi
@@ -208,10 +220,11 @@ status=0
 echo "dc_server runs as: ${PRIO:+$PRIO }dc_server -listen IP:127.0.0.1:$P_DC -sessiond IP:127.0.0.1:$P_SD"
 # Malformed datagrams (short, version 2, unknown type, 600 bytes) are
 # dropped; the server must go on answering.
-printf '\001\001' | send_raw "$P_SD"
-{ printf '\002\001\000\000'; head -c 32 /dev/zero; } | send_raw "$P_SD"
-{ printf '\001\007\000\000'; head -c 32 /dev/zero; } | send_raw "$P_SD"
-{ printf '\001\000\000\001'; head -c 596 /dev/zero; } | send_raw "$P_SD"
+head -c 2 "$work/get.bin" >"$work/short.bin"
+send_raw "$P_SD" "$work/short.bin"
+send_raw "$P_SD" "$work/version2.bin"
+send_raw "$P_SD" "$work/type7.bin"
+send_raw "$P_SD" "$work/big.bin"
 r=$(sessiond_get "$P_SD")
 echo "GET after 4 malformed datagrams: reply header $r (want 0180)"
 [ "$r" = 0180 ] || { echo "FAIL: no answer after malformed datagrams"; status=1; }
