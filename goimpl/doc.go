@@ -1,7 +1,9 @@
 // Package goimpl is the root of the pure-Go distcache implementation (no cgo).
 //
 // Its sub-packages are the wire protocol (proto), the libnal object model
-// (nal), the DC_PLUG message layer (plug), the DC_CTX client (client) and the
-// DC_SERVER request engine with its session caches (server). The command-line
-// tools use them directly; the C ABI engine exports them.
+// (nal), the DC_PLUG message layer (plug), the DC_CTX client (client), the
+// session caches with the request handler and the DC_SERVER object model
+// (server), and stunnel's sessiond datagram protocol over the same caches
+// (sessiond). The command-line tools use them directly; the C ABI engine
+// exports them.
 package goimpl
