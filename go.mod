@@ -3,6 +3,6 @@ module github.com/distcache-go/distcache
 go 1.26.0
 
 require (
-	github.com/mattn/go-pointer v0.0.1 // indirect
-	golang.org/x/sys v0.50.0 // indirect
+	github.com/mattn/go-pointer v0.0.1
+	golang.org/x/sys v0.50.0
 )
