@@ -70,22 +70,14 @@ func parseArgs() (*config, *tool.Args) {
 		}
 		switch a.Opt() {
 		case "-listen":
-			c.listen = a.Value()
-			if ad, err := tool.ParseAddr(c.listen); err == nil {
-				c.listen = ad.Abs().Str
-				a.SetValue(c.listen)
-			}
+			c.listen = a.AddrValue()
 		case "-server", "-connect":
-			v := a.Value()
+			v := a.AddrValue()
 			if c.server != "" {
 				fmt.Fprintln(os.Stderr, "Error, too many servers")
 				a.Invalid()
 			}
 			c.server = v
-			if ad, err := tool.ParseAddr(v); err == nil {
-				c.server = ad.Abs().Str
-				a.SetValue(c.server)
-			}
 		case "-retry":
 			c.retry = time.Duration(a.Int(1, 3600000)) * time.Millisecond
 		case "-idle":

@@ -74,11 +74,7 @@ func parseArgs() (*config, *tool.Args) {
 		}
 		switch a.Opt() {
 		case "-listen":
-			c.listen = a.Value()
-			if ad, err := tool.ParseAddr(c.listen); err == nil {
-				c.listen = ad.Abs().Str
-				a.SetValue(c.listen)
-			}
+			c.listen = a.AddrValue()
 		case "-sessions":
 			c.sessions = a.Int(64, 100000000)
 		case "-maxbytes":

@@ -55,6 +55,19 @@ func (a *Args) Value() string {
 // before a re-exec).
 func (a *Args) SetValue(v string) { a.args[a.i] = v }
 
+// AddrValue consumes a distcache address. A relative UNIX: path is made
+// absolute, in the value returned and in the arguments a -daemon re-exec
+// passes on, so that it names the same file after the daemon's chdir.
+// An unparsable address is returned as given, for the caller to report.
+func (a *Args) AddrValue() string {
+	v := a.Value()
+	if ad, err := ParseAddr(v); err == nil {
+		v = ad.Abs().Str
+		a.SetValue(v)
+	}
+	return v
+}
+
 // Int consumes a decimal value in [lo, hi].
 func (a *Args) Int(lo, hi int64) int64 {
 	v := a.Value()
