@@ -111,28 +111,9 @@ func main() {
 	if err != nil {
 		tool.Die("Error, internal initialisation problems: -server '%s': %v", cfg.server, err)
 	}
-	addr, err := tool.ParseAddr(cfg.listen)
+	ln, files, err := cfg.daemon.Listen(cfg.listen)
 	if err != nil {
 		tool.Die("Error, bad listen address '%s': %v", cfg.listen, err)
-	}
-	var ln *tool.Listener
-	if tool.IsDaemonChild() {
-		ln, err = tool.FromFile(tool.Inherited(0), addr)
-	} else {
-		ln, err = tool.Listen(addr)
-	}
-	if err != nil {
-		tool.Die("Error, bad listen address '%s': %v", cfg.listen, err)
-	}
-	cfg.daemon.SetupSocket(ln)
-	cfg.daemon.Cleanup = ln.RemoveSocket
-	var files []*os.File
-	if cfg.daemon.Detach && !tool.IsDaemonChild() {
-		f, err := ln.File()
-		if err != nil {
-			tool.Die("Error, bad listen address '%s': %v", cfg.listen, err)
-		}
-		files = append(files, f)
 	}
 	cfg.daemon.Start(args.Rewritten(), files)
 

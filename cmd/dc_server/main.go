@@ -133,28 +133,9 @@ func main() {
 	sigs := cfg.daemon.Signals()
 	cfg.daemon.Check()
 
-	addr, err := tool.ParseAddr(cfg.listen)
+	ln, files, err := cfg.daemon.Listen(cfg.listen)
 	if err != nil {
 		tool.Die("Error, can't listen on '%s': %v", cfg.listen, err)
-	}
-	var ln *tool.Listener
-	var files []*os.File
-	if tool.IsDaemonChild() {
-		ln, err = tool.FromFile(tool.Inherited(0), addr)
-	} else {
-		ln, err = tool.Listen(addr)
-	}
-	if err != nil {
-		tool.Die("Error, can't listen on '%s': %v", cfg.listen, err)
-	}
-	cfg.daemon.SetupSocket(ln)
-	cfg.daemon.Cleanup = ln.RemoveSocket
-	if cfg.daemon.Detach && !tool.IsDaemonChild() {
-		f, err := ln.File()
-		if err != nil {
-			tool.Die("Error, can't listen on '%s': %v", cfg.listen, err)
-		}
-		files = append(files, f)
 	}
 	be := newBackend(cfg)
 	sd, sdFile, err := startSessiond(cfg, be)

@@ -71,6 +71,38 @@ func (d *Daemon) Check() {
 	d.cred = c
 }
 
+// Listen opens the listening socket of address listen: inherited from the
+// parent in a -daemon child, bound now otherwise. It applies the socket
+// options, arranges the unix socket's removal at exit, and returns with it
+// the descriptors a -daemon parent hands to its child (for Start).
+func (d *Daemon) Listen(listen string) (*Listener, []*os.File, error) {
+	addr, err := ParseAddr(listen)
+	if err != nil {
+		return nil, nil, err
+	}
+	var ln *Listener
+	if IsDaemonChild() {
+		ln, err = FromFile(Inherited(0), addr)
+	} else {
+		ln, err = Listen(addr)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	d.SetupSocket(ln)
+	d.Cleanup = ln.RemoveSocket
+	if !d.Detach || IsDaemonChild() {
+		return ln, nil, nil
+	}
+	f, err := ln.File()
+	if err != nil {
+		ln.RemoveSocket()
+		ln.Close()
+		return nil, nil, err
+	}
+	return ln, []*os.File{f}, nil
+}
+
 // SetupSocket applies -sockowner/-sockgroup/-sockperms to a unix listener
 // (failure only warns, as in the original).
 func (d *Daemon) SetupSocket(l *Listener) {
