@@ -1,0 +1,48 @@
+// Package store is the contract between the distcache daemons and the
+// places sessions are kept: the in-memory cache, a distcache upstream (one
+// or more dc_servers), Redis. dc_server and dc_client serve the protocol
+// from a Store; a new kind of store plugs in here and touches no main
+// package. Wrappers (sealing, metrics) are Stores around a Store.
+//
+// Every implementation keeps the distcache semantics: an ADD of an id that
+// is live keeps the first data and reports ErrDuplicate; an entry lives for
+// its ttl (to the millisecond) and reads never extend it; ids are 1..64
+// bytes and data 1..32768 bytes (callers validate before they call).
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Store is a session store. Its methods are safe for concurrent use. A
+// method that cannot reach its backing store within ctx's deadline returns
+// an error wrapping ErrUnavailable, never blocks past the deadline.
+type Store interface {
+	// Add stores data under id for ttl, unless a live entry with that id
+	// exists (ErrDuplicate; the first data is kept).
+	Add(ctx context.Context, id, data []byte, ttl time.Duration) error
+	// Get appends the data of the live entry id to dst (ErrNotFound when
+	// there is none).
+	Get(ctx context.Context, id, dst []byte) ([]byte, error)
+	// Remove deletes the live entry id (ErrNotFound when there was none).
+	Remove(ctx context.Context, id []byte) error
+	// Have reports whether a live entry exists: nil, or ErrNotFound.
+	Have(ctx context.Context, id []byte) error
+	// Take is Get and Remove in one atomic step: of concurrent Takes of
+	// one entry, exactly one gets the data (single-use sessions).
+	// ErrUnsupported when the store cannot do it atomically.
+	Take(ctx context.Context, id, dst []byte) ([]byte, error)
+	// Close releases the store's resources.
+	Close() error
+}
+
+// Errors a Store returns, for errors.Is.
+var (
+	ErrNotFound    = errors.New("store: session not found")
+	ErrDuplicate   = errors.New("store: a live session has this id")
+	ErrInvalid     = errors.New("store: id, data or lifetime out of range")
+	ErrUnavailable = errors.New("store: unavailable")
+	ErrUnsupported = errors.New("store: operation not supported")
+)
