@@ -3,7 +3,8 @@
 // Its sub-packages are the wire protocol (proto), the libnal object model
 // (nal), the DC_PLUG message layer (plug), the DC_CTX client (client), the
 // session caches with the request handler and the DC_SERVER object model
-// (server), and stunnel's sessiond datagram protocol over the same caches
-// (sessiond). The command-line tools use them directly; the C ABI engine
+// (server), stunnel's sessiond datagram protocol over the same caches
+// (sessiond), and the accept loop and rate-limited log the daemons share
+// (accept). The command-line tools use them directly; the C ABI engine
 // exports them.
 package goimpl

@@ -2,13 +2,12 @@ package tool
 
 import (
 	"fmt"
+	"github.com/distcache-go/distcache/goimpl/accept"
 	"os"
 	"os/signal"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
-	"time"
 )
 
 // Daemon holds the options every long-running tool shares (-daemon,
@@ -201,37 +200,8 @@ func unwrapPath(err error) error {
 	return err
 }
 
-// RateLog prints at most Burst lines per second to stderr and then says
-// how many it suppressed, so a flood of bad clients cannot flood the log.
-type RateLog struct {
-	Burst int
+// RateLog is the rate-limited logger every tool reports through.
+type RateLog = accept.RateLog
 
-	mu         sync.Mutex
-	window     time.Time
-	n          int
-	suppressed int
-}
-
-// Printf logs one line, unless over the rate.
-func (r *RateLog) Printf(format string, args ...any) {
-	now := time.Now()
-	r.mu.Lock()
-	if now.Sub(r.window) >= time.Second {
-		if r.suppressed > 0 {
-			fmt.Fprintf(os.Stderr, "Info, %d similar messages suppressed\n", r.suppressed)
-		}
-		r.window, r.n, r.suppressed = now, 0, 0
-	}
-	burst := r.Burst
-	if burst <= 0 {
-		burst = 10
-	}
-	if r.n >= burst {
-		r.suppressed++
-		r.mu.Unlock()
-		return
-	}
-	r.n++
-	r.mu.Unlock()
-	fmt.Fprintf(os.Stderr, format+"\n", args...)
-}
+// ConnSet is the accept loop dc_server and dc_client share.
+type ConnSet = accept.Set

@@ -1,4 +1,4 @@
-package tool
+package accept
 
 import (
 	"errors"
@@ -8,14 +8,14 @@ import (
 	"time"
 )
 
-// ConnSet is the accept loop and connection bookkeeping that dc_server and
+// Set is the accept loop and connection bookkeeping that dc_server and
 // dc_client share: accept errors back off instead of wedging the listener
 // (E-25), at most Max connections are admitted, and Shutdown stops
 // accepting and lets the connections finish what they were answering.
-type ConnSet struct {
+type Set struct {
 	Max    int            // simultaneous connections admitted; 0 = no limit
 	OnFull func(net.Conn) // reports a connection refused at Max (then closed)
-	Log    *RateLog       // accept errors
+	Log    Logger         // accept errors; nil: a RateLog of its own
 
 	closing atomic.Bool
 	mu      sync.Mutex
@@ -24,12 +24,12 @@ type ConnSet struct {
 }
 
 // Closing reports whether Shutdown has begun.
-func (s *ConnSet) Closing() bool { return s.closing.Load() }
+func (s *Set) Closing() bool { return s.closing.Load() }
 
 // Serve accepts until the listener is closed or fails, running serve for
 // each admitted connection in a goroutine of its own. serve closes its
 // connection.
-func (s *ConnSet) Serve(ln net.Listener, serve func(net.Conn)) {
+func (s *Set) Serve(ln net.Listener, serve func(net.Conn)) {
 	var delay time.Duration
 	for {
 		nc, err := ln.Accept()
@@ -37,7 +37,7 @@ func (s *ConnSet) Serve(ln net.Listener, serve func(net.Conn)) {
 			if s.closing.Load() || errors.Is(err, net.ErrClosed) {
 				return
 			}
-			s.Log.Printf("Warning, accept failed: %v", err)
+			s.logf("Warning, accept failed: %v", err)
 			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
 			time.Sleep(delay)
 			continue
@@ -70,7 +70,7 @@ func (s *ConnSet) Serve(ln net.Listener, serve func(net.Conn)) {
 	}
 }
 
-func (s *ConnSet) forget(nc net.Conn) {
+func (s *Set) forget(nc net.Conn) {
 	s.mu.Lock()
 	delete(s.conns, nc)
 	s.mu.Unlock()
@@ -79,7 +79,7 @@ func (s *ConnSet) forget(nc net.Conn) {
 
 // Shutdown stops accepting, interrupts every connection's next read, and
 // waits up to wait for the connections to finish.
-func (s *ConnSet) Shutdown(ln net.Listener, wait time.Duration) {
+func (s *Set) Shutdown(ln net.Listener, wait time.Duration) {
 	s.closing.Store(true)
 	ln.Close()
 	s.mu.Lock()
@@ -93,4 +93,12 @@ func (s *ConnSet) Shutdown(ln net.Listener, wait time.Duration) {
 	case <-done:
 	case <-time.After(wait):
 	}
+}
+
+func (s *Set) logf(format string, args ...any) {
+	if s.Log == nil {
+		stderrLog.Printf(format, args...)
+		return
+	}
+	s.Log.Printf(format, args...)
 }

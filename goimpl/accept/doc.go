@@ -1,0 +1,5 @@
+// Package accept is what the distcache daemons share around their
+// listeners: the accept loop with its connection limit and graceful
+// shutdown (Set), and the rate-limited log (RateLog) through which they
+// report, so that a flood of bad peers cannot flood the log.
+package accept
