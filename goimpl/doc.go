@@ -4,7 +4,10 @@
 // (nal), the DC_PLUG message layer (plug), the DC_CTX client (client), the
 // session caches with the request handler and the DC_SERVER object model
 // (server), stunnel's sessiond datagram protocol over the same caches
-// (sessiond), and the accept loop and rate-limited log the daemons share
-// (accept). The command-line tools use them directly; the C ABI engine
+// (sessiond), the accept loop and rate-limited log the daemons share
+// (accept), and the Store interface every place sessions are kept
+// implements, with the protocol handler over it and its conformance suite
+// (store, store/storetest). The command-line tools use them directly; the
+// C ABI engine
 // exports them.
 package goimpl

@@ -7,7 +7,10 @@
 // Every implementation keeps the distcache semantics: an ADD of an id that
 // is live keeps the first data and reports ErrDuplicate; an entry lives for
 // its ttl (to the millisecond) and reads never extend it; ids are 1..64
-// bytes and data 1..32768 bytes (callers validate before they call).
+// bytes and data 1..32768 bytes, ttls 0..7 days: Add refuses anything else
+// with ErrInvalid (Check), and Get, Remove, Have and Take of an id out of
+// range find nothing. Handler answers the protocol from a Store, and the
+// package storetest holds the rules as a test suite every Store passes.
 package store
 
 import (
