@@ -1,6 +1,14 @@
 /*
- * Tiny check helpers for the C suite: each CHECK prints "ok - what" or
- * "not ok - what" (run.sh counts them); ct_exit() gives the exit status.
+ * Tiny check helpers for the C suite, in the TAP style: a program first
+ * declares how many checks it runs (CT_PLAN(n) prints "1..n"), each CHECK
+ * prints "ok - what" or "not ok - what", and ct_exit() fails the program
+ * when a check failed or when it ran a different number of checks than it
+ * planned (a block skipped by an early return is a failure, not a pass).
+ * run.sh compares the plan line with the check lines it sees as well, so a
+ * program that dies before ct_exit() fails too.
+ *
+ * Checks are made by the process that declared the plan: forked children
+ * report through their exit status, never with CHECK.
  */
 #ifndef CT_H
 #define CT_H
@@ -8,7 +16,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-static int ct_failed, ct_passed;
+static int ct_failed, ct_passed, ct_planned = -1;
+
+#define CT_PLAN(n) do { \
+	ct_planned = (n); printf("1..%d\n", ct_planned); fflush(stdout); \
+} while (0)
 
 #define CHECK(cond, ...) do { \
 	if (cond) { ct_passed++; printf("ok - "); } \
@@ -18,6 +30,16 @@ static int ct_failed, ct_passed;
 
 static inline int ct_exit(void)
 {
+	int ran = ct_passed + ct_failed;
+
+	if (ct_planned < 0) {
+		printf("# no plan: the program did not call CT_PLAN\n");
+		return 1;
+	}
+	if (ran != ct_planned) {
+		printf("# planned %d checks, ran %d\n", ct_planned, ran);
+		return 1;
+	}
 	return ct_failed ? 1 : 0;
 }
 

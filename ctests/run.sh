@@ -33,13 +33,21 @@ wait_for() {
 }
 
 # run NAME TIMEOUT CMD...: run a test program, count its checks, fail it on
-# a non-zero exit (a timeout is exit 124).
+# a non-zero exit (a timeout is exit 124), on a missing plan line ("1..N",
+# printed first), and when it printed a different number of checks than
+# it planned (a program that stops early has run fewer).
 run() {
 	name=$1 tmo=$2; shift 2
 	timeout -k 5 "$tmo" "$@" > "$OUT/$name.log" 2>"$OUT/$name.err"; rc=$?
 	cat "$OUT/$name.log"
 	p=$(grep -c '^ok - ' "$OUT/$name.log"); f=$(grep -c '^not ok - ' "$OUT/$name.log")
 	pass=$((pass + p)); fail=$((fail + f))
+	plan=$(sed -n '1s/^1\.\.\([0-9][0-9]*\)$/\1/p' "$OUT/$name.log")
+	if [ -z "$plan" ]; then
+		bad "$name: no plan (first line is not 1..N)"
+	elif [ "$plan" -ne $((p + f)) ]; then
+		bad "$name: planned $plan checks, ran $((p + f))"
+	fi
 	if [ $rc -ne 0 ]; then
 		bad "$name exited with status $rc$( [ $rc -eq 124 ] && echo ' (timed out)')"
 		sed 's/^/    stderr: /' "$OUT/$name.err" | tail -20

@@ -129,6 +129,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: t_fork TARGET\n");
 		return 2;
 	}
+	CT_PLAN(10);
 	target = argv[1];
 	setvbuf(stdout, NULL, _IONBF, 0);
 	setenv("GOGC", "1", 1);

@@ -237,6 +237,7 @@ int main(int argc, char **argv)
 	NAL_CONNECTION *s1c = NAL_CONNECTION_new(), *s2c = NAL_CONNECTION_new();
 
 	setvbuf(stdout, NULL, _IONBF, 0);
+	CT_PLAN(17);
 	snprintf(a, sizeof a, "UNIX:%s/forkobj.sock", dir);
 	addr = NAL_ADDRESS_new();
 	sel = NAL_SELECTOR_new();

@@ -167,6 +167,7 @@ static void pair_and_socket(const char *dir)
 
 int main(int argc, char **argv)
 {
+	CT_PLAN(40 + 21);	/* 21: one per row of the address table */
 	NAL_config_set_nagle(0);
 	addresses();
 	buffers();

@@ -50,6 +50,7 @@ int main(void)
 	unsigned int used = 7;
 	int i;
 
+	CT_PLAN(13);
 	for (i = 0; i < 100; i++) {
 		DC_CTX *c = DC_CTX_new("UNIX:/tmp/dc-noengine.sock", 0);
 		DC_CTX *d = DC_CTX_new("IP:127.0.0.1:5555", DC_CTX_FLAG_PERSISTENT);

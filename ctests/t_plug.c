@@ -76,6 +76,7 @@ int main(int argc, char **argv)
 	char addr[300];
 	int i;
 
+	CT_PLAN(4 + 2 * 14);	/* 14 in each exchange() */
 	CHECK(NAL_CONNECTION_create_pair(c1, c2, 4096), "pair");
 	exchange("pair", c1, c2);
 

@@ -198,6 +198,7 @@ int main(void)
 	static const DC_CACHE_cb custom = { c_new, c_free, c_add, c_get, c_remove, c_have, c_num };
 	DC_CACHE_cb broken = custom;
 
+	CT_PLAN(7 + 2 * (7 + 12));	/* each serve(): 7, and 12 in its session() */
 	CHECK(DC_SERVER_new(512) == NULL, "DC_SERVER_new before any cache is chosen is NULL");
 	broken.cache_have = NULL;
 	CHECK(DC_SERVER_set_cache(NULL) == 0 && DC_SERVER_set_cache(&broken) == 0, "set_cache refuses incomplete tables");

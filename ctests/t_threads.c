@@ -46,6 +46,7 @@ int main(int argc, char **argv)
 
 	if (argc != 2)
 		return 2;
+	CT_PLAN(2 * 2);
 	for (f = 0; f < 2; f++) {
 		long bad = 0;
 		void *r;

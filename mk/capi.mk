@@ -25,11 +25,18 @@ CTEST_PREFIX := /usr/local
 ALL_TARGETS       += capi
 INSTALL_TARGETS   += install-capi
 UNINSTALL_TARGETS += uninstall-capi
-CHECK_TARGETS     += ctest-check ctest-asan
+CHECK_TARGETS     += nocgo-check ctest-check ctest-asan
 DEMO_TARGETS      += capi-demo
 BENCH_TARGETS     += capi-bench
 
-.PHONY: capi-bench capi capi-engine install-capi uninstall-capi ctest-check ctest-valgrind ctest-asan capi-demo
+.PHONY: capi-bench capi capi-engine install-capi uninstall-capi ctest-check ctest-valgrind ctest-asan capi-demo \
+        nocgo-check
+
+# goimpl/ is pure Go: cgo lives only in the export layers (nal/, dc/, capi/).
+nocgo-check:
+	@bad=$$(CGO_ENABLED=1 $(GO) list -f '{{if .CgoFiles}}{{.ImportPath}}{{end}}' ./goimpl/...); \
+	if [ -n "$$bad" ]; then echo "goimpl/ must be pure Go; these packages use cgo:"; echo "$$bad"; exit 1; fi
+	@echo "nocgo-check: no goimpl/ package uses cgo"
 
 capi: capi-engine $(foreach l,$(CAPI_LIBS),$(CAPI_LIB)/lib$(l).so)
 
