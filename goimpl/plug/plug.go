@@ -293,6 +293,10 @@ func (p *Plug) Rollback() bool {
 }
 
 var errDirection = errors.New("distcache: frame in the wrong direction")
+
+// errExtension: the plug speaks the 1.5 protocol of the C ABI, whose
+// callers know only its four operations.
+var errExtension = errors.New("distcache: operation outside the 1.5 protocol")
 var errContinuation = errors.New("distcache: continuation frame does not match its message")
 var errTooLarge = errors.New("distcache: message payload larger than 32768 bytes")
 
@@ -314,6 +318,9 @@ func (p *Plug) readFlush() bool {
 		}
 		if err == nil && f.Response != wantResponse {
 			err = errDirection
+		}
+		if err == nil && !f.Op.Valid() {
+			err = errExtension
 		}
 		if err == nil && p.rstate == ReadIO && (f.UID != p.ruid || f.Op != p.rop) {
 			err = errContinuation

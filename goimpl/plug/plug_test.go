@@ -299,7 +299,8 @@ func TestCorruptInput(t *testing.T) {
 		{"uid mismatch", false, append(frame(false, 1, proto.OpAdd, false, full), frame(false, 2, proto.OpAdd, true, nil)...)},
 		{"op mismatch", false, append(frame(false, 1, proto.OpAdd, false, full), frame(false, 1, proto.OpGet, true, nil)...)},
 		{"17 frames", false, seventeen},
-		{"bad operation", false, append(frame(false, 1, proto.OpAdd, true, nil)[:10], 4, 1, 0, 0)},
+		{"bad operation", false, append(frame(false, 1, proto.OpAdd, true, nil)[:10], 5, 1, 0, 0)},
+		{"TAKE, not in 1.5", false, frame(false, 1, proto.OpTake, true, []byte("id"))},
 		{"short incomplete frame", false, frame(false, 1, proto.OpAdd, false, []byte{1})},
 	}
 	for _, tt := range tests {

@@ -45,10 +45,20 @@ const (
 	OpGet    Op = 1
 	OpRemove Op = 2
 	OpHave   Op = 3
+	// OpTake is this implementation's extension (never used by 1.5): GET
+	// and REMOVE in one atomic step, for single-use sessions. A 1.5 peer
+	// closes the connection on it, so it is only sent to a server that
+	// announced it (see FeaturesID).
+	OpTake Op = 4
 )
 
-// Valid reports whether op is one of the four operations.
+// Valid reports whether op is one of the four operations of 1.5, the set
+// the C ABI and the DC_SERVER object model speak.
 func (op Op) Valid() bool { return op <= OpHave }
+
+// Known reports whether op is a 1.5 operation or an extension of ours:
+// what the frame layer accepts.
+func (op Op) Known() bool { return op <= OpTake }
 
 func (op Op) String() string {
 	switch op {
@@ -60,6 +70,8 @@ func (op Op) String() string {
 		return "REMOVE"
 	case OpHave:
 		return "HAVE"
+	case OpTake:
+		return "TAKE"
 	}
 	return fmt.Sprintf("OP(%d)", uint8(op))
 }
@@ -116,7 +128,7 @@ var ErrIncomplete = errors.New("distcache: incomplete frame")
 // ErrPayloadTooLarge is returned when encoding a payload over MaxPayload.
 var ErrPayloadTooLarge = errors.New("distcache: payload larger than 32768 bytes")
 
-// ErrBadOp is returned when encoding an operation outside 0..3.
+// ErrBadOp is returned when encoding an operation outside 0..4.
 var ErrBadOp = errors.New("distcache: invalid operation")
 
 // CorruptError describes why a byte stream is not valid distcache traffic.
@@ -181,7 +193,7 @@ func ParseFrame(b []byte) (Frame, int, error) {
 		return f, 0, ErrIncomplete
 	}
 	f.Op = Op(b[10])
-	if !f.Op.Valid() {
+	if !f.Op.Known() {
 		return f, 0, corrupt(fmt.Sprintf("operation %d", b[10]))
 	}
 	if len(b) < 12 {
@@ -261,7 +273,7 @@ func AppendMessage(dst []byte, m *Message) ([]byte, error) {
 	if len(m.Payload) > MaxPayload {
 		return dst, ErrPayloadTooLarge
 	}
-	if !m.Op.Valid() {
+	if !m.Op.Known() {
 		return dst, ErrBadOp
 	}
 	p := m.Payload

@@ -141,8 +141,15 @@ func TestFragmentationBoundaries(t *testing.T) {
 	if _, err := AppendMessage(nil, &Message{Op: OpAdd, Payload: make([]byte, 32769)}); err != ErrPayloadTooLarge {
 		t.Fatalf("32769 bytes: err %v", err)
 	}
-	if _, err := AppendMessage(nil, &Message{Op: 4}); err != ErrBadOp {
-		t.Fatalf("op 4: err %v", err)
+	if _, err := AppendMessage(nil, &Message{Op: 5}); err != ErrBadOp {
+		t.Fatalf("op 5: err %v", err)
+	}
+	b, err := AppendMessage(nil, &Message{Op: OpTake, UID: 9, Payload: []byte("id")})
+	if err != nil {
+		t.Fatalf("TAKE: %v", err)
+	}
+	if f, _, err := ParseFrame(b); err != nil || f.Op != OpTake || f.Op.Valid() {
+		t.Fatalf("TAKE frame: %+v %v", f, err)
 	}
 }
 
@@ -180,7 +187,7 @@ func TestCorruptFrames(t *testing.T) {
 		"version 0x0012":     mod(1, 0x12),
 		"is_response 2":      mod(4, 2),
 		"op_class 1":         mod(9, 1),
-		"operation 4":        mod(10, 4),
+		"operation 5":        mod(10, 5),
 		"complete 2":         mod(11, 2),
 		"data_len 2049":      append(unhex(t, "00110000 00 00000002 00 01 01 0801"), make([]byte, 2049)...),
 		"short non-complete": mod(11, 0),
@@ -389,5 +396,20 @@ func TestResultNamesAndCmd(t *testing.T) {
 		if ok != (cmd >= 1 && cmd <= 4) || (ok && op.Cmd() != cmd) {
 			t.Errorf("cmd %d -> %v %v", cmd, op, ok)
 		}
+	}
+}
+
+func TestFeatures(t *testing.T) {
+	b := AppendFeatures(nil, FeatureTake)
+	if len(b) != 8 || ParseFeatures(b) != FeatureTake {
+		t.Fatalf("round trip: % x -> %d", b, ParseFeatures(b))
+	}
+	for _, p := range [][]byte{nil, {ResultNotOK}, append([]byte("DCX2"), b[4:]...), append(b, 0)} {
+		if ParseFeatures(p) != 0 {
+			t.Fatalf("% x read as a feature answer", p)
+		}
+	}
+	if !IsFeaturesID(FeaturesID) || IsFeaturesID(FeaturesID[1:]) || len(FeaturesID) > MaxIDLen {
+		t.Fatal("FeaturesID")
 	}
 }

@@ -23,6 +23,11 @@ type Handler struct {
 	// serve (an error wrapping ErrUnavailable, or any error the Store does
 	// not document). nil means AnswerMiss.
 	Unavailable UnavailablePolicy
+	// Features, when set, announces extensions to clients that probe for
+	// them (proto.FeaturesID) and enables the ones announced: TAKE is
+	// served only while Features reports proto.FeatureTake, and closes the
+	// connection otherwise, as a 1.5 server does. nil: the 1.5 protocol.
+	Features func() uint32
 }
 
 // UnavailablePolicy returns the response payload owed for a request of
@@ -76,6 +81,7 @@ var (
 )
 
 // Handle appends the response payload for req to out[:0] and returns it.
+// TAKE, when enabled by Features, is answered as GET.
 // A non-nil error (wrapping ErrClose) means the connection must be closed
 // without an answer; the answers already owed to earlier requests are still
 // sent. Out-of-range ids are answered without asking the Store: an ADD's id
@@ -95,6 +101,9 @@ func (h *Handler) Handle(ctx context.Context, req *proto.Message, out []byte) ([
 		if code != proto.ResultOK {
 			return append(out, code), nil
 		}
+		if proto.IsFeaturesID(add.ID) {
+			return append(out, proto.AddErrIDRange), nil // reserved for the probe
+		}
 		ttl := time.Duration(add.TimeoutMS) * time.Millisecond
 		if add.TimeoutMS < 1000 && h.MinLifetime > 0 {
 			ttl = h.MinLifetime
@@ -107,11 +116,26 @@ func (h *Handler) Handle(ctx context.Context, req *proto.Message, out []byte) ([
 		default:
 			return h.unavailable(req.Op, err, out), nil
 		}
-	case proto.OpGet:
+	case proto.OpGet, proto.OpTake:
+		if req.Op == proto.OpTake && h.features()&proto.FeatureTake == 0 {
+			return nil, ErrBadOp
+		}
 		if !ValidID(req.Payload) {
 			return append(out, proto.ResultNotOK), nil
 		}
-		d, err := h.Store.Get(ctx, req.Payload, out)
+		var d []byte
+		var err error
+		switch {
+		case req.Op == proto.OpTake:
+			d, err = h.Store.Take(ctx, req.Payload, out)
+		case proto.IsFeaturesID(req.Payload):
+			if bits := h.features(); bits != 0 {
+				return proto.AppendFeatures(out, bits), nil
+			}
+			return append(out, proto.ResultNotOK), nil
+		default:
+			d, err = h.Store.Get(ctx, req.Payload, out)
+		}
 		switch {
 		case err == nil && len(d) > proto.MaxPayload:
 			return nil, ErrOversizeGet
@@ -143,6 +167,13 @@ func (h *Handler) Handle(ctx context.Context, req *proto.Message, out []byte) ([
 		}
 	}
 	return nil, ErrBadOp
+}
+
+func (h *Handler) features() uint32 {
+	if h.Features == nil {
+		return 0
+	}
+	return h.Features()
 }
 
 func (h *Handler) unavailable(op proto.Op, err error, out []byte) []byte {

@@ -20,6 +20,7 @@ type fakeStore struct {
 	calls int
 	ttl   time.Duration // of the last Add
 	big   bool          // Get returns more than a message can carry
+	take  bool          // Take works (else ErrUnsupported)
 }
 
 func newFake() *fakeStore { return &fakeStore{m: make(map[string][]byte)} }
@@ -75,8 +76,15 @@ func (f *fakeStore) Have(_ context.Context, id []byte) error {
 	return nil
 }
 
-func (f *fakeStore) Take(context.Context, []byte, []byte) ([]byte, error) {
-	return nil, store.ErrUnsupported
+func (f *fakeStore) Take(ctx context.Context, id, dst []byte) ([]byte, error) {
+	if !f.take {
+		return nil, store.ErrUnsupported
+	}
+	d, err := f.Get(ctx, id, dst)
+	if err == nil {
+		delete(f.m, string(id))
+	}
+	return d, err
 }
 
 func (f *fakeStore) Close() error { return nil }
@@ -288,5 +296,36 @@ func TestCheck(t *testing.T) {
 		if !errors.Is(err, store.ErrInvalid) {
 			t.Errorf("Check: %v, want ErrInvalid", err)
 		}
+	}
+}
+
+// TAKE is served only when announced; the probe id answers the features
+// and cannot be stored.
+func TestHandlerTake(t *testing.T) {
+	f := newFake()
+	f.take = true
+	plain := &store.Handler{Store: f}
+	if out, err := plain.Handle(bg, req(proto.OpTake, exID), nil); !errors.Is(err, store.ErrBadOp) {
+		t.Fatalf("TAKE without features: %x %v, want a close", out, err)
+	}
+	if out := answer(t, plain, req(proto.OpGet, proto.FeaturesID)); !bytes.Equal(out, []byte{0x01}) {
+		t.Fatalf("probe without features: %x", out)
+	}
+	h := &store.Handler{Store: f, Features: func() uint32 { return proto.FeatureTake }}
+	if out := answer(t, h, req(proto.OpGet, proto.FeaturesID)); proto.ParseFeatures(out) != proto.FeatureTake {
+		t.Fatalf("probe: %x", out)
+	}
+	if out := answer(t, h, addReq(300000, proto.FeaturesID, exData)); !bytes.Equal(out, []byte{proto.AddErrIDRange}) {
+		t.Fatalf("ADD of the probe id: %x", out)
+	}
+	answer(t, h, addReq(300000, exID, exData))
+	if out := answer(t, h, req(proto.OpTake, exID)); !bytes.Equal(out, exData) {
+		t.Fatalf("TAKE: %x", out)
+	}
+	if out := answer(t, h, req(proto.OpTake, exID)); !bytes.Equal(out, []byte{0x01}) {
+		t.Fatalf("second TAKE: %x", out)
+	}
+	if out := answer(t, h, req(proto.OpGet, exID)); !bytes.Equal(out, []byte{0x01}) {
+		t.Fatalf("GET after TAKE: %x", out)
 	}
 }
