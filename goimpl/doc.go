@@ -7,7 +7,8 @@
 // (sessiond), the accept loop and rate-limited log the daemons share
 // (accept), and the Store interface every place sessions are kept
 // implements, with the protocol handler over it and its conformance suite
-// (store, store/storetest). The command-line tools use them directly; the
-// C ABI engine
-// exports them.
+// (store, store/storetest), and dc_client as library packages: the
+// distcache upstream store over one or more dc_servers (upstream) and the
+// local side serving applications from a store (proxy). The command-line
+// tools use them directly; the C ABI engine exports them.
 package goimpl

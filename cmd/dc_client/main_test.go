@@ -59,7 +59,11 @@ func TestServerDownAnswersEmptyAtOnce(t *testing.T) {
 	c := tooltest.Dial(t, "unix", sock)
 	for _, op := range []proto.Op{proto.OpAdd, proto.OpGet, proto.OpRemove, proto.OpHave} {
 		start := time.Now()
-		m := tooltest.RoundTrip(t, c, 0x55, op, []byte("some-session-id-xx"))
+		payload := []byte("some-session-id-xx")
+		if op == proto.OpAdd {
+			payload = tooltest.AddPayload(60000, payload, []byte("data"))
+		}
+		m := tooltest.RoundTrip(t, c, 0x55, op, payload)
 		if len(m.Payload) != 0 {
 			t.Errorf("%v with the server down: payload %x, want empty", op, m.Payload)
 		}
@@ -173,7 +177,7 @@ func TestReqTimeout(t *testing.T) {
 	if d := time.Since(start); d < 300*time.Millisecond {
 		t.Errorf("gave up after %v, before -reqtimeout", d)
 	}
-	p.WaitOutput("no answer within -reqtimeout", 5*time.Second)
+	p.WaitOutput("did not answer within 300ms", 5*time.Second)
 	tooltest.Eventually(t, 5*time.Second, func() bool {
 		return bytes.Equal(tooltest.RoundTrip(t, c, 5, proto.OpGet, []byte("z")).Payload, []byte("ok:z"))
 	}, "recovery after the timeout")

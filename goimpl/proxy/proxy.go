@@ -1,0 +1,169 @@
+// Package proxy is the local side of dc_client: it accepts the local
+// applications' connections (normally on a unix socket) and answers their
+// distcache requests from a store.Store through the protocol Handler, so
+// that the same rules dc_server applies are applied here, before anything
+// leaves the host. The store is a distcache upstream (goimpl/upstream) or
+// any other store.Store.
+//
+// Each local connection is served one request at a time, in order: the
+// next request is read only after the previous answer is written, so a
+// client may pipeline and answers never interleave (E-4). A request the
+// Handler answers by closing (an ADD shorter than 8 bytes, an unknown
+// operation, a malformed frame) closes that one local connection; the
+// others, and the store, never see it.
+package proxy
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/distcache-go/distcache/goimpl/accept"
+	"github.com/distcache-go/distcache/goimpl/proto"
+)
+
+// Options configure a Proxy.
+type Options struct {
+	// Handler answers each request, normally a *store.Handler whose
+	// Store is the upstream.
+	Handler Handler
+	// MaxClients caps the simultaneous local connections (0: no limit);
+	// one more is accepted, logged and closed.
+	MaxClients int
+	// Idle drops a local connection that sends no request for this long
+	// (0: never).
+	Idle time.Duration
+	// Log receives the rate-limited warnings. nil: a RateLog on stderr.
+	Log accept.Logger
+}
+
+// Handler answers one request message: the response payload appended to
+// out[:0], or an error wrapping store.ErrClose when the connection must be
+// closed without an answer. *store.Handler is one.
+type Handler interface {
+	Handle(ctx context.Context, req *proto.Message, out []byte) ([]byte, error)
+}
+
+// Proxy serves local clients. Its zero value is not usable: use New.
+type Proxy struct {
+	h    Handler
+	idle time.Duration
+	log  accept.Logger
+	set  accept.Set
+}
+
+// New returns a Proxy; Serve runs it.
+func New(o Options) *Proxy {
+	if o.Log == nil {
+		o.Log = new(accept.RateLog)
+	}
+	p := &Proxy{h: o.Handler, idle: o.Idle, log: o.Log}
+	p.set = accept.Set{Max: o.MaxClients, Log: o.Log, OnFull: func(net.Conn) {
+		p.log.Printf("Error, rejected new client connection already at maximum (%d)", o.MaxClients)
+	}}
+	return p
+}
+
+// Serve accepts and serves local clients until the listener is closed or
+// fails.
+func (p *Proxy) Serve(ln net.Listener) {
+	p.set.Serve(ln, func(nc net.Conn) { newClient(p, nc).serve() })
+}
+
+// Closing reports whether Shutdown has begun.
+func (p *Proxy) Closing() bool { return p.set.Closing() }
+
+// Shutdown stops accepting, lets every client finish the request it is
+// waiting for, and waits up to wait for them to go.
+func (p *Proxy) Shutdown(ln net.Listener, wait time.Duration) { p.set.Shutdown(ln, wait) }
+
+// client is one local connection. Its buffers are recycled when the
+// application closes cleanly, since most applications connect once per
+// operation.
+type client struct {
+	p     *Proxy
+	nc    net.Conn
+	rd    *proto.Reader
+	pay   []byte // the answer's payload
+	out   []byte // the answer's encoding
+	first bool   // a Read call already happened for the current request
+	rdl   time.Time
+	wdl   time.Time
+}
+
+var clientPool sync.Pool
+
+func newClient(p *Proxy, nc net.Conn) *client {
+	if c, ok := clientPool.Get().(*client); ok {
+		c.p, c.nc = p, nc
+		return c
+	}
+	c := &client{p: p, nc: nc}
+	c.rd = proto.NewReader(c, proto.WantRequests)
+	return c
+}
+
+var errClosing = errors.New("shutting down")
+
+// Read arms the idle deadline before waiting for a new request.
+func (c *client) Read(b []byte) (int, error) {
+	var dl time.Time
+	if !c.first && c.p.idle > 0 {
+		dl = time.Now().Add(c.p.idle)
+	}
+	c.first = true
+	if !dl.Equal(c.rdl) {
+		c.rdl = dl
+		c.nc.SetReadDeadline(dl)
+	}
+	if c.p.set.Closing() {
+		return 0, errClosing
+	}
+	return c.nc.Read(b)
+}
+
+// clientWriteTimeout bounds how long an application may leave its answer
+// unread.
+const clientWriteTimeout = 30 * time.Second
+
+// maxPooled is the largest buffer a recycled client keeps.
+const maxPooled = 64 << 10
+
+func (c *client) serve() {
+	clean := false
+	defer func() {
+		c.nc.Close()
+		if clean && c.rd.Buffered() == 0 && cap(c.out) <= maxPooled && cap(c.pay) <= maxPooled {
+			*c = client{rd: c.rd, out: c.out[:0], pay: c.pay[:0]}
+			clientPool.Put(c)
+		}
+	}()
+	ctx := context.Background()
+	for {
+		c.first = c.rd.Buffered() > 0
+		m, err := c.rd.ReadMessage()
+		if err != nil {
+			if proto.IsCorrupt(err) {
+				c.p.log.Printf("Warning, closing local client: %v", err)
+			}
+			clean = err == io.EOF
+			return
+		}
+		c.pay, err = c.p.h.Handle(ctx, m, c.pay[:0])
+		if err != nil {
+			c.p.log.Printf("Warning, closing local client: %v", err)
+			return
+		}
+		c.out, _ = proto.AppendMessage(c.out[:0], &proto.Message{Response: true, UID: m.UID, Op: m.Op, Payload: c.pay})
+		if now := time.Now(); c.wdl.Sub(now) < clientWriteTimeout/2 {
+			c.wdl = now.Add(clientWriteTimeout)
+			c.nc.SetWriteDeadline(c.wdl)
+		}
+		if _, err := c.nc.Write(c.out); err != nil {
+			return
+		}
+	}
+}

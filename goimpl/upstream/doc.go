@@ -1,0 +1,21 @@
+// Package upstream is a store.Store over distcache servers (dc_server, or
+// any server of the distcache 1.5 protocol): where dc_client sends its
+// local clients' requests.
+//
+// Each server gets one persistent connection that carries the requests of
+// every caller pipelined, under fresh uids; the answers are matched back
+// by uid. Requests go to the first server of the list that is connected
+// and answering; a server that is down is redialled every Retry.
+//
+// A request that gets no answer within Timeout fails (ErrDisconnected),
+// and its server is put on probation: requests go to the next server, or
+// fail at once with ErrNoServer when there is none, while one probe (a
+// HAVE) waits on the server's connection. The probe's answer puts the
+// server back in use; a probe unanswered for DeadAfter drops the
+// connection, and the next one is probed before use. So a stalled server
+// costs one request its Timeout, not every request.
+//
+// The requests in flight on a connection that fails (closed, reset, a
+// corrupt or unasked answer) fail with ErrDisconnected. Answer maps the
+// errors onto the protocol as dc_client answers them.
+package upstream

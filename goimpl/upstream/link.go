@@ -1,0 +1,352 @@
+package upstream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/distcache-go/distcache/goimpl/proto"
+)
+
+// The states of a server link.
+const (
+	stateDown    int32 = iota // no connection
+	stateUp                   // connected and answering: requests go here
+	stateProbing              // connected, but a request timed out (or the
+	// last connection ended on probation): only the probe is sent
+)
+
+// probeID is the session id the probe asks HAVE of. Any answer will do.
+var probeID = []byte("dc_client probe")
+
+// link is the one connection to one server. Requests get fresh uids
+// (uint32, wrapping, E-8); answers are matched by uid and checked against
+// the request's operation; anything else is a corrupt server stream (E-6):
+// the connection is dropped and the requests in flight fail.
+type link struct {
+	u     *Upstream
+	srv   Server
+	state atomic.Int32
+	slots chan struct{}
+	kick  chan struct{}
+
+	wmu sync.Mutex // serialises writes to the server
+
+	mu          sync.Mutex
+	nc          net.Conn // nil while disconnected
+	gen         uint64
+	nextUID     uint32
+	connectedAt time.Time
+	pending     map[uint32]pend
+	// onProbation: the last connection ended while on probation, so the
+	// next one is probed before requests go to it.
+	onProbation bool
+	lastErr     string // for logging changes only (E-46)
+}
+
+// pend is a request in flight. c is nil once its caller has given up: the
+// answer is then read and dropped.
+type pend struct {
+	c    *call
+	op   proto.Op
+	slot bool // holds one of the Inflight slots
+}
+
+// call carries one request of one caller; calls are pooled.
+type call struct {
+	done  chan struct{} // buffered, 1: res/err are set
+	dst   []byte        // the answer is appended here
+	res   []byte
+	err   error
+	timer *time.Timer
+	wbuf  []byte // the request's encoding
+	pbuf  []byte // an ADD's payload
+	rbuf  []byte // a one-byte answer
+}
+
+func (c *call) finish(res []byte, err error) {
+	c.res, c.err = res, err
+	c.done <- struct{}{}
+}
+
+// run keeps the connection: it connects at once, and again every retry
+// interval while disconnected.
+func (l *link) run() {
+	for {
+		if l.state.Load() == stateDown {
+			l.connect()
+		}
+		select {
+		case <-l.u.stop:
+			return
+		case <-time.After(l.u.retry):
+		case <-l.kick:
+			// Lost the connection. One that had been up for a while (a
+			// server closing idle connections, a restart) is re-made at
+			// once; one that just failed waits a retry interval.
+			l.mu.Lock()
+			upFor := time.Since(l.connectedAt)
+			l.mu.Unlock()
+			if upFor < min(l.u.retry, time.Second) {
+				select {
+				case <-l.u.stop:
+					return
+				case <-time.After(l.u.retry):
+				}
+			}
+		}
+	}
+}
+
+func (l *link) connect() {
+	ctx, cancel := context.WithTimeout(context.Background(), max(time.Second, min(l.u.retry, 5*time.Second)))
+	nc, err := l.srv.Dial(ctx)
+	cancel()
+	l.mu.Lock()
+	if err != nil {
+		msg := err.Error()
+		report := msg != l.lastErr
+		l.lastErr = msg
+		l.mu.Unlock()
+		if report {
+			l.u.log.Printf("Warning, can't connect to the server '%s': %v (retrying every %v)", l.srv.Name, err, l.u.retry)
+		}
+		return
+	}
+	select {
+	case <-l.u.stop:
+		l.mu.Unlock()
+		nc.Close()
+		return
+	default:
+	}
+	l.lastErr = ""
+	l.nc = nc
+	l.connectedAt = time.Now()
+	l.gen++
+	gen, probe := l.gen, l.onProbation
+	if probe {
+		l.state.Store(stateProbing)
+	} else {
+		l.state.Store(stateUp)
+	}
+	l.mu.Unlock()
+	go l.readLoop(nc, gen)
+	if probe {
+		l.u.log.Printf("Info, connected to the server '%s'; probing it before use", l.srv.Name)
+		go l.probe(gen)
+	} else {
+		l.u.log.Printf("Info, connected to the server '%s'", l.srv.Name)
+	}
+}
+
+// readLoop delivers the answers of one connection.
+func (l *link) readLoop(nc net.Conn, gen uint64) {
+	rd := proto.NewReader(nc, proto.WantResponses)
+	for {
+		m, err := rd.ReadMessage()
+		if err != nil {
+			if err == io.EOF {
+				err = errors.New("the server closed the connection")
+			}
+			l.fail(gen, err, false)
+			return
+		}
+		l.mu.Lock()
+		p, ok := l.pending[m.UID]
+		if !ok || p.op != m.Op {
+			l.mu.Unlock()
+			l.fail(gen, fmt.Errorf("the server answered uid %d op %v, which was not asked", m.UID, m.Op), false)
+			return
+		}
+		delete(l.pending, m.UID)
+		l.mu.Unlock()
+		if p.c != nil {
+			p.c.finish(append(p.c.dst, m.Payload...), nil)
+		}
+		if p.slot {
+			<-l.slots
+		}
+	}
+}
+
+// fail drops connection generation gen: its requests in flight fail with
+// ErrDisconnected. probation says the server is known not to answer, so
+// its next connection is probed before use.
+func (l *link) fail(gen uint64, err error, probation bool) {
+	l.mu.Lock()
+	if l.gen != gen || l.nc == nil {
+		l.mu.Unlock()
+		return
+	}
+	l.nc.Close()
+	l.nc = nil
+	l.onProbation = probation || l.state.Load() == stateProbing
+	l.state.Store(stateDown)
+	n := 0
+	for uid, p := range l.pending {
+		delete(l.pending, uid)
+		if p.c != nil {
+			p.c.finish(p.c.dst, ErrDisconnected)
+		}
+		if p.slot {
+			<-l.slots
+			n++
+		}
+	}
+	l.mu.Unlock()
+	l.u.log.Printf("Warning, lost the server '%s': %v (%d requests failed)", l.srv.Name, err, n)
+	select {
+	case l.kick <- struct{}{}:
+	default:
+	}
+}
+
+// send registers c under a fresh uid on the current connection and writes
+// the request; ok is false when there is no connection in state want.
+func (l *link) send(c *call, op proto.Op, payload []byte, slot bool, want int32, deadline time.Time) (uid uint32, gen uint64, ok bool) {
+	l.mu.Lock()
+	if l.nc == nil || l.state.Load() != want {
+		l.mu.Unlock()
+		return 0, 0, false
+	}
+	uid = l.nextUID
+	for {
+		if _, busy := l.pending[uid]; !busy {
+			break
+		}
+		uid++
+	}
+	l.nextUID = uid + 1
+	l.pending[uid] = pend{c: c, op: op, slot: slot}
+	nc, gen := l.nc, l.gen
+	l.mu.Unlock()
+
+	// The write is done outside l.mu, so that the answer reader is never
+	// held up by a writer waiting for a server that is itself waiting for
+	// us to read.
+	var err error
+	c.wbuf, err = proto.AppendMessage(c.wbuf[:0], &proto.Message{UID: uid, Op: op, Payload: payload})
+	if err == nil {
+		l.wmu.Lock()
+		nc.SetWriteDeadline(deadline)
+		_, err = nc.Write(c.wbuf)
+		l.wmu.Unlock()
+	}
+	if err != nil {
+		l.fail(gen, err, false)
+	}
+	return uid, gen, true
+}
+
+// abandon gives up waiting for the answer to uid: it returns false when
+// the answer is already being delivered (the caller then waits for it).
+func (l *link) abandon(c *call, uid uint32) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	p, ok := l.pending[uid]
+	if !ok || p.c != c {
+		return false
+	}
+	p.c = nil
+	l.pending[uid] = p
+	return true
+}
+
+// roundTrip sends one request and waits for its answer, appended to dst,
+// within the Upstream's Timeout and ctx.
+func (l *link) roundTrip(ctx context.Context, c *call, op proto.Op, payload, dst []byte) ([]byte, error) {
+	var expired <-chan time.Time
+	deadline := time.Now().Add(10 * time.Second)
+	if t := l.u.timeout; t > 0 {
+		c.timer.Reset(t)
+		defer c.timer.Stop()
+		expired = c.timer.C
+		deadline = time.Now().Add(t)
+	}
+	select {
+	case l.slots <- struct{}{}:
+	default:
+		select {
+		case l.slots <- struct{}{}:
+		case <-expired:
+			return dst, ErrNoServer
+		case <-ctx.Done():
+			return dst, fmt.Errorf("upstream: %w: %w", ctx.Err(), ErrNoServer)
+		}
+	}
+	c.dst = dst
+	uid, gen, ok := l.send(c, op, payload, true, stateUp, deadline)
+	if !ok {
+		<-l.slots
+		return dst, ErrNoServer
+	}
+	select {
+	case <-c.done:
+		return c.res, c.err
+	case <-expired:
+		if l.abandon(c, uid) {
+			l.probation(gen)
+			return dst, ErrDisconnected
+		}
+	case <-ctx.Done():
+		if l.abandon(c, uid) {
+			return dst, fmt.Errorf("upstream: %w: %w", ctx.Err(), ErrDisconnected)
+		}
+	}
+	<-c.done
+	return c.res, c.err
+}
+
+// probation takes a server that let a request time out out of use, and
+// probes it in the background.
+func (l *link) probation(gen uint64) {
+	l.mu.Lock()
+	if l.gen != gen || l.nc == nil || l.state.Load() != stateUp {
+		l.mu.Unlock()
+		return
+	}
+	l.state.Store(stateProbing)
+	l.mu.Unlock()
+	l.u.log.Printf("Warning, the server '%s' did not answer within %v; not using it until it answers a probe", l.srv.Name, l.u.timeout)
+	go l.probe(gen)
+}
+
+// probe asks the server on probation one HAVE and puts it back in use when
+// the answer comes; a server that does not answer within DeadAfter loses
+// its connection (the next one is probed in turn).
+func (l *link) probe(gen uint64) {
+	c := callPool.Get().(*call)
+	c.dst = c.rbuf[:0]
+	if _, _, ok := l.send(c, proto.OpHave, probeID, false, stateProbing, time.Now().Add(l.u.deadAfter)); !ok {
+		callPool.Put(c)
+		return
+	}
+	c.timer.Reset(l.u.deadAfter)
+	select {
+	case <-c.done:
+		c.timer.Stop()
+		if c.err != nil {
+			return // the connection failed; a new one is probed
+		}
+		l.mu.Lock()
+		back := l.gen == gen && l.state.Load() == stateProbing
+		if back {
+			l.state.Store(stateUp)
+			l.onProbation = false
+		}
+		l.mu.Unlock()
+		if back {
+			l.u.log.Printf("Info, the server '%s' answers again", l.srv.Name)
+		}
+		callPool.Put(c)
+	case <-c.timer.C:
+		// The call stays registered until fail drops it: not pooled.
+		l.fail(gen, fmt.Errorf("no answer to a probe within %v", l.u.deadAfter), true)
+	}
+}
