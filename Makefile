@@ -1,15 +1,27 @@
 # distcache-go — top-level build.
 #
-#   make            build the Go tools (and, once present, the C libraries)
+#   make            build everything: the Go tools, the C libraries and their
+#                   engine (no test, nothing needing root)
 #   make check      everything CI runs: go vet, go test -race, short fuzzing,
-#                   then every test fragment registered in mk/*.mk
+#                   then every test fragment registered in mk/*.mk (the
+#                   end-to-end tests with Apache and stunnel are only here)
 #   make demo       run a dc_server + dc_client + dc_test session end to end
 #   make bench      benchmarks (not part of check)
-#   make install    PREFIX=/usr/local DESTDIR=
+#   make install    PREFIX=/usr/local DESTDIR= (works as a normal user into a
+#                   DESTDIR; make uninstall reverses it)
 #
 # Each part of the project adds its own targets in mk/<part>.mk and appends
 # to ALL_TARGETS, CHECK_TARGETS, DEMO_TARGETS, BENCH_TARGETS,
 # INSTALL_TARGETS and UNINSTALL_TARGETS, so that parts can grow independently.
+#
+# Build flags: GOFLAGS, CGO_CFLAGS, CGO_LDFLAGS ... are read by the go command
+# from the environment (or make's command line) as usual; GO_LDFLAGS adds
+# linker flags to the Go tools; CFLAGS, CPPFLAGS and LDFLAGS are for the C
+# parts (mk/capi.mk).
+
+# `make` with no target builds; the fragments included below must not
+# change that, whatever their first rule is.
+.DEFAULT_GOAL := all
 
 GO       ?= go
 PREFIX   ?= /usr/local
@@ -19,6 +31,19 @@ LIBDIR   ?= $(PREFIX)/lib
 INCDIR   ?= $(PREFIX)/include
 MANDIR   ?= $(PREFIX)/share/man
 BUILD    ?= $(CURDIR)/build
+SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
+
+# The one project version (VERSION), stamped into every Go binary: the tools
+# and the C libraries' engine print it (goimpl/version).
+VERSION := $(shell cat $(CURDIR)/VERSION)
+GO_LDFLAGS_VERSION := -X github.com/distcache-go/distcache/goimpl/version.Version=$(VERSION)
+# Every Go build: no build paths (-trimpath) and no VCS stamp, so that two
+# checkouts in different directories (or a tarball) build identical files.
+GO_BUILDFLAGS := -trimpath -buildvcs=false
+# The tools: pure Go, position independent, full RELRO (-bindnow), with a
+# GNU build id derived from Go's (for debug symbol packages).
+GO_LDFLAGS ?=
+TOOLS_LDFLAGS := -bindnow -B gobuildid $(GO_LDFLAGS_VERSION) $(GO_LDFLAGS)
 # A count, not a duration: with a duration, Go 1.26's fuzz coordinator can
 # report a spurious "context deadline exceeded" failure as the time runs out
 # (golang/go#75804). 60000 runs take 3–10 s per target here.
@@ -43,7 +68,8 @@ all: $(ALL_TARGETS)
 tools:
 	@mkdir -p $(BUILD)/bin
 	@for t in $(TOOLS); do \
-	  if [ -d cmd/$$t ]; then CGO_ENABLED=0 $(GO) build -o $(BUILD)/bin/$$t ./cmd/$$t || exit 1; fi; \
+	  if [ -d cmd/$$t ]; then CGO_ENABLED=0 $(GO) build $(GO_BUILDFLAGS) -buildmode=pie \
+	    -ldflags='$(TOOLS_LDFLAGS)' -o $(BUILD)/bin/$$t ./cmd/$$t || exit 1; fi; \
 	done
 
 check: go-check $(CHECK_TARGETS)

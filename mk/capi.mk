@@ -12,9 +12,9 @@
 CC         ?= cc
 CAPI_LIB   := $(BUILD)/lib
 CAPI_VER   := 1.0.1
-CAPI_PCVER := 1.5.1
+CAPI_PCVER := $(VERSION)
 CAPI_SAN    ?=
-CAPI_CFLAGS := -O2 -g -fPIC -fvisibility=hidden -Wall -Wextra -Werror -Iinclude -Icapi/front $(CAPI_SAN)
+CAPI_CFLAGS := -O2 -g -ffile-prefix-map=$(CURDIR)=. -fPIC -fvisibility=hidden -Wall -Wextra -Werror -Iinclude -Icapi/front $(CAPI_SAN)
 CAPI_FRONT_H := mk/capi.mk capi/front/engine.h capi/front/front.h $(wildcard include/*/*.h)
 CAPI_ENGINE := $(CAPI_LIB)/distcache/libdistcache-engine.so
 CAPI_LIBS   := nal distcache distcacheserver

@@ -49,6 +49,7 @@ where options include:
    -sockperms <octal>   permissions of the unix socket
    -pidfile <path>      write the process id to this file
    -killable            exit cleanly on SIGUSR1 or SIGUSR2
+   -version             print the version and exit
    -h, -help, -?        this help
 `
 

@@ -34,6 +34,7 @@ where options include:
    -listen <addr>     the address to accept connections on (required)
    -server <addr>     the address to forward them to (required)
    -connect <addr>    same as -server
+   -version           print the version and exit
    -h, -help, -?      this help
 `
 

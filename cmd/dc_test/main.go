@@ -38,6 +38,7 @@ where options include:
                      (default 0 = no limit)
    -clients <num>    concurrent clients, each with its own sessions (default 1)
    -withcert <num>   not available (no OpenSSL support)
+   -version          print the version and exit
    -h, -help, -?     this help
 `
 

@@ -3,7 +3,10 @@ package tool
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
+
+	"github.com/distcache-go/distcache/goimpl/version"
 )
 
 // Args walks a command line the way the original tools do: every option is
@@ -11,7 +14,8 @@ import (
 // next word. Errors print the original messages (with the option's single
 // dash; the original printed "--listen" for dc_server, dc_test and
 // dc_snoop, a typo not kept), then the usage text, and exit 1. -h, -help
-// and -? print the usage to stderr and exit 0.
+// and -? print the usage to stderr and exit 0; -version prints the
+// program's name and version (goimpl/version) to stdout and exits 0.
 type Args struct {
 	usage string
 	args  []string
@@ -35,8 +39,16 @@ func (a *Args) Next() bool {
 	case "-h", "-help", "-?":
 		fmt.Fprint(os.Stderr, a.usage)
 		os.Exit(0)
+	case "-version":
+		fmt.Println(VersionLine())
+		os.Exit(0)
 	}
 	return true
+}
+
+// VersionLine is what -version prints: "dc_server 2.0.0".
+func VersionLine() string {
+	return filepath.Base(os.Args[0]) + " " + version.String()
 }
 
 // Opt is the current option word.
