@@ -4,7 +4,8 @@
 # program the way a consumer does: cc prog.c $(pkg-config --cflags --libs ...).
 #
 # Environment: ROOT PREFIX (install), DC_BIN (our tools), SRC (source tree),
-# OUT (scratch dir), VALGRIND=1 (run the C-only programs under memcheck too).
+# OUT (scratch dir), VALGRIND=1 (run the C-only programs under memcheck too),
+# PANIC_ENGINE (the engine built with -tags distcache_panictest, for t_panic).
 # Prints every check ("ok - ..." / "not ok - ...") and closes with
 # "N passed, N failed"; exits non-zero on any failure.
 set -u
@@ -136,6 +137,7 @@ compile t_plug distcache || true
 compile t_noengine distcacheserver || true
 compile t_server distcacheserver || true
 compile t_forkobj distcacheserver || true
+compile t_panic distcache || true
 
 # The server: our dc_server, else the C server built on our own ABI.
 S=$OUT/server.sock C=$OUT/client.sock
@@ -162,6 +164,11 @@ run t_nal 60 "$OUT/t_nal" "$OUT"
 run t_plug 60 "$OUT/t_plug" "$OUT"
 run t_server 60 "$OUT/t_server"
 run t_forkobj 240 "$OUT/t_forkobj" "$OUT"
+if [ -n "${PANIC_ENGINE:-}" ] && [ -f "$PANIC_ENGINE" ]; then
+	DISTCACHE_ENGINE=$PANIC_ENGINE run t_panic 60 "$OUT/t_panic" "$OUT"
+else
+	bad "t_panic: no test engine (PANIC_ENGINE=${PANIC_ENGINE:-unset}; make capi-panic-engine)"
+fi
 
 if [ "${VALGRIND:-0}" = 1 ] && command -v valgrind >/dev/null; then
 	# The Go engine is not valgrind-clean by design (its own allocator, signal-

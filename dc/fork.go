@@ -15,8 +15,6 @@ import (
 	"encoding/json"
 	"unsafe"
 
-	pointer "github.com/mattn/go-pointer"
-
 	gonal "github.com/distcache-go/distcache/goimpl/nal"
 	"github.com/distcache-go/distcache/goimpl/plug"
 	gserver "github.com/distcache-go/distcache/goimpl/server"
@@ -74,12 +72,13 @@ type snapObj struct {
 // memory (*out, *outlen; free with free(3)). Returns 0 on failure.
 //
 //export dce_snapshot
-func dce_snapshot(kinds *C.int, refs *unsafe.Pointer, n C.int, out **C.char, outlen *C.size_t) C.int {
+func dce_snapshot(kinds *C.int, refs *unsafe.Pointer, n C.int, out **C.char, outlen *C.size_t) (ret C.int) {
+	defer capinal.Rescue(&ret, 0)
 	ks := unsafe.Slice(kinds, int(n))
 	rs := unsafe.Slice(refs, int(n))
 	index := map[any]int{}
 	for i := range rs {
-		switch v := pointer.Restore(rs[i]).(type) {
+		switch v := capinal.Restore(rs[i]).(type) {
 		case *gonal.Selector:
 			index[v] = i
 		case *capinal.Conn:
@@ -98,7 +97,7 @@ func dce_snapshot(kinds *C.int, refs *unsafe.Pointer, n C.int, out **C.char, out
 	for i := range rs {
 		o := &objs[i]
 		o.Kind, o.Sel, o.Ref, o.Conn = int(ks[i]), -1, -1, -1
-		switch v := pointer.Restore(rs[i]).(type) {
+		switch v := capinal.Restore(rs[i]).(type) {
 		case *gonal.Address:
 			o.Addr = v.Export()
 		case *gonal.Selector:
@@ -156,7 +155,8 @@ func dce_snapshot(kinds *C.int, refs *unsafe.Pointer, n C.int, out **C.char, out
 // number of objects restored.
 //
 //export dce_restore
-func dce_restore(data *C.char, n C.size_t, newrefs *unsafe.Pointer, count C.int) C.int {
+func dce_restore(data *C.char, n C.size_t, newrefs *unsafe.Pointer, count C.int) (ret C.int) {
+	defer capinal.Rescue(&ret, 0)
 	var objs []snapObj
 	if json.Unmarshal(C.GoBytes(unsafe.Pointer(data), C.int(n)), &objs) != nil || len(objs) != int(count) {
 		return 0
@@ -174,16 +174,16 @@ func dce_restore(data *C.char, n C.size_t, newrefs *unsafe.Pointer, count C.int)
 		switch o.Kind {
 		case kSelector:
 			if s := gonal.ImportSelector(o.SelSt); s != nil {
-				set(i, s, pointer.Save(s))
+				set(i, s, capinal.Save(s))
 			}
 		case kAddress:
 			if a := gonal.ImportAddress(o.Addr); a != nil {
-				set(i, a, pointer.Save(a))
+				set(i, a, capinal.Save(a))
 			}
 		case kBuffer:
 			b := gonal.NewBuffer()
 			if b.Import(o.Buf) {
-				set(i, b, pointer.Save(b))
+				set(i, b, capinal.Save(b))
 			}
 		case kServer:
 			s := &server{ops: o.Ops}
@@ -202,7 +202,7 @@ func dce_restore(data *C.char, n C.size_t, newrefs *unsafe.Pointer, count C.int)
 				d.Import(entries)
 				s.cache = d
 			}
-			set(i, s, pointer.Save(s))
+			set(i, s, capinal.Save(s))
 		}
 	}
 	sel := func(j int) *gonal.Selector {
@@ -220,7 +220,7 @@ func dce_restore(data *C.char, n C.size_t, newrefs *unsafe.Pointer, count C.int)
 				if s := sel(o.Sel); s != nil {
 					l.AddToSelector(s)
 				}
-				set(i, l, pointer.Save(l))
+				set(i, l, capinal.Save(l))
 			}
 		case kConnection:
 			if c := gonal.ImportConnection(o.ConnS); c != nil {
@@ -246,7 +246,7 @@ func dce_restore(data *C.char, n C.size_t, newrefs *unsafe.Pointer, count C.int)
 			if w, ref := connAt(o.Ref); w != nil {
 				if p := plug.Import(w.C, o.Plug); p != nil {
 					cp := &cPlug{p: p, conn: ref}
-					set(i, cp, pointer.Save(cp))
+					set(i, cp, capinal.Save(cp))
 				}
 			}
 		case kClient:
@@ -260,7 +260,7 @@ func dce_restore(data *C.char, n C.size_t, newrefs *unsafe.Pointer, count C.int)
 			}
 			if p := plug.Import(w.C, o.Plug); p != nil {
 				cl := &sclient{srv: s, p: p, conn: ref, flags: o.Flags, front: C.u2p(C.uint64_t(o.Front))}
-				cl.ref = pointer.Save(cl)
+				cl.ref = capinal.Save(cl)
 				s.clients = append(s.clients, cl)
 				set(i, cl, cl.ref)
 			}
@@ -273,6 +273,7 @@ func dce_restore(data *C.char, n C.size_t, newrefs *unsafe.Pointer, count C.int)
 //
 //export dce_conn_bufs
 func dce_conn_bufs(ref unsafe.Pointer, rd, sd *unsafe.Pointer) {
+	defer capinal.RescueVoid()
 	if w := capinal.ConnOf(ref); w != nil {
 		*rd, *sd = w.Bufs()
 	}
@@ -282,7 +283,8 @@ func dce_conn_bufs(ref unsafe.Pointer, rd, sd *unsafe.Pointer) {
 // at once (pooled DC_CTX connections) and returns how many it wrote.
 //
 //export dce_fork_fds
-func dce_fork_fds(out *C.int, n C.int) C.int {
+func dce_fork_fds(out *C.int, n C.int) (ret C.int) {
+	defer capinal.Rescue(&ret, 0)
 	fds := pooledFDs()
 	dst := unsafe.Slice(out, int(n))
 	k := 0

@@ -26,7 +26,7 @@ type cPlug struct {
 }
 
 func plugOf(r unsafe.Pointer) *cPlug {
-	p, _ := pointer.Restore(r).(*cPlug)
+	p, _ := capinal.Restore(r).(*cPlug)
 	return p
 }
 
@@ -38,7 +38,8 @@ func (cp *cPlug) plug() *plug.Plug {
 }
 
 //export dce_DC_PLUG_new
-func dce_DC_PLUG_new(conn unsafe.Pointer, flags C.uint) unsafe.Pointer {
+func dce_DC_PLUG_new(conn unsafe.Pointer, flags C.uint) (ret unsafe.Pointer) {
+	defer capinal.Rescue(&ret, nil)
 	w := capinal.ConnOf(conn)
 	if w == nil {
 		return nil
@@ -47,11 +48,12 @@ func dce_DC_PLUG_new(conn unsafe.Pointer, flags C.uint) unsafe.Pointer {
 	if p == nil {
 		return nil
 	}
-	return pointer.Save(&cPlug{p: p, conn: conn})
+	return capinal.Save(&cPlug{p: p, conn: conn})
 }
 
 //export dce_DC_PLUG_free
-func dce_DC_PLUG_free(r unsafe.Pointer) C.int {
+func dce_DC_PLUG_free(r unsafe.Pointer) (ret C.int) {
+	defer capinal.Rescue(&ret, 0)
 	cp := plugOf(r)
 	if cp == nil {
 		return 0
@@ -69,18 +71,26 @@ func dce_DC_PLUG_free(r unsafe.Pointer) C.int {
 }
 
 //export dce_DC_PLUG_to_select
-func dce_DC_PLUG_to_select(r, sel unsafe.Pointer) C.int {
+func dce_DC_PLUG_to_select(r, sel unsafe.Pointer) (ret C.int) {
+	defer capinal.Rescue(&ret, 0)
 	return b2i(plugOf(r).plug().ToSelect(capinal.SelOf(sel)))
 }
 
 //export dce_DC_PLUG_from_select
-func dce_DC_PLUG_from_select(r unsafe.Pointer) { plugOf(r).plug().FromSelect() }
+func dce_DC_PLUG_from_select(r unsafe.Pointer) {
+	defer capinal.RescueVoid()
+	plugOf(r).plug().FromSelect()
+}
 
 //export dce_DC_PLUG_io
-func dce_DC_PLUG_io(r unsafe.Pointer) C.int { return b2i(plugOf(r).plug().IO()) }
+func dce_DC_PLUG_io(r unsafe.Pointer) (ret C.int) {
+	defer capinal.Rescue(&ret, 0)
+	return b2i(plugOf(r).plug().IO())
+}
 
 //export dce_DC_PLUG_read
-func dce_DC_PLUG_read(r unsafe.Pointer, resume C.int, uid *C.ulong, cmd *C.int, data **C.uchar, n *C.uint) C.int {
+func dce_DC_PLUG_read(r unsafe.Pointer, resume C.int, uid *C.ulong, cmd *C.int, data **C.uchar, n *C.uint) (ret C.int) {
+	defer capinal.Rescue(&ret, 0)
 	cp := plugOf(r)
 	if cp == nil {
 		return 0
@@ -115,10 +125,14 @@ func dce_DC_PLUG_read(r unsafe.Pointer, resume C.int, uid *C.ulong, cmd *C.int, 
 }
 
 //export dce_DC_PLUG_consume
-func dce_DC_PLUG_consume(r unsafe.Pointer) C.int { return b2i(plugOf(r).plug().Consume()) }
+func dce_DC_PLUG_consume(r unsafe.Pointer) (ret C.int) {
+	defer capinal.Rescue(&ret, 0)
+	return b2i(plugOf(r).plug().Consume())
+}
 
 //export dce_DC_PLUG_write
-func dce_DC_PLUG_write(r unsafe.Pointer, resume C.int, uid C.ulong, cmd C.int, data *C.uchar, n C.uint) C.int {
+func dce_DC_PLUG_write(r unsafe.Pointer, resume C.int, uid C.ulong, cmd C.int, data *C.uchar, n C.uint) (ret C.int) {
+	defer capinal.Rescue(&ret, 0)
 	p := plugOf(r).plug()
 	if p == nil || n > maxLen || (data == nil && n != 0) {
 		return 0
@@ -127,7 +141,8 @@ func dce_DC_PLUG_write(r unsafe.Pointer, resume C.int, uid C.ulong, cmd C.int, d
 }
 
 //export dce_DC_PLUG_write_more
-func dce_DC_PLUG_write_more(r unsafe.Pointer, data *C.uchar, n C.uint) C.int {
+func dce_DC_PLUG_write_more(r unsafe.Pointer, data *C.uchar, n C.uint) (ret C.int) {
+	defer capinal.Rescue(&ret, 0)
 	p := plugOf(r).plug()
 	if p == nil || data == nil || n == 0 || n > maxLen {
 		return 0
@@ -136,10 +151,16 @@ func dce_DC_PLUG_write_more(r unsafe.Pointer, data *C.uchar, n C.uint) C.int {
 }
 
 //export dce_DC_PLUG_commit
-func dce_DC_PLUG_commit(r unsafe.Pointer) C.int { return b2i(plugOf(r).plug().Commit()) }
+func dce_DC_PLUG_commit(r unsafe.Pointer) (ret C.int) {
+	defer capinal.Rescue(&ret, 0)
+	return b2i(plugOf(r).plug().Commit())
+}
 
 //export dce_DC_PLUG_rollback
-func dce_DC_PLUG_rollback(r unsafe.Pointer) C.int { return b2i(plugOf(r).plug().Rollback()) }
+func dce_DC_PLUG_rollback(r unsafe.Pointer) (ret C.int) {
+	defer capinal.Rescue(&ret, 0)
+	return b2i(plugOf(r).plug().Rollback())
+}
 
 func b2i(b bool) C.int {
 	if b {

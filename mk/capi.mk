@@ -30,7 +30,7 @@ DEMO_TARGETS      += capi-demo
 BENCH_TARGETS     += capi-bench
 
 .PHONY: capi-bench capi capi-engine install-capi uninstall-capi ctest-check ctest-valgrind ctest-asan capi-demo \
-        nocgo-check
+        nocgo-check capi-panic-engine
 
 # goimpl/ is pure Go: cgo lives only in the export layers (nal/, dc/, capi/).
 nocgo-check:
@@ -47,6 +47,16 @@ capi-engine:
 	  -o $(CAPI_ENGINE).tmp ./capi
 	@if cmp -s $(CAPI_ENGINE).tmp $(CAPI_ENGINE); then rm -f $(CAPI_ENGINE).tmp $(CAPI_ENGINE:.so=.h).tmp; \
 	 else mv $(CAPI_ENGINE).tmp $(CAPI_ENGINE); fi; rm -f $(CAPI_LIB)/distcache/*.h*
+
+# The C suite's test engine: the same engine built with the
+# distcache_panictest tag (nal/panictest.go), so that t_panic can make
+# exports panic on purpose (DISTCACHE_TEST_PANIC). Never installed.
+CAPI_PANIC_ENGINE := $(BUILD)/test/libdistcache-engine-panictest.so
+capi-panic-engine:
+	@mkdir -p $(BUILD)/test
+	CGO_ENABLED=1 $(GO) build -buildmode=c-shared -trimpath -tags distcache_panictest \
+	  -o $(CAPI_PANIC_ENGINE) ./capi
+	@rm -f $(CAPI_PANIC_ENGINE:.so=.h)
 
 $(BUILD)/capi/%.o: capi/front/%.c $(CAPI_FRONT_H)
 	@mkdir -p $(@D)
@@ -89,31 +99,31 @@ uninstall-capi:
 	-rmdir $(DESTDIR)$(LIBDIR)/distcache $(DESTDIR)$(INCDIR)/libnal $(DESTDIR)$(INCDIR)/distcache 2>/dev/null
 
 # The C suite runs against a copy installed into a scratch DESTDIR.
-ctest-check: capi tools
+ctest-check: capi tools capi-panic-engine
 	rm -rf $(CTEST_ROOT)
 	$(MAKE) --no-print-directory install-capi DESTDIR=$(CTEST_ROOT) PREFIX=$(CTEST_PREFIX) \
 	  LIBDIR=$(CTEST_PREFIX)/lib INCDIR=$(CTEST_PREFIX)/include
-	ROOT=$(CTEST_ROOT) PREFIX=$(CTEST_PREFIX) DC_BIN=$(BUILD)/bin SRC=$(CURDIR) \
+	ROOT=$(CTEST_ROOT) PREFIX=$(CTEST_PREFIX) DC_BIN=$(BUILD)/bin SRC=$(CURDIR) PANIC_ENGINE=$(CAPI_PANIC_ENGINE) \
 	  OUT=$(BUILD)/ctests ./ctests/run.sh
 
 # The same suite under valgrind memcheck (not part of check: slow).
-ctest-valgrind: capi tools
+ctest-valgrind: capi tools capi-panic-engine
 	rm -rf $(CTEST_ROOT)
 	$(MAKE) --no-print-directory install-capi DESTDIR=$(CTEST_ROOT) PREFIX=$(CTEST_PREFIX) \
 	  LIBDIR=$(CTEST_PREFIX)/lib INCDIR=$(CTEST_PREFIX)/include
-	VALGRIND=1 ROOT=$(CTEST_ROOT) PREFIX=$(CTEST_PREFIX) DC_BIN=$(BUILD)/bin SRC=$(CURDIR) \
+	VALGRIND=1 ROOT=$(CTEST_ROOT) PREFIX=$(CTEST_PREFIX) DC_BIN=$(BUILD)/bin SRC=$(CURDIR) PANIC_ENGINE=$(CAPI_PANIC_ENGINE) \
 	  OUT=$(BUILD)/ctests-vg ./ctests/run.sh
 
 # The whole suite with the front and the test programs under AddressSanitizer
 # (separate build tree; leak detection off: the Go runtime's allocations are
 # not tracked and intentionally long-lived).
-ctest-asan: tools
+ctest-asan: tools capi-panic-engine
 	$(MAKE) --no-print-directory capi BUILD=$(BUILD)/asan CAPI_SAN=-fsanitize=address
 	rm -rf $(BUILD)/asan/root
 	$(MAKE) --no-print-directory install-capi BUILD=$(BUILD)/asan CAPI_SAN=-fsanitize=address \
 	  DESTDIR=$(BUILD)/asan/root PREFIX=$(CTEST_PREFIX) LIBDIR=$(CTEST_PREFIX)/lib INCDIR=$(CTEST_PREFIX)/include
 	CC="$(CC) -fsanitize=address" ASAN_OPTIONS=detect_leaks=0:abort_on_error=0 \
-	  ROOT=$(BUILD)/asan/root PREFIX=$(CTEST_PREFIX) DC_BIN=$(BUILD)/bin SRC=$(CURDIR) \
+	  ROOT=$(BUILD)/asan/root PREFIX=$(CTEST_PREFIX) DC_BIN=$(BUILD)/bin SRC=$(CURDIR) PANIC_ENGINE=$(CAPI_PANIC_ENGINE) \
 	  OUT=$(BUILD)/asan/ctests ./ctests/run.sh
 
 capi-demo: capi tools

@@ -46,23 +46,23 @@ func cstr(p *C.char) *string {
 }
 
 func addrOf(r unsafe.Pointer) *gonal.Address {
-	a, _ := pointer.Restore(r).(*gonal.Address)
+	a, _ := Restore(r).(*gonal.Address)
 	return a
 }
 
 func selOf(r unsafe.Pointer) *gonal.Selector {
-	s, _ := pointer.Restore(r).(*gonal.Selector)
+	s, _ := Restore(r).(*gonal.Selector)
 	return s
 }
 
 func listOf(r unsafe.Pointer) *gonal.Listener {
-	l, _ := pointer.Restore(r).(*gonal.Listener)
+	l, _ := Restore(r).(*gonal.Listener)
 	return l
 }
 
 // ConnOf returns the engine connection behind a reference (nil if none).
 func ConnOf(r unsafe.Pointer) *Conn {
-	c, _ := pointer.Restore(r).(*Conn)
+	c, _ := Restore(r).(*Conn)
 	return c
 }
 
@@ -74,7 +74,7 @@ func connOf(r unsafe.Pointer) *gonal.Connection {
 }
 
 func bufOf(r unsafe.Pointer) *gonal.Buffer {
-	switch b := pointer.Restore(r).(type) {
+	switch b := Restore(r).(type) {
 	case *gonal.Buffer:
 		return b
 	case *connBuf:
@@ -89,9 +89,9 @@ func bufOf(r unsafe.Pointer) *gonal.Buffer {
 // NewConn wraps c for the front (references for it and its buffers).
 func NewConn(c *gonal.Connection) unsafe.Pointer {
 	w := &Conn{C: c}
-	w.rd = pointer.Save(&connBuf{c: c})
-	w.sd = pointer.Save(&connBuf{c: c, send: true})
-	return pointer.Save(w)
+	w.rd = Save(&connBuf{c: c})
+	w.sd = Save(&connBuf{c: c, send: true})
+	return Save(w)
 }
 
 // DropConn releases the references of a connection (not the connection).
@@ -104,13 +104,20 @@ func DropConn(r unsafe.Pointer) {
 }
 
 //export dce_NAL_config_set_nagle
-func dce_NAL_config_set_nagle(enabled C.int) { gonal.ConfigSetNagle(enabled != 0) }
+func dce_NAL_config_set_nagle(enabled C.int) {
+	defer RescueVoid()
+	gonal.ConfigSetNagle(enabled != 0)
+}
 
 //export dce_NAL_ADDRESS_new
-func dce_NAL_ADDRESS_new() unsafe.Pointer { return pointer.Save(gonal.NewAddress()) }
+func dce_NAL_ADDRESS_new() (ret unsafe.Pointer) {
+	defer Rescue(&ret, nil)
+	return Save(gonal.NewAddress())
+}
 
 //export dce_NAL_ADDRESS_free
 func dce_NAL_ADDRESS_free(r unsafe.Pointer) {
+	defer RescueVoid()
 	if a := addrOf(r); a != nil {
 		a.Free()
 		pointer.Unref(r)
@@ -118,10 +125,14 @@ func dce_NAL_ADDRESS_free(r unsafe.Pointer) {
 }
 
 //export dce_NAL_ADDRESS_reset
-func dce_NAL_ADDRESS_reset(r unsafe.Pointer) { addrOf(r).Reset() }
+func dce_NAL_ADDRESS_reset(r unsafe.Pointer) {
+	defer RescueVoid()
+	addrOf(r).Reset()
+}
 
 //export dce_NAL_ADDRESS_create
-func dce_NAL_ADDRESS_create(r unsafe.Pointer, s *C.char, size C.uint) C.int {
+func dce_NAL_ADDRESS_create(r unsafe.Pointer, s *C.char, size C.uint) (ret C.int) {
+	defer Rescue(&ret, 0)
 	a := addrOf(r)
 	if a == nil || s == nil {
 		return 0
@@ -130,34 +141,50 @@ func dce_NAL_ADDRESS_create(r unsafe.Pointer, s *C.char, size C.uint) C.int {
 }
 
 //export dce_NAL_ADDRESS_get_def_buffer_size
-func dce_NAL_ADDRESS_get_def_buffer_size(r unsafe.Pointer) C.uint {
+func dce_NAL_ADDRESS_get_def_buffer_size(r unsafe.Pointer) (ret C.uint) {
+	defer Rescue(&ret, 0)
 	return C.uint(addrOf(r).DefBufferSize())
 }
 
 //export dce_NAL_ADDRESS_set_def_buffer_size
-func dce_NAL_ADDRESS_set_def_buffer_size(r unsafe.Pointer, n C.uint) C.int {
+func dce_NAL_ADDRESS_set_def_buffer_size(r unsafe.Pointer, n C.uint) (ret C.int) {
+	defer Rescue(&ret, 0)
 	return b2i(addrOf(r).SetDefBufferSize(uint32(n)))
 }
 
 //export dce_NAL_ADDRESS_can_connect
-func dce_NAL_ADDRESS_can_connect(r unsafe.Pointer) C.int { return b2i(addrOf(r).CanConnect()) }
+func dce_NAL_ADDRESS_can_connect(r unsafe.Pointer) (ret C.int) {
+	defer Rescue(&ret, 0)
+	return b2i(addrOf(r).CanConnect())
+}
 
 //export dce_NAL_ADDRESS_can_listen
-func dce_NAL_ADDRESS_can_listen(r unsafe.Pointer) C.int { return b2i(addrOf(r).CanListen()) }
+func dce_NAL_ADDRESS_can_listen(r unsafe.Pointer) (ret C.int) {
+	defer Rescue(&ret, 0)
+	return b2i(addrOf(r).CanListen())
+}
 
 //export dce_NAL_SELECTOR_new
-func dce_NAL_SELECTOR_new() unsafe.Pointer { return pointer.Save(gonal.NewSelector()) }
+func dce_NAL_SELECTOR_new() (ret unsafe.Pointer) {
+	defer Rescue(&ret, nil)
+	return Save(gonal.NewSelector())
+}
 
 //export dce_NAL_SELECTOR_new_fdselect
-func dce_NAL_SELECTOR_new_fdselect() unsafe.Pointer {
-	return pointer.Save(gonal.NewSelectorFdSelect())
+func dce_NAL_SELECTOR_new_fdselect() (ret unsafe.Pointer) {
+	defer Rescue(&ret, nil)
+	return Save(gonal.NewSelectorFdSelect())
 }
 
 //export dce_NAL_SELECTOR_new_fdpoll
-func dce_NAL_SELECTOR_new_fdpoll() unsafe.Pointer { return pointer.Save(gonal.NewSelectorFdPoll()) }
+func dce_NAL_SELECTOR_new_fdpoll() (ret unsafe.Pointer) {
+	defer Rescue(&ret, nil)
+	return Save(gonal.NewSelectorFdPoll())
+}
 
 //export dce_NAL_SELECTOR_free
 func dce_NAL_SELECTOR_free(r unsafe.Pointer) {
+	defer RescueVoid()
 	if s := selOf(r); s != nil {
 		s.Free()
 		pointer.Unref(r)
@@ -165,13 +192,17 @@ func dce_NAL_SELECTOR_free(r unsafe.Pointer) {
 }
 
 //export dce_NAL_SELECTOR_reset
-func dce_NAL_SELECTOR_reset(r unsafe.Pointer) { selOf(r).Reset() }
+func dce_NAL_SELECTOR_reset(r unsafe.Pointer) {
+	defer RescueVoid()
+	selOf(r).Reset()
+}
 
 // The errno of a failed select goes to *errp (0 if none), for the front to
 // set in the calling thread.
 //
 //export dce_NAL_SELECTOR_select
-func dce_NAL_SELECTOR_select(r unsafe.Pointer, usec C.ulong, use C.int, errp *C.int) C.int {
+func dce_NAL_SELECTOR_select(r unsafe.Pointer, usec C.ulong, use C.int, errp *C.int) (ret C.int) {
+	defer Rescue(&ret, -1)
 	s := selOf(r)
 	if s == nil {
 		return -1
@@ -185,13 +216,20 @@ func dce_NAL_SELECTOR_select(r unsafe.Pointer, usec C.ulong, use C.int, errp *C.
 }
 
 //export dce_NAL_SELECTOR_num_objects
-func dce_NAL_SELECTOR_num_objects(r unsafe.Pointer) C.uint { return C.uint(selOf(r).NumObjects()) }
+func dce_NAL_SELECTOR_num_objects(r unsafe.Pointer) (ret C.uint) {
+	defer Rescue(&ret, 0)
+	return C.uint(selOf(r).NumObjects())
+}
 
 //export dce_NAL_LISTENER_new
-func dce_NAL_LISTENER_new() unsafe.Pointer { return pointer.Save(gonal.NewListener()) }
+func dce_NAL_LISTENER_new() (ret unsafe.Pointer) {
+	defer Rescue(&ret, nil)
+	return Save(gonal.NewListener())
+}
 
 //export dce_NAL_LISTENER_free
 func dce_NAL_LISTENER_free(r unsafe.Pointer) {
+	defer RescueVoid()
 	if l := listOf(r); l != nil {
 		l.Free()
 		pointer.Unref(r)
@@ -199,31 +237,44 @@ func dce_NAL_LISTENER_free(r unsafe.Pointer) {
 }
 
 //export dce_NAL_LISTENER_reset
-func dce_NAL_LISTENER_reset(r unsafe.Pointer) { listOf(r).Reset() }
+func dce_NAL_LISTENER_reset(r unsafe.Pointer) {
+	defer RescueVoid()
+	listOf(r).Reset()
+}
 
 //export dce_NAL_LISTENER_create
-func dce_NAL_LISTENER_create(r, a unsafe.Pointer) C.int {
+func dce_NAL_LISTENER_create(r, a unsafe.Pointer) (ret C.int) {
+	defer Rescue(&ret, 0)
 	return b2i(listOf(r).Create(addrOf(a)))
 }
 
 //export dce_NAL_LISTENER_add_to_selector
-func dce_NAL_LISTENER_add_to_selector(r, s unsafe.Pointer) C.int {
+func dce_NAL_LISTENER_add_to_selector(r, s unsafe.Pointer) (ret C.int) {
+	defer Rescue(&ret, 0)
 	return b2i(listOf(r).AddToSelector(selOf(s)))
 }
 
 //export dce_NAL_LISTENER_del_from_selector
-func dce_NAL_LISTENER_del_from_selector(r unsafe.Pointer) { listOf(r).DelFromSelector() }
+func dce_NAL_LISTENER_del_from_selector(r unsafe.Pointer) {
+	defer RescueVoid()
+	listOf(r).DelFromSelector()
+}
 
 //export dce_NAL_LISTENER_finished
-func dce_NAL_LISTENER_finished(r unsafe.Pointer) C.int { return b2i(listOf(r).Finished()) }
+func dce_NAL_LISTENER_finished(r unsafe.Pointer) (ret C.int) {
+	defer Rescue(&ret, 0)
+	return b2i(listOf(r).Finished())
+}
 
 //export dce_NAL_LISTENER_set_fs_owner
-func dce_NAL_LISTENER_set_fs_owner(r unsafe.Pointer, owner, group *C.char) C.int {
+func dce_NAL_LISTENER_set_fs_owner(r unsafe.Pointer, owner, group *C.char) (ret C.int) {
+	defer Rescue(&ret, 0)
 	return b2i(listOf(r).SetFSOwner(cstr(owner), cstr(group)))
 }
 
 //export dce_NAL_LISTENER_set_fs_perms
-func dce_NAL_LISTENER_set_fs_perms(r unsafe.Pointer, octal *C.char) C.int {
+func dce_NAL_LISTENER_set_fs_perms(r unsafe.Pointer, octal *C.char) (ret C.int) {
+	defer Rescue(&ret, 0)
 	if octal == nil {
 		return 0
 	}
@@ -231,10 +282,14 @@ func dce_NAL_LISTENER_set_fs_perms(r unsafe.Pointer, octal *C.char) C.int {
 }
 
 //export dce_NAL_CONNECTION_new
-func dce_NAL_CONNECTION_new() unsafe.Pointer { return NewConn(gonal.NewConnection()) }
+func dce_NAL_CONNECTION_new() (ret unsafe.Pointer) {
+	defer Rescue(&ret, nil)
+	return NewConn(gonal.NewConnection())
+}
 
 //export dce_NAL_CONNECTION_free
 func dce_NAL_CONNECTION_free(r unsafe.Pointer) {
+	defer RescueVoid()
 	if c := connOf(r); c != nil {
 		c.Free()
 		DropConn(r)
@@ -242,20 +297,26 @@ func dce_NAL_CONNECTION_free(r unsafe.Pointer) {
 }
 
 //export dce_NAL_CONNECTION_reset
-func dce_NAL_CONNECTION_reset(r unsafe.Pointer) { connOf(r).Reset() }
+func dce_NAL_CONNECTION_reset(r unsafe.Pointer) {
+	defer RescueVoid()
+	connOf(r).Reset()
+}
 
 //export dce_NAL_CONNECTION_create
-func dce_NAL_CONNECTION_create(r, a unsafe.Pointer) C.int {
+func dce_NAL_CONNECTION_create(r, a unsafe.Pointer) (ret C.int) {
+	defer Rescue(&ret, 0)
 	return b2i(connOf(r).Create(addrOf(a)))
 }
 
 //export dce_NAL_CONNECTION_accept
-func dce_NAL_CONNECTION_accept(r, l unsafe.Pointer) C.int {
+func dce_NAL_CONNECTION_accept(r, l unsafe.Pointer) (ret C.int) {
+	defer Rescue(&ret, 0)
 	return b2i(connOf(r).Accept(listOf(l)))
 }
 
 //export dce_NAL_CONNECTION_set_size
-func dce_NAL_CONNECTION_set_size(r unsafe.Pointer, n C.uint) C.int {
+func dce_NAL_CONNECTION_set_size(r unsafe.Pointer, n C.uint) (ret C.int) {
+	defer Rescue(&ret, 0)
 	return b2i(connOf(r).SetSize(uint32(n)))
 }
 
@@ -263,7 +324,8 @@ func dce_NAL_CONNECTION_set_size(r unsafe.Pointer, n C.uint) C.int {
 // (the front maps them to its own stable handles).
 //
 //export dce_NAL_CONNECTION_get_read
-func dce_NAL_CONNECTION_get_read(r unsafe.Pointer) unsafe.Pointer {
+func dce_NAL_CONNECTION_get_read(r unsafe.Pointer) (ret unsafe.Pointer) {
+	defer Rescue(&ret, nil)
 	if w := ConnOf(r); w != nil && w.C.Read() != nil {
 		return w.rd
 	}
@@ -271,7 +333,8 @@ func dce_NAL_CONNECTION_get_read(r unsafe.Pointer) unsafe.Pointer {
 }
 
 //export dce_NAL_CONNECTION_get_send
-func dce_NAL_CONNECTION_get_send(r unsafe.Pointer) unsafe.Pointer {
+func dce_NAL_CONNECTION_get_send(r unsafe.Pointer) (ret unsafe.Pointer) {
+	defer Rescue(&ret, nil)
 	if w := ConnOf(r); w != nil && w.C.Send() != nil {
 		return w.sd
 	}
@@ -279,23 +342,32 @@ func dce_NAL_CONNECTION_get_send(r unsafe.Pointer) unsafe.Pointer {
 }
 
 //export dce_NAL_CONNECTION_io
-func dce_NAL_CONNECTION_io(r unsafe.Pointer) C.int { return b2i(connOf(r).IO()) }
+func dce_NAL_CONNECTION_io(r unsafe.Pointer) (ret C.int) {
+	defer Rescue(&ret, 0)
+	return b2i(connOf(r).IO())
+}
 
 //export dce_NAL_CONNECTION_is_established
-func dce_NAL_CONNECTION_is_established(r unsafe.Pointer) C.int {
+func dce_NAL_CONNECTION_is_established(r unsafe.Pointer) (ret C.int) {
+	defer Rescue(&ret, 0)
 	return b2i(connOf(r).IsEstablished())
 }
 
 //export dce_NAL_CONNECTION_add_to_selector
-func dce_NAL_CONNECTION_add_to_selector(r, s unsafe.Pointer) C.int {
+func dce_NAL_CONNECTION_add_to_selector(r, s unsafe.Pointer) (ret C.int) {
+	defer Rescue(&ret, 0)
 	return b2i(connOf(r).AddToSelector(selOf(s)))
 }
 
 //export dce_NAL_CONNECTION_del_from_selector
-func dce_NAL_CONNECTION_del_from_selector(r unsafe.Pointer) { connOf(r).DelFromSelector() }
+func dce_NAL_CONNECTION_del_from_selector(r unsafe.Pointer) {
+	defer RescueVoid()
+	connOf(r).DelFromSelector()
+}
 
 //export dce_NAL_CONNECTION_create_pair
-func dce_NAL_CONNECTION_create_pair(r1, r2 unsafe.Pointer, size C.uint) C.int {
+func dce_NAL_CONNECTION_create_pair(r1, r2 unsafe.Pointer, size C.uint) (ret C.int) {
+	defer Rescue(&ret, 0)
 	c1, c2 := connOf(r1), connOf(r2)
 	if c1 == nil || c2 == nil {
 		return 0
@@ -304,44 +376,73 @@ func dce_NAL_CONNECTION_create_pair(r1, r2 unsafe.Pointer, size C.uint) C.int {
 }
 
 //export dce_NAL_BUFFER_new
-func dce_NAL_BUFFER_new() unsafe.Pointer { return pointer.Save(gonal.NewBuffer()) }
+func dce_NAL_BUFFER_new() (ret unsafe.Pointer) {
+	defer Rescue(&ret, nil)
+	return Save(gonal.NewBuffer())
+}
 
 //export dce_NAL_BUFFER_free
 func dce_NAL_BUFFER_free(r unsafe.Pointer) {
-	if b, ok := pointer.Restore(r).(*gonal.Buffer); ok {
+	defer RescueVoid()
+	if b, ok := Restore(r).(*gonal.Buffer); ok {
 		b.Free()
 		pointer.Unref(r)
 	}
 }
 
 //export dce_NAL_BUFFER_reset
-func dce_NAL_BUFFER_reset(r unsafe.Pointer) { bufOf(r).Reset() }
+func dce_NAL_BUFFER_reset(r unsafe.Pointer) {
+	defer RescueVoid()
+	bufOf(r).Reset()
+}
 
 //export dce_NAL_BUFFER_set_size
-func dce_NAL_BUFFER_set_size(r unsafe.Pointer, n C.uint) C.int {
+func dce_NAL_BUFFER_set_size(r unsafe.Pointer, n C.uint) (ret C.int) {
+	defer Rescue(&ret, 0)
 	return b2i(bufOf(r).SetSize(uint32(n)))
 }
 
 //export dce_NAL_BUFFER_empty
-func dce_NAL_BUFFER_empty(r unsafe.Pointer) C.int { return b2i(bufOf(r).Empty()) }
+func dce_NAL_BUFFER_empty(r unsafe.Pointer) (ret C.int) {
+	defer Rescue(&ret, 0)
+	return b2i(bufOf(r).Empty())
+}
 
 //export dce_NAL_BUFFER_full
-func dce_NAL_BUFFER_full(r unsafe.Pointer) C.int { return b2i(bufOf(r).Full()) }
+func dce_NAL_BUFFER_full(r unsafe.Pointer) (ret C.int) {
+	defer Rescue(&ret, 0)
+	return b2i(bufOf(r).Full())
+}
 
 //export dce_NAL_BUFFER_notempty
-func dce_NAL_BUFFER_notempty(r unsafe.Pointer) C.int { return b2i(bufOf(r).NotEmpty()) }
+func dce_NAL_BUFFER_notempty(r unsafe.Pointer) (ret C.int) {
+	defer Rescue(&ret, 0)
+	return b2i(bufOf(r).NotEmpty())
+}
 
 //export dce_NAL_BUFFER_notfull
-func dce_NAL_BUFFER_notfull(r unsafe.Pointer) C.int { return b2i(bufOf(r).NotFull()) }
+func dce_NAL_BUFFER_notfull(r unsafe.Pointer) (ret C.int) {
+	defer Rescue(&ret, 0)
+	return b2i(bufOf(r).NotFull())
+}
 
 //export dce_NAL_BUFFER_used
-func dce_NAL_BUFFER_used(r unsafe.Pointer) C.uint { return C.uint(bufOf(r).Used()) }
+func dce_NAL_BUFFER_used(r unsafe.Pointer) (ret C.uint) {
+	defer Rescue(&ret, 0)
+	return C.uint(bufOf(r).Used())
+}
 
 //export dce_NAL_BUFFER_unused
-func dce_NAL_BUFFER_unused(r unsafe.Pointer) C.uint { return C.uint(bufOf(r).Unused()) }
+func dce_NAL_BUFFER_unused(r unsafe.Pointer) (ret C.uint) {
+	defer Rescue(&ret, 0)
+	return C.uint(bufOf(r).Unused())
+}
 
 //export dce_NAL_BUFFER_size
-func dce_NAL_BUFFER_size(r unsafe.Pointer) C.uint { return C.uint(bufOf(r).Size()) }
+func dce_NAL_BUFFER_size(r unsafe.Pointer) (ret C.uint) {
+	defer Rescue(&ret, 0)
+	return C.uint(bufOf(r).Size())
+}
 
 // storage returns the C address of b's storage at offset off (NULL if none).
 func storage(b *gonal.Buffer, off uint32) *C.uchar {
@@ -353,16 +454,21 @@ func storage(b *gonal.Buffer, off uint32) *C.uchar {
 }
 
 //export dce_NAL_BUFFER_data
-func dce_NAL_BUFFER_data(r unsafe.Pointer) *C.uchar { return storage(bufOf(r), 0) }
+func dce_NAL_BUFFER_data(r unsafe.Pointer) (ret *C.uchar) {
+	defer Rescue(&ret, nil)
+	return storage(bufOf(r), 0)
+}
 
 //export dce_NAL_BUFFER_write_ptr
-func dce_NAL_BUFFER_write_ptr(r unsafe.Pointer) *C.uchar {
+func dce_NAL_BUFFER_write_ptr(r unsafe.Pointer) (ret *C.uchar) {
+	defer Rescue(&ret, nil)
 	b := bufOf(r)
 	return storage(b, b.Used())
 }
 
 //export dce_NAL_BUFFER_write
-func dce_NAL_BUFFER_write(r unsafe.Pointer, p *C.uchar, n C.uint) C.uint {
+func dce_NAL_BUFFER_write(r unsafe.Pointer, p *C.uchar, n C.uint) (ret C.uint) {
+	defer Rescue(&ret, 0)
 	b := bufOf(r)
 	if b == nil || p == nil || n == 0 {
 		return 0
@@ -374,7 +480,8 @@ func dce_NAL_BUFFER_write(r unsafe.Pointer, p *C.uchar, n C.uint) C.uint {
 }
 
 //export dce_NAL_BUFFER_read
-func dce_NAL_BUFFER_read(r unsafe.Pointer, p *C.uchar, n C.uint) C.uint {
+func dce_NAL_BUFFER_read(r unsafe.Pointer, p *C.uchar, n C.uint) (ret C.uint) {
+	defer Rescue(&ret, 0)
 	b := bufOf(r)
 	if b == nil {
 		return 0
@@ -389,12 +496,16 @@ func dce_NAL_BUFFER_read(r unsafe.Pointer, p *C.uchar, n C.uint) C.uint {
 }
 
 //export dce_NAL_BUFFER_transfer
-func dce_NAL_BUFFER_transfer(d, s unsafe.Pointer, max C.uint) C.uint {
+func dce_NAL_BUFFER_transfer(d, s unsafe.Pointer, max C.uint) (ret C.uint) {
+	defer Rescue(&ret, 0)
 	return C.uint(bufOf(d).TransferFrom(bufOf(s), uint32(max)))
 }
 
 //export dce_NAL_BUFFER_wrote
-func dce_NAL_BUFFER_wrote(r unsafe.Pointer, n C.uint) { bufOf(r).Wrote(uint32(n)) }
+func dce_NAL_BUFFER_wrote(r unsafe.Pointer, n C.uint) {
+	defer RescueVoid()
+	bufOf(r).Wrote(uint32(n))
+}
 
 // SelOf returns the selector behind a reference (nil if none); for the dc layer.
 func SelOf(r unsafe.Pointer) *gonal.Selector { return selOf(r) }

@@ -1,0 +1,99 @@
+package nal
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+	"unsafe"
+
+	pointer "github.com/mattn/go-pointer"
+)
+
+// No panic crosses the C boundary: a panic unwinding into a C caller (an
+// Apache child, a daemon) would kill the whole process. Every dce_* export
+// of this package and of dc/ starts with one deferred call,
+//
+//	defer Rescue(&ret, fail)	// or defer RescueVoid() without a result
+//
+// which ends a panic, makes the export return its failure value (the same
+// one the front returns when the engine is missing) and prints one line on
+// stderr naming the export. Lines are limited to one a second; the ones
+// left out are counted in the next.
+
+// Rescue recovers a panic in the export that defers it; *ret becomes fail.
+func Rescue[T any](ret *T, fail T) {
+	if p := recover(); p != nil {
+		*ret = fail
+		report(p)
+	}
+}
+
+// RescueVoid recovers a panic in an export without a result.
+func RescueVoid() {
+	if p := recover(); p != nil {
+		report(p)
+	}
+}
+
+var rescued struct {
+	sync.Mutex
+	last    time.Time
+	dropped int
+}
+
+func report(p any) {
+	msg := strings.Join(strings.Fields(fmt.Sprint(p)), " ")
+	rescued.Lock()
+	defer rescued.Unlock()
+	now := time.Now()
+	if !rescued.last.IsZero() && now.Sub(rescued.last) < time.Second {
+		rescued.dropped++
+		return
+	}
+	more := ""
+	if rescued.dropped > 0 {
+		more = fmt.Sprintf(" (and %d more since the last line)", rescued.dropped)
+	}
+	rescued.last, rescued.dropped = now, 0
+	fmt.Fprintf(os.Stderr, "distcache: internal error in %s: %s; the call failed%s\n", exportName(), msg, more)
+}
+
+// exportName is the C name of the export being unwound (the innermost dce_*
+// frame on the stack), e.g. "NAL_ADDRESS_create".
+func exportName() string {
+	pcs := make([]uintptr, 64)
+	frames := runtime.CallersFrames(pcs[:runtime.Callers(2, pcs)])
+	for {
+		f, more := frames.Next()
+		if i := strings.LastIndex(f.Function, ".dce_"); i >= 0 {
+			return f.Function[i+len(".dce_"):]
+		}
+		if !more {
+			return "the engine"
+		}
+	}
+}
+
+// testHook is set only in engines built with the distcache_panictest tag
+// (panictest.go): the C suite's way to make an export panic on purpose.
+var testHook func()
+
+// Save makes a C-visible reference to v (go-pointer), for every export of
+// the engine.
+func Save(v any) unsafe.Pointer {
+	if testHook != nil {
+		testHook()
+	}
+	return pointer.Save(v)
+}
+
+// Restore returns the value behind a reference made by Save (nil if none).
+func Restore(r unsafe.Pointer) any {
+	if testHook != nil {
+		testHook()
+	}
+	return pointer.Restore(r)
+}
