@@ -18,7 +18,11 @@
 //	nonce (24 bytes) | ciphertext (as long as the data) | tag (16 bytes)
 //
 // so it is 42+n bytes longer than the data (44 bytes with a two-letter
-// key id); see Overhead.
+// key id); see Overhead. A wrapped store with a size limit applies it to
+// the sealed entry: over a distcache upstream, whose requests carry at
+// most 32768 bytes, a session may be up to 32768 - 8 - len(session id) -
+// Overhead bytes long (32652 for a 32-byte TLS session id and a two-letter
+// key id); TLS sessions are a few hundred bytes to a few kilobytes.
 //
 // Key files hold one key a line, "<id> <64 hex digits>", with "#" starting
 // a comment; see ParseKeys and LoadKeyFile. A key file readable or

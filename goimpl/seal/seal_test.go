@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/distcache-go/distcache/goimpl/store"
+	"github.com/distcache-go/distcache/goimpl/store/storetest"
 )
 
 const (
@@ -139,7 +140,7 @@ type ctxT = context.Context
 func TestRoundTripAndStoredBytes(t *testing.T) {
 	mem := newMem()
 	s := New(mem, ring(t, "k1 "+hexA), Options{})
-	for _, n := range []int{1, 100, 2000, MaxDataLen - Overhead(2)} {
+	for _, n := range []int{1, 100, 2000, 32768} {
 		id := []byte(fmt.Sprintf("session-%d", n))
 		data := bytes.Repeat([]byte("MASTERSECRET-"), n/13+1)[:n]
 		if err := s.Add(ctx, id, data, time.Minute); err != nil {
@@ -171,12 +172,37 @@ func TestRoundTripAndStoredBytes(t *testing.T) {
 	}
 }
 
-func TestTooLongToSeal(t *testing.T) {
-	s := New(newMem(), ring(t, "k1 "+hexA), Options{})
-	err := s.Add(ctx, []byte("id"), make([]byte, MaxDataLen-Overhead(2)+1), time.Minute)
-	if !errors.Is(err, store.ErrInvalid) || !strings.Contains(err.Error(), "at most 32724") {
-		t.Fatalf("got %v, want ErrInvalid naming the limit 32724", err)
+// The wrapped store's size limit applies to the sealed entry, and its
+// refusal says how long the entry became.
+func TestTooLongOnceSealed(t *testing.T) {
+	s := New(limitStore{newMem(), 1000}, ring(t, "k1 "+hexA), Options{})
+	if err := s.Add(ctx, []byte("fits"), make([]byte, 1000-Overhead(2)), time.Minute); err != nil {
+		t.Fatalf("largest entry that fits: %v", err)
 	}
+	err := s.Add(ctx, []byte("id"), make([]byte, 1000-Overhead(2)+1), time.Minute)
+	if !errors.Is(err, store.ErrInvalid) || !strings.Contains(err.Error(), "(957 bytes of data, 1001 once sealed)") {
+		t.Fatalf("got %v, want ErrInvalid naming both sizes", err)
+	}
+	if err := s.Add(ctx, []byte("id"), make([]byte, 32769), time.Minute); !errors.Is(err, store.ErrInvalid) {
+		t.Fatalf("32769 bytes: %v, want ErrInvalid", err)
+	}
+}
+
+type limitStore struct {
+	*memStore
+	max int
+}
+
+func (l limitStore) Add(ctx context.Context, id, data []byte, ttl time.Duration) error {
+	if len(data) > l.max {
+		return store.ErrInvalid
+	}
+	return l.memStore.Add(ctx, id, data, ttl)
+}
+
+// The wrapper keeps every rule of store.Store.
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store { return New(newMem(), ring(t, "k1 "+hexA), Options{}) })
 }
 
 func TestNoncesDiffer(t *testing.T) {

@@ -12,10 +12,6 @@ import (
 	"github.com/distcache-go/distcache/goimpl/store"
 )
 
-// MaxDataLen is the largest sealed entry a distcache store accepts; data
-// longer than MaxDataLen - Overhead(len(key id)) cannot be sealed.
-const MaxDataLen = proto.MaxDataLen
-
 // Options tunes a Store. The zero value works.
 type Options struct {
 	// Logf receives one line when an entry fails to open, at most one a
@@ -81,16 +77,24 @@ func (s *Store) Keys() *Keyring { return s.keys.Load() }
 // Failures counts the entries that failed to open since the Store was made.
 func (s *Store) Failures() uint64 { return s.failures.Load() }
 
-// Add seals data and adds it under id. Data too long to fit once sealed
-// is refused with store.ErrInvalid.
+// Add checks id, data and ttl as every store does (store.Check), seals
+// data and adds the sealed entry under id. The entry is Overhead bytes
+// longer than data; a wrapped store with a size limit (a distcache
+// upstream takes at most 32768 bytes of payload) refuses what no longer
+// fits with store.ErrInvalid.
 func (s *Store) Add(ctx context.Context, id, data []byte, ttl time.Duration) error {
-	kr := s.keys.Load()
-	if len(data)+Overhead(len(kr.first.id)) > MaxDataLen {
-		return fmt.Errorf("%w: %d bytes of session data are too long to seal (at most %d)",
-			store.ErrInvalid, len(data), MaxDataLen-Overhead(len(kr.first.id)))
+	if err := store.Check(id, data, ttl); err != nil {
+		return err
 	}
+	kr := s.keys.Load()
 	b := kr.Seal(make([]byte, 0, len(data)+Overhead(len(kr.first.id))), id, data)
-	return s.inner.Add(ctx, id, b, ttl)
+	if err := s.inner.Add(ctx, id, b, ttl); err != nil {
+		if errors.Is(err, store.ErrInvalid) {
+			return fmt.Errorf("%w (%d bytes of data, %d once sealed)", err, len(data), len(b))
+		}
+		return err
+	}
+	return nil
 }
 
 // Get opens the entry id and appends its data to dst.
