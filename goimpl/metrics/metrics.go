@@ -1,0 +1,314 @@
+package metrics
+
+import (
+	"runtime"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// Namespace prefixes every metric of ours.
+const Namespace = "distcache"
+
+// Options describe the daemon a Registry belongs to.
+type Options struct {
+	// Program is "dc_server" or "dc_client"; it picks the metric set
+	// (the session cache's for the server, the upstream's for the client)
+	// and is the build_info "program" label.
+	Program string
+	// Version is the build_info "version" label; "" takes the main
+	// module's version from the binary's build information.
+	Version string
+}
+
+// Registry is one daemon's metrics. The zero value is not usable; a nil
+// *Registry is (every hook does nothing).
+type Registry struct {
+	reg     *prometheus.Registry
+	program string
+	version string
+	started time.Time
+
+	reqs   reqCounters
+	hitAge prometheus.Histogram
+
+	connOpen     atomic.Int64
+	connAccepted prometheus.Counter
+	connRefused  [numRefuse]prometheus.Counter
+	connClosed   [numClose]prometheus.Counter
+	bytesIn      prometheus.Counter
+	bytesOut     prometheus.Counter
+	inFlight     atomic.Int64
+	waiting      atomic.Int64
+	seal         [numSeal]prometheus.Counter
+
+	mu        sync.Mutex
+	backend   *backendMetrics
+	upstreams map[string]*Upstream
+	upVec     *upstreamVecs
+	cacheOn   bool
+}
+
+// Label values. Each metric's label takes only the values listed with it.
+var (
+	opNames     = [numOps]string{"add", "get", "remove", "have", "take", "sessiond_set", "sessiond_get", "sessiond_del"}
+	closeNames  = [numClose]string{"client", "idle", "partial_request", "corrupt", "tls", "response_timeout", "shutdown", "error"}
+	refuseNames = [numRefuse]string{"limit"}
+	sealNames   = [numSeal]string{"open", "seal", "key"}
+	kindNames   = [numKinds]string{"timeout", "refused", "protocol", "tls", "closed", "unavailable", "other"}
+)
+
+type op uint8
+
+const (
+	opAdd op = iota
+	opGet
+	opRemove
+	opHave
+	opTake
+	opSessiondSet
+	opSessiondGet
+	opSessiondDel
+	numOps
+)
+
+// CloseReason says why a connection ended, for ConnClosed.
+type CloseReason uint8
+
+const (
+	CloseClient          CloseReason = iota // the peer closed it (or reset it)
+	CloseIdle                               // idle longer than -idle
+	ClosePartialRequest                     // a started request did not complete in time
+	CloseCorrupt                            // a malformed frame
+	CloseTLS                                // the TLS handshake or record layer failed
+	CloseResponseTimeout                    // the peer did not take its answers
+	CloseShutdown                           // the daemon is stopping
+	CloseError                              // any other I/O error
+	numClose
+)
+
+// RefuseReason says why a connection was refused, for ConnRefused.
+type RefuseReason uint8
+
+const (
+	RefuseLimit RefuseReason = iota // at -maxconns / -maxclients
+	numRefuse
+)
+
+// SealFailure kinds, for SealFailure.
+type SealKind uint8
+
+const (
+	SealOpen SealKind = iota // stored data failed authentication or was malformed
+	SealSeal                 // sealing failed
+	SealKey                  // the data names a key we do not have
+	numSeal
+)
+
+// ErrorKind classifies upstream and backend errors (see Kind).
+type ErrorKind uint8
+
+const (
+	KindTimeout     ErrorKind = iota // no answer in time
+	KindRefused                      // connection refused
+	KindProtocol                     // the peer broke the protocol
+	KindTLS                          // TLS handshake or certificate failure
+	KindClosed                       // the peer closed or reset the connection
+	KindUnavailable                  // the store said it is unavailable, no cause given
+	KindOther
+	numKinds
+)
+
+func (k ErrorKind) String() string {
+	if k < numKinds {
+		return kindNames[k]
+	}
+	return "other"
+}
+
+// New makes the Registry of one daemon, with the Go runtime and process
+// collectors and distcache_build_info.
+func New(o Options) *Registry {
+	r := &Registry{reg: prometheus.NewRegistry(), program: o.Program, version: o.Version, started: time.Now()}
+	if r.version == "" {
+		r.version = "unknown"
+		if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+			r.version = bi.Main.Version
+		}
+	}
+	r.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	bi := prometheus.NewGauge(prometheus.GaugeOpts{
+		Namespace: Namespace, Name: "build_info",
+		Help:        "Always 1; the labels say which program, version and Go release this is.",
+		ConstLabels: prometheus.Labels{"program": o.Program, "version": r.version, "goversion": runtime.Version()},
+	})
+	bi.Set(1)
+	r.reg.MustRegister(bi)
+
+	for _, o := range []op{opAdd, opGet, opRemove, opHave, opTake} {
+		r.reqs.enabled[o].Store(true)
+	}
+	r.reg.MustRegister(&r.reqs)
+
+	r.connAccepted = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: Namespace, Name: "connections_accepted_total",
+		Help: "Client connections accepted.",
+	})
+	refused := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: Namespace, Name: "connections_refused_total",
+		Help: "Client connections refused, by reason (limit: at the connection limit).",
+	}, []string{"reason"})
+	for i, n := range refuseNames {
+		r.connRefused[i] = refused.WithLabelValues(n)
+	}
+	closed := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: Namespace, Name: "connections_closed_total",
+		Help: "Client connections closed, by reason (client, idle, partial_request, corrupt, tls, response_timeout, shutdown, error).",
+	}, []string{"reason"})
+	for i, n := range closeNames {
+		r.connClosed[i] = closed.WithLabelValues(n)
+	}
+	open := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: Namespace, Name: "connections_open",
+		Help: "Client connections open now.",
+	}, func() float64 { return float64(r.connOpen.Load()) })
+	r.bytesIn = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: Namespace, Name: "received_bytes_total",
+		Help: "Bytes read from client connections.",
+	})
+	r.bytesOut = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: Namespace, Name: "sent_bytes_total",
+		Help: "Bytes written to client connections.",
+	})
+	seal := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: Namespace, Name: "seal_failures_total",
+		Help: "Session data that could not be sealed or opened, by kind (open: failed authentication or malformed, seal, key: unknown key).",
+	}, []string{"kind"})
+	for i, n := range sealNames {
+		r.seal[i] = seal.WithLabelValues(n)
+	}
+	r.reg.MustRegister(r.connAccepted, refused, closed, open, r.bytesIn, r.bytesOut, seal)
+
+	switch o.Program {
+	case "dc_client":
+		r.reg.MustRegister(
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Namespace: Namespace, Name: "upstream_requests_in_flight",
+				Help: "Requests sent upstream and not answered yet.",
+			}, func() float64 { return float64(r.inFlight.Load()) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Namespace: Namespace, Name: "upstream_requests_waiting",
+				Help: "Requests waiting for an in-flight slot (-inflight).",
+			}, func() float64 { return float64(r.waiting.Load()) }))
+	default:
+		r.hitAge = prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: Namespace, Name: "session_age_at_hit_seconds",
+			Help:    "Age of a session when a get finds it: compare with the lifetime sessions are added with.",
+			Buckets: ageBuckets,
+		})
+		r.reg.MustRegister(r.hitAge)
+	}
+	return r
+}
+
+const nDur = 17
+
+// durationBuckets span an in-memory answer (microseconds) to a slow
+// upstream (a second).
+var durationBuckets = [nDur]float64{
+	5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4,
+	1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2, 0.1, 0.25, 0.5, 1,
+}
+
+// ageBuckets span a second to a day (the usual session lifetimes are
+// 300 s to a few hours).
+var ageBuckets = []float64{1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 14400, 43200, 86400}
+
+// Prometheus returns the underlying registry (to register more
+// collectors, or to Gather in tests).
+func (r *Registry) Prometheus() *prometheus.Registry { return r.reg }
+
+// Program is the daemon the Registry belongs to.
+func (r *Registry) Program() string { return r.program }
+
+// ConnAccepted counts an accepted client connection; it is open until
+// ConnClosed.
+func (r *Registry) ConnAccepted() {
+	if r == nil {
+		return
+	}
+	r.connOpen.Add(1)
+	r.connAccepted.Inc()
+}
+
+// ConnRefused counts a connection refused before it was served.
+func (r *Registry) ConnRefused(why RefuseReason) {
+	if r == nil || why >= numRefuse {
+		return
+	}
+	r.connRefused[why].Inc()
+}
+
+// ConnClosed counts the end of a connection ConnAccepted counted.
+func (r *Registry) ConnClosed(why CloseReason) {
+	if r == nil {
+		return
+	}
+	if why >= numClose {
+		why = CloseError
+	}
+	r.connOpen.Add(-1)
+	r.connClosed[why].Inc()
+}
+
+// BytesIn counts bytes read from a client connection.
+func (r *Registry) BytesIn(n int) {
+	if r == nil || n <= 0 {
+		return
+	}
+	r.bytesIn.Add(float64(n))
+}
+
+// BytesOut counts bytes written to a client connection.
+func (r *Registry) BytesOut(n int) {
+	if r == nil || n <= 0 {
+		return
+	}
+	r.bytesOut.Add(float64(n))
+}
+
+// HitAge observes the age of a session a get found (dc_server).
+func (r *Registry) HitAge(age time.Duration) {
+	if r == nil || r.hitAge == nil {
+		return
+	}
+	r.hitAge.Observe(age.Seconds())
+}
+
+// SealFailure counts data that could not be sealed or opened.
+func (r *Registry) SealFailure(k SealKind) {
+	if r == nil || k >= numSeal {
+		return
+	}
+	r.seal[k].Inc()
+}
+
+// InFlight adds delta to the requests in flight upstream (dc_client).
+func (r *Registry) InFlight(delta int) {
+	if r == nil {
+		return
+	}
+	r.inFlight.Add(int64(delta))
+}
+
+// Waiting adds delta to the requests waiting for an in-flight slot.
+func (r *Registry) Waiting(delta int) {
+	if r == nil {
+		return
+	}
+	r.waiting.Add(int64(delta))
+}
