@@ -9,6 +9,7 @@
 // implements, with the protocol handler over it and its conformance suite
 // (store, store/storetest), and dc_client as library packages: the
 // distcache upstream store over one or more dc_servers (upstream) and the
-// local side serving applications from a store (proxy). The command-line
+// local side serving applications from a store (proxy), and the daemons'
+// Prometheus metrics and live status page (metrics). The command-line
 // tools use them directly; the C ABI engine exports them.
 package goimpl
