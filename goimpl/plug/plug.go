@@ -319,8 +319,8 @@ func (p *Plug) readFlush() bool {
 		if err == nil && f.Response != wantResponse {
 			err = errDirection
 		}
-		if err == nil && !f.Op.Valid() {
-			err = errExtension
+		if err == nil && f.Complete && !f.Op.Valid() {
+			err = errExtension // refused as its message completes, as 1.5 would refuse it
 		}
 		if err == nil && p.rstate == ReadIO && (f.UID != p.ruid || f.Op != p.rop) {
 			err = errContinuation

@@ -35,7 +35,7 @@ func FuzzDecode(f *testing.F) {
 			if m == nil {
 				return
 			}
-			if len(m.Payload) > MaxPayload || !m.Op.Valid() {
+			if len(m.Payload) > MaxPayload || !m.Op.Known() {
 				t.Fatalf("invalid message %+v", m)
 			}
 			enc, err := AppendMessage(nil, m)
