@@ -130,6 +130,7 @@ fi
 # ---- programs ----
 compile cserver distcache || true
 compile t_ctx distcache || true
+compile t_addr distcache || true
 compile t_fork distcache || true
 compile t_threads distcache || true
 compile t_nal libnal || true
@@ -155,6 +156,7 @@ if [ -x "$DC_BIN/dc_client" ]; then
 fi
 
 run t_noengine 60 "$OUT/t_noengine"
+[ -x "$DC_BIN/dc_server" ] && run t_addr 120 "$OUT/t_addr" "$SRC/goimpl/nal/testdata/addresses.txt" "$DC_BIN/dc_server"
 run t_ctx 120 "$OUT/t_ctx" "UNIX:$S" server
 [ -e "$C" ] && run t_ctx_proxy 120 "$OUT/t_ctx" "UNIX:$C" via-dc_client
 DISTCACHE_CTX=client run t_ctx_goclient 120 "$OUT/t_ctx" "UNIX:$S" goimpl-client-path

@@ -2,6 +2,7 @@ package dc
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"strconv"
 	"sync"
@@ -102,7 +103,7 @@ func newCtx(target string, flags uint32) ctxImpl {
 		}
 		return c
 	}
-	if client.ParseTarget(target) != nil {
+	if _, err := gonal.ParseTarget(context.Background(), target); err != nil {
 		return nil
 	}
 	a := gonal.NewAddress()

@@ -15,7 +15,7 @@ CAPI_VER   := 1.0.1
 CAPI_PCVER := $(VERSION)
 CAPI_SAN    ?=
 CAPI_CFLAGS := -O2 -g -ffile-prefix-map=$(CURDIR)=. -fPIC -fvisibility=hidden -Wall -Wextra -Werror -Iinclude -Icapi/front $(CAPI_SAN)
-CAPI_FRONT_H := mk/capi.mk capi/front/engine.h capi/front/front.h $(wildcard include/*/*.h)
+CAPI_FRONT_H := mk/capi.mk capi/front/engine.h capi/front/front.h capi/front/target.h $(wildcard include/*/*.h)
 CAPI_ENGINE := $(CAPI_LIB)/distcache/libdistcache-engine.so
 CAPI_LIBS   := nal distcache distcacheserver
 CAPI_HEADERS := libnal/nal.h distcache/dc_plug.h distcache/dc_client.h distcache/dc_server.h
@@ -72,7 +72,7 @@ $(CAPI_LIB)/lib$(1).so: $(CAPI_LIB)/lib$(1).so.$(CAPI_VER)
 	ln -sf lib$(1).so.1 $$@
 endef
 $(eval $(call capi_lib,nal,loader.o nal.o common.o,,))
-$(eval $(call capi_lib,distcache,dc_client.o shared_client.o common.o,$(CAPI_LIB)/libnal.so,-lnal))
+$(eval $(call capi_lib,distcache,dc_client.o target.o shared_client.o common.o,$(CAPI_LIB)/libnal.so,-lnal))
 $(eval $(call capi_lib,distcacheserver,dc_server.o shared_client.o common.o,$(CAPI_LIB)/libdistcache.so,-ldistcache -lnal))
 
 install-capi: capi

@@ -2,8 +2,9 @@
  * libdistcache.so.1: DC_PLUG_* (trampolines) and DC_CTX_*.
  *
  * DC_CTX_new never touches the engine: it checks the target as the original
- * did (syntax, host resolution, connectability, and for PERSISTENT without
- * LATE an immediate unix-socket connect) and records it.  Each process
+ * did (syntax, host resolution, connectability: target.c, and for PERSISTENT
+ * without LATE an immediate unix-socket connect) and records its resolved
+ * form.  Each process
  * generation makes its own engine context on its first operation, so a
  * context made in a parent works in every forked child.
  */
@@ -18,6 +19,7 @@
 #include <distcache/dc_plug.h>
 #include <distcache/dc_client.h>
 #include "front.h"
+#include "target.h"
 
 #define ENG(v) const struct dcf_engine *e = dcf_e(); if (!e) return v
 #define REF(r, h, v) dcf_ref r = (h) ? dcf_cur(&(h)->o) : NULL; if (!r) return v
@@ -133,78 +135,6 @@ struct st_DC_CTX {
 
 #define MAX_ID_OR_DATA 32768u
 
-/* strtoul(3)-style port: blanks and a sign allowed, digits required, the
- * whole rest consumed, at most 65535. */
-static int parse_port(const char *s)
-{
-	char *end;
-	unsigned long v;
-	const char *d = s;
-
-	while (*d == ' ' || (*d >= '\t' && *d <= '\r'))
-		d++;
-	if (*d == '+' || *d == '-')
-		d++;
-	if (*d < '0' || *d > '9')
-		return 0;
-	errno = 0;
-	v = strtoul(s, &end, 10);
-	return errno == 0 && *end == 0 && v <= 65535;
-}
-
-static int resolves(const char *host, int family)
-{
-	struct addrinfo hints, *res = NULL;
-	int ok;
-
-	memset(&hints, 0, sizeof hints);
-	hints.ai_family = family;
-	hints.ai_socktype = SOCK_STREAM;
-	ok = getaddrinfo(host, NULL, &hints, &res) == 0;
-	if (res)
-		freeaddrinfo(res);
-	return ok;
-}
-
-/* 1 if target is an address a client can connect to (the rule of the
- * original DC_CTX_new, plus the IPv6:[addr]:port extension of goimpl). */
-static int valid_target(const char *t, int *is_unix)
-{
-	size_t n = strlen(t);
-	const char *rest, *colon;
-	char host[256];
-
-	*is_unix = 0;
-	if (n < 2 || n > 255)
-		return 0;
-	if (strncmp(t, "UNIX:", 5) == 0) {
-		rest = t + 5;
-		*is_unix = 1;
-		return *rest != 0 && strlen(rest) < sizeof(((struct sockaddr_un *)0)->sun_path);
-	}
-	if (strncmp(t, "IPv6:[", 6) == 0) {
-		const char *close = strchr(t + 6, ']');
-		if (!close || close[1] != ':' || (size_t)(close - (t + 6)) >= sizeof host ||
-		    close == t + 6)
-			return 0;
-		memcpy(host, t + 6, (size_t)(close - (t + 6)));
-		host[close - (t + 6)] = 0;
-		return parse_port(close + 2) && resolves(host, AF_INET6);
-	}
-	if (strncmp(t, "IP:", 3) == 0)
-		rest = t + 3;
-	else if (strncmp(t, "IPv4:", 5) == 0)
-		rest = t + 5;
-	else
-		return 0;	/* FD: and anything else: not for a client */
-	colon = strchr(rest, ':');
-	if (!colon || colon == rest)
-		return 0;	/* no host: listen-only */
-	memcpy(host, rest, (size_t)(colon - rest));
-	host[colon - rest] = 0;
-	return parse_port(colon + 1) && resolves(host, AF_INET);
-}
-
 /* PERSISTENT without LATE connected in DC_CTX_new in the original, failing
  * at once for a unix socket nobody listens on; do the same check (the real
  * connection is made lazily by the engine). */
@@ -228,8 +158,11 @@ DCF_PUBLIC DC_CTX *DC_CTX_new(const char *target, unsigned int flags)
 {
 	DC_CTX *c;
 	int is_unix;
+	char canon[DCF_TARGET_MAX];
 
-	if (!target || !valid_target(target, &is_unix))
+	/* resolved here, once, outside the engine lock; the engine gets the
+	 * numeric form */
+	if (!target || !dcf_target(target, canon, &is_unix))
 		return NULL;
 	if ((flags & DC_CTX_FLAG_PERSISTENT) && !(flags & DC_CTX_FLAG_PERSISTENT_LATE) &&
 	    is_unix && !unix_reachable(target + 5))
@@ -237,7 +170,7 @@ DCF_PUBLIC DC_CTX *DC_CTX_new(const char *target, unsigned int flags)
 	c = calloc(1, sizeof *c);
 	if (!c)
 		return NULL;
-	c->target = strdup(target);
+	c->target = strdup(canon);
 	if (!c->target) {
 		free(c);
 		return NULL;

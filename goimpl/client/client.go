@@ -15,7 +15,7 @@ type Client struct {
 	c *Ctx
 }
 
-// Dial connects to addr (distcache address syntax, see ParseTarget) and
+// Dial connects to addr (the address grammar of goimpl/nal, see nal.ParseTarget) and
 // fails if the first connection cannot be made.
 func Dial(addr string, opt *Options) (*Client, error) {
 	c, err := New(addr, FlagPersistent|FlagRetry, opt)

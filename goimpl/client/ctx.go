@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/distcache-go/distcache/goimpl/nal"
 	"github.com/distcache-go/distcache/goimpl/proto"
 )
 
@@ -62,7 +63,7 @@ const minGetResponse = 5
 // operation to complete on the Ctx was a successful GET of id; otherwise it
 // fails and the caller falls back to GetSession.
 type Ctx struct {
-	tgt   target
+	tgt   nal.Target
 	addr  string // the target string, for errors
 	flags uint32
 	opt   Options
@@ -84,13 +85,14 @@ type Ctx struct {
 }
 
 // New creates a context for target (DC_CTX_new). It fails if target is not
-// a connectable address (ParseTarget), or if FlagPersistent is set without
+// a connectable address (goimpl/nal's ParseTarget: host names are resolved
+// here, once), or if FlagPersistent is set without
 // FlagLate and the first connection cannot be made within ConnectTimeout.
 func New(target string, flags uint32, opt *Options) (*Ctx, error) {
 	o := opt.resolved()
-	tgt, err := parseTarget(context.Background(), target)
+	tgt, err := nal.ParseTarget(context.Background(), target)
 	if err != nil {
-		return nil, err
+		return nil, &OpError{Op: "parse", Addr: target, Err: err}
 	}
 	c := &Ctx{tgt: tgt, addr: target, flags: flags, opt: o}
 	c.dialer.Timeout = o.ConnectTimeout
@@ -128,7 +130,7 @@ func (c *Ctx) dropIdle() {
 }
 
 func (c *Ctx) dial(ctx context.Context) (*conn, error) {
-	nc, err := c.dialer.DialContext(ctx, c.tgt.network, c.tgt.addr)
+	nc, err := c.dialer.DialContext(ctx, c.tgt.Network(), c.tgt.Addr)
 	if err != nil {
 		return nil, &OpError{Op: "dial", Addr: c.addr, Err: err}
 	}

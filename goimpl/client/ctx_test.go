@@ -2,7 +2,6 @@ package client
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"net"
 	"path/filepath"
@@ -108,71 +107,6 @@ func TestRoundTripEveryOpAndFlag(t *testing.T) {
 					t.Fatalf("server accepted %d connections for %d requests, want %d", got, s.requests.Load(), wantAccepts)
 				}
 			})
-		}
-	}
-}
-
-func TestParseTarget(t *testing.T) {
-	long := "UNIX:/" + strings.Repeat("x", 107)
-	tests := []struct {
-		in      string
-		network string // "" = must fail
-		addr    string
-	}{
-		{"IP:127.0.0.1:9001", "tcp4", "127.0.0.1:9001"},
-		{"IPv4:127.0.0.1:9001", "tcp4", "127.0.0.1:9001"},
-		{"IP:localhost:5555", "tcp4", "127.0.0.1:5555"},
-		{"IP:127.0.0.1: +80", "tcp4", "127.0.0.1:80"},
-		{"IP:127.0.0.1:0", "tcp4", "127.0.0.1:0"},
-		{"IP:127.0.0.1:65535", "tcp4", "127.0.0.1:65535"},
-		{"IPv6:[::1]:80", "tcp6", "[::1]:80"},
-		{"UNIX:/tmp/dc.sock", "unix", "/tmp/dc.sock"},
-		{"UNIX:rel/path", "unix", "rel/path"},
-		{"UNIX:", "unix", ""},
-		{"IP:9001", "", ""}, // listen-only
-		{"IP::9001", "", ""},
-		{"IPv4:9001", "", ""},
-		{"IPv6:9001", "", ""},
-		{"IP:65536", "", ""},
-		{"IP:127.0.0.1:65536", "", ""},
-		{"IP:127.0.0.1:-1", "", ""},
-		{"IP:127.0.0.1:9001x", "", ""},
-		{"IP:127.0.0.1:", "", ""},
-		{"IP:1.2.3.4:5:6", "", ""},
-		{"IP:host.invalid:80", "", ""},
-		{"IP:[::1]:80", "", ""},
-		{"IP:", "", ""},
-		{"ip:127.0.0.1:80", "", ""},
-		{"IPv6:::1:80", "", ""},
-		{"IPv6:[127.0.0.1]:80", "", ""},
-		{"TCP:1", "", ""},
-		{"I", "", ""},
-		{"", "", ""},
-		{"FD:0", "", ""},
-		{"FD:3:4", "", ""},
-		{long, "", ""},
-		{"IP:127.0.0.1:" + strings.Repeat("0", 260), "", ""},
-	}
-	for _, tt := range tests {
-		got, err := parseTarget(t.Context(), tt.in)
-		if tt.network == "" {
-			if err == nil {
-				t.Errorf("parseTarget(%q) = %+v, want an error", tt.in, got)
-			}
-			var oe *OpError
-			if err != nil && !errors.As(err, &oe) {
-				t.Errorf("parseTarget(%q) error %T, want *OpError", tt.in, err)
-			}
-			if ParseTarget(tt.in) == nil {
-				t.Errorf("ParseTarget(%q) = nil, want an error", tt.in)
-			}
-			continue
-		}
-		if err != nil || got.network != tt.network || got.addr != tt.addr {
-			t.Errorf("parseTarget(%q) = %+v, %v; want %s %s", tt.in, got, err, tt.network, tt.addr)
-		}
-		if err := ParseTarget(tt.in); err != nil {
-			t.Errorf("ParseTarget(%q) = %v", tt.in, err)
 		}
 	}
 }

@@ -37,7 +37,8 @@
 //     child reconnects once, not on every operation (E-33).
 //   - Writes cannot raise SIGPIPE (the Go runtime handles it, E-32); each
 //     request is written with one system call.
-//   - Host names are resolved once, in New, as the original does (IPv4
-//     only for IP:/IPv4:); IPv6:[addr]:port is an extension. FD: addresses
-//     are refused: a context opens and closes its own connections.
+//   - Addresses follow goimpl/nal's grammar (nal.ParseTarget); host names
+//     are resolved once, in New, as the original does (IPv4 only for
+//     IP:/IPv4:); IPv6:[addr]:port is an extension. FD: addresses are
+//     refused: a context opens and closes its own connections.
 package client

@@ -5,8 +5,6 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
-	"strings"
-	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -25,20 +23,15 @@ const (
 	UnixPathMax = 108
 )
 
-// lookupNetIP resolves host names; tests replace it.
-var lookupNetIP = net.DefaultResolver.LookupNetIP
-
-// ResolveTimeout bounds the host name lookup done by Address.Create.
-const ResolveTimeout = 10 * time.Second
-
-type addrKind uint8
+// addrKind is the Kind of a created Address (kindNone: not created).
+type addrKind = Kind
 
 const (
-	kindNone addrKind = iota
-	kindIPv4
-	kindIPv6
-	kindUnix
-	kindFD
+	kindNone = KindNone
+	kindIPv4 = KindIPv4
+	kindIPv6 = KindIPv6
+	kindUnix = KindUnix
+	kindFD   = KindFD
 )
 
 // Address is a parsed address string (NAL_ADDRESS). The zero value is an
@@ -118,28 +111,11 @@ func (a *Address) CanConnect() bool { return a.Created() && a.canConnect }
 // CanListen reports whether a listener can be created on the address.
 func (a *Address) CanListen() bool { return a.Created() && a.canListen }
 
-// Create parses s (NAL_ADDRESS_create). It fails if the address is already
-// created, if defBufSize > BufferMaxSize, if len(s) is outside
-// 2..AddressMaxStrLen, if no prefix matches or if parsing (including host
-// name resolution) fails. defBufSize is stored before parsing, even if
-// parsing then fails; on failure the address is left un-created.
-//
-// Syntax (prefixes are case-sensitive):
-//
-//	IP:<port>  IP::<port>  IP:<host>:<port>   TCP/IPv4; IPv4: is a synonym.
-//	           Without a host the address is listen-only (INADDR_ANY).
-//	           The host ends at the first ':' and is resolved now (IPv4
-//	           only, first address). <port> follows strtoul(3): optional
-//	           leading white space and sign, decimal, <= 65535.
-//	IPv6:<port>  IPv6::<port>        extension: listen-only wildcard (::),
-//	           IPV6_V6ONLY, so it can coexist with IP:<port>.
-//	IPv6:[<addr>]:<port>             extension: connect and listen; <addr>
-//	           is an IPv6 literal (a %zone is allowed) or a host name
-//	           resolved now (IPv6 addresses only).
-//	UNIX:<path>                      unix stream socket; path < 108 bytes.
-//	FD:<n>  FD:<r>:<w>               pre-opened descriptors (n >= 0; r or w,
-//	           not both, may be -1; values <= 65535; values below -1 are
-//	           rejected, unlike the original).
+// Create parses s with the address grammar (see Parse) and resolves a host
+// name now (NAL_ADDRESS_create). It fails if the address is already created,
+// if defBufSize > BufferMaxSize, if Parse refuses s or if the host does not
+// resolve. defBufSize is stored before parsing, even if parsing then fails;
+// on failure the address is left un-created.
 func (a *Address) Create(s string, defBufSize uint32) bool {
 	if a == nil || a.freed || a.kind != kindNone {
 		return false
@@ -147,271 +123,26 @@ func (a *Address) Create(s string, defBufSize uint32) bool {
 	if !a.SetDefBufferSize(defBufSize) {
 		return false
 	}
-	if len(s) < 2 || len(s) > AddressMaxStrLen {
+	sp, err := Parse(s)
+	if err != nil {
 		return false
 	}
-	var ok bool
-	switch {
-	case strings.HasPrefix(s, "IP:"):
-		ok = a.parseIPv4(s[3:])
-	case strings.HasPrefix(s, "IPv4:"):
-		ok = a.parseIPv4(s[5:])
-	case strings.HasPrefix(s, "UNIX:"):
-		ok = a.parseUnix(s[5:])
-	case strings.HasPrefix(s, "IPv6:"):
-		ok = a.parseIPv6(s[5:])
-	case strings.HasPrefix(s, "FD:"):
-		ok = a.parseFD(s[3:])
+	switch sp.Kind {
+	case KindIPv4, KindIPv6:
+		ip, err := sp.ResolveIP(context.Background())
+		if err != nil {
+			return false
+		}
+		a.ip, a.port = ip, sp.Port
+	case KindUnix:
+		a.path = sp.Path
+	case KindFD:
+		a.fdRead, a.fdWrite = sp.FDRead, sp.FDWrite
 	}
-	if !ok {
-		a.Reset()
-		return false
-	}
+	a.kind = addrKind(sp.Kind)
+	a.canConnect, a.canListen = sp.CanConnect(), true
 	a.str = s
 	return true
-}
-
-func (a *Address) parseIPv4(rest string) bool {
-	if rest == "" {
-		return false
-	}
-	i := strings.IndexByte(rest, ':')
-	portStr := rest
-	if i > 0 {
-		ip, ok := resolve4(rest[:i])
-		if !ok {
-			return false
-		}
-		a.ip = ip
-		a.canConnect = true
-		portStr = rest[i+1:]
-	} else if i == 0 {
-		portStr = rest[1:]
-	}
-	port, ok := parsePort(portStr)
-	if !ok {
-		return false
-	}
-	if !a.ip.IsValid() {
-		a.ip = netip.IPv4Unspecified()
-	}
-	a.port = port
-	a.canListen = true
-	a.kind = kindIPv4
-	return true
-}
-
-func (a *Address) parseIPv6(rest string) bool {
-	if strings.HasPrefix(rest, "[") {
-		end := strings.IndexByte(rest, ']')
-		if end < 2 || len(rest) < end+2 || rest[end+1] != ':' {
-			return false
-		}
-		ip, ok := resolve6(rest[1:end])
-		if !ok {
-			return false
-		}
-		port, ok := parsePort(rest[end+2:])
-		if !ok {
-			return false
-		}
-		a.ip, a.port = ip, port
-		a.canConnect, a.canListen = true, true
-		a.kind = kindIPv6
-		return true
-	}
-	rest = strings.TrimPrefix(rest, ":")
-	if strings.ContainsRune(rest, ':') {
-		return false
-	}
-	port, ok := parsePort(rest)
-	if !ok {
-		return false
-	}
-	a.ip, a.port = netip.IPv6Unspecified(), port
-	a.canListen = true
-	a.kind = kindIPv6
-	return true
-}
-
-func (a *Address) parseUnix(path string) bool {
-	if len(path) >= UnixPathMax || strings.IndexByte(path, 0) >= 0 {
-		return false
-	}
-	a.path = path
-	a.canConnect, a.canListen = true, true
-	a.kind = kindUnix
-	return true
-}
-
-func (a *Address) parseFD(rest string) bool {
-	v, tail, ok := strtol(rest)
-	if !ok || v < -1 || v > 65535 {
-		return false
-	}
-	switch {
-	case tail == "":
-		if v < 0 {
-			return false
-		}
-		a.fdRead, a.fdWrite = int(v), int(v)
-	case tail[0] == ':':
-		w, tail2, ok := strtol(tail[1:])
-		if !ok || tail2 != "" || w < -1 || w > 65535 || (v < 0 && w < 0) {
-			return false
-		}
-		a.fdRead, a.fdWrite = int(v), int(w)
-	default:
-		return false
-	}
-	a.canConnect, a.canListen = true, true
-	a.kind = kindFD
-	return true
-}
-
-func isCSpace(c byte) bool {
-	return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r'
-}
-
-// strtol parses like strtol(s, &end, 10) for values that fit in an int64:
-// leading C white space, an optional sign, then at least one decimal digit.
-// It returns the value, the unparsed tail, and false when there were no
-// digits or the value overflowed.
-func strtol(s string) (int64, string, bool) {
-	i := 0
-	for i < len(s) && isCSpace(s[i]) {
-		i++
-	}
-	neg := false
-	if i < len(s) && (s[i] == '+' || s[i] == '-') {
-		neg = s[i] == '-'
-		i++
-	}
-	start := i
-	var v int64
-	for i < len(s) && s[i] >= '0' && s[i] <= '9' {
-		if v > (1<<62)/10 {
-			return 0, s, false
-		}
-		v = v*10 + int64(s[i]-'0')
-		i++
-	}
-	if i == start {
-		return 0, s, false
-	}
-	if neg {
-		v = -v
-	}
-	return v, s[i:], true
-}
-
-// parsePort accepts what strtoul(s, &end, 10) <= 65535 with *end == '\0'
-// accepts: "-0" is 0, any other negative value wraps to a huge number.
-func parsePort(s string) (uint16, bool) {
-	v, tail, ok := strtol(s)
-	if !ok || tail != "" || v < 0 || v > 65535 {
-		return 0, false
-	}
-	return uint16(v), true
-}
-
-// inetAton parses the numbers-and-dots forms accepted by inet_aton(3)
-// (a, a.b, a.b.c, a.b.c.d; each part decimal, 0octal or 0xhex), which
-// gethostbyname(3) accepts as literal addresses.
-func inetAton(s string) (netip.Addr, bool) {
-	parts := strings.Split(s, ".")
-	if len(parts) > 4 {
-		return netip.Addr{}, false
-	}
-	vals := make([]uint64, len(parts))
-	for i, p := range parts {
-		if p == "" {
-			return netip.Addr{}, false
-		}
-		base := uint64(10)
-		switch {
-		case len(p) > 2 && (p[:2] == "0x" || p[:2] == "0X"):
-			base, p = 16, p[2:]
-		case len(p) > 1 && p[0] == '0':
-			base, p = 8, p[1:]
-		}
-		var v uint64
-		for j := 0; j < len(p); j++ {
-			c := p[j]
-			var d uint64
-			switch {
-			case c >= '0' && c <= '9':
-				d = uint64(c - '0')
-			case c >= 'a' && c <= 'f':
-				d = uint64(c-'a') + 10
-			case c >= 'A' && c <= 'F':
-				d = uint64(c-'A') + 10
-			default:
-				return netip.Addr{}, false
-			}
-			if d >= base {
-				return netip.Addr{}, false
-			}
-			v = v*base + d
-			if v > 0xffffffff {
-				return netip.Addr{}, false
-			}
-		}
-		vals[i] = v
-	}
-	var n uint64
-	last := len(vals) - 1
-	for i := 0; i < last; i++ {
-		if vals[i] > 255 {
-			return netip.Addr{}, false
-		}
-		n |= vals[i] << (24 - 8*uint(i))
-	}
-	if vals[last] > 0xffffffff>>(8*uint(last)) {
-		return netip.Addr{}, false
-	}
-	n |= vals[last]
-	return netip.AddrFrom4([4]byte{byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n)}), true
-}
-
-func resolve4(host string) (netip.Addr, bool) {
-	if ip, ok := inetAton(host); ok {
-		return ip, true
-	}
-	if strings.ContainsAny(host, " \t\n\r\x00") {
-		return netip.Addr{}, false
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), ResolveTimeout)
-	defer cancel()
-	ips, err := lookupNetIP(ctx, "ip4", host)
-	if err != nil || len(ips) == 0 {
-		return netip.Addr{}, false
-	}
-	return ips[0].Unmap(), true
-}
-
-func resolve6(host string) (netip.Addr, bool) {
-	if ip, err := netip.ParseAddr(host); err == nil {
-		if !ip.Is6() || ip.Is4In6() {
-			return netip.Addr{}, false
-		}
-		return ip, true
-	}
-	if strings.ContainsAny(host, " \t\n\r\x00%") {
-		return netip.Addr{}, false
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), ResolveTimeout)
-	defer cancel()
-	ips, err := lookupNetIP(ctx, "ip6", host)
-	if err != nil || len(ips) == 0 {
-		return netip.Addr{}, false
-	}
-	for _, ip := range ips {
-		if ip.Is6() && !ip.Is4In6() {
-			return ip, true
-		}
-	}
-	return netip.Addr{}, false
 }
 
 // sockaddr returns the socket address and family for IP and UNIX addresses.

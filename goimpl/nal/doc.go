@@ -11,6 +11,12 @@
 // time. Different object families may be used concurrently. The only
 // process-wide state is ConfigSetNagle and SetAllocator.
 //
+// The address grammar (grammar.go: Parse, Spec, ParseTarget) is the one
+// every part of the project uses: NAL_ADDRESS_create, client contexts, the
+// daemons' options; the C front's DC_CTX_new pre-check mirrors
+// ParseTarget, and testdata/addresses.txt is the corpus both are tested
+// against (TestAddressCorpus here, ctests/t_addr.c in the C suite).
+//
 // No method panics on misuse: nil receivers, freed or unused objects give
 // the C failure value (false, 0 or nil). Free is safe twice.
 //
@@ -75,7 +81,7 @@
 // pointers behind Data and WritePtr.
 //
 // Differences from distcache 1.5 (EDGES.md): IPv6: addresses (see
-// Address.Create); unix paths of 108+ bytes rejected, only sockets are
+// Parse); unix paths of 108+ bytes rejected, only sockets are
 // unlinked before bind (E-29); IPPROTO_TCP used directly (E-30);
 // EAGAIN/EINTR are not death, readiness is consumed by IO, output is
 // flushed once on EOF, MSG_NOSIGNAL on sockets (E-12, E-26, E-32); FD:

@@ -75,6 +75,15 @@ func FuzzParseAddress(f *testing.F) {
 		if a.CanConnect() != wantConnect {
 			t.Fatalf("can_connect = %v, want %v", a.CanConnect(), wantConnect)
 		}
+		// the client rule: connectable, not descriptors, not an empty path
+		tg, err := ParseTarget(t.Context(), s)
+		wantTarget := wantConnect && a.kind != kindFD && !(a.kind == kindUnix && a.path == "")
+		if (err == nil) != wantTarget {
+			t.Fatalf("ParseTarget = %+v, %v; want accepted=%v", tg, err, wantTarget)
+		}
+		if err != nil && !errors.Is(err, ErrAddress) {
+			t.Fatalf("ParseTarget error %v does not match ErrAddress", err)
+		}
 		// reset keeps the size and allows a second create
 		a.Reset()
 		if a.Created() || !a.Create(s, size) {

@@ -7,8 +7,9 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"time"
+
+	"github.com/distcache-go/distcache/goimpl/nal"
 )
 
 // Addr is a parsed distcache address string.
@@ -23,87 +24,41 @@ type Addr struct {
 
 // unixPathMax is sizeof(sun_path) on Linux; longer paths are rejected
 // instead of being truncated (EDGES E-29).
-const unixPathMax = 108
+const unixPathMax = nal.UnixPathMax
 
-// ParseAddr parses the distcache address syntax:
-//
-//	IP:<port>, IP::<port>, IPv4:<port>   listen on every IPv4 address
-//	IP:<host>:<port>, IPv4:<host>:<port> TCP over IPv4
-//	IPv6:[<addr>]:<port>, IPv6:<port>    TCP over IPv6 (an extension)
-//	UNIX:<path>                          unix stream socket
-//	FD:<n>                               an inherited descriptor
+// ParseAddr parses an address by goimpl/nal's grammar (nal.Parse: IP:,
+// IPv4:, IPv6:, UNIX:, FD:), with the tools' own limits: a unix path must
+// not be empty and FD: takes one descriptor (a listening or connected
+// socket), not a read/write pair. A host written as an address (127.1,
+// 0x7f000001, ::1) is kept in its numeric form; a host name is left for
+// the dialer or listener to resolve.
 func ParseAddr(s string) (Addr, error) {
 	a := Addr{Str: s}
-	if len(s) < 2 || len(s) > 255 {
-		return a, errors.New("address must be 2 to 255 characters long")
+	sp, err := nal.Parse(s)
+	if err != nil {
+		return a, err
 	}
-	switch {
-	case strings.HasPrefix(s, "IP:"), strings.HasPrefix(s, "IPv4:"):
-		rest := s[strings.IndexByte(s, ':')+1:]
-		a.Network = "tcp4"
-		host, port, ok := strings.Cut(rest, ":")
-		if !ok {
-			host, port = "", rest
+	a.Network = sp.Network()
+	switch sp.Kind {
+	case nal.KindIPv4, nal.KindIPv6:
+		host := sp.Host
+		if ip, ok := sp.Literal(); ok {
+			host = ip.String()
 		}
-		p, err := parsePort(port)
-		if err != nil {
-			return a, err
-		}
-		if host == "" {
-			a.Wildcard = true
-			a.Address = net.JoinHostPort("0.0.0.0", p)
-		} else {
-			a.Address = net.JoinHostPort(host, p)
-		}
-	case strings.HasPrefix(s, "IPv6:"):
-		rest := s[len("IPv6:"):]
-		a.Network = "tcp6"
-		if strings.HasPrefix(rest, "[") {
-			end := strings.Index(rest, "]:")
-			if end < 0 {
-				return a, errors.New("IPv6 address must look like IPv6:[addr]:port")
-			}
-			p, err := parsePort(rest[end+2:])
-			if err != nil {
-				return a, err
-			}
-			a.Address = net.JoinHostPort(rest[1:end], p)
-		} else {
-			p, err := parsePort(rest)
-			if err != nil {
-				return a, err
-			}
-			a.Wildcard = true
-			a.Address = net.JoinHostPort("::", p)
-		}
-	case strings.HasPrefix(s, "UNIX:"):
-		a.Network = "unix"
-		a.Address = s[len("UNIX:"):]
-		if a.Address == "" {
+		a.Wildcard = sp.Host == ""
+		a.Address = net.JoinHostPort(host, strconv.Itoa(int(sp.Port)))
+	case nal.KindUnix:
+		if sp.Path == "" {
 			return a, errors.New("empty unix socket path")
 		}
-		if len(a.Address) >= unixPathMax {
-			return a, fmt.Errorf("unix socket path longer than %d bytes", unixPathMax-1)
-		}
-	case strings.HasPrefix(s, "FD:"):
-		a.Network = "fd"
-		n, err := strconv.Atoi(s[len("FD:"):])
-		if err != nil || n < 0 || n > 65535 {
+		a.Address = sp.Path
+	case nal.KindFD:
+		if sp.FDRead != sp.FDWrite {
 			return a, errors.New("FD: needs one descriptor number (FD:<r>:<w> is not supported by the tools)")
 		}
-		a.FD = n
-	default:
-		return a, errors.New("unknown address type (want IP:, IPv4:, IPv6:, UNIX: or FD:)")
+		a.FD = sp.FDRead
 	}
 	return a, nil
-}
-
-func parsePort(s string) (string, error) {
-	n, err := strconv.ParseUint(s, 10, 16)
-	if err != nil {
-		return "", fmt.Errorf("bad port %q", s)
-	}
-	return strconv.FormatUint(n, 10), nil
 }
 
 // Abs makes a relative unix socket path absolute (relative to the current
