@@ -127,7 +127,7 @@ func main() {
 		tool.Die("Error, internal initialisation problems: %v", err)
 	}
 	p := proxy.New(proxy.Options{
-		Handler:    &store.Handler{Store: up, Unavailable: upstream.Answer},
+		Handler:    &store.Handler{Store: up, Unavailable: upstream.Answer, Features: up.Features},
 		MaxClients: int(cfg.maxClients),
 		Idle:       cfg.idle,
 		Log:        log,

@@ -31,6 +31,7 @@ var probeID = []byte("dc_client probe")
 type link struct {
 	u     *Upstream
 	srv   Server
+	feat  features // what the server announced (take.go)
 	state atomic.Int32
 	slots chan struct{}
 	kick  chan struct{}

@@ -223,6 +223,12 @@ func (u *Upstream) Get(ctx context.Context, id, dst []byte) ([]byte, error) {
 	c := callPool.Get().(*call)
 	defer callPool.Put(c)
 	res, err := u.do(ctx, c, proto.OpGet, id, dst)
+	return getResult(res, dst, err)
+}
+
+// getResult maps the answer to a GET or TAKE (appended to dst) onto the
+// store's results.
+func getResult(res, dst []byte, err error) ([]byte, error) {
 	switch {
 	case err != nil:
 		return dst, err
@@ -253,12 +259,6 @@ func (u *Upstream) Remove(ctx context.Context, id []byte) error {
 // Have implements store.Store.
 func (u *Upstream) Have(ctx context.Context, id []byte) error {
 	return u.oneByte(ctx, proto.OpHave, id)
-}
-
-// Take implements store.Store: the distcache protocol has no atomic
-// get-and-remove, so it is ErrUnsupported.
-func (u *Upstream) Take(context.Context, []byte, []byte) ([]byte, error) {
-	return nil, fmt.Errorf("upstream: distcache servers cannot take: %w", store.ErrUnsupported)
 }
 
 func validID(id []byte) bool { return len(id) >= 1 && len(id) <= proto.MaxIDLen }

@@ -1,0 +1,178 @@
+package upstream_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/distcache-go/distcache/goimpl/proto"
+	"github.com/distcache-go/distcache/goimpl/store"
+	"github.com/distcache-go/distcache/goimpl/upstream"
+)
+
+// takeStore is a map store whose Take is atomic.
+type takeStore struct {
+	mu sync.Mutex
+	m  map[string][]byte
+}
+
+func (s *takeStore) Add(_ context.Context, id, data []byte, _ time.Duration) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.m[string(id)]; ok {
+		return store.ErrDuplicate
+	}
+	s.m[string(id)] = append([]byte(nil), data...)
+	return nil
+}
+
+func (s *takeStore) lookup(id, dst []byte, del bool) ([]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d, ok := s.m[string(id)]
+	if !ok {
+		return dst, store.ErrNotFound
+	}
+	if del {
+		delete(s.m, string(id))
+	}
+	return append(dst, d...), nil
+}
+
+func (s *takeStore) Get(_ context.Context, id, dst []byte) ([]byte, error) {
+	return s.lookup(id, dst, false)
+}
+func (s *takeStore) Take(_ context.Context, id, dst []byte) ([]byte, error) {
+	return s.lookup(id, dst, true)
+}
+func (s *takeStore) Remove(_ context.Context, id []byte) error {
+	_, err := s.lookup(id, nil, true)
+	return err
+}
+func (s *takeStore) Have(_ context.Context, id []byte) error {
+	_, err := s.lookup(id, nil, false)
+	return err
+}
+func (s *takeStore) Close() error { return nil }
+
+// protoServer serves the distcache protocol from h on a unix socket and
+// counts the connections it accepted and the TAKE requests it received.
+type protoServer struct {
+	path         string
+	conns, takes atomic.Int64
+}
+
+func serveProto(t *testing.T, h *store.Handler) *protoServer {
+	t.Helper()
+	ps := &protoServer{path: filepath.Join(t.TempDir(), "s")}
+	ln, err := net.Listen("unix", ps.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			ps.conns.Add(1)
+			go func() {
+				defer nc.Close()
+				rd := proto.NewReader(nc, proto.WantRequests)
+				for {
+					m, err := rd.ReadMessage()
+					if err != nil {
+						return
+					}
+					if m.Op == proto.OpTake {
+						ps.takes.Add(1)
+					}
+					out, err := h.Handle(context.Background(), m, nil)
+					if err != nil {
+						return // as a 1.5 server closes on an op it does not know
+					}
+					b, _ := proto.AppendMessage(nil, &proto.Message{Response: true, UID: m.UID, Op: m.Op, Payload: out})
+					if _, err := nc.Write(b); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return ps
+}
+
+func TestTakeOnAServerThatAnnouncesIt(t *testing.T) {
+	st := &takeStore{m: map[string][]byte{}}
+	ps := serveProto(t, &store.Handler{Store: st, Features: func() uint32 { return proto.FeatureTake }})
+	u := open(t, upstream.Options{Servers: []upstream.Server{unixServer("s", ps.path)}, Log: &testLog{}})
+	waitUp(t, u)
+	if u.Features()&proto.FeatureTake == 0 {
+		t.Fatal("TAKE not seen as announced")
+	}
+	ctx := context.Background()
+	id, data := []byte("single-use"), []byte("state")
+	if err := u.Add(ctx, id, data, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	// 64 callers race to take one session: exactly one gets it.
+	var wins, misses atomic.Int64
+	var wg sync.WaitGroup
+	for i := 0; i < 64; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			got, err := u.Take(ctx, id, nil)
+			switch {
+			case err == nil && bytes.Equal(got, data):
+				wins.Add(1)
+			case errors.Is(err, store.ErrNotFound):
+				misses.Add(1)
+			default:
+				t.Errorf("Take: %q %v", got, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if wins.Load() != 1 || misses.Load() != 63 {
+		t.Fatalf("%d winners, %d misses; want 1 and 63", wins.Load(), misses.Load())
+	}
+	if err := u.Have(ctx, id); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Have after Take: %v", err)
+	}
+}
+
+// A server of the 1.5 protocol is never sent TAKE: the probe misses, Take
+// is ErrUnsupported, and the connection survives.
+func TestTakeNeverSentToA15Server(t *testing.T) {
+	st := &takeStore{m: map[string][]byte{}}
+	ps := serveProto(t, &store.Handler{Store: st}) // no Features: 1.5 answers
+	u := open(t, upstream.Options{Servers: []upstream.Server{unixServer("s", ps.path)}, Log: &testLog{}})
+	waitUp(t, u)
+	ctx := context.Background()
+	u.Add(ctx, []byte("id"), []byte("data"), time.Minute)
+	for i := 0; i < 3; i++ {
+		if _, err := u.Take(ctx, []byte("id"), nil); !errors.Is(err, store.ErrUnsupported) {
+			t.Fatalf("Take on a 1.5 server: %v", err)
+		}
+	}
+	if u.Features() != 0 {
+		t.Fatal("a 1.5 server seen as announcing features")
+	}
+	if n := ps.takes.Load(); n != 0 {
+		t.Fatalf("%d TAKE requests reached a 1.5 server", n)
+	}
+	if got, err := u.Get(ctx, []byte("id"), nil); err != nil || string(got) != "data" {
+		t.Fatalf("Get after Take attempts: %q %v", got, err)
+	}
+	if n := ps.conns.Load(); n != 1 {
+		t.Fatalf("%d connections; the first should have lived", n)
+	}
+}
