@@ -15,9 +15,9 @@ import (
 	"encoding/json"
 	"unsafe"
 
+	"github.com/distcache-go/distcache/goimpl/cache"
 	gonal "github.com/distcache-go/distcache/goimpl/nal"
 	"github.com/distcache-go/distcache/goimpl/plug"
-	gserver "github.com/distcache-go/distcache/goimpl/server"
 	capinal "github.com/distcache-go/distcache/nal"
 )
 
@@ -195,9 +195,9 @@ func dce_restore(data *C.char, n C.size_t, newrefs *unsafe.Pointer, count C.int)
 				if !ok {
 					continue
 				}
-				entries := make([]gserver.CacheEntry, len(o.Entries))
+				entries := make([]cache.Entry, len(o.Entries))
 				for j, e := range o.Entries {
-					entries[j] = gserver.CacheEntry{ID: e.ID, Data: e.Data, Expiry: e.Exp}
+					entries[j] = cache.Entry{ID: e.ID, Data: e.Data, Expiry: e.Exp}
 				}
 				d.Import(entries)
 				s.cache = d

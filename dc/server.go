@@ -32,6 +32,7 @@ import (
 
 	pointer "github.com/mattn/go-pointer"
 
+	"github.com/distcache-go/distcache/goimpl/cache"
 	"github.com/distcache-go/distcache/goimpl/plug"
 	"github.com/distcache-go/distcache/goimpl/proto"
 	gserver "github.com/distcache-go/distcache/goimpl/server"
@@ -39,7 +40,7 @@ import (
 )
 
 // DC_SERVER over goimpl/plug. Requests are answered by server.Handle
-// against a server.Cache: the default cache is goimpl/server's (hashed,
+// against a server.Cache: the default cache is goimpl/cache's (hashed,
 // expiry heap, the original's eviction order), a caller's DC_CACHE_cb is
 // adapted by cCache. Client bookkeeping stays here because the front owns
 // the DC_CLIENT handles (clients the engine deletes are reaped by it).
@@ -96,20 +97,20 @@ func tvTime(now *C.struct_timeval) time.Time {
 	return time.Unix(int64(now.tv_sec), int64(now.tv_usec)*1000)
 }
 
-// defCache is goimpl/server's default cache.
+// defCache is goimpl/cache's default cache.
 type defCache struct {
-	*gserver.ShardedCache
+	*cache.Cache
 	max int
 }
 
 func (defCache) free() {}
 
 func newDefCache(max int) (*defCache, bool) {
-	c, err := gserver.NewDefaultCache(max)
+	c, err := cache.NewDefault(max)
 	if err != nil {
 		return nil, false
 	}
-	return &defCache{c.(*gserver.ShardedCache), max}, true
+	return &defCache{c, max}, true
 }
 
 // cCache calls a caller-supplied DC_CACHE_cb.

@@ -2,14 +2,14 @@
 //
 // Its sub-packages are the wire protocol (proto), the libnal object model
 // (nal), the DC_PLUG message layer (plug), the DC_CTX client (client), the
-// session caches with the request handler and the DC_SERVER object model
-// (server), stunnel's sessiond datagram protocol over the same caches
-// (sessiond), the accept loop and rate-limited log the daemons share
-// (accept), and the Store interface every place sessions are kept
-// implements, with the protocol handler over it and its conformance suite
-// (store, store/storetest), and dc_client as library packages: the
-// distcache upstream store over one or more dc_servers (upstream) and the
-// local side serving applications from a store (proxy), and the daemons'
-// Prometheus metrics and live status page (metrics). The command-line
-// tools use them directly; the C ABI engine exports them.
+// in-memory session cache (cache), the DC_SERVER object model over a cache
+// (server), stunnel's sessiond datagram protocol over a store (sessiond),
+// the accept loop and rate-limited log the daemons share (accept), and the
+// Store interface every place sessions are kept implements, with the
+// protocol handler over it and its conformance suite (store,
+// store/storetest), and dc_client as library packages: the distcache
+// upstream store over one or more dc_servers (upstream) and the local side
+// serving applications from a store (proxy), and the daemons' Prometheus
+// metrics and live status page (metrics). The command-line tools use them
+// directly; the C ABI engine exports them.
 package goimpl

@@ -1,7 +1,7 @@
 package main
 
 import (
-	"encoding/binary"
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -11,39 +11,33 @@ import (
 	"github.com/distcache-go/distcache/cmd/internal/tool"
 	"github.com/distcache-go/distcache/goimpl/sessiond"
 
+	"github.com/distcache-go/distcache/goimpl/cache"
 	"github.com/distcache-go/distcache/goimpl/proto"
-	cache "github.com/distcache-go/distcache/goimpl/server"
+	"github.com/distcache-go/distcache/goimpl/store"
 )
 
-// backend is the session cache and the request handler of goimpl/server,
-// plus the -minlifetime rule.
+// backend is the session cache and the protocol handler over it, with the
+// -minlifetime rule.
 type backend struct {
-	cache *cache.ShardedCache
-	// shortLifetime replaces ADD timeouts under one second (0 = off).
-	shortLifetime uint32
+	cache   *cache.Cache
+	handler store.Handler
 }
 
 func newBackend(cfg *config) *backend {
+	c := cache.New(cache.Config{
+		MaxSessions: int(cfg.sessions),
+		MaxBytes:    cfg.maxBytes,
+	})
 	return &backend{
-		cache: cache.NewCache(cache.Config{
-			MaxSessions: int(cfg.sessions),
-			MaxBytes:    cfg.maxBytes,
-		}),
-		shortLifetime: uint32(cfg.minLifetime * 1000),
+		cache:   c,
+		handler: store.Handler{Store: c.Store(), MinLifetime: time.Duration(cfg.minLifetime) * time.Second},
 	}
 }
 
-// handle appends the response payload for one request to out; ok is false
-// when the connection must be closed without an answer. An ADD whose
-// timeout is under 1000 ms is taken as "lifetime not given" (httpd 2.4
-// sends only the millisecond remainder of its lifetime) and stored for
-// -minlifetime seconds instead.
-func (b *backend) handle(now time.Time, m *proto.Message, out []byte) ([]byte, bool) {
-	if m.Op == proto.OpAdd && b.shortLifetime > 0 && len(m.Payload) >= 8 &&
-		binary.BigEndian.Uint32(m.Payload) < 1000 {
-		binary.BigEndian.PutUint32(m.Payload, b.shortLifetime)
-	}
-	return cache.Handle(b.cache, now, m, out)
+// handle appends the response payload for one request to out; an error
+// means the connection must be closed without an answer.
+func (b *backend) handle(m *proto.Message, out []byte) ([]byte, error) {
+	return b.handler.Handle(context.Background(), m, out)
 }
 
 func (b *backend) items(now time.Time) int { return b.cache.NumItems(now) }
@@ -94,7 +88,7 @@ func startSessiond(cfg *config, be *backend) (stop func(), f *os.File, err error
 			}
 		}
 	}
-	s := sessiond.New(be.cache, sessiond.Options{})
+	s := sessiond.New(be.cache.Store(), sessiond.Options{})
 	go func() {
 		if err := s.Serve(conn); err != nil {
 			fmt.Fprintf(os.Stderr, "Error, sessiond on '%s' stopped: %v\n", cfg.sessiond, err)

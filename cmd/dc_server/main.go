@@ -349,12 +349,12 @@ func (c *conn) serve() {
 			c.report(err)
 			return
 		}
-		payload, ok := s.be.handle(time.Now(), m, c.payload[:0])
+		payload, err := s.be.handle(m, c.payload[:0])
 		if payload != nil {
 			c.payload = payload
 		}
-		if !ok {
-			s.log.Printf("Warning, closing connection from %s: ADD request shorter than 8 bytes", peer(c.nc))
+		if err != nil {
+			s.log.Printf("Warning, closing connection from %s: %v", peer(c.nc), err)
 			c.flush()
 			return
 		}

@@ -2,11 +2,10 @@ package server
 
 import (
 	"encoding/binary"
-	"fmt"
-	"runtime"
 	"syscall"
 	"testing"
 
+	"github.com/distcache-go/distcache/goimpl/cache"
 	"github.com/distcache-go/distcache/goimpl/nal"
 	"github.com/distcache-go/distcache/goimpl/plug"
 	"github.com/distcache-go/distcache/goimpl/proto"
@@ -18,8 +17,6 @@ func benchKey(buf []byte, i int) []byte {
 	binary.BigEndian.PutUint64(buf[24:], uint64(i))
 	return buf
 }
-
-var benchSizes = []int{1000, 100000, 1000000}
 
 // cpuMeter reports the process CPU time (all threads, GC included) per
 // operation as cpu-ns/op when the returned function is deferred: on a
@@ -42,8 +39,8 @@ func cpuMeter(b *testing.B) func() {
 
 // filled returns a cache of n live 200-byte sessions, all added at t0 with
 // the same one-hour lifetime (as a TLS server does).
-func filled(cfg Config, n int) *ShardedCache {
-	c := NewCache(cfg)
+func filled(cfg cache.Config, n int) *cache.Cache {
+	c := cache.New(cfg)
 	key, data := make([]byte, 32), make([]byte, 200)
 	for i := 0; i < n; i++ {
 		c.Add(t0, 3600000, benchKey(key, i), data)
@@ -51,109 +48,10 @@ func filled(cfg Config, n int) *ShardedCache {
 	return c
 }
 
-// BenchmarkCacheGet is a hit on a cache of 1k, 100k and 1M entries; the
-// cost should stay flat (beyond CPU cache misses).
-func BenchmarkCacheGet(b *testing.B) {
-	for _, n := range benchSizes {
-		var c *ShardedCache // built once, kept across b.N rounds
-		b.Run(fmt.Sprintf("items=%d", n), func(b *testing.B) {
-			if c == nil {
-				c = filled(Config{}, n)
-			}
-			key, dst := make([]byte, 32), make([]byte, proto.MaxPayload)
-			defer cpuMeter(b)()
-			for i := 0; i < b.N; i++ {
-				if c.Get(t0, benchKey(key, i%n), dst) != 200 {
-					b.Fatal("miss")
-				}
-			}
-		})
-	}
-}
-
-// BenchmarkCacheAdd adds into a full cache of 1k, 100k and 1M entries
-// bounded by count: every add is new, and every n/30th add evicts a batch.
-func BenchmarkCacheAdd(b *testing.B) {
-	for _, n := range benchSizes {
-		var c *ShardedCache
-		next := n
-		b.Run(fmt.Sprintf("items=%d", n), func(b *testing.B) {
-			if c == nil {
-				c = filled(Config{MaxSessions: n, Shards: 1}, n)
-			}
-			key, data := make([]byte, 32), make([]byte, 200)
-			defer cpuMeter(b)()
-			for i := 0; i < b.N; i++ {
-				if !c.Add(t0, 3600000, benchKey(key, next), data) {
-					b.Fatal("add refused")
-				}
-				next++
-			}
-		})
-	}
-}
-
-// BenchmarkCacheAddRemove adds and removes one entry next to n live ones.
-func BenchmarkCacheAddRemove(b *testing.B) {
-	for _, n := range benchSizes {
-		var c *ShardedCache
-		b.Run(fmt.Sprintf("items=%d", n), func(b *testing.B) {
-			if c == nil {
-				c = filled(Config{}, n)
-			}
-			key, data := make([]byte, 32), make([]byte, 200)
-			defer cpuMeter(b)()
-			for i := 0; i < b.N; i++ {
-				k := benchKey(key, n+i)
-				c.Add(t0, 3600000, k, data)
-				c.Remove(t0, k)
-			}
-		})
-	}
-}
-
-// BenchmarkCacheGetParallel is BenchmarkCacheGet from GOMAXPROCS
-// goroutines at once (the Go dc_server's goroutine per connection).
-func BenchmarkCacheGetParallel(b *testing.B) {
-	for _, n := range benchSizes {
-		for _, shards := range []int{1, 16} {
-			var c *ShardedCache
-			b.Run(fmt.Sprintf("items=%d/shards=%d", n, shards), func(b *testing.B) {
-				if c == nil {
-					c = filled(Config{Shards: shards}, n)
-				}
-				defer cpuMeter(b)()
-				b.RunParallel(func(pb *testing.PB) {
-					key, dst := make([]byte, 32), make([]byte, proto.MaxPayload)
-					i := 0
-					for pb.Next() {
-						c.Get(t0, benchKey(key, i%n), dst)
-						i += 7
-					}
-				})
-			})
-		}
-	}
-}
-
-// BenchmarkDefaultCacheFullAdd adds into a full 60000-entry default cache,
-// the case where the original leaked every evicted session (E-19).
-func BenchmarkDefaultCacheFullAdd(b *testing.B) {
-	c, _ := NewDefaultCache(DefaultCacheMaxSize)
-	key, data := make([]byte, 32), make([]byte, 200)
-	for i := 0; i < DefaultCacheMaxSize; i++ {
-		c.Add(t0, uint32(3600000+i), benchKey(key, i), data)
-	}
-	defer cpuMeter(b)()
-	for i := 0; i < b.N; i++ {
-		c.Add(t0, uint32(7200000+i), benchKey(key, DefaultCacheMaxSize+i), data)
-	}
-}
-
 // BenchmarkHandleGet is one GET request through Handle on a 100k cache.
 func BenchmarkHandleGet(b *testing.B) {
 	const n = 100000
-	c := filled(Config{}, n)
+	c := filled(cache.Config{}, n)
 	key := make([]byte, 32)
 	m := &proto.Message{Op: proto.OpGet}
 	var out []byte
@@ -165,24 +63,6 @@ func BenchmarkHandleGet(b *testing.B) {
 			b.Fatal("bad answer")
 		}
 	}
-}
-
-// BenchmarkMemoryPerEntry reports the heap bytes one entry with a 32-byte
-// id and 200 bytes of data costs beyond id and data (what EntryOverhead
-// charges), at 200k entries.
-// It measures once, whatever b.N is.
-func BenchmarkMemoryPerEntry(b *testing.B) {
-	const n = 200000
-	var before, after runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&before)
-	c := filled(Config{}, n)
-	runtime.GC()
-	runtime.ReadMemStats(&after)
-	runtime.KeepAlive(c)
-	for b.Loop() {
-	}
-	b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/n-232, "overhead-B/entry")
 }
 
 // BenchmarkServerRoundTrip is one GET (200-byte hit) through a Server and a

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/distcache-go/distcache/goimpl/cache"
 	"github.com/distcache-go/distcache/goimpl/nal"
 	"github.com/distcache-go/distcache/goimpl/plug"
 	"github.com/distcache-go/distcache/goimpl/proto"
@@ -204,7 +205,7 @@ func TestCacheSelection(t *testing.T) {
 	var asked int
 	SetCache(func(n int) (Cache, error) {
 		asked = n
-		return countingCache{NewCache(Config{}), &freed}, nil
+		return countingCache{cache.New(cache.Config{}), &freed}, nil
 	})
 	s := New(7)
 	if s == nil || asked != 7 {

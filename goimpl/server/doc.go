@@ -1,15 +1,13 @@
 // Package server is the distcache server side (spec/LIBDISTCACHESERVER.md,
-// PROTOCOL.md §9): the session caches, the request handler, and the
-// DC_SERVER object model that the C ABI exports.
+// PROTOCOL.md §9): the request handler over a cache, and the DC_SERVER
+// object model that the C ABI exports.
 //
 //   - Cache is the Go shape of the C DC_CACHE_cb table; CacheFactory is
-//     its cache_new. NewDefaultCache keeps the original default cache's
-//     contract (64..60000 sessions, duplicate ids refused, when full the
-//     max/30 entries closest to expiry are dropped) with a hash index and
-//     an expiry heap instead of linear scans, and without the leak on
-//     eviction (EDGES E-19, E-20). NewCache is the cache of our own
-//     dc_server: no 60000 cap, optional count and byte bounds, a lifetime
-//     floor, lock sharding and Stats counters.
+//     its cache_new. NewDefaultCache is the built-in cache of goimpl/cache
+//     with the original default cache's contract (64..60000 sessions,
+//     duplicate ids refused, when full the max/30 entries closest to
+//     expiry are dropped), without its linear scans and its leak on
+//     eviction (EDGES E-19, E-20).
 //   - Handle answers one request message against a Cache, byte for byte
 //     as the original server does.
 //   - Server and Client are DC_SERVER and DC_CLIENT over goimpl/plug, with
@@ -39,8 +37,8 @@
 // expiry is computed to the millisecond and compared to the microsecond
 // (PROTOCOL.md §9.6).
 //
-// Concurrency: a ShardedCache (NewCache, NewDefaultCache) is safe for
-// concurrent use by many goroutines. A Server, its clients and their
+// Concurrency: the built-in cache is safe for concurrent use by many
+// goroutines. A Server, its clients and their
 // connections are used by one goroutine at a time, like the C API. The
 // implementation chosen by SetCache is the one process-wide setting, as in
 // the original.

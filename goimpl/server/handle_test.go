@@ -5,8 +5,20 @@ import (
 	"testing"
 	"time"
 
+	"github.com/distcache-go/distcache/goimpl/cache"
 	"github.com/distcache-go/distcache/goimpl/proto"
 )
+
+var t0 = time.UnixMicro(1_700_000_000_123_456)
+
+func mustDefault(t testing.TB, n int) Cache {
+	t.Helper()
+	c, err := NewDefaultCache(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
 
 var (
 	exID   = []byte{1, 2, 3, 4, 5, 6, 7, 8}
@@ -82,7 +94,7 @@ func TestHandleAddCodes(t *testing.T) {
 }
 
 func TestHandleLargeSession(t *testing.T) {
-	c := NewCache(Config{})
+	c := cache.New(cache.Config{})
 	data := bytes.Repeat([]byte{7}, proto.MaxPayload-8-len(exID))
 	if out := mustHandle(t, c, req(proto.OpAdd, proto.AppendAddRequest(nil, 5000, exID, data))); out[0] != 0 {
 		t.Fatalf("add: %x", out)
@@ -98,7 +110,7 @@ type bigCache struct{ Cache }
 func (bigCache) Get(time.Time, []byte, []byte) int { return proto.MaxPayload + 1 }
 
 func TestHandleOversizeGet(t *testing.T) {
-	if _, ok := Handle(bigCache{NewCache(Config{})}, t0, req(proto.OpGet, exID), nil); ok {
+	if _, ok := Handle(bigCache{cache.New(cache.Config{})}, t0, req(proto.OpGet, exID), nil); ok {
 		t.Fatal("oversize entry answered")
 	}
 }

@@ -1,9 +1,11 @@
 package server
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
+	"github.com/distcache-go/distcache/goimpl/cache"
 	"github.com/distcache-go/distcache/goimpl/nal"
 	"github.com/distcache-go/distcache/goimpl/proto"
 )
@@ -89,7 +91,7 @@ func TestFreeDeletesInServerClients(t *testing.T) {
 // A cache that reports an entry longer than a message: the client is
 // dropped without an answer and the request is not counted (E-17).
 func TestOversizeGetDropsClient(t *testing.T) {
-	SetCache(func(int) (Cache, error) { return bigCache{NewCache(Config{})}, nil })
+	SetCache(func(int) (Cache, error) { return bigCache{cache.New(cache.Config{})}, nil })
 	defer SetDefaultCache()
 	srv := New(64)
 	sel := nal.NewSelector()
@@ -122,13 +124,13 @@ func TestNewWith(t *testing.T) {
 	if NewWith(10, NewDefaultCache) != nil {
 		t.Fatal("default cache of 10 sessions accepted")
 	}
-	s := NewWith(10, func(n int) (Cache, error) { return NewCache(Config{MaxSessions: n}), nil })
+	s := NewWith(10, func(n int) (Cache, error) { return cache.New(cache.Config{MaxSessions: n}), nil })
 	if s == nil {
 		t.Fatal("NewWith failed")
 	}
 	defer s.Free()
 	for i := 0; i < 20; i++ {
-		s.Cache().Add(t0, 60000, id(i), []byte("d"))
+		s.Cache().Add(t0, 60000, []byte(fmt.Sprintf("session-%04d", i)), []byte("d"))
 	}
 	if n := s.ItemsStored(t0); n != 10 {
 		t.Fatalf("%d items stored, want the 10 the factory was asked for", n)

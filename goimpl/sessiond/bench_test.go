@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/distcache-go/distcache/goimpl/server"
+	"github.com/distcache-go/distcache/goimpl/cache"
 )
 
 // BenchmarkGetRoundTrip measures a GET hit on loopback from send to reply
@@ -16,7 +16,7 @@ import (
 func BenchmarkGetRoundTrip(b *testing.B) {
 	for _, mode := range []string{"reused", "per-request"} {
 		b.Run("socket="+mode, func(b *testing.B) {
-			s := New(server.NewCache(server.Config{}), Options{})
+			s := New(cache.New(cache.Config{}).Store(), Options{})
 			addr := startServer(b, s)
 			k := key(5)
 			value := make([]byte, 180) // a typical TLS 1.2 session, DER
@@ -62,7 +62,7 @@ func BenchmarkGetRoundTrip(b *testing.B) {
 
 // BenchmarkHandle is the server's work per GET hit, without the network.
 func BenchmarkHandle(b *testing.B) {
-	s := New(server.NewCache(server.Config{}), Options{})
+	s := New(cache.New(cache.Config{}).Store(), Options{})
 	out := make([]byte, MaxDatagram)
 	s.Handle(newPacket(key(5), 3600, make([]byte, 180)), out)
 	req := (&Packet{Type: TypeGet, Key: key(5)}).Append(nil)

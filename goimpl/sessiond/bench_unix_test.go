@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/distcache-go/distcache/goimpl/server"
+	"github.com/distcache-go/distcache/goimpl/cache"
 
 	"golang.org/x/sys/unix"
 )
@@ -17,7 +17,7 @@ import (
 // Reported: p50/p99 latency of the replies received, in µs, and the
 // percentage of GETs that timed out, which stunnel counts as a miss.
 func BenchmarkStunnelGet(b *testing.B) {
-	s := New(server.NewCache(server.Config{}), Options{})
+	s := New(cache.New(cache.Config{}).Store(), Options{})
 	addr := startServer(b, s)
 	k := key(6)
 	value := make([]byte, 180)

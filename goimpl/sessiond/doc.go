@@ -1,7 +1,8 @@
 // Package sessiond serves stunnel's external session cache protocol
-// ("sessiond = host:port" in stunnel.conf) from a distcache session cache, so
-// stunnel servers share TLS sessions with each other and with every other
-// consumer of the same dc_server.
+// ("sessiond = host:port" in stunnel.conf) from a store.Store (dc_server's
+// session cache, or whatever store it fronts), so stunnel servers share TLS
+// sessions with each other and with every other consumer of the same
+// dc_server.
 //
 // The protocol is one UDP/IPv4 datagram per operation (packet.go has the
 // layout): NEW stores a DER-encoded session for its timeout, GET is answered

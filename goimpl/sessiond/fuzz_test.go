@@ -19,7 +19,9 @@ func FuzzDatagram(f *testing.F) {
 	f.Add((&Packet{Type: TypeRemove, Key: k}).Append(nil))
 	now := time.Unix(1700000000, 0)
 	f.Fuzz(func(t *testing.T, b []byte) {
-		s := New(newMapCache(), Options{Now: func() time.Time { return now }})
+		ms := newMapStore()
+		ms.now = func() time.Time { return now }
+		s := New(ms, Options{})
 		out := make([]byte, MaxDatagram)
 		in := append([]byte(nil), b...)
 		p, perr := Parse(in)

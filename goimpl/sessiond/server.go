@@ -1,6 +1,7 @@
 package sessiond
 
 import (
+	"context"
 	"errors"
 	"net"
 	"net/netip"
@@ -8,7 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/distcache-go/distcache/goimpl/server"
+	"github.com/distcache-go/distcache/goimpl/store"
 )
 
 // IDPrefix is the first byte of the cache id of every sessiond entry; the
@@ -20,8 +21,10 @@ const IDSize = 1 + KeySize
 
 // Options configure a Server. The zero value is ready to use.
 type Options struct {
-	// Now gives the cache's notion of the current time; nil means time.Now.
-	Now func() time.Time
+	// Timeout bounds the store calls for one datagram (0 = the store's
+	// own bounds only). A store that misses it answers as unavailable:
+	// a GET is then not found, a NEW not stored.
+	Timeout time.Duration
 }
 
 // Stats counts what a Server has seen since it was created.
@@ -43,10 +46,10 @@ func (s Stats) Malformed() uint64 {
 	return s.Short + s.BadVersion + s.BadType + s.Oversize + s.NoValue
 }
 
-// Server answers sessiond datagrams from a cache.
+// Server answers sessiond datagrams from a store.
 type Server struct {
-	cache server.Cache
-	now   func() time.Time
+	store   store.Store
+	timeout time.Duration
 
 	mu     sync.Mutex
 	conn   *net.UDPConn
@@ -56,13 +59,9 @@ type Server struct {
 	short, badVersion, badType, oversize, noValue, sendErr atomic.Uint64
 }
 
-// New returns a Server storing its entries in c.
-func New(c server.Cache, opts Options) *Server {
-	s := &Server{cache: c, now: opts.Now}
-	if s.now == nil {
-		s.now = time.Now
-	}
-	return s
+// New returns a Server keeping its entries in st.
+func New(st store.Store, opts Options) *Server {
+	return &Server{store: st, timeout: opts.Timeout}
 }
 
 // Serve reads datagrams from conn and answers them until conn is closed or
@@ -144,34 +143,41 @@ func (s *Server) Handle(b, out []byte) int {
 	copy(out[4:HeaderSize], p.Key[:])
 	out[3] = IDPrefix
 	id := out[3:HeaderSize]
-	now := s.now()
+	ctx := context.Background()
+	if s.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.timeout)
+		defer cancel()
+	}
 	switch p.Type {
 	case TypeNew:
 		s.nNew.Add(1)
-		// At most 65535 s, well under the cache's 7-day limit.
-		ms := uint32(p.Timeout) * 1000
-		if s.cache.Add(now, ms, id, p.Value) {
-			return 0
+		// At most 65535 s, well under the stores' 7-day limit.
+		ttl := time.Duration(p.Timeout) * time.Second
+		err := s.store.Add(ctx, id, p.Value, ttl)
+		if errors.Is(err, store.ErrDuplicate) {
+			// A store keeps the first data for an id; stunnel's latest
+			// session for a key replaces the earlier one.
+			if s.store.Remove(ctx, id) == nil {
+				s.replaced.Add(1)
+			}
+			err = s.store.Add(ctx, id, p.Value, ttl)
 		}
-		// The cache keeps the first data for an id; stunnel's latest
-		// session for a key replaces the earlier one.
-		if s.cache.Remove(now, id) {
-			s.replaced.Add(1)
-		}
-		if !s.cache.Add(now, ms, id, p.Value) {
+		if err != nil {
 			s.notStored.Add(1)
 		}
 		return 0
 	case TypeRemove:
 		s.nRemove.Add(1)
-		s.cache.Remove(now, id)
+		s.store.Remove(ctx, id)
 		return 0
 	}
-	// TypeGet
+	// TypeGet. The value is appended in place after the header; one
+	// longer than MaxValue would not fit there.
 	s.nGet.Add(1)
-	n := s.cache.Get(now, id, out[HeaderSize:])
+	v, err := s.store.Get(ctx, id, out[HeaderSize:HeaderSize])
 	out[0], out[2], out[3] = Version, 0, 0
-	if n <= 0 || n > MaxValue {
+	if err != nil || len(v) == 0 || len(v) > MaxValue {
 		// Not stored, or longer than stunnel's receive buffer, which would
 		// truncate it (only a non-stunnel client can store such a value).
 		s.misses.Add(1)
@@ -180,7 +186,7 @@ func (s *Server) Handle(b, out []byte) int {
 	}
 	s.hits.Add(1)
 	out[1] = TypeFound
-	return HeaderSize + n
+	return HeaderSize + len(v)
 }
 
 func (s *Server) countMalformed(err error) {

@@ -2,6 +2,7 @@ package sessiond
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"net"
 	"net/netip"
@@ -10,16 +11,19 @@ import (
 	"testing"
 	"time"
 
-	"github.com/distcache-go/distcache/goimpl/server"
+	"github.com/distcache-go/distcache/goimpl/cache"
+	"github.com/distcache-go/distcache/goimpl/store"
 )
 
-// mapCache is a minimal cache with the server.Cache method set: it records
-// the last lifetime it was given and honours expiry against the caller's
-// clock, so tests can check both.
-type mapCache struct {
+var bg = context.Background()
+
+// mapStore is a minimal store.Store: it records the last lifetime it was
+// given and honours expiry against its clock, so tests can check both.
+type mapStore struct {
 	mu        sync.Mutex
 	items     map[string]mapItem
-	lastMS    uint32
+	now       func() time.Time
+	lastTTL   time.Duration
 	lastAddID []byte
 }
 
@@ -28,51 +32,60 @@ type mapItem struct {
 	expires time.Time
 }
 
-func newMapCache() *mapCache { return &mapCache{items: map[string]mapItem{}} }
+func newMapStore() *mapStore { return &mapStore{items: map[string]mapItem{}, now: time.Now} }
 
-func (c *mapCache) Add(now time.Time, timeoutMS uint32, id, data []byte) bool {
+var _ store.Store = (*mapStore)(nil)
+
+func (c *mapStore) Add(_ context.Context, id, data []byte, ttl time.Duration) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.lastMS, c.lastAddID = timeoutMS, append([]byte(nil), id...)
-	if it, ok := c.items[string(id)]; ok && !now.After(it.expires) {
-		return false
+	c.lastTTL, c.lastAddID = ttl, append([]byte(nil), id...)
+	if it, ok := c.items[string(id)]; ok && !c.now().After(it.expires) {
+		return store.ErrDuplicate
 	}
-	c.items[string(id)] = mapItem{append([]byte(nil), data...), now.Add(time.Duration(timeoutMS) * time.Millisecond)}
-	return true
+	c.items[string(id)] = mapItem{append([]byte(nil), data...), c.now().Add(ttl)}
+	return nil
 }
 
-func (c *mapCache) Get(now time.Time, id, dst []byte) int {
+func (c *mapStore) Get(_ context.Context, id, dst []byte) ([]byte, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	it, ok := c.items[string(id)]
-	if !ok || now.After(it.expires) {
-		return 0
+	if !ok || c.now().After(it.expires) {
+		return dst, store.ErrNotFound
 	}
-	if len(it.data) > len(dst) {
-		return len(it.data)
-	}
-	return copy(dst, it.data)
+	return append(dst, it.data...), nil
 }
 
-func (c *mapCache) Have(now time.Time, id []byte) bool {
-	return c.Get(now, id, nil) > 0
+func (c *mapStore) Have(ctx context.Context, id []byte) error {
+	_, err := c.Get(ctx, id, nil)
+	return err
 }
 
-func (c *mapCache) NumItems(now time.Time) int {
+func (c *mapStore) Remove(_ context.Context, id []byte) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return len(c.items)
-}
-
-func (c *mapCache) Remove(now time.Time, id []byte) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	_, ok := c.items[string(id)]
+	if _, ok := c.items[string(id)]; !ok {
+		return store.ErrNotFound
+	}
 	delete(c.items, string(id))
-	return ok
+	return nil
 }
 
-// clock is a settable time source for Options.Now.
+func (c *mapStore) Take(context.Context, []byte, []byte) ([]byte, error) {
+	return nil, store.ErrUnsupported
+}
+
+func (c *mapStore) Close() error { return nil }
+
+// put stores an entry directly, as another client of the store would.
+func (c *mapStore) put(id, data []byte) {
+	c.mu.Lock()
+	c.items[string(id)] = mapItem{data, c.now().Add(time.Minute)}
+	c.mu.Unlock()
+}
+
+// clock is a settable time source for the stores.
 type clock struct {
 	mu sync.Mutex
 	t  time.Time
@@ -163,7 +176,7 @@ func newPacket(k [KeySize]byte, timeout uint16, value []byte) []byte {
 }
 
 func TestRoundTrip(t *testing.T) {
-	c := newMapCache()
+	c := newMapStore()
 	s := New(c, Options{})
 	cl := dial(t, startServer(t, s))
 	k := key(1)
@@ -193,7 +206,7 @@ func TestRoundTrip(t *testing.T) {
 }
 
 func TestKeySpace(t *testing.T) {
-	c := newMapCache()
+	c := newMapStore()
 	s := New(c, Options{})
 	out := make([]byte, MaxDatagram)
 	k := key(7)
@@ -203,8 +216,8 @@ func TestKeySpace(t *testing.T) {
 		t.Fatalf("stored under id %x, want %x", c.lastAddID, wantID)
 	}
 	// A distcache client's entry under the bare session id is not seen.
-	c.Add(time.Now(), 60000, k[:], []byte("other"))
-	c.Remove(time.Now(), wantID)
+	c.put(k[:], []byte("other"))
+	c.Remove(bg, wantID)
 	req := Packet{Type: TypeGet, Key: k}
 	if n := s.Handle(req.Append(nil), out); n != HeaderSize || out[1] != TypeNotFound {
 		t.Fatalf("GET saw a non-sessiond entry: %x", out[:n])
@@ -214,21 +227,23 @@ func TestKeySpace(t *testing.T) {
 func TestTimeout(t *testing.T) {
 	tests := []struct {
 		seconds uint16
-		wantMS  uint32
+		want    time.Duration
 	}{
-		{0, 0}, {1, 1000}, {300, 300000}, {64800, 64800000}, {65535, 65535000},
+		{0, 0}, {1, time.Second}, {300, 300 * time.Second}, {64800, 18 * time.Hour}, {65535, 65535 * time.Second},
 	}
 	for _, tt := range tests {
-		c := newMapCache()
+		c := newMapStore()
 		s := New(c, Options{})
 		s.Handle(newPacket(key(1), tt.seconds, []byte{1}), make([]byte, MaxDatagram))
-		if c.lastMS != tt.wantMS {
-			t.Errorf("timeout %d s: cache got %d ms, want %d", tt.seconds, c.lastMS, tt.wantMS)
+		if c.lastTTL != tt.want {
+			t.Errorf("timeout %d s: store got %v, want %v", tt.seconds, c.lastTTL, tt.want)
 		}
 	}
 
 	clk := &clock{t: time.Unix(1000, 0)}
-	s := New(newMapCache(), Options{Now: clk.Now})
+	ms := newMapStore()
+	ms.now = clk.Now
+	s := New(ms, Options{})
 	out := make([]byte, MaxDatagram)
 	s.Handle(newPacket(key(1), 2, []byte{1}), out)
 	get := (&Packet{Type: TypeGet, Key: key(1)}).Append(nil)
@@ -243,7 +258,7 @@ func TestTimeout(t *testing.T) {
 }
 
 func TestNewReplaces(t *testing.T) {
-	s := New(newMapCache(), Options{})
+	s := New(newMapStore(), Options{})
 	out := make([]byte, MaxDatagram)
 	s.Handle(newPacket(key(1), 60, []byte("first")), out)
 	s.Handle(newPacket(key(1), 60, []byte("second")), out)
@@ -258,10 +273,10 @@ func TestNewReplaces(t *testing.T) {
 
 // A value the cache holds that stunnel could not receive whole is a miss.
 func TestOversizeStoredValueIsMiss(t *testing.T) {
-	c := newMapCache()
+	c := newMapStore()
 	s := New(c, Options{})
 	k := key(3)
-	c.Add(time.Now(), 60000, append([]byte{IDPrefix}, k[:]...), make([]byte, MaxValue+1))
+	c.put(append([]byte{IDPrefix}, k[:]...), make([]byte, MaxValue+1))
 	out := make([]byte, MaxDatagram)
 	if n := s.Handle((&Packet{Type: TypeGet, Key: k}).Append(nil), out); n != HeaderSize || out[1] != TypeNotFound {
 		t.Errorf("got %d bytes type %#x, want a 36-byte not-found", n, out[1])
@@ -271,7 +286,7 @@ func TestOversizeStoredValueIsMiss(t *testing.T) {
 // Every malformed datagram is dropped without a reply, counted under its
 // reason, and the server goes on answering.
 func TestMalformedDropped(t *testing.T) {
-	s := New(newMapCache(), Options{})
+	s := New(newMapStore(), Options{})
 	cl := dial(t, startServer(t, s))
 	k := key(9)
 	tests := []struct {
@@ -314,7 +329,7 @@ func TestMalformedDropped(t *testing.T) {
 }
 
 func TestCloseBeforeServe(t *testing.T) {
-	s := New(newMapCache(), Options{})
+	s := New(newMapStore(), Options{})
 	s.Close()
 	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
@@ -328,7 +343,7 @@ func TestCloseBeforeServe(t *testing.T) {
 
 // Many clients at once, each with its own socket as stunnel does.
 func TestConcurrentClients(t *testing.T) {
-	s := New(newMapCache(), Options{})
+	s := New(newMapStore(), Options{})
 	addr := startServer(t, s)
 	var wg sync.WaitGroup
 	for g := 0; g < 8; g++ {
@@ -358,15 +373,12 @@ func TestConcurrentClients(t *testing.T) {
 	}
 }
 
-// The same protocol over the server package's cache, with its expiry
-// (an entry lives until now > added + timeout, to the millisecond).
+// The same protocol over dc_server's cache, with its expiry (an entry
+// lives until now > added + timeout, to the millisecond).
 func TestDefaultCache(t *testing.T) {
-	c, err := server.NewDefaultCache(64)
-	if err != nil {
-		t.Fatal(err)
-	}
 	clk := &clock{t: time.Unix(1700000000, 0)}
-	s := New(c, Options{Now: clk.Now})
+	c := cache.New(cache.Config{MaxSessions: 64, Now: clk.Now})
+	s := New(c.Store(), Options{})
 	cl := dial(t, startServer(t, s))
 	k := key(0x21)
 	val := bytes.Repeat([]byte{0x5a}, MaxValue)

@@ -1,4 +1,4 @@
-package server
+package cache
 
 import (
 	"bytes"
@@ -96,7 +96,7 @@ func FuzzCacheModel(f *testing.F) {
 		if script[0]&1 != 0 {
 			m.maxBytes = 4 * (EntryOverhead + 20)
 		}
-		c := NewCache(Config{MaxSessions: m.max, MaxBytes: m.maxBytes, Shards: 1})
+		c := New(Config{MaxSessions: m.max, MaxBytes: m.maxBytes, Shards: 1})
 		now := t0
 		buf := make([]byte, 64)
 		for i := 1; i+1 < len(script); i += 2 {

@@ -1,4 +1,4 @@
-package server
+package cache
 
 import (
 	"bytes"
@@ -9,7 +9,7 @@ import (
 // Export then Import into a fresh cache keeps every entry, its data, its
 // expiry to the microsecond, and the eviction order.
 func TestExportImport(t *testing.T) {
-	src := NewCache(Config{MaxSessions: 64, Shards: 1})
+	src := New(Config{MaxSessions: 64, Shards: 1})
 	for i := 0; i < 64; i++ {
 		src.Add(t0, uint32(10000+(i*37)%64*10), []byte(fmt.Sprintf("id-%02d", i)), []byte(fmt.Sprintf("data-%02d", i)))
 	}
@@ -23,7 +23,7 @@ func TestExportImport(t *testing.T) {
 			t.Fatal("export not in expiry order")
 		}
 	}
-	dst := NewCache(Config{MaxSessions: 64, Shards: 1})
+	dst := New(Config{MaxSessions: 64, Shards: 1})
 	dst.Import(ex)
 	if dst.NumItems(t0) != 63 {
 		t.Fatalf("imported %d", dst.NumItems(t0))

@@ -1,4 +1,4 @@
-package server
+package cache
 
 import (
 	"bytes"
@@ -17,12 +17,12 @@ func id(i int) []byte          { return []byte(fmt.Sprintf("session-%04d", i)) }
 
 func TestDefaultCacheSizeLimits(t *testing.T) {
 	for _, n := range []int{0, 1, 63, 60001} {
-		if _, err := NewDefaultCache(n); err == nil {
+		if _, err := NewDefault(n); err == nil {
 			t.Errorf("size %d accepted", n)
 		}
 	}
 	for _, n := range []int{64, 60000} {
-		if _, err := NewDefaultCache(n); err != nil {
+		if _, err := NewDefault(n); err != nil {
 			t.Errorf("size %d refused: %v", n, err)
 		}
 	}
@@ -113,7 +113,7 @@ func TestEvictionOrder(t *testing.T) {
 			t.Errorf("entry %d present=%v, want %v", i, got, want)
 		}
 	}
-	if st := statsOf(c); st.Evictions != 2 || st.Items != 63 {
+	if st := c.Stats(); st.Evictions != 2 || st.Items != 63 {
 		t.Errorf("stats %+v", st)
 	}
 }
@@ -128,7 +128,7 @@ func TestRemove(t *testing.T) {
 
 func TestByteBound(t *testing.T) {
 	per := int64(len(id(0))+100) + EntryOverhead
-	c := NewCache(Config{MaxBytes: 10 * per, Shards: 1})
+	c := New(Config{MaxBytes: 10 * per, Shards: 1})
 	for i := 0; i < 25; i++ {
 		if !c.Add(t0, uint32(10000+i), id(i), make([]byte, 100)) {
 			t.Fatalf("add %d", i)
@@ -152,20 +152,8 @@ func TestByteBound(t *testing.T) {
 	}
 }
 
-func TestMinLifetime(t *testing.T) {
-	c := NewCache(Config{MinLifetime: 300 * time.Second})
-	c.Add(t0, 700, id(1), []byte("d"))
-	if !c.Have(t0.Add(299*time.Second), id(1)) {
-		t.Fatal("floor not applied")
-	}
-	c.Add(t0, 600000, id(2), []byte("d"))
-	if !c.Have(t0.Add(500*time.Second), id(2)) {
-		t.Fatal("longer lifetime shortened")
-	}
-}
-
 func TestNoCountCapAndStats(t *testing.T) {
-	c := NewCache(Config{})
+	c := New(Config{})
 	for i := 0; i < 70000; i++ {
 		k := make([]byte, 8)
 		binary.BigEndian.PutUint64(k, uint64(i))
@@ -189,7 +177,7 @@ func TestNoCountCapAndStats(t *testing.T) {
 }
 
 func TestConcurrentUse(t *testing.T) {
-	c := NewCache(Config{MaxSessions: 5000})
+	c := New(Config{MaxSessions: 5000})
 	var wg sync.WaitGroup
 	for g := 0; g < 8; g++ {
 		wg.Add(1)
@@ -219,19 +207,14 @@ func TestConcurrentUse(t *testing.T) {
 	}
 }
 
-func mustDefault(t testing.TB, n int) Cache {
+func mustDefault(t testing.TB, n int) *Cache {
 	t.Helper()
-	c, err := NewDefaultCache(n)
+	c, err := NewDefault(n)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return c
 }
-
-func statsOf(c Cache) Stats { return c.(*ShardedCache).Stats() }
-
-// NewDefaultCache has the CacheFactory shape the server takes.
-var _ CacheFactory = NewDefaultCache
 
 // The batch is max/30: 3000 slots → 100 entries go when the 3001st arrives,
 // the ones closest to expiry; a smaller timeout added later goes first.
@@ -275,7 +258,7 @@ func TestEvictionBatch(t *testing.T) {
 	if c.Have(t0, id(n)) || !c.Have(t0, id(2*n)) {
 		t.Fatal("second batch did not start with the 1 ms entry")
 	}
-	if st := statsOf(c); st.Evictions != 200 {
+	if st := c.Stats(); st.Evictions != 200 {
 		t.Fatalf("%d evictions, want 200", st.Evictions)
 	}
 }
@@ -288,7 +271,7 @@ func TestEvictionSkipsRemoved(t *testing.T) {
 	}
 	c.Remove(t0, id(0))
 	c.Add(t0, 5000, id(100), []byte("d")) // not full: nothing evicted
-	if !c.Have(t0, id(1)) || statsOf(c).Evictions != 0 {
+	if !c.Have(t0, id(1)) || c.Stats().Evictions != 0 {
 		t.Fatal("evicted with room left")
 	}
 	c.Add(t0, 5000, id(101), []byte("d")) // full: entries 1 and 2 go
@@ -320,7 +303,7 @@ func TestReadsDoNotExtend(t *testing.T) {
 // Removing long-lived entries leaves stale slots in the expiry order; they
 // must not accumulate.
 func TestRemoveChurnBounded(t *testing.T) {
-	c := NewCache(Config{Shards: 1})
+	c := New(Config{Shards: 1})
 	for i := 0; i < 50; i++ {
 		c.Add(t0, 600000, id(i), []byte("keep"))
 	}
@@ -360,7 +343,7 @@ func TestShardSizing(t *testing.T) {
 		{"more shards than sessions", Config{MaxSessions: 2, Shards: 8}, 2},
 	}
 	for _, cs := range cases {
-		c := NewCache(cs.cfg)
+		c := New(cs.cfg)
 		if got := len(c.shards); got != cs.want {
 			t.Errorf("%s: %d shards, want %d", cs.name, got, cs.want)
 		}
@@ -376,7 +359,7 @@ func TestShardSizing(t *testing.T) {
 
 // Every entry the sharded cache keeps is counted once; bounds hold overall.
 func TestShardedBounds(t *testing.T) {
-	c := NewCache(Config{MaxSessions: 10000, MaxBytes: 4 << 20})
+	c := New(Config{MaxSessions: 10000, MaxBytes: 4 << 20})
 	data := make([]byte, 300)
 	for i := 0; i < 50000; i++ {
 		c.Add(t0, uint32(60000+i), id(i), data)
@@ -399,7 +382,7 @@ func TestShardedBounds(t *testing.T) {
 // Many goroutines on overlapping ids: data read back is always what one of
 // the writers stored, and the counters add up at the end.
 func TestConcurrentHammer(t *testing.T) {
-	c := NewCache(Config{MaxSessions: 2000})
+	c := New(Config{MaxSessions: 2000})
 	var wg sync.WaitGroup
 	var hits sync.Map
 	for g := 0; g < 8; g++ {
@@ -498,7 +481,7 @@ func TestEvictionFreesMemory(t *testing.T) {
 	if after > before+4<<20 { // 200 cache loads leaked would be 200 MB
 		t.Fatalf("heap grew from %d to %d bytes", before, after)
 	}
-	if st := statsOf(c); st.Items > 64 || st.Evictions < 64*199 {
+	if st := c.Stats(); st.Items > 64 || st.Evictions < 64*199 {
 		t.Fatalf("stats %+v", st)
 	}
 	runtime.KeepAlive(c)
@@ -507,7 +490,7 @@ func TestEvictionFreesMemory(t *testing.T) {
 // After a peak the shard's slab, index and expiry order shrink back, and
 // the survivors are intact and still expire in order.
 func TestShrinkAfterPeak(t *testing.T) {
-	c := NewCache(Config{Shards: 1})
+	c := New(Config{Shards: 1})
 	s := &c.shards[0]
 	for i := 0; i < 20000; i++ {
 		timeout := uint32(1000)
@@ -519,12 +502,12 @@ func TestShrinkAfterPeak(t *testing.T) {
 	for i := 1; i < 20000; i += 100 {
 		c.Remove(t0, id(i)) // stale slots for shrink to skip
 	}
-	peak := cap(s.slab)
+	peak := cap(s.slab.entries)
 	if n := c.NumItems(t0.Add(2 * time.Second)); n != 200 {
 		t.Fatalf("%d items after the peak", n)
 	}
-	if cap(s.slab) > 400 || cap(s.order) > 400 || len(s.order) != 200 || len(s.free) != 0 {
-		t.Fatalf("slab %d (peak %d), order %d/%d, free %d", cap(s.slab), peak, len(s.order), cap(s.order), len(s.free))
+	if cap(s.slab.entries) > 400 || cap(s.order) > 400 || len(s.order) != 200 || len(s.slab.free) != 0 {
+		t.Fatalf("slab %d (peak %d), order %d/%d, free %d", cap(s.slab.entries), peak, len(s.order), cap(s.order), len(s.slab.free))
 	}
 	buf := make([]byte, 16)
 	for i := 0; i < 20000; i += 100 {
