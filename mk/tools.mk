@@ -4,6 +4,7 @@
 # nothing, one version everywhere, hardened and reproducible builds.
 MAN1 := dc_test.1 dc_snoop.1
 MAN8 := dc_server.8 dc_client.8
+MAN7 := distcache.7
 
 INSTALL_TARGETS   += install-man
 UNINSTALL_TARGETS += uninstall-man
@@ -20,12 +21,14 @@ check-demo: tools
 	@echo "check-demo: ok"
 
 install-man:
-	install -d $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man8
+	install -d $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man7 $(DESTDIR)$(MANDIR)/man8
 	install -m 0644 $(addprefix man/,$(MAN1)) $(DESTDIR)$(MANDIR)/man1/
+	install -m 0644 $(addprefix man/,$(MAN7)) $(DESTDIR)$(MANDIR)/man7/
 	install -m 0644 $(addprefix man/,$(MAN8)) $(DESTDIR)$(MANDIR)/man8/
 
 uninstall-man:
-	rm -f $(addprefix $(DESTDIR)$(MANDIR)/man1/,$(MAN1)) $(addprefix $(DESTDIR)$(MANDIR)/man8/,$(MAN8))
+	rm -f $(addprefix $(DESTDIR)$(MANDIR)/man1/,$(MAN1)) $(addprefix $(DESTDIR)$(MANDIR)/man8/,$(MAN8)) \
+	  $(addprefix $(DESTDIR)$(MANDIR)/man7/,$(MAN7))
 
 # Every option in a tool's usage text must be documented in its man page.
 check-man: tools

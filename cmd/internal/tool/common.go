@@ -71,7 +71,8 @@ func (d *Daemon) Check() {
 }
 
 // Listen opens the listening socket of address listen: inherited from the
-// parent in a -daemon child, bound now otherwise. It applies the socket
+// parent in a -daemon child, passed by systemd under socket activation
+// ($LISTEN_PID/$LISTEN_FDS; see activated), bound now otherwise. It applies the socket
 // options, arranges the unix socket's removal at exit, and returns with it
 // the descriptors a -daemon parent hands to its child (for Start).
 func (d *Daemon) Listen(listen string) (*Listener, []*os.File, error) {
@@ -82,6 +83,16 @@ func (d *Daemon) Listen(listen string) (*Listener, []*os.File, error) {
 	var ln *Listener
 	if IsDaemonChild() {
 		ln, err = FromFile(Inherited(0), addr)
+	} else if f, aerr := activated(addr); aerr != nil || f != nil {
+		if aerr != nil {
+			return nil, nil, aerr
+		}
+		if d.Detach {
+			f.Close()
+			return nil, nil, errActivatedDaemon
+		}
+		ln, err = activatedListener(f, addr)
+		return ln, nil, err
 	} else {
 		ln, err = Listen(addr)
 	}

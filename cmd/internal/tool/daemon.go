@@ -72,8 +72,9 @@ func Detach(args []string, files []*os.File) {
 }
 
 // Ready tells a waiting parent that startup succeeded, and moves standard
-// error to /dev/null. A no-op outside a daemon child.
+// error to /dev/null; under systemd (Type=notify) it sends READY=1.
 func Ready() {
+	notifyReady()
 	if readyPipe == nil {
 		return
 	}

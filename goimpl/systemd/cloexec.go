@@ -1,0 +1,5 @@
+package systemd
+
+import "syscall"
+
+func setCloseOnExec(fd int) { syscall.CloseOnExec(fd) }
