@@ -176,3 +176,22 @@ func TestTakeNeverSentToA15Server(t *testing.T) {
 		t.Fatalf("%d connections; the first should have lived", n)
 	}
 }
+
+func TestServerAt(t *testing.T) {
+	st := &takeStore{m: map[string][]byte{}}
+	ps := serveProto(t, &store.Handler{Store: st})
+	srv, err := upstream.ServerAt(context.Background(), "UNIX:"+ps.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := open(t, upstream.Options{Servers: []upstream.Server{srv}, Log: &testLog{}})
+	waitUp(t, u)
+	if err := u.Add(context.Background(), []byte("id"), []byte("d"), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []string{"IP:5555", "FD:3", "nonsense", "UNIX:"} {
+		if _, err := upstream.ServerAt(context.Background(), bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}

@@ -1,0 +1,60 @@
+package tlscache
+
+import (
+	"context"
+	"crypto/tls"
+	"testing"
+	"time"
+
+	"github.com/distcache-go/distcache/goimpl/internal/daemontest"
+	"github.com/distcache-go/distcache/goimpl/store"
+	"github.com/distcache-go/distcache/goimpl/upstream"
+)
+
+// dcStore is a store on the distcache server at addr, as a Go server of
+// the farm would open it.
+func dcStore(t *testing.T, addr string) store.Store {
+	t.Helper()
+	srv, err := upstream.ServerAt(context.Background(), addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := upstream.New(upstream.Options{Servers: []upstream.Server{srv}, Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { u.Close() })
+	// Connected in the background: wait until it answers.
+	end := time.Now().Add(10 * time.Second)
+	for u.Have(context.Background(), []byte("probe")) != store.ErrNotFound {
+		if time.Now().After(end) {
+			t.Fatalf("no answer from %s", addr)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return u
+}
+
+// Two HTTPS servers, each with its own connection to one real dc_server,
+// resume each other's sessions; a third on another dc_server does not.
+func TestFarmOnDCServer(t *testing.T) {
+	shared := daemontest.Start(t, "dc_server")
+	other := daemontest.Start(t, "dc_server")
+	for _, ver := range versions {
+		t.Run(ver.name, func(t *testing.T) {
+			a := farmServer(t, dcStore(t, shared.Addr), nil)
+			b := farmServer(t, dcStore(t, shared.Addr), nil)
+			c := farmServer(t, dcStore(t, other.Addr), nil)
+			cache := tls.NewLRUClientSessionCache(4)
+			if connect(t, a, cache, ver.v) {
+				t.Fatal("first handshake resumed")
+			}
+			if !connect(t, b, cache, ver.v) {
+				t.Fatal("server B did not resume the session made on A")
+			}
+			if connect(t, c, cache, ver.v) {
+				t.Fatal("a server on another dc_server resumed")
+			}
+		})
+	}
+}
