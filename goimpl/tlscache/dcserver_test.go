@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/distcache-go/distcache/goimpl/internal/daemontest"
+	"github.com/distcache-go/distcache/internal/daemontest"
 	"github.com/distcache-go/distcache/goimpl/store"
 	"github.com/distcache-go/distcache/goimpl/upstream"
 )

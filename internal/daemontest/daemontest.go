@@ -1,5 +1,5 @@
-// Package daemontest starts the project's real daemons for the tests of
-// goimpl packages: dc_server from $DC_BIN (set by make check) or built
+// Package daemontest starts the project's real daemons for tests outside
+// cmd/ (goimpl packages, examples): dc_server from $DC_BIN (set by make check) or built
 // once from cmd/dc_server, on a unix socket in the test's temporary
 // directory, stopped when the test ends.
 package daemontest
