@@ -30,7 +30,9 @@ func newBackend(cfg *config) *backend {
 	})
 	return &backend{
 		cache:   c,
-		handler: store.Handler{Store: c.Store(), MinLifetime: time.Duration(cfg.minLifetime) * time.Second},
+		handler: store.Handler{Store: c.Store(), MinLifetime: time.Duration(cfg.minLifetime) * time.Second,
+			// The in-memory cache takes atomically (doc/EXTENSIONS.md).
+			Features: func() uint32 { return proto.FeatureTake }},
 	}
 }
 

@@ -6,10 +6,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/distcache-go/distcache/internal/daemontest"
 	"github.com/distcache-go/distcache/goimpl/store"
 	"github.com/distcache-go/distcache/goimpl/upstream"
+	"github.com/distcache-go/distcache/internal/daemontest"
 )
+
+// testLogger sends an upstream's log lines to the test's log.
+type testLogger struct{ t *testing.T }
+
+func (l testLogger) Printf(format string, args ...any) { l.t.Logf(format, args...) }
 
 // dcStore is a store on the distcache server at addr, as a Go server of
 // the farm would open it.
@@ -19,7 +24,7 @@ func dcStore(t *testing.T, addr string) store.Store {
 	if err != nil {
 		t.Fatal(err)
 	}
-	u, err := upstream.New(upstream.Options{Servers: []upstream.Server{srv}, Timeout: time.Second})
+	u, err := upstream.New(upstream.Options{Servers: []upstream.Server{srv}, Timeout: time.Second, Log: testLogger{t}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,5 +61,29 @@ func TestFarmOnDCServer(t *testing.T) {
 				t.Fatal("a server on another dc_server resumed")
 			}
 		})
+	}
+}
+
+// Single-use mode on a real dc_server, directly and through a dc_client:
+// a ticket resumes once, and a replay of it does not.
+func TestSingleUseOnDCServer(t *testing.T) {
+	server := daemontest.Start(t, "dc_server")
+	proxy := daemontest.Start(t, "dc_client", "-server", server.Addr)
+	for _, via := range []struct{ name, addr string }{{"direct", server.Addr}, {"dc_client", proxy.Addr}} {
+		for _, ver := range versions {
+			t.Run(via.name+"/"+ver.name, func(t *testing.T) {
+				opt := &Options{SingleUse: true, OnError: func(op string, err error) { t.Errorf("%s: %v", op, err) }}
+				a := farmServer(t, dcStore(t, via.addr), opt)
+				b := farmServer(t, dcStore(t, via.addr), opt)
+				cache := &replayCache{m: map[string]*tls.ClientSessionState{}}
+				connect(t, a, cache, ver.v)
+				if !connect(t, b, cache, ver.v) {
+					t.Fatal("first use of the session did not resume")
+				}
+				if connect(t, a, cache, ver.v) {
+					t.Fatal("the same ticket resumed twice")
+				}
+			})
+		}
 	}
 }

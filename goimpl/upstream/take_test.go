@@ -14,6 +14,7 @@ import (
 	"github.com/distcache-go/distcache/goimpl/proto"
 	"github.com/distcache-go/distcache/goimpl/store"
 	"github.com/distcache-go/distcache/goimpl/upstream"
+	"github.com/distcache-go/distcache/internal/daemontest"
 )
 
 // takeStore is a map store whose Take is atomic.
@@ -112,7 +113,16 @@ func serveProto(t *testing.T, h *store.Handler) *protoServer {
 func TestTakeOnAServerThatAnnouncesIt(t *testing.T) {
 	st := &takeStore{m: map[string][]byte{}}
 	ps := serveProto(t, &store.Handler{Store: st, Features: func() uint32 { return proto.FeatureTake }})
-	u := open(t, upstream.Options{Servers: []upstream.Server{unixServer("s", ps.path)}, Log: &testLog{}})
+	takeRace(t, ps.path)
+}
+
+// The same race on a real dc_server, whose cache takes under one lock.
+func TestTakeOnDCServer(t *testing.T) {
+	takeRace(t, daemontest.Start(t, "dc_server").Path)
+}
+
+func takeRace(t *testing.T, path string) {
+	u := open(t, upstream.Options{Servers: []upstream.Server{unixServer("s", path)}, Log: &testLog{}})
 	waitUp(t, u)
 	if u.Features()&proto.FeatureTake == 0 {
 		t.Fatal("TAKE not seen as announced")
