@@ -17,90 +17,70 @@ import (
 	"testing"
 	"time"
 
+	memcache "github.com/distcache-go/distcache/goimpl/cache"
 	"github.com/distcache-go/distcache/goimpl/store"
 )
 
-// mapStore is a minimal store.Store for the tests of this package; the
-// tests against a real dc_server are in dcserver_test.go.
-type mapStore struct {
+// testStore is the in-memory cache with faults to order: fail, when set,
+// is what every call returns; noTake makes Take unsupported. It records
+// the last lifetime added and counts lookups.
+type testStore struct {
+	store.Store
+	c       *memcache.Cache
 	mu      sync.Mutex
-	m       map[string][]byte
 	ttl     time.Duration
-	fail    error // returned by every call when set
+	fail    error
 	noTake  bool
-	adds    int
 	lookups int
 }
 
-func newMapStore() *mapStore { return &mapStore{m: map[string][]byte{}} }
+func newMapStore() *testStore {
+	c := memcache.New(memcache.Config{})
+	return &testStore{Store: c.Store(), c: c}
+}
 
-func (s *mapStore) Add(_ context.Context, id, data []byte, ttl time.Duration) error {
+func (s *testStore) fault() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.adds++
-	if s.fail != nil {
-		return s.fail
+	return s.fail
+}
+
+func (s *testStore) Add(ctx context.Context, id, data []byte, ttl time.Duration) error {
+	if err := s.fault(); err != nil {
+		return err
 	}
-	if _, ok := s.m[string(id)]; ok {
-		return store.ErrDuplicate
-	}
-	s.m[string(id)] = append([]byte(nil), data...)
+	s.mu.Lock()
 	s.ttl = ttl
-	return nil
+	s.mu.Unlock()
+	return s.Store.Add(ctx, id, data, ttl)
 }
 
-func (s *mapStore) Get(_ context.Context, id, dst []byte) ([]byte, error) {
+func (s *testStore) Get(ctx context.Context, id, dst []byte) ([]byte, error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.lookups++
-	if s.fail != nil {
-		return nil, s.fail
+	s.mu.Unlock()
+	if err := s.fault(); err != nil {
+		return dst, err
 	}
-	d, ok := s.m[string(id)]
-	if !ok {
-		return nil, store.ErrNotFound
-	}
-	return append(dst, d...), nil
+	return s.Store.Get(ctx, id, dst)
 }
 
-func (s *mapStore) Take(ctx context.Context, id, dst []byte) ([]byte, error) {
+func (s *testStore) Take(ctx context.Context, id, dst []byte) ([]byte, error) {
 	if s.noTake {
-		return nil, store.ErrUnsupported
+		return dst, store.ErrUnsupported
 	}
-	out, err := s.Get(ctx, id, dst)
-	if err == nil {
-		s.mu.Lock()
-		delete(s.m, string(id))
-		s.mu.Unlock()
-	}
-	return out, err
+	return s.Store.Take(ctx, id, dst)
 }
 
-func (s *mapStore) Remove(_ context.Context, id []byte) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, ok := s.m[string(id)]; !ok {
-		return store.ErrNotFound
+func (s *testStore) len() int { return s.c.NumItems(time.Now()) }
+
+// entries returns the stored sessions.
+func (s *testStore) entries() map[string][]byte {
+	m := map[string][]byte{}
+	for _, e := range s.c.Export() {
+		m[string(e.ID)] = e.Data
 	}
-	delete(s.m, string(id))
-	return nil
-}
-
-func (s *mapStore) Have(_ context.Context, id []byte) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, ok := s.m[string(id)]; !ok {
-		return store.ErrNotFound
-	}
-	return nil
-}
-
-func (s *mapStore) Close() error { return nil }
-
-func (s *mapStore) len() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.m)
+	return m
 }
 
 // testCert is one self-signed certificate every test server presents,
@@ -223,9 +203,7 @@ func TestTicketIsAHandle(t *testing.T) {
 	shared := newMapStore()
 	a := farmServer(t, shared, nil)
 	connect(t, a, tls.NewLRUClientSessionCache(4), tls.VersionTLS13)
-	shared.mu.Lock()
-	defer shared.mu.Unlock()
-	for id, state := range shared.m {
+	for id, state := range shared.entries() {
 		if len(id) != IDLen {
 			t.Errorf("handle of %d bytes, want %d", len(id), IDLen)
 		}
@@ -359,9 +337,7 @@ func mustState(t *testing.T) []byte {
 	shared := newMapStore()
 	a := farmServer(t, shared, nil)
 	connect(t, a, tls.NewLRUClientSessionCache(1), tls.VersionTLS13)
-	shared.mu.Lock()
-	defer shared.mu.Unlock()
-	for _, v := range shared.m {
+	for _, v := range shared.entries() {
 		return v
 	}
 	t.Fatal("no state stored")

@@ -11,56 +11,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/distcache-go/distcache/goimpl/cache"
 	"github.com/distcache-go/distcache/goimpl/proto"
 	"github.com/distcache-go/distcache/goimpl/store"
 	"github.com/distcache-go/distcache/goimpl/upstream"
 	"github.com/distcache-go/distcache/internal/daemontest"
 )
 
-// takeStore is a map store whose Take is atomic.
-type takeStore struct {
-	mu sync.Mutex
-	m  map[string][]byte
-}
-
-func (s *takeStore) Add(_ context.Context, id, data []byte, _ time.Duration) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, ok := s.m[string(id)]; ok {
-		return store.ErrDuplicate
-	}
-	s.m[string(id)] = append([]byte(nil), data...)
-	return nil
-}
-
-func (s *takeStore) lookup(id, dst []byte, del bool) ([]byte, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	d, ok := s.m[string(id)]
-	if !ok {
-		return dst, store.ErrNotFound
-	}
-	if del {
-		delete(s.m, string(id))
-	}
-	return append(dst, d...), nil
-}
-
-func (s *takeStore) Get(_ context.Context, id, dst []byte) ([]byte, error) {
-	return s.lookup(id, dst, false)
-}
-func (s *takeStore) Take(_ context.Context, id, dst []byte) ([]byte, error) {
-	return s.lookup(id, dst, true)
-}
-func (s *takeStore) Remove(_ context.Context, id []byte) error {
-	_, err := s.lookup(id, nil, true)
-	return err
-}
-func (s *takeStore) Have(_ context.Context, id []byte) error {
-	_, err := s.lookup(id, nil, false)
-	return err
-}
-func (s *takeStore) Close() error { return nil }
+// memStore is the in-memory cache as a store.
+func memStore() store.Store { return cache.New(cache.Config{}).Store() }
 
 // protoServer serves the distcache protocol from h on a unix socket and
 // counts the connections it accepted and the TAKE requests it received.
@@ -111,8 +70,7 @@ func serveProto(t *testing.T, h *store.Handler) *protoServer {
 }
 
 func TestTakeOnAServerThatAnnouncesIt(t *testing.T) {
-	st := &takeStore{m: map[string][]byte{}}
-	ps := serveProto(t, &store.Handler{Store: st, Features: func() uint32 { return proto.FeatureTake }})
+	ps := serveProto(t, &store.Handler{Store: memStore(), Features: func() uint32 { return proto.FeatureTake }})
 	takeRace(t, ps.path)
 }
 
@@ -162,8 +120,7 @@ func takeRace(t *testing.T, path string) {
 // A server of the 1.5 protocol is never sent TAKE: the probe misses, Take
 // is ErrUnsupported, and the connection survives.
 func TestTakeNeverSentToA15Server(t *testing.T) {
-	st := &takeStore{m: map[string][]byte{}}
-	ps := serveProto(t, &store.Handler{Store: st}) // no Features: 1.5 answers
+	ps := serveProto(t, &store.Handler{Store: memStore()}) // no Features: 1.5 answers
 	u := open(t, upstream.Options{Servers: []upstream.Server{unixServer("s", ps.path)}, Log: &testLog{}})
 	waitUp(t, u)
 	ctx := context.Background()
@@ -188,8 +145,7 @@ func TestTakeNeverSentToA15Server(t *testing.T) {
 }
 
 func TestServerAt(t *testing.T) {
-	st := &takeStore{m: map[string][]byte{}}
-	ps := serveProto(t, &store.Handler{Store: st})
+	ps := serveProto(t, &store.Handler{Store: memStore()})
 	srv, err := upstream.ServerAt(context.Background(), "UNIX:"+ps.path)
 	if err != nil {
 		t.Fatal(err)
