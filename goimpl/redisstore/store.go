@@ -1,0 +1,352 @@
+package redisstore
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/rueidis"
+
+	"github.com/distcache-go/distcache/goimpl/proto"
+	"github.com/distcache-go/distcache/goimpl/store"
+)
+
+// Defaults for Options.
+const (
+	DefaultPrefix  = "dc:"
+	DefaultTimeout = 50 * time.Millisecond
+	// DefaultDialTimeout bounds one connection attempt (TCP and TLS
+	// handshakes, AUTH, SELECT); operations never wait for it longer
+	// than their own deadline.
+	DefaultDialTimeout = time.Second
+	// DefaultRetry is the pause between attempts to make the first
+	// connection when Redis was unreachable at Open.
+	DefaultRetry = 500 * time.Millisecond
+)
+
+// PasswordEnv is the environment variable a password is taken from when
+// no password file is given; SentinelPasswordEnv likewise for sentinels.
+const (
+	PasswordEnv         = "DC_REDIS_PASSWORD"
+	SentinelPasswordEnv = "DC_REDIS_SENTINEL_PASSWORD"
+)
+
+// Options configure a Store. Only Addr is required.
+type Options struct {
+	Addr    string        // see ParseAddr
+	Prefix  string        // prepended to every session id (default "dc:"; "-" for none)
+	Timeout time.Duration // deadline of each operation (default 50 ms)
+	// DialTimeout bounds one connection attempt (default 1 s).
+	DialTimeout time.Duration
+	// Password of Addr's user, and of the sentinels (Sentinel only).
+	Password, SentinelPassword string
+	// TLS is used for rediss addresses (nil: system roots, the host
+	// name from the address).
+	TLS *tls.Config
+	// Logf, if set, is told about connection failures at Open.
+	Logf func(format string, args ...any)
+}
+
+// Password reads a password: the first line of file when file is not "",
+// else the environment variable env ("" when unset).
+func Password(file, env string) (string, error) {
+	if file == "" {
+		return os.Getenv(env), nil
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", err
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	return strings.TrimRight(line, "\r"), nil
+}
+
+// Store is a store.Store on Redis. It is safe for concurrent use.
+type Store struct {
+	addr    *Addr
+	prefix  string
+	timeout time.Duration
+
+	client atomic.Pointer[rueidis.Client]
+	// lastErr is why there is no client yet (an error).
+	lastErr atomic.Value
+	stop    chan struct{}
+	wg      sync.WaitGroup
+	closed  atomic.Bool
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Open makes a Store. An address or option error is returned at once.
+// When Redis cannot be reached, Open still returns the Store: it connects
+// in the background (every DefaultRetry) and its operations fail with
+// ErrUnavailable meanwhile. Once connected, reconnection after a lost
+// connection and following a Sentinel or Cluster failover are automatic.
+func Open(opts Options) (*Store, error) {
+	a, err := ParseAddr(opts.Addr)
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{addr: a, prefix: opts.Prefix, timeout: opts.Timeout, stop: make(chan struct{})}
+	switch s.prefix {
+	case "":
+		s.prefix = DefaultPrefix
+	case "-":
+		s.prefix = ""
+	}
+	if s.timeout <= 0 {
+		s.timeout = DefaultTimeout
+	}
+	opts.Timeout = s.timeout
+	co := clientOption(a, &opts)
+	c, err := rueidis.NewClient(co)
+	if err == nil {
+		s.client.Store(&c)
+		return s, nil
+	}
+	s.lastErr.Store(err)
+	if opts.Logf != nil {
+		opts.Logf("redis %s: %v (retrying in the background)", a, err)
+	}
+	s.wg.Add(1)
+	go s.connect(co)
+	return s, nil
+}
+
+func clientOption(a *Addr, o *Options) rueidis.ClientOption {
+	dt := o.DialTimeout
+	if dt <= 0 {
+		dt = DefaultDialTimeout
+	}
+	co := rueidis.ClientOption{
+		InitAddress:  a.Hosts,
+		Username:     a.Username,
+		Password:     o.Password,
+		SelectDB:     a.DB,
+		DisableCache: true, // no client-side caching: another host may remove a session
+		Dialer:       netDialer(dt),
+		// A connection whose writes stall this long is dropped and
+		// redialled; operations have their own, shorter, deadline.
+		ConnWriteTimeout: max(dt, 10*o.Timeout),
+		ClientName:       "distcache",
+	}
+	if a.TLS {
+		co.TLSConfig = o.TLS
+		if co.TLSConfig == nil {
+			co.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+		}
+	}
+	switch a.Kind {
+	case Standalone:
+		co.ForceSingleClient = true
+	case Sentinel:
+		co.Sentinel = rueidis.SentinelOption{
+			MasterSet:               a.Master,
+			Password:                o.SentinelPassword,
+			Dialer:                  netDialer(dt),
+			TLSConfig:               co.TLSConfig,
+			TopologyRefreshInterval: 2 * time.Second,
+		}
+	case Cluster:
+		co.ClusterOption = rueidis.ClusterOption{ShardsRefreshInterval: 2 * time.Second}
+	}
+	return co
+}
+
+// connect retries the first connection until it succeeds or the store
+// is closed.
+func (st *Store) connect(co rueidis.ClientOption) {
+	defer st.wg.Done()
+	t := time.NewTicker(DefaultRetry)
+	defer t.Stop()
+	for {
+		select {
+		case <-st.stop:
+			return
+		case <-t.C:
+		}
+		c, err := rueidis.NewClient(co)
+		if err != nil {
+			st.lastErr.Store(err)
+			continue
+		}
+		st.client.Store(&c)
+		if st.closed.Load() { // Close ran between the check and the store
+			c.Close()
+		}
+		return
+	}
+}
+
+// Addr returns the parsed address the store talks to.
+func (st *Store) Addr() *Addr { return st.addr }
+
+// Close implements store.Store.
+func (st *Store) Close() error {
+	if st.closed.Swap(true) {
+		return nil
+	}
+	close(st.stop)
+	st.wg.Wait()
+	if c := st.client.Load(); c != nil {
+		(*c).Close()
+	}
+	return nil
+}
+
+// Error is the error of a failed operation; it wraps store.ErrUnavailable
+// and the cause.
+type Error struct {
+	Op   string // add, get, remove, have, take
+	Addr string
+	Err  error
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("redis %s %s: %v", e.Op, e.Addr, e.Err)
+}
+
+// Unwrap gives store.ErrUnavailable and the cause.
+func (e *Error) Unwrap() []error { return []error{store.ErrUnavailable, e.Err} }
+
+var errNotConnected = errors.New("not connected")
+
+// do runs one command under the store's deadline.
+func (st *Store) do(ctx context.Context, op string, build func(rueidis.Builder) rueidis.Completed) (rueidis.RedisResult, context.CancelFunc, error) {
+	cp := st.client.Load()
+	if cp == nil {
+		cause := errNotConnected
+		if e, ok := st.lastErr.Load().(error); ok {
+			cause = fmt.Errorf("%w: %v", errNotConnected, e)
+		}
+		return rueidis.RedisResult{}, nil, &Error{op, st.addr.String(), cause}
+	}
+	c := *cp
+	ctx, cancel := context.WithTimeout(ctx, st.timeout)
+	return c.Do(ctx, build(c.B())), cancel, nil
+}
+
+func (st *Store) fail(op string, err error) error {
+	return &Error{op, st.addr.String(), err}
+}
+
+func (st *Store) key(id []byte) string { return st.prefix + string(id) }
+
+// validID reports whether id is in distcache's range; no entry can have
+// an id outside it, so lookups of one are misses without asking Redis.
+func validID(id []byte) bool { return len(id) > 0 && len(id) <= proto.MaxIDLen }
+
+// Add implements store.Store: SET key data NX PX ttl. A ttl under one
+// millisecond stores nothing (the entry would be gone by the next
+// request) but still reports a live duplicate.
+func (st *Store) Add(ctx context.Context, id, data []byte, ttl time.Duration) error {
+	if !validID(id) || len(data) == 0 || len(data) > proto.MaxDataLen || ttl < 0 || ttl > proto.MaxExpiry*time.Millisecond {
+		return fmt.Errorf("%w: %d-byte id, %d bytes of data for %v", store.ErrInvalid, len(id), len(data), ttl)
+	}
+	k := st.key(id)
+	ms := ttl.Milliseconds()
+	if ms == 0 {
+		err := st.Have(ctx, id)
+		switch {
+		case err == nil:
+			return store.ErrDuplicate
+		case errors.Is(err, store.ErrNotFound):
+			return nil
+		}
+		return err
+	}
+	// The value is copied: after a deadline the command may still be
+	// queued, and the caller may reuse data.
+	r, cancel, err := st.do(ctx, "add", func(b rueidis.Builder) rueidis.Completed {
+		return b.Set().Key(k).Value(string(data)).Nx().PxMilliseconds(ms).Build()
+	})
+	if err != nil {
+		return err
+	}
+	defer cancel()
+	switch err := r.Error(); {
+	case err == nil:
+		return nil
+	case rueidis.IsRedisNil(err):
+		return store.ErrDuplicate
+	default:
+		return st.fail("add", err)
+	}
+}
+
+// Get implements store.Store.
+func (st *Store) Get(ctx context.Context, id, dst []byte) ([]byte, error) {
+	return st.get(ctx, "get", id, dst)
+}
+
+// Take implements store.Store with GETDEL (atomic in Redis).
+func (st *Store) Take(ctx context.Context, id, dst []byte) ([]byte, error) {
+	return st.get(ctx, "take", id, dst)
+}
+
+func (st *Store) get(ctx context.Context, op string, id, dst []byte) ([]byte, error) {
+	if !validID(id) {
+		return dst, store.ErrNotFound
+	}
+	k := st.key(id)
+	r, cancel, err := st.do(ctx, op, func(b rueidis.Builder) rueidis.Completed {
+		if op == "take" {
+			return b.Getdel().Key(k).Build()
+		}
+		return b.Get().Key(k).Build()
+	})
+	if err != nil {
+		return dst, err
+	}
+	defer cancel()
+	v, err := r.ToString()
+	switch {
+	case err == nil:
+		return append(dst, v...), nil
+	case rueidis.IsRedisNil(err):
+		return dst, store.ErrNotFound
+	default:
+		return dst, st.fail(op, err)
+	}
+}
+
+// Remove implements store.Store (DEL).
+func (st *Store) Remove(ctx context.Context, id []byte) error {
+	return st.count(ctx, "remove", id)
+}
+
+// Have implements store.Store (EXISTS).
+func (st *Store) Have(ctx context.Context, id []byte) error {
+	return st.count(ctx, "have", id)
+}
+
+func (st *Store) count(ctx context.Context, op string, id []byte) error {
+	if !validID(id) {
+		return store.ErrNotFound
+	}
+	k := st.key(id)
+	r, cancel, err := st.do(ctx, op, func(b rueidis.Builder) rueidis.Completed {
+		if op == "remove" {
+			return b.Del().Key(k).Build()
+		}
+		return b.Exists().Key(k).Build()
+	})
+	if err != nil {
+		return err
+	}
+	defer cancel()
+	n, err := r.AsInt64()
+	switch {
+	case err != nil:
+		return st.fail(op, err)
+	case n == 0:
+		return store.ErrNotFound
+	}
+	return nil
+}
