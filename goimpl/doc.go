@@ -7,11 +7,11 @@
 // the accept loop and rate-limited log the daemons share (accept), and the
 // Store interface every place sessions are kept implements, with the
 // protocol handler over it and its conformance suite (store,
-// store/storetest), the Redis store for standalone, Sentinel and Cluster
-// deployments with its test harness (redisstore, redisstore/redistest),
-// and dc_client as library packages: the distcache
-// upstream store over one or more dc_servers (upstream) and the local side
-// serving applications from a store (proxy), and the daemons' Prometheus
-// metrics and live status page (metrics). The command-line tools use them
-// directly; the C ABI engine exports them.
+// store/storetest); the Redis store for standalone, Sentinel and Cluster
+// deployments with its test harness (redisstore, redisstore/redistest);
+// the daemons as library packages: dc_server's serving loop (dcserver),
+// dc_client's distcache upstream store over one or more dc_servers
+// (upstream) and its local side serving applications from a store (proxy);
+// and the daemons' Prometheus metrics and live status page (metrics). The
+// command-line tools use them directly; the C ABI engine exports them.
 package goimpl

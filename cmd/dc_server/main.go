@@ -1,26 +1,21 @@
 // Command dc_server is the distcache session cache server: it listens on a
 // distcache address and answers ADD, GET, REMOVE and HAVE requests from a
-// session cache held in memory (see dc_server(8)).
-//
-// Each connection is served by its own goroutine, which reads requests in
-// order and answers them in order; pipelined requests are answered in one
-// batch write. A malformed stream loses its connection, never the server.
+// session cache held in memory (see dc_server(8)). It parses its options
+// and wires the cache (goimpl/cache) into the serving loop (goimpl/dcserver).
 package main
 
 import (
+	"context"
 	"errors"
-	"fmt"
-	"io"
 	"net"
 	"os"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/distcache-go/distcache/cmd/internal/tool"
+	"github.com/distcache-go/distcache/goimpl/cache"
+	"github.com/distcache-go/distcache/goimpl/dcserver"
 	"github.com/distcache-go/distcache/goimpl/proto"
 )
 
@@ -138,8 +133,7 @@ func main() {
 	if err != nil {
 		tool.Die("Error, can't listen on '%s': %v", cfg.listen, err)
 	}
-	be := newBackend(cfg)
-	sd, sdFile, err := startSessiond(cfg, be)
+	sd, sdFile, err := sessiondSocket(cfg)
 	if err != nil {
 		ln.RemoveSocket()
 		tool.Die("Error, can't serve sessiond on '%s': %v", cfg.sessiond, err)
@@ -149,245 +143,73 @@ func main() {
 	}
 	cfg.daemon.Start(args.Rewritten(), files)
 
-	s := &server{cfg: cfg, be: be}
-	s.set = tool.ConnSet{Max: int(cfg.maxConns), Log: &s.log, OnFull: func(nc net.Conn) {
-		s.log.Printf("Warning, rejected connection from %s: already at -maxconns %d", peer(nc), cfg.maxConns)
-	}}
-	acceptDone := make(chan struct{})
+	c := cache.New(cache.Config{MaxSessions: int(cfg.sessions), MaxBytes: cfg.maxBytes})
+	srv := dcserver.New(dcserver.Options{
+		Store:       c.Store(),
+		MinLifetime: time.Duration(cfg.minLifetime) * time.Second,
+		// The in-memory cache takes atomically (doc/EXTENSIONS.md).
+		Features:     func() uint32 { return proto.FeatureTake },
+		Idle:         cfg.idle,
+		FrameTimeout: cfg.frameTimeout,
+		MaxConns:     int(cfg.maxConns),
+		Sessiond:     sd,
+		Progress:     cfg.progress,
+		Stats: func() dcserver.Stats {
+			st := c.Stats()
+			return dcserver.Stats{Sessions: c.NumItems(time.Now()), Hits: st.Hits, Misses: st.Misses}
+		},
+	})
+	ctx, stop := context.WithCancel(context.Background())
 	go func() {
-		s.set.Serve(ln, func(nc net.Conn) { newConn(s, nc).serve() })
-		close(acceptDone)
+		<-sigs
+		stop()
 	}()
-	logTick := time.NewTicker(500 * time.Millisecond)
-	lg := newProgress(cfg.progress)
-	for {
-		select {
-		case <-logTick.C:
-			lg.maybeLog(s.ops.Load(), be)
-			continue
-		case <-sigs:
-		case <-acceptDone:
-			if !s.set.Closing() {
-				fmt.Fprintln(os.Stderr, "Error, the listener failed; shutting down")
-			}
-		}
-		break
-	}
-	// Interrupt every connection's next read and wait (bounded by the frame
-	// timeout) for the requests already received to be answered.
-	s.set.Shutdown(ln, cfg.frameTimeout+time.Second)
-	if sd != nil {
-		sd()
-	}
-	hits, misses := be.hitsMisses()
-	fmt.Fprintf(os.Stderr, "Info, shutting down: total operations = %d, total sessions = %d, hits = %d, misses = %d\n",
-		s.ops.Load(), be.items(time.Now()), hits, misses)
+	srv.Run(ctx, ln) // a listener failure is logged; either way, clean up and exit
+
 	ln.RemoveSocket()
 	cfg.daemon.RemovePIDFile()
 	os.Exit(0)
 }
 
-// progress prints the original's periodic line, plus hit and miss counts.
-type progress struct {
-	every     int64
-	last      time.Time
-	lastOps   uint64
-	lastItems int
-	lastStep  uint64
-}
-
-func newProgress(every int64) *progress { return &progress{every: every, last: time.Now()} }
-
-func (p *progress) maybeLog(ops uint64, be *backend) {
-	now := time.Now()
-	items := be.items(now)
-	print := now.Sub(p.last) >= time.Second && items != p.lastItems
-	if p.every > 0 && ops/uint64(p.every) != p.lastStep {
-		print = true
+// sessiondSocket opens the UDP socket of -sessiond. It is created before
+// daemonising; a daemon child inherits it as descriptor 1 after the
+// listener. When the parent is about to detach, f is the socket's
+// descriptor to hand over.
+func sessiondSocket(cfg *config) (conn *net.UDPConn, f *os.File, err error) {
+	if cfg.sessiond == "" {
+		return nil, nil, nil
 	}
-	if !print {
-		return
-	}
-	sign, diff := '=', 0
-	if items > p.lastItems {
-		sign, diff = '+', items-p.lastItems
-	} else if items < p.lastItems {
-		sign, diff = '-', p.lastItems-items
-	}
-	hits, misses := be.hitsMisses()
-	fmt.Fprintf(os.Stderr, "Info, total operations = %7d  (+ %5d), total sessions = %5d  (%c%3d), hits = %d, misses = %d\n",
-		ops, ops-p.lastOps, items, sign, diff, hits, misses)
-	p.last, p.lastOps, p.lastItems = now, ops, items
-	if p.every > 0 {
-		p.lastStep = ops / uint64(p.every)
-	}
-}
-
-type server struct {
-	cfg *config
-	be  *backend
-	ops atomic.Uint64
-	log tool.RateLog
-	set tool.ConnSet
-}
-
-func peer(c net.Conn) string {
-	if a := c.RemoteAddr(); a != nil && a.String() != "" && a.String() != "@" {
-		return a.String()
-	}
-	return "local client"
-}
-
-// conn is one client connection. Its buffers are recycled through
-// connPool when the client closes cleanly, so that clients opening a
-// connection per operation (Apache through dc_client) cost no large
-// allocations.
-type conn struct {
-	s        *server
-	nc       net.Conn
-	rd       *proto.Reader
-	out      []byte // encoded responses not yet written
-	payload  []byte // response payload scratch
-	reads    int    // Read calls during the current ReadMessage
-	msgStart time.Time
-	timedOut string
-	rdl, wdl time.Time // deadlines currently set on nc
-}
-
-var connPool sync.Pool
-
-func newConn(s *server, nc net.Conn) *conn {
-	if c, ok := connPool.Get().(*conn); ok {
-		c.s, c.nc = s, nc
-		return c
-	}
-	c := &conn{s: s, nc: nc}
-	c.rd = proto.NewReader(c, proto.WantRequests)
-	return c
-}
-
-// recycle returns the connection's buffers to the pool. Only for a reader
-// that ended at a clean end of stream (nothing buffered, no partial
-// message); oversized buffers are left to the garbage collector.
-func (c *conn) recycle() {
-	if c.rd.Buffered() != 0 || cap(c.out) > 256<<10 {
-		return
-	}
-	*c = conn{rd: c.rd, out: c.out[:0], payload: c.payload[:0]}
-	connPool.Put(c)
-}
-
-var errClosing = errors.New("server shutting down")
-
-// Read is what the proto.Reader reads through. It writes the responses
-// queued so far before every read that may block, so pipelined requests
-// get one batched write and a client never waits for an answer that sits
-// in our buffer. It also arms the idle and partial-request deadlines.
-func (c *conn) Read(p []byte) (int, error) {
-	if len(c.out) > 0 {
-		if err := c.flush(); err != nil {
-			return 0, err
+	if tool.IsDaemonChild() {
+		pc, err := net.FilePacketConn(tool.Inherited(1))
+		if err != nil {
+			return nil, nil, err
 		}
-	}
-	s := c.s
-	var dl time.Time
-	if c.reads == 0 && c.rd.Buffered() == 0 {
-		c.msgStart = time.Time{}
-		if s.cfg.idle > 0 {
-			dl = time.Now().Add(s.cfg.idle)
-			c.timedOut = "idle"
+		uc, ok := pc.(*net.UDPConn)
+		if !ok {
+			return nil, nil, errors.New("inherited descriptor is not a UDP socket")
 		}
+		conn = uc
 	} else {
-		if c.msgStart.IsZero() {
-			c.msgStart = time.Now()
-		}
-		dl = c.msgStart.Add(s.cfg.frameTimeout)
-		c.timedOut = "partial request"
-	}
-	c.reads++
-	if !dl.Equal(c.rdl) {
-		c.rdl = dl
-		c.nc.SetReadDeadline(dl)
-	}
-	if s.set.Closing() {
-		return 0, errClosing
-	}
-	return c.nc.Read(p)
-}
-
-// flush writes the queued responses. The write deadline (a client must
-// take its answers within -frametimeout) is renewed only when less than
-// half of it is left, which keeps the timer work off the common path.
-func (c *conn) flush() error {
-	ft := c.s.cfg.frameTimeout
-	if now := time.Now(); c.wdl.Sub(now) < ft/2 {
-		c.wdl = now.Add(ft)
-		c.nc.SetWriteDeadline(c.wdl)
-	}
-	_, err := c.nc.Write(c.out)
-	c.out = c.out[:0]
-	if err != nil {
-		c.timedOut = "response not taken"
-	}
-	return err
-}
-
-func (c *conn) serve() {
-	s := c.s
-	clean := false
-	defer func() {
-		c.nc.Close()
-		if clean {
-			c.recycle()
-		}
-	}()
-	for {
-		c.reads = 0
-		m, err := c.rd.ReadMessage()
+		a, err := tool.ParseAddr(cfg.sessiond)
 		if err != nil {
-			clean = err == io.EOF && len(c.out) == 0
-			c.report(err)
-			return
+			return nil, nil, err
 		}
-		payload, err := s.be.handle(m, c.payload[:0])
-		if payload != nil {
-			c.payload = payload
+		network := map[string]string{"tcp4": "udp4", "tcp6": "udp6"}[a.Network]
+		if network == "" {
+			return nil, nil, errors.New("sessiond needs an IP:host:port (or IPv6:) address")
 		}
+		ua, err := net.ResolveUDPAddr(network, a.Address)
 		if err != nil {
-			s.log.Printf("Warning, closing connection from %s: %v", peer(c.nc), err)
-			c.flush()
-			return
+			return nil, nil, err
 		}
-		c.out, _ = proto.AppendMessage(c.out, &proto.Message{Response: true, UID: m.UID, Op: m.Op, Payload: payload})
-		s.ops.Add(1)
-		if len(c.out) >= 64<<10 {
-			if err := c.flush(); err != nil {
-				c.report(err)
-				return
+		if conn, err = net.ListenUDP(network, ua); err != nil {
+			return nil, nil, err
+		}
+		if cfg.daemon.Detach {
+			if f, err = conn.File(); err != nil {
+				return nil, nil, err
 			}
 		}
 	}
-}
-
-// report logs why a connection ends, when that is worth knowing.
-func (c *conn) report(err error) {
-	if len(c.out) > 0 {
-		c.flush() // answers owed before a corrupt frame or a half-close (E-12, E-38)
-	}
-	var ne net.Error
-	switch {
-	case err == io.EOF, errors.Is(err, errClosing), errors.Is(err, syscall.ECONNRESET), errors.Is(err, net.ErrClosed):
-	case proto.IsCorrupt(err):
-		c.s.log.Printf("Warning, closing connection from %s: %v", peer(c.nc), err)
-	case err == io.ErrUnexpectedEOF:
-		c.s.log.Printf("Warning, connection from %s closed in the middle of a request", peer(c.nc))
-	case errors.As(err, &ne) && ne.Timeout():
-		if c.timedOut != "idle" && !c.s.set.Closing() {
-			c.s.log.Printf("Warning, closing connection from %s: %s timed out", peer(c.nc), c.timedOut)
-		}
-	default:
-		if !c.s.set.Closing() {
-			c.s.log.Printf("Warning, connection from %s: %v", peer(c.nc), err)
-		}
-	}
+	return conn, f, nil
 }

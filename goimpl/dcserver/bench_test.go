@@ -1,4 +1,4 @@
-package main
+package dcserver
 
 import (
 	"net"
@@ -6,26 +6,31 @@ import (
 	"testing"
 	"time"
 
-	"github.com/distcache-go/distcache/cmd/internal/tool"
-	"github.com/distcache-go/distcache/cmd/internal/tooltest"
+	"github.com/distcache-go/distcache/goimpl/cache"
 	"github.com/distcache-go/distcache/goimpl/proto"
 )
 
-// inProcess runs the server's accept loop in the test process on a unix
-// socket, for benchmarks and profiles of the connection handling.
+// inProcess serves a fresh cache on a unix socket in the test process,
+// for benchmarks and profiles of the connection handling.
 func inProcess(b *testing.B) string {
-	dir := tooltest.TempDir(b)
-	a, _ := tool.ParseAddr("UNIX:" + dir + "/s")
-	ln, err := tool.Listen(a)
+	sock := b.TempDir() + "/s"
+	ln, err := net.Listen("unix", sock)
 	if err != nil {
 		b.Fatal(err)
 	}
-	cfg := &config{sessions: 100000, maxBytes: 256 << 20, minLifetime: 300, frameTimeout: 10 * time.Second}
-	s := &server{cfg: cfg, be: newBackend(cfg)}
-	s.set.Log = &s.log
-	go s.set.Serve(ln, func(nc net.Conn) { newConn(s, nc).serve() })
-	b.Cleanup(func() { s.set.Shutdown(ln, time.Second) })
-	return dir + "/s"
+	c := cache.New(cache.Config{MaxSessions: 100000, MaxBytes: 256 << 20})
+	s := New(Options{Store: c.Store(), MinLifetime: 300 * time.Second})
+	go s.Serve(ln)
+	b.Cleanup(func() { s.Shutdown(ln) })
+	return sock
+}
+
+func request(uid uint32, op proto.Op, payload []byte) []byte {
+	b, err := proto.AppendMessage(nil, &proto.Message{UID: uid, Op: op, Payload: payload})
+	if err != nil {
+		panic(err)
+	}
+	return b
 }
 
 func prefill(b *testing.B, sock string, n int) {
@@ -37,8 +42,10 @@ func prefill(b *testing.B, sock string, n int) {
 	rd := proto.NewReader(c, proto.WantResponses)
 	data := make([]byte, 200)
 	for i := 0; i < n; i++ {
-		c.Write(tooltest.Request(1, proto.OpAdd, tooltest.AddPayload(600000, []byte("session-"+strconv.Itoa(i)), data)))
-		rd.ReadMessage()
+		c.Write(request(1, proto.OpAdd, proto.AppendAddRequest(nil, 600000, []byte("session-"+strconv.Itoa(i)), data)))
+		if m, err := rd.ReadMessage(); err != nil || m.Payload[0] != 0 {
+			b.Fatalf("prefill add %d: %v", i, err)
+		}
 	}
 }
 
@@ -52,7 +59,7 @@ func BenchmarkPersistentGet(b *testing.B) {
 	}
 	defer c.Close()
 	rd := proto.NewReader(c, proto.WantResponses)
-	req := tooltest.Request(7, proto.OpGet, []byte("session-7"))
+	req := request(7, proto.OpGet, []byte("session-7"))
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		c.Write(req)
@@ -66,7 +73,7 @@ func BenchmarkPersistentGet(b *testing.B) {
 func BenchmarkConnectPerGet(b *testing.B) {
 	sock := inProcess(b)
 	prefill(b, sock, 1000)
-	req := tooltest.Request(7, proto.OpGet, []byte("session-7"))
+	req := request(7, proto.OpGet, []byte("session-7"))
 	buf := make([]byte, 4096)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {

@@ -1,0 +1,166 @@
+package dcserver
+
+import (
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/distcache-go/distcache/goimpl/proto"
+)
+
+// conn is one client connection. Its buffers are recycled through
+// connPool when the client closes cleanly, so that clients opening a
+// connection per operation (Apache through dc_client) cost no large
+// allocations.
+type conn struct {
+	s        *Server
+	nc       net.Conn
+	rd       *proto.Reader
+	out      []byte // encoded responses not yet written
+	payload  []byte // response payload scratch
+	reads    int    // Read calls during the current ReadMessage
+	msgStart time.Time
+	timedOut string
+	rdl, wdl time.Time // deadlines currently set on nc
+}
+
+var connPool sync.Pool
+
+func newConn(s *Server, nc net.Conn) *conn {
+	if c, ok := connPool.Get().(*conn); ok {
+		c.s, c.nc = s, nc
+		return c
+	}
+	c := &conn{s: s, nc: nc}
+	c.rd = proto.NewReader(c, proto.WantRequests)
+	return c
+}
+
+// recycle returns the connection's buffers to the pool. Only for a reader
+// that ended at a clean end of stream (nothing buffered, no partial
+// message); oversized buffers are left to the garbage collector.
+func (c *conn) recycle() {
+	if c.rd.Buffered() != 0 || cap(c.out) > 256<<10 {
+		return
+	}
+	*c = conn{rd: c.rd, out: c.out[:0], payload: c.payload[:0]}
+	connPool.Put(c)
+}
+
+var errClosing = errors.New("server shutting down")
+
+// Read is what the proto.Reader reads through. It writes the responses
+// queued so far before every read that may block, so pipelined requests
+// get one batched write and a client never waits for an answer that sits
+// in our buffer. It also arms the idle and partial-request deadlines.
+func (c *conn) Read(p []byte) (int, error) {
+	if len(c.out) > 0 {
+		if err := c.flush(); err != nil {
+			return 0, err
+		}
+	}
+	s := c.s
+	var dl time.Time
+	if c.reads == 0 && c.rd.Buffered() == 0 {
+		c.msgStart = time.Time{}
+		if s.o.Idle > 0 {
+			dl = time.Now().Add(s.o.Idle)
+			c.timedOut = "idle"
+		}
+	} else {
+		if c.msgStart.IsZero() {
+			c.msgStart = time.Now()
+		}
+		dl = c.msgStart.Add(s.o.FrameTimeout)
+		c.timedOut = "partial request"
+	}
+	c.reads++
+	if !dl.Equal(c.rdl) {
+		c.rdl = dl
+		c.nc.SetReadDeadline(dl)
+	}
+	if s.set.Closing() {
+		return 0, errClosing
+	}
+	return c.nc.Read(p)
+}
+
+// flush writes the queued responses. The write deadline (a client must
+// take its answers within the frame timeout) is renewed only when less than
+// half of it is left, which keeps the timer work off the common path.
+func (c *conn) flush() error {
+	ft := c.s.o.FrameTimeout
+	if now := time.Now(); c.wdl.Sub(now) < ft/2 {
+		c.wdl = now.Add(ft)
+		c.nc.SetWriteDeadline(c.wdl)
+	}
+	_, err := c.nc.Write(c.out)
+	c.out = c.out[:0]
+	if err != nil {
+		c.timedOut = "response not taken"
+	}
+	return err
+}
+
+func (c *conn) serve() {
+	s := c.s
+	clean := false
+	defer func() {
+		c.nc.Close()
+		if clean {
+			c.recycle()
+		}
+	}()
+	for {
+		c.reads = 0
+		m, err := c.rd.ReadMessage()
+		if err != nil {
+			clean = err == io.EOF && len(c.out) == 0
+			c.report(err)
+			return
+		}
+		payload, err := s.handle(m, c.payload[:0])
+		if payload != nil {
+			c.payload = payload
+		}
+		if err != nil {
+			s.log.Printf("Warning, closing connection from %s: %v", peer(c.nc), err)
+			c.flush()
+			return
+		}
+		c.out, _ = proto.AppendMessage(c.out, &proto.Message{Response: true, UID: m.UID, Op: m.Op, Payload: payload})
+		s.ops.Add(1)
+		if len(c.out) >= 64<<10 {
+			if err := c.flush(); err != nil {
+				c.report(err)
+				return
+			}
+		}
+	}
+}
+
+// report logs why a connection ends, when that is worth knowing.
+func (c *conn) report(err error) {
+	if len(c.out) > 0 {
+		c.flush() // answers owed before a corrupt frame or a half-close (E-12, E-38)
+	}
+	var ne net.Error
+	switch {
+	case err == io.EOF, errors.Is(err, errClosing), errors.Is(err, syscall.ECONNRESET), errors.Is(err, net.ErrClosed):
+	case proto.IsCorrupt(err):
+		c.s.log.Printf("Warning, closing connection from %s: %v", peer(c.nc), err)
+	case err == io.ErrUnexpectedEOF:
+		c.s.log.Printf("Warning, connection from %s closed in the middle of a request", peer(c.nc))
+	case errors.As(err, &ne) && ne.Timeout():
+		if c.timedOut != "idle" && !c.s.set.Closing() {
+			c.s.log.Printf("Warning, closing connection from %s: %s timed out", peer(c.nc), c.timedOut)
+		}
+	default:
+		if !c.s.set.Closing() {
+			c.s.log.Printf("Warning, connection from %s: %v", peer(c.nc), err)
+		}
+	}
+}

@@ -1,0 +1,16 @@
+// Package dcserver is dc_server's serving loop as a library: it accepts
+// distcache connections and answers them from a store.Store through the
+// protocol Handler (goimpl/store), optionally serves stunnel's sessiond
+// datagrams from the same store, prints the original's progress line, and
+// shuts down answering what it has received. cmd/dc_server parses options
+// and wires a store (the in-memory cache, or another store.Store) into it.
+//
+// Each connection is served by its own goroutine, which reads requests in
+// order and answers them in order; pipelined requests are answered in one
+// batch write. A request the Handler answers by closing (an ADD shorter
+// than 8 bytes, an unknown operation) or a malformed stream loses its
+// connection, never the server; each is logged, rate-limited.
+//
+// Files: server.go is the Server and its options, conn.go one connection
+// (reader, batching, deadlines), progress.go the periodic log line.
+package dcserver

@@ -1,0 +1,203 @@
+package dcserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/distcache-go/distcache/goimpl/accept"
+	"github.com/distcache-go/distcache/goimpl/proto"
+	"github.com/distcache-go/distcache/goimpl/sessiond"
+	"github.com/distcache-go/distcache/goimpl/store"
+)
+
+// DefaultFrameTimeout is Options.FrameTimeout's default.
+const DefaultFrameTimeout = 10 * time.Second
+
+// Options configure a Server. Store is required; the zero value of every
+// other field is a sensible default.
+type Options struct {
+	// Store is where sessions are kept.
+	Store store.Store
+	// MinLifetime, Unavailable and Features configure the protocol
+	// Handler (see store.Handler): -minlifetime, the answer when the
+	// store fails (nil: a miss), the extensions announced (nil: none).
+	MinLifetime time.Duration
+	Unavailable store.UnavailablePolicy
+	Features    func() uint32
+	// RequestTimeout bounds the store calls of one request (0: only the
+	// store's own bounds); a store past it answers as unavailable.
+	RequestTimeout time.Duration
+	// Idle closes a connection that sends nothing for this long (0:
+	// never).
+	Idle time.Duration
+	// FrameTimeout closes a connection whose started request does not
+	// complete, or whose answers are not taken, within it (0:
+	// DefaultFrameTimeout). Shutdown waits at most this long plus a
+	// second for connections to finish.
+	FrameTimeout time.Duration
+	// MaxConns caps the simultaneous connections (0: no limit); one more
+	// is accepted, logged and closed.
+	MaxConns int
+	// Sessiond, when set, is a UDP socket on which stunnel's sessiond
+	// protocol is served from Store; Run closes it at shutdown.
+	Sessiond *net.UDPConn
+	// Progress also prints the progress line every Progress operations
+	// (0: only when the session count changes, at most once a second).
+	Progress int64
+	// Stats reports the session count and hit and miss counters for the
+	// progress and shutdown lines (nil: no session count, and the hits
+	// and misses of this Server's GETs).
+	Stats func() Stats
+	// Log receives the rate-limited warnings (nil: a RateLog on stderr);
+	// Info receives the progress and shutdown lines (nil: stderr).
+	Log  accept.Logger
+	Info io.Writer
+}
+
+// Stats are the counters the progress line prints.
+type Stats struct {
+	Sessions     int
+	Hits, Misses uint64
+}
+
+// Server serves the distcache protocol from a store. Use New.
+type Server struct {
+	o      Options
+	h      store.Handler
+	log    accept.Logger
+	set    accept.Set
+	ops    atomic.Uint64
+	hits   atomic.Uint64
+	misses atomic.Uint64
+	sd     *sessiond.Server
+}
+
+// New returns a Server; Run or Serve runs it.
+func New(o Options) *Server {
+	if o.FrameTimeout <= 0 {
+		o.FrameTimeout = DefaultFrameTimeout
+	}
+	if o.Info == nil {
+		o.Info = os.Stderr
+	}
+	s := &Server{o: o, log: o.Log, h: store.Handler{
+		Store: o.Store, MinLifetime: o.MinLifetime, Unavailable: o.Unavailable, Features: o.Features,
+	}}
+	if s.log == nil {
+		s.log = new(accept.RateLog)
+	}
+	s.set = accept.Set{Max: o.MaxConns, Log: s.log, OnFull: func(nc net.Conn) {
+		s.log.Printf("Warning, rejected connection from %s: already at -maxconns %d", peer(nc), o.MaxConns)
+	}}
+	if o.Sessiond != nil {
+		s.sd = sessiond.New(o.Store, sessiond.Options{Timeout: o.RequestTimeout})
+	}
+	return s
+}
+
+// Ops is the number of requests answered.
+func (s *Server) Ops() uint64 { return s.ops.Load() }
+
+// Stats returns the counters of the progress line.
+func (s *Server) Stats() Stats {
+	if s.o.Stats != nil {
+		return s.o.Stats()
+	}
+	return Stats{Hits: s.hits.Load(), Misses: s.misses.Load()}
+}
+
+// Serve accepts and serves connections on ln until ln is closed (by
+// Shutdown or anyone else) or fails.
+func (s *Server) Serve(ln net.Listener) {
+	s.set.Serve(ln, func(nc net.Conn) { newConn(s, nc).serve() })
+}
+
+// Closing reports whether Shutdown has begun.
+func (s *Server) Closing() bool { return s.set.Closing() }
+
+// Shutdown stops accepting on ln, interrupts every connection's next read
+// and waits, bounded by the frame timeout, for the requests already
+// received to be answered. It stops sessiond too.
+func (s *Server) Shutdown(ln net.Listener) {
+	s.set.Shutdown(ln, s.o.FrameTimeout+time.Second)
+	if s.sd != nil {
+		s.sd.Close()
+	}
+}
+
+// Run is dc_server: it serves ln (and sessiond) until ctx is done or the
+// listener fails, printing the progress line, then shuts down and prints
+// the totals. It returns an error (already logged) only when the listener
+// failed.
+func (s *Server) Run(ctx context.Context, ln net.Listener) error {
+	if s.sd != nil {
+		go func() {
+			if err := s.sd.Serve(s.o.Sessiond); err != nil {
+				fmt.Fprintf(s.o.Info, "Error, sessiond on '%s' stopped: %v\n", s.o.Sessiond.LocalAddr(), err)
+			}
+		}()
+	}
+	acceptDone := make(chan struct{})
+	go func() {
+		s.Serve(ln)
+		close(acceptDone)
+	}()
+	tick := time.NewTicker(500 * time.Millisecond)
+	defer tick.Stop()
+	lg := newProgress(s.o.Progress)
+	var err error
+loop:
+	for {
+		select {
+		case <-tick.C:
+			lg.maybeLog(s.o.Info, s.ops.Load(), s.Stats())
+		case <-ctx.Done():
+			break loop
+		case <-acceptDone:
+			if !s.set.Closing() {
+				err = errors.New("the listener failed")
+				fmt.Fprintln(s.o.Info, "Error, the listener failed; shutting down")
+			}
+			break loop
+		}
+	}
+	s.Shutdown(ln)
+	st := s.Stats()
+	fmt.Fprintf(s.o.Info, "Info, shutting down: total operations = %d, total sessions = %d, hits = %d, misses = %d\n",
+		s.ops.Load(), st.Sessions, st.Hits, st.Misses)
+	return err
+}
+
+// handle answers one request; the context is bounded when RequestTimeout
+// is set.
+func (s *Server) handle(m *proto.Message, out []byte) ([]byte, error) {
+	ctx := context.Background()
+	if s.o.RequestTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.o.RequestTimeout)
+		defer cancel()
+	}
+	resp, err := s.h.Handle(ctx, m, out)
+	if s.o.Stats == nil && err == nil && m.Op == proto.OpGet {
+		// This Server's own hit and miss counters.
+		if len(resp) == 1 && resp[0] == proto.ResultNotOK {
+			s.misses.Add(1)
+		} else {
+			s.hits.Add(1)
+		}
+	}
+	return resp, err
+}
+
+func peer(c net.Conn) string {
+	if a := c.RemoteAddr(); a != nil && a.String() != "" && a.String() != "@" {
+		return a.String()
+	}
+	return "local client"
+}
