@@ -5,13 +5,16 @@
 MAN1 := dc_test.1 dc_snoop.1
 MAN8 := dc_server.8 dc_client.8
 MAN7 := distcache.7
+# The C API: one page per object family, and a ".so" link for every other
+# function it documents (the names of its NAME section, scripts/man-names).
+MAN3 := $(notdir $(wildcard man/*.3))
 
 INSTALL_TARGETS   += install-man
 UNINSTALL_TARGETS += uninstall-man
-CHECK_TARGETS     += check-man check-demo check-default-goal check-version check-hardening-tools \
+CHECK_TARGETS     += check-man check-man-render check-demo check-default-goal check-version check-hardening-tools \
                      check-reproducible
 
-.PHONY: install-man uninstall-man check-man check-demo check-default-goal check-version \
+.PHONY: install-man uninstall-man check-man check-man-render check-demo check-default-goal check-version \
         check-hardening-tools check-reproducible
 
 # The demo must keep working: a one-second run of it.
@@ -25,10 +28,21 @@ install-man:
 	install -m 0644 $(addprefix man/,$(MAN1)) $(DESTDIR)$(MANDIR)/man1/
 	install -m 0644 $(addprefix man/,$(MAN7)) $(DESTDIR)$(MANDIR)/man7/
 	install -m 0644 $(addprefix man/,$(MAN8)) $(DESTDIR)$(MANDIR)/man8/
+	install -d $(DESTDIR)$(MANDIR)/man3
+	@set -e; for p in $(MAN3); do \
+	  install -m 0644 man/$$p $(DESTDIR)$(MANDIR)/man3/$$p; \
+	  for n in $$(./scripts/man-names man/$$p); do \
+	    [ "$$n.3" = "$$p" ] || { echo ".so man3/$$p" >$(DESTDIR)$(MANDIR)/man3/$$n.3; \
+	      chmod 0644 $(DESTDIR)$(MANDIR)/man3/$$n.3; }; \
+	  done; \
+	done
 
 uninstall-man:
 	rm -f $(addprefix $(DESTDIR)$(MANDIR)/man1/,$(MAN1)) $(addprefix $(DESTDIR)$(MANDIR)/man8/,$(MAN8)) \
 	  $(addprefix $(DESTDIR)$(MANDIR)/man7/,$(MAN7))
+	@for p in $(MAN3); do \
+	  for n in $$(./scripts/man-names man/$$p); do rm -f $(DESTDIR)$(MANDIR)/man3/$$n.3; done; \
+	done
 
 # Every option in a tool's usage text must be documented in its man page.
 check-man: tools
@@ -71,3 +85,25 @@ check-hardening-tools: tools
 # built and installed by an unprivileged user (scripts/check-reproducible).
 check-reproducible:
 	@MAKE="$(MAKE)" GO="$(GO)" ./scripts/check-reproducible $(BUILD)/repro
+
+# Every page renders without a warning from man, every function of the
+# headers has a page or a link, and every installed link renders.
+check-man-render:
+	@set -e; for p in man/*.[1-8]; do \
+	  w=$$(LC_ALL=C.UTF-8 MANWIDTH=80 man --warnings -l $$p 2>&1 >/dev/null); \
+	  [ -z "$$w" ] || { echo "$$w"; echo "check-man-render: $$p: man warns"; exit 1; }; \
+	done
+	@names=$$(./scripts/man-names man/*.3); \
+	for f in $$(grep -ohE '\b(NAL|DC)_[A-Za-z0-9_]+\(' include/*/*.h | tr -d '(' | sort -u); do \
+	  echo "$$names" | grep -qx "$$f" || { echo "check-man-render: $$f (include/) has no man page in man/*.3"; exit 1; }; \
+	done
+	@rm -rf $(BUILD)/man-root
+	@$(MAKE) --no-print-directory install-man DESTDIR=$(BUILD)/man-root PREFIX=/usr >/dev/null
+	@set -e; for f in $(BUILD)/man-root/usr/share/man/man3/*.3; do \
+	  n=$$(basename $$f .3); \
+	  out=$$(LC_ALL=C.UTF-8 MANWIDTH=80 MANPATH=$(BUILD)/man-root/usr/share/man man --warnings 3 $$n 2>&1) || \
+	    { echo "$$out"; echo "check-man-render: man 3 $$n fails"; exit 1; }; \
+	  echo "$$out" | grep -q "$$n" || { echo "check-man-render: man 3 $$n does not show $$n"; exit 1; }; \
+	done
+	@echo "check-man-render: ok ($$(ls $(BUILD)/man-root/usr/share/man/man3 | wc -l) section 3 names)"
+	@rm -rf $(BUILD)/man-root
