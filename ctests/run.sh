@@ -137,6 +137,7 @@ compile t_nal libnal || true
 compile t_plug distcache || true
 compile t_noengine distcacheserver || true
 compile t_server distcacheserver || true
+compile t_garbage distcacheserver || true
 compile t_forkobj distcacheserver || true
 compile t_panic distcache || true
 
@@ -165,6 +166,7 @@ run t_threads 240 "$OUT/t_threads" "UNIX:$S"
 run t_nal 60 "$OUT/t_nal" "$OUT"
 run t_plug 60 "$OUT/t_plug" "$OUT"
 run t_server 60 "$OUT/t_server"
+run t_garbage 60 "$OUT/t_garbage"
 run t_forkobj 240 "$OUT/t_forkobj" "$OUT"
 if [ -n "${PANIC_ENGINE:-}" ] && [ -f "$PANIC_ENGINE" ]; then
 	DISTCACHE_ENGINE=$PANIC_ENGINE run t_panic 60 "$OUT/t_panic" "$OUT"

@@ -18,6 +18,7 @@ import (
 	"github.com/distcache-go/distcache/goimpl/cache"
 	gonal "github.com/distcache-go/distcache/goimpl/nal"
 	"github.com/distcache-go/distcache/goimpl/plug"
+	gserver "github.com/distcache-go/distcache/goimpl/server"
 	capinal "github.com/distcache-go/distcache/nal"
 )
 
@@ -116,8 +117,8 @@ func dce_snapshot(kinds *C.int, refs *unsafe.Pointer, n C.int, out **C.char, out
 				}
 			}
 		case *server:
-			o.Ops = v.ops
-			switch c := v.cache.(type) {
+			o.Ops = v.s.NumOperations()
+			switch c := v.s.Cache().(type) {
 			case *defCache:
 				o.Max = c.max
 				for _, e := range c.Export() {
@@ -128,7 +129,7 @@ func dce_snapshot(kinds *C.int, refs *unsafe.Pointer, n C.int, out **C.char, out
 					uint64(uintptr(unsafe.Pointer(c.c))), uint64(uintptr(c.store))
 			}
 		case *sclient:
-			o.Flags, o.Front, o.Plug = v.flags, uint64(uintptr(v.front)), v.p.Export()
+			o.Flags, o.Front, o.Plug = v.c.Flags(), uint64(uintptr(v.front)), v.c.Plug().Export()
 			if j, ok := index[v.srv]; ok {
 				o.Ref = j
 			}
@@ -186,9 +187,9 @@ func dce_restore(data *C.char, n C.size_t, newrefs *unsafe.Pointer, count C.int)
 				set(i, b, capinal.Save(b))
 			}
 		case kServer:
-			s := &server{ops: o.Ops}
+			var cc gserver.Cache
 			if o.CB != 0 {
-				s.cache = &cCache{cb: (*C.DC_CACHE_cb)(C.u2p(C.uint64_t(o.CB))),
+				cc = &cCache{cb: (*C.DC_CACHE_cb)(C.u2p(C.uint64_t(o.CB))),
 					c: (*C.DC_CACHE)(C.u2p(C.uint64_t(o.Cache))), store: C.u2p(C.uint64_t(o.Store))}
 			} else {
 				d, ok := newDefCache(o.Max)
@@ -200,9 +201,12 @@ func dce_restore(data *C.char, n C.size_t, newrefs *unsafe.Pointer, count C.int)
 					entries[j] = cache.Entry{ID: e.ID, Data: e.Data, Expiry: e.Exp}
 				}
 				d.Import(entries)
-				s.cache = d
+				cc = d
 			}
-			set(i, s, capinal.Save(s))
+			if s := newServer(cc); s != nil {
+				s.s.SetOperations(o.Ops)
+				set(i, s, capinal.Save(s))
+			}
 		}
 	}
 	sel := func(j int) *gonal.Selector {
@@ -259,10 +263,9 @@ func dce_restore(data *C.char, n C.size_t, newrefs *unsafe.Pointer, count C.int)
 				continue
 			}
 			if p := plug.Import(w.C, o.Plug); p != nil {
-				cl := &sclient{srv: s, p: p, conn: ref, flags: o.Flags, front: C.u2p(C.uint64_t(o.Front))}
-				cl.ref = capinal.Save(cl)
-				s.clients = append(s.clients, cl)
-				set(i, cl, cl.ref)
+				if cl := s.restoreClient(p, o.Flags, ref, C.u2p(C.uint64_t(o.Front))); cl != nil {
+					set(i, cl, cl.ref)
+				}
 			}
 		}
 	}

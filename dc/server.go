@@ -34,58 +34,47 @@ import (
 
 	"github.com/distcache-go/distcache/goimpl/cache"
 	"github.com/distcache-go/distcache/goimpl/plug"
-	"github.com/distcache-go/distcache/goimpl/proto"
 	gserver "github.com/distcache-go/distcache/goimpl/server"
 	capinal "github.com/distcache-go/distcache/nal"
 )
 
-// DC_SERVER over goimpl/plug. Requests are answered by server.Handle
-// against a server.Cache: the default cache is goimpl/cache's (hashed,
-// expiry heap, the original's eviction order), a caller's DC_CACHE_cb is
-// adapted by cCache. Client bookkeeping stays here because the front owns
-// the DC_CLIENT handles (clients the engine deletes are reaped by it).
+// DC_SERVER and DC_CLIENT are goimpl/server's Server and Client; this file
+// only converts. What stays here is what only the export layer can do: the
+// caller's DC_CACHE_cb called through C (cCache), the references the front
+// holds, and the list of clients the engine deleted by itself
+// (DC_SERVER_clients_io, DC_SERVER_free) whose front handles the front must
+// release (dce_DC_SERVER_reap).
 
-const (
-	clientNoFreeConn = 0x1
-	clientInServer   = 0x2
-)
-
-// engineCache is a server.Cache the engine must release with the server.
-type engineCache interface {
-	gserver.Cache
-	free()
-}
-
+// server is the engine object behind a DC_SERVER.
 type server struct {
-	cache   engineCache
-	clients []*sclient
-	ops     uint64
-	out     []byte // response scratch, shared by the server's clients
+	s *gserver.Server
 }
 
+// sclient is the engine object behind a DC_CLIENT.
 type sclient struct {
+	c     *gserver.Client
 	srv   *server
-	p     *plug.Plug
-	conn  unsafe.Pointer
-	flags uint32
+	conn  unsafe.Pointer // the connection's reference
 	front unsafe.Pointer // the front's DC_CLIENT handle (C memory)
 	ref   unsafe.Pointer
+	// byFront: the front deletes the client (DC_SERVER_del_client) and
+	// releases its handle itself.
+	byFront bool
 }
 
-// Front handles of clients the engine deleted (clients_io errors,
-// DC_SERVER_free), for the front to release (dce_DC_SERVER_reap).
+// Front handles of clients the engine deleted, for the front to release.
 var (
 	deadMu sync.Mutex
 	dead   []unsafe.Pointer
 )
 
 func srvOf(r unsafe.Pointer) *server {
-	s, _ := pointer.Restore(r).(*server)
+	s, _ := capinal.Restore(r).(*server)
 	return s
 }
 
 func cliOf(r unsafe.Pointer) *sclient {
-	c, _ := pointer.Restore(r).(*sclient)
+	c, _ := capinal.Restore(r).(*sclient)
 	return c
 }
 
@@ -97,13 +86,12 @@ func tvTime(now *C.struct_timeval) time.Time {
 	return time.Unix(int64(now.tv_sec), int64(now.tv_usec)*1000)
 }
 
-// defCache is goimpl/cache's default cache.
+// defCache is goimpl/cache's default cache with the size it was made
+// with (for the fork snapshot).
 type defCache struct {
 	*cache.Cache
 	max int
 }
-
-func (defCache) free() {}
 
 func newDefCache(max int) (*defCache, bool) {
 	c, err := cache.NewDefault(max)
@@ -111,6 +99,34 @@ func newDefCache(max int) (*defCache, bool) {
 		return nil, false
 	}
 	return &defCache{c, max}, true
+}
+
+// newServer wraps a server made with cache.
+func newServer(cc gserver.Cache) *server {
+	s := gserver.NewWith(0, func(int) (gserver.Cache, error) { return cc, nil })
+	if s == nil {
+		return nil
+	}
+	return &server{s: s}
+}
+
+// addClient makes the engine object of a client and its reference.
+func (s *server) addClient(c *gserver.Client, conn, front unsafe.Pointer) *sclient {
+	cl := &sclient{c: c, srv: s, conn: conn, front: front}
+	cl.ref = capinal.Save(cl)
+	nofree := c.Flags()&gserver.ClientFlagNoFreeConn != 0
+	c.OnRelease(func() {
+		if !nofree {
+			capinal.DropConn(cl.conn) // the plug freed the connection
+		}
+		pointer.Unref(cl.ref)
+		if !cl.byFront {
+			deadMu.Lock()
+			dead = append(dead, cl.front)
+			deadMu.Unlock()
+		}
+	})
+	return cl
 }
 
 // cCache calls a caller-supplied DC_CACHE_cb.
@@ -173,7 +189,8 @@ func (c *cCache) Have(now time.Time, id []byte) bool {
 
 func (c *cCache) NumItems(now time.Time) int { return int(C.cb_num(c.cb, c.c, timeval(now))) }
 
-func (c *cCache) free() {
+// Free releases the C cache and the store (called by Server.Free).
+func (c *cCache) Free() {
 	C.cb_free(c.cb, c.c)
 	C.free(c.store)
 }
@@ -184,64 +201,44 @@ func (c *cCache) free() {
 // when impl is NULL (the front keeps the process-wide choice).
 //
 //export dce_DC_SERVER_new
-func dce_DC_SERVER_new(max C.uint, impl *C.DC_CACHE_cb) unsafe.Pointer {
-	s := &server{}
+func dce_DC_SERVER_new(max C.uint, impl *C.DC_CACHE_cb) (ret unsafe.Pointer) {
+	defer capinal.Rescue(&ret, nil)
+	var cc gserver.Cache
 	if impl == nil {
 		d, ok := newDefCache(int(max))
 		if !ok {
 			return nil
 		}
-		s.cache = d
+		cc = d
 	} else {
 		c := C.cb_new(impl, max)
 		if c == nil {
 			return nil
 		}
-		s.cache = &cCache{cb: impl, c: c, store: C.malloc(maxLen)}
+		cc = &cCache{cb: impl, c: c, store: C.malloc(maxLen)}
 	}
-	return pointer.Save(s)
-}
-
-func (s *server) drop(cl *sclient, toReap bool) {
-	for i, x := range s.clients {
-		if x == cl {
-			s.clients = append(s.clients[:i], s.clients[i+1:]...)
-			break
-		}
+	s := newServer(cc)
+	if s == nil {
+		return nil
 	}
-	nofree := cl.flags&clientNoFreeConn != 0
-	cl.p.Free()
-	if !nofree {
-		capinal.DropConn(cl.conn)
-	}
-	pointer.Unref(cl.ref)
-	if toReap {
-		deadMu.Lock()
-		dead = append(dead, cl.front)
-		deadMu.Unlock()
-	}
+	return capinal.Save(s)
 }
 
 //export dce_DC_SERVER_free
 func dce_DC_SERVER_free(r unsafe.Pointer) {
-	s := srvOf(r)
-	if s == nil {
-		return
+	defer capinal.RescueVoid()
+	if s := srvOf(r); s != nil {
+		s.s.Free()
+		pointer.Unref(r)
 	}
-	s.cache.free()
-	for _, cl := range append([]*sclient(nil), s.clients...) {
-		if cl.flags&clientInServer != 0 {
-			s.drop(cl, true)
-		}
-	}
-	pointer.Unref(r)
 }
 
 // dce_DC_SERVER_reap returns the front handle of one client the engine
 // deleted by itself, or NULL when there is none left.
 //
 //export dce_DC_SERVER_reap
-func dce_DC_SERVER_reap() unsafe.Pointer {
+func dce_DC_SERVER_reap() (ret unsafe.Pointer) {
+	defer capinal.Rescue(&ret, nil)
 	deadMu.Lock()
 	defer deadMu.Unlock()
 	if len(dead) == 0 {
@@ -253,121 +250,90 @@ func dce_DC_SERVER_reap() unsafe.Pointer {
 }
 
 //export dce_DC_SERVER_items_stored
-func dce_DC_SERVER_items_stored(r unsafe.Pointer, now *C.struct_timeval) C.uint {
+func dce_DC_SERVER_items_stored(r unsafe.Pointer, now *C.struct_timeval) (ret C.uint) {
+	defer capinal.Rescue(&ret, 0)
 	if s := srvOf(r); s != nil {
-		return C.uint(s.cache.NumItems(tvTime(now)))
+		return C.uint(s.s.ItemsStored(tvTime(now)))
 	}
 	return 0
 }
 
 //export dce_DC_SERVER_reset_operations
 func dce_DC_SERVER_reset_operations(r unsafe.Pointer) {
+	defer capinal.RescueVoid()
 	if s := srvOf(r); s != nil {
-		s.ops = 0
+		s.s.ResetOperations()
 	}
 }
 
 //export dce_DC_SERVER_num_operations
-func dce_DC_SERVER_num_operations(r unsafe.Pointer) C.ulong {
+func dce_DC_SERVER_num_operations(r unsafe.Pointer) (ret C.ulong) {
+	defer capinal.Rescue(&ret, 0)
 	if s := srvOf(r); s != nil {
-		return C.ulong(s.ops)
+		return C.ulong(s.s.NumOperations())
 	}
 	return 0
 }
 
 //export dce_DC_SERVER_new_client
-func dce_DC_SERVER_new_client(r, conn unsafe.Pointer, flags C.uint, front unsafe.Pointer) unsafe.Pointer {
+func dce_DC_SERVER_new_client(r, conn unsafe.Pointer, flags C.uint, front unsafe.Pointer) (ret unsafe.Pointer) {
+	defer capinal.Rescue(&ret, nil)
 	s, w := srvOf(r), capinal.ConnOf(conn)
 	if s == nil || w == nil {
 		return nil
 	}
-	pf := uint32(0)
-	if flags&clientNoFreeConn != 0 {
-		pf = plug.FlagNoFreeConn
-	}
-	p := plug.New(w.C, pf)
-	if p == nil {
+	c := s.s.NewClient(w.C, uint32(flags))
+	if c == nil {
 		return nil
 	}
-	cl := &sclient{srv: s, p: p, conn: conn, flags: uint32(flags), front: front}
-	cl.ref = pointer.Save(cl)
-	s.clients = append(s.clients, cl)
-	return cl.ref
+	return s.addClient(c, conn, front).ref
 }
 
 //export dce_DC_SERVER_del_client
-func dce_DC_SERVER_del_client(r unsafe.Pointer) C.int {
+func dce_DC_SERVER_del_client(r unsafe.Pointer) (ret C.int) {
+	defer capinal.Rescue(&ret, 0)
 	cl := cliOf(r)
 	if cl == nil {
 		return 0
 	}
-	cl.srv.drop(cl, false)
-	return 1
-}
-
-// process answers the request the plug holds, if any (§4); false means the
-// client must be dropped.
-func (cl *sclient) process(now *C.struct_timeval) bool {
-	p, s := cl.p, cl.srv
-	if p.WriteBusy() {
-		return true // answer when the previous response is queued (E-5)
-	}
-	uid, cmd, payload, ok := p.Read(false)
-	if !ok {
-		return true
-	}
-	op, _ := proto.OpFromCmd(cmd)
-	out, ok := gserver.Handle(s.cache, tvTime(now), &proto.Message{UID: uid, Op: op, Payload: payload}, s.out)
-	if cap(out) >= proto.MaxPayload {
-		s.out = out[:0]
-	}
-	if !ok || !p.Write(false, uid, cmd, out) || !p.Commit() {
-		p.Rollback()
-		p.Consume()
-		return false
-	}
-	s.ops++
-	return p.Consume()
+	cl.byFront = true
+	return b2i(cl.c.Delete())
 }
 
 //export dce_DC_SERVER_process_client
-func dce_DC_SERVER_process_client(r unsafe.Pointer, now *C.struct_timeval) C.int {
+func dce_DC_SERVER_process_client(r unsafe.Pointer, now *C.struct_timeval) (ret C.int) {
+	defer capinal.Rescue(&ret, 0)
 	cl := cliOf(r)
 	if cl == nil {
 		return 0
 	}
-	// The caller may run the connection's I/O itself (a client without
-	// IN_SERVER, which never worked in the original, E-34): decode what its
-	// read buffer holds, and encode the answer into its send buffer.
-	if !cl.p.Flush() {
-		return 0
-	}
-	ok := cl.process(now)
-	cl.p.Flush()
-	return b2i(ok)
+	return b2i(cl.c.Process(tvTime(now)))
 }
 
 //export dce_DC_SERVER_clients_io
-func dce_DC_SERVER_clients_io(r unsafe.Pointer, now *C.struct_timeval) C.int {
+func dce_DC_SERVER_clients_io(r unsafe.Pointer, now *C.struct_timeval) (ret C.int) {
+	defer capinal.Rescue(&ret, 0)
 	s := srvOf(r)
 	if s == nil {
 		return 0
 	}
-	for _, cl := range append([]*sclient(nil), s.clients...) {
-		if cl.flags&clientInServer == 0 {
-			continue
-		}
-		if !cl.p.IO() || !cl.process(now) {
-			s.drop(cl, true)
-		}
+	return b2i(s.s.ClientsIO(tvTime(now)))
+}
+
+//export dce_DC_SERVER_clients_empty
+func dce_DC_SERVER_clients_empty(r unsafe.Pointer) (ret C.int) {
+	defer capinal.Rescue(&ret, 1)
+	if s := srvOf(r); s != nil {
+		return b2i(s.s.ClientsEmpty())
 	}
 	return 1
 }
 
-//export dce_DC_SERVER_clients_empty
-func dce_DC_SERVER_clients_empty(r unsafe.Pointer) C.int {
-	if s := srvOf(r); s != nil {
-		return b2i(len(s.clients) == 0)
+// restoreClient rebuilds a client after fork over its imported plug.
+func (s *server) restoreClient(p *plug.Plug, flags uint32, conn, front unsafe.Pointer) *sclient {
+	c := s.s.AdoptClient(p, flags)
+	if c == nil {
+		return nil
 	}
-	return 1
+	return s.addClient(c, conn, front)
 }

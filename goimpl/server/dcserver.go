@@ -54,10 +54,11 @@ type Server struct {
 
 // Client is a DC_CLIENT: one connection served by a Server.
 type Client struct {
-	srv     *Server
-	plug    *plug.Plug
-	flags   uint32
-	closing bool // input was corrupt: flush what is queued, then close
+	srv       *Server
+	plug      *plug.Plug
+	flags     uint32
+	closing   bool   // input was corrupt: flush what is queued, then close
+	onRelease func() // see OnRelease
 }
 
 // New creates a server with a cache from the implementation selected by
@@ -136,6 +137,14 @@ func (s *Server) NumOperations() uint64 {
 	return s.ops
 }
 
+// SetOperations sets the operation counter (a server rebuilt after fork
+// carries its parent's count on).
+func (s *Server) SetOperations(n uint64) {
+	if s != nil {
+		s.ops = n
+	}
+}
+
 // NewClient wraps conn in a server-side plug (DC_SERVER_new_client). The
 // caller binds conn to a selector.
 func (s *Server) NewClient(conn *nal.Connection, flags uint32) *Client {
@@ -146,13 +155,43 @@ func (s *Server) NewClient(conn *nal.Connection, flags uint32) *Client {
 	if flags&ClientFlagNoFreeConn != 0 {
 		pf = plug.FlagNoFreeConn
 	}
-	p := plug.New(conn, pf)
-	if p == nil {
+	return s.AdoptClient(plug.New(conn, pf), flags)
+}
+
+// AdoptClient makes a client of a server-side plug made by the caller (a
+// plug rebuilt after fork, with its queued requests and answers).
+func (s *Server) AdoptClient(p *plug.Plug, flags uint32) *Client {
+	if s == nil || s.freed || p == nil {
 		return nil
 	}
 	c := &Client{srv: s, plug: p, flags: flags}
 	s.clients = append(s.clients, c)
 	return c
+}
+
+// OnRelease registers f, called once when the client's plug is freed:
+// by Delete, by ClientsIO dropping it, or by Server.Free (IN_SERVER
+// clients). The C export layer uses it to release the client's handles.
+func (c *Client) OnRelease(f func()) {
+	if c != nil {
+		c.onRelease = f
+	}
+}
+
+// Plug returns the client's plug (nil once deleted).
+func (c *Client) Plug() *plug.Plug {
+	if c == nil {
+		return nil
+	}
+	return c.plug
+}
+
+// Flags returns the DC_CLIENT flags the client was made with.
+func (c *Client) Flags() uint32 {
+	if c == nil {
+		return 0
+	}
+	return c.flags
 }
 
 // Delete removes the client from its server and frees its plug, and its
@@ -177,6 +216,10 @@ func (c *Client) Delete() bool {
 func (c *Client) release() {
 	c.plug.Free()
 	c.plug, c.srv = nil, nil
+	if f := c.onRelease; f != nil {
+		c.onRelease = nil
+		f()
+	}
 }
 
 // Process answers the client's next complete request, if any
@@ -221,6 +264,7 @@ func (c *Client) Process(now time.Time) bool {
 		// it before closing (E-38).
 		c.closing = true
 	}
+	c.plug.Flush() // the answer into the send buffer now, for the caller's IO
 	return true
 }
 

@@ -232,3 +232,56 @@ func TestCacheSelection(t *testing.T) {
 		t.Fatal("client on a freed server")
 	}
 }
+
+// OnRelease runs exactly once whichever way a client goes: deleted by the
+// caller, dropped by ClientsIO, or released by Server.Free.
+func TestClientOnRelease(t *testing.T) {
+	SetDefaultCache()
+	pair := func(s *Server, flags uint32) (*Client, *nal.Connection, *nal.Selector, *int) {
+		a, b := nal.NewConnection(), nal.NewConnection()
+		sel := nal.NewSelector()
+		if !a.CreatePair(b, 4096) || !a.AddToSelector(sel) {
+			t.Fatal("pair")
+		}
+		c := s.NewClient(a, flags)
+		n := new(int)
+		c.OnRelease(func() { *n++ })
+		return c, b, sel, n
+	}
+	s := New(100)
+	defer s.Free()
+
+	c, peer, sel, n := pair(s, 0)
+	if !c.Delete() || c.Delete() || *n != 1 {
+		t.Fatalf("Delete: released %d times", *n)
+	}
+	peer.Free()
+	sel.Free()
+
+	c, peer, sel, n = pair(s, ClientFlagInServer)
+	peer.Free() // the peer goes away: ClientsIO drops the client
+	for i := 0; i < 50 && *n == 0; i++ {
+		sel.Select(20000, true)
+		s.ClientsIO(time.Now())
+	}
+	if *n != 1 || !s.ClientsEmpty() || c.Plug() != nil {
+		t.Fatalf("ClientsIO: released %d times, empty=%v", *n, s.ClientsEmpty())
+	}
+	sel.Free()
+
+	s2 := New(100)
+	c, peer, sel, n = pair(s2, ClientFlagInServer)
+	if c.Flags() != ClientFlagInServer || c.Plug() == nil {
+		t.Fatal("Flags/Plug")
+	}
+	s2.SetOperations(41)
+	if s2.NumOperations() != 41 {
+		t.Fatal("SetOperations")
+	}
+	s2.Free()
+	if *n != 1 {
+		t.Fatalf("Server.Free: released %d times", *n)
+	}
+	peer.Free()
+	sel.Free()
+}
