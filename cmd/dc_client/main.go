@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/distcache-go/distcache/cmd/internal/tool"
+	"github.com/distcache-go/distcache/goimpl/metrics"
 	"github.com/distcache-go/distcache/goimpl/proxy"
 	"github.com/distcache-go/distcache/goimpl/store"
 	"github.com/distcache-go/distcache/goimpl/upstream"
@@ -37,6 +38,10 @@ where options include:
    -inflight <num>       maximum requests in flight to the server (default 512;
                          1 for an original distcache 1.5 dc_server, which
                          drops pipelined requests behind large answers)
+   -metrics <addr>       serve Prometheus metrics at /metrics and a live status
+                         page at / on this address (IP:127.0.0.1:9101; off by
+                         default); SIGWINCH then prints the counters to the log
+   -metricspublic        allow -metrics on an address that is not loopback
    -daemon               detach and run in the background
    -user <user>          run as this user (and its groups)
    -sockowner <user>     owner of the unix socket
@@ -57,13 +62,14 @@ type config struct {
 	inflight   int64
 	reqTimeout time.Duration
 	daemon     tool.Daemon
+	metrics    tool.Metrics
 }
 
 func parseArgs() (*config, *tool.Args) {
 	c := &config{listen: "UNIX:/tmp/scache", retry: 5 * time.Second, maxClients: 1024, inflight: 512, reqTimeout: 10 * time.Second}
 	a := tool.NewArgs(os.Args[1:], usage)
 	for a.Next() {
-		if c.daemon.Option(a) {
+		if c.daemon.Option(a) || c.metrics.Option(a) {
 			continue
 		}
 		switch a.Opt() {
@@ -113,6 +119,7 @@ func main() {
 	if err != nil {
 		tool.Die("Error, bad listen address '%s': %v", cfg.listen, err)
 	}
+	reg := cfg.metrics.Start("dc_client", &cfg.daemon)
 	cfg.daemon.Start(args.Rewritten(), files)
 
 	log := new(tool.RateLog)
@@ -122,16 +129,19 @@ func main() {
 		Timeout:  cfg.reqTimeout,
 		Retry:    cfg.retry,
 		Log:      log,
+		Metrics:  reg,
 	})
 	if err != nil {
 		tool.Die("Error, internal initialisation problems: %v", err)
 	}
 	p := proxy.New(proxy.Options{
-		Handler:    &store.Handler{Store: up, Unavailable: upstream.Answer, Features: up.Features},
+		Handler:    &store.Handler{Store: reg.WrapStore(up, metrics.Distcache), Unavailable: upstream.Answer, Features: up.Features},
 		MaxClients: int(cfg.maxClients),
 		Idle:       cfg.idle,
 		Log:        log,
+		Metrics:    reg,
 	})
+	reg.UpstreamLevels(up.InFlight, up.Waiting)
 	done := make(chan struct{})
 	go func() {
 		p.Serve(ln)
@@ -147,6 +157,7 @@ func main() {
 	// Let every client finish the request it is waiting for.
 	p.Shutdown(ln, 5*time.Second)
 	up.Close()
+	cfg.metrics.Stop()
 	ln.RemoveSocket()
 	cfg.daemon.RemovePIDFile()
 	os.Exit(0)

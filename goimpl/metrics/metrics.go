@@ -1,11 +1,17 @@
 package metrics
 
 import (
+	"errors"
+	"io"
+	"net"
 	"runtime"
-	"runtime/debug"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
+
+	"github.com/distcache-go/distcache/goimpl/proto"
+	"github.com/distcache-go/distcache/goimpl/version"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -20,8 +26,8 @@ type Options struct {
 	// (the session cache's for the server, the upstream's for the client)
 	// and is the build_info "program" label.
 	Program string
-	// Version is the build_info "version" label; "" takes the main
-	// module's version from the binary's build information.
+	// Version is the build_info "version" label; "" takes
+	// goimpl/version's.
 	Version string
 }
 
@@ -42,8 +48,7 @@ type Registry struct {
 	connClosed   [numClose]prometheus.Counter
 	bytesIn      prometheus.Counter
 	bytesOut     prometheus.Counter
-	inFlight     atomic.Int64
-	waiting      atomic.Int64
+	levels       atomic.Pointer[[2]func() int] // in flight, waiting
 	seal         [numSeal]prometheus.Counter
 
 	mu        sync.Mutex
@@ -135,10 +140,7 @@ func (k ErrorKind) String() string {
 func New(o Options) *Registry {
 	r := &Registry{reg: prometheus.NewRegistry(), program: o.Program, version: o.Version, started: time.Now()}
 	if r.version == "" {
-		r.version = "unknown"
-		if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-			r.version = bi.Main.Version
-		}
+		r.version = version.String()
 	}
 	r.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	bi := prometheus.NewGauge(prometheus.GaugeOpts{
@@ -199,11 +201,11 @@ func New(o Options) *Registry {
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 				Namespace: Namespace, Name: "upstream_requests_in_flight",
 				Help: "Requests sent upstream and not answered yet.",
-			}, func() float64 { return float64(r.inFlight.Load()) }),
+			}, func() float64 { return r.level(0) }),
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 				Namespace: Namespace, Name: "upstream_requests_waiting",
 				Help: "Requests waiting for an in-flight slot (-inflight).",
-			}, func() float64 { return float64(r.waiting.Load()) }))
+			}, func() float64 { return r.level(1) }))
 	default:
 		r.hitAge = prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: Namespace, Name: "session_age_at_hit_seconds",
@@ -297,18 +299,59 @@ func (r *Registry) SealFailure(k SealKind) {
 	r.seal[k].Inc()
 }
 
-// InFlight adds delta to the requests in flight upstream (dc_client).
-func (r *Registry) InFlight(delta int) {
+// UpstreamLevels gives the functions distcache_upstream_requests_in_flight
+// and _waiting read at each scrape (dc_client): requests sent upstream and
+// not answered, and requests waiting for an in-flight slot.
+func (r *Registry) UpstreamLevels(inFlight, waiting func() int) {
 	if r == nil {
 		return
 	}
-	r.inFlight.Add(int64(delta))
+	r.levels.Store(&[2]func() int{inFlight, waiting})
 }
 
-// Waiting adds delta to the requests waiting for an in-flight slot.
-func (r *Registry) Waiting(delta int) {
-	if r == nil {
-		return
+func (r *Registry) level(i int) float64 {
+	if l := r.levels.Load(); l != nil && l[i] != nil {
+		return float64(l[i]())
 	}
-	r.waiting.Add(int64(delta))
+	return 0
+}
+
+// ReadCloseReason is why a connection ends whose read of the next request
+// failed with err: closing says the daemon is stopping, partial that part
+// of a request had arrived (so a timeout is a partial request, not idle).
+func ReadCloseReason(err error, closing, partial bool) CloseReason {
+	var ne net.Error
+	switch {
+	case closing:
+		return CloseShutdown
+	case proto.IsCorrupt(err):
+		return CloseCorrupt
+	case errors.As(err, &ne) && ne.Timeout():
+		if partial {
+			return ClosePartialRequest
+		}
+		return CloseIdle
+	case err == io.ErrUnexpectedEOF:
+		return ClosePartialRequest
+	case err == io.EOF, errors.Is(err, syscall.ECONNRESET), errors.Is(err, net.ErrClosed):
+		return CloseClient
+	case Kind(err) == KindTLS:
+		return CloseTLS
+	}
+	return CloseError
+}
+
+// WriteCloseReason is why a connection ends whose answer could not be
+// written.
+func WriteCloseReason(err error) CloseReason {
+	var ne net.Error
+	switch {
+	case errors.As(err, &ne) && ne.Timeout():
+		return CloseResponseTimeout
+	case errors.Is(err, syscall.EPIPE), errors.Is(err, syscall.ECONNRESET):
+		return CloseClient
+	case Kind(err) == KindTLS:
+		return CloseTLS
+	}
+	return CloseError
 }

@@ -217,8 +217,7 @@ func TestNilRegistryIsANoOp(t *testing.T) {
 	r.BytesOut(10)
 	r.HitAge(time.Second)
 	r.SealFailure(SealOpen)
-	r.InFlight(1)
-	r.Waiting(1)
+	r.UpstreamLevels(func() int { return 1 }, nil)
 	r.Cache(func() CacheStats { return CacheStats{} })
 	u := r.Upstream("x")
 	u.Up(true)
@@ -311,9 +310,7 @@ func TestUpstreamAndClientGauges(t *testing.T) {
 	b.Error(syscall.ECONNREFUSED)
 	b.Error(&net.OpError{Op: "read", Err: os.ErrDeadlineExceeded})
 	b.ErrorKind(KindProtocol)
-	r.InFlight(3)
-	r.InFlight(-1)
-	r.Waiting(4)
+	r.UpstreamLevels(func() int { return 2 }, func() int { return 4 })
 	got := scrape(t, r)
 	for k, v := range map[string]float64{
 		`distcache_upstream_up{server="IP:10.0.0.1:9001"}`:                           1,

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/distcache-go/distcache/goimpl/accept"
+	"github.com/distcache-go/distcache/goimpl/metrics"
 	"github.com/distcache-go/distcache/goimpl/proto"
 )
 
@@ -38,6 +39,9 @@ type Options struct {
 	Idle time.Duration
 	// Log receives the rate-limited warnings. nil: a RateLog on stderr.
 	Log accept.Logger
+	// Metrics, when not nil, counts the local connections (accepted,
+	// refused, closed by reason) and their bytes.
+	Metrics *metrics.Registry
 }
 
 // Handler answers one request message: the response payload appended to
@@ -53,6 +57,7 @@ type Proxy struct {
 	idle time.Duration
 	log  accept.Logger
 	set  accept.Set
+	m    *metrics.Registry
 }
 
 // New returns a Proxy; Serve runs it.
@@ -60,8 +65,9 @@ func New(o Options) *Proxy {
 	if o.Log == nil {
 		o.Log = new(accept.RateLog)
 	}
-	p := &Proxy{h: o.Handler, idle: o.Idle, log: o.Log}
+	p := &Proxy{h: o.Handler, idle: o.Idle, log: o.Log, m: o.Metrics}
 	p.set = accept.Set{Max: o.MaxClients, Log: o.Log, OnFull: func(net.Conn) {
+		p.m.ConnRefused(metrics.RefuseLimit)
 		p.log.Printf("Error, rejected new client connection already at maximum (%d)", o.MaxClients)
 	}}
 	return p
@@ -122,7 +128,9 @@ func (c *client) Read(b []byte) (int, error) {
 	if c.p.set.Closing() {
 		return 0, errClosing
 	}
-	return c.nc.Read(b)
+	n, err := c.nc.Read(b)
+	c.p.m.BytesIn(n)
+	return n, err
 }
 
 // clientWriteTimeout bounds how long an application may leave its answer
@@ -134,7 +142,10 @@ const maxPooled = 64 << 10
 
 func (c *client) serve() {
 	clean := false
+	why := metrics.CloseError
+	c.p.m.ConnAccepted()
 	defer func() {
+		c.p.m.ConnClosed(why)
 		c.nc.Close()
 		if clean && c.rd.Buffered() == 0 && cap(c.out) <= maxPooled && cap(c.pay) <= maxPooled {
 			*c = client{rd: c.rd, out: c.out[:0], pay: c.pay[:0]}
@@ -150,11 +161,13 @@ func (c *client) serve() {
 				c.p.log.Printf("Warning, closing local client: %v", err)
 			}
 			clean = err == io.EOF
+			why = metrics.ReadCloseReason(err, c.p.set.Closing(), c.rd.Buffered() > 0)
 			return
 		}
 		c.pay, err = c.p.h.Handle(ctx, m, c.pay[:0])
 		if err != nil {
 			c.p.log.Printf("Warning, closing local client: %v", err)
+			why = metrics.CloseCorrupt
 			return
 		}
 		c.out, _ = proto.AppendMessage(c.out[:0], &proto.Message{Response: true, UID: m.UID, Op: m.Op, Payload: c.pay})
@@ -162,7 +175,10 @@ func (c *client) serve() {
 			c.wdl = now.Add(clientWriteTimeout)
 			c.nc.SetWriteDeadline(c.wdl)
 		}
-		if _, err := c.nc.Write(c.out); err != nil {
+		n, err := c.nc.Write(c.out)
+		c.p.m.BytesOut(n)
+		if err != nil {
+			why = metrics.WriteCloseReason(err)
 			return
 		}
 	}

@@ -2,14 +2,15 @@ package upstream
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/distcache-go/distcache/goimpl/metrics"
 	"github.com/distcache-go/distcache/goimpl/proto"
 )
 
@@ -35,6 +36,9 @@ type link struct {
 	state atomic.Int32
 	slots chan struct{}
 	kick  chan struct{}
+	m     *metrics.Upstream // nil without metrics
+	// waiting counts the requests waiting for a slot.
+	waiting atomic.Int64
 
 	wmu sync.Mutex // serialises writes to the server
 
@@ -110,6 +114,7 @@ func (l *link) connect() {
 	cancel()
 	l.mu.Lock()
 	if err != nil {
+		l.m.Error(err)
 		msg := err.Error()
 		report := msg != l.lastErr
 		l.lastErr = msg
@@ -137,6 +142,10 @@ func (l *link) connect() {
 		l.state.Store(stateUp)
 	}
 	l.mu.Unlock()
+	if gen > 1 {
+		l.m.Reconnect()
+	}
+	l.m.Up(!probe)
 	go l.readLoop(nc, gen)
 	if probe {
 		l.u.log.Printf("Info, connected to the server '%s'; probing it before use", l.srv.Name)
@@ -146,6 +155,19 @@ func (l *link) connect() {
 	}
 }
 
+// errServerClosed ends a connection the server closed.
+var errServerClosed = kindError{"the server closed the connection", io.EOF}
+
+// kindError is a failure in our words that unwraps to the cause
+// metrics.Kind classifies it by.
+type kindError struct {
+	msg   string
+	cause error
+}
+
+func (e kindError) Error() string { return e.msg }
+func (e kindError) Unwrap() error { return e.cause }
+
 // readLoop delivers the answers of one connection.
 func (l *link) readLoop(nc net.Conn, gen uint64) {
 	rd := proto.NewReader(nc, proto.WantResponses)
@@ -153,7 +175,7 @@ func (l *link) readLoop(nc net.Conn, gen uint64) {
 		m, err := rd.ReadMessage()
 		if err != nil {
 			if err == io.EOF {
-				err = errors.New("the server closed the connection")
+				err = errServerClosed
 			}
 			l.fail(gen, err, false)
 			return
@@ -162,7 +184,7 @@ func (l *link) readLoop(nc net.Conn, gen uint64) {
 		p, ok := l.pending[m.UID]
 		if !ok || p.op != m.Op {
 			l.mu.Unlock()
-			l.fail(gen, fmt.Errorf("the server answered uid %d op %v, which was not asked", m.UID, m.Op), false)
+			l.fail(gen, kindError{fmt.Sprintf("the server answered uid %d op %v, which was not asked", m.UID, m.Op), &proto.CorruptError{}}, false)
 			return
 		}
 		delete(l.pending, m.UID)
@@ -189,6 +211,12 @@ func (l *link) fail(gen uint64, err error, probation bool) {
 	l.nc = nil
 	l.onProbation = probation || l.state.Load() == stateProbing
 	l.state.Store(stateDown)
+	l.m.Up(false)
+	select {
+	case <-l.u.stop: // closing: not a failure
+	default:
+		l.m.Error(err)
+	}
 	n := 0
 	for uid, p := range l.pending {
 		delete(l.pending, uid)
@@ -273,11 +301,15 @@ func (l *link) roundTrip(ctx context.Context, c *call, op proto.Op, payload, dst
 	select {
 	case l.slots <- struct{}{}:
 	default:
+		l.waiting.Add(1)
 		select {
 		case l.slots <- struct{}{}:
+			l.waiting.Add(-1)
 		case <-expired:
+			l.waiting.Add(-1)
 			return dst, ErrNoServer
 		case <-ctx.Done():
+			l.waiting.Add(-1)
 			return dst, fmt.Errorf("upstream: %w: %w", ctx.Err(), ErrNoServer)
 		}
 	}
@@ -314,6 +346,8 @@ func (l *link) probation(gen uint64) {
 	}
 	l.state.Store(stateProbing)
 	l.mu.Unlock()
+	l.m.Up(false)
+	l.m.ErrorKind(metrics.KindTimeout)
 	l.u.log.Printf("Warning, the server '%s' did not answer within %v; not using it until it answers a probe", l.srv.Name, l.u.timeout)
 	go l.probe(gen)
 }
@@ -343,11 +377,12 @@ func (l *link) probe(gen uint64) {
 		}
 		l.mu.Unlock()
 		if back {
+			l.m.Up(true)
 			l.u.log.Printf("Info, the server '%s' answers again", l.srv.Name)
 		}
 		callPool.Put(c)
 	case <-c.timer.C:
 		// The call stays registered until fail drops it: not pooled.
-		l.fail(gen, fmt.Errorf("no answer to a probe within %v", l.u.deadAfter), true)
+		l.fail(gen, kindError{fmt.Sprintf("no answer to a probe within %v", l.u.deadAfter), os.ErrDeadlineExceeded}, true)
 	}
 }

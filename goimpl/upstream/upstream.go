@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/distcache-go/distcache/goimpl/accept"
+	"github.com/distcache-go/distcache/goimpl/metrics"
 	"github.com/distcache-go/distcache/goimpl/proto"
 	"github.com/distcache-go/distcache/goimpl/store"
 )
@@ -47,6 +48,9 @@ type Options struct {
 	// Log receives one line per change of a server's state (connected,
 	// lost, on probation, answering again). nil: a RateLog on stderr.
 	Log accept.Logger
+	// Metrics, when not nil, gets each server's state, reconnections and
+	// errors (distcache_upstream_*), under the server's Name.
+	Metrics *metrics.Registry
 }
 
 // Errors of an Upstream beyond the store's own; all wrap
@@ -132,7 +136,7 @@ func New(o Options) (*Upstream, error) {
 	u := &Upstream{timeout: o.Timeout, deadAfter: o.DeadAfter, retry: o.Retry, log: o.Log, stop: make(chan struct{})}
 	for _, s := range o.Servers {
 		l := &link{u: u, srv: s, nextUID: 1, pending: make(map[uint32]pend),
-			slots: make(chan struct{}, o.Inflight), kick: make(chan struct{}, 1)}
+			slots: make(chan struct{}, o.Inflight), kick: make(chan struct{}, 1), m: o.Metrics.Upstream(s.Name)}
 		u.links = append(u.links, l)
 	}
 	for _, l := range u.links {
@@ -154,6 +158,25 @@ func (u *Upstream) Close() error {
 		}
 	})
 	return nil
+}
+
+// InFlight is the number of requests sent to the servers and not yet
+// answered.
+func (u *Upstream) InFlight() int {
+	n := 0
+	for _, l := range u.links {
+		n += len(l.slots)
+	}
+	return n
+}
+
+// Waiting is the number of requests waiting for an Inflight slot.
+func (u *Upstream) Waiting() int {
+	n := 0
+	for _, l := range u.links {
+		n += int(l.waiting.Load())
+	}
+	return n
 }
 
 // pick returns the first server that is connected and answering.
