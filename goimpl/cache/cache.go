@@ -41,6 +41,10 @@ type Config struct {
 	// Now is the clock of the Store view (nil = time.Now). The Cache
 	// methods take the caller's now instead.
 	Now func() time.Time
+	// OnHit, when not nil, is told the age of each entry a Get or Take of
+	// the Store view finds (for metrics; called under the shard's lock,
+	// so it must be quick). Imported entries have no known age.
+	OnHit func(age time.Duration)
 }
 
 // Stats are running counters of a Cache.
@@ -100,7 +104,7 @@ func New(cfg Config) *Cache {
 	if cfg.MaxSessions > 0 && n > cfg.MaxSessions {
 		n = cfg.MaxSessions
 	}
-	c := &Cache{shards: make([]shard, n), now: cfg.Now}
+	c := &Cache{shards: make([]shard, n), now: cfg.Now, onHit: cfg.OnHit}
 	if c.now == nil {
 		c.now = time.Now
 	}
@@ -127,6 +131,7 @@ func New(cfg Config) *Cache {
 type Cache struct {
 	shards []shard
 	now    func() time.Time
+	onHit  func(age time.Duration)
 }
 
 // shard picks a shard by FNV-1a of the id.
@@ -165,7 +170,7 @@ func (c *Cache) add(nowUS int64, timeoutMS uint32, id, data []byte) insertResult
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.purge(nowUS)
-	return s.insert(buf, len(id), expiryUS(nowUS, timeoutMS))
+	return s.insert(buf, len(id), expiryUS(nowUS, timeoutMS), timeoutMS)
 }
 
 // Get copies min(length, len(dst)) bytes of the live entry's data into dst

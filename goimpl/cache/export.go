@@ -44,7 +44,7 @@ func (c *Cache) Import(entries []Entry) {
 		buf := entryBuf(ce.ID, ce.Data)
 		s := c.shard(ce.ID)
 		s.mu.Lock()
-		s.insert(buf, len(ce.ID), ce.Expiry)
+		s.insert(buf, len(ce.ID), ce.Expiry, 0)
 		s.mu.Unlock()
 	}
 }

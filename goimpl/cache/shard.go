@@ -30,9 +30,10 @@ const (
 	tooLarge               // larger than the shard's whole byte bound
 )
 
-// insert stores buf (id then data) with an absolute expiry in µs, evicting
-// to stay within the bounds.
-func (s *shard) insert(buf []byte, idLen int, expiry int64) insertResult {
+// insert stores buf (id then data) with an absolute expiry in µs and the
+// lifetime it was added with (0 if not known), evicting to stay within the
+// bounds.
+func (s *shard) insert(buf []byte, idLen int, expiry int64, ttlMS uint32) insertResult {
 	size := int64(len(buf)) + EntryOverhead
 	if _, dup := s.index[string(buf[:idLen])]; dup {
 		s.st.AddsRefused++
@@ -49,7 +50,7 @@ func (s *shard) insert(buf []byte, idLen int, expiry int64) insertResult {
 		s.evict(1)
 	}
 	s.seq++
-	i := s.slab.alloc(entry{expiry: expiry, seq: s.seq, buf: buf, idLen: int32(idLen)})
+	i := s.slab.alloc(entry{expiry: expiry, seq: s.seq, buf: buf, idLen: int32(idLen), ttlMS: ttlMS})
 	var key string
 	if idLen > 0 {
 		key = unsafe.String(&buf[0], idLen) // buf is never written again

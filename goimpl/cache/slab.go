@@ -7,6 +7,7 @@ type entry struct {
 	seq    uint64
 	buf    []byte
 	idLen  int32
+	ttlMS  uint32 // the lifetime it was added with (0: not known, imported)
 }
 
 func (e *entry) id() []byte   { return e.buf[:e.idLen] }

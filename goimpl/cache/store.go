@@ -40,11 +40,20 @@ func (v Store) Get(_ context.Context, id, dst []byte) ([]byte, error) {
 	s := v.c.shard(id)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	e := s.lookup(v.c.now().UnixMicro(), id)
+	nowUS := v.c.now().UnixMicro()
+	e := s.lookup(nowUS, id)
 	if e == nil {
 		return dst, store.ErrNotFound
 	}
+	v.c.hit(nowUS, e)
 	return append(dst, e.data()...), nil
+}
+
+// hit tells Config.OnHit the age of the entry found at nowUS.
+func (c *Cache) hit(nowUS int64, e *entry) {
+	if c.onHit != nil && e.ttlMS > 0 {
+		c.onHit(time.Duration(nowUS-(e.expiry-int64(e.ttlMS)*1000)) * time.Microsecond)
+	}
 }
 
 // Remove implements store.Store.
@@ -74,6 +83,7 @@ func (v Store) Take(_ context.Context, id, dst []byte) ([]byte, error) {
 	if e == nil {
 		return dst, store.ErrNotFound
 	}
+	v.c.hit(nowUS, e)
 	dst = append(dst, e.data()...)
 	s.remove(nowUS, id)
 	return dst, nil
