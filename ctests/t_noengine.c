@@ -4,6 +4,7 @@
  * NAL codec.  Ends by checking that no engine was mapped and no thread was
  * started.  Also the program the suite runs under valgrind.
  */
+#include <stdint.h>
 #include <string.h>
 #include <distcache/dc_client.h>
 #include <distcache/dc_plug.h>
@@ -50,7 +51,7 @@ int main(void)
 	unsigned int used = 7;
 	int i;
 
-	CT_PLAN(13);
+	CT_PLAN(16);
 	for (i = 0; i < 100; i++) {
 		DC_CTX *c = DC_CTX_new("UNIX:/tmp/dc-noengine.sock", 0);
 		DC_CTX *d = DC_CTX_new("IP:127.0.0.1:5555", DC_CTX_FLAG_PERSISTENT);
@@ -96,6 +97,45 @@ int main(void)
 	NAL_SELECTOR_free(NULL);
 	NAL_BUFFER_free(NULL);
 	CHECK(DC_PLUG_free(NULL) == 0, "frees of NULL are harmless");
+
+	/* Frees of pointers the library never returned (httpd's mod_socache_dc
+	 * hands DC_CTX_free uninitialised pool memory): ignored, never read
+	 * or written, and still no engine. */
+	{
+		size_t gn = 256;
+		unsigned char *garbage = malloc(gn), *copy = malloc(gn);
+		char *str = strdup("UNIX:/some/configuration/path/of/some/length.sock");
+		DC_CTX *real = DC_CTX_new("UNIX:/tmp/dc-noengine.sock", 0), *other;
+
+		for (i = 0; i < (int)gn; i++)
+			garbage[i] = (unsigned char)(i * 37 + 11);
+		memcpy(copy, garbage, gn);
+		DC_CTX_free((DC_CTX *)(void *)garbage);
+		DC_CTX_free((DC_CTX *)(void *)(garbage + 40));
+		DC_CTX_free((DC_CTX *)(void *)(str + 7));
+		DC_CTX_free((DC_CTX *)(void *)(uintptr_t)0x10000);
+		CHECK(memcmp(garbage, copy, gn) == 0, "DC_CTX_free of heap garbage, an interior pointer, a string and "
+			"an odd address: ignored, nothing written");
+		NAL_ADDRESS_free((NAL_ADDRESS *)(void *)garbage);
+		NAL_SELECTOR_free((NAL_SELECTOR *)(void *)garbage);
+		NAL_LISTENER_free((NAL_LISTENER *)(void *)garbage);
+		NAL_CONNECTION_free((NAL_CONNECTION *)(void *)garbage);
+		NAL_BUFFER_free((NAL_BUFFER *)(void *)garbage);
+		DC_SERVER_free((DC_SERVER *)(void *)garbage);
+		NAL_ADDRESS_free((NAL_ADDRESS *)(void *)real);	/* a live object of another kind */
+		CHECK(memcmp(garbage, copy, gn) == 0 && DC_PLUG_free((DC_PLUG *)(void *)garbage) == 0 &&
+			DC_SERVER_del_client((DC_CLIENT *)(void *)garbage) == 0,
+			"every other free (and a free of a live object of another kind) ignores it too");
+		DC_CTX_free(real);
+		DC_CTX_free(real);	/* twice: the second is ignored */
+		other = DC_CTX_new("UNIX:/tmp/dc-noengine.sock", 0);
+		CHECK(other != NULL && DC_CTX_add_session(other, NULL, 1, U("x"), 1, 1) == 0,
+			"a DC_CTX freed twice: the second free is ignored; the library carries on");
+		DC_CTX_free(other);
+		free(garbage);
+		free(copy);
+		free(str);
+	}
 
 	CHECK(engine_mapped() == 0, "no engine was loaded");
 	CHECK(threads() == 1, "no thread was started (Threads: %d)", threads());

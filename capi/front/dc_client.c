@@ -43,13 +43,17 @@ DCF_PUBLIC DC_PLUG *DC_PLUG_new(NAL_CONNECTION *conn, unsigned int flags)
 	p = calloc(1, sizeof *p);
 	if (!p)
 		return NULL;
+	if (!dcf_track(&p->o, DCF_K_PLUG)) {
+		free(p);
+		return NULL;
+	}
 	r = e->DC_PLUG_new(rc, flags);
 	if (!r) {
+		dcf_forget(p, DCF_K_PLUG);
 		free(p);
 		return NULL;
 	}
 	dcf_set(&p->o, r);
-	dcf_track(&p->o, DCF_K_PLUG);
 	p->conn = conn;
 	p->flags = flags;
 	return p;
@@ -57,7 +61,7 @@ DCF_PUBLIC DC_PLUG *DC_PLUG_new(NAL_CONNECTION *conn, unsigned int flags)
 
 DCF_PUBLIC int DC_PLUG_free(DC_PLUG *p)
 {
-	if (!p)
+	if (!dcf_forget(p, DCF_K_PLUG))
 		return 0;
 	if (p->o.ref && p->o.gen == dcf_gen()) {
 		const struct dcf_engine *e = dcf_e();
@@ -65,11 +69,8 @@ DCF_PUBLIC int DC_PLUG_free(DC_PLUG *p)
 			e->DC_PLUG_free(p->o.ref);
 	}
 	/* The engine freed the connection; release its handle too. */
-	if (!(p->flags & DC_PLUG_FLAG_NOFREE_CONN) && p->conn) {
-		dcf_untrack(&p->conn->o);
+	if (!(p->flags & DC_PLUG_FLAG_NOFREE_CONN) && dcf_forget(p->conn, DCF_K_CONNECTION))
 		free(p->conn);
-	}
-	dcf_untrack(&p->o);
 	free(p);
 	return 1;
 }
@@ -176,14 +177,22 @@ DCF_PUBLIC DC_CTX *DC_CTX_new(const char *target, unsigned int flags)
 		return NULL;
 	}
 	c->flags = flags;
+	if (!dcf_shared_get()->track(c, DCF_K_CTX)) {
+		free(c->target);
+		free(c);
+		return NULL;
+	}
 	return c;
 }
 
+/* httpd's mod_socache_dc can pass a pointer it never got from DC_CTX_new
+ * (uninitialised pool memory, when mod_ssl skipped the cache's init):
+ * the registry check ignores it without reading it. */
 DCF_PUBLIC void DC_CTX_free(DC_CTX *c)
 {
 	const struct dcf_shared *sh;
 
-	if (!c)
+	if (!dcf_forget(c, DCF_K_CTX))
 		return;
 	sh = dcf_shared_get();
 	/* Only a context used in this generation has an engine side (and then

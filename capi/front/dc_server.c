@@ -26,13 +26,14 @@ struct st_DC_CLIENT {
 static const DC_CACHE_cb *cache_impl;	/* NULL: none chosen yet */
 static int cache_default;
 
+/* Release a client's handle (and its connection's) once the engine
+ * deleted it. */
 static void release(DC_CLIENT *c)
 {
-	if (!(c->flags & DC_CLIENT_FLAG_NOFREE_CONN) && c->conn) {
-		dcf_untrack(&c->conn->o);
+	if (!dcf_forget(c, DCF_K_CLIENT))
+		return;
+	if (!(c->flags & DC_CLIENT_FLAG_NOFREE_CONN) && dcf_forget(c->conn, DCF_K_CONNECTION))
 		free(c->conn);
-	}
-	dcf_untrack(&c->o);
 	free(c);
 }
 
@@ -73,20 +74,24 @@ DCF_PUBLIC DC_SERVER *DC_SERVER_new(unsigned int max_sessions)
 		s = calloc(1, sizeof *s);
 		if (!s)
 			return NULL;
+		if (!dcf_track(&s->o, DCF_K_SERVER)) {
+			free(s);
+			return NULL;
+		}
 		r = e->DC_SERVER_new(max_sessions, cache_impl);
 		if (!r) {
+			dcf_forget(s, DCF_K_SERVER);
 			free(s);
 			return NULL;
 		}
 		dcf_set(&s->o, r);
-		dcf_track(&s->o, DCF_K_SERVER);
 	}
 	return s;
 }
 
 DCF_PUBLIC void DC_SERVER_free(DC_SERVER *s)
 {
-	if (!s)
+	if (!dcf_forget(s, DCF_K_SERVER))
 		return;
 	if (s->o.ref && s->o.gen == dcf_gen()) {
 		const struct dcf_engine *e = dcf_e();
@@ -95,7 +100,6 @@ DCF_PUBLIC void DC_SERVER_free(DC_SERVER *s)
 			reap(e);
 		}
 	}
-	dcf_untrack(&s->o);
 	free(s);
 }
 
@@ -131,13 +135,17 @@ DCF_PUBLIC DC_CLIENT *DC_SERVER_new_client(DC_SERVER *s, NAL_CONNECTION *conn, u
 	c = calloc(1, sizeof *c);
 	if (!c)
 		return NULL;
+	if (!dcf_track(&c->o, DCF_K_CLIENT)) {
+		free(c);
+		return NULL;
+	}
 	r = e->DC_SERVER_new_client(rs, rc, flags, c);
 	if (!r) {
+		dcf_forget(c, DCF_K_CLIENT);
 		free(c);
 		return NULL;
 	}
 	dcf_set(&c->o, r);
-	dcf_track(&c->o, DCF_K_CLIENT);
 	c->conn = conn;
 	c->flags = flags;
 	return c;
@@ -145,6 +153,8 @@ DCF_PUBLIC DC_CLIENT *DC_SERVER_new_client(DC_SERVER *s, NAL_CONNECTION *conn, u
 
 DCF_PUBLIC int DC_SERVER_del_client(DC_CLIENT *c)
 {
+	if (!dcf_live(c, DCF_K_CLIENT))
+		return 0;
 	ENG(0);
 	REF(r, c, 0);
 	if (!e->DC_SERVER_del_client(r))

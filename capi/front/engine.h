@@ -138,14 +138,17 @@ struct dcf_shared {
 	/* The front's object lock, also held across fork(). */
 	void (*lock)(void);
 	void (*unlock)(void);
-	/* Handle registry, for the fork snapshot. */
-	void (*track)(struct dcf_obj *o, int kind);
-	void (*untrack)(struct dcf_obj *o);
+	/* The registry of live handles (frees check it; the fork snapshot
+	 * walks it): track is 0 when out of memory, forget is 0 when p is not
+	 * a live handle of that kind. */
+	int (*track)(const void *p, int kind);
+	int (*forget)(const void *p, int kind);
+	int (*live)(const void *p, int kind);
 	/* Say once per generation that a stale object was used. */
 	void (*stale)(void);
 };
 
-#define DCF_SHARED_VERSION 3
+#define DCF_SHARED_VERSION 4
 #define DCF_SHARED_KEY "distcache-go:front-shared:1"
 
 /* In libnal: the table itself; in the other fronts: fetched once. */

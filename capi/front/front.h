@@ -10,15 +10,15 @@
 #include <libnal/nal.h>
 #include "engine.h"
 
-/* Kinds of tracked handles (numbered as in dc/fork.go). */
+/* Kinds of tracked handles (numbered as in dc/fork.go); DC_CTX has no
+ * engine object to snapshot, but is registered like the others. */
 enum { DCF_K_ADDRESS = 1, DCF_K_SELECTOR, DCF_K_LISTENER, DCF_K_CONNECTION,
-	DCF_K_BUFFER, DCF_K_PLUG, DCF_K_SERVER, DCF_K_CLIENT };
+	DCF_K_BUFFER, DCF_K_PLUG, DCF_K_SERVER, DCF_K_CLIENT, DCF_K_CTX };
 
 struct dcf_obj {
 	dcf_ref ref;
 	unsigned long gen;
-	int kind;			/* 0: not tracked */
-	struct dcf_obj *prev, *next;	/* registry (libnal's loader) */
+	int kind;			/* 0: not registered */
 };
 
 struct st_NAL_ADDRESS { struct dcf_obj o; };
@@ -65,16 +65,26 @@ static inline void dcf_set(struct dcf_obj *o, dcf_ref r)
 	o->gen = dcf_gen();
 }
 
-/* Register a new handle (so a fork can carry it into the child) / forget it. */
-static inline void dcf_track(struct dcf_obj *o, int kind)
+/* Register a new handle (frees accept only registered handles; a fork
+ * carries them into the child); 0 if out of memory. */
+static inline int dcf_track(struct dcf_obj *o, int kind)
 {
-	dcf_shared_get()->track(o, kind);
+	o->kind = kind;
+	return dcf_shared_get()->track(o, kind);
 }
 
-static inline void dcf_untrack(struct dcf_obj *o)
+/* Unregister p if it is a live handle of this kind and say 1; else 0 (and
+ * one line on stderr, once): p was never returned by the library, or was
+ * freed already.  p is not dereferenced. */
+static inline int dcf_forget(const void *p, int kind)
 {
-	if (o->kind)
-		dcf_shared_get()->untrack(o);
+	return p && dcf_shared_get()->forget(p, kind);
+}
+
+/* 1 if p is a live handle of this kind (p is not dereferenced). */
+static inline int dcf_live(const void *p, int kind)
+{
+	return p && dcf_shared_get()->live(p, kind);
 }
 
 #endif

@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <stdint.h>
 #include <unistd.h>
 
 #include "front.h"
@@ -37,9 +38,22 @@ static const struct dcf_engine *live;	/* loaded in this generation */
 static unsigned long failed_gen;	/* generation whose load failed */
 static int mapped;			/* an engine image exists in this process */
 
-/* Every tracked handle, oldest first (under obj_mu). */
-static struct dcf_obj *reg_head, *reg_tail;
-static int reg_count;
+/*
+ * The registry of live handles (under obj_mu): every object the front
+ * returned and has not freed, with its kind, in an open-addressing hash set
+ * keyed by address.  A free looks its argument up before touching it, so a
+ * pointer the library never returned (httpd's mod_socache_dc passes an
+ * uninitialised one to DC_CTX_free) is ignored without being dereferenced.
+ * The fork snapshot walks it too.  It grows as needed: no fixed limit.
+ */
+struct reg_slot {
+	const void *p;	/* NULL: empty; &reg_tomb: deleted */
+	int kind;
+};
+static struct reg_slot *reg;
+static size_t reg_cap, reg_used, reg_tombs;
+static int reg_count;	/* live objects with an engine side (not DC_CTX) */
+static const char reg_tomb;
 
 /* The snapshot taken by the prepare handler: kept by the child until its
  * engine is loaded, then restored (snap_objs[i] is NULLed if the handle is
@@ -61,40 +75,131 @@ static void snap_drop(void)
 	snap_n = 0;
 }
 
-static void track(struct dcf_obj *o, int kind)
+static size_t reg_hash(const void *p)
 {
-	pthread_mutex_lock(&obj_mu);
-	o->kind = kind;
-	o->next = NULL;
-	o->prev = reg_tail;
-	if (reg_tail)
-		reg_tail->next = o;
-	else
-		reg_head = o;
-	reg_tail = o;
-	reg_count++;
-	pthread_mutex_unlock(&obj_mu);
+	uint64_t h = (uint64_t)(uintptr_t)p;
+
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdULL;
+	h ^= h >> 33;
+	return (size_t)h;
 }
 
-static void untrack(struct dcf_obj *o)
+/* The slot holding p, or NULL. */
+static struct reg_slot *reg_find(const void *p)
 {
+	size_t i, n;
+
+	if (!reg_cap || !p)
+		return NULL;
+	for (i = reg_hash(p) & (reg_cap - 1), n = 0; n < reg_cap; i = (i + 1) & (reg_cap - 1), n++) {
+		if (reg[i].p == p)
+			return &reg[i];
+		if (!reg[i].p)
+			return NULL;
+	}
+	return NULL;
+}
+
+static void reg_put(struct reg_slot *tab, size_t cap, const void *p, int kind)
+{
+	size_t i = reg_hash(p) & (cap - 1);
+
+	while (tab[i].p && tab[i].p != &reg_tomb)
+		i = (i + 1) & (cap - 1);
+	tab[i].p = p;
+	tab[i].kind = kind;
+}
+
+/* Room for one more entry, at most half the slots in use (live or deleted). */
+static int reg_room(void)
+{
+	struct reg_slot *n;
+	size_t cap, i;
+
+	if ((reg_used + reg_tombs + 1) * 2 <= reg_cap)
+		return 1;
+	/* rebuilt at most a quarter full (deleted slots dropped) */
+	cap = 64;
+	while ((reg_used + 1) * 4 > cap)
+		cap *= 2;
+	n = calloc(cap, sizeof *n);
+	if (!n)
+		return 0;
+	for (i = 0; i < reg_cap; i++)
+		if (reg[i].p && reg[i].p != &reg_tomb)
+			reg_put(n, cap, reg[i].p, reg[i].kind);
+	free(reg);
+	reg = n;
+	reg_cap = cap;
+	reg_tombs = 0;
+	return 1;
+}
+
+static int track(const void *p, int kind)
+{
+	int ok;
+
+	pthread_mutex_lock(&obj_mu);
+	ok = reg_room();
+	if (ok) {
+		reg_put(reg, reg_cap, p, kind);
+		reg_used++;
+		if (kind != DCF_K_CTX)
+			reg_count++;
+	}
+	pthread_mutex_unlock(&obj_mu);
+	return ok;
+}
+
+/* Say once per process that a free was given a foreign pointer. */
+static void foreign(int kind)
+{
+	static int said;
+	static const char *const names[] = { "?", "NAL_ADDRESS", "NAL_SELECTOR", "NAL_LISTENER",
+		"NAL_CONNECTION", "NAL_BUFFER", "DC_PLUG", "DC_SERVER", "DC_CLIENT", "DC_CTX" };
+
+	if (!__atomic_exchange_n(&said, 1, __ATOMIC_RELAXED))
+		fprintf(stderr, "distcache: a %s free was given a pointer that is not a live object "
+			"of this library; ignored\n", kind > 0 && kind <= DCF_K_CTX ? names[kind] : names[0]);
+}
+
+static int live_obj(const void *p, int kind)
+{
+	struct reg_slot *s;
+	int ok;
+
+	pthread_mutex_lock(&obj_mu);
+	s = reg_find(p);
+	ok = s && s->kind == kind;
+	pthread_mutex_unlock(&obj_mu);
+	if (!ok)
+		foreign(kind);
+	return ok;
+}
+
+static int forget(const void *p, int kind)
+{
+	struct reg_slot *s;
 	int i;
 
 	pthread_mutex_lock(&obj_mu);
-	if (o->prev)
-		o->prev->next = o->next;
-	else
-		reg_head = o->next;
-	if (o->next)
-		o->next->prev = o->prev;
-	else
-		reg_tail = o->prev;
-	o->kind = 0;
-	reg_count--;
+	s = reg_find(p);
+	if (!s || s->kind != kind) {
+		pthread_mutex_unlock(&obj_mu);
+		foreign(kind);
+		return 0;
+	}
+	s->p = &reg_tomb;
+	reg_used--;
+	reg_tombs++;
+	if (kind != DCF_K_CTX)
+		reg_count--;
 	for (i = 0; i < snap_n; i++)
-		if (snap_objs[i] == o)
+		if (snap_objs[i] == p)
 			snap_objs[i] = NULL;
 	pthread_mutex_unlock(&obj_mu);
+	return 1;
 }
 
 /* In the prepare handler (both locks held): snapshot the handles of this
@@ -105,6 +210,7 @@ static void take_snapshot(void)
 	struct dcf_obj *o;
 	int *kinds, n = 0;
 	dcf_ref *refs;
+	size_t i;
 
 	if (!live)
 		return;	/* no engine here: a pending snapshot passes on as it is */
@@ -118,12 +224,16 @@ static void take_snapshot(void)
 	snap_objs = malloc(sizeof *snap_objs * (size_t)reg_count);
 	if (!kinds || !refs || !snap_objs)
 		goto out;
-	for (o = reg_head; o; o = o->next)
-		if (o->ref && o->gen == generation) {
-			kinds[n] = o->kind;
+	for (i = 0; i < reg_cap; i++) {
+		if (!reg[i].p || reg[i].p == &reg_tomb || reg[i].kind == DCF_K_CTX)
+			continue;
+		o = (struct dcf_obj *)(void *)reg[i].p;
+		if (o->ref && o->gen == generation && n < reg_count) {
+			kinds[n] = reg[i].kind;
 			refs[n] = o->ref;
 			snap_objs[n++] = o;
 		}
+	}
 	if (n > 0 && live->snapshot(kinds, refs, n, &snap, &snap_len)) {
 		snap_n = n;
 		snap_fresh = 1;
@@ -355,7 +465,7 @@ static void obj_unlock(void)
 }
 
 static const struct dcf_shared shared = {
-	DCF_SHARED_VERSION, get_engine, &generation, obj_lock, obj_unlock, track, untrack, stale,
+	DCF_SHARED_VERSION, get_engine, &generation, obj_lock, obj_unlock, track, forget, live_obj, stale,
 };
 
 DCF_HIDDEN const struct dcf_shared *dcf_shared_get(void)

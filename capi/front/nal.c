@@ -20,8 +20,9 @@ DCF_PUBLIC void NAL_config_set_nagle(int enabled)
 	e->NAL_config_set_nagle(enabled);
 }
 
-/* new/free of the four plain kinds. */
-#define PLAIN(T, K, CTOR) \
+/* new/free of the four plain kinds.  A free ignores (without reading it) a
+ * pointer that is not a live handle of its kind. */
+#define PLAIN(T, K, CTOR, KIND) \
 DCF_PUBLIC T *CTOR(void) \
 { \
 	T *h; dcf_ref r; \
@@ -31,30 +32,29 @@ DCF_PUBLIC T *CTOR(void) \
 	r = e->CTOR(); \
 	if (!r) { free(h); return NULL; } \
 	dcf_set(&h->o, r); \
-	dcf_track(&h->o, K); \
+	if (!dcf_track(&h->o, K)) { e->KIND##_free(r); free(h); return NULL; } \
 	return h; \
 }
-#define FREE(T, KIND) \
+#define FREE(T, K, KIND) \
 DCF_PUBLIC void KIND##_free(T *h) \
 { \
-	if (!h) return; \
+	if (!dcf_forget(h, K)) return; \
 	if (h->o.ref && h->o.gen == dcf_gen()) { \
 		const struct dcf_engine *e = dcf_e(); \
 		if (e) e->KIND##_free(h->o.ref); \
 	} \
-	dcf_untrack(&h->o); \
 	free(h); \
 }
 
-PLAIN(NAL_ADDRESS, DCF_K_ADDRESS, NAL_ADDRESS_new)
-FREE(NAL_ADDRESS, NAL_ADDRESS)
-PLAIN(NAL_SELECTOR, DCF_K_SELECTOR, NAL_SELECTOR_new)
-PLAIN(NAL_SELECTOR, DCF_K_SELECTOR, NAL_SELECTOR_new_fdselect)
-PLAIN(NAL_SELECTOR, DCF_K_SELECTOR, NAL_SELECTOR_new_fdpoll)
-FREE(NAL_SELECTOR, NAL_SELECTOR)
-PLAIN(NAL_LISTENER, DCF_K_LISTENER, NAL_LISTENER_new)
-FREE(NAL_LISTENER, NAL_LISTENER)
-PLAIN(NAL_BUFFER, DCF_K_BUFFER, NAL_BUFFER_new)
+PLAIN(NAL_ADDRESS, DCF_K_ADDRESS, NAL_ADDRESS_new, NAL_ADDRESS)
+FREE(NAL_ADDRESS, DCF_K_ADDRESS, NAL_ADDRESS)
+PLAIN(NAL_SELECTOR, DCF_K_SELECTOR, NAL_SELECTOR_new, NAL_SELECTOR)
+PLAIN(NAL_SELECTOR, DCF_K_SELECTOR, NAL_SELECTOR_new_fdselect, NAL_SELECTOR)
+PLAIN(NAL_SELECTOR, DCF_K_SELECTOR, NAL_SELECTOR_new_fdpoll, NAL_SELECTOR)
+FREE(NAL_SELECTOR, DCF_K_SELECTOR, NAL_SELECTOR)
+PLAIN(NAL_LISTENER, DCF_K_LISTENER, NAL_LISTENER_new, NAL_LISTENER)
+FREE(NAL_LISTENER, DCF_K_LISTENER, NAL_LISTENER)
+PLAIN(NAL_BUFFER, DCF_K_BUFFER, NAL_BUFFER_new, NAL_BUFFER)
 
 /* Trampolines: T1 one handle argument, V for void results. */
 #define V1(KIND, FN, T) \
@@ -151,20 +151,23 @@ DCF_PUBLIC NAL_CONNECTION *NAL_CONNECTION_new(void)
 	}
 	dcf_set(&c->o, r);
 	c->rd.embedded = c->sd.embedded = 1;
-	dcf_track(&c->o, DCF_K_CONNECTION);
+	if (!dcf_track(&c->o, DCF_K_CONNECTION)) {
+		e->NAL_CONNECTION_free(r);
+		free(c);
+		return NULL;
+	}
 	return c;
 }
 
 DCF_PUBLIC void NAL_CONNECTION_free(NAL_CONNECTION *c)
 {
-	if (!c)
+	if (!dcf_forget(c, DCF_K_CONNECTION))
 		return;
 	if (c->o.ref && c->o.gen == dcf_gen()) {
 		const struct dcf_engine *e = dcf_e();
 		if (e)
 			e->NAL_CONNECTION_free(c->o.ref);
 	}
-	dcf_untrack(&c->o);
 	free(c);
 }
 
@@ -234,19 +237,9 @@ DCF_PUBLIC NAL_BUFFER *NAL_CONNECTION_get_send(NAL_CONNECTION *c) { return conn_
 DCF_PUBLIC const NAL_BUFFER *NAL_CONNECTION_get_read_c(const NAL_CONNECTION *c) { return conn_buf(c, 0); }
 DCF_PUBLIC const NAL_BUFFER *NAL_CONNECTION_get_send_c(const NAL_CONNECTION *c) { return conn_buf(c, 1); }
 
-/* Buffers.  A connection's buffer handle is not freed separately. */
-DCF_PUBLIC void NAL_BUFFER_free(NAL_BUFFER *b)
-{
-	if (!b || b->embedded)
-		return;
-	if (b->o.ref && b->o.gen == dcf_gen()) {
-		const struct dcf_engine *e = dcf_e();
-		if (e)
-			e->NAL_BUFFER_free(b->o.ref);
-	}
-	dcf_untrack(&b->o);
-	free(b);
-}
+/* Buffers.  A connection's buffer handle is not registered (it is freed
+ * with its connection), so NAL_BUFFER_free ignores it. */
+FREE(NAL_BUFFER, DCF_K_BUFFER, NAL_BUFFER)
 
 V1(NAL_BUFFER, NAL_BUFFER_reset, NAL_BUFFER)
 R1(int, NAL_BUFFER_empty, const NAL_BUFFER, 0)

@@ -8,6 +8,7 @@
 #   DC_BIN            built tools (default build/bin)
 #   APACHE_MPMS       MPMs to test (default "prefork event"; also "worker")
 #   APACHE_LOAD_N     handshakes per load run (default 3000)
+#   APACHE_STARTS     start/stop cycles with varied paths (default 50)
 #   APACHE_KEEP=1     keep the temporary directory
 #   APACHE_DC_PREFIX  test the libraries installed there instead of ours
 set -euo pipefail
@@ -17,6 +18,7 @@ BUILD=${BUILD:-$ROOT/build}
 BIN=${DC_BIN:-$BUILD/bin}
 MPMS=${APACHE_MPMS:-prefork event}
 LOAD_N=${APACHE_LOAD_N:-3000}
+STARTS=${APACHE_STARTS:-50}
 CONC=16
 SN=dc-test.invalid     # the one ServerName of both instances
 RETRY_MS=1000          # dc_client -retry
@@ -438,6 +440,45 @@ load_ok() { # all 200s and resumption >= $1 percent
 	[ "$(kv failed)" = 0 ] && awk -v p="$(kv resumed_pct)" -v min="$1" 'BEGIN { exit !(p >= min) }'
 }
 
+# ---------------------------------------------------------------- start-up
+# httpd's mod_socache_dc allocates its instance without clearing it; on the
+# first configuration pass mod_ssl skips the cache's init, but the pool
+# cleanup still calls destroy, which hands DC_CTX_free whatever the pool
+# memory held.  Whether that is a plausible heap pointer (and free() then
+# crashes) depends on the layout, so: many start/stop cycles, each with
+# configuration paths (server root, pid file, logs, cache socket) and an
+# environment of a different length and content.  No start may fail or
+# crash.
+startups() {
+	local i name port rc bad=0 pad=abcdefghijklmnopqrstuvwxyz0123456789._-
+	port=$(free_port)
+	for i in $(seq 1 "$STARTS"); do
+		name=startup/$i${pad:$((i % 13)):$((i * 7 % 40))}$(printf "%*s" $((i * 13 % 97)) '' | tr ' ' "${pad:$((i % 39)):1}")
+		# (a unix socket path must fit in sun_path: 107 bytes)
+		write_conf "$name" "$port" prefork "dc:UNIX:$T/c$i${pad:$((i % 7)):$((i * 11 % 33))}${pad:0:$((i % 29))}.sock"
+		rc=0
+		# every other start with glibc's MALLOC_PERTURB_ (fresh malloc memory
+		# filled with a byte pattern, where APR's pools take it from malloc;
+		# Debian's APR maps fresh zero pages, so there the pointer is NULL)
+		env GOGC=$LOW_GOGC DC_PAD="$(printf "%*s" $((i * 29 % 400)) '' | tr ' ' y)" \
+			$( [ $((i % 2)) = 0 ] && echo MALLOC_PERTURB_=$((i * 5 % 254 + 1)) ) \
+			"$APACHE2" -f "$T/$name/httpd.conf" -k start >"$T/$name/start.log" 2>&1 || rc=$?
+		INSTANCES+=("$name")
+		if [ $rc != 0 ] || ! wait_until 15 eval "pid_alive \"\$(apache_pid '$name')\""; then
+			say "start $i failed (status $rc) with ServerRoot $T/$name:"
+			cat "$T/$name/start.log" "$T/$name/error.log" 2>/dev/null | tail -5
+			bad=1
+		fi
+		stop_apache "$name"
+		if grep -E 'exit signal|Segmentation|Aborted|core dump' "$T/$name/error.log" 2>/dev/null; then
+			say "start $i crashed (ServerRoot $T/$name)"
+			bad=1
+		fi
+		[ $bad = 0 ] || break
+	done
+	[ $bad = 0 ]
+}
+
 # ---------------------------------------------------------------- run
 declare -A RSS
 run_mpm() {
@@ -538,6 +579,7 @@ run_mpm() {
 }
 
 start=$SECONDS
+check "$STARTS starts and stops with configuration paths and environments of varied length: none fails or crashes" startups
 for m in $MPMS; do run_mpm "$m"; done
 
 echo
