@@ -2,6 +2,7 @@ package cache
 
 import (
 	"errors"
+	"sync/atomic"
 	"time"
 )
 
@@ -32,11 +33,9 @@ type Config struct {
 	// a few percent; the process uses more (runtime, GC headroom).
 	MaxBytes int64
 	// Shards splits the cache into independently locked parts so that
-	// concurrent connections rarely contend; the bounds are divided
-	// evenly between them, and eviction order is exact within a shard.
-	// 0 picks 16 (fewer when the bounds are so small that a shard could
-	// not hold a few maximal entries); 1 gives exactly the original's
-	// global eviction order.
+	// concurrent connections rarely contend. The bounds and the eviction
+	// order are the whole cache's whatever the number of shards. 0 picks
+	// 16 (fewer for small bounds).
 	Shards int
 	// Now is the clock of the Store view (nil = time.Now). The Cache
 	// methods take the caller's now instead.
@@ -80,12 +79,15 @@ func NewDefault(maxSessions int) (*Cache, error) {
 // New builds the cache of our own dc_server: no 60000-session cap, bounded
 // by count and/or bytes. It is safe for concurrent use by many goroutines.
 //
-// Eviction keeps the original's rule: the entries closest to expiry go
-// first (ties: the earlier added). When a shard is at its count bound, an
-// add drops a batch of 1/30 of that bound (at least one), as the original
-// does; when the new entry would take a shard over its byte bound, entries
-// are dropped one at a time until it fits. An entry larger than a shard's
-// whole byte bound is refused. Soonest-to-expire rather than LRU: the
+// The bounds are exact and the eviction order global, as in the original:
+// nothing is dropped while the cache holds fewer than MaxSessions entries
+// and their charged bytes fit MaxBytes. An add into a full cache drops the
+// entries closest to expiry across all shards (ties: the earlier added):
+// at the count bound a batch of 1/30 of it (at least one), as the original
+// does; over the byte bound one at a time until the new entry fits. Adds
+// that run at the same instant as the one that makes room can take the
+// cache over the count bound by at most one entry each, until the next
+// add. An entry larger than the whole byte bound is refused. Soonest-to-expire rather than LRU: the
 // protocol's clients fix a lifetime per session and nearly all use the same
 // one, so expiry order is insertion order and evicting it drops the oldest
 // sessions, which is what LRU would mostly drop too, without a write on
@@ -104,22 +106,13 @@ func New(cfg Config) *Cache {
 	if cfg.MaxSessions > 0 && n > cfg.MaxSessions {
 		n = cfg.MaxSessions
 	}
-	c := &Cache{shards: make([]shard, n), now: cfg.Now, onHit: cfg.OnHit}
+	c := &Cache{shards: make([]shard, n), now: cfg.Now, onHit: cfg.OnHit, maxItems: int64(cfg.MaxSessions), maxBytes: cfg.MaxBytes}
 	if c.now == nil {
 		c.now = time.Now
 	}
 	for i := range c.shards {
-		s := &c.shards[i]
-		s.index = make(map[string]int32)
-		if cfg.MaxSessions > 0 {
-			s.maxItems = cfg.MaxSessions / n
-			if i < cfg.MaxSessions%n {
-				s.maxItems++
-			}
-		}
-		if cfg.MaxBytes > 0 {
-			s.maxBytes = cfg.MaxBytes / int64(n)
-		}
+		c.shards[i].index = make(map[string]int32)
+		c.shards[i].c = c
 	}
 	return c
 }
@@ -129,9 +122,15 @@ func New(cfg Config) *Cache {
 // goimpl/server's Cache interface names); Store gives the same entries as a
 // store.Store on the configured clock.
 type Cache struct {
-	shards []shard
-	now    func() time.Time
-	onHit  func(age time.Duration)
+	shards   []shard
+	now      func() time.Time
+	onHit    func(age time.Duration)
+	maxItems int64 // 0: no count bound
+	maxBytes int64 // 0: no byte bound
+	// Whole-cache totals for the bounds, kept by the shards under their
+	// locks; seq orders adds across shards (ties in the eviction order).
+	items, bytes atomic.Int64
+	seq          atomic.Uint64
 }
 
 // shard picks a shard by FNV-1a of the id.
@@ -165,12 +164,87 @@ func (c *Cache) Add(now time.Time, timeoutMS uint32, id, data []byte) bool {
 }
 
 func (c *Cache) add(nowUS int64, timeoutMS uint32, id, data []byte) insertResult {
-	buf := entryBuf(id, data)
-	s := c.shard(id)
+	return c.insert(nowUS, entryBuf(id, data), len(id), expiryUS(nowUS, timeoutMS), timeoutMS)
+}
+
+// insert stores buf (id then data) with an absolute expiry in µs and the
+// lifetime it was added with (0 if not known), making room first when the
+// cache is full.
+func (c *Cache) insert(nowUS int64, buf []byte, idLen int, expiry int64, ttlMS uint32) insertResult {
+	s := c.shard(buf[:idLen])
+	size := int64(len(buf)) + EntryOverhead
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.purge(nowUS)
-	return s.insert(buf, len(id), expiryUS(nowUS, timeoutMS), timeoutMS)
+	if r := s.refuse(buf[:idLen], size); r != added {
+		s.mu.Unlock()
+		return r
+	}
+	if c.full(size) {
+		// Making room locks every shard, in order: not while holding one.
+		s.mu.Unlock()
+		c.makeRoom(nowUS, size)
+		s.mu.Lock()
+		if r := s.refuse(buf[:idLen], size); r != added {
+			s.mu.Unlock()
+			return r // an add of the same id got in meanwhile
+		}
+	}
+	s.insert(buf, idLen, expiry, ttlMS)
+	s.mu.Unlock()
+	return added
+}
+
+// full reports whether an entry of size charged bytes needs room made.
+func (c *Cache) full(size int64) bool {
+	return (c.maxItems > 0 && c.items.Load() >= c.maxItems) ||
+		(c.maxBytes > 0 && c.bytes.Load()+size > c.maxBytes)
+}
+
+// makeRoom drops the entries closest to expiry across the whole cache
+// (expired ones first, counted as expirations) until an entry of size
+// charged bytes fits: under the count bound by a batch of 1/30 of it, and
+// under the byte bound. It holds every shard's lock, taken in order.
+func (c *Cache) makeRoom(nowUS int64, size int64) {
+	for i := range c.shards {
+		c.shards[i].mu.Lock()
+	}
+	defer func() {
+		for i := range c.shards {
+			c.shards[i].mu.Unlock()
+		}
+	}()
+	if !c.full(size) {
+		return // another add made room meanwhile
+	}
+	itemTarget := c.maxItems - max(c.maxItems/30, 1)
+	over := func() bool {
+		return (c.maxItems > 0 && c.items.Load() > itemTarget) ||
+			(c.maxBytes > 0 && c.bytes.Load()+size > c.maxBytes)
+	}
+	// A small heap of the shards by their first entry picks the global
+	// first each time.
+	var hs shardHeads
+	for i := range c.shards {
+		if x, ok := c.shards[i].first(); ok {
+			hs.push(head{x, int32(i)})
+		}
+	}
+	for over() && len(hs) > 0 {
+		h := hs[0]
+		s := &c.shards[h.shard]
+		s.order.pop()
+		s.forget(h.x.i)
+		if h.x.expiry < nowUS {
+			s.st.Expirations++
+		} else {
+			s.st.Evictions++
+		}
+		if x, ok := s.first(); ok {
+			hs.replaceTop(head{x, h.shard})
+		} else {
+			hs.popTop()
+		}
+	}
 }
 
 // Get copies min(length, len(dst)) bytes of the live entry's data into dst

@@ -68,3 +68,58 @@ func (h expiryHeap) init() {
 		h.down(i, h[i])
 	}
 }
+
+// head is a shard's entry closest to expiry, for choosing across shards.
+type head struct {
+	x     slot
+	shard int32
+}
+
+// shardHeads is a binary min-heap of heads by their slots' order.
+type shardHeads []head
+
+func (h *shardHeads) push(x head) {
+	*h = append(*h, x)
+	a := *h
+	i := len(a) - 1
+	for i > 0 {
+		p := (i - 1) / 2
+		if !x.x.before(a[p].x) {
+			break
+		}
+		a[i] = a[p]
+		i = p
+	}
+	a[i] = x
+}
+
+// replaceTop puts x in place of the first head and restores the order.
+func (h shardHeads) replaceTop(x head) {
+	n := len(h)
+	i := 0
+	for {
+		c := 2*i + 1
+		if c >= n {
+			break
+		}
+		if c+1 < n && h[c+1].x.before(h[c].x) {
+			c++
+		}
+		if !h[c].x.before(x.x) {
+			break
+		}
+		h[i] = h[c]
+		i = c
+	}
+	h[i] = x
+}
+
+func (h *shardHeads) popTop() {
+	a := *h
+	n := len(a) - 1
+	last := a[n]
+	*h = a[:n]
+	if n > 0 {
+		(*h).replaceTop(last)
+	}
+}

@@ -15,9 +15,7 @@ type shard struct {
 	slab     slab
 	order    expiryHeap
 	dead     int // slots in order whose entry was removed
-	seq      uint64
-	maxItems int
-	maxBytes int64
+	c        *Cache
 	st       Stats
 	_        [64]byte // keep neighbouring shards' locks off one cache line
 }
@@ -30,37 +28,37 @@ const (
 	tooLarge               // larger than the shard's whole byte bound
 )
 
-// insert stores buf (id then data) with an absolute expiry in µs and the
-// lifetime it was added with (0 if not known), evicting to stay within the
-// bounds.
-func (s *shard) insert(buf []byte, idLen int, expiry int64, ttlMS uint32) insertResult {
-	size := int64(len(buf)) + EntryOverhead
-	if _, dup := s.index[string(buf[:idLen])]; dup {
+// refuse says why an entry of id and size charged bytes cannot be added
+// (a live duplicate, or larger than the whole byte bound), or added.
+func (s *shard) refuse(id []byte, size int64) insertResult {
+	if _, dup := s.index[string(id)]; dup {
 		s.st.AddsRefused++
 		return duplicate
 	}
-	if s.maxBytes > 0 && size > s.maxBytes {
+	if s.c.maxBytes > 0 && size > s.c.maxBytes {
 		s.st.AddsRefused++
 		return tooLarge
 	}
-	if s.maxItems > 0 && len(s.index) >= s.maxItems {
-		s.evict(max(s.maxItems/30, 1))
-	}
-	for s.maxBytes > 0 && s.st.Bytes+size > s.maxBytes && len(s.index) > 0 {
-		s.evict(1)
-	}
-	s.seq++
-	i := s.slab.alloc(entry{expiry: expiry, seq: s.seq, buf: buf, idLen: int32(idLen), ttlMS: ttlMS})
+	return added
+}
+
+// insert stores buf (id then data), whose id is not in the shard, with an
+// absolute expiry in µs and the lifetime it was added with (0: not known).
+func (s *shard) insert(buf []byte, idLen int, expiry int64, ttlMS uint32) {
+	size := int64(len(buf)) + EntryOverhead
+	seq := s.c.seq.Add(1)
+	i := s.slab.alloc(entry{expiry: expiry, seq: seq, buf: buf, idLen: int32(idLen), ttlMS: ttlMS})
 	var key string
 	if idLen > 0 {
 		key = unsafe.String(&buf[0], idLen) // buf is never written again
 	}
 	s.index[key] = i
-	s.order.push(slot{expiry, s.seq, i})
+	s.order.push(slot{expiry, seq, i})
 	s.st.Items++
 	s.st.Bytes += size
 	s.st.Adds++
-	return added
+	s.c.items.Add(1)
+	s.c.bytes.Add(size)
 }
 
 // lookup purges what expired before nowUS and returns the live entry id,
@@ -114,19 +112,6 @@ func (s *shard) purge(nowUS int64) {
 	}
 }
 
-// evict drops up to n live entries closest to expiry.
-func (s *shard) evict(n int) {
-	for ; n > 0; n-- {
-		x, ok := s.first()
-		if !ok {
-			return
-		}
-		s.order.pop()
-		s.forget(x.i)
-		s.st.Evictions++
-	}
-}
-
 // first returns the slot of the live entry closest to expiry (leaving it
 // in order), discarding stale slots of removed entries on the way.
 func (s *shard) first() (slot, bool) {
@@ -148,6 +133,8 @@ func (s *shard) forget(i int32) {
 	delete(s.index, string(e.id()))
 	s.st.Items--
 	s.st.Bytes -= e.size()
+	s.c.items.Add(-1)
+	s.c.bytes.Add(-e.size())
 	s.slab.release(i)
 }
 
