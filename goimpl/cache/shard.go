@@ -10,14 +10,14 @@ import (
 // its id+data block, which the index key aliases. The slab, index and heap
 // shrink again after a peak (shrink).
 type shard struct {
-	mu       sync.Mutex
-	index    map[string]int32 // id → slab slot of a live (or not yet purged) entry
-	slab     slab
-	order    expiryHeap
-	dead     int // slots in order whose entry was removed
-	c        *Cache
-	st       Stats
-	_        [64]byte // keep neighbouring shards' locks off one cache line
+	mu    sync.Mutex
+	index map[string]int32 // id → slab slot of a live (or not yet purged) entry
+	slab  slab
+	order expiryHeap
+	dead  int // slots in order whose entry was removed
+	c     *Cache
+	st    Stats
+	_     [64]byte // keep neighbouring shards' locks off one cache line
 }
 
 type insertResult int
