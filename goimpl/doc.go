@@ -12,6 +12,8 @@
 // the daemons as library packages: dc_server's serving loop (dcserver),
 // dc_client's distcache upstream store over one or more dc_servers
 // (upstream) and its local side serving applications from a store (proxy);
+// the sealing store wrapper (seal) and the TLS configurations of the
+// distcache link (tlsconf, with tlsconf/tlstest making test certificates);
 // and the daemons' Prometheus metrics and live status page (metrics). The
 // command-line tools use them directly; the C ABI engine exports them.
 package goimpl

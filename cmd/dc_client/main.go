@@ -42,6 +42,21 @@ where options include:
                          page at / on this address (IP:127.0.0.1:9101; off by
                          default); SIGWINCH then prints the counters to the log
    -metricspublic        allow -metrics on an address that is not loopback
+   -tlsca <file>         speak TLS to the server and verify its certificate
+                         against these CA certificates (PEM; default: the
+                         system's roots when another -tls option is given)
+   -tlsname <name>       name the server's certificate must carry (default:
+                         the host of -server)
+   -tlscert <file>       client certificate chain (PEM), for a server that
+                         requires one (with -tlskey)
+   -tlskey <file>        private key of -tlscert (refused if any user may
+                         read it)
+   -tls12                also accept TLS 1.2 (default: TLS 1.3 only)
+   -sealkey <file>       seal session data before it leaves this host, with
+                         the keys in <file>: "<id> <64 hex digits>" a line,
+                         the first seals, all open; refused if group or
+                         others may read it (SIGHUP reloads it and the TLS
+                         files)
    -daemon               detach and run in the background
    -user <user>          run as this user (and its groups)
    -sockowner <user>     owner of the unix socket
@@ -63,13 +78,15 @@ type config struct {
 	reqTimeout time.Duration
 	daemon     tool.Daemon
 	metrics    tool.Metrics
+	secure     tool.Secure
 }
 
 func parseArgs() (*config, *tool.Args) {
 	c := &config{listen: "UNIX:/tmp/scache", retry: 5 * time.Second, maxClients: 1024, inflight: 512, reqTimeout: 10 * time.Second}
+	c.secure.Client = true
 	a := tool.NewArgs(os.Args[1:], usage)
 	for a.Next() {
-		if c.daemon.Option(a) || c.metrics.Option(a) {
+		if c.daemon.Option(a) || c.metrics.Option(a) || c.secure.Option(a) {
 			continue
 		}
 		switch a.Opt() {
@@ -115,6 +132,15 @@ func main() {
 	if err != nil {
 		tool.Die("Error, internal initialisation problems: -server '%s': %v", cfg.server, err)
 	}
+	// Certificates and keys are read before the user switch.
+	dial := dialer(srvAddr)
+	if tc := cfg.secure.ClientTLS(); tc != nil {
+		if cfg.secure.TLS.Name == "" && srvAddr.Network == "unix" {
+			tool.Die("Error, TLS to a unix socket needs -tlsname")
+		}
+		dial = tc.Dialer(srvAddr.Address, dial)
+	}
+	cfg.secure.LoadSealKey()
 	ln, files, err := cfg.daemon.Listen(cfg.listen)
 	if err != nil {
 		tool.Die("Error, bad listen address '%s': %v", cfg.listen, err)
@@ -124,7 +150,7 @@ func main() {
 
 	log := new(tool.RateLog)
 	up, err := upstream.New(upstream.Options{
-		Servers:  []upstream.Server{{Name: srvAddr.Str, Dial: dialer(srvAddr)}},
+		Servers:  []upstream.Server{{Name: srvAddr.Str, Dial: dial}},
 		Inflight: int(cfg.inflight),
 		Timeout:  cfg.reqTimeout,
 		Retry:    cfg.retry,
@@ -134,8 +160,10 @@ func main() {
 	if err != nil {
 		tool.Die("Error, internal initialisation problems: %v", err)
 	}
+	st := cfg.secure.Seal(up, log)
+	cfg.secure.ReloadOnHUP()
 	p := proxy.New(proxy.Options{
-		Handler:    &store.Handler{Store: reg.WrapStore(up, metrics.Distcache), Unavailable: upstream.Answer, Features: up.Features},
+		Handler:    &store.Handler{Store: reg.WrapStore(st, metrics.Distcache), Unavailable: upstream.Answer, Features: up.Features},
 		MaxClients: int(cfg.maxClients),
 		Idle:       cfg.idle,
 		Log:        log,

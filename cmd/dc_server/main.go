@@ -37,6 +37,15 @@ where options include:
    -maxconns <num>      maximum simultaneous connections (default 0 = no limit)
    -sessiond <addr>     also serve stunnel's sessiond protocol (UDP) from the
                         same cache on this address (IP:host:port)
+   -tlscert <file>      serve TLS: certificate chain (PEM), with -tlskey
+   -tlskey <file>       private key of -tlscert (refused if any user may
+                        read it)
+   -tlsca <file>        require client certificates issued by these CAs
+                        (PEM): mutual TLS
+   -tls12               also accept TLS 1.2 (default: TLS 1.3 only)
+                        (SIGHUP reloads the TLS files)
+   -sealkey <file>      seal the sessions stored outside this process (as
+                        dc_client -sealkey; needs a backend store)
    -daemon              detach and run in the background
    -user <user>         run as this user (and its groups)
    -sockowner <user>    owner of the unix socket
@@ -59,13 +68,14 @@ type config struct {
 	maxConns     int64
 	sessiond     string
 	daemon       tool.Daemon
+	secure       tool.Secure
 }
 
 func parseArgs() (*config, *tool.Args) {
 	c := &config{sessions: 100000, maxBytes: 256 << 20, minLifetime: 300, frameTimeout: 10 * time.Second}
 	a := tool.NewArgs(os.Args[1:], usage)
 	for a.Next() {
-		if c.daemon.Option(a) {
+		if c.daemon.Option(a) || c.secure.Option(a) {
 			continue
 		}
 		switch a.Opt() {
@@ -128,11 +138,15 @@ func main() {
 	// the server runs, instead of killing it half-initialised.
 	sigs := cfg.daemon.Signals()
 	cfg.daemon.Check()
-
+	tlsSrv := cfg.secure.Server()
+	if cfg.secure.SealKey != "" {
+		tool.Die("Error, -sealkey needs a session store outside this process; sessions dc_server keeps in memory are not sealed")
+	}
 	ln, files, err := cfg.daemon.Listen(cfg.listen)
 	if err != nil {
 		tool.Die("Error, can't listen on '%s': %v", cfg.listen, err)
 	}
+	tool.WarnExposed(ln.Where, tlsSrv != nil, cfg.sessiond)
 	sd, sdFile, err := sessiondSocket(cfg)
 	if err != nil {
 		ln.RemoveSocket()
@@ -142,6 +156,7 @@ func main() {
 		files = append(files, sdFile)
 	}
 	cfg.daemon.Start(args.Rewritten(), files)
+	cfg.secure.ReloadOnHUP()
 
 	c := cache.New(cache.Config{MaxSessions: int(cfg.sessions), MaxBytes: cfg.maxBytes})
 	srv := dcserver.New(dcserver.Options{
@@ -154,6 +169,7 @@ func main() {
 		MaxConns:     int(cfg.maxConns),
 		Sessiond:     sd,
 		Progress:     cfg.progress,
+		TLS:          tlsSrv,
 		Stats: func() dcserver.Stats {
 			st := c.Stats()
 			return dcserver.Stats{Sessions: c.NumItems(time.Now()), Hits: st.Hits, Misses: st.Misses}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/distcache-go/distcache/goimpl/proto"
+	"github.com/distcache-go/distcache/goimpl/tlsconf"
 )
 
 // conn is one client connection. Its buffers are recycled through
@@ -25,6 +26,7 @@ type conn struct {
 	msgStart time.Time
 	timedOut string
 	rdl, wdl time.Time // deadlines currently set on nc
+	head     []byte    // the first bytes read (a TLS client on a plaintext listener?)
 }
 
 var connPool sync.Pool
@@ -46,7 +48,7 @@ func (c *conn) recycle() {
 	if c.rd.Buffered() != 0 || cap(c.out) > 256<<10 {
 		return
 	}
-	*c = conn{rd: c.rd, out: c.out[:0], payload: c.payload[:0]}
+	*c = conn{rd: c.rd, out: c.out[:0], payload: c.payload[:0], head: c.head[:0]}
 	connPool.Put(c)
 }
 
@@ -85,7 +87,11 @@ func (c *conn) Read(p []byte) (int, error) {
 	if s.set.Closing() {
 		return 0, errClosing
 	}
-	return c.nc.Read(p)
+	n, err := c.nc.Read(p)
+	if len(c.head) < 3 {
+		c.head = append(c.head, p[:min(n, 3-len(c.head))]...)
+	}
+	return n, err
 }
 
 // flush writes the queued responses. The write deadline (a client must
@@ -150,6 +156,8 @@ func (c *conn) report(err error) {
 	var ne net.Error
 	switch {
 	case err == io.EOF, errors.Is(err, errClosing), errors.Is(err, syscall.ECONNRESET), errors.Is(err, net.ErrClosed):
+	case proto.IsCorrupt(err) && tlsconf.LooksLikeTLS(c.head):
+		c.s.log.Printf("Warning, refused connection from %s: the client speaks TLS, this listener does not (a dc_client with -tls options needs dc_server -tlscert and -tlskey)", peer(c.nc))
 	case proto.IsCorrupt(err):
 		c.s.log.Printf("Warning, closing connection from %s: %v", peer(c.nc), err)
 	case err == io.ErrUnexpectedEOF:

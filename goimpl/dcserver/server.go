@@ -14,6 +14,7 @@ import (
 	"github.com/distcache-go/distcache/goimpl/proto"
 	"github.com/distcache-go/distcache/goimpl/sessiond"
 	"github.com/distcache-go/distcache/goimpl/store"
+	"github.com/distcache-go/distcache/goimpl/tlsconf"
 )
 
 // DefaultFrameTimeout is Options.FrameTimeout's default.
@@ -54,6 +55,10 @@ type Options struct {
 	// progress and shutdown lines (nil: no session count, and the hits
 	// and misses of this Server's GETs).
 	Stats func() Stats
+	// TLS, when set, serves TLS on every connection: the handshake is
+	// bounded by FrameTimeout and a refused one is logged (naming the
+	// peer and the cause) and closed.
+	TLS *tlsconf.Server
 	// Log receives the rate-limited warnings (nil: a RateLog on stderr);
 	// Info receives the progress and shutdown lines (nil: stderr).
 	Log  accept.Logger
@@ -115,7 +120,21 @@ func (s *Server) Stats() Stats {
 // Serve accepts and serves connections on ln until ln is closed (by
 // Shutdown or anyone else) or fails.
 func (s *Server) Serve(ln net.Listener) {
-	s.set.Serve(ln, func(nc net.Conn) { newConn(s, nc).serve() })
+	s.set.Serve(ln, func(nc net.Conn) {
+		if s.o.TLS != nil {
+			tc, err := s.o.TLS.Handshake(nc, s.o.FrameTimeout)
+			if err != nil {
+				if r := (*tlsconf.RefusedError)(nil); !errors.As(err, &r) {
+					s.log.Printf("Warning, refused connection from %s: %v", peer(nc), err)
+				} else if !r.Quiet {
+					s.log.Printf("Warning, refused connection from %s: %s", peer(nc), r.Cause)
+				}
+				return
+			}
+			nc = tc
+		}
+		newConn(s, nc).serve()
+	})
 }
 
 // Closing reports whether Shutdown has begun.

@@ -143,3 +143,37 @@ func (c *Client) Dial(ctx context.Context, network, addr string, timeout time.Du
 	}
 	return c.Handshake(ctx, nc, addr)
 }
+
+// Dialer wraps dial, which connects to the server at addr, into one that
+// also completes the TLS handshake within the same context. The
+// connections it returns say why when the server refuses them after the
+// handshake (in TLS 1.3 the server's verdict on the client certificate
+// arrives with the first answer): such a read error is a *RefusedError.
+func (c *Client) Dialer(addr string, dial func(context.Context) (net.Conn, error)) func(context.Context) (net.Conn, error) {
+	return func(ctx context.Context) (net.Conn, error) {
+		nc, err := dial(ctx)
+		if err != nil {
+			return nil, err
+		}
+		tc, err := c.Handshake(ctx, nc, addr)
+		if err != nil {
+			return nil, err
+		}
+		return &explainConn{Conn: tc, peer: addr}, nil
+	}
+}
+
+// explainConn turns an alert received after the handshake into a
+// *RefusedError.
+type explainConn struct {
+	*tls.Conn
+	peer string
+}
+
+func (c *explainConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if err != nil && isAlert(err) {
+		err = &RefusedError{Peer: c.peer, Cause: Cause(err, false), Err: err}
+	}
+	return n, err
+}

@@ -34,6 +34,8 @@ func (e *RefusedError) Unwrap() error { return e.Err }
 func refusal(peer string, server bool, got int64, err error, timedOut bool) *RefusedError {
 	r := &RefusedError{Peer: peer, Err: err, Cause: Cause(err, server)}
 	switch {
+	case timedOut && server && got == 0:
+		r.Cause = "the client sent no TLS handshake in time (a plaintext client waiting to send its first request?)"
 	case timedOut:
 		r.Cause = "the TLS handshake did not complete in time"
 	case got == 0 && isClosed(err):
@@ -162,4 +164,10 @@ func isClosed(err error) bool {
 // 3.x), so that it can say "a TLS client on a plaintext listener".
 func LooksLikeTLS(b []byte) bool {
 	return len(b) >= 3 && b[0] == 0x16 && b[1] == 0x03 && b[2] <= 0x04
+}
+
+// isAlert reports whether err is a TLS alert from the peer.
+func isAlert(err error) bool {
+	var ae tls.AlertError
+	return errors.As(err, &ae) || strings.Contains(err.Error(), "remote error: tls: ")
 }

@@ -368,8 +368,18 @@ func TestServerTimeoutAndProbe(t *testing.T) {
 	}
 	defer nc.Close()
 	r := e.nextRefusal(t) // nothing sent
-	if r.Cause != "the TLS handshake did not complete in time" || r.Quiet {
+	if r.Cause != "the client sent no TLS handshake in time (a plaintext client waiting to send its first request?)" || r.Quiet {
 		t.Fatalf("silent client: %+v", r)
+	}
+	// Part of a ClientHello, then nothing.
+	half, err := net.Dial("tcp", e.addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer half.Close()
+	half.Write([]byte{0x16, 0x03, 0x01, 0x01, 0x00, 0x01})
+	if r := e.nextRefusal(t); r.Cause != "the TLS handshake did not complete in time" {
+		t.Fatalf("stalled handshake: %+v", r)
 	}
 	probe, err := net.Dial("tcp", e.addr())
 	if err != nil {
@@ -617,5 +627,46 @@ func TestLooksLikeTLS(t *testing.T) {
 		if got := LooksLikeTLS(tc.b); got != tc.want {
 			t.Errorf("LooksLikeTLS(% x) = %v, want %v", tc.b, got, tc.want)
 		}
+	}
+}
+
+// A connection made by Dialer says why the server refused it after the
+// handshake (TLS 1.3 sends the verdict on the client certificate late).
+func TestDialerExplainsLateRefusal(t *testing.T) {
+	p := newPKI(t)
+	e := startEcho(t, mustServer(t, Options{Cert: p.srvCert, Key: p.srvKey, CA: p.caFile}), 5*time.Second)
+	raw := func(ctx context.Context) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "tcp", e.addr())
+	}
+	for _, tc := range []struct {
+		name string
+		o    Options
+		want string // "" = served
+	}{
+		{"good", Options{CA: p.caFile, Cert: p.cliCert, Key: p.cliKey}, ""},
+		{"no certificate", Options{CA: p.caFile}, "the server refused our client certificate (or its absence): bad certificate"},
+		{"stranger", Options{CA: p.caFile, Cert: p.strangerCert, Key: p.strangerKy}, "the server refused our client certificate"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			nc, err := mustClient(t, tc.o).Dialer(e.addr(), raw)(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer nc.Close()
+			nc.SetDeadline(time.Now().Add(5 * time.Second))
+			nc.Write([]byte("x"))
+			_, err = nc.Read(make([]byte, 1))
+			var r *RefusedError
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("good client: %v", err)
+			case tc.want != "" && (!errors.As(err, &r) || !strings.Contains(r.Cause, tc.want) || r.Peer != e.addr()):
+				t.Fatalf("got %v, want a refusal by %s saying %q", err, e.addr(), tc.want)
+			}
+			if tc.want != "" {
+				e.nextRefusal(t)
+			}
+		})
 	}
 }
