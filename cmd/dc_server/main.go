@@ -16,6 +16,7 @@ import (
 	"github.com/distcache-go/distcache/cmd/internal/tool"
 	"github.com/distcache-go/distcache/goimpl/cache"
 	"github.com/distcache-go/distcache/goimpl/dcserver"
+	"github.com/distcache-go/distcache/goimpl/metrics"
 	"github.com/distcache-go/distcache/goimpl/proto"
 )
 
@@ -46,6 +47,10 @@ where options include:
                         (SIGHUP reloads the TLS files)
    -sealkey <file>      seal the sessions stored outside this process (as
                         dc_client -sealkey; needs a backend store)
+   -metrics <addr>      serve Prometheus metrics at /metrics and a live status
+                        page at / on this address (IP:127.0.0.1:9101; off by
+                        default); SIGWINCH then prints the counters to the log
+   -metricspublic       allow -metrics on an address that is not loopback
    -daemon              detach and run in the background
    -user <user>         run as this user (and its groups)
    -sockowner <user>    owner of the unix socket
@@ -69,13 +74,14 @@ type config struct {
 	sessiond     string
 	daemon       tool.Daemon
 	secure       tool.Secure
+	metrics      tool.Metrics
 }
 
 func parseArgs() (*config, *tool.Args) {
 	c := &config{sessions: 100000, maxBytes: 256 << 20, minLifetime: 300, frameTimeout: 10 * time.Second}
 	a := tool.NewArgs(os.Args[1:], usage)
 	for a.Next() {
-		if c.daemon.Option(a) || c.secure.Option(a) {
+		if c.daemon.Option(a) || c.secure.Option(a) || c.metrics.Option(a) {
 			continue
 		}
 		switch a.Opt() {
@@ -155,10 +161,21 @@ func main() {
 	if sdFile != nil {
 		files = append(files, sdFile)
 	}
+	reg := cfg.metrics.Start("dc_server", &cfg.daemon)
 	cfg.daemon.Start(args.Rewritten(), files)
 	cfg.secure.ReloadOnHUP()
 
-	c := cache.New(cache.Config{MaxSessions: int(cfg.sessions), MaxBytes: cfg.maxBytes})
+	ccfg := cache.Config{MaxSessions: int(cfg.sessions), MaxBytes: cfg.maxBytes}
+	if reg != nil {
+		ccfg.OnHit = reg.HitAge
+	}
+	c := cache.New(ccfg)
+	reg.Cache(func() metrics.CacheStats {
+		st := c.Stats()
+		return metrics.CacheStats{Sessions: int64(c.NumItems(time.Now())), Bytes: st.Bytes,
+			SessionsLimit: cfg.sessions, BytesLimit: cfg.maxBytes,
+			Expired: st.Expirations, Evicted: st.Evictions, Removed: st.Removes}
+	})
 	srv := dcserver.New(dcserver.Options{
 		Store:       c.Store(),
 		MinLifetime: time.Duration(cfg.minLifetime) * time.Second,
@@ -170,6 +187,7 @@ func main() {
 		Sessiond:     sd,
 		Progress:     cfg.progress,
 		TLS:          tlsSrv,
+		Metrics:      reg,
 		Stats: func() dcserver.Stats {
 			st := c.Stats()
 			return dcserver.Stats{Sessions: c.NumItems(time.Now()), Hits: st.Hits, Misses: st.Misses}
@@ -181,6 +199,7 @@ func main() {
 		stop()
 	}()
 	srv.Run(ctx, ln) // a listener failure is logged; either way, clean up and exit
+	cfg.metrics.Stop()
 
 	ln.RemoveSocket()
 	cfg.daemon.RemovePIDFile()

@@ -8,6 +8,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/distcache-go/distcache/goimpl/metrics"
 	"github.com/distcache-go/distcache/goimpl/proto"
 	"github.com/distcache-go/distcache/goimpl/tlsconf"
 )
@@ -91,6 +92,7 @@ func (c *conn) Read(p []byte) (int, error) {
 	if len(c.head) < 3 {
 		c.head = append(c.head, p[:min(n, 3-len(c.head))]...)
 	}
+	s.m.BytesIn(n)
 	return n, err
 }
 
@@ -103,7 +105,8 @@ func (c *conn) flush() error {
 		c.wdl = now.Add(ft)
 		c.nc.SetWriteDeadline(c.wdl)
 	}
-	_, err := c.nc.Write(c.out)
+	n, err := c.nc.Write(c.out)
+	c.s.m.BytesOut(n)
 	c.out = c.out[:0]
 	if err != nil {
 		c.timedOut = "response not taken"
@@ -114,7 +117,10 @@ func (c *conn) flush() error {
 func (c *conn) serve() {
 	s := c.s
 	clean := false
+	why := metrics.CloseError
+	s.m.ConnAccepted()
 	defer func() {
+		s.m.ConnClosed(why)
 		c.nc.Close()
 		if clean {
 			c.recycle()
@@ -125,6 +131,7 @@ func (c *conn) serve() {
 		m, err := c.rd.ReadMessage()
 		if err != nil {
 			clean = err == io.EOF && len(c.out) == 0
+			why = c.closeReason(err)
 			c.report(err)
 			return
 		}
@@ -134,6 +141,7 @@ func (c *conn) serve() {
 		}
 		if err != nil {
 			s.log.Printf("Warning, closing connection from %s: %v", peer(c.nc), err)
+			why = metrics.CloseCorrupt
 			c.flush()
 			return
 		}
@@ -141,11 +149,20 @@ func (c *conn) serve() {
 		s.ops.Add(1)
 		if len(c.out) >= 64<<10 {
 			if err := c.flush(); err != nil {
+				why = c.closeReason(err)
 				c.report(err)
 				return
 			}
 		}
 	}
+}
+
+// closeReason says, for the metrics, why a connection ends with err.
+func (c *conn) closeReason(err error) metrics.CloseReason {
+	if c.timedOut == "response not taken" && !errors.Is(err, errClosing) {
+		return metrics.WriteCloseReason(err)
+	}
+	return metrics.ReadCloseReason(err, c.s.set.Closing(), c.timedOut == "partial request")
 }
 
 // report logs why a connection ends, when that is worth knowing.

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/distcache-go/distcache/goimpl/accept"
+	"github.com/distcache-go/distcache/goimpl/metrics"
 	"github.com/distcache-go/distcache/goimpl/proto"
 	"github.com/distcache-go/distcache/goimpl/sessiond"
 	"github.com/distcache-go/distcache/goimpl/store"
@@ -63,6 +64,9 @@ type Options struct {
 	// Info receives the progress and shutdown lines (nil: stderr).
 	Log  accept.Logger
 	Info io.Writer
+	// Metrics, when not nil, counts every request (distcache and
+	// sessiond), the connections and their bytes.
+	Metrics *metrics.Registry
 }
 
 // Stats are the counters the progress line prints.
@@ -81,6 +85,7 @@ type Server struct {
 	hits   atomic.Uint64
 	misses atomic.Uint64
 	sd     *sessiond.Server
+	m      *metrics.Registry
 }
 
 // New returns a Server; Run or Serve runs it.
@@ -91,17 +96,18 @@ func New(o Options) *Server {
 	if o.Info == nil {
 		o.Info = os.Stderr
 	}
-	s := &Server{o: o, log: o.Log, h: store.Handler{
-		Store: o.Store, MinLifetime: o.MinLifetime, Unavailable: o.Unavailable, Features: o.Features,
+	s := &Server{o: o, log: o.Log, m: o.Metrics, h: store.Handler{
+		Store: o.Metrics.WrapStore(o.Store, metrics.Distcache), MinLifetime: o.MinLifetime, Unavailable: o.Unavailable, Features: o.Features,
 	}}
 	if s.log == nil {
 		s.log = new(accept.RateLog)
 	}
 	s.set = accept.Set{Max: o.MaxConns, Log: s.log, OnFull: func(nc net.Conn) {
+		s.m.ConnRefused(metrics.RefuseLimit)
 		s.log.Printf("Warning, rejected connection from %s: already at -maxconns %d", peer(nc), o.MaxConns)
 	}}
 	if o.Sessiond != nil {
-		s.sd = sessiond.New(o.Store, sessiond.Options{Timeout: o.RequestTimeout})
+		s.sd = sessiond.New(o.Metrics.WrapStore(o.Store, metrics.Sessiond), sessiond.Options{Timeout: o.RequestTimeout})
 	}
 	return s
 }

@@ -1,0 +1,199 @@
+package metricstest_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/distcache-go/distcache/cmd/internal/tooltest"
+	"github.com/distcache-go/distcache/goimpl/client"
+)
+
+// knownLoad sends a load whose every answer is known through addr and
+// returns the requests_total and histogram counts it must produce.
+func knownLoad(t *testing.T, addr string) map[string]float64 {
+	t.Helper()
+	c, err := client.Dial(addr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	id := func(i int) []byte { return []byte(fmt.Sprintf("known-session-%03d", i)) }
+	data := bytes.Repeat([]byte("d"), 300)
+	for i := range 40 {
+		if err := c.Add(ctx, id(i), data, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 10 {
+		if err := c.Add(ctx, id(i), data, time.Hour); err == nil {
+			t.Fatal("a duplicate ADD was stored")
+		}
+	}
+	for i := range 60 {
+		_, err := c.Get(ctx, id(i))
+		if (i < 40) != (err == nil) {
+			t.Fatalf("GET %d: %v", i, err)
+		}
+	}
+	for i := range 45 {
+		if ok, err := c.Has(ctx, id(i)); err != nil || ok != (i < 40) {
+			t.Fatalf("HAVE %d: %v %v", i, ok, err)
+		}
+	}
+	for i := range 20 {
+		err := c.Remove(ctx, id(i%10))
+		if (i < 10) != (err == nil) {
+			t.Fatalf("REMOVE %d: %v", i, err)
+		}
+	}
+	return map[string]float64{
+		req("add", "stored"): 40, req("add", "duplicate"): 10, req("add", "error"): 0,
+		req("get", "hit"): 40, req("get", "miss"): 20, req("get", "error"): 0,
+		req("have", "hit"): 40, req("have", "miss"): 5,
+		req("remove", "hit"): 10, req("remove", "miss"): 10,
+		durCount("add"): 50, durCount("get"): 60, durCount("have"): 45, durCount("remove"): 20,
+	}
+}
+
+// TestExactTotals: what a known load and a dc_test run did is exactly what
+// both daemons count, and every request is in its histogram.
+func TestExactTotals(t *testing.T) {
+	p := startPair(t)
+	want := knownLoad(t, p.cliSock)
+	srv, cli := scrape(t, p.srvURL), scrape(t, p.cliURL)
+	check(t, "dc_client", cli, want)
+	check(t, "dc_server", srv, want)
+	check(t, "dc_server", srv, map[string]float64{
+		"distcache_cache_sessions":                            30,
+		`distcache_cache_removed_total{reason="removed"}`:     10,
+		`distcache_cache_removed_total{reason="evicted"}`:     0,
+		"distcache_session_age_at_hit_seconds_count":          40,
+		"distcache_cache_sessions_limit":                      100000,
+		"distcache_connections_open":                          1, // dc_client's upstream connection
+		"distcache_connections_accepted_total":                2, // and startPair's probe
+		`distcache_connections_closed_total{reason="client"}`: 1,
+	})
+	check(t, "dc_client", cli, map[string]float64{
+		`distcache_upstream_up{server="` + p.srvSock + `"}`:                         1,
+		`distcache_upstream_reconnects_total{server="` + p.srvSock + `"}`:           0,
+		`distcache_upstream_errors_total{kind="closed",server="` + p.srvSock + `"}`: 0,
+		"distcache_upstream_requests_in_flight":                                     0,
+	})
+	if srv["distcache_received_bytes_total"] == 0 || cli["distcache_sent_bytes_total"] == 0 {
+		t.Error("no bytes counted")
+	}
+
+	// dc_test: one connection per operation to dc_client, forwarded on
+	// its one upstream connection.
+	const ops = 3000
+	code, out := tooltest.Run(t, 2*time.Minute, tooltest.Bin(t, "dc_test"), "-connect", p.cliSock,
+		"-ops", fmt.Sprint(ops), "-clients", "3")
+	if code != 0 || !strings.Contains(out, "all tests complete") {
+		t.Fatalf("dc_test: exit %d\n%s", code, out)
+	}
+	srv2, cli2 := scrape(t, p.srvURL), scrape(t, p.cliURL)
+	for who, s := range map[string][2]map[string]float64{"dc_server": {srv, srv2}, "dc_client": {cli, cli2}} {
+		before, after := s[0], s[1]
+		if d := sum(after, "distcache_requests_total{") - sum(before, "distcache_requests_total{"); d != ops {
+			t.Errorf("%s: dc_test did %d operations, requests_total grew by %v", who, ops, d)
+		}
+		if d := sum(after, "distcache_request_duration_seconds_count{") - sum(before, "distcache_request_duration_seconds_count{"); d != ops {
+			t.Errorf("%s: dc_test did %d operations, the duration histograms grew by %v", who, ops, d)
+		}
+		for _, op := range []string{"add", "get", "remove", "have"} {
+			n := sum(after, `distcache_requests_total{op="`+op+`"`)
+			if h := after[durCount(op)]; h != n {
+				t.Errorf("%s: %s: %v requests, %v in the histogram", who, op, n, h)
+			}
+			if inf := after[fmt.Sprintf(`distcache_request_duration_seconds_bucket{le="+Inf",op=%q}`, op)]; inf != n {
+				t.Errorf("%s: %s: +Inf bucket %v, want %v", who, op, inf, n)
+			}
+		}
+	}
+	for k := range cli2 {
+		if strings.HasPrefix(k, "distcache_requests_total{") && cli2[k] != srv2[k] {
+			t.Errorf("%s: dc_client %v, dc_server %v (every request is forwarded)", k, cli2[k], srv2[k])
+		}
+	}
+	if d := cli2["distcache_connections_accepted_total"] - cli["distcache_connections_accepted_total"]; d != ops {
+		t.Errorf("dc_client accepted %v connections during dc_test, want %d (one per operation)", d, ops)
+	}
+	tooltest.Eventually(t, 5*time.Second, func() bool {
+		return scrape(t, p.cliURL)[`distcache_connections_closed_total{reason="client"}`] == cli2["distcache_connections_accepted_total"]
+	}, "every local connection to be counted closed by the client")
+
+	// The signal prints the counters once.
+	p.srv.Signal(syscall.SIGWINCH)
+	p.srv.WaitOutput(fmt.Sprintf("Info, metric %s %v\n", req("get", "hit"), srv2[req("get", "hit")]), 5*time.Second)
+	for _, bin := range []string{"promtool"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			t.Fatalf("%s not installed (Debian package prometheus, .ci/packages.d/metrics.txt)", bin)
+		}
+	}
+	for who, url := range map[string]string{"dc_server": p.srvURL, "dc_client": p.cliURL} {
+		cmd := exec.Command("promtool", "check", "metrics")
+		cmd.Stdin = bytes.NewReader(fetch(t, url+"/metrics"))
+		if out, err := cmd.CombinedOutput(); err != nil || len(bytes.TrimSpace(out)) > 0 {
+			t.Errorf("%s: promtool check metrics: %v\n%s", who, err, out)
+		}
+	}
+}
+
+// TestUpstreamDownAndBack: dc_client counts its server going away, the
+// failed connection attempts, and the reconnection.
+func TestUpstreamDownAndBack(t *testing.T) {
+	p := startPair(t)
+	up := `distcache_upstream_up{server="` + p.srvSock + `"}`
+	p.srv.Signal(syscall.SIGTERM)
+	p.srv.Wait(10 * time.Second)
+	tooltest.Eventually(t, 10*time.Second, func() bool {
+		s := scrape(t, p.cliURL)
+		return s[up] == 0 && s[`distcache_upstream_errors_total{kind="closed",server="`+p.srvSock+`"}`] == 1
+	}, "the upstream to be down, its loss counted as closed")
+	c, err := client.Dial(p.cliSock, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Get(context.Background(), []byte("x")); err == nil || errors.Is(err, client.ErrNotFound) {
+		t.Errorf("GET with no server: %v, want a failure", err)
+	}
+	if g := scrape(t, p.cliURL)[req("get", "error")]; g != 1 {
+		t.Errorf("GET with no server counted %v errors, want 1", g)
+	}
+	srv := tooltest.Start(t, tooltest.Bin(t, "dc_server"), "-listen", p.srvSock)
+	tooltest.WaitDial(t, srv, "unix", strings.TrimPrefix(p.srvSock, "UNIX:"))
+	tooltest.Eventually(t, 15*time.Second, func() bool {
+		s := scrape(t, p.cliURL)
+		return s[up] == 1 && s[`distcache_upstream_reconnects_total{server="`+p.srvSock+`"}`] == 1
+	}, "the upstream to be up again after one reconnection")
+}
+
+// TestMetricsAddressRefused: a non-loopback -metrics address is refused
+// unless -metricspublic; a bad one is a usage error.
+func TestMetricsAddressRefused(t *testing.T) {
+	dir := tooltest.TempDir(t)
+	bin := tooltest.Bin(t, "dc_server")
+	port := fmt.Sprint(tooltest.FreePort(t))
+	code, out := tooltest.Run(t, 10*time.Second, bin, "-listen", "UNIX:"+dir+"/a", "-metrics", "IP:"+port)
+	if code != 1 || !strings.Contains(out, "not a loopback address") || !strings.Contains(out, "-metricspublic") {
+		t.Errorf("wildcard -metrics: exit %d\n%s", code, out)
+	}
+	code, out = tooltest.Run(t, 10*time.Second, bin, "-listen", "UNIX:"+dir+"/b", "-metrics", "nonsense")
+	if code == 0 || !strings.Contains(out, "Usage") {
+		t.Errorf("-metrics nonsense: exit %d\n%s", code, out)
+	}
+	p := tooltest.Start(t, bin, "-listen", "UNIX:"+dir+"/c", "-metrics", "IP:"+port, "-metricspublic")
+	tooltest.WaitDial(t, p, "tcp4", "127.0.0.1:"+port)
+	if !bytes.Contains(fetch(t, "http://127.0.0.1:"+port+"/metrics"), []byte("distcache_build_info")) {
+		t.Error("-metricspublic: no metrics")
+	}
+}
