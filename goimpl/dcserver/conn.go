@@ -162,6 +162,9 @@ func (c *conn) closeReason(err error) metrics.CloseReason {
 	if c.timedOut == "response not taken" && !errors.Is(err, errClosing) {
 		return metrics.WriteCloseReason(err)
 	}
+	if proto.IsCorrupt(err) && tlsconf.LooksLikeTLS(c.head) {
+		return metrics.CloseTLS // a TLS client on a plaintext listener
+	}
 	return metrics.ReadCloseReason(err, c.s.set.Closing(), c.timedOut == "partial request")
 }
 
