@@ -25,8 +25,8 @@ where options include:
    -listen <addr>       the address to listen on (required)
    -sessions <num>      maximum number of sessions cached (default 100000,
                         64 to 100000000)
-   -maxbytes <num>      maximum bytes of cached sessions (default 256M;
-                        suffixes k, M, G; 0 = no byte limit)
+   -maxbytes <num>      memory for sessions, overheads included (default
+                        256M; suffixes k, M, G; 0 = no byte limit)
    -minlifetime <secs>  lifetime given to sessions added with a timeout under
                         1000 ms (httpd 2.4 sends only the milliseconds part of
                         its timeout; default 300, 0 = store as sent)
@@ -165,7 +165,8 @@ func main() {
 	cfg.daemon.Start(args.Rewritten(), files)
 	cfg.secure.ReloadOnHUP()
 
-	ccfg := cache.Config{MaxSessions: int(cfg.sessions), MaxBytes: cfg.maxBytes}
+	ccfg := cache.Config{MaxSessions: int(cfg.sessions), MaxBytes: dcserver.CacheBytes(cfg.maxBytes)}
+	dcserver.LimitMemory(cfg.maxBytes)
 	if reg != nil {
 		ccfg.OnHit = reg.HitAge
 	}
@@ -173,7 +174,7 @@ func main() {
 	reg.Cache(func() metrics.CacheStats {
 		st := c.Stats()
 		return metrics.CacheStats{Sessions: int64(c.NumItems(time.Now())), Bytes: st.Bytes,
-			SessionsLimit: cfg.sessions, BytesLimit: cfg.maxBytes,
+			SessionsLimit: cfg.sessions, BytesLimit: ccfg.MaxBytes,
 			Expired: st.Expirations, Evicted: st.Evictions, Removed: st.Removes}
 	})
 	srv := dcserver.New(dcserver.Options{

@@ -13,9 +13,10 @@ const (
 	DefaultMaxSize = 60000
 )
 
-// EntryOverhead is what Config.MaxBytes charges per entry on top of its id
-// and data: its slab slot, map slot and expiry-order slot plus allocation
-// rounding, as measured on 64-bit Go (BenchmarkMemoryPerEntry reports the
+// EntryOverhead is what Config.MaxBytes charges per entry on top of the
+// memory block of its id and data (rounded up to the allocator's size
+// class): its slab slot, map slot and expiry-order slot with their growth
+// slack, as measured on 64-bit Go (BenchmarkMemoryPerEntry reports the
 // real figure).
 const EntryOverhead = 128
 
@@ -27,10 +28,12 @@ const maxEntrySize = 32768 + EntryOverhead
 type Config struct {
 	// MaxSessions bounds the number of entries (0 = no count bound).
 	MaxSessions int
-	// MaxBytes bounds the sum over entries of len(id)+len(data)+
-	// EntryOverhead (0 = no byte bound). It is a bound on the cache's
-	// own accounting, which tracks the Go heap the entries hold to within
-	// a few percent; the process uses more (runtime, GC headroom).
+	// MaxBytes bounds the sum over entries of the heap block holding id
+	// and data (len(id)+len(data) rounded up to the allocator's size
+	// class) plus EntryOverhead (0 = no byte bound): the Go heap the
+	// entries hold, to within a few percent. The process needs more
+	// (runtime, garbage collector headroom): dc_server gives the cache
+	// 7/8 of its -maxbytes and the collector the rest.
 	MaxBytes int64
 	// Shards splits the cache into independently locked parts so that
 	// concurrent connections rarely contend. The bounds and the eviction
@@ -146,8 +149,10 @@ func (c *Cache) shard(id []byte) *shard {
 }
 
 // entryBuf copies id and data into one block, the entry's storage.
+// Its capacity is the allocator's size class for that length, which is what
+// the entry is charged (Config.MaxBytes).
 func entryBuf(id, data []byte) []byte {
-	buf := make([]byte, len(id)+len(data))
+	buf := append([]byte(nil), make([]byte, len(id)+len(data))...)
 	copy(buf, id)
 	copy(buf[len(id):], data)
 	return buf
@@ -172,7 +177,7 @@ func (c *Cache) add(nowUS int64, timeoutMS uint32, id, data []byte) insertResult
 // cache is full.
 func (c *Cache) insert(nowUS int64, buf []byte, idLen int, expiry int64, ttlMS uint32) insertResult {
 	s := c.shard(buf[:idLen])
-	size := int64(len(buf)) + EntryOverhead
+	size := int64(cap(buf)) + EntryOverhead
 	s.mu.Lock()
 	s.purge(nowUS)
 	if r := s.refuse(buf[:idLen], size); r != added {

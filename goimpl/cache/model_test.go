@@ -53,16 +53,20 @@ func (m *modelCache) dropFirst() {
 	m.items = append(m.items[:best], m.items[best+1:]...)
 }
 
+// classSize is the allocator's block size for n bytes, what an entry's id
+// and data are charged.
+func classSize(n int) int64 { return int64(cap(append([]byte(nil), make([]byte, n)...))) }
+
 func (m *modelCache) bytes() (n int64) {
 	for _, e := range m.items {
-		n += int64(len(e.id)+len(e.data)) + EntryOverhead
+		n += classSize(len(e.id)+len(e.data)) + EntryOverhead
 	}
 	return n
 }
 
 func (m *modelCache) add(now int64, timeout uint32, id, data []byte) bool {
 	m.purge(now)
-	size := int64(len(id)+len(data)) + EntryOverhead
+	size := classSize(len(id)+len(data)) + EntryOverhead
 	if m.find(id) >= 0 || (m.maxBytes > 0 && size > m.maxBytes) {
 		return false
 	}

@@ -45,7 +45,7 @@ func (s *shard) refuse(id []byte, size int64) insertResult {
 // insert stores buf (id then data), whose id is not in the shard, with an
 // absolute expiry in µs and the lifetime it was added with (0: not known).
 func (s *shard) insert(buf []byte, idLen int, expiry int64, ttlMS uint32) {
-	size := int64(len(buf)) + EntryOverhead
+	size := int64(cap(buf)) + EntryOverhead
 	seq := s.c.seq.Add(1)
 	i := s.slab.alloc(entry{expiry: expiry, seq: seq, buf: buf, idLen: int32(idLen), ttlMS: ttlMS})
 	var key string

@@ -12,7 +12,7 @@ type entry struct {
 
 func (e *entry) id() []byte   { return e.buf[:e.idLen] }
 func (e *entry) data() []byte { return e.buf[e.idLen:] }
-func (e *entry) size() int64  { return int64(len(e.buf)) + EntryOverhead }
+func (e *entry) size() int64  { return int64(cap(e.buf)) + EntryOverhead }
 
 // slab stores a shard's entries in one slice addressed by int32 slot, so
 // that the shard's index and expiry order refer to entries without
