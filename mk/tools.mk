@@ -59,7 +59,8 @@ check-default-goal:
 	  [ "$$goal" = all ] || { echo "check-default-goal: make with no target runs '$$goal', not all"; exit 1; }
 	@echo "check-default-goal: ok"
 
-# One version (the file VERSION): every tool's -version, the .pc files.
+# One version (the file VERSION): every tool's -version, the .pc files,
+# debian/changelog.
 check-version: tools
 	@echo "$(VERSION)" | grep -Eqx '[0-9]+\.[0-9]+\.[0-9]+' || \
 	  { echo "check-version: VERSION holds '$(VERSION)', not MAJOR.MINOR.PATCH"; exit 1; }
@@ -72,6 +73,8 @@ check-version: tools
 	  grep -qx 'Version: $(VERSION)' $$pc || { echo "check-version: $$pc: $$(grep ^Version: $$pc), want $(VERSION)"; exit 1; }; \
 	done
 	@rm -rf $(BUILD)/version-root
+	@deb=$$(sed -n '1s/^[^ ]* (\([^)]*\)).*/\1/p' debian/changelog); [ "$$deb" = "$(VERSION)" ] || \
+	  { echo "check-version: debian/changelog is at $$deb, VERSION at $(VERSION)"; exit 1; }
 	@echo "check-version: ok ($(VERSION))"
 
 # The Go tools are PIE with full RELRO (Go has no stack protector or

@@ -11,6 +11,9 @@
 #   APACHE_STARTS     start/stop cycles with varied paths (default 50)
 #   APACHE_KEEP=1     keep the temporary directory
 #   APACHE_DC_PREFIX  test the libraries installed there instead of ours
+#   APACHE_DC_SYSTEM=1 test the libraries installed system-wide (the Debian
+#                     packages, make deb-check): headers in /usr/include,
+#                     libraries found by the dynamic linker; with DC_BIN=/usr/bin
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -101,7 +104,13 @@ say "building in $T"
 
 # 1. our libraries into a temporary prefix
 PREFIX=$T/prefix
-if [ -n "${APACHE_DC_PREFIX:-}" ]; then
+LIBS_SYSTEM=
+if [ -n "${APACHE_DC_SYSTEM:-}" ]; then
+	# installed packages: nothing to install, nothing to add to the paths
+	PREFIX=/usr
+	LIBS_SYSTEM=1
+	say "libraries installed system-wide"
+elif [ -n "${APACHE_DC_PREFIX:-}" ]; then
 	# another distcache installation (e.g. the original, for comparison)
 	PREFIX=$APACHE_DC_PREFIX
 	say "libraries from $PREFIX"
@@ -109,9 +118,16 @@ else
 	"${MAKE:-make}" -C "$ROOT" --no-print-directory install PREFIX="$PREFIX" \
 		>"$T/install.log" 2>&1 || { cat "$T/install.log"; die "make install failed"; }
 fi
-for f in include/distcache/dc_client.h lib/libdistcache.so.1 lib/libnal.so.1; do
-	[ -e "$PREFIX/$f" ] || die "make install did not install $f"
-done
+if [ -n "$LIBS_SYSTEM" ]; then
+	[ -e /usr/include/distcache/dc_client.h ] || die "/usr/include/distcache/dc_client.h is not installed"
+	for l in libdistcache.so.1 libnal.so.1; do
+		ldconfig -p | grep -q "^[[:space:]]*$l " || die "$l is not installed system-wide (ldconfig -p)"
+	done
+else
+	for f in include/distcache/dc_client.h lib/libdistcache.so.1 lib/libnal.so.1; do
+		[ -e "$PREFIX/$f" ] || die "make install did not install $f"
+	done
+fi
 
 # 2. mod_socache_dc.c from Debian's apache2 source package (not committed)
 SRC=$BUILD/apache-src
@@ -135,7 +151,7 @@ MODSO=$T/mod/.libs/mod_socache_dc.so
 readelf -d "$MODSO" | grep -q 'NEEDED.*libdistcache\.so\.1' || die "$MODSO does not link libdistcache.so.1"
 # Apache finds the libraries as if they were installed system-wide (apxs'
 # libtool drops -Wl,-rpath, and ldconfig is not for a temporary prefix).
-export LD_LIBRARY_PATH=$PREFIX/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+[ -n "$LIBS_SYSTEM" ] || export LD_LIBRARY_PATH=$PREFIX/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 
 # 3. the load driver
 gcc -O2 -Wall -Wextra -Werror -o "$T/loadgen" "$ROOT/tests/apache/loadgen.c" \
