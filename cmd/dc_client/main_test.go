@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"io"
 	"net"
 	"os"
 	"strconv"
@@ -447,5 +448,89 @@ func TestE5ConcurrentLargeGetsViaDCServer(t *testing.T) {
 		if e := <-errs; e != "" {
 			t.Fatal(e)
 		}
+	}
+}
+
+// realPair starts a real dc_server and a dc_client in front of it.
+func realPair(t *testing.T, clientArgs ...string) (dir string, srv, cli *tooltest.Proc) {
+	dir = tooltest.TempDir(t)
+	srv = tooltest.Start(t, tooltest.Bin(t, "dc_server"), "-listen", "UNIX:"+dir+"/srv")
+	tooltest.WaitDial(t, srv, "unix", dir+"/srv")
+	args := append([]string{"-listen", "UNIX:" + dir + "/cli", "-server", "UNIX:" + dir + "/srv"}, clientArgs...)
+	cli = tooltest.Start(t, tooltest.Bin(t, "dc_client"), args...)
+	tooltest.WaitDial(t, cli, "unix", dir+"/cli")
+	cli.WaitOutput("connected to the server", 10*time.Second)
+	return
+}
+
+// Issue #10 item 5: a local client that sends what dc_server answers by
+// closing (an ADD shorter than 8 bytes, ten a second) loses its own
+// connection; the shared server connection, and every other client's
+// operations, are untouched.
+func TestBadLocalClientCutsOffNobody(t *testing.T) {
+	dir, _, cli := realPair(t)
+	sock := dir + "/cli"
+	stop := make(chan struct{})
+	badDone := make(chan int)
+	go func() {
+		n := 0
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				badDone <- n
+				return
+			case <-tick.C:
+			}
+			c, err := net.Dial("unix", sock)
+			if err != nil {
+				continue
+			}
+			c.Write(tooltest.Request(1, proto.OpAdd, []byte{0, 0, 1}))
+			c.SetReadDeadline(time.Now().Add(2 * time.Second))
+			if _, err := c.Read(make([]byte, 64)); err == io.EOF {
+				n++ // closed without an answer, as dc_server would
+			}
+			c.Close()
+		}
+	}()
+	c := tooltest.Dial(t, "unix", sock)
+	rd := proto.NewReader(c, proto.WantResponses)
+	var failed, ops int
+	end := time.Now().Add(2500 * time.Millisecond)
+	for i := 0; time.Now().Before(end); i++ {
+		id := []byte("good-" + strconv.Itoa(i))
+		for _, step := range []struct {
+			op      proto.Op
+			payload []byte
+			want    []byte
+		}{
+			{proto.OpAdd, tooltest.AddPayload(60000, id, []byte("data")), []byte{0}},
+			{proto.OpGet, id, []byte("data")},
+			{proto.OpRemove, id, []byte{0}},
+		} {
+			c.Write(tooltest.Request(uint32(i), step.op, step.payload))
+			m, err := tooltest.ReadResponse(c, rd, 5*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ops++
+			if !bytes.Equal(m.Payload, step.want) {
+				failed++
+			}
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	close(stop)
+	closed := <-badDone
+	if closed < 10 {
+		t.Errorf("only %d of the bad client's connections were closed without an answer", closed)
+	}
+	if failed > 0 {
+		t.Fatalf("%d of %d operations of a well-behaved client failed while another sent short ADDs", failed, ops)
+	}
+	if strings.Contains(cli.Out.String(), "lost the server") {
+		t.Errorf("the server connection was lost:\n%s", cli.Out.String())
 	}
 }
