@@ -1,0 +1,339 @@
+// Command vsorig measures our dc_server and dc_client against a distcache
+// 1.5 installation the user points it at, under the original's own load
+// generator (its dc_test: a client this project did not write), in one
+// run on one machine:
+//
+//	go run ./bench/vsorig -orig /opt/distcache -ours build/bin   (make bench ORIG=/opt/distcache)
+//
+// Nothing of the original is bundled, built or fetched here. Each case
+// runs several rounds, alternating the implementations and which goes
+// first, and reports medians of operations per second and of the server's
+// (and proxy's) CPU time per operation, read from /proc, which a shared,
+// noisy machine disturbs far less than wall time. Cases run unpinned and
+// with every process pinned to CPU 0 (taskset), as CPU-bound paths compare
+// best on one core.
+package main
+
+import (
+	"bytes"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/distcache-go/distcache/goimpl/proto"
+)
+
+var (
+	orig   = flag.String("orig", os.Getenv("ORIG"), "prefix of a distcache 1.5 installation (bin/dc_server, bin/dc_client, bin/dc_test)")
+	ours   = flag.String("ours", "build/bin", "directory of our tools")
+	rounds = flag.Int("rounds", 3, "rounds per case and implementation; medians are reported")
+	scale  = flag.Float64("scale", 1, "multiplies every case's operation count")
+	only   = flag.String("only", "", "run only cases whose name contains this string")
+	pinned = flag.String("pin", "both", "unpinned, pinned or both")
+)
+
+// A case is one load: the original dc_test's options, how many of it run
+// at once, where it connects, and what is cached beforehand.
+type bcase struct {
+	name     string
+	args     []string // dc_test options besides -connect
+	ops      int      // -ops of each client
+	clients  int
+	tcp      bool // the client reaches the server (or dc_client its server) over TCP loopback
+	viaProxy bool // through dc_client
+	prefill  int  // sessions stored before measuring
+}
+
+var cases = []bcase{
+	{name: "unix, persistent", args: []string{"-persistent"}, ops: 100000, clients: 1},
+	{name: "unix, connection per op", ops: 20000, clients: 1},
+	{name: "tcp, persistent", args: []string{"-persistent"}, ops: 100000, clients: 1, tcp: true},
+	{name: "tcp, connection per op", ops: 20000, clients: 1, tcp: true},
+	{name: "4 persistent clients, unix", args: []string{"-persistent"}, ops: 40000, clients: 4},
+	{name: "multi-frame 3000-4096 B", args: []string{"-persistent", "-datamin", "3000", "-datamax", "4096"}, ops: 50000, clients: 1},
+	{name: "via dc_client, persistent", args: []string{"-persistent"}, ops: 50000, clients: 1, tcp: true, viaProxy: true},
+	{name: "via dc_client, connection per op", ops: 20000, clients: 1, tcp: true, viaProxy: true},
+	{name: "via dc_client, 4 clients", args: []string{"-persistent"}, ops: 25000, clients: 4, tcp: true, viaProxy: true},
+	{name: "20000 sessions cached", args: []string{"-persistent"}, ops: 50000, clients: 1, prefill: 20000},
+}
+
+// impl is one implementation's tools.
+type impl struct {
+	name                 string
+	server, proxy, dtest string
+}
+
+type result struct {
+	opsPerSec float64
+	cpuPerOp  time.Duration // server + proxy CPU time per operation
+}
+
+func main() {
+	flag.Parse()
+	if *orig == "" {
+		fmt.Fprintln(os.Stderr, "vsorig: give -orig PREFIX (or ORIG=PREFIX): a distcache 1.5 installation to compare with")
+		os.Exit(2)
+	}
+	o := impl{"orig", filepath.Join(*orig, "bin/dc_server"), filepath.Join(*orig, "bin/dc_client"), filepath.Join(*orig, "bin/dc_test")}
+	u := impl{"ours", filepath.Join(*ours, "dc_server"), filepath.Join(*ours, "dc_client"), ""}
+	u.dtest = o.dtest // the original's load for both
+	for _, p := range []string{o.server, o.proxy, o.dtest, u.server, u.proxy} {
+		if _, err := os.Stat(p); err != nil {
+			fmt.Fprintln(os.Stderr, "vsorig:", err)
+			os.Exit(1)
+		}
+	}
+	dir, err := os.MkdirTemp("", "vsorig")
+	check(err)
+	defer os.RemoveAll(dir)
+	load, _ := os.ReadFile("/proc/loadavg")
+	fmt.Printf("load average at start: %s", load)
+	fmt.Printf("%-36s %-8s %11s %11s %6s %10s %10s %6s\n", "case", "pin", "ours op/s", "orig op/s", "ratio", "ours CPU/op", "orig CPU/op", "ratio")
+	modes := map[string][]bool{"unpinned": {false}, "pinned": {true}, "both": {false, true}}[*pinned]
+	var opsRatios, cpuRatios []float64
+	for _, c := range cases {
+		if *only != "" && !strings.Contains(c.name, *only) {
+			continue
+		}
+		c.ops = int(float64(c.ops) * *scale)
+		for _, pin := range modes {
+			var rs [2][]result
+			for r := 0; r < *rounds; r++ {
+				order := []int{0, 1}
+				if r%2 == 1 {
+					order = []int{1, 0}
+				}
+				for _, i := range order {
+					res, err := runCase(dir, []impl{u, o}[i], c, pin)
+					check(err)
+					rs[i] = append(rs[i], res)
+				}
+			}
+			us, or := median(rs[0]), median(rs[1])
+			pinName := "unpinned"
+			if pin {
+				pinName = "cpu0"
+			}
+			opsR := us.opsPerSec / or.opsPerSec
+			cpuR := float64(us.cpuPerOp) / float64(or.cpuPerOp)
+			opsRatios, cpuRatios = append(opsRatios, opsR), append(cpuRatios, cpuR)
+			fmt.Printf("%-36s %-8s %11.0f %11.0f %6.2f %10s %10s %6.2f\n", c.name, pinName,
+				us.opsPerSec, or.opsPerSec, opsR, us.cpuPerOp.Round(100*time.Nanosecond), or.cpuPerOp.Round(100*time.Nanosecond), cpuR)
+		}
+	}
+	load, _ = os.ReadFile("/proc/loadavg")
+	fmt.Printf("load average at end: %s", load)
+	fmt.Printf("throughput ours/orig: %s; server CPU per op ours/orig: %s\n", summary(opsRatios), summary(cpuRatios))
+}
+
+func summary(v []float64) string {
+	if len(v) == 0 {
+		return "no cases"
+	}
+	sort.Float64s(v)
+	return fmt.Sprintf("min %.2f, median %.2f, max %.2f over %d cases", v[0], v[len(v)/2], v[len(v)-1], len(v))
+}
+
+func median(rs []result) result {
+	ops := make([]float64, len(rs))
+	cpu := make([]float64, len(rs))
+	for i, r := range rs {
+		ops[i], cpu[i] = r.opsPerSec, float64(r.cpuPerOp)
+	}
+	sort.Float64s(ops)
+	sort.Float64s(cpu)
+	return result{ops[len(ops)/2], time.Duration(cpu[len(cpu)/2])}
+}
+
+// command runs argv, pinned to CPU 0 when pin is set.
+func command(pin bool, argv ...string) *exec.Cmd {
+	if pin {
+		argv = append([]string{"taskset", "-c", "0"}, argv...)
+	}
+	return exec.Command(argv[0], argv[1:]...)
+}
+
+// runCase starts im's server (and proxy), runs the load, and returns its
+// throughput and the daemons' CPU time per operation.
+func runCase(dir string, im impl, c bcase, pin bool) (result, error) {
+	sock := filepath.Join(dir, im.name+".sock")
+	proxySock := filepath.Join(dir, im.name+"-proxy.sock")
+	os.Remove(sock)
+	os.Remove(proxySock)
+	listen := "UNIX:" + sock
+	if c.tcp {
+		port, err := freePort()
+		if err != nil {
+			return result{}, err
+		}
+		listen = "IP:127.0.0.1:" + strconv.Itoa(port)
+	}
+	var daemons []*exec.Cmd
+	defer func() {
+		for _, d := range daemons {
+			d.Process.Kill()
+			d.Wait()
+		}
+	}()
+	var srvErr bytes.Buffer
+	start := func(argv ...string) (*exec.Cmd, error) {
+		cmd := command(pin, argv...)
+		if len(daemons) == 0 {
+			cmd.Stderr = &srvErr
+		}
+		if err := cmd.Start(); err != nil {
+			return nil, err
+		}
+		daemons = append(daemons, cmd)
+		return cmd, nil
+	}
+	srv, err := start(im.server, "-listen", listen, "-sessions", "60000") // the original's largest cache
+	if err != nil {
+		return result{}, err
+	}
+	if err := waitListening(listen); err != nil {
+		return result{}, fmt.Errorf("%s dc_server: %v\n%s", im.name, err, srvErr.String())
+	}
+	target := listen
+	var proxy *exec.Cmd
+	if c.viaProxy {
+		if proxy, err = start(im.proxy, "-listen", "UNIX:"+proxySock, "-server", listen); err != nil {
+			return result{}, err
+		}
+		target = "UNIX:" + proxySock
+		if err := waitListening(target); err != nil {
+			return result{}, fmt.Errorf("%s dc_client: %v", im.name, err)
+		}
+	}
+	if c.prefill > 0 {
+		if err := prefill(target, c.prefill); err != nil {
+			return result{}, fmt.Errorf("prefill: %v", err)
+		}
+	}
+	cpu0 := cpuTime(srv) + cpuTime(proxy)
+	t0 := time.Now()
+	var wg sync.WaitGroup
+	errs := make(chan error, c.clients)
+	for i := 0; i < c.clients; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			argv := append([]string{im.dtest, "-connect", target, "-ops", strconv.Itoa(c.ops)}, c.args...)
+			if out, err := command(pin, argv...).CombinedOutput(); err != nil {
+				errs <- fmt.Errorf("%s: %v\n%s", strings.Join(argv, " "), err, lastLines(out))
+			}
+		}()
+	}
+	wg.Wait()
+	el := time.Since(t0)
+	cpu := cpuTime(srv) + cpuTime(proxy) - cpu0
+	close(errs)
+	for err := range errs {
+		return result{}, fmt.Errorf("%s, %s: %v", im.name, c.name, err)
+	}
+	total := c.ops * c.clients
+	return result{opsPerSec: float64(total) / el.Seconds(), cpuPerOp: cpu / time.Duration(total)}, nil
+}
+
+// prefill stores n sessions of 200 bytes with a 10-minute lifetime, each
+// ADD answered before the next is sent (the original's server takes
+// pipelined requests, but its proxy did not always).
+func prefill(addr string, n int) error {
+	network, a := "unix", strings.TrimPrefix(addr, "UNIX:")
+	if strings.HasPrefix(addr, "IP:") {
+		network, a = "tcp", strings.TrimPrefix(addr, "IP:")
+	}
+	nc, err := net.Dial(network, a)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	rd := proto.NewReader(nc, proto.WantResponses)
+	data := bytes.Repeat([]byte{0x5a}, 200)
+	var msg []byte
+	for i := 0; i < n; i++ {
+		id := []byte(fmt.Sprintf("vsorig-prefill-%08d", i))
+		msg, _ = proto.AppendMessage(msg[:0], &proto.Message{UID: uint32(i), Op: proto.OpAdd,
+			Payload: proto.AppendAddRequest(nil, 600000, id, data)})
+		if _, err := nc.Write(msg); err != nil {
+			return err
+		}
+		m, err := rd.ReadMessage()
+		if err != nil {
+			return err
+		}
+		if len(m.Payload) != 1 || m.Payload[0] != proto.ResultOK {
+			return fmt.Errorf("ADD %d answered % x", i, m.Payload)
+		}
+	}
+	return nil
+}
+
+func lastLines(b []byte) string {
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) > 5 {
+		lines = lines[len(lines)-5:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// cpuTime is the user+system time of a process (all its threads), from
+// /proc/PID/stat. Under taskset the daemon is taskset's child by exec, so
+// the PID is the daemon's.
+func cpuTime(cmd *exec.Cmd) time.Duration {
+	if cmd == nil {
+		return 0
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * time.Second / 100 // USER_HZ
+}
+
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+func waitListening(addr string) error {
+	network, a := "unix", strings.TrimPrefix(addr, "UNIX:")
+	if strings.HasPrefix(addr, "IP:") {
+		network, a = "tcp", strings.TrimPrefix(addr, "IP:")
+	}
+	end := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.Dial(network, a)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		if time.Now().After(end) {
+			return err
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func check(err error) {
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "vsorig:", err)
+		os.Exit(1)
+	}
+}
