@@ -21,7 +21,10 @@ pass=0 fail=0 pids=""
 
 ok()  { pass=$((pass + 1)); echo "ok - $*"; }
 bad() { fail=$((fail + 1)); echo "not ok - $*"; }
-cleanup() { for p in $pids; do kill "$p" 2>/dev/null; done; }
+cleanup() {
+	for p in $pids; do kill "$p" 2>/dev/null; done
+	if [ -n "${JAILP:-}" ]; then umount "$JAILP/proc" 2>/dev/null; fi
+}
 trap cleanup EXIT INT TERM
 
 # wait_for FILE: poll (up to 10 s) until FILE exists.
@@ -140,6 +143,7 @@ compile t_server distcacheserver || true
 compile t_garbage distcacheserver || true
 compile t_forkobj distcacheserver || true
 compile t_panic distcache || true
+compile t_chroot distcache || true
 
 # The server: our dc_server, else the C server built on our own ABI.
 S=$OUT/server.sock C=$OUT/client.sock
@@ -172,6 +176,32 @@ if [ -n "${PANIC_ENGINE:-}" ] && [ -f "$PANIC_ENGINE" ]; then
 	DISTCACHE_ENGINE=$PANIC_ENGINE run t_panic 60 "$OUT/t_panic" "$OUT"
 else
 	bad "t_panic: no test engine (PANIC_ENGINE=${PANIC_ENGINE:-unset}; make capi-panic-engine)"
+fi
+
+# chroot: before the first call, and in a child of a parent that used the
+# library, with and without /proc in the jail (each jail holds a dc_server
+# socket and nothing else).  Needs root; under DISTCACHE_REQUIRE_E2E=1 (CI)
+# a skip is a failure.
+if [ "$(id -u)" = 0 ]; then
+	JAIL=$OUT/jail JAILP=$OUT/jailp
+	mkdir -p "$JAIL" "$JAILP/proc"
+	for j in "$JAIL" "$JAILP"; do
+		"$DC_BIN/dc_server" -listen "UNIX:$j/dc.sock" >"$j.server.log" 2>&1 & pids="$pids $!"
+		wait_for "$j/dc.sock" || bad "dc_server in $j did not come up"
+	done
+	if mount -t proc proc "$JAILP/proc"; then
+		run t_chroot_before 60 "$OUT/t_chroot" before "$JAIL"
+		run t_chroot_child 60 "$OUT/t_chroot" child "$JAILP" works
+		run t_chroot_noproc 60 "$OUT/t_chroot" child "$JAIL" remedy
+		umount "$JAILP/proc"
+	else
+		bad "mount -t proc in $JAILP/proc failed"
+	fi
+	JAILP=
+elif [ "${DISTCACHE_REQUIRE_E2E:-0}" = 1 ]; then
+	bad "t_chroot needs root (DISTCACHE_REQUIRE_E2E=1: a skipped test is a failure)"
+else
+	echo "# SKIP t_chroot: needs root"
 fi
 
 if [ "${VALGRIND:-0}" = 1 ] && command -v valgrind >/dev/null; then

@@ -64,9 +64,8 @@ func TestRescueLinesAreRateLimited(t *testing.T) {
 	}
 }
 
-// The DC_CTX and DC_SERVER exports are being rewritten (goimpl/client and
-// goimpl/server become their only implementation); they get their rescue
-// when that lands.
+// The DC_CTX exports are being rewritten (goimpl/client becomes their only
+// implementation); they get their rescue when that lands.
 var pending = map[string]bool{"ctx.go": true}
 
 // Every //export of the cgo layers (this package and ../dc) begins with the

@@ -11,7 +11,17 @@
  *
  * The engine file is $DISTCACHE_ENGINE if set, else distcache/ENGINE_NAME next
  * to the directory libnal.so.1 was loaded from (build/lib in the build tree,
- * $(libdir) after make install).
+ * $(libdir) after make install), as seen when the library is loaded.
+ *
+ * chroot(): a process may jail itself before its first call (or in a child
+ * of a parent that used the library), and then the path no longer names the
+ * file.  So at load time the loader also opens the engine's directory
+ * (O_PATH, close-on-exec) and keeps it: when the path fails, the engine is
+ * opened relative to that directory (dlopen("./NAME") with the working
+ * directory moved there for the call and back, the one moment the working
+ * directory changes), and a child's private copy is read through it.  The
+ * copy is mapped through /proc/self/fd; without /proc in the jail that one
+ * case fails with a line naming the remedy.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -23,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <stdint.h>
 #include <unistd.h>
 
@@ -323,9 +334,73 @@ static void fork_child(void)
 	pthread_mutex_unlock(&load_mu);
 }
 
+/* The engine's path, its file name, and its directory kept open (-1 if it
+ * could not be opened), with the identity it had when opened. */
+static char eng_path[PATH_MAX];
+static int eng_path_ok;
+static const char *eng_name;
+static int eng_dir = -1;
+static dev_t eng_dev;
+static ino_t eng_ino;
+
+static int engine_path(char *out, size_t n);
+
 __attribute__((constructor)) static void dcf_loader_init(void)
 {
+	char dir[PATH_MAX];
+	const char *slash;
+	struct stat st;
+
 	pthread_atfork(fork_prepare, fork_parent, fork_child);
+	eng_path_ok = engine_path(eng_path, sizeof eng_path);
+	if (!eng_path_ok)
+		return;
+	slash = strrchr(eng_path, '/');
+	eng_name = slash ? slash + 1 : eng_path;
+	if (slash)
+		snprintf(dir, sizeof dir, "%.*s", slash == eng_path ? 1 : (int)(slash - eng_path), eng_path);
+	else
+		snprintf(dir, sizeof dir, ".");
+	eng_dir = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (eng_dir >= 0 && fstat(eng_dir, &st) == 0) {
+		eng_dev = st.st_dev;
+		eng_ino = st.st_ino;
+	} else if (eng_dir >= 0) {
+		close(eng_dir);
+		eng_dir = -1;
+	}
+}
+
+/* The kept directory, if the descriptor is still the one we opened (a
+ * program may close descriptors it does not know about). */
+static int dir_ok(void)
+{
+	struct stat st;
+
+	return eng_dir >= 0 && fstat(eng_dir, &st) == 0 && st.st_dev == eng_dev && st.st_ino == eng_ino;
+}
+
+/* dlopen the engine by name inside the kept directory. */
+static void *open_in_dir(char *err, size_t errn)
+{
+	char rel[NAME_MAX + 3];
+	int cwd;
+	void *h;
+
+	snprintf(rel, sizeof rel, "./%s", eng_name);
+	cwd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (cwd < 0 || fchdir(eng_dir) != 0) {
+		if (cwd >= 0)
+			close(cwd);
+		return NULL;
+	}
+	h = dlopen(rel, RTLD_NOW | RTLD_LOCAL);
+	if (!h)
+		snprintf(err, errn, "%s (opened in its directory kept from load time)", dlerror());
+	if (fchdir(cwd) != 0)
+		snprintf(err, errn, "cannot return to the working directory: %s", strerror(errno));
+	close(cwd);
+	return h;
 }
 
 static int engine_path(char *out, size_t n)
@@ -354,6 +429,8 @@ static void *open_copy(const char *path, char *err, size_t errn)
 	void *h;
 
 	src = open(path, O_RDONLY | O_CLOEXEC);
+	if (src < 0 && dir_ok())
+		src = openat(eng_dir, eng_name, O_RDONLY | O_CLOEXEC);
 	if (src < 0) {
 		snprintf(err, errn, "%s: %s", path, strerror(errno));
 		return NULL;
@@ -383,7 +460,12 @@ static void *open_copy(const char *path, char *err, size_t errn)
 	close(src);
 	snprintf(name, sizeof name, "/proc/self/fd/%d", fd);
 	h = dlopen(name, RTLD_NOW | RTLD_LOCAL);
-	if (!h)
+	if (!h && access("/proc/self/fd", F_OK) != 0)
+		snprintf(err, errn, "this process needs its own copy of the engine (its parent had "
+			"one loaded before fork()), mapped through /proc/self/fd, and /proc is not "
+			"mounted here (a chroot?): mount /proc inside the chroot, or make no library "
+			"call in the parent before it forks");
+	else if (!h)
 		snprintf(err, errn, "%s", dlerror());
 	/* The mapping keeps the file alive; the descriptor is not needed. */
 	close(fd);
@@ -397,14 +479,18 @@ static const struct dcf_engine *load(void)
 	void *h;
 
 	err[0] = 0;
-	if (!engine_path(path, sizeof path)) {
+	if (!eng_path_ok) {
 		snprintf(err, sizeof err, "cannot locate the engine");
 		goto fail;
 	}
+	snprintf(path, sizeof path, "%s", eng_path);
 	if (!mapped) {
 		h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-		if (!h)
+		if (!h) {
 			snprintf(err, sizeof err, "%s", dlerror());
+			if (dir_ok())
+				h = open_in_dir(err, sizeof err);
+		}
 	} else {
 		h = open_copy(path, err, sizeof err);
 	}
