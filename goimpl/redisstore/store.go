@@ -46,9 +46,11 @@ type Options struct {
 	DialTimeout time.Duration
 	// Password of Addr's user, and of the sentinels (Sentinel only).
 	Password, SentinelPassword string
-	// TLS is used for rediss addresses (nil: system roots, the host
-	// name from the address).
-	TLS *tls.Config
+	// TLS gives the configuration for a TLS connection to addr
+	// (host:port) for rediss addresses, asked at every dial so reloaded
+	// certificates apply to new connections (tlsconf.Client.Config fits).
+	// nil: the system roots, and the host name from the address.
+	TLS func(addr string) *tls.Config
 	// Logf, if set, is told about connection failures at Open.
 	Logf func(format string, args ...any)
 }
@@ -137,10 +139,9 @@ func clientOption(a *Addr, o *Options) rueidis.ClientOption {
 		ClientName:       "distcache",
 	}
 	if a.TLS {
-		co.TLSConfig = o.TLS
-		if co.TLSConfig == nil {
-			co.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
-		}
+		// Only a marker for dial: the configuration is made per dial.
+		co.TLSConfig = &tls.Config{}
+		co.DialCtxFn = tlsDialer(o.TLS)
 	}
 	switch a.Kind {
 	case Standalone:

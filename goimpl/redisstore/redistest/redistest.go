@@ -332,3 +332,10 @@ func Field(info, name string) string {
 	}
 	return ""
 }
+
+// FreePort returns a port of the range that is free now (for a second
+// listener of a server, such as --tls-port).
+func FreePort(t testing.TB) int {
+	t.Helper()
+	return ports(t, 1)
+}
