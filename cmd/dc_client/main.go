@@ -7,6 +7,11 @@
 // empty response, and the connection is retried every -retry milliseconds;
 // requests in flight when the server connection dies get DC_ERR_DISCONNECTED
 // (0x02). A local client that goes away mid-request only loses its answer.
+//
+// With a Redis address as -server (redis://, rediss://, redis-sentinel://,
+// redis-cluster://) it serves its local clients straight from Redis
+// (goimpl/redisstore), with no dc_server in the path; a request Redis does
+// not answer within -redistimeout is answered as a miss or a failed add.
 package main
 
 import (
@@ -17,9 +22,12 @@ import (
 	"os"
 	"time"
 
+	"github.com/distcache-go/distcache/cmd/internal/redisflag"
 	"github.com/distcache-go/distcache/cmd/internal/tool"
 	"github.com/distcache-go/distcache/goimpl/metrics"
+	"github.com/distcache-go/distcache/goimpl/proto"
 	"github.com/distcache-go/distcache/goimpl/proxy"
+	"github.com/distcache-go/distcache/goimpl/redisstore"
 	"github.com/distcache-go/distcache/goimpl/store"
 	"github.com/distcache-go/distcache/goimpl/upstream"
 )
@@ -27,7 +35,8 @@ import (
 const usage = `Usage: dc_client -server <addr> [options]
 where options include:
    -listen <addr>        the local address to listen on (default UNIX:/tmp/scache)
-   -server <addr>        the cache server to connect to (required)
+   -server <addr>        the cache server to connect to (required): a
+                         distcache address, or a Redis address (below)
    -connect <addr>       same as -server
    -retry <msecs>        reconnect interval after losing the server (default 5000)
    -idle <msecs>         drop local clients idle this long (default 0 = never)
@@ -57,6 +66,10 @@ where options include:
                          the first seals, all open; refused if group or
                          others may read it (SIGHUP reloads it and the TLS
                          files)
+   -minlifetime <secs>   with a Redis -server: lifetime given to sessions added
+                         with a timeout under 1000 ms, as dc_server does
+                         (httpd 2.4 sends only the milliseconds part of its
+                         timeout; default 300, 0 = store as sent)
    -daemon               detach and run in the background
    -user <user>          run as this user (and its groups)
    -sockowner <user>     owner of the unix socket
@@ -66,7 +79,7 @@ where options include:
    -killable             exit cleanly on SIGUSR1 or SIGUSR2
    -version              print the version and exit
    -h, -help, -?         this help
-`
+` + redisflag.Usage
 
 type config struct {
 	listen     string
@@ -79,14 +92,16 @@ type config struct {
 	daemon     tool.Daemon
 	metrics    tool.Metrics
 	secure     tool.Secure
+	redis      redisflag.Config
+	minLife    int64
 }
 
 func parseArgs() (*config, *tool.Args) {
-	c := &config{listen: "UNIX:/tmp/scache", retry: 5 * time.Second, maxClients: 1024, inflight: 512, reqTimeout: 10 * time.Second}
+	c := &config{listen: "UNIX:/tmp/scache", retry: 5 * time.Second, maxClients: 1024, inflight: 512, reqTimeout: 10 * time.Second, minLife: 300}
 	c.secure.Client = true
 	a := tool.NewArgs(os.Args[1:], usage)
 	for a.Next() {
-		if c.daemon.Option(a) || c.metrics.Option(a) || c.secure.Option(a) {
+		if c.daemon.Option(a) || c.metrics.Option(a) || c.secure.Option(a) || c.redis.Option(a) {
 			continue
 		}
 		switch a.Opt() {
@@ -109,6 +124,8 @@ func parseArgs() (*config, *tool.Args) {
 			c.reqTimeout = time.Duration(a.Int(0, 3600000)) * time.Millisecond
 		case "-inflight":
 			c.inflight = a.Int(1, 65536)
+		case "-minlifetime":
+			c.minLife = a.Int(0, proto.MaxExpiry/1000)
 		default:
 			a.Unknown()
 		}
@@ -125,8 +142,12 @@ func main() {
 	// the server runs, instead of killing it half-initialised.
 	sigs := cfg.daemon.Signals()
 	cfg.daemon.Check()
-	srvAddr, err := tool.ParseAddr(cfg.server)
-	if err == nil && !srvAddr.CanConnect() {
+	useRedis := redisstore.IsAddr(cfg.server)
+	var srvAddr tool.Addr
+	var err error
+	if useRedis {
+		_, err = redisstore.ParseAddr(cfg.server)
+	} else if srvAddr, err = tool.ParseAddr(cfg.server); err == nil && !srvAddr.CanConnect() {
 		err = errors.New("not an address one can connect to")
 	}
 	if err != nil {
@@ -134,7 +155,11 @@ func main() {
 	}
 	// Certificates and keys are read before the user switch.
 	dial := dialer(srvAddr)
-	if tc := cfg.secure.ClientTLS(); tc != nil {
+	if useRedis {
+		if cfg.secure.ClientTLS() != nil {
+			tool.Die("Error, the -tls options are for a distcache server; for Redis use rediss:// and -redistlsca, -redistlscert, -redistlskey")
+		}
+	} else if tc := cfg.secure.ClientTLS(); tc != nil {
 		if cfg.secure.TLS.Name == "" && srvAddr.Network == "unix" {
 			tool.Die("Error, TLS to a unix socket needs -tlsname")
 		}
@@ -149,27 +174,41 @@ func main() {
 	cfg.daemon.Start(args.Rewritten(), files)
 
 	log := new(tool.RateLog)
-	up, err := upstream.New(upstream.Options{
-		Servers:  []upstream.Server{{Name: srvAddr.Str, Dial: dial}},
-		Inflight: int(cfg.inflight),
-		Timeout:  cfg.reqTimeout,
-		Retry:    cfg.retry,
-		Log:      log,
-		Metrics:  reg,
-	})
-	if err != nil {
-		tool.Die("Error, internal initialisation problems: %v", err)
+	var h *store.Handler
+	if useRedis {
+		rs, err := cfg.redis.Open(cfg.server, func(f string, a ...any) { fmt.Fprintf(os.Stderr, f+"\n", a...) })
+		if err != nil {
+			ln.RemoveSocket()
+			tool.Die("Error, internal initialisation problems: %v", err)
+		}
+		// GETDEL takes atomically; a request Redis cannot serve in time
+		// is a miss (or a failed add), so a handshake never waits.
+		h = &store.Handler{Store: reg.WrapStore(cfg.secure.Seal(reg.WrapBackend(rs), log), metrics.Distcache), Unavailable: store.AnswerMiss,
+			MinLifetime: time.Duration(cfg.minLife) * time.Second,
+			Features:    func() uint32 { return proto.FeatureTake }}
+	} else {
+		up, err := upstream.New(upstream.Options{
+			Servers:  []upstream.Server{{Name: srvAddr.Str, Dial: dial}},
+			Inflight: int(cfg.inflight),
+			Timeout:  cfg.reqTimeout,
+			Retry:    cfg.retry,
+			Log:      log,
+			Metrics:  reg,
+		})
+		if err != nil {
+			tool.Die("Error, internal initialisation problems: %v", err)
+		}
+		reg.UpstreamLevels(up.InFlight, up.Waiting)
+		h = &store.Handler{Store: reg.WrapStore(cfg.secure.Seal(up, log), metrics.Distcache), Unavailable: upstream.Answer, Features: up.Features}
 	}
-	st := cfg.secure.Seal(up, log)
 	cfg.secure.ReloadOnHUP()
 	p := proxy.New(proxy.Options{
-		Handler:    &store.Handler{Store: reg.WrapStore(st, metrics.Distcache), Unavailable: upstream.Answer, Features: up.Features},
+		Handler:    h,
 		MaxClients: int(cfg.maxClients),
 		Idle:       cfg.idle,
 		Log:        log,
 		Metrics:    reg,
 	})
-	reg.UpstreamLevels(up.InFlight, up.Waiting)
 	done := make(chan struct{})
 	go func() {
 		p.Serve(ln)
@@ -184,7 +223,7 @@ func main() {
 	}
 	// Let every client finish the request it is waiting for.
 	p.Shutdown(ln, 5*time.Second)
-	up.Close()
+	h.Store.Close()
 	cfg.metrics.Stop()
 	ln.RemoveSocket()
 	cfg.daemon.RemovePIDFile()

@@ -2,22 +2,31 @@
 // distcache address and answers ADD, GET, REMOVE and HAVE requests from a
 // session cache held in memory (see dc_server(8)). It parses its options
 // and wires the cache (goimpl/cache) into the serving loop (goimpl/dcserver).
+//
+// With -backend and a Redis address it keeps its listeners (distcache and
+// sessiond) but stores every session in Redis (goimpl/redisstore), so that
+// several dc_servers, stunnel, C clients and dc_clients share one
+// replicated store; -sessions and -maxbytes do not apply then (Redis's own
+// maxmemory does), and -sealkey seals what goes to Redis.
 package main
 
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/distcache-go/distcache/cmd/internal/redisflag"
 	"github.com/distcache-go/distcache/cmd/internal/tool"
 	"github.com/distcache-go/distcache/goimpl/cache"
 	"github.com/distcache-go/distcache/goimpl/dcserver"
 	"github.com/distcache-go/distcache/goimpl/metrics"
 	"github.com/distcache-go/distcache/goimpl/proto"
+	"github.com/distcache-go/distcache/goimpl/redisstore"
 )
 
 const usage = `Usage: dc_server -listen <addr> [options]
@@ -47,6 +56,9 @@ where options include:
                         (SIGHUP reloads the TLS files)
    -sealkey <file>      seal the sessions stored outside this process (as
                         dc_client -sealkey; needs a backend store)
+   -backend <addr>      keep the sessions in Redis instead of in memory (a
+                        Redis address, below); a request Redis does not
+                        answer within -redistimeout is answered as a miss
    -metrics <addr>      serve Prometheus metrics at /metrics and a live status
                         page at / on this address (IP:127.0.0.1:9101; off by
                         default); SIGWINCH then prints the counters to the log
@@ -60,7 +72,7 @@ where options include:
    -killable            exit cleanly on SIGUSR1 or SIGUSR2
    -version             print the version and exit
    -h, -help, -?        this help
-`
+` + redisflag.Usage
 
 type config struct {
 	listen       string
@@ -72,6 +84,8 @@ type config struct {
 	frameTimeout time.Duration
 	maxConns     int64
 	sessiond     string
+	backend      string
+	redis        redisflag.Config
 	daemon       tool.Daemon
 	secure       tool.Secure
 	metrics      tool.Metrics
@@ -81,7 +95,7 @@ func parseArgs() (*config, *tool.Args) {
 	c := &config{sessions: 100000, maxBytes: 256 << 20, minLifetime: 300, frameTimeout: 10 * time.Second}
 	a := tool.NewArgs(os.Args[1:], usage)
 	for a.Next() {
-		if c.daemon.Option(a) || c.secure.Option(a) || c.metrics.Option(a) {
+		if c.daemon.Option(a) || c.secure.Option(a) || c.metrics.Option(a) || c.redis.Option(a) {
 			continue
 		}
 		switch a.Opt() {
@@ -107,6 +121,12 @@ func parseArgs() (*config, *tool.Args) {
 			c.maxConns = a.Int(0, 10000000)
 		case "-sessiond":
 			c.sessiond = a.Value()
+		case "-backend":
+			c.backend = a.Value()
+			if _, err := redisstore.ParseAddr(c.backend); err != nil {
+				fmt.Fprintf(os.Stderr, "Error, -backend: %v\n", err)
+				a.Invalid()
+			}
 		default:
 			a.Unknown()
 		}
@@ -145,9 +165,10 @@ func main() {
 	sigs := cfg.daemon.Signals()
 	cfg.daemon.Check()
 	tlsSrv := cfg.secure.Server()
-	if cfg.secure.SealKey != "" {
+	if cfg.secure.SealKey != "" && cfg.backend == "" {
 		tool.Die("Error, -sealkey needs a session store outside this process; sessions dc_server keeps in memory are not sealed")
 	}
+	cfg.secure.LoadSealKey()
 	ln, files, err := cfg.daemon.Listen(cfg.listen)
 	if err != nil {
 		tool.Die("Error, can't listen on '%s': %v", cfg.listen, err)
@@ -165,22 +186,10 @@ func main() {
 	cfg.daemon.Start(args.Rewritten(), files)
 	cfg.secure.ReloadOnHUP()
 
-	ccfg := cache.Config{MaxSessions: int(cfg.sessions), MaxBytes: dcserver.CacheBytes(cfg.maxBytes)}
-	dcserver.LimitMemory(cfg.maxBytes)
-	if reg != nil {
-		ccfg.OnHit = reg.HitAge
-	}
-	c := cache.New(ccfg)
-	reg.Cache(func() metrics.CacheStats {
-		st := c.Stats()
-		return metrics.CacheStats{Sessions: int64(c.NumItems(time.Now())), Bytes: st.Bytes,
-			SessionsLimit: cfg.sessions, BytesLimit: ccfg.MaxBytes,
-			Expired: st.Expirations, Evicted: st.Evictions, Removed: st.Removes}
-	})
-	srv := dcserver.New(dcserver.Options{
-		Store:       c.Store(),
+	opts := dcserver.Options{
 		MinLifetime: time.Duration(cfg.minLifetime) * time.Second,
-		// The in-memory cache takes atomically (doc/EXTENSIONS.md).
+		// The in-memory cache takes atomically, and Redis does with
+		// GETDEL (doc/EXTENSIONS.md).
 		Features:     func() uint32 { return proto.FeatureTake },
 		Idle:         cfg.idle,
 		FrameTimeout: cfg.frameTimeout,
@@ -189,17 +198,42 @@ func main() {
 		Progress:     cfg.progress,
 		TLS:          tlsSrv,
 		Metrics:      reg,
-		Stats: func() dcserver.Stats {
+	}
+	if cfg.backend != "" {
+		rs, err := cfg.redis.Open(cfg.backend, func(f string, a ...any) { fmt.Fprintf(os.Stderr, f+"\n", a...) })
+		if err != nil {
+			ln.RemoveSocket()
+			tool.Die("Error, -backend '%s': %v", cfg.backend, err)
+		}
+		// A failed request is a miss (Unavailable nil).
+		opts.Store = cfg.secure.Seal(reg.WrapBackend(rs), new(tool.RateLog))
+	} else {
+		ccfg := cache.Config{MaxSessions: int(cfg.sessions), MaxBytes: dcserver.CacheBytes(cfg.maxBytes)}
+		dcserver.LimitMemory(cfg.maxBytes)
+		if reg != nil {
+			ccfg.OnHit = reg.HitAge
+		}
+		c := cache.New(ccfg)
+		reg.Cache(func() metrics.CacheStats {
+			st := c.Stats()
+			return metrics.CacheStats{Sessions: int64(c.NumItems(time.Now())), Bytes: st.Bytes,
+				SessionsLimit: cfg.sessions, BytesLimit: ccfg.MaxBytes,
+				Expired: st.Expirations, Evicted: st.Evictions, Removed: st.Removes}
+		})
+		opts.Store = c.Store()
+		opts.Stats = func() dcserver.Stats {
 			st := c.Stats()
 			return dcserver.Stats{Sessions: c.NumItems(time.Now()), Hits: st.Hits, Misses: st.Misses}
-		},
-	})
+		}
+	}
+	srv := dcserver.New(opts)
 	ctx, stop := context.WithCancel(context.Background())
 	go func() {
 		<-sigs
 		stop()
 	}()
 	srv.Run(ctx, ln) // a listener failure is logged; either way, clean up and exit
+	opts.Store.Close()
 	cfg.metrics.Stop()
 
 	ln.RemoveSocket()

@@ -27,14 +27,22 @@ const (
 // deadline by more than slack, and that sessions added (and replicated,
 // by replicated) before the kill are found after. It returns the time
 // from the kill to the last failed add.
-func failoverLoad(t *testing.T, s *Store, replicated func(), kill func()) time.Duration {
+//
+// check is a store on the same deployment with a generous deadline, for
+// the writes before and the reads after: they check data, not deadlines.
+func failoverLoad(t *testing.T, s, check *Store, replicated func(), kill func()) time.Duration {
 	const before = 300
 	for i := 0; i < before; i++ {
-		if err := s.Add(bg, []byte(fmt.Sprintf("before-%d", i)), []byte(fmt.Sprintf("data %d", i)), time.Hour); err != nil {
+		if err := check.Add(bg, []byte(fmt.Sprintf("before-%d", i)), []byte(fmt.Sprintf("data %d", i)), time.Hour); err != nil {
 			t.Fatalf("Add before the failover: %v", err)
 		}
 	}
 	replicated()
+	stall, stopWatch := redistest.StallWatch()
+	defer stopWatch()
+	var slowMu sync.Mutex
+	var slow []string
+	var slowest time.Duration
 	var (
 		stop      atomic.Bool
 		killedAt  atomic.Int64 // unix ns
@@ -50,10 +58,10 @@ func failoverLoad(t *testing.T, s *Store, replicated func(), kill func()) time.D
 		for w := worst.Load(); int64(took) > w && !worst.CompareAndSwap(w, int64(took)); w = worst.Load() {
 		}
 		if took > failTimeout+slack {
-			select {
-			case bad <- fmt.Errorf("%s took %v", op, took):
-			default:
-			}
+			slowMu.Lock()
+			slow = append(slow, fmt.Sprintf("%s %v", op, took))
+			slowest = max(slowest, took)
+			slowMu.Unlock()
 		}
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			fail.Add(1)
@@ -111,12 +119,19 @@ func failoverLoad(t *testing.T, s *Store, replicated func(), kill func()) time.D
 	for err := range bad {
 		t.Error(err)
 	}
+	stopWatch()
+	// An operation may outlive its deadline by slack, plus the longest
+	// time this process was kept from running.
+	if len(slow) > 0 && slowest > failTimeout+slack+stall() {
+		t.Errorf("%d operations over %v + %v slack (the process stalled at most %v): %v",
+			len(slow), failTimeout, slack, stall(), slow[:min(len(slow), 10)])
+	}
 	recovery := time.Duration(lastFail.Load() - killedAt.Load())
-	t.Logf("%d operations, %d failed (ErrUnavailable); adds failed for %v after the kill; slowest operation %v (deadline %v)",
-		ops.Load(), fail.Load(), recovery, time.Duration(worst.Load()), failTimeout)
+	t.Logf("%d operations, %d failed (ErrUnavailable); adds failed for %v after the kill; slowest operation %v (deadline %v; the test process stalled up to %v)",
+		ops.Load(), fail.Load(), recovery, time.Duration(worst.Load()), failTimeout, stall())
 	for i := 0; i < before; i++ {
 		id := []byte(fmt.Sprintf("before-%d", i))
-		d, err := s.Get(bg, id, nil)
+		d, err := check.Get(bg, id, nil)
 		if err != nil || string(d) != fmt.Sprintf("data %d", i) {
 			t.Fatalf("replicated session %s after the failover: %q, %v", id, d, err)
 		}
@@ -133,14 +148,17 @@ func TestSentinel(t *testing.T) {
 	t.Run("FailoverUnderLoad", func(t *testing.T) {
 		s := open(t, g.Addr(), Options{Timeout: failTimeout})
 		defer s.Close()
+		check := open(t, g.Addr(), Options{Prefix: s.prefix})
+		defer check.Close()
 		old := g.Master(t)
-		rec := failoverLoad(t, s, func() { redistest.WaitReplicated(t, old) }, old.Kill)
+		rec := failoverLoad(t, s, check, func() { redistest.WaitReplicated(t, old) }, old.Kill)
 		if now, _ := g.MasterAddr(); now == old.Addr() {
 			t.Fatalf("the sentinels still name the killed master %s", now)
 		}
 		// Sentinel needs down-after-milliseconds to notice, then an
 		// election and the promotion.
-		if limit := g.DownAfter + 5*time.Second; rec > limit {
+		// (10 s: a loaded CI machine slows every step.)
+		if limit := g.DownAfter + 10*time.Second; rec > limit {
 			t.Errorf("writes failed for %v after the kill, over %v", rec, limit)
 		}
 		t.Logf("sentinel failover (down-after-milliseconds %v): writes back %v after kill -9", g.DownAfter, rec)
@@ -157,12 +175,14 @@ func TestCluster(t *testing.T) {
 	t.Run("FailoverUnderLoad", func(t *testing.T) {
 		s := open(t, c.Addr(), Options{Timeout: failTimeout})
 		defer s.Close()
+		check := open(t, c.Addr(), Options{Prefix: s.prefix})
+		defer check.Close()
 		ms := c.Masters(t)
 		if len(ms) != 3 {
 			t.Fatalf("%d masters, want 3", len(ms))
 		}
 		victim := ms[0]
-		rec := failoverLoad(t, s, func() {
+		rec := failoverLoad(t, s, check, func() {
 			for _, m := range ms {
 				redistest.WaitReplicated(t, m)
 			}
@@ -173,7 +193,7 @@ func TestCluster(t *testing.T) {
 		}
 		// A replica notices after cluster-node-timeout and waits up to
 		// half a second more (plus its rank) before its election.
-		if limit := nodeTimeout + 5*time.Second; rec > limit {
+		if limit := nodeTimeout + 10*time.Second; rec > limit {
 			t.Errorf("writes failed for %v after the kill, over %v", rec, limit)
 		}
 		t.Logf("cluster failover (cluster-node-timeout %v): writes back %v after kill -9", nodeTimeout, rec)

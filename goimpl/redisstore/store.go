@@ -218,19 +218,31 @@ func (e *Error) Unwrap() []error { return []error{store.ErrUnavailable, e.Err} }
 
 var errNotConnected = errors.New("not connected")
 
-// do runs one command under the store's deadline.
-func (st *Store) do(ctx context.Context, op string, build func(rueidis.Builder) rueidis.Completed) (rueidis.RedisResult, context.CancelFunc, error) {
+// do runs one command under the store's deadline. The client is asked in
+// a goroutine of its own: it honours the deadline while it waits for an
+// answer, but not everywhere (a slot map refresh after a cluster node
+// died, a dial), and no caller may wait past the deadline.
+func (st *Store) do(ctx context.Context, op string, build func(rueidis.Builder) rueidis.Completed) (rueidis.RedisResult, error) {
 	cp := st.client.Load()
 	if cp == nil {
 		cause := errNotConnected
 		if e, ok := st.lastErr.Load().(error); ok {
 			cause = fmt.Errorf("%w: %v", errNotConnected, e)
 		}
-		return rueidis.RedisResult{}, nil, &Error{op, st.addr.String(), cause}
+		return rueidis.RedisResult{}, &Error{op, st.addr.String(), cause}
 	}
 	c := *cp
 	ctx, cancel := context.WithTimeout(ctx, st.timeout)
-	return c.Do(ctx, build(c.B())), cancel, nil
+	defer cancel()
+	cmd := build(c.B())
+	ch := make(chan rueidis.RedisResult, 1)
+	go func() { ch <- c.Do(ctx, cmd) }()
+	select {
+	case r := <-ch:
+		return r, nil
+	case <-ctx.Done():
+		return rueidis.RedisResult{}, st.fail(op, ctx.Err())
+	}
 }
 
 func (st *Store) fail(op string, err error) error {
@@ -264,13 +276,12 @@ func (st *Store) Add(ctx context.Context, id, data []byte, ttl time.Duration) er
 	}
 	// The value is copied: after a deadline the command may still be
 	// queued, and the caller may reuse data.
-	r, cancel, err := st.do(ctx, "add", func(b rueidis.Builder) rueidis.Completed {
+	r, err := st.do(ctx, "add", func(b rueidis.Builder) rueidis.Completed {
 		return b.Set().Key(k).Value(string(data)).Nx().PxMilliseconds(ms).Build()
 	})
 	if err != nil {
 		return err
 	}
-	defer cancel()
 	switch err := r.Error(); {
 	case err == nil:
 		return nil
@@ -296,7 +307,7 @@ func (st *Store) get(ctx context.Context, op string, id, dst []byte) ([]byte, er
 		return dst, store.ErrNotFound
 	}
 	k := st.key(id)
-	r, cancel, err := st.do(ctx, op, func(b rueidis.Builder) rueidis.Completed {
+	r, err := st.do(ctx, op, func(b rueidis.Builder) rueidis.Completed {
 		if op == "take" {
 			return b.Getdel().Key(k).Build()
 		}
@@ -305,7 +316,6 @@ func (st *Store) get(ctx context.Context, op string, id, dst []byte) ([]byte, er
 	if err != nil {
 		return dst, err
 	}
-	defer cancel()
 	v, err := r.ToString()
 	switch {
 	case err == nil:
@@ -332,7 +342,7 @@ func (st *Store) count(ctx context.Context, op string, id []byte) error {
 		return store.ErrNotFound
 	}
 	k := st.key(id)
-	r, cancel, err := st.do(ctx, op, func(b rueidis.Builder) rueidis.Completed {
+	r, err := st.do(ctx, op, func(b rueidis.Builder) rueidis.Completed {
 		if op == "remove" {
 			return b.Del().Key(k).Build()
 		}
@@ -341,7 +351,6 @@ func (st *Store) count(ctx context.Context, op string, id []byte) error {
 	if err != nil {
 		return err
 	}
-	defer cancel()
 	n, err := r.AsInt64()
 	switch {
 	case err != nil:

@@ -17,6 +17,18 @@ import (
 
 var bg = context.Background()
 
+// stall is the longest this test process was kept from running (see
+// redistest.StallWatch); latency bounds allow for it.
+var stall func() time.Duration
+
+func TestMain(m *testing.M) {
+	var stop func()
+	stall, stop = redistest.StallWatch()
+	code := m.Run()
+	stop()
+	os.Exit(code)
+}
+
 // prefixes gives every store of a test binary its own key space.
 var prefixes atomic.Int64
 
@@ -95,14 +107,26 @@ func TestTTLZero(t *testing.T) {
 	}
 }
 
+// addOnce adds id through a store with a short deadline, which a busy
+// machine can miss: it tries again until the entry is there.
+func addOnce(t *testing.T, s *Store, id []byte) {
+	t.Helper()
+	redistest.WaitFor(t, 10*time.Second, "the first add", func() error {
+		if err := s.Add(bg, id, []byte("d"), time.Hour); err != nil && !errors.Is(err, store.ErrDuplicate) {
+			return err
+		}
+		return nil
+	})
+}
+
 // unavailable checks that err wraps ErrUnavailable and came within limit.
 func unavailable(t *testing.T, what string, err error, took, limit time.Duration) {
 	t.Helper()
 	if !errors.Is(err, store.ErrUnavailable) {
 		t.Errorf("%s: %v, want ErrUnavailable", what, err)
 	}
-	if took > limit {
-		t.Errorf("%s took %v, over %v", what, took, limit)
+	if took > limit+stall() {
+		t.Errorf("%s took %v, over %v (+ %v the process stalled)", what, took, limit, stall())
 	}
 }
 
@@ -135,14 +159,14 @@ func TestDeadlineStalledServer(t *testing.T) {
 	s := open(t, "redis://"+srv.Addr(), Options{Timeout: timeout})
 	defer s.Close()
 	id := []byte("stall")
-	if err := s.Add(bg, id, []byte("d"), time.Hour); err != nil {
-		t.Fatal(err)
-	}
+	addOnce(t, s, id)
 	srv.Stop()
 	everyOp(s, id, func(op string, err error, took time.Duration) {
 		unavailable(t, op+" on a stopped server", err, took, timeout+100*time.Millisecond)
-		if took < timeout-5*time.Millisecond {
-			t.Errorf("%s returned after %v, before the %v deadline: not a timeout", op, took, timeout)
+		// The first waits for its deadline; later ones may fail sooner,
+		// on the connection the client dropped after a timeout.
+		if op == "Add" && took < timeout-5*time.Millisecond {
+			t.Errorf("%s returned after %v, before the %v deadline: not a timeout (%v)", op, took, timeout, err)
 		}
 	})
 	// A caller's earlier deadline wins.
@@ -167,16 +191,19 @@ func TestReconnect(t *testing.T) {
 	s := open(t, "redis://"+srv.Addr(), Options{Timeout: timeout})
 	defer s.Close()
 	id := []byte("reconnect")
-	if err := s.Add(bg, id, []byte("d"), time.Hour); err != nil {
-		t.Fatal(err)
-	}
+	addOnce(t, s, id)
 	srv.Kill()
 	everyOp(s, id, func(op string, err error, took time.Duration) {
 		unavailable(t, op+" on a dead server", err, took, timeout+100*time.Millisecond)
 	})
 	srv.Restart(t)
+	// An add that missed its deadline may still have been stored: a
+	// duplicate is Redis answering too.
 	redistest.WaitFor(t, 10*time.Second, "adds work again", func() error {
-		return s.Add(bg, id, []byte("again"), time.Hour)
+		if err := s.Add(bg, id, []byte("again"), time.Hour); !errors.Is(err, store.ErrDuplicate) {
+			return err
+		}
+		return nil
 	})
 	if d, err := s.Get(bg, id, nil); err != nil || string(d) != "again" {
 		t.Fatalf("Get after the restart = %q, %v", d, err)
@@ -201,7 +228,10 @@ func TestOpenUnreachable(t *testing.T) {
 	})
 	srv.Restart(t)
 	redistest.WaitFor(t, 10*time.Second, "the store connects", func() error {
-		return s.Add(bg, []byte("x"), []byte("d"), time.Hour)
+		if err := s.Add(bg, []byte("x"), []byte("d"), time.Hour); !errors.Is(err, store.ErrDuplicate) {
+			return err
+		}
+		return nil
 	})
 }
 

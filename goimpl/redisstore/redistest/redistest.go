@@ -25,6 +25,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -338,4 +340,29 @@ func Field(info, name string) string {
 func FreePort(t testing.TB) int {
 	t.Helper()
 	return ports(t, 1)
+}
+
+// StallWatch measures how late this process gets to run: a goroutine
+// asks to sleep 5 ms over and over and keeps the worst lateness. On a
+// loaded machine a whole process can be descheduled for hundreds of
+// milliseconds; a latency bound under test adds this to what the code
+// under test controls. stop ends the watch and returns the worst stall.
+func StallWatch() (worst func() time.Duration, stop func()) {
+	var w atomic.Int64
+	done := make(chan struct{})
+	go func() {
+		for {
+			start := time.Now()
+			select {
+			case <-done:
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+			if late := time.Since(start) - 5*time.Millisecond; int64(late) > w.Load() {
+				w.Store(int64(late))
+			}
+		}
+	}()
+	var once sync.Once
+	return func() time.Duration { return time.Duration(w.Load()) }, func() { once.Do(func() { close(done) }) }
 }

@@ -1,0 +1,298 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/distcache-go/distcache/cmd/internal/tooltest"
+	"github.com/distcache-go/distcache/goimpl/proto"
+	"github.com/distcache-go/distcache/goimpl/redisstore/redistest"
+)
+
+// startRedisClient runs dc_client -server addr (a Redis address) on a
+// temporary unix socket.
+func startRedisClient(t *testing.T, addr string, extra ...string) (*tooltest.Proc, string) {
+	t.Helper()
+	sock := tooltest.TempDir(t) + "/local"
+	args := append([]string{"-server", addr, "-listen", "UNIX:" + sock}, extra...)
+	p := tooltest.Start(t, tooltest.Bin(t, "dc_client"), args...)
+	tooltest.WaitDial(t, p, "unix", sock)
+	return p, sock
+}
+
+// The distcache rules, through dc_client straight to Redis, with and
+// without -minlifetime.
+func TestRedisRules(t *testing.T) {
+	redistest.Require(t)
+	srv := redistest.Start(t)
+	_, sock := startRedisClient(t, "redis://"+srv.Addr(), "-redistimeout", "2000")
+	tooltest.Rules(t, "unix", sock, 300*time.Second)
+	_, sock0 := startRedisClient(t, "redis://"+srv.Addr()+"/1", "-redistimeout", "2000", "-minlifetime", "0")
+	tooltest.Rules(t, "unix", sock0, 0)
+	keys, err := srv.Do("KEYS", "*")
+	if err != nil || !strings.HasPrefix(keys, "dc:") {
+		t.Fatalf("Redis keys %.60q (%v), want them under dc:", keys, err)
+	}
+}
+
+// dc_test's random workload through dc_client to Redis passes.
+func TestRedisDCTest(t *testing.T) {
+	redistest.Require(t)
+	srv := redistest.Start(t)
+	_, sock := startRedisClient(t, "redis://"+srv.Addr(), "-redistimeout", "2000")
+	code, out := tooltest.Run(t, 60*time.Second, tooltest.Bin(t, "dc_test"), "-connect", "UNIX:"+sock,
+		"-sessions", "50", "-ops", "5000", "-clients", "4", "-persistent")
+	if code != 0 {
+		t.Fatalf("dc_test exit %d:\n%s", code, out)
+	}
+}
+
+func TestRedisOptionErrors(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-server", "redis://u:secret@127.0.0.1:1"}, "visible to every user"},
+		{[]string{"-server", "redis-sentinel://127.0.0.1:1"}, "master set name"},
+		{[]string{"-server", "redis://127.0.0.1:1", "-redistlsca", "/nonexistent"}, "not a rediss address"},
+		{[]string{"-server", "rediss://127.0.0.1:1", "-redistlsca", "/nonexistent"}, "redis TLS"},
+		{[]string{"-server", "redis://127.0.0.1:1", "-redispassfile", "/nonexistent"}, "-redispassfile"},
+		{[]string{"-server", "redis://127.0.0.1:1", "-redistimeout", "0"}, "Usage"},
+	} {
+		sock := tooltest.TempDir(t) + "/s"
+		code, out := tooltest.Run(t, 10*time.Second, tooltest.Bin(t, "dc_client"), append(c.args, "-listen", "UNIX:"+sock)...)
+		if code == 0 || !strings.Contains(out, c.want) {
+			t.Errorf("%v: exit %d, output %q; want an error mentioning %q", c.args, code, out, c.want)
+		}
+	}
+}
+
+// While Redis is down every request is answered at once as a miss (or a
+// failed add); when it is back, dc_client uses it again.
+func TestRedisDownAnswersMiss(t *testing.T) {
+	redistest.Require(t)
+	srv := redistest.Start(t)
+	_, sock := startRedisClient(t, "redis://"+srv.Addr(), "-redistimeout", "50")
+	c := tooltest.Dial(t, "unix", sock)
+	stall, stop := redistest.StallWatch()
+	defer stop()
+	srv.Kill()
+	for i, r := range []struct {
+		op      proto.Op
+		payload []byte
+		want    byte
+	}{
+		{proto.OpAdd, tooltest.AddPayload(60000, []byte("k"), []byte("d")), proto.AddErrMatching},
+		{proto.OpGet, []byte("k"), proto.ResultNotOK},
+		{proto.OpHave, []byte("k"), proto.ResultNotOK},
+		{proto.OpRemove, []byte("k"), proto.ResultNotOK},
+	} {
+		start := time.Now()
+		m := tooltest.RoundTrip(t, c, uint32(i+1), r.op, r.payload)
+		if took := time.Since(start); took > 250*time.Millisecond+stall() {
+			t.Errorf("%v with Redis down took %v (the test process stalled up to %v)", r.op, took, stall())
+		}
+		if !bytes.Equal(m.Payload, []byte{r.want}) {
+			t.Errorf("%v with Redis down: %x, want %02x", r.op, m.Payload, r.want)
+		}
+	}
+	srv.Restart(t)
+	// A fresh id each time: an ADD that missed its deadline may still
+	// have been stored.
+	try := 0
+	tooltest.Eventually(t, 10*time.Second, func() bool {
+		try++
+		id := []byte(fmt.Sprintf("back-%d", try))
+		return bytes.Equal(tooltest.RoundTrip(t, c, 99, proto.OpAdd, tooltest.AddPayload(60000, id, []byte("d"))).Payload, []byte{0})
+	}, "ADD works again after Redis is back")
+}
+
+// The deadline of each request under failover, and what a busy 2-core
+// machine running the race detector may add to it.
+const (
+	failTimeout = 100 * time.Millisecond
+	slack       = 150 * time.Millisecond
+)
+
+// wireLoad runs ADD/GET/HAVE traffic through dc_client at sock on
+// several connections, calls kill after a while, and keeps going until
+// ADDs have succeeded for a second without a failure. Every answer must
+// be a distcache answer (an ADD's 0x00 or 0x65, a GET's data or 0x01, a
+// HAVE's 0x00 or 0x01), within the deadline plus slack; sessions added and
+// replicated (replicated) before the kill must be found after. It returns
+// the time from the kill to the last failed ADD.
+func wireLoad(t *testing.T, sock string, replicated, kill func()) time.Duration {
+	const before = 200
+	c := tooltest.Dial(t, "unix", sock)
+	tooltest.Eventually(t, 10*time.Second, func() bool {
+		m := tooltest.RoundTrip(t, c, 1, proto.OpAdd, tooltest.AddPayload(60000, []byte(fmt.Sprintf("probe-%d", time.Now().UnixNano())), []byte("d")))
+		return bytes.Equal(m.Payload, []byte{0})
+	}, "dc_client stores in Redis")
+	for i := 0; i < before; i++ {
+		m := tooltest.RoundTrip(t, c, uint32(i+1), proto.OpAdd, tooltest.AddPayload(3600000, []byte(fmt.Sprintf("before-%d", i)), []byte(fmt.Sprintf("data %d", i))))
+		if !bytes.Equal(m.Payload, []byte{0}) {
+			t.Fatalf("ADD before the failover: %x", m.Payload)
+		}
+	}
+	replicated()
+	stall, stopWatch := redistest.StallWatch()
+	defer stopWatch()
+	var slowMu sync.Mutex
+	var slow []string
+	var slowest time.Duration
+	var (
+		stop                atomic.Bool
+		killedAt            atomic.Int64
+		lastFail, lastOK    atomic.Int64
+		reqs, misses, worst atomic.Int64
+		bad                 = make(chan error, 16)
+		wg                  sync.WaitGroup
+	)
+	report := func(err error) {
+		select {
+		case bad <- err:
+		default:
+		}
+	}
+	for g := 0; g < 8; g++ {
+		conn, err := net.Dial("unix", sock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rd := proto.NewReader(conn, proto.WantResponses)
+			uid := uint32(0)
+			call := func(op proto.Op, payload []byte) []byte {
+				uid++
+				start := time.Now()
+				if _, err := conn.Write(tooltest.Request(uid, op, payload)); err != nil {
+					report(fmt.Errorf("write: %v", err))
+					stop.Store(true)
+					return nil
+				}
+				m, err := tooltest.ReadResponse(conn, rd, 5*time.Second)
+				took := time.Since(start)
+				reqs.Add(1)
+				for w := worst.Load(); int64(took) > w && !worst.CompareAndSwap(w, int64(took)); w = worst.Load() {
+				}
+				if took > failTimeout+slack {
+					slowMu.Lock()
+					slow = append(slow, fmt.Sprintf("%v %v", op, took))
+					slowest = max(slowest, took)
+					slowMu.Unlock()
+				}
+				if err != nil || m.UID != uid {
+					report(fmt.Errorf("%v: no answer (%v)", op, err))
+					stop.Store(true)
+					return nil
+				}
+				return m.Payload
+			}
+			for i := 0; !stop.Load(); i++ {
+				id := []byte(fmt.Sprintf("load-%d-%d", g, i))
+				data := []byte(fmt.Sprintf("session %d/%d", g, i))
+				r := call(proto.OpAdd, tooltest.AddPayload(3600000, id, data))
+				now := time.Now().UnixNano()
+				switch {
+				case bytes.Equal(r, []byte{proto.ResultOK}):
+					lastOK.Store(now)
+				case bytes.Equal(r, []byte{proto.AddErrMatching}):
+					if killedAt.Load() != 0 {
+						lastFail.Store(now)
+					}
+				case r != nil:
+					report(fmt.Errorf("ADD answered %x", r))
+				}
+				if r = call(proto.OpGet, id); r != nil && !bytes.Equal(r, data) {
+					if bytes.Equal(r, []byte{proto.ResultNotOK}) {
+						misses.Add(1)
+					} else {
+						report(fmt.Errorf("GET answered %.20x", r))
+					}
+				}
+				r = call(proto.OpHave, []byte(fmt.Sprintf("before-%d", i%before)))
+				if r != nil && !bytes.Equal(r, []byte{0}) && !bytes.Equal(r, []byte{1}) {
+					report(fmt.Errorf("HAVE answered %x", r))
+				}
+			}
+		}()
+	}
+	time.Sleep(300 * time.Millisecond) // traffic before the kill
+	killedAt.Store(time.Now().UnixNano())
+	kill()
+	deadline := time.Now().Add(30 * time.Second)
+	for !stop.Load() {
+		time.Sleep(50 * time.Millisecond) // polling interval
+		if lf, lo := lastFail.Load(), lastOK.Load(); lf != 0 && lo-lf > int64(time.Second) {
+			break
+		}
+		if time.Now().After(deadline) {
+			report(fmt.Errorf("ADDs still failing %v after the kill", time.Since(time.Unix(0, killedAt.Load()))))
+			break
+		}
+	}
+	stop.Store(true)
+	wg.Wait()
+	close(bad)
+	for err := range bad {
+		t.Error(err)
+	}
+	stopWatch()
+	// A request may outlive its deadline by slack, plus the longest time
+	// this process was kept from running (the machine is shared).
+	if len(slow) > 0 && slowest > failTimeout+slack+stall() {
+		t.Errorf("%d requests over %v + %v slack (the test process stalled at most %v): %v",
+			len(slow), failTimeout, slack, stall(), slow[:min(len(slow), 10)])
+	}
+	if t.Failed() {
+		t.FailNow()
+	}
+	rec := time.Duration(lastFail.Load() - killedAt.Load())
+	t.Logf("%d requests, %d GET misses; ADDs failed for %v after the kill; slowest request %v (deadline %v; the test process stalled up to %v)",
+		reqs.Load(), misses.Load(), rec, time.Duration(worst.Load()), failTimeout, stall())
+	for i := 0; i < before; i++ {
+		id := []byte(fmt.Sprintf("before-%d", i))
+		if m := tooltest.RoundTrip(t, c, uint32(1000+i), proto.OpGet, id); string(m.Payload) != fmt.Sprintf("data %d", i) {
+			t.Fatalf("replicated session %s after the failover: %q", id, m.Payload)
+		}
+	}
+	return rec
+}
+
+func TestRedisSentinelFailover(t *testing.T) {
+	redistest.Require(t)
+	g := redistest.StartSentinelGroup(t, 2, 3, 300*time.Millisecond)
+	_, sock := startRedisClient(t, g.Addr(), "-redistimeout", fmt.Sprint(failTimeout.Milliseconds()))
+	old := g.Master(t)
+	rec := wireLoad(t, sock, func() { redistest.WaitReplicated(t, old) }, old.Kill)
+	if limit := g.DownAfter + 10*time.Second; rec > limit {
+		t.Errorf("ADDs failed for %v after the kill, over %v", rec, limit)
+	}
+	t.Logf("dc_client -> Sentinel (down-after-milliseconds %v): ADDs back %v after kill -9 of the master", g.DownAfter, rec)
+}
+
+func TestRedisClusterFailover(t *testing.T) {
+	redistest.Require(t)
+	const nodeTimeout = 500 * time.Millisecond
+	c := redistest.StartCluster(t, 3, 1, nodeTimeout)
+	_, sock := startRedisClient(t, c.Addr(), "-redistimeout", fmt.Sprint(failTimeout.Milliseconds()))
+	ms := c.Masters(t)
+	rec := wireLoad(t, sock, func() {
+		for _, m := range ms {
+			redistest.WaitReplicated(t, m)
+		}
+	}, ms[0].Kill)
+	if limit := nodeTimeout + 10*time.Second; rec > limit {
+		t.Errorf("ADDs failed for %v after the kill, over %v", rec, limit)
+	}
+	t.Logf("dc_client -> Cluster (cluster-node-timeout %v): ADDs back %v after kill -9 of a master", nodeTimeout, rec)
+}
