@@ -60,7 +60,7 @@ var errClosing = errors.New("server shutting down")
 // get one batched write and a client never waits for an answer that sits
 // in our buffer. It also arms the idle and partial-request deadlines.
 func (c *conn) Read(p []byte) (int, error) {
-	if len(c.out) > 0 {
+	if len(c.out) > 0 && !c.pending() {
 		if err := c.flush(); err != nil {
 			return 0, err
 		}
@@ -94,6 +94,14 @@ func (c *conn) Read(p []byte) (int, error) {
 	}
 	s.m.BytesIn(n)
 	return n, err
+}
+
+// pending reports whether the next read will not wait: on TLS, a whole
+// record (most often the next pipelined request) has already arrived, so
+// the answers can wait to go out together, as they do on plaintext.
+func (c *conn) pending() bool {
+	p, ok := c.nc.(interface{ Pending() bool })
+	return ok && p.Pending()
 }
 
 // flush writes the queued responses. The write deadline (a client must

@@ -142,9 +142,9 @@ func verifyClient(cas *x509.CertPool, cs tls.ConnectionState) error {
 // timeout (0: none). On failure nc is closed and the error is a
 // *RefusedError; Quiet is set on it when the peer went away before
 // sending anything (a port probe), which is not worth a log line.
-func (s *Server) Handshake(nc net.Conn, timeout time.Duration) (*tls.Conn, error) {
-	cc := &countConn{Conn: nc}
-	tc := tls.Server(cc, s.cfg)
+func (s *Server) Handshake(nc net.Conn, timeout time.Duration) (*Conn, error) {
+	rc := &recordConn{Conn: nc}
+	tc := tls.Server(rc, s.cfg)
 	ctx := context.Background()
 	if timeout > 0 {
 		var cancel context.CancelFunc
@@ -153,9 +153,9 @@ func (s *Server) Handshake(nc net.Conn, timeout time.Duration) (*tls.Conn, error
 	}
 	if err := tc.HandshakeContext(ctx); err != nil {
 		nc.Close()
-		return nil, refusal(peerOf(nc), true, cc.n.Load(), err, ctx.Err() != nil)
+		return nil, refusal(peerOf(nc), true, rc.got.Load(), err, ctx.Err() != nil)
 	}
-	return tc, nil
+	return &Conn{Conn: tc, rc: rc}, nil
 }
 
 // countConn counts the bytes read from the peer, so that a peer that

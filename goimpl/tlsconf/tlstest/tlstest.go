@@ -163,3 +163,10 @@ func serial(t testing.TB) *big.Int {
 	}
 	return n
 }
+
+// Pool is a certificate pool holding the CA, for a client's RootCAs.
+func (ca *CA) Pool() *x509.CertPool {
+	p := x509.NewCertPool()
+	p.AddCert(ca.Cert)
+	return p
+}
