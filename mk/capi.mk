@@ -43,7 +43,7 @@ capi: capi-engine $(foreach l,$(CAPI_LIBS),$(CAPI_LIB)/lib$(l).so)
 # go build is incremental; the engine is relinked only when Go sources change.
 capi-engine:
 	@mkdir -p $(CAPI_LIB)/distcache
-	CGO_ENABLED=1 $(GO) build -buildmode=c-shared $(GO_BUILDFLAGS) -ldflags='-s -w' \
+	CGO_ENABLED=1 $(GO) build -buildmode=c-shared $(GO_BUILDFLAGS) -ldflags='-s -w $(GO_LDFLAGS_VERSION)' \
 	  -o $(CAPI_ENGINE).tmp ./capi
 	@if cmp -s $(CAPI_ENGINE).tmp $(CAPI_ENGINE); then rm -f $(CAPI_ENGINE).tmp $(CAPI_ENGINE:.so=.h).tmp; \
 	 else mv $(CAPI_ENGINE).tmp $(CAPI_ENGINE); fi; rm -f $(CAPI_LIB)/distcache/*.h*

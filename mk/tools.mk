@@ -60,8 +60,8 @@ check-default-goal:
 	@echo "check-default-goal: ok"
 
 # One version (the file VERSION): every tool's -version, the .pc files,
-# debian/changelog.
-check-version: tools
+# the engine (dce_engine_version), debian/changelog.
+check-version: tools capi
 	@echo "$(VERSION)" | grep -Eqx '[0-9]+\.[0-9]+\.[0-9]+' || \
 	  { echo "check-version: VERSION holds '$(VERSION)', not MAJOR.MINOR.PATCH"; exit 1; }
 	@for t in $(TOOLS); do out=$$($(BUILD)/bin/$$t -version); \
@@ -73,6 +73,9 @@ check-version: tools
 	  grep -qx 'Version: $(VERSION)' $$pc || { echo "check-version: $$pc: $$(grep ^Version: $$pc), want $(VERSION)"; exit 1; }; \
 	done
 	@rm -rf $(BUILD)/version-root
+	@$(CC) -Wall -Wextra -o $(BUILD)/engine-version scripts/engine-version.c -ldl
+	@out=$$($(BUILD)/engine-version $(CAPI_ENGINE)); [ "$$out" = "$(VERSION)" ] || \
+	  { echo "check-version: the engine reports '$$out', want $(VERSION)"; exit 1; }
 	@deb=$$(sed -n '1s/^[^ ]* (\([^)]*\)).*/\1/p' debian/changelog); [ "$$deb" = "$(VERSION)" ] || \
 	  { echo "check-version: debian/changelog is at $$deb, VERSION at $(VERSION)"; exit 1; }
 	@echo "check-version: ok ($(VERSION))"
