@@ -50,6 +50,11 @@ func LookupUser(name string) (*Cred, error) {
 // Apply drops privileges: supplementary groups, then gid, then uid (the
 // original only called setuid and kept root's groups, EDGES E-44).
 func (c *Cred) Apply() error {
+	if os.Getuid() == c.UID && os.Geteuid() == c.UID && os.Getgid() == c.GID && c.UID != 0 {
+		// Already this user: a successor started by Upgrade after the
+		// switch (which, not root any more, could not switch again).
+		return nil
+	}
 	if err := syscall.Setgroups(c.Groups); err != nil {
 		return fmt.Errorf("setgroups: %v", err)
 	}

@@ -1,0 +1,117 @@
+package tool
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/distcache-go/distcache/goimpl/systemd"
+)
+
+// UpgradeSignal asks a daemon to re-execute itself (a new binary at the
+// same path, the same options) and hand over its listening sockets and
+// its cache. SIGHUP reloads keys and certificates, SIGUSR1/SIGUSR2 stop a
+// -killable daemon and SIGWINCH dumps the counters; distcache 1.5 used
+// none of them for anything else, and SIGTTIN is sent by the kernel only to
+// a background process reading its terminal, which a daemon never does.
+const UpgradeSignal = syscall.SIGTTIN
+
+// A successor reads its predecessor's state from the descriptor named by
+// this variable; its listeners are 3, 4, ... as for -daemon.
+const envState = "DISTCACHE_UPGRADE_STATE_FD"
+
+var statePipe *os.File
+
+func init() {
+	if v := os.Getenv(envState); v != "" {
+		os.Unsetenv(envState)
+		if fd, err := strconv.Atoi(v); err == nil && fd > 2 {
+			statePipe = os.NewFile(uintptr(fd), "handover")
+		}
+	}
+}
+
+// HandedOver returns the state stream written by the process this one
+// replaces, or nil when this process was not started by Upgrade. The
+// caller reads it to its end and closes it before Ready.
+func HandedOver() *os.File {
+	f := statePipe
+	statePipe = nil
+	return f
+}
+
+// Upgrade starts this program again (the binary now at its path) with
+// args as this process's successor: files become its descriptors 3, ...,
+// in the order Listen and -daemon use, and writeState writes what it reads
+// from HandedOver. It returns the successor's pid once that calls Ready,
+// having told systemd (Type=notify) that the successor is the main process.
+// If the successor fails, exits or is not ready within timeout, it is
+// killed and the error carries what it said; this process goes on as if
+// nothing had happened.
+func Upgrade(args []string, files []*os.File, writeState func(io.Writer) error, timeout time.Duration) (int, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return 0, err
+	}
+	exe = strings.TrimSuffix(exe, " (deleted)") // replaced under us: start the new file
+	ready, readyW, err := os.Pipe()
+	if err != nil {
+		return 0, err
+	}
+	defer ready.Close()
+	stateR, stateW, err := os.Pipe()
+	if err != nil {
+		readyW.Close()
+		return 0, err
+	}
+	cmd := exec.Command(exe, args...)
+	cmd.Stderr = os.Stderr
+	cmd.ExtraFiles = append(append([]*os.File(nil), files...), readyW, stateR)
+	n := 3 + len(files)
+	cmd.Env = append(os.Environ(), envChild+"="+strconv.Itoa(n), envState+"="+strconv.Itoa(n+1))
+	err = cmd.Start()
+	readyW.Close()
+	stateR.Close()
+	if err != nil {
+		stateW.Close()
+		return 0, err
+	}
+	wrote := make(chan error, 1)
+	go func() {
+		err := writeState(stateW)
+		stateW.Close()
+		wrote <- err
+	}()
+	ready.SetReadDeadline(time.Now().Add(timeout))
+	line, rerr := bufio.NewReader(ready).ReadString('\n')
+	line = strings.TrimRight(line, "\n")
+	if line == "OK" {
+		if err := <-wrote; err != nil {
+			// It is serving, with what it received: keep it.
+			fmt.Fprintf(os.Stderr, "Warning, the new process started without all of the state: %v\n", err)
+		}
+		pid := cmd.Process.Pid
+		cmd.Process.Release()
+		if _, err := systemd.Notify("MAINPID=" + strconv.Itoa(pid) + "\nREADY=1"); err != nil {
+			fmt.Fprintf(os.Stderr, "Warning, cannot tell systemd the new main process: %v\n", err)
+		}
+		return pid, nil
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	<-wrote
+	switch {
+	case line != "":
+		return 0, errors.New(line)
+	case errors.Is(rerr, os.ErrDeadlineExceeded):
+		return 0, fmt.Errorf("the new process was not ready within %v", timeout)
+	}
+	return 0, errors.New("the new process exited during startup")
+}
