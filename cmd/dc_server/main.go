@@ -14,8 +14,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
+	"os/signal"
 	"strconv"
 	"strings"
 	"time"
@@ -183,8 +185,6 @@ func main() {
 		files = append(files, sdFile)
 	}
 	reg := cfg.metrics.Start("dc_server", &cfg.daemon)
-	cfg.daemon.Start(args.Rewritten(), files)
-	cfg.secure.ReloadOnHUP()
 
 	opts := dcserver.Options{
 		MinLifetime: time.Duration(cfg.minLifetime) * time.Second,
@@ -199,6 +199,7 @@ func main() {
 		TLS:          tlsSrv,
 		Metrics:      reg,
 	}
+	var c *cache.Cache // the in-memory store; nil with -backend
 	if cfg.backend != "" {
 		rs, err := cfg.redis.Open(cfg.backend, func(f string, a ...any) { fmt.Fprintf(os.Stderr, f+"\n", a...) })
 		if err != nil {
@@ -213,7 +214,7 @@ func main() {
 		if reg != nil {
 			ccfg.OnHit = reg.HitAge
 		}
-		c := cache.New(ccfg)
+		c = cache.New(ccfg)
 		reg.Cache(func() metrics.CacheStats {
 			st := c.Stats()
 			return metrics.CacheStats{Sessions: int64(c.NumItems(time.Now())), Bytes: st.Bytes,
@@ -226,19 +227,117 @@ func main() {
 			return dcserver.Stats{Sessions: c.NumItems(time.Now()), Hits: st.Hits, Misses: st.Misses}
 		}
 	}
+	// A successor started by the upgrade signal serves from the first
+	// moment with every session its predecessor held (with -backend they
+	// are in the backend).
+	handover := tool.HandedOver()
+	if handover != nil && c != nil {
+		if _, err := c.ReadFrom(handover); err != nil {
+			tool.Die("Error, cannot take over the sessions of the previous process: %v", err)
+		}
+	}
+	cfg.daemon.Start(args.Rewritten(), files)
+	cfg.secure.ReloadOnHUP()
+	if handover != nil {
+		// What the predecessor stored while this process started.
+		go func() {
+			if c != nil {
+				if _, err := c.ReadFrom(handover); err != nil {
+					fmt.Fprintf(os.Stderr, "Warning, the last sessions of the previous process did not arrive: %v\n", err)
+				}
+			}
+			handover.Close()
+		}()
+	}
 	srv := dcserver.New(opts)
 	ctx, stop := context.WithCancel(context.Background())
 	go func() {
 		<-sigs
 		stop()
 	}()
+	handed := upgradeOnSignal(cfg, args.Rewritten(), ln, sd, c, srv, stop)
 	srv.Run(ctx, ln) // a listener failure is logged; either way, clean up and exit
 	opts.Store.Close()
 	cfg.metrics.Stop()
+	select {
+	case final := <-handed:
+		// The successor has the listeners and the socket path: hand it what
+		// changed since the first copy, and leave both in place.
+		if c != nil {
+			if _, err := c.WriteTo(final); err != nil {
+				fmt.Fprintf(os.Stderr, "Warning, the last sessions did not reach the new process: %v\n", err)
+			}
+		}
+		final.Close()
+		os.Exit(0)
+	default:
+	}
 
 	ln.RemoveSocket()
 	cfg.daemon.RemovePIDFile()
 	os.Exit(0)
+}
+
+// upgradeOnSignal re-executes dc_server on tool.UpgradeSignal, handing the
+// listeners and the cache to the new process; once that is ready it stops
+// this one (stop) and passes the writer of the final copy on the channel.
+// A new process that fails leaves this one serving.
+func upgradeOnSignal(cfg *config, args []string, ln *tool.Listener, sd *net.UDPConn, c *cache.Cache, srv *dcserver.Server, stop func()) <-chan io.WriteCloser {
+	handed := make(chan io.WriteCloser, 1)
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, tool.UpgradeSignal)
+	go func() {
+		for range sig {
+			if cfg.metrics.Addr != "" {
+				fmt.Fprintln(os.Stderr, "Error, re-exec is not available with -metrics (the new process could not bind its port); restart instead")
+				continue
+			}
+			files, err := handoverFiles(ln, sd)
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "Error, re-exec failed, still serving: %v\n", err)
+				continue
+			}
+			pid, final, err := tool.Upgrade(args, files, func(w io.Writer) error {
+				if c == nil {
+					return nil // the sessions are in the backend
+				}
+				_, err := c.WriteTo(w)
+				return err
+			}, 30*time.Second)
+			for _, f := range files {
+				f.Close()
+			}
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "Error, re-exec failed, still serving: %v\n", err)
+				continue
+			}
+			fmt.Fprintf(os.Stderr, "Info, process %d has taken over; answering the requests in progress, then exiting\n", pid)
+			handed <- final
+			srv.HandOver(500 * time.Millisecond)
+			stop()
+			return
+		}
+	}()
+	return handed
+}
+
+// handoverFiles are the descriptors a successor inherits, in the order
+// Listen and sessiondSocket expect: the listener, then the sessiond socket.
+func handoverFiles(ln *tool.Listener, sd *net.UDPConn) ([]*os.File, error) {
+	f, err := ln.File()
+	if err != nil {
+		return nil, err
+	}
+	files := []*os.File{f}
+	if sd != nil {
+		g, err := sd.File()
+		if err != nil {
+			f.Close()
+			return nil, err
+		}
+		files = append(files, g)
+	}
+	return files, nil
 }
 
 // sessiondSocket opens the UDP socket of -sessiond. It is created before

@@ -18,6 +18,7 @@ type Set struct {
 	Log    Logger         // accept errors; nil: a RateLog of its own
 
 	closing atomic.Bool
+	grace   atomic.Int64 // nanoseconds; see SetGrace
 	mu      sync.Mutex
 	conns   map[net.Conn]struct{}
 	wg      sync.WaitGroup
@@ -77,9 +78,21 @@ func (s *Set) forget(nc net.Conn) {
 	s.wg.Done()
 }
 
+// SetGrace makes Shutdown stop accepting, then serve the connections it has
+// for d before it interrupts them: for a handover to another process, to
+// which new connections then go.
+func (s *Set) SetGrace(d time.Duration) { s.grace.Store(int64(d)) }
+
 // Shutdown stops accepting, interrupts every connection's next read, and
 // waits up to wait for the connections to finish.
 func (s *Set) Shutdown(ln net.Listener, wait time.Duration) {
+	if g := time.Duration(s.grace.Load()); g > 0 {
+		// Handing over to a successor that shares the listening socket:
+		// stop accepting, and let the connections just accepted deliver
+		// and get the requests their clients have sent.
+		ln.Close()
+		time.Sleep(g)
+	}
 	s.closing.Store(true)
 	ln.Close()
 	s.mu.Lock()

@@ -143,6 +143,11 @@ func (s *Server) Serve(ln net.Listener) {
 	})
 }
 
+// HandOver makes the coming Shutdown a handover to a process that shares
+// the listening socket: accepting stops first, and the connections already
+// accepted are served for grace before they are closed at their next read.
+func (s *Server) HandOver(grace time.Duration) { s.set.SetGrace(grace) }
+
 // Closing reports whether Shutdown has begun.
 func (s *Server) Closing() bool { return s.set.Closing() }
 

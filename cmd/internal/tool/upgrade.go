@@ -38,9 +38,11 @@ func init() {
 	}
 }
 
-// HandedOver returns the state stream written by the process this one
-// replaces, or nil when this process was not started by Upgrade. The
-// caller reads it to its end and closes it before Ready.
+// HandedOver returns the state written by the process this one replaces,
+// or nil when this process was not started by Upgrade: the first stream
+// (written before this process is ready) and, once it is ready and its
+// predecessor has answered its last request, a final stream with what
+// changed in between; then end of file.
 func HandedOver() *os.File {
 	f := statePipe
 	statePipe = nil
@@ -51,25 +53,26 @@ func HandedOver() *os.File {
 // args as this process's successor: files become its descriptors 3, ...,
 // in the order Listen and -daemon use, and writeState writes what it reads
 // from HandedOver. It returns the successor's pid once that calls Ready,
-// having told systemd (Type=notify) that the successor is the main process.
-// If the successor fails, exits or is not ready within timeout, it is
-// killed and the error carries what it said; this process goes on as if
-// nothing had happened.
-func Upgrade(args []string, files []*os.File, writeState func(io.Writer) error, timeout time.Duration) (int, error) {
+// having told systemd (Type=notify) that the successor is the main process,
+// and the writer of the final stream, which the caller writes and closes
+// after its last answer. If the successor fails, exits or is not ready
+// within timeout, it is killed and the error carries what it said; this
+// process goes on as if nothing had happened.
+func Upgrade(args []string, files []*os.File, writeState func(io.Writer) error, timeout time.Duration) (int, io.WriteCloser, error) {
 	exe, err := os.Executable()
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	exe = strings.TrimSuffix(exe, " (deleted)") // replaced under us: start the new file
 	ready, readyW, err := os.Pipe()
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	defer ready.Close()
 	stateR, stateW, err := os.Pipe()
 	if err != nil {
 		readyW.Close()
-		return 0, err
+		return 0, nil, err
 	}
 	cmd := exec.Command(exe, args...)
 	cmd.Stderr = os.Stderr
@@ -81,13 +84,11 @@ func Upgrade(args []string, files []*os.File, writeState func(io.Writer) error, 
 	stateR.Close()
 	if err != nil {
 		stateW.Close()
-		return 0, err
+		return 0, nil, err
 	}
 	wrote := make(chan error, 1)
 	go func() {
-		err := writeState(stateW)
-		stateW.Close()
-		wrote <- err
+		wrote <- writeState(stateW)
 	}()
 	ready.SetReadDeadline(time.Now().Add(timeout))
 	line, rerr := bufio.NewReader(ready).ReadString('\n')
@@ -102,16 +103,17 @@ func Upgrade(args []string, files []*os.File, writeState func(io.Writer) error, 
 		if _, err := systemd.Notify("MAINPID=" + strconv.Itoa(pid) + "\nREADY=1"); err != nil {
 			fmt.Fprintf(os.Stderr, "Warning, cannot tell systemd the new main process: %v\n", err)
 		}
-		return pid, nil
+		return pid, stateW, nil
 	}
+	stateW.Close()
 	cmd.Process.Kill()
 	cmd.Wait()
 	<-wrote
 	switch {
 	case line != "":
-		return 0, errors.New(line)
+		return 0, nil, errors.New(line)
 	case errors.Is(rerr, os.ErrDeadlineExceeded):
-		return 0, fmt.Errorf("the new process was not ready within %v", timeout)
+		return 0, nil, fmt.Errorf("the new process was not ready within %v", timeout)
 	}
-	return 0, errors.New("the new process exited during startup")
+	return 0, nil, errors.New("the new process exited during startup")
 }

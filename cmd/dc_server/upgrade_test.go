@@ -1,0 +1,183 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/distcache-go/distcache/cmd/internal/tool"
+	"github.com/distcache-go/distcache/cmd/internal/tooltest"
+	"github.com/distcache-go/distcache/goimpl/proto"
+)
+
+// exchange sends one request on a new connection and returns the answer.
+func exchange(sock string, op proto.Op, payload []byte) ([]byte, error) {
+	c, err := net.DialTimeout("unix", sock, 2*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Write(tooltest.Request(7, op, payload)); err != nil {
+		return nil, err
+	}
+	m, err := proto.NewReader(c, proto.WantResponses).ReadMessage()
+	if err != nil {
+		return nil, err
+	}
+	return m.Payload, nil
+}
+
+func readPID(t *testing.T, path string) int {
+	b, _ := os.ReadFile(path)
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	return pid
+}
+
+// gone reports whether process pid has exited (a zombie counts: the
+// first is the test's child, and its successor holds the test's output
+// pipe, so waiting for it would wait for the successor).
+func gone(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	return len(f) > 0 && f[0] == "Z"
+}
+
+// Three re-execs under a load of a connection per operation: no request
+// fails, no connection is refused, and every session stored before the
+// first is still there after the last.
+func TestUpgradeUnderLoad(t *testing.T) {
+	dir := tooltest.TempDir(t)
+	sock, pidfile := dir+"/s", dir+"/pid"
+	p := tooltest.Start(t, tooltest.Bin(t, "dc_server"), "-listen", "UNIX:"+sock, "-pidfile", pidfile)
+	tooltest.WaitDial(t, p, "unix", sock)
+	t.Cleanup(func() {
+		if pid := readPID(t, pidfile); pid > 0 && pid != p.Cmd.Process.Pid {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	})
+	const stored = 300
+	id := func(i int) []byte { return []byte(fmt.Sprintf("before-%04d", i)) }
+	for i := 0; i < stored; i++ {
+		ans, err := exchange(sock, proto.OpAdd, proto.AppendAddRequest(nil, 600000, id(i), []byte("session data")))
+		if err != nil || len(ans) != 1 || ans[0] != 0 {
+			t.Fatalf("ADD %d: %x %v", i, ans, err)
+		}
+	}
+	var ops, failed atomic.Int64
+	var errMu sync.Mutex
+	var firstErr error
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for n := 0; ; n++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				i := (w*7919 + n) % stored
+				ans, err := exchange(sock, proto.OpGet, id(i))
+				if err == nil && string(ans) != "session data" {
+					err = fmt.Errorf("GET %s answered %x", id(i), ans)
+				}
+				if err == nil && n%5 == 0 {
+					ans, err = exchange(sock, proto.OpAdd, proto.AppendAddRequest(nil, 600000, []byte(fmt.Sprintf("during-%d-%d", w, n)), []byte("x")))
+					if err == nil && (len(ans) != 1 || ans[0] != 0) {
+						err = fmt.Errorf("ADD answered %x", ans)
+					}
+				}
+				ops.Add(1)
+				if err != nil {
+					failed.Add(1)
+					errMu.Lock()
+					if firstErr == nil {
+						firstErr = err
+					}
+					errMu.Unlock()
+				}
+			}
+		}(w)
+	}
+	pid := p.Cmd.Process.Pid
+	for round := 1; round <= 3; round++ {
+		before := ops.Load()
+		tooltest.Eventually(t, 10*time.Second, func() bool { return ops.Load() > before+50 }, "load before re-exec %d", round)
+		syscall.Kill(pid, tool.UpgradeSignal)
+		tooltest.Eventually(t, 30*time.Second, func() bool {
+			n := readPID(t, pidfile)
+			return n > 0 && n != pid
+		}, "a new pid in the pid file after re-exec %d", round)
+		old := pid
+		pid = readPID(t, pidfile)
+		tooltest.Eventually(t, 30*time.Second, func() bool { return gone(old) }, "process %d to exit", old)
+		if gone(pid) {
+			t.Fatalf("round %d: new process %d is not running", round, pid)
+		}
+	}
+	before := ops.Load()
+	tooltest.Eventually(t, 10*time.Second, func() bool { return ops.Load() > before+50 }, "load after the last re-exec")
+	close(stop)
+	wg.Wait()
+	if n := failed.Load(); n != 0 {
+		t.Fatalf("%d of %d operations failed, first: %v", n, ops.Load(), firstErr)
+	}
+	for i := 0; i < stored; i++ {
+		if ans, err := exchange(sock, proto.OpGet, id(i)); err != nil || string(ans) != "session data" {
+			t.Fatalf("session %d after three re-execs: %x %v", i, ans, err)
+		}
+	}
+	t.Logf("%d operations, 0 failed, %d sessions kept over 3 re-execs", ops.Load(), stored)
+}
+
+// A new binary that exits at once: the old process keeps serving and says
+// why, once.
+func TestUpgradeFailureKeepsServing(t *testing.T) {
+	dir := tooltest.TempDir(t)
+	bin := filepath.Join(dir, "dc_server")
+	b, err := os.ReadFile(tooltest.Bin(t, "dc_server"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	sock := dir + "/s"
+	p := tooltest.Start(t, bin, "-listen", "UNIX:"+sock)
+	tooltest.WaitDial(t, p, "unix", sock)
+	exchange(sock, proto.OpAdd, proto.AppendAddRequest(nil, 600000, []byte("kept"), []byte("data")))
+	// An upgrade gone wrong: the new file exits at once.
+	if err := os.WriteFile(bin+".new", []byte("#!/bin/sh\necho 'broken build' >&2\nexit 1\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(bin+".new", bin); err != nil {
+		t.Fatal(err)
+	}
+	p.Signal(tool.UpgradeSignal)
+	p.WaitOutput("re-exec failed, still serving", 30*time.Second)
+	if p.Exited() {
+		t.Fatal("the old process exited")
+	}
+	ans, err := exchange(sock, proto.OpGet, []byte("kept"))
+	if err != nil || string(ans) != "data" {
+		t.Fatalf("after the failed re-exec: %x %v", ans, err)
+	}
+	if n := strings.Count(p.Out.String(), "re-exec failed"); n != 1 {
+		t.Fatalf("%d failure lines", n)
+	}
+}
