@@ -200,7 +200,7 @@ func TestNoServer(t *testing.T) {
 	if d := time.Since(start); d > time.Second {
 		t.Errorf("took %v", d)
 	}
-	if _, err := u.Take(context.Background(), []byte("id"), nil); !errors.Is(err, store.ErrUnsupported) {
-		t.Errorf("Take: %v", err)
+	if _, err := u.Take(context.Background(), []byte("id"), nil); !errors.Is(err, upstream.ErrNoServer) {
+		t.Errorf("Take with no server: %v", err)
 	}
 }
