@@ -28,6 +28,7 @@ import (
 	"github.com/distcache-go/distcache/goimpl/proto"
 	"github.com/distcache-go/distcache/goimpl/proxy"
 	"github.com/distcache-go/distcache/goimpl/redisstore"
+	"github.com/distcache-go/distcache/goimpl/seal"
 	"github.com/distcache-go/distcache/goimpl/store"
 	"github.com/distcache-go/distcache/goimpl/upstream"
 )
@@ -174,6 +175,14 @@ func main() {
 	cfg.daemon.Start(args.Rewritten(), files)
 
 	log := new(tool.RateLog)
+	// sealed wraps a store in -sealkey's sealing, counted in the metrics.
+	sealed := func(st store.Store) store.Store {
+		st = cfg.secure.Seal(st, log)
+		if ss, ok := st.(*seal.Store); ok {
+			reg.SealFailures(ss.Failures)
+		}
+		return st
+	}
 	var h *store.Handler
 	if useRedis {
 		rs, err := cfg.redis.Open(cfg.server, func(f string, a ...any) { fmt.Fprintf(os.Stderr, f+"\n", a...) })
@@ -183,7 +192,7 @@ func main() {
 		}
 		// GETDEL takes atomically; a request Redis cannot serve in time
 		// is a miss (or a failed add), so a handshake never waits.
-		h = &store.Handler{Store: reg.WrapStore(cfg.secure.Seal(reg.WrapBackend(rs), log), metrics.Distcache), Unavailable: store.AnswerMiss,
+		h = &store.Handler{Store: reg.WrapStore(sealed(reg.WrapBackend(rs)), metrics.Distcache), Unavailable: store.AnswerMiss,
 			MinLifetime: time.Duration(cfg.minLife) * time.Second,
 			Features:    func() uint32 { return proto.FeatureTake }}
 	} else {
@@ -199,7 +208,7 @@ func main() {
 			tool.Die("Error, internal initialisation problems: %v", err)
 		}
 		reg.UpstreamLevels(up.InFlight, up.Waiting)
-		h = &store.Handler{Store: reg.WrapStore(cfg.secure.Seal(up, log), metrics.Distcache), Unavailable: upstream.Answer, Features: up.Features}
+		h = &store.Handler{Store: reg.WrapStore(sealed(up), metrics.Distcache), Unavailable: upstream.Answer, Features: up.Features}
 	}
 	cfg.secure.ReloadOnHUP()
 	p := proxy.New(proxy.Options{

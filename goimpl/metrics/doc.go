@@ -11,11 +11,12 @@
 //     and observes its duration. WrapBackend does the same for a backend
 //     (Redis) behind dc_server, as backend metrics.
 //   - Hooks the serving loops call: ConnAccepted, ConnRefused, ConnClosed,
-//     BytesIn, BytesOut, HitAge, SealFailure, and an Upstream per server
+//     BytesIn, BytesOut, HitAge, and an Upstream per server
 //     with Up, Reconnect and Error.
 //   - Functions read at scrape time: Cache reports the session cache's
 //     sizes, limits and removals without touching its hot path;
-//     UpstreamLevels the requests in flight and waiting upstream.
+//     UpstreamLevels the requests in flight and waiting upstream;
+//     SealFailures the sealing store's failure count.
 //
 // Every hook is a no-op on a nil *Registry (and WrapStore returns the store
 // unchanged), so a daemon started without -metrics pays nothing. Counter

@@ -49,13 +49,13 @@ type Registry struct {
 	bytesIn      prometheus.Counter
 	bytesOut     prometheus.Counter
 	levels       atomic.Pointer[[2]func() int] // in flight, waiting
-	seal         [numSeal]prometheus.Counter
 
 	mu        sync.Mutex
 	backend   *backendMetrics
 	upstreams map[string]*Upstream
 	upVec     *upstreamVecs
 	cacheOn   bool
+	sealOn    bool
 }
 
 // Label values. Each metric's label takes only the values listed with it.
@@ -63,7 +63,6 @@ var (
 	opNames     = [numOps]string{"add", "get", "remove", "have", "take", "sessiond_set", "sessiond_get", "sessiond_del"}
 	closeNames  = [numClose]string{"client", "idle", "partial_request", "corrupt", "tls", "response_timeout", "shutdown", "error"}
 	refuseNames = [numRefuse]string{"limit"}
-	sealNames   = [numSeal]string{"open", "seal", "key"}
 	kindNames   = [numKinds]string{"timeout", "refused", "protocol", "tls", "closed", "unavailable", "other"}
 )
 
@@ -102,16 +101,6 @@ type RefuseReason uint8
 const (
 	RefuseLimit RefuseReason = iota // at -maxconns / -maxclients
 	numRefuse
-)
-
-// SealFailure kinds, for SealFailure.
-type SealKind uint8
-
-const (
-	SealOpen SealKind = iota // stored data failed authentication or was malformed
-	SealSeal                 // sealing failed
-	SealKey                  // the data names a key we do not have
-	numSeal
 )
 
 // ErrorKind classifies upstream and backend errors (see Kind).
@@ -186,14 +175,7 @@ func New(o Options) *Registry {
 		Namespace: Namespace, Name: "sent_bytes_total",
 		Help: "Bytes written to client connections.",
 	})
-	seal := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Namespace: Namespace, Name: "seal_failures_total",
-		Help: "Session data that could not be sealed or opened, by kind (open: failed authentication or malformed, seal, key: unknown key).",
-	}, []string{"kind"})
-	for i, n := range sealNames {
-		r.seal[i] = seal.WithLabelValues(n)
-	}
-	r.reg.MustRegister(r.connAccepted, refused, closed, open, r.bytesIn, r.bytesOut, seal)
+	r.reg.MustRegister(r.connAccepted, refused, closed, open, r.bytesIn, r.bytesOut)
 
 	switch o.Program {
 	case "dc_client":
@@ -291,12 +273,23 @@ func (r *Registry) HitAge(age time.Duration) {
 	r.hitAge.Observe(age.Seconds())
 }
 
-// SealFailure counts data that could not be sealed or opened.
-func (r *Registry) SealFailure(k SealKind) {
-	if r == nil || k >= numSeal {
+// SealFailures exports distcache_seal_failures_total, read from count at
+// each scrape: sealed session data that did not open (tampered with, or
+// sealed with a key not in the key file). The first call counts.
+func (r *Registry) SealFailures(count func() uint64) {
+	if r == nil {
 		return
 	}
-	r.seal[k].Inc()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.sealOn {
+		return
+	}
+	r.sealOn = true
+	r.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Namespace: Namespace, Name: "seal_failures_total",
+		Help: "Sealed session data that did not open (tampered with, or sealed with a key not in the key file); answered as misses.",
+	}, func() float64 { return float64(count()) }))
 }
 
 // UpstreamLevels gives the functions distcache_upstream_requests_in_flight

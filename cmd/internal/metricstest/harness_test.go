@@ -29,18 +29,18 @@ type pair struct {
 	cliSock        string // UNIX: address of dc_client
 }
 
-func startPair(t *testing.T, serverArgs ...string) *pair {
+func startPair(t *testing.T, clientArgs ...string) *pair {
 	t.Helper()
 	dir := tooltest.TempDir(t)
 	p := &pair{srvSock: "UNIX:" + filepath.Join(dir, "server"), cliSock: "UNIX:" + filepath.Join(dir, "client")}
 	sport, cport := tooltest.FreePort(t), tooltest.FreePort(t)
 	p.srvURL = "http://127.0.0.1:" + strconv.Itoa(sport)
 	p.cliURL = "http://127.0.0.1:" + strconv.Itoa(cport)
-	p.srv = tooltest.Start(t, tooltest.Bin(t, "dc_server"), append([]string{"-listen", p.srvSock,
-		"-metrics", "IP:127.0.0.1:" + strconv.Itoa(sport)}, serverArgs...)...)
+	p.srv = tooltest.Start(t, tooltest.Bin(t, "dc_server"), "-listen", p.srvSock,
+		"-metrics", "IP:127.0.0.1:"+strconv.Itoa(sport))
 	tooltest.WaitDial(t, p.srv, "unix", strings.TrimPrefix(p.srvSock, "UNIX:"))
-	p.cli = tooltest.Start(t, tooltest.Bin(t, "dc_client"), "-listen", p.cliSock, "-server", p.srvSock,
-		"-metrics", "IP:127.0.0.1:"+strconv.Itoa(cport))
+	p.cli = tooltest.Start(t, tooltest.Bin(t, "dc_client"), append([]string{"-listen", p.cliSock, "-server", p.srvSock,
+		"-metrics", "IP:127.0.0.1:" + strconv.Itoa(cport)}, clientArgs...)...)
 	tooltest.WaitDial(t, p.cli, "unix", strings.TrimPrefix(p.cliSock, "UNIX:"))
 	tooltest.WaitDial(t, p.srv, "tcp4", strings.TrimPrefix(p.srvURL, "http://"))
 	tooltest.WaitDial(t, p.cli, "tcp4", strings.TrimPrefix(p.cliURL, "http://"))

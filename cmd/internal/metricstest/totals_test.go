@@ -5,7 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -196,4 +198,48 @@ func TestMetricsAddressRefused(t *testing.T) {
 	if !bytes.Contains(fetch(t, "http://127.0.0.1:"+port+"/metrics"), []byte("distcache_build_info")) {
 		t.Error("-metricspublic: no metrics")
 	}
+}
+
+// sealKeyFile writes a -sealkey file with one key.
+func sealKeyFile(t *testing.T) string {
+	t.Helper()
+	p := filepath.Join(tooltest.TempDir(t), "seal.keys")
+	if err := os.WriteFile(p, []byte("k1 "+strings.Repeat("5a", 32)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestSealFailures: dc_client -sealkey counts an entry that does not open
+// (here: stored straight into dc_server, unsealed), answered as a miss.
+func TestSealFailures(t *testing.T) {
+	p := startPair(t, "-sealkey", sealKeyFile(t))
+	ctx := context.Background()
+	direct, err := client.Dial(p.srvSock, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer direct.Close()
+	if err := direct.Add(ctx, []byte("forged"), []byte("not sealed by anyone"), time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.Dial(p.cliSock, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Get(ctx, []byte("forged")); err != client.ErrNotFound {
+		t.Fatalf("GET of an unsealed entry through -sealkey: %v, want a miss", err)
+	}
+	if err := c.Add(ctx, []byte("good"), []byte("sealed session"), time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Get(ctx, []byte("good")); err != nil {
+		t.Fatalf("GET of a sealed entry: %v", err)
+	}
+	check(t, "dc_client", scrape(t, p.cliURL), map[string]float64{
+		"distcache_seal_failures_total": 1,
+		req("get", "miss"):              1,
+		req("get", "hit"):               1,
+	})
 }
