@@ -29,6 +29,7 @@ import (
 	"github.com/distcache-go/distcache/goimpl/metrics"
 	"github.com/distcache-go/distcache/goimpl/proto"
 	"github.com/distcache-go/distcache/goimpl/redisstore"
+	"github.com/distcache-go/distcache/goimpl/seal"
 )
 
 const usage = `Usage: dc_server -listen <addr> [options]
@@ -208,6 +209,9 @@ func main() {
 		}
 		// A failed request is a miss (Unavailable nil).
 		opts.Store = cfg.secure.Seal(reg.WrapBackend(rs), new(tool.RateLog))
+		if ss, ok := opts.Store.(*seal.Store); ok {
+			reg.SealFailures(ss.Failures)
+		}
 	} else {
 		ccfg := cache.Config{MaxSessions: int(cfg.sessions), MaxBytes: dcserver.CacheBytes(cfg.maxBytes)}
 		dcserver.LimitMemory(cfg.maxBytes)
