@@ -593,3 +593,33 @@ func TestWrappedStoreDoesNotAllocate(t *testing.T) {
 }
 
 func runtimeVersion() string { return runtime.Version() }
+
+func TestCloseReasons(t *testing.T) {
+	timeout := &net.OpError{Op: "read", Err: os.ErrDeadlineExceeded}
+	for _, c := range []struct {
+		name             string
+		err              error
+		closing, partial bool
+		want             CloseReason
+	}{
+		{"eof", io.EOF, false, false, CloseClient},
+		{"reset", &net.OpError{Op: "read", Err: os.NewSyscallError("read", syscall.ECONNRESET)}, false, false, CloseClient},
+		{"idle", timeout, false, false, CloseIdle},
+		{"partial timeout", timeout, false, true, ClosePartialRequest},
+		{"half a request", io.ErrUnexpectedEOF, false, true, ClosePartialRequest},
+		{"corrupt", &proto.CorruptError{Reason: "bad level"}, false, false, CloseCorrupt},
+		{"tls", errors.New("remote error: tls: bad certificate"), false, false, CloseTLS},
+		{"shutdown", timeout, true, false, CloseShutdown},
+		{"other", errors.New("something"), false, false, CloseError},
+	} {
+		if got := ReadCloseReason(c.err, c.closing, c.partial); got != c.want {
+			t.Errorf("%s: ReadCloseReason = %s, want %s", c.name, closeNames[got], closeNames[c.want])
+		}
+	}
+	if got := WriteCloseReason(&net.OpError{Op: "write", Err: os.ErrDeadlineExceeded}); got != CloseResponseTimeout {
+		t.Errorf("write timeout: %s, want response_timeout", closeNames[got])
+	}
+	if got := WriteCloseReason(os.NewSyscallError("write", syscall.EPIPE)); got != CloseClient {
+		t.Errorf("EPIPE: %s, want client", closeNames[got])
+	}
+}
