@@ -18,6 +18,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -48,6 +49,10 @@ where options include:
                         complete, or whose response is not taken, in this
                         time (default 10000)
    -maxconns <num>      maximum simultaneous connections (default 0 = no limit)
+   -snapshot <file>     keep the sessions across a stop and start: written here
+                        on a clean stop, read at start (mode 0600, refused if
+                        others may read it; holds TLS secrets: keep it on a
+                        tmpfs such as /run)
    -sessiond <addr>     also serve stunnel's sessiond protocol (UDP) from the
                         same cache on this address (IP:host:port)
    -tlscert <file>      serve TLS: certificate chain (PEM), with -tlskey
@@ -86,6 +91,7 @@ type config struct {
 	idle         time.Duration
 	frameTimeout time.Duration
 	maxConns     int64
+	snapshot     string
 	sessiond     string
 	backend      string
 	redis        redisflag.Config
@@ -122,6 +128,14 @@ func parseArgs() (*config, *tool.Args) {
 			c.frameTimeout = time.Duration(a.Int(1, 3600000)) * time.Millisecond
 		case "-maxconns":
 			c.maxConns = a.Int(0, 10000000)
+		case "-snapshot":
+			c.snapshot = a.Value()
+			// -daemon and re-exec run from "/": keep the path meaning
+			// what it meant here.
+			if abs, err := filepath.Abs(c.snapshot); err == nil {
+				c.snapshot = abs
+				a.SetValue(abs)
+			}
 		case "-sessiond":
 			c.sessiond = a.Value()
 		case "-backend":
@@ -235,6 +249,9 @@ func main() {
 	// moment with every session its predecessor held (with -backend they
 	// are in the backend).
 	handover := tool.HandedOver()
+	if handover == nil && c != nil && cfg.snapshot != "" {
+		loadSnapshot(cfg.snapshot, c)
+	}
 	if handover != nil && c != nil {
 		if _, err := c.ReadFrom(handover); err != nil {
 			tool.Die("Error, cannot take over the sessions of the previous process: %v", err)
@@ -275,6 +292,13 @@ func main() {
 		final.Close()
 		os.Exit(0)
 	default:
+	}
+	if c != nil && cfg.snapshot != "" {
+		if err := saveSnapshot(cfg.snapshot, c); err != nil {
+			fmt.Fprintf(os.Stderr, "Error, -snapshot: cannot write %s: %v\n", cfg.snapshot, err)
+		} else {
+			fmt.Fprintf(os.Stderr, "Info, -snapshot: %d sessions written to %s\n", c.NumItems(time.Now()), cfg.snapshot)
+		}
 	}
 
 	ln.RemoveSocket()

@@ -181,3 +181,62 @@ func TestUpgradeFailureKeepsServing(t *testing.T) {
 		t.Fatalf("%d failure lines", n)
 	}
 }
+
+// -snapshot: a clean stop writes the sessions, a start reads them back with
+// their remaining lifetimes; a file others may read, a damaged file and a
+// foreign file are refused, and the server starts empty.
+func TestSnapshot(t *testing.T) {
+	dir := tooltest.TempDir(t)
+	sock, snap := dir+"/s", dir+"/sessions"
+	run := func() *tooltest.Proc {
+		p := tooltest.Start(t, tooltest.Bin(t, "dc_server"), "-listen", "UNIX:"+sock, "-snapshot", snap)
+		tooltest.WaitDial(t, p, "unix", sock)
+		return p
+	}
+	stopClean := func(p *tooltest.Proc) {
+		p.Signal(syscall.SIGTERM)
+		if code := p.Wait(20 * time.Second); code != 0 {
+			t.Fatalf("exit %d:\n%s", code, p.Out.String())
+		}
+	}
+	p := run()
+	for i := 0; i < 100; i++ {
+		exchange(sock, proto.OpAdd, proto.AppendAddRequest(nil, 600000, []byte(fmt.Sprintf("long-%03d", i)), []byte("data")))
+	}
+	exchange(sock, proto.OpAdd, proto.AppendAddRequest(nil, 1500, []byte("short"), []byte("data")))
+	stopClean(p)
+	st, err := os.Stat(snap)
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("snapshot file: %v %v", st, err)
+	}
+	// Let the short one expire while the server is down.
+	tooltest.Eventually(t, 5*time.Second, func() bool { return time.Since(st.ModTime()) > 1600*time.Millisecond }, "the short session's lifetime to pass")
+	p = run()
+	if !strings.Contains(p.Out.String(), "sessions read from") {
+		p.WaitOutput("sessions read from", 5*time.Second)
+	}
+	for i := 0; i < 100; i++ {
+		if ans, err := exchange(sock, proto.OpGet, []byte(fmt.Sprintf("long-%03d", i))); err != nil || string(ans) != "data" {
+			t.Fatalf("session %d after restart: %x %v", i, ans, err)
+		}
+	}
+	if ans, _ := exchange(sock, proto.OpGet, []byte("short")); string(ans) != "\x01" {
+		t.Fatalf("an expired session came back: %x", ans)
+	}
+	stopClean(p)
+	good, _ := os.ReadFile(snap)
+	for name, prep := range map[string]func(){
+		"readable by others": func() { os.WriteFile(snap, good, 0o600); os.Chmod(snap, 0o644) },
+		"damaged":            func() { b := append([]byte(nil), good...); b[len(b)/2] ^= 1; os.WriteFile(snap, b, 0o600); os.Chmod(snap, 0o600) },
+		"foreign":            func() { os.WriteFile(snap, []byte("# a key file\n"), 0o600); os.Chmod(snap, 0o600) },
+	} {
+		prep()
+		p := run()
+		p.WaitOutput("starting empty", 5*time.Second)
+		if ans, _ := exchange(sock, proto.OpGet, []byte("long-000")); string(ans) != "\x01" {
+			t.Fatalf("%s: sessions served from a refused file", name)
+		}
+		p.Cmd.Process.Kill() // no clean stop: the next case prepares its own file
+		p.Wait(10 * time.Second)
+	}
+}
