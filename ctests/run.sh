@@ -164,7 +164,7 @@ run t_noengine 60 "$OUT/t_noengine"
 [ -x "$DC_BIN/dc_server" ] && run t_addr 120 "$OUT/t_addr" "$SRC/goimpl/nal/testdata/addresses.txt" "$DC_BIN/dc_server"
 run t_ctx 120 "$OUT/t_ctx" "UNIX:$S" server
 [ -e "$C" ] && run t_ctx_proxy 120 "$OUT/t_ctx" "UNIX:$C" via-dc_client
-DISTCACHE_CTX=client run t_ctx_goclient 120 "$OUT/t_ctx" "UNIX:$S" goimpl-client-path
+DISTCACHE_CTX=client run t_ctx_goclient 120 "$OUT/t_ctx" "UNIX:$S" net-transport
 run t_fork 240 "$OUT/t_fork" "UNIX:$S"
 run t_threads 240 "$OUT/t_threads" "UNIX:$S"
 run t_nal 60 "$OUT/t_nal" "$OUT"

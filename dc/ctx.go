@@ -6,11 +6,14 @@ package dc
 import "C"
 
 import (
+	"os"
+	"sync"
 	"unsafe"
 
 	pointer "github.com/mattn/go-pointer"
 
-	"github.com/distcache-go/distcache/goimpl/client"
+	"github.com/distcache-go/distcache/goimpl/client/dcctx"
+	capinal "github.com/distcache-go/distcache/nal"
 )
 
 // maxLen bounds every length the C caller passes (DC_MAX_TOTAL_DATA); larger
@@ -25,41 +28,75 @@ func cbytes(p *C.uchar, n C.uint) []byte {
 	return unsafe.Slice((*byte)(unsafe.Pointer(p)), int(n))
 }
 
-func ctxOf(ref unsafe.Pointer) ctxImpl {
-	c, _ := pointer.Restore(ref).(ctxImpl)
+func ctxOf(ref unsafe.Pointer) *dcctx.Ctx {
+	c, _ := capinal.Restore(ref).(*dcctx.Ctx)
 	return c
 }
 
+// Every open context, so that a fork can list their pooled descriptors.
+var (
+	ctxsMu sync.Mutex
+	ctxs   = map[*dcctx.Ctx]struct{}{}
+)
+
+// pooledFDs returns the descriptors of every persistent connection sitting
+// in a pool: a forked child closes its copies at once (its own engine makes
+// its own connections), so children do not hold a parent's connection open.
+func pooledFDs() []int {
+	ctxsMu.Lock()
+	defer ctxsMu.Unlock()
+	var fds []int
+	for c := range ctxs {
+		fds = append(fds, c.IdleFDs()...)
+	}
+	return fds
+}
+
 // The front validated the target and the persistent connect already (it runs
-// DC_CTX_new without the engine); the engine context is made lazily, once per
-// process generation, so it never connects early: PERSISTENT gets LATE.
+// DC_CTX_new without the engine) and passes its resolved form; the engine
+// context is made lazily, once per process generation, so it never connects
+// early: PERSISTENT gets LATE. The C library's contexts use the
+// calling-thread transport; DISTCACHE_CTX=client selects Go's net package.
 //
 //export dce_DC_CTX_new
-func dce_DC_CTX_new(target *C.char, flags C.uint) unsafe.Pointer {
+func dce_DC_CTX_new(target *C.char, flags C.uint) (ret unsafe.Pointer) {
+	defer capinal.Rescue(&ret, nil)
 	if target == nil {
 		return nil
 	}
 	f := uint32(flags)
-	if f&client.FlagPersistent != 0 {
-		f |= client.FlagLate
+	if f&dcctx.FlagPersistent != 0 {
+		f |= dcctx.FlagLate
 	}
-	c := newCtx(C.GoString(target), f)
-	if c == nil {
+	var opt dcctx.Options
+	if os.Getenv("DISTCACHE_CTX") == "client" {
+		opt.Transport = dcctx.TransportNet
+	}
+	c, err := dcctx.New(C.GoString(target), f, &opt)
+	if err != nil {
 		return nil
 	}
-	return pointer.Save(c)
+	ctxsMu.Lock()
+	ctxs[c] = struct{}{}
+	ctxsMu.Unlock()
+	return capinal.Save(c)
 }
 
 //export dce_DC_CTX_free
 func dce_DC_CTX_free(ref unsafe.Pointer) {
+	defer capinal.RescueVoid()
 	if c := ctxOf(ref); c != nil {
+		ctxsMu.Lock()
+		delete(ctxs, c)
+		ctxsMu.Unlock()
 		c.Close()
 		pointer.Unref(ref)
 	}
 }
 
 //export dce_DC_CTX_add_session
-func dce_DC_CTX_add_session(ref unsafe.Pointer, id *C.uchar, idLen C.uint, data *C.uchar, dataLen C.uint, timeout C.ulong) C.int {
+func dce_DC_CTX_add_session(ref unsafe.Pointer, id *C.uchar, idLen C.uint, data *C.uchar, dataLen C.uint, timeout C.ulong) (ret C.int) {
+	defer capinal.Rescue(&ret, 0)
 	c := ctxOf(ref)
 	if c == nil || id == nil || data == nil || idLen == 0 || dataLen == 0 || idLen > maxLen || dataLen > maxLen {
 		return 0
@@ -71,7 +108,8 @@ func dce_DC_CTX_add_session(ref unsafe.Pointer, id *C.uchar, idLen C.uint, data 
 }
 
 //export dce_DC_CTX_remove_session
-func dce_DC_CTX_remove_session(ref unsafe.Pointer, id *C.uchar, idLen C.uint) C.int {
+func dce_DC_CTX_remove_session(ref unsafe.Pointer, id *C.uchar, idLen C.uint) (ret C.int) {
+	defer capinal.Rescue(&ret, 0)
 	c := ctxOf(ref)
 	if c == nil || id == nil || idLen == 0 || idLen > maxLen {
 		return 0
@@ -105,17 +143,20 @@ func getLike(ref unsafe.Pointer, id *C.uchar, idLen C.uint, buf *C.uchar, size C
 }
 
 //export dce_DC_CTX_get_session
-func dce_DC_CTX_get_session(ref unsafe.Pointer, id *C.uchar, idLen C.uint, buf *C.uchar, size C.uint, used *C.uint) C.int {
+func dce_DC_CTX_get_session(ref unsafe.Pointer, id *C.uchar, idLen C.uint, buf *C.uchar, size C.uint, used *C.uint) (ret C.int) {
+	defer capinal.Rescue(&ret, 0)
 	return getLike(ref, id, idLen, buf, size, used, false)
 }
 
 //export dce_DC_CTX_reget_session
-func dce_DC_CTX_reget_session(ref unsafe.Pointer, id *C.uchar, idLen C.uint, buf *C.uchar, size C.uint, used *C.uint) C.int {
+func dce_DC_CTX_reget_session(ref unsafe.Pointer, id *C.uchar, idLen C.uint, buf *C.uchar, size C.uint, used *C.uint) (ret C.int) {
+	defer capinal.Rescue(&ret, 0)
 	return getLike(ref, id, idLen, buf, size, used, true)
 }
 
 //export dce_DC_CTX_has_session
-func dce_DC_CTX_has_session(ref unsafe.Pointer, id *C.uchar, idLen C.uint) C.int {
+func dce_DC_CTX_has_session(ref unsafe.Pointer, id *C.uchar, idLen C.uint) (ret C.int) {
+	defer capinal.Rescue(&ret, -1)
 	c := ctxOf(ref)
 	if c == nil || id == nil || idLen == 0 || idLen > maxLen {
 		return -1

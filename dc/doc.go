@@ -1,7 +1,7 @@
 // Package dc is the cgo export layer of the engine for <distcache/dc_plug.h>,
 // <distcache/dc_client.h> and <distcache/dc_server.h>: each exported dce_DC_*
 // function has the C signature of the DC_* function of the same name and is a
-// thin conversion onto goimpl/plug, goimpl/client and goimpl/server.
+// thin conversion onto goimpl/plug, goimpl/client/dcctx and goimpl/server.
 //
 // The C front (capi/front) owns the handles that C programs see; what it passes
 // here are engine references made with github.com/mattn/go-pointer. The dce_

@@ -1,9 +1,9 @@
 // Package goimpl is the root of the pure-Go distcache implementation (no cgo).
 //
 // Its sub-packages are the wire protocol (proto), the libnal object model
-// (nal), the DC_PLUG message layer (plug), the DC_CTX client (client), the
-// in-memory session cache (cache), the DC_SERVER object model over a cache
-// (server), stunnel's sessiond datagram protocol over a store (sessiond),
+// (nal), the DC_PLUG message layer (plug), the Go client (client) and the
+// one DC_CTX under it (client/dcctx), the in-memory session cache
+// (cache), the DC_SERVER object model over a cache (server), stunnel's sessiond datagram protocol over a store (sessiond),
 // the accept loop and rate-limited log the daemons share (accept), and the
 // Store interface every place sessions are kept implements, with the
 // protocol handler over it and its conformance suite (store,

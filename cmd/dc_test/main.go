@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"github.com/distcache-go/distcache/cmd/internal/tool"
-	"github.com/distcache-go/distcache/goimpl/client"
+	"github.com/distcache-go/distcache/goimpl/client/dcctx"
 )
 
 const usage = `Usage: dc_test -connect <addr> [options]
@@ -122,7 +122,7 @@ type session struct {
 // worker is one client with its own context, sessions and random source.
 type worker struct {
 	cfg      *config
-	ctx      *client.Ctx
+	ctx      *dcctx.Ctx
 	rng      *rand.Rand
 	sessions []session
 	lat      []time.Duration
@@ -139,7 +139,7 @@ func newRand() *rand.Rand {
 }
 
 func newWorker(cfg *config, flags uint32) *worker {
-	ctx, err := client.New(cfg.connect, flags, nil)
+	ctx, err := dcctx.New(cfg.connect, flags, nil)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "Error, 'DC_CTX' creation failed: %v\n", err)
 		os.Exit(1)
@@ -236,7 +236,7 @@ func main() {
 	cfg := parseArgs()
 	var flags uint32
 	if cfg.persistent {
-		flags = client.FlagPersistent
+		flags = dcctx.FlagPersistent
 	}
 	workers := make([]*worker, cfg.clients)
 	for i := range workers {

@@ -4,21 +4,39 @@ import (
 	"context"
 	"time"
 
+	"github.com/distcache-go/distcache/goimpl/client/dcctx"
 	"github.com/distcache-go/distcache/goimpl/proto"
 )
 
-// Client is the idiomatic Go API: a persistent, pooled, concurrency-safe
-// connection to a distcache server (or dc_client proxy), built on Ctx with
-// FlagPersistent|FlagRetry. Every method is bounded by the Options
-// timeouts and by ctx (deadline or cancellation, whichever comes first).
-type Client struct {
-	c *Ctx
+// Options bounds every operation in time. A nil *Options or a zero field
+// means: the environment variable's value if it is set and valid, else the
+// default (see goimpl/client/dcctx.Options: DISTCACHE_CONNECT_TIMEOUT_MS,
+// DISTCACHE_IO_TIMEOUT_MS, DISTCACHE_DEFAULT_LIFETIME; 2 s, 3 s, 300 s).
+type Options struct {
+	ConnectTimeout  time.Duration // each connection attempt
+	IOTimeout       time.Duration // one request/response exchange
+	DefaultLifetime time.Duration // the lifetime Add sends for 0
 }
 
-// Dial connects to addr (the address grammar of goimpl/nal, see nal.ParseTarget) and
-// fails if the first connection cannot be made.
-func Dial(addr string, opt *Options) (*Client, error) {
-	c, err := New(addr, FlagPersistent|FlagRetry, opt)
+// Client is a persistent, pooled, concurrency-safe connection to a
+// distcache server (or dc_client proxy) over Go's net package. Every
+// method is bounded by the Options timeouts and by ctx (deadline or
+// cancellation, whichever comes first). A connection that died is dialled
+// again once, transparently.
+type Client struct {
+	c *dcctx.Ctx
+}
+
+// Dial connects to addr (the address grammar of goimpl/nal, see
+// nal.ParseTarget; a host name is resolved now) and fails if the first
+// connection cannot be made within ctx and Options.ConnectTimeout.
+func Dial(ctx context.Context, addr string, opt *Options) (*Client, error) {
+	var o dcctx.Options
+	if opt != nil {
+		o = dcctx.Options{ConnectTimeout: opt.ConnectTimeout, IOTimeout: opt.IOTimeout, DefaultLifetime: opt.DefaultLifetime}
+	}
+	o.Transport = dcctx.TransportNet
+	c, err := dcctx.NewContext(ctx, addr, dcctx.FlagPersistent|dcctx.FlagRetry, &o)
 	if err != nil {
 		return nil, err
 	}
@@ -30,29 +48,23 @@ func Dial(addr string, opt *Options) (*Client, error) {
 // refusal by the server is a *ResultError (e.g. 0x65 when a live session
 // with that id exists).
 func (c *Client) Add(ctx context.Context, id, data []byte, lifetime time.Duration) error {
-	if len(id) < 1 || len(data) < 1 || proto.AddRequestSize(len(id), len(data)) > proto.MaxPayload {
-		return ErrInvalid
-	}
 	if lifetime <= 0 {
-		lifetime = c.c.opt.DefaultLifetime
+		lifetime = c.c.Options().DefaultLifetime
 	}
 	ms := lifetime.Milliseconds()
 	if ms > 1<<32-1 {
 		ms = 1<<32 - 1
 	}
-	return c.result(ctx, &request{op: proto.OpAdd, id: id, data: data, timeoutMS: uint32(ms)})
+	return c.result(ctx, proto.OpAdd, id, data, uint32(ms))
 }
 
 // Get returns a copy of the session stored under id, or ErrNotFound. A
 // 1-byte answer is a result code (0x01 miss), so sessions of one byte
 // cannot be read back.
 func (c *Client) Get(ctx context.Context, id []byte) ([]byte, error) {
-	if !validID(id) {
-		return nil, ErrInvalid
-	}
 	var out []byte
 	var rerr error
-	err := c.c.roundTrip(ctx, &request{op: proto.OpGet, id: id}, func(p []byte) {
+	err := c.c.Do(ctx, proto.OpGet, id, nil, 0, func(p []byte) {
 		if len(p) == 1 {
 			rerr = resultErr(proto.OpGet, p[0])
 			return
@@ -67,18 +79,12 @@ func (c *Client) Get(ctx context.Context, id []byte) ([]byte, error) {
 
 // Remove deletes the session stored under id; ErrNotFound if there was none.
 func (c *Client) Remove(ctx context.Context, id []byte) error {
-	if !validID(id) {
-		return ErrInvalid
-	}
-	return c.result(ctx, &request{op: proto.OpRemove, id: id})
+	return c.result(ctx, proto.OpRemove, id, nil, 0)
 }
 
 // Has reports whether a live session is stored under id.
 func (c *Client) Has(ctx context.Context, id []byte) (bool, error) {
-	if !validID(id) {
-		return false, ErrInvalid
-	}
-	err := c.result(ctx, &request{op: proto.OpHave, id: id})
+	err := c.result(ctx, proto.OpHave, id, nil, 0)
 	if err == nil {
 		return true, nil
 	}
@@ -96,14 +102,14 @@ func (c *Client) Close() error {
 
 // result runs a request answered by one result byte: nil for 0x00, else a
 // *ResultError (or ErrBadResponse for a longer answer).
-func (c *Client) result(ctx context.Context, rq *request) error {
+func (c *Client) result(ctx context.Context, op proto.Op, id, data []byte, ms uint32) error {
 	var rerr error
-	err := c.c.roundTrip(ctx, rq, func(p []byte) {
+	err := c.c.Do(ctx, op, id, data, ms, func(p []byte) {
 		switch {
 		case len(p) != 1:
-			rerr = &OpError{Op: rq.op.String(), Addr: c.c.addr, Err: ErrBadResponse}
+			rerr = ErrBadResponse
 		case p[0] != proto.ResultOK:
-			rerr = resultErr(rq.op, p[0])
+			rerr = resultErr(op, p[0])
 		}
 	})
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/distcache-go/distcache/goimpl/client/dcctx"
 	"github.com/distcache-go/distcache/goimpl/proto"
 )
 
@@ -11,18 +12,23 @@ import (
 var (
 	// ErrNotFound: the session is not in the cache (GET/REMOVE answered 0x01).
 	ErrNotFound = errors.New("distcache: session not found")
-	// ErrClosed: the Ctx or Client was closed.
-	ErrClosed = errors.New("distcache: client closed")
+	// ErrClosed: the Client was closed.
+	ErrClosed = dcctx.ErrClosed
 	// ErrInvalid: an argument is out of range (empty id or data, message
 	// over 32768 bytes); nothing was sent.
-	ErrInvalid = errors.New("distcache: invalid argument")
+	ErrInvalid = dcctx.ErrInvalid
 	// ErrUnavailable: the peer (a dc_client proxy) has no server: it
 	// answered with an empty payload or DC_ERR_DISCONNECTED (0x02).
-	ErrUnavailable = errors.New("distcache: server unavailable")
+	ErrUnavailable = dcctx.ErrUnavailable
 	// ErrBadResponse: the response's uid or operation does not match the
 	// request, or more bytes followed it; the connection was dropped.
-	ErrBadResponse = errors.New("distcache: response does not match the request")
+	ErrBadResponse = dcctx.ErrBadResponse
 )
+
+// OpError is what was attempted (Op: "parse", "dial", "ADD", "GET", ...),
+// on which address, and why. An address the grammar refuses matches
+// nal.ErrAddress.
+type OpError = dcctx.OpError
 
 // ResultError is a well-formed negative answer: the 1-byte result code the
 // server sent (PROTOCOL.md §9.1).
@@ -46,17 +52,3 @@ func (e *ResultError) Is(target error) bool {
 	}
 	return false
 }
-
-// OpError is the error type of this package: what was attempted (Op:
-// "parse", "dial", "ADD", "GET", ...), on which address, and why.
-type OpError struct {
-	Op   string
-	Addr string
-	Err  error
-}
-
-func (e *OpError) Error() string {
-	return "distcache " + e.Op + " " + e.Addr + ": " + e.Err.Error()
-}
-
-func (e *OpError) Unwrap() error { return e.Err }

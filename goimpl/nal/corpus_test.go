@@ -95,6 +95,12 @@ func TestParseTargetResolved(t *testing.T) {
 		got, err := ParseTarget(t.Context(), tt.in)
 		if err != nil || got.Network() != tt.network || got.Addr != tt.addr {
 			t.Errorf("ParseTarget(%q) = %s %q, %v; want %s %q", tt.in, got.Network(), got.Addr, err, tt.network, tt.addr)
+			continue
+		}
+		// the canonical form parses to the same target, without a name
+		again, err := ParseTarget(t.Context(), got.Canonical())
+		if sp, _ := Parse(got.Canonical()); err != nil || again.Addr != got.Addr || (sp.Host != "" && !isLiteral(sp)) {
+			t.Errorf("Canonical(%q) = %q: %+v, %v", tt.in, got.Canonical(), again, err)
 		}
 	}
 	_, err := ParseTarget(t.Context(), "IP:9001")
@@ -103,3 +109,5 @@ func TestParseTargetResolved(t *testing.T) {
 		t.Errorf("listen-only target: %v", err)
 	}
 }
+
+func isLiteral(sp Spec) bool { _, ok := sp.Literal(); return ok }

@@ -438,3 +438,18 @@ func inetAton(s string) (netip.Addr, bool) {
 	n |= vals[last]
 	return netip.AddrFrom4([4]byte{byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n)}), true
 }
+
+// Canonical is the target written with its resolved address
+// (IP:a.b.c.d:port, IPv6:[addr]:port; a unix address as given): an
+// address string that parses again without a lookup.
+func (t Target) Canonical() string {
+	switch t.Kind {
+	case KindIPv4:
+		ap, _ := netip.ParseAddrPort(t.Addr)
+		return "IP:" + ap.Addr().String() + ":" + strconv.Itoa(int(ap.Port()))
+	case KindIPv6:
+		ap, _ := netip.ParseAddrPort(t.Addr)
+		return "IPv6:[" + ap.Addr().String() + "]:" + strconv.Itoa(int(ap.Port()))
+	}
+	return t.Str
+}

@@ -1,4 +1,7 @@
-package client
+// Package fake is a test-only distcache server for goimpl/client's tests:
+// a map (or a real cache) behind the wire protocol, with switchable
+// misbehaviours.
+package fake
 
 import (
 	"io"
@@ -14,42 +17,39 @@ import (
 	"github.com/distcache-go/distcache/goimpl/server"
 )
 
-// A test-only distcache server: a map behind the wire protocol, with
-// switchable misbehaviours.
-
-type fakeMode int32
+type Mode int32
 
 const (
-	modeNormal   fakeMode = iota
-	modeSilent            // read requests, never answer
-	modeEmpty             // answer every request with an empty payload (dc_client, no upstream)
-	modeDisconn           // answer 0x02 (dc_client, upstream lost)
-	modeWrongUID          // answer with uid+1
-	modeWrongOp           // answer with another operation
-	modeBadLevel          // answer with protocol level 0x0010 (corrupt)
-	modeExtra             // answer, then send a second, unsolicited response
+	ModeNormal   Mode = iota
+	ModeSilent        // read requests, never answer
+	ModeEmpty         // answer every request with an empty payload (dc_client, no upstream)
+	ModeDisconn       // answer 0x02 (dc_client, upstream lost)
+	ModeWrongUID      // answer with uid+1
+	ModeWrongOp       // answer with another operation
+	ModeBadLevel      // answer with protocol level 0x0010 (corrupt)
+	ModeExtra         // answer, then send a second, unsolicited response
 )
 
-type fakeStore struct {
+type Store struct {
 	mu sync.Mutex
-	m  map[string][]byte
-	// real, when set, answers instead of the map: the server package's
+	m  map[string][]byte // guarded by mu
+	// Real, when set, answers instead of the map: the server package's
 	// request handler and cache.
-	real server.Cache
+	Real server.Cache
 }
 
-func newFakeStore() *fakeStore { return &fakeStore{m: map[string][]byte{}} }
+func NewStore() *Store { return &Store{m: map[string][]byte{}} }
 
-type fakeServer struct {
+type Server struct {
 	t      testing.TB
 	ln     net.Listener
-	target string
-	store  *fakeStore
+	Target string
+	store  *Store
 
 	mode        atomic.Int32
-	accepts     atomic.Int32
-	requests    atomic.Int32
-	lastTimeout atomic.Uint32
+	Accepts     atomic.Int32
+	Requests    atomic.Int32
+	LastTimeout atomic.Uint32
 
 	readers sync.Pool // *swapReader, so that a connection per request stays cheap
 
@@ -59,8 +59,8 @@ type fakeServer struct {
 	wg     sync.WaitGroup
 }
 
-// shortTempDir returns a directory with a path short enough for sun_path.
-func shortTempDir(t testing.TB) string {
+// ShortTempDir returns a directory with a path short enough for sun_path.
+func ShortTempDir(t testing.TB) string {
 	d, err := os.MkdirTemp("", "dcc")
 	if err != nil {
 		t.Fatal(err)
@@ -69,30 +69,30 @@ func shortTempDir(t testing.TB) string {
 	return d
 }
 
-// startFake listens on network "unix" (at path, or a fresh one if "") or
+// Start listens on network "unix" (at path, or a fresh one if "") or
 // "tcp" (at addr, or a fresh loopback port if "").
-func startFake(t testing.TB, network, where string, store *fakeStore) *fakeServer {
+func Start(t testing.TB, network, where string, store *Store) *Server {
 	t.Helper()
 	if store == nil {
-		store = newFakeStore()
+		store = NewStore()
 	}
 	var ln net.Listener
 	var err error
-	s := &fakeServer{t: t, store: store, conns: map[net.Conn]bool{}}
+	s := &Server{t: t, store: store, conns: map[net.Conn]bool{}}
 	switch network {
 	case "unix":
 		if where == "" {
-			where = filepath.Join(shortTempDir(t), "s")
+			where = filepath.Join(ShortTempDir(t), "s")
 		}
 		ln, err = net.Listen("unix", where)
-		s.target = "UNIX:" + where
+		s.Target = "UNIX:" + where
 	case "tcp":
 		if where == "" {
 			where = "127.0.0.1:0"
 		}
 		ln, err = net.Listen("tcp4", where)
 		if err == nil {
-			s.target = "IP:" + ln.Addr().String()
+			s.Target = "IP:" + ln.Addr().String()
 		}
 	default:
 		t.Fatalf("network %q", network)
@@ -103,21 +103,21 @@ func startFake(t testing.TB, network, where string, store *fakeStore) *fakeServe
 	s.ln = ln
 	s.wg.Add(1)
 	go s.acceptLoop()
-	t.Cleanup(s.stop)
+	t.Cleanup(s.Stop)
 	return s
 }
 
-// where returns what startFake needs to listen at the same place again.
-func (s *fakeServer) where() string {
+// where returns what Start needs to listen at the same place again.
+func (s *Server) Where() string {
 	if a, ok := s.ln.Addr().(*net.UnixAddr); ok {
 		return a.Name
 	}
 	return s.ln.Addr().String()
 }
 
-func (s *fakeServer) setMode(m fakeMode) { s.mode.Store(int32(m)) }
+func (s *Server) SetMode(m Mode) { s.mode.Store(int32(m)) }
 
-func (s *fakeServer) acceptLoop() {
+func (s *Server) acceptLoop() {
 	defer s.wg.Done()
 	for {
 		c, err := s.ln.Accept()
@@ -131,16 +131,16 @@ func (s *fakeServer) acceptLoop() {
 			return
 		}
 		s.conns[c] = true
-		s.accepts.Add(1)
+		s.Accepts.Add(1)
 		s.wg.Add(1)
 		s.mu.Unlock()
 		go s.serve(c)
 	}
 }
 
-// stop closes the listener and every connection and waits for the
+// Stop closes the listener and every connection and waits for the
 // goroutines. Safe to call twice.
-func (s *fakeServer) stop() {
+func (s *Server) Stop() {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -155,7 +155,7 @@ func (s *fakeServer) stop() {
 	s.wg.Wait()
 }
 
-func (s *fakeServer) serve(c net.Conn) {
+func (s *Server) serve(c net.Conn) {
 	defer s.wg.Done()
 	defer func() {
 		s.mu.Lock()
@@ -184,14 +184,14 @@ func (s *fakeServer) serve(c net.Conn) {
 			clean = err == io.EOF
 			return
 		}
-		s.requests.Add(1)
+		s.Requests.Add(1)
 		resp := proto.Message{Response: true, UID: m.UID, Op: m.Op}
-		mode := fakeMode(s.mode.Load())
+		mode := Mode(s.mode.Load())
 		switch mode {
-		case modeSilent:
+		case ModeSilent:
 			continue
-		case modeEmpty:
-		case modeDisconn:
+		case ModeEmpty:
+		case ModeDisconn:
 			resp.Payload = []byte{proto.ResultDisconnected}
 		default:
 			p, ok := s.handle(m)
@@ -201,9 +201,9 @@ func (s *fakeServer) serve(c net.Conn) {
 			resp.Payload = p
 		}
 		switch mode {
-		case modeWrongUID:
+		case ModeWrongUID:
 			resp.UID++
-		case modeWrongOp:
+		case ModeWrongOp:
 			resp.Op = (resp.Op + 1) % 4
 		}
 		out, err = proto.AppendMessage(out[:0], &resp)
@@ -211,10 +211,10 @@ func (s *fakeServer) serve(c net.Conn) {
 			s.t.Errorf("fake server: %v", err)
 			return
 		}
-		if mode == modeBadLevel {
+		if mode == ModeBadLevel {
 			out[1] = 0x10
 		}
-		if mode == modeExtra {
+		if mode == ModeExtra {
 			out = append(out, out...)
 		}
 		if _, err := c.Write(out); err != nil {
@@ -233,17 +233,17 @@ type swapReader struct {
 func (r *swapReader) Read(p []byte) (int, error) { return r.c.Read(p) }
 
 // handle answers one request from the map; ok false closes the connection.
-func (s *fakeServer) handle(m *proto.Message) ([]byte, bool) {
+func (s *Server) handle(m *proto.Message) ([]byte, bool) {
 	st := s.store
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	if st.real != nil {
+	if st.Real != nil {
 		if m.Op == proto.OpAdd {
 			if req, _, ok := proto.ParseAddRequest(m.Payload); ok {
-				s.lastTimeout.Store(req.TimeoutMS)
+				s.LastTimeout.Store(req.TimeoutMS)
 			}
 		}
-		return server.Handle(st.real, time.Now(), m, nil)
+		return server.Handle(st.Real, time.Now(), m, nil)
 	}
 	switch m.Op {
 	case proto.OpAdd:
@@ -251,7 +251,7 @@ func (s *fakeServer) handle(m *proto.Message) ([]byte, bool) {
 		if !ok {
 			return nil, false
 		}
-		s.lastTimeout.Store(req.TimeoutMS)
+		s.LastTimeout.Store(req.TimeoutMS)
 		if code != proto.ResultOK {
 			return []byte{code}, true
 		}
@@ -278,4 +278,23 @@ func (s *fakeServer) handle(m *proto.Message) ([]byte, bool) {
 		return []byte{proto.ResultNotOK}, true
 	}
 	return nil, false
+}
+
+// Put stores data under id directly.
+func (st *Store) Put(id, data []byte) {
+	st.mu.Lock()
+	st.m[string(id)] = data
+	st.mu.Unlock()
+}
+
+// WaitFor polls cond until it holds, failing the test after 10 s.
+func WaitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
 }

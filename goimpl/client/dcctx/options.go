@@ -1,4 +1,4 @@
-package client
+package dcctx
 
 import (
 	"os"
@@ -39,17 +39,28 @@ const (
 // An operation therefore fails within about ConnectTimeout + IOTimeout
 // (twice that when FlagRetry reconnects after a dead connection), never
 // blocking for the kernel's connect timeout.
+//
+// Transport selects the connections' implementation (TransportCaller, the
+// default, or TransportNet); the semantics do not depend on it.
 type Options struct {
 	ConnectTimeout  time.Duration
 	IOTimeout       time.Duration
 	DefaultLifetime time.Duration
+	Transport       Transport
 }
+
+// defaultTransport is what TransportDefault means (the tests switch it to
+// run every semantic test over both transports).
+var defaultTransport = TransportCaller
 
 // resolved fills zero fields from the environment or the defaults.
 func (o *Options) resolved() Options {
 	var r Options
 	if o != nil {
 		r = *o
+	}
+	if r.Transport == TransportDefault {
+		r.Transport = defaultTransport
 	}
 	if r.ConnectTimeout <= 0 {
 		r.ConnectTimeout = envDuration(EnvConnectTimeout, time.Millisecond, DefaultConnectTimeout)

@@ -1,8 +1,9 @@
-package client
+package dcctx
 
 import (
 	"bytes"
 	"fmt"
+	"github.com/distcache-go/distcache/goimpl/client/internal/fake"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -25,8 +26,8 @@ func TestConcurrentHammer(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(fmt.Sprintf("%s/flags=%#x", tc.nw, tc.flags), func(t *testing.T) {
-			s := startFake(t, tc.nw, "", nil)
-			c := newCtx(t, s.target, tc.flags, nil)
+			s := fake.Start(t, tc.nw, "", nil)
+			c := newCtx(t, s.Target, tc.flags, nil)
 			const workers = 32
 			var mismatches, failures atomic.Int64
 			var wg sync.WaitGroup
@@ -66,13 +67,13 @@ func TestConcurrentHammer(t *testing.T) {
 			if m, f := mismatches.Load(), failures.Load(); m != 0 || f != 0 {
 				t.Fatalf("%d mismatched answers, %d failed operations", m, f)
 			}
-			if got, want := s.requests.Load(), int32(workers*tc.iters*5); got != want {
+			if got, want := s.Requests.Load(), int32(workers*tc.iters*5); got != want {
 				t.Fatalf("server saw %d requests, want %d", got, want)
 			}
 			// At most 32 operations are in flight and the pool keeps 32
 			// idle connections, so none is ever closed and redialled.
-			if tc.flags&FlagPersistent != 0 && s.accepts.Load() > workers {
-				t.Fatalf("persistent ctx opened %d connections for %d workers", s.accepts.Load(), workers)
+			if tc.flags&FlagPersistent != 0 && s.Accepts.Load() > workers {
+				t.Fatalf("persistent ctx opened %d connections for %d workers", s.Accepts.Load(), workers)
 			}
 		})
 	}
@@ -80,8 +81,8 @@ func TestConcurrentHammer(t *testing.T) {
 
 // Reget under concurrency never returns another id's data.
 func TestConcurrentReget(t *testing.T) {
-	s := startFake(t, "unix", "", nil)
-	c := newCtx(t, s.target, FlagPersistent, nil)
+	s := fake.Start(t, "unix", "", nil)
+	c := newCtx(t, s.Target, FlagPersistent, nil)
 	const workers = 16
 	for w := 0; w < workers; w++ {
 		if !c.AddSession([]byte(fmt.Sprint("rg", w)), bytes.Repeat([]byte{byte('a' + w)}, 100+w), 300000) {
@@ -116,9 +117,9 @@ func TestConcurrentReget(t *testing.T) {
 // PIDCHECK: a changed pid drops the idle connections once, then the new
 // pid is recorded (EDGES E-33: the original reconnected on every operation).
 func TestPIDCheck(t *testing.T) {
-	s := startFake(t, "unix", "", nil)
-	c := newCtx(t, s.target, FlagPersistent|FlagPIDCheck, nil)
-	if c.HasSession([]byte("x")) != 0 || s.accepts.Load() != 1 {
+	s := fake.Start(t, "unix", "", nil)
+	c := newCtx(t, s.Target, FlagPersistent|FlagPIDCheck, nil)
+	if c.HasSession([]byte("x")) != 0 || s.Accepts.Load() != 1 {
 		t.Fatal("first op")
 	}
 	c.pid.Store(int64(os.Getpid()) + 1) // as if this were a forked child
@@ -127,26 +128,26 @@ func TestPIDCheck(t *testing.T) {
 			t.Fatal("has failed after a pid change")
 		}
 	}
-	if got := s.accepts.Load(); got != 2 {
+	if got := s.Accepts.Load(); got != 2 {
 		t.Fatalf("connections after a pid change and 3 ops = %d, want 2", got)
 	}
 	if c.pid.Load() != int64(os.Getpid()) {
 		t.Fatal("pid not updated")
 	}
 	// Without PIDCHECK the pid is not looked at.
-	p := newCtx(t, s.target, FlagPersistent, nil)
+	p := newCtx(t, s.Target, FlagPersistent, nil)
 	p.pid.Store(1)
 	p.HasSession([]byte("x"))
 	p.HasSession([]byte("x"))
-	if got := s.accepts.Load(); got != 3 {
+	if got := s.Accepts.Load(); got != 3 {
 		t.Fatalf("connections = %d, want 3", got)
 	}
 }
 
 // E-8: uids wrap modulo 2^32 and keep matching.
 func TestUIDWrap(t *testing.T) {
-	s := startFake(t, "unix", "", nil)
-	c := newCtx(t, s.target, FlagPersistent, nil)
+	s := fake.Start(t, "unix", "", nil)
+	c := newCtx(t, s.Target, FlagPersistent, nil)
 	c.uid.Store(1<<32 - 3)
 	for i := 0; i < 6; i++ {
 		if c.HasSession([]byte("x")) != 0 {
@@ -159,8 +160,8 @@ func TestUIDWrap(t *testing.T) {
 }
 
 func TestCloseWhileInUse(t *testing.T) {
-	s := startFake(t, "unix", "", nil)
-	c, err := New(s.target, FlagPersistent, nil)
+	s := fake.Start(t, "unix", "", nil)
+	c, err := New(s.Target, FlagPersistent, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,10 +192,10 @@ func TestCloseWhileInUse(t *testing.T) {
 // After a server restart every idle connection of the pool is dead: one
 // failed operation (without RETRY) drops them all, not one per operation.
 func TestRestartDropsWholePool(t *testing.T) {
-	store := newFakeStore()
-	s := startFake(t, "unix", "", store)
-	c := newCtx(t, s.target, FlagPersistent|FlagLate, nil)
-	var conns []*conn
+	store := fake.NewStore()
+	s := fake.Start(t, "unix", "", store)
+	c := newCtx(t, s.Target, FlagPersistent|FlagLate, nil)
+	var conns []link
 	for i := 0; i < 4; i++ {
 		cn, err := c.dial(t.Context())
 		if err != nil {
@@ -205,9 +206,9 @@ func TestRestartDropsWholePool(t *testing.T) {
 	for _, cn := range conns {
 		c.release(cn, true)
 	}
-	where := s.where()
-	s.stop()
-	s = startFake(t, "unix", where, store)
+	where := s.Where()
+	s.Stop()
+	s = fake.Start(t, "unix", where, store)
 	if got := c.HasSession([]byte("x")); got != -1 {
 		t.Fatalf("first op after restart: has = %d, want -1", got)
 	}

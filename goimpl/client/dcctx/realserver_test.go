@@ -1,7 +1,8 @@
-package client
+package dcctx
 
 import (
 	"bytes"
+	"github.com/distcache-go/distcache/goimpl/client/internal/fake"
 	"testing"
 
 	"github.com/distcache-go/distcache/goimpl/server"
@@ -13,16 +14,16 @@ func TestWithServerHandle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := startFake(t, "unix", "", &fakeStore{real: cache})
+	s := fake.Start(t, "unix", "", &fake.Store{Real: cache})
 	for _, fs := range flagSets {
 		t.Run(fs.name, func(t *testing.T) {
-			c := newCtx(t, s.target, fs.flags, nil)
+			c := newCtx(t, s.Target, fs.flags, nil)
 			id := []byte("handle-" + fs.name)
 			data := bytes.Repeat([]byte("y"), 3000)
 			if c.HasSession(id) != 0 || !c.AddSession(id, data, 500) || c.AddSession(id, data, 300000) {
 				t.Fatal("has/add/duplicate add")
 			}
-			if got := s.lastTimeout.Load(); got != 300000 {
+			if got := s.LastTimeout.Load(); got != 300000 {
 				t.Fatalf("a 500 ms add reached the server as %d ms", got)
 			}
 			buf := make([]byte, 10)
@@ -41,6 +42,6 @@ func TestWithServerHandle(t *testing.T) {
 			}
 		})
 	}
-	hammerCtx(t, newCtx(t, s.target, FlagPersistent, nil))
-	hammerCtx(t, newCtx(t, s.target, 0, nil))
+	hammerCtx(t, newCtx(t, s.Target, FlagPersistent, nil))
+	hammerCtx(t, newCtx(t, s.Target, 0, nil))
 }

@@ -1,8 +1,9 @@
-package client
+package dcctx
 
 import (
 	"bytes"
 	"fmt"
+	"github.com/distcache-go/distcache/goimpl/client/internal/fake"
 	"net"
 	"os"
 	"os/exec"
@@ -53,7 +54,7 @@ func startTool(t testing.TB, sock, bin string, args ...string) *exec.Cmd {
 			t.Logf("%s output:\n%s", filepath.Base(bin), out.String())
 		}
 	})
-	waitFor(t, filepath.Base(bin)+" to listen", func() bool {
+	fake.WaitFor(t, filepath.Base(bin)+" to listen", func() bool {
 		c, err := net.Dial("unix", sock)
 		if err == nil {
 			c.Close()
@@ -65,7 +66,7 @@ func startTool(t testing.TB, sock, bin string, args ...string) *exec.Cmd {
 
 func TestWithDCServer(t *testing.T) {
 	bin := toolPath(t, "dc_server")
-	sock := filepath.Join(shortTempDir(t), "srv")
+	sock := filepath.Join(fake.ShortTempDir(t), "srv")
 	startTool(t, sock, bin, "-listen", "UNIX:"+sock)
 	for _, fs := range flagSets {
 		t.Run(fs.name, func(t *testing.T) {
@@ -99,21 +100,21 @@ func TestWithDCServer(t *testing.T) {
 // and it recovers with the server.
 func TestWithDCClient(t *testing.T) {
 	cliBin := toolPath(t, "dc_client")
-	dir := shortTempDir(t)
+	dir := fake.ShortTempDir(t)
 	srv, cli := filepath.Join(dir, "srv"), filepath.Join(dir, "cli")
-	store := newFakeStore()
-	s := startFake(t, "unix", srv, store)
+	store := fake.NewStore()
+	s := fake.Start(t, "unix", srv, store)
 	startTool(t, cli, cliBin, "-listen", "UNIX:"+cli, "-server", "UNIX:"+srv, "-retry", "100")
 	c := newCtx(t, "UNIX:"+cli, FlagPersistent, nil)
 	id := []byte("via-proxy")
-	waitFor(t, "dc_client to reach the server", func() bool { return c.HasSession(id) != -1 })
+	fake.WaitFor(t, "dc_client to reach the server", func() bool { return c.HasSession(id) != -1 })
 	if !c.AddSession(id, []byte("proxied-data"), 300000) || c.HasSession(id) != 1 {
 		t.Fatal("add/has through dc_client")
 	}
 	hammer(t, "UNIX:"+cli, FlagPersistent)
 
-	s.stop()
-	waitFor(t, "dc_client to notice the server is gone", func() bool { return c.HasSession(id) == -1 })
+	s.Stop()
+	fake.WaitFor(t, "dc_client to notice the server is gone", func() bool { return c.HasSession(id) == -1 })
 	for i := 0; i < 3; i++ { // every op fails promptly; none hangs
 		if c.HasSession(id) != -1 || c.AddSession([]byte("other"), []byte("data!"), 300000) {
 			t.Fatal("operation succeeded with the server down")
@@ -122,8 +123,8 @@ func TestWithDCClient(t *testing.T) {
 			t.Fatal("get succeeded with the server down")
 		}
 	}
-	startFake(t, "unix", srv, store)
-	waitFor(t, "dc_client to reconnect", func() bool { return c.HasSession(id) == 1 })
+	fake.Start(t, "unix", srv, store)
+	fake.WaitFor(t, "dc_client to reconnect", func() bool { return c.HasSession(id) == 1 })
 	if !c.RemoveSession(id) || c.HasSession(id) != 0 {
 		t.Fatal("remove/has after the server came back")
 	}

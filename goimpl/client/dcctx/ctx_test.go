@@ -1,11 +1,13 @@
-package client
+package dcctx
 
 import (
 	"bytes"
 	"fmt"
+	"github.com/distcache-go/distcache/goimpl/client/internal/fake"
 	"net"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -48,8 +50,8 @@ func TestRoundTripEveryOpAndFlag(t *testing.T) {
 	for _, nw := range networks {
 		for _, fs := range flagSets {
 			t.Run(nw+"/"+fs.name, func(t *testing.T) {
-				s := startFake(t, nw, "", nil)
-				c := newCtx(t, s.target, fs.flags, nil)
+				s := fake.Start(t, nw, "", nil)
+				c := newCtx(t, s.Target, fs.flags, nil)
 				id := []byte("session-id-0001")
 				data := bytes.Repeat([]byte("SESSDATA"), 40)
 				buf := make([]byte, 1024)
@@ -63,7 +65,7 @@ func TestRoundTripEveryOpAndFlag(t *testing.T) {
 				if !c.AddSession(id, data, 300000) {
 					t.Fatal("add failed")
 				}
-				if got := s.lastTimeout.Load(); got != 300000 {
+				if got := s.LastTimeout.Load(); got != 300000 {
 					t.Fatalf("server saw timeout %d, want 300000", got)
 				}
 				if c.AddSession(id, []byte("other-data"), 300000) {
@@ -101,10 +103,10 @@ func TestRoundTripEveryOpAndFlag(t *testing.T) {
 				}
 				wantAccepts := int32(1)
 				if fs.flags&FlagPersistent == 0 {
-					wantAccepts = s.requests.Load()
+					wantAccepts = s.Requests.Load()
 				}
-				if got := s.accepts.Load(); got != wantAccepts {
-					t.Fatalf("server accepted %d connections for %d requests, want %d", got, s.requests.Load(), wantAccepts)
+				if got := s.Accepts.Load(); got != wantAccepts {
+					t.Fatalf("server accepted %d connections for %d requests, want %d", got, s.Requests.Load(), wantAccepts)
 				}
 			})
 		}
@@ -125,7 +127,7 @@ func TestNewRejectsBadTarget(t *testing.T) {
 }
 
 func TestServerDown(t *testing.T) {
-	dir := shortTempDir(t)
+	dir := fake.ShortTempDir(t)
 	target := "UNIX:" + filepath.Join(dir, "missing")
 	if c, err := New(target, FlagPersistent, nil); err == nil {
 		c.Close()
@@ -170,7 +172,7 @@ func TestServerDown(t *testing.T) {
 	if late.HasSession([]byte("x")) != -1 {
 		t.Fatal("has succeeded before the server exists")
 	}
-	startFake(t, "unix", strings.TrimPrefix(target, "UNIX:"), nil)
+	fake.Start(t, "unix", strings.TrimPrefix(target, "UNIX:"), nil)
 	if got := late.HasSession([]byte("x")); got != 0 {
 		t.Fatalf("has after the server started = %d, want 0", got)
 	}
@@ -179,18 +181,18 @@ func TestServerDown(t *testing.T) {
 func TestServerRestart(t *testing.T) {
 	for _, nw := range networks {
 		t.Run(nw, func(t *testing.T) {
-			store := newFakeStore()
-			s := startFake(t, nw, "", store)
-			retry := newCtx(t, s.target, FlagPersistent|FlagRetry, nil)
-			plain := newCtx(t, s.target, FlagPersistent, nil)
-			late := newCtx(t, s.target, FlagPersistent|FlagRetry|FlagLate|FlagPIDCheck, nil)
+			store := fake.NewStore()
+			s := fake.Start(t, nw, "", store)
+			retry := newCtx(t, s.Target, FlagPersistent|FlagRetry, nil)
+			plain := newCtx(t, s.Target, FlagPersistent, nil)
+			late := newCtx(t, s.Target, FlagPersistent|FlagRetry|FlagLate|FlagPIDCheck, nil)
 			id, data := []byte("restart-id"), []byte("restart-data")
 			if !retry.AddSession(id, data, 300000) || plain.HasSession(id) != 1 || late.HasSession(id) != 1 {
 				t.Fatal("first operations failed")
 			}
-			where := s.where()
-			s.stop()
-			s = startFake(t, nw, where, store)
+			where := s.Where()
+			s.Stop()
+			s = fake.Start(t, nw, where, store)
 
 			// RETRY: the dead pooled connection is replaced within the call.
 			if got := retry.HasSession(id); got != 1 {
@@ -207,7 +209,7 @@ func TestServerRestart(t *testing.T) {
 			if got := plain.HasSession(id); got != 1 {
 				t.Fatalf("PERSISTENT on the call after: has = %d, want 1", got)
 			}
-			if got := s.accepts.Load(); got != 3 {
+			if got := s.Accepts.Load(); got != 3 {
 				t.Fatalf("restarted server accepted %d connections, want 3", got)
 			}
 		})
@@ -217,20 +219,20 @@ func TestServerRestart(t *testing.T) {
 func TestRetryDialFailsThenRecovers(t *testing.T) {
 	// E-10: PERSISTENT|RETRY without LATE, server gone: the op fails, the
 	// next one fails too (no crash), and a returning server is used.
-	store := newFakeStore()
-	s := startFake(t, "unix", "", store)
-	c := newCtx(t, s.target, FlagPersistent|FlagRetry, nil)
+	store := fake.NewStore()
+	s := fake.Start(t, "unix", "", store)
+	c := newCtx(t, s.Target, FlagPersistent|FlagRetry, nil)
 	if c.HasSession([]byte("a")) != 0 {
 		t.Fatal("has failed")
 	}
-	where := s.where()
-	s.stop()
+	where := s.Where()
+	s.Stop()
 	for i := 0; i < 3; i++ {
 		if got := c.HasSession([]byte("a")); got != -1 {
 			t.Fatalf("has with server gone = %d, want -1", got)
 		}
 	}
-	startFake(t, "unix", where, store)
+	fake.Start(t, "unix", where, store)
 	if got := c.HasSession([]byte("a")); got != 0 {
 		t.Fatalf("has after the server returned = %d, want 0", got)
 	}
@@ -240,9 +242,9 @@ func TestSilentServerTimesOut(t *testing.T) {
 	for _, nw := range networks {
 		for _, flags := range []uint32{0, FlagPersistent, FlagPersistent | FlagRetry} {
 			t.Run(fmt.Sprintf("%s/flags=%#x", nw, flags), func(t *testing.T) {
-				s := startFake(t, nw, "", nil)
-				s.setMode(modeSilent)
-				c := newCtx(t, s.target, flags, &Options{IOTimeout: 100 * time.Millisecond})
+				s := fake.Start(t, nw, "", nil)
+				s.SetMode(fake.ModeSilent)
+				c := newCtx(t, s.Target, flags, &Options{IOTimeout: 100 * time.Millisecond})
 				if got := c.HasSession([]byte("id")); got != -1 {
 					t.Fatalf("has = %d from a silent server, want -1", got)
 				}
@@ -250,10 +252,10 @@ func TestSilentServerTimesOut(t *testing.T) {
 					t.Fatal("add succeeded against a silent server")
 				}
 				// A timeout is not retried: one request per operation.
-				if got := s.requests.Load(); got != 2 {
+				if got := s.Requests.Load(); got != 2 {
 					t.Fatalf("server saw %d requests, want 2", got)
 				}
-				s.setMode(modeNormal)
+				s.SetMode(fake.ModeNormal)
 				if got := c.HasSession([]byte("id")); got != 0 {
 					t.Fatalf("has after the server woke = %d, want 0", got)
 				}
@@ -283,9 +285,9 @@ func TestIOTimeoutFromEnvironment(t *testing.T) {
 	}
 	// And the environment really bounds an operation.
 	t.Setenv(EnvIOTimeout, "100")
-	s := startFake(t, "unix", "", nil)
-	s.setMode(modeSilent)
-	c, err := New(s.target, FlagPersistent, nil) // timeouts from the environment
+	s := fake.Start(t, "unix", "", nil)
+	s.SetMode(fake.ModeSilent)
+	c, err := New(s.Target, FlagPersistent, nil) // timeouts from the environment
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -298,22 +300,22 @@ func TestIOTimeoutFromEnvironment(t *testing.T) {
 // E-9: answers the original wedged on, then a normal answer on the same ctx.
 func TestRejectedResponsesDoNotWedge(t *testing.T) {
 	tests := []struct {
-		mode        fakeMode
+		mode        fake.Mode
 		has         int
 		wantAccepts int32 // connections after the failing op and one good op
 	}{
-		{modeEmpty, -1, 1},    // in step: the connection is kept
-		{modeDisconn, -1, 1},  // 0x02: a well-formed answer
-		{modeWrongUID, -1, 2}, // out of step: dropped and redialled
-		{modeWrongOp, -1, 2},
-		{modeBadLevel, -1, 2},
-		{modeExtra, -1, 2},
+		{fake.ModeEmpty, -1, 1},    // in step: the connection is kept
+		{fake.ModeDisconn, -1, 1},  // 0x02: a well-formed answer
+		{fake.ModeWrongUID, -1, 2}, // out of step: dropped and redialled
+		{fake.ModeWrongOp, -1, 2},
+		{fake.ModeBadLevel, -1, 2},
+		{fake.ModeExtra, -1, 2},
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprint("mode=", tt.mode), func(t *testing.T) {
-			s := startFake(t, "unix", "", nil)
-			c := newCtx(t, s.target, FlagPersistent, nil)
-			s.setMode(tt.mode)
+			s := fake.Start(t, "unix", "", nil)
+			c := newCtx(t, s.Target, FlagPersistent, nil)
+			s.SetMode(tt.mode)
 			if got := c.HasSession([]byte("id")); got != tt.has {
 				t.Fatalf("has = %d, want %d", got, tt.has)
 			}
@@ -326,7 +328,7 @@ func TestRejectedResponsesDoNotWedge(t *testing.T) {
 			if c.RemoveSession([]byte("id")) {
 				t.Fatal("remove succeeded")
 			}
-			s.setMode(modeNormal)
+			s.SetMode(fake.ModeNormal)
 			if !c.AddSession([]byte("id"), []byte("data"), 300000) {
 				t.Fatal("add after the server recovered failed")
 			}
@@ -337,7 +339,7 @@ func TestRejectedResponsesDoNotWedge(t *testing.T) {
 			if want == 2 {
 				want = 5 // each of the 4 rejected ops dropped its connection
 			}
-			if got := s.accepts.Load(); got != want {
+			if got := s.Accepts.Load(); got != want {
 				t.Fatalf("server accepted %d connections, want %d", got, want)
 			}
 		})
@@ -346,21 +348,21 @@ func TestRejectedResponsesDoNotWedge(t *testing.T) {
 
 func TestWrongUIDFailsEveryFlag(t *testing.T) {
 	for _, fs := range flagSets {
-		s := startFake(t, "unix", "", nil)
-		s.setMode(modeWrongUID)
-		c := newCtx(t, s.target, fs.flags, nil)
+		s := fake.Start(t, "unix", "", nil)
+		s.SetMode(fake.ModeWrongUID)
+		c := newCtx(t, s.Target, fs.flags, nil)
 		if got := c.HasSession([]byte("id")); got != -1 {
 			t.Fatalf("%s: has with a wrong uid = %d, want -1", fs.name, got)
 		}
-		if got := s.requests.Load(); got != 1 {
+		if got := s.Requests.Load(); got != 1 {
 			t.Fatalf("%s: a rejected answer was retried (%d requests)", fs.name, got)
 		}
 	}
 }
 
 func TestShortTimeouts(t *testing.T) {
-	s := startFake(t, "unix", "", nil)
-	c := newCtx(t, s.target, FlagPersistent, nil)
+	s := fake.Start(t, "unix", "", nil)
+	c := newCtx(t, s.Target, FlagPersistent, nil)
 	tests := []struct {
 		in   uint64
 		want uint32
@@ -382,19 +384,19 @@ func TestShortTimeouts(t *testing.T) {
 		if got := c.AddSession(id, []byte("data"), tt.in); got != tt.ok {
 			t.Errorf("add with timeout %d = %v, want %v", tt.in, got, tt.ok)
 		}
-		if got := s.lastTimeout.Load(); got != tt.want {
+		if got := s.LastTimeout.Load(); got != tt.want {
 			t.Errorf("timeout %d went out as %d, want %d", tt.in, got, tt.want)
 		}
 	}
-	env := newCtx(t, s.target, 0, &Options{IOTimeout: 20 * time.Second, DefaultLifetime: 60 * time.Second})
-	if !env.AddSession([]byte("short-env"), []byte("data"), 500) || s.lastTimeout.Load() != 60000 {
-		t.Fatalf("DefaultLifetime 60s: server saw %d", s.lastTimeout.Load())
+	env := newCtx(t, s.Target, 0, &Options{IOTimeout: 20 * time.Second, DefaultLifetime: 60 * time.Second})
+	if !env.AddSession([]byte("short-env"), []byte("data"), 500) || s.LastTimeout.Load() != 60000 {
+		t.Fatalf("DefaultLifetime 60s: server saw %d", s.LastTimeout.Load())
 	}
 }
 
 func TestInvalidArgumentsNoIO(t *testing.T) {
-	s := startFake(t, "unix", "", nil)
-	c := newCtx(t, s.target, 0, nil)
+	s := fake.Start(t, "unix", "", nil)
+	c := newCtx(t, s.Target, 0, nil)
 	id := []byte("id")
 	tooBig := make([]byte, proto.MaxPayload-8-len(id)+1)
 	if c.AddSession(nil, []byte("d"), 300000) || c.AddSession(id, nil, 300000) || c.AddSession(id, tooBig, 300000) {
@@ -409,7 +411,7 @@ func TestInvalidArgumentsNoIO(t *testing.T) {
 	if _, ok := c.GetSession(make([]byte, proto.MaxPayload+1), nil); ok {
 		t.Fatal("get with an over-long id succeeded")
 	}
-	if got := s.requests.Load(); got != 0 {
+	if got := s.Requests.Load(); got != 0 {
 		t.Fatalf("invalid arguments caused %d requests", got)
 	}
 	// The largest legal add goes out.
@@ -424,8 +426,8 @@ func TestInvalidArgumentsNoIO(t *testing.T) {
 }
 
 func TestGetSmallBuffer(t *testing.T) {
-	s := startFake(t, "unix", "", nil)
-	c := newCtx(t, s.target, FlagPersistent, nil)
+	s := fake.Start(t, "unix", "", nil)
+	c := newCtx(t, s.Target, FlagPersistent, nil)
 	id := []byte("small-buf")
 	data := []byte("0123456789abcdef")
 	if !c.AddSession(id, data, 300000) {
@@ -457,8 +459,9 @@ func TestGetSmallBuffer(t *testing.T) {
 }
 
 func TestReget(t *testing.T) {
-	s := startFake(t, "unix", "", nil)
-	c := newCtx(t, s.target, 0, nil)
+	store := fake.NewStore()
+	s := fake.Start(t, "unix", "", store)
+	c := newCtx(t, s.Target, 0, nil)
 	a, b := []byte("reget-a"), []byte("reget-b")
 	dataA := []byte("data-of-a")
 	buf := make([]byte, 64)
@@ -499,13 +502,61 @@ func TestReget(t *testing.T) {
 	if c.AddSession(long, dataA, 300000) {
 		t.Fatal("add of a 65-byte id succeeded (server answers 0x67)")
 	}
-	s.store.mu.Lock()
-	s.store.m[string(long)] = dataA
-	s.store.mu.Unlock()
+	store.Put(long, dataA)
 	if used, ok := c.GetSession(long, buf); !ok || !bytes.Equal(buf[:used], dataA) {
 		t.Fatal("get of a 65-byte id failed")
 	}
 	if _, ok := c.RegetSession(long, buf); ok {
 		t.Fatal("reget of a 65-byte id succeeded")
+	}
+}
+
+// A TCP connect that is never answered (the listener's accept queue is
+// full, so the kernel drops SYNs) fails after ConnectTimeout, not after the
+// kernel's minutes.
+func TestConnectTimeout(t *testing.T) {
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		t.Skip("no socket:", err)
+	}
+	defer syscall.Close(fd)
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Listen(fd, 0); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: sa.(*syscall.SockaddrInet4).Port}
+	// Fill the accept queue (backlog 0 admits one, sometimes two).
+	var fillers []net.Conn
+	defer func() {
+		for _, c := range fillers {
+			c.Close()
+		}
+	}()
+	blocked := false
+	for i := 0; i < 8 && !blocked; i++ {
+		c, err := net.DialTimeout("tcp4", addr.String(), time.Second)
+		if err != nil {
+			blocked = true
+			break
+		}
+		fillers = append(fillers, c)
+	}
+	if !blocked {
+		t.Skip("the kernel did not drop SYNs to a full accept queue")
+	}
+	target := "IP:" + addr.String()
+	if c, err := New(target, FlagPersistent, &Options{ConnectTimeout: 100 * time.Millisecond}); err == nil {
+		c.Close()
+		t.Fatal("New connected to a black hole")
+	}
+	c := newCtx(t, target, 0, &Options{ConnectTimeout: 100 * time.Millisecond})
+	if got := c.HasSession([]byte("x")); got != -1 {
+		t.Fatalf("has = %d through a black hole, want -1", got)
 	}
 }

@@ -1,9 +1,8 @@
-package client
+package dcctx
 
 import (
 	"bytes"
 	"context"
-	"net"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -63,7 +62,7 @@ const minGetResponse = 5
 // operation to complete on the Ctx was a successful GET of id; otherwise it
 // fails and the caller falls back to GetSession.
 type Ctx struct {
-	tgt   nal.Target
+	tr    transport
 	addr  string // the target string, for errors
 	flags uint32
 	opt   Options
@@ -71,12 +70,10 @@ type Ctx struct {
 	uid    atomic.Uint32
 	pid    atomic.Int64
 	closed atomic.Bool
-	dialer net.Dialer
 
-	mu   sync.Mutex
-	idle []*conn // persistent mode
-
-	shells sync.Pool // *conn without a socket, for reuse of buffers
+	mu    sync.Mutex
+	idle  []link // persistent mode: connected links
+	spare []link // reset links, dialled again instead of allocating new ones
 
 	regetSet  atomic.Bool
 	regetMu   sync.Mutex
@@ -84,29 +81,48 @@ type Ctx struct {
 	regetData []byte
 }
 
-// New creates a context for target (DC_CTX_new). It fails if target is not
-// a connectable address (goimpl/nal's ParseTarget: host names are resolved
-// here, once), or if FlagPersistent is set without
-// FlagLate and the first connection cannot be made within ConnectTimeout.
+// New creates a context for target (DC_CTX_new) over opt's Transport
+// (TransportCaller by default). It fails if target is not a connectable
+// address (goimpl/nal's ParseTarget: host names are resolved here, once),
+// or if FlagPersistent is set without FlagLate and the first connection
+// cannot be made.
 func New(target string, flags uint32, opt *Options) (*Ctx, error) {
+	return NewContext(context.Background(), target, flags, opt)
+}
+
+// NewContext is New with ctx bounding the name lookup and the first
+// connection.
+func NewContext(ctx context.Context, target string, flags uint32, opt *Options) (*Ctx, error) {
 	o := opt.resolved()
-	tgt, err := nal.ParseTarget(context.Background(), target)
+	tgt, err := nal.ParseTarget(ctx, target)
 	if err != nil {
 		return nil, &OpError{Op: "parse", Addr: target, Err: err}
 	}
-	c := &Ctx{tgt: tgt, addr: target, flags: flags, opt: o}
-	c.dialer.Timeout = o.ConnectTimeout
+	tr, err := newTransport(o.Transport, tgt, o)
+	if err != nil {
+		return nil, &OpError{Op: "parse", Addr: target, Err: err}
+	}
+	c := &Ctx{tr: tr, addr: target, flags: flags, opt: o}
 	c.pid.Store(int64(os.Getpid()))
-	c.shells.New = func() any { return newConn() }
 	if c.persistent() && flags&FlagLate == 0 {
-		cn, err := c.dial(context.Background())
+		l, err := c.dial(ctx)
 		if err != nil {
 			return nil, err
 		}
-		c.idle = append(c.idle, cn)
+		if nl, ok := l.(*nalLink); ok {
+			if err := nl.connected(time.Now().Add(o.ConnectTimeout)); err != nil {
+				l.destroy()
+				return nil, &OpError{Op: "dial", Addr: target, Err: err}
+			}
+			nl.fresh = false
+		}
+		c.idle = append(c.idle, l)
 	}
 	return c, nil
 }
+
+// Options returns the context's options with defaults filled in.
+func (c *Ctx) Options() Options { return c.opt }
 
 func (c *Ctx) persistent() bool { return c.flags&FlagPersistent != 0 }
 
@@ -117,6 +133,13 @@ func (c *Ctx) Close() {
 		return
 	}
 	c.dropIdle()
+	c.mu.Lock()
+	spare := c.spare
+	c.spare = nil
+	c.mu.Unlock()
+	for _, l := range spare {
+		l.destroy()
+	}
 }
 
 func (c *Ctx) dropIdle() {
@@ -124,23 +147,47 @@ func (c *Ctx) dropIdle() {
 	idle := c.idle
 	c.idle = nil
 	c.mu.Unlock()
-	for _, cn := range idle {
-		cn.nc.Close()
+	for _, l := range idle {
+		l.destroy()
 	}
 }
 
-func (c *Ctx) dial(ctx context.Context) (*conn, error) {
-	nc, err := c.dialer.DialContext(ctx, c.tgt.Network(), c.tgt.Addr)
+// IdleFDs returns the descriptors of the pooled idle connections (a forked
+// child closes its copies at once, so that it does not hold the parent's
+// connections open).
+func (c *Ctx) IdleFDs() []int {
+	if c == nil {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var fds []int
+	for _, l := range c.idle {
+		if fd := l.fd(); fd >= 0 {
+			fds = append(fds, fd)
+		}
+	}
+	return fds
+}
+
+func (c *Ctx) dial(ctx context.Context) (link, error) {
+	var reuse link
+	c.mu.Lock()
+	if n := len(c.spare); n > 0 {
+		reuse = c.spare[n-1]
+		c.spare[n-1] = nil
+		c.spare = c.spare[:n-1]
+	}
+	c.mu.Unlock()
+	l, err := c.tr.dial(ctx, reuse)
 	if err != nil {
 		return nil, &OpError{Op: "dial", Addr: c.addr, Err: err}
 	}
-	cn := c.shells.Get().(*conn)
-	cn.nc = nc
-	return cn, nil
+	return l, nil
 }
 
 // acquire returns an idle pooled connection or a new one.
-func (c *Ctx) acquire(ctx context.Context) (cn *conn, err error) {
+func (c *Ctx) acquire(ctx context.Context) (link, error) {
 	if c.persistent() {
 		if c.flags&FlagPIDCheck != 0 {
 			if pid := int64(os.Getpid()); pid != c.pid.Load() {
@@ -150,35 +197,46 @@ func (c *Ctx) acquire(ctx context.Context) (cn *conn, err error) {
 		}
 		c.mu.Lock()
 		if n := len(c.idle); n > 0 {
-			cn = c.idle[n-1]
+			l := c.idle[n-1]
 			c.idle[n-1] = nil
 			c.idle = c.idle[:n-1]
 			c.mu.Unlock()
-			return cn, nil
+			return l, nil
 		}
 		c.mu.Unlock()
 	}
 	return c.dial(ctx)
 }
 
-// release ends an operation's use of cn: a clean connection goes back to
-// the pool (persistent mode), anything else is closed; the buffers of a
-// clean connection are kept for reuse.
-func (c *Ctx) release(cn *conn, clean bool) {
-	if clean && c.persistent() && !c.closed.Load() {
-		c.mu.Lock()
-		if len(c.idle) < maxIdle && !c.closed.Load() {
-			c.idle = append(c.idle, cn)
-			c.mu.Unlock()
-			return
-		}
+// release ends an operation's use of l: a clean connection goes back to
+// the pool (persistent mode); otherwise it is closed, and after a clean
+// exchange kept (without its socket) for the next dial.
+func (c *Ctx) release(l link, clean bool) {
+	if !clean {
+		l.destroy()
+		return
+	}
+	c.mu.Lock()
+	if c.closed.Load() {
 		c.mu.Unlock()
+		l.destroy()
+		return
 	}
-	cn.nc.Close()
-	cn.nc = nil
-	if clean {
-		c.shells.Put(cn)
+	if c.persistent() && len(c.idle) < maxIdle {
+		c.idle = append(c.idle, l)
+		c.mu.Unlock()
+		return
 	}
+	if len(c.spare) < maxIdle {
+		c.mu.Unlock()
+		l.reset()
+		c.mu.Lock()
+		c.spare = append(c.spare, l)
+		c.mu.Unlock()
+		return
+	}
+	c.mu.Unlock()
+	l.destroy()
 }
 
 // request describes one operation.
@@ -189,11 +247,19 @@ type request struct {
 	timeoutMS uint32 // ADD only
 }
 
-// roundTrip performs one transaction. On success handle is called with the
-// response payload (non-empty, at most 32768 bytes) while the connection is
-// held; the payload must not be retained. Errors: ErrClosed, ErrUnavailable
+// Do performs one transaction: op on id (with data and lifetimeMS for
+// ADD). On success handle is called with the response payload (non-empty,
+// at most 32768 bytes) while the connection is held; the payload must not
+// be retained. Errors: ErrClosed, ErrInvalid (nothing sent), ErrUnavailable
 // (empty payload), ErrBadResponse, or an *OpError for dial and network
-// failures.
+// failures and timeouts. It is the exchange goimpl/client builds on.
+func (c *Ctx) Do(ctx context.Context, op proto.Op, id, data []byte, lifetimeMS uint32, handle func([]byte)) error {
+	if !validID(id) || (op == proto.OpAdd && (len(data) < 1 || proto.AddRequestSize(len(id), len(data)) > proto.MaxPayload)) || !op.Valid() {
+		return ErrInvalid
+	}
+	return c.roundTrip(ctx, &request{op: op, id: id, data: data, timeoutMS: lifetimeMS}, handle)
+}
+
 func (c *Ctx) roundTrip(ctx context.Context, rq *request, handle func([]byte)) error {
 	if c == nil || c.closed.Load() {
 		return ErrClosed
@@ -202,33 +268,30 @@ func (c *Ctx) roundTrip(ctx context.Context, rq *request, handle func([]byte)) e
 		return &OpError{Op: rq.op.String(), Addr: c.addr, Err: err}
 	}
 	uid := c.uid.Add(1)
-	cn, err := c.acquire(ctx)
+	l, err := c.acquire(ctx)
 	if err != nil {
+		if c.persistent() {
+			c.dropIdle()
+		}
 		return err
-	}
-	if rq.op == proto.OpAdd {
-		cn.pbuf = proto.AppendAddRequest(cn.pbuf[:0], rq.timeoutMS, rq.id, rq.data)
-		cn.wbuf, err = proto.AppendMessage(cn.wbuf[:0], &proto.Message{UID: uid, Op: rq.op, Payload: cn.pbuf})
-	} else {
-		cn.wbuf, err = proto.AppendMessage(cn.wbuf[:0], &proto.Message{UID: uid, Op: rq.op, Payload: rq.id})
-	}
-	if err != nil { // callers check sizes; this is a safety net
-		c.release(cn, true)
-		return ErrInvalid
 	}
 	retried := false
 	for {
-		resp, xerr := c.exchange(ctx, cn, uid, rq.op)
+		deadline := time.Now().Add(c.opt.IOTimeout)
+		if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+			deadline = d
+		}
+		resp, xerr := l.exchange(ctx, rq, uid, deadline)
 		if xerr == nil {
 			if len(resp) == 0 {
-				c.release(cn, true) // dc_client without a server; still in step
+				c.release(l, true) // dc_client without a server; still in step
 				return &OpError{Op: rq.op.String(), Addr: c.addr, Err: ErrUnavailable}
 			}
 			handle(resp)
-			c.release(cn, true)
+			c.release(l, true)
 			return nil
 		}
-		c.release(cn, false)
+		c.release(l, false)
 		if xerr.kind == failNet && c.persistent() {
 			// The server probably went away: its other idle
 			// connections are dead too.
@@ -239,38 +302,10 @@ func (c *Ctx) roundTrip(ctx context.Context, rq *request, handle func([]byte)) e
 			return opErr
 		}
 		retried = true
-		ncn, err := c.dial(ctx)
-		if err != nil {
+		if l, err = c.dial(ctx); err != nil {
 			return err
 		}
-		ncn.wbuf = append(ncn.wbuf[:0], cn.wbuf...)
-		cn = ncn
 	}
-}
-
-// exchange runs one exchange on cn bounded by IOTimeout and ctx.
-func (c *Ctx) exchange(ctx context.Context, cn *conn, uid uint32, op proto.Op) ([]byte, *exchangeError) {
-	deadline := time.Now().Add(c.opt.IOTimeout)
-	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
-		deadline = d
-	}
-	if ctx.Done() == nil {
-		return cn.exchange(cn.wbuf, uid, op, deadline)
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, &exchangeError{failTimeout, err}
-	}
-	nc := cn.nc
-	stop := context.AfterFunc(ctx, func() { nc.SetDeadline(time.Unix(1, 0)) })
-	resp, xerr := cn.exchange(cn.wbuf, uid, op, deadline)
-	if !stop() {
-		// Cancelled: the socket's deadline is (or is about to be) in
-		// the past; whatever happened, do not reuse it.
-		if xerr == nil || xerr.kind != failReject {
-			return nil, &exchangeError{failTimeout, context.Cause(ctx)}
-		}
-	}
-	return resp, xerr
 }
 
 func (c *Ctx) clearReget() {

@@ -1,7 +1,8 @@
-package client
+package dcctx
 
 import (
 	"bytes"
+	"github.com/distcache-go/distcache/goimpl/client/internal/fake"
 	"testing"
 )
 
@@ -17,8 +18,8 @@ func BenchmarkRoundTrip(b *testing.B) {
 		{"mode=per-op", 0},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
-			s := startFake(b, "unix", "", nil)
-			c := newCtx(b, s.target, bc.flags, nil)
+			s := fake.Start(b, "unix", "", nil)
+			c := newCtx(b, s.Target, bc.flags, nil)
 			id, data := []byte("bench-session-id-0123456789abcdef"), bytes.Repeat([]byte{0x5a}, 200)
 			if !c.AddSession(id, data, 300000) {
 				b.Fatal("add failed")
@@ -33,8 +34,8 @@ func BenchmarkRoundTrip(b *testing.B) {
 			}
 		})
 		b.Run(bc.name+"/parallel", func(b *testing.B) {
-			s := startFake(b, "unix", "", nil)
-			c := newCtx(b, s.target, bc.flags, nil)
+			s := fake.Start(b, "unix", "", nil)
+			c := newCtx(b, s.Target, bc.flags, nil)
 			id, data := []byte("bench-session-id-0123456789abcdef"), bytes.Repeat([]byte{0x5a}, 200)
 			if !c.AddSession(id, data, 300000) {
 				b.Fatal("add failed")
@@ -58,7 +59,7 @@ func BenchmarkRoundTrip(b *testing.B) {
 // dc_server (when DC_BIN is set).
 func BenchmarkRoundTripDCServer(b *testing.B) {
 	bin := toolPath(b, "dc_server")
-	sock := shortTempDir(b) + "/srv"
+	sock := fake.ShortTempDir(b) + "/srv"
 	startTool(b, sock, bin, "-listen", "UNIX:"+sock)
 	for _, bc := range []struct {
 		name  string

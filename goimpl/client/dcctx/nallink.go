@@ -1,0 +1,155 @@
+package dcctx
+
+import (
+	"context"
+	"errors"
+	"io"
+	"os"
+	"time"
+
+	"github.com/distcache-go/distcache/goimpl/nal"
+	"github.com/distcache-go/distcache/goimpl/plug"
+)
+
+// The calling-thread transport: a goimpl/nal connection, a DC_PLUG and a
+// selector per link, the exchange waiting in ppoll(2) inside
+// Selector.Select, as the original library did. The connect is
+// non-blocking: a link's first exchange may take ConnectTimeout longer.
+
+// linkBufferSize is the size of each nal link's read and send buffers; the
+// plug moves larger messages through them frame by frame.
+const linkBufferSize = 4096
+
+type nalTransport struct {
+	addr   *nal.Address // numeric: dialling does no lookup
+	connTO time.Duration
+}
+
+type nalLink struct {
+	sel    *nal.Selector
+	p      *plug.Plug
+	fresh  bool          // dialled, no exchange yet: the connect may be under way
+	connTO time.Duration // added to the first exchange's deadline
+	resp   []byte        // the last response's payload
+	pbuf   []byte        // ADD payload scratch
+}
+
+var (
+	errConnect  = errors.New("cannot connect")
+	errSelect   = errors.New("poll failed")
+	errWrite    = errors.New("cannot send the request")
+	errDeadline = os.ErrDeadlineExceeded
+)
+
+func (t *nalTransport) dial(_ context.Context, reuse link) (link, error) {
+	if l, _ := reuse.(*nalLink); l != nil {
+		// the same connection, plug and selector, connected anew
+		if l.p.Conn().Create(t.addr) && l.p.ToSelect(l.sel) {
+			l.fresh = true
+			return l, nil
+		}
+		l.destroy()
+		return nil, errConnect
+	}
+	c := nal.NewConnection()
+	if !c.Create(t.addr) {
+		c.Free()
+		return nil, errConnect
+	}
+	sel := nal.NewSelectorFdPoll()
+	p := plug.New(c, plug.FlagToServer)
+	if p == nil || !p.ToSelect(sel) {
+		c.Free()
+		sel.Free()
+		return nil, errConnect
+	}
+	return &nalLink{sel: sel, p: p, fresh: true, connTO: t.connTO}, nil
+}
+
+// connected waits (until deadline) for the non-blocking connect to
+// finish, for New's first connection, which must fail at once when nobody
+// listens.
+func (l *nalLink) connected(deadline time.Time) error {
+	c := l.p.Conn()
+	for !c.IsEstablished() {
+		rest := time.Until(deadline)
+		if rest <= 0 {
+			return errDeadline
+		}
+		if n, err := l.sel.Select(uint64(rest/time.Microsecond)+1, true); n < 0 && err == nil {
+			return errSelect
+		} else if n > 0 && !c.IO() {
+			return errConnect
+		}
+	}
+	return nil
+}
+
+// reset closes the descriptor and unbinds; the buffers stay.
+func (l *nalLink) reset() { l.p.Conn().Reset() }
+
+func (l *nalLink) destroy() {
+	l.p.Free()
+	l.sel.Free()
+}
+
+func (l *nalLink) fd() int {
+	if st := l.p.Conn().Export(); st.Live && st.FD >= 0 {
+		return st.FD
+	}
+	return -1
+}
+
+// cancelSlice bounds one wait when ctx can be cancelled.
+const cancelSlice = 20 * time.Millisecond
+
+func (l *nalLink) exchange(ctx context.Context, rq *request, uid uint32, deadline time.Time) ([]byte, *exchangeError) {
+	cmd := rq.op.Cmd()
+	if !l.p.Write(false, uid, cmd, rq.payload(&l.pbuf)) || !l.p.Commit() {
+		return nil, &exchangeError{failNet, errWrite}
+	}
+	if l.fresh {
+		l.fresh = false
+		deadline = deadline.Add(l.connTO)
+	}
+	done := ctx.Done()
+	for {
+		rest := time.Until(deadline)
+		if rest <= 0 {
+			return nil, &exchangeError{failTimeout, errDeadline}
+		}
+		if done != nil {
+			if err := ctx.Err(); err != nil {
+				return nil, &exchangeError{failTimeout, context.Cause(ctx)}
+			}
+			rest = min(rest, cancelSlice)
+		}
+		n, err := l.sel.Select(uint64(rest/time.Microsecond)+1, true)
+		if n < 0 && err == nil {
+			return nil, &exchangeError{failNet, errSelect}
+		}
+		if n <= 0 {
+			continue // timeout slice or EINTR: the deadline decides
+		}
+		if !l.p.IO() {
+			err := l.p.Err()
+			if err == nil {
+				err = io.EOF
+			}
+			return nil, &exchangeError{failNet, err}
+		}
+		ruid, rcmd, data, ok := l.p.Read(false)
+		if !ok {
+			continue
+		}
+		if ruid != uid || rcmd != cmd {
+			return nil, &exchangeError{failReject, ErrBadResponse}
+		}
+		l.resp = append(l.resp[:0], data...)
+		// more than the one response: the stream is out of step
+		if !l.p.Consume() || l.p.ReadState() != plug.ReadEmpty || l.p.Conn().Read().NotEmpty() {
+			return nil, &exchangeError{failReject, ErrBadResponse}
+		}
+		return l.resp, nil
+	}
+}
