@@ -21,7 +21,7 @@ import (
 // returns the requests_total and histogram counts it must produce.
 func knownLoad(t *testing.T, addr string) map[string]float64 {
 	t.Helper()
-	c, err := client.Dial(addr, nil)
+	c, err := client.Dial(t.Context(), addr, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,7 +160,7 @@ func TestUpstreamDownAndBack(t *testing.T) {
 		s := scrape(t, p.cliURL)
 		return s[up] == 0 && s[`distcache_upstream_errors_total{kind="closed",server="`+p.srvSock+`"}`] == 1
 	}, "the upstream to be down, its loss counted as closed")
-	c, err := client.Dial(p.cliSock, nil)
+	c, err := client.Dial(t.Context(), p.cliSock, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
