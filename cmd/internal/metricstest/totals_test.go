@@ -215,7 +215,7 @@ func sealKeyFile(t *testing.T) string {
 func TestSealFailures(t *testing.T) {
 	p := startPair(t, "-sealkey", sealKeyFile(t))
 	ctx := context.Background()
-	direct, err := client.Dial(p.srvSock, nil)
+	direct, err := client.Dial(t.Context(), p.srvSock, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -223,7 +223,7 @@ func TestSealFailures(t *testing.T) {
 	if err := direct.Add(ctx, []byte("forged"), []byte("not sealed by anyone"), time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	c, err := client.Dial(p.cliSock, nil)
+	c, err := client.Dial(t.Context(), p.cliSock, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
