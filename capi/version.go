@@ -3,7 +3,10 @@ package main
 // #include <stdlib.h>
 import "C"
 
-import "github.com/distcache-go/distcache/goimpl/version"
+import (
+	"github.com/distcache-go/distcache/goimpl/version"
+	capinal "github.com/distcache-go/distcache/nal"
+)
 
 // engineVersion is the project version (goimpl/version, stamped by make
 // from the file VERSION) as a C string that lives as long as the engine.
@@ -13,4 +16,7 @@ var engineVersion = C.CString(version.String())
 // compare it with its own before it uses an engine it loaded.
 //
 //export dce_engine_version
-func dce_engine_version() *C.char { return engineVersion }
+func dce_engine_version() (ret *C.char) {
+	defer capinal.Rescue(&ret, nil)
+	return engineVersion
+}

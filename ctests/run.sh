@@ -79,7 +79,7 @@ echo "# installed tree: $ROOT$PREFIX"
 	|| bad "pkg-config --cflags libnal: '$(pkg-config --cflags libnal)'"
 inc=$ROOT$PREFIX/include
 for lib in nal:libnal/nal.h: distcache:distcache/dc_plug.h+distcache/dc_client.h:libnal.so.1 \
-	   distcacheserver:distcache/dc_server.h:libdistcache.so.1+libnal.so.1; do
+	   distcacheserver:distcache/dc_server.h:libnal.so.1; do
 	l=${lib%%:*} rest=${lib#*:} hdrs=${rest%%:*} needs=${rest#*:}
 	f=$LIB/lib$l.so.1.0.1
 	[ -f "$f" ] && [ "$(readlink "$LIB/lib$l.so.1")" = "lib$l.so.1.0.1" ] && [ "$(readlink "$LIB/lib$l.so")" = "lib$l.so.1" ] \
@@ -108,7 +108,13 @@ done
 missing=$(cat "$OUT"/*.want | sort -u | while read -r fn; do grep -qw "$fn" "$T"/t_*.c "$T"/cserver.c || echo "$fn"; done)
 [ -z "$missing" ] && ok "every one of the $(cat "$OUT"/*.want | sort -u | wc -l) public functions is called by a test program" \
 	|| bad "functions no test calls: $missing"
-[ -f "$LIB/distcache/libdistcache-engine.so" ] && ok "engine installed in \$libdir/distcache/" || bad "engine not in $LIB/distcache"
+abi=$(sed -n 's/^#define DCF_ENGINE_ABI \([0-9][0-9]*\)$/\1/p' "$SRC/capi/front/engine.h")
+ENGINE=$LIB/distcache/libdistcache-engine-$abi.so
+[ -n "$abi" ] && [ -f "$ENGINE" ] && [ "$(ls "$LIB/distcache")" = "libdistcache-engine-$abi.so" ] \
+	&& ok "engine installed as \$libdir/distcache/libdistcache-engine-$abi.so (its interface version), alone" \
+	|| bad "engine not in $LIB/distcache as libdistcache-engine-$abi.so: $(ls "$LIB/distcache")"
+perms=$(cd "$LIB" && stat -c '%a %n' lib*.so.1.0.1 distcache/*.so | grep -v '^644 ' || true)
+[ -z "$perms" ] && ok "libraries and engine installed 0644" || bad "installed with other modes: $perms"
 
 # ---- headers: C89, C99, C++, standalone ----
 for h in libnal/nal.h distcache/dc_plug.h distcache/dc_client.h distcache/dc_server.h; do
@@ -176,6 +182,18 @@ if [ -n "${PANIC_ENGINE:-}" ] && [ -f "$PANIC_ENGINE" ]; then
 	DISTCACHE_ENGINE=$PANIC_ENGINE run t_panic 60 "$OUT/t_panic" "$OUT"
 else
 	bad "t_panic: no test engine (PANIC_ENGINE=${PANIC_ENGINE:-unset}; make capi-panic-engine)"
+fi
+
+# An engine of another release (its interface text differs) is refused
+# with one line, and the calls fail cleanly.
+printf 'const char *dce_abi(void) { return "abi 0: another interface"; }\nconst char *dce_engine_version(void) { return "0.9.9"; }\n' >"$OUT/other.c"
+if $CC -shared -fPIC -o "$OUT/libdistcache-engine-other.so" "$OUT/other.c" 2>"$OUT/other.cc"; then
+	DISTCACHE_ENGINE=$OUT/libdistcache-engine-other.so "$OUT/t_ctx" "UNIX:$S" other >/dev/null 2>"$OUT/other.err"
+	n=$(grep -c '^distcache: cannot load the engine: .*libdistcache-engine-other.so is the engine of another release (0.9.9), this library is .*: install the libraries and the engine of one release$' "$OUT/other.err")
+	[ "$n" = 1 ] && [ "$(grep -c . "$OUT/other.err")" = 1 ] && ok "an engine of another release is refused with one line" \
+		|| { bad "engine of another release: want one refusal line, got:"; sed 's/^/    /' "$OUT/other.err" | head -5; }
+else
+	bad "cannot build the fake engine"; cat "$OUT/other.cc"
 fi
 
 # chroot: before the first call, and in a child of a parent that used the

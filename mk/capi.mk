@@ -6,17 +6,47 @@
 #
 #   build/lib/libnal.so.1.0.1 (+ .so.1, .so)            NEEDED libc only
 #   build/lib/libdistcache.so.1.0.1 (+ links)           NEEDED libnal.so.1
-#   build/lib/libdistcacheserver.so.1.0.1 (+ links)     NEEDED both
-#   build/lib/distcache/libdistcache-engine.so          the Go engine (dlopened)
+#   build/lib/libdistcacheserver.so.1.0.1 (+ links)     NEEDED libnal.so.1
+#   build/lib/distcache/libdistcache-engine-N.so        the Go engine (dlopened),
+#                                                       N its interface version
+#
+# Build flags: CFLAGS (default -O2 -g), CPPFLAGS and LDFLAGS are honoured
+# (dpkg-buildflags' are fine); CGO_CFLAGS / CGO_LDFLAGS for the engine's
+# cgo parts. Hardening is on by default and comes first, so the caller's
+# flags can override it: stack protector, stack clash protection, CET where
+# the compiler has it, _FORTIFY_SOURCE=2, full RELRO and immediate binding
+# (shared libraries: PIC; PIE is for executables). Warnings are errors only
+# in make check's own compile (capi-werror).
 
 CC         ?= cc
+CFLAGS     ?= -O2 -g
+CPPFLAGS   ?=
+LDFLAGS    ?=
 CAPI_LIB   := $(BUILD)/lib
 CAPI_VER   := 1.0.1
 CAPI_PCVER := $(VERSION)
 CAPI_SAN    ?=
-CAPI_CFLAGS := -O2 -g -ffile-prefix-map=$(CURDIR)=. -fPIC -fvisibility=hidden -Wall -Wextra -Werror -Iinclude -Icapi/front $(CAPI_SAN)
+CAPI_WERROR ?=
+capi_cc_has = $(shell $(CC) $(1) -Werror -E -x c /dev/null >/dev/null 2>&1 && echo $(1))
+CAPI_HARDEN_CPPFLAGS := -U_FORTIFY_SOURCE -D_FORTIFY_SOURCE=2
+CAPI_HARDEN_CFLAGS := -fstack-protector-strong $(call capi_cc_has,-fstack-clash-protection) \
+  $(call capi_cc_has,-fcf-protection)
+CAPI_HARDEN_LDFLAGS := -Wl,-z,relro -Wl,-z,now
+CAPI_CPPFLAGS := -Iinclude -Icapi/front -DDCF_VERSION='"$(VERSION)"' $(CAPI_HARDEN_CPPFLAGS) $(CPPFLAGS)
+CAPI_CFLAGS := $(CAPI_HARDEN_CFLAGS) $(CFLAGS) -ffile-prefix-map=$(CURDIR)=. -fPIC -fvisibility=hidden \
+  -Wall -Wextra $(CAPI_WERROR) $(CAPI_SAN)
+CAPI_LDFLAGS := $(CAPI_HARDEN_LDFLAGS) $(LDFLAGS)
+# The engine's cgo C code: hardened the same way; the caller's CGO_CFLAGS
+# (not CFLAGS, which may carry build paths the go command would record).
+CAPI_CGO_CFLAGS := $(CAPI_HARDEN_CPPFLAGS) $(CAPI_HARDEN_CFLAGS) $(or $(CGO_CFLAGS),-O2 -g)
+CAPI_CGO_LDFLAGS := $(CAPI_HARDEN_LDFLAGS) $(CGO_LDFLAGS)
 CAPI_FRONT_H := mk/capi.mk capi/front/engine.h capi/front/front.h capi/front/target.h $(wildcard include/*/*.h)
-CAPI_ENGINE := $(CAPI_LIB)/distcache/libdistcache-engine.so
+# The engine's interface version (one source: capi/front/engine.h) is in its
+# file name; the front also compares the engine's whole interface with its
+# own when it loads it, and refuses another one.
+CAPI_ABI    := $(shell sed -n 's/^\#define DCF_ENGINE_ABI \([0-9][0-9]*\)$$/\1/p' capi/front/engine.h)
+CAPI_ENGINE_NAME := libdistcache-engine-$(CAPI_ABI).so
+CAPI_ENGINE := $(CAPI_LIB)/distcache/$(CAPI_ENGINE_NAME)
 CAPI_LIBS   := nal distcache distcacheserver
 CAPI_HEADERS := libnal/nal.h distcache/dc_plug.h distcache/dc_client.h distcache/dc_server.h
 CTEST_ROOT  := $(BUILD)/ctest-root
@@ -25,12 +55,12 @@ CTEST_PREFIX := /usr/local
 ALL_TARGETS       += capi
 INSTALL_TARGETS   += install-capi
 UNINSTALL_TARGETS += uninstall-capi
-CHECK_TARGETS     += nocgo-check ctest-check ctest-asan
+CHECK_TARGETS     += nocgo-check capi-werror check-hardening-capi check-capi-flags ctest-check ctest-asan
 DEMO_TARGETS      += capi-demo
 BENCH_TARGETS     += capi-bench
 
 .PHONY: capi-bench capi capi-engine install-capi uninstall-capi ctest-check ctest-valgrind ctest-asan capi-demo \
-        nocgo-check capi-panic-engine
+        nocgo-check capi-panic-engine capi-werror check-hardening-capi check-capi-flags
 
 # goimpl/ is pure Go: cgo lives only in the export layers (nal/, dc/, capi/).
 nocgo-check:
@@ -43,7 +73,9 @@ capi: capi-engine $(foreach l,$(CAPI_LIBS),$(CAPI_LIB)/lib$(l).so)
 # go build is incremental; the engine is relinked only when Go sources change.
 capi-engine:
 	@mkdir -p $(CAPI_LIB)/distcache
-	CGO_ENABLED=1 $(GO) build -buildmode=c-shared $(GO_BUILDFLAGS) -ldflags='-s -w $(GO_LDFLAGS_VERSION)' \
+	@test -n "$(CAPI_ABI)" || { echo "no DCF_ENGINE_ABI in capi/front/engine.h"; exit 1; }
+	CGO_ENABLED=1 CGO_CFLAGS='$(CAPI_CGO_CFLAGS)' CGO_LDFLAGS='$(CAPI_CGO_LDFLAGS)' \
+	  $(GO) build -buildmode=c-shared $(GO_BUILDFLAGS) -ldflags='-s -w $(GO_LDFLAGS_VERSION)' \
 	  -o $(CAPI_ENGINE).tmp ./capi
 	@if cmp -s $(CAPI_ENGINE).tmp $(CAPI_ENGINE); then rm -f $(CAPI_ENGINE).tmp $(CAPI_ENGINE:.so=.h).tmp; \
 	 else mv $(CAPI_ENGINE).tmp $(CAPI_ENGINE); fi; rm -f $(CAPI_LIB)/distcache/*.h*
@@ -54,39 +86,70 @@ capi-engine:
 CAPI_PANIC_ENGINE := $(BUILD)/test/libdistcache-engine-panictest.so
 capi-panic-engine:
 	@mkdir -p $(BUILD)/test
-	CGO_ENABLED=1 $(GO) build -buildmode=c-shared -trimpath -tags distcache_panictest \
-	  -o $(CAPI_PANIC_ENGINE) ./capi
+	CGO_ENABLED=1 $(GO) build -buildmode=c-shared $(GO_BUILDFLAGS) -tags distcache_panictest \
+	  -ldflags='$(GO_LDFLAGS_VERSION)' -o $(CAPI_PANIC_ENGINE) ./capi
 	@rm -f $(CAPI_PANIC_ENGINE:.so=.h)
 
 $(BUILD)/capi/%.o: capi/front/%.c $(CAPI_FRONT_H)
 	@mkdir -p $(@D)
-	$(CC) $(CAPI_CFLAGS) -c $< -o $@
+	$(CC) $(CAPI_CPPFLAGS) $(CAPI_CFLAGS) -c $< -o $@
+
+# make check's own compile of the front: every warning is an error.
+capi-werror:
+	@set -e; for f in capi/front/*.c; do \
+	  $(CC) $(CAPI_CPPFLAGS) $(CAPI_CFLAGS) -Werror -fsyntax-only $$f; done
+	@echo "capi-werror: the front compiles without a warning"
+
+# The caller's CFLAGS, CPPFLAGS and LDFLAGS reach every compile and link of
+# the front, after the hardening defaults; -Werror does not (make -n into a
+# scratch tree).
+check-capi-flags:
+	@out=$$($(MAKE) --no-print-directory -n -B BUILD=$(BUILD)/flags-check \
+	  CFLAGS=-DMARK_CFLAGS CPPFLAGS=-DMARK_CPPFLAGS LDFLAGS=-Wl,-O1,--mark-ldflags \
+	  $(foreach l,$(CAPI_LIBS),$(BUILD)/flags-check/lib/lib$(l).so.$(CAPI_VER))); \
+	cc=$$(echo "$$out" | grep -- ' -c capi/front/'); ld=$$(echo "$$out" | grep -- ' -shared '); \
+	[ -n "$$cc" ] && [ -n "$$ld" ] || { echo "check-capi-flags: no compile or link commands"; exit 1; }; \
+	! echo "$$cc" | grep -v -- '-DMARK_CFLAGS' | grep -q . || { echo "check-capi-flags: CFLAGS not used"; exit 1; }; \
+	! echo "$$cc" | grep -v -- '-D_FORTIFY_SOURCE=2 -DMARK_CPPFLAGS' | grep -q . || { echo "check-capi-flags: CPPFLAGS not used after the hardening"; exit 1; }; \
+	! echo "$$ld" | grep -v -- '-Wl,-z,now -Wl,-O1,--mark-ldflags' | grep -q . || { echo "check-capi-flags: LDFLAGS not used"; exit 1; }; \
+	! echo "$$out" | grep -q -- '-Werror' || { echo "check-capi-flags: -Werror outside make check"; exit 1; }
+	@echo "check-capi-flags: CFLAGS, CPPFLAGS, LDFLAGS honoured; hardening first; no -Werror"
+
+# The libraries and the engine as built: stack protector, fortified libc
+# calls, full RELRO, immediate binding, stack clash protection
+# (hardening-check, from devscripts). Not CET: the front's objects carry
+# it, but the linked library loses the marking because glibc's own start
+# files (crti.o) lack it on Debian 12, and Go code has none.
+check-hardening-capi: capi
+	@command -v hardening-check >/dev/null || { echo "check-hardening-capi: hardening-check missing (apt-get install devscripts)"; exit 1; }
+	hardening-check --quiet --nocfprotection $(foreach l,$(CAPI_LIBS),$(CAPI_LIB)/lib$(l).so.$(CAPI_VER)) $(CAPI_ENGINE)
+	@echo "check-hardening-capi: ok"
 
 define capi_lib
 $(CAPI_LIB)/lib$(1).so.$(CAPI_VER): $(addprefix $(BUILD)/capi/,$(2)) $(3)
 	@mkdir -p $$(@D)
-	$(CC) -shared -Wl,-soname,lib$(1).so.1 -Wl,-z,defs -Wl,-rpath,'$$$$ORIGIN' $(CAPI_SAN) -o $$@ $(addprefix $(BUILD)/capi/,$(2)) \
-	  -L$(CAPI_LIB) -Wl,--no-as-needed $(4) -ldl -lpthread
+	$(CC) $(CAPI_CFLAGS) $(CAPI_LDFLAGS) -shared -Wl,-soname,lib$(1).so.1 -Wl,-z,defs -Wl,-rpath,'$$$$ORIGIN' \
+	  -o $$@ $(addprefix $(BUILD)/capi/,$(2)) -L$(CAPI_LIB) -Wl,--as-needed $(4) -ldl -lpthread
 $(CAPI_LIB)/lib$(1).so: $(CAPI_LIB)/lib$(1).so.$(CAPI_VER)
 	ln -sf lib$(1).so.$(CAPI_VER) $(CAPI_LIB)/lib$(1).so.1
 	ln -sf lib$(1).so.1 $$@
 endef
 $(eval $(call capi_lib,nal,loader.o nal.o common.o,,))
 $(eval $(call capi_lib,distcache,dc_client.o target.o shared_client.o common.o,$(CAPI_LIB)/libnal.so,-lnal))
-$(eval $(call capi_lib,distcacheserver,dc_server.o shared_client.o common.o,$(CAPI_LIB)/libdistcache.so,-ldistcache -lnal))
+$(eval $(call capi_lib,distcacheserver,dc_server.o shared_client.o common.o,$(CAPI_LIB)/libnal.so,-lnal))
 
 install-capi: capi
 	install -d $(DESTDIR)$(LIBDIR)/distcache $(DESTDIR)$(LIBDIR)/pkgconfig \
 	  $(DESTDIR)$(INCDIR)/libnal $(DESTDIR)$(INCDIR)/distcache
 	@set -e; for l in $(CAPI_LIBS); do \
-	  install -m 0755 $(CAPI_LIB)/lib$$l.so.$(CAPI_VER) $(DESTDIR)$(LIBDIR)/; \
+	  install -m 0644 $(CAPI_LIB)/lib$$l.so.$(CAPI_VER) $(DESTDIR)$(LIBDIR)/; \
 	  ln -sf lib$$l.so.$(CAPI_VER) $(DESTDIR)$(LIBDIR)/lib$$l.so.1; \
 	  ln -sf lib$$l.so.1 $(DESTDIR)$(LIBDIR)/lib$$l.so; \
 	  sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCDIR@|$(INCDIR)|' \
 	      -e 's|@VERSION@|$(CAPI_PCVER)|' pkgconfig/$$( [ $$l = nal ] && echo libnal || echo $$l ).pc.in \
 	      > $(DESTDIR)$(LIBDIR)/pkgconfig/$$( [ $$l = nal ] && echo libnal || echo $$l ).pc; \
 	done
-	install -m 0755 $(CAPI_ENGINE) $(DESTDIR)$(LIBDIR)/distcache/
+	install -m 0644 $(CAPI_ENGINE) $(DESTDIR)$(LIBDIR)/distcache/
 	@set -e; for h in $(CAPI_HEADERS); do install -m 0644 include/$$h $(DESTDIR)$(INCDIR)/$$h; done
 
 uninstall-capi:
@@ -94,7 +157,7 @@ uninstall-capi:
 	  rm -f $(DESTDIR)$(LIBDIR)/lib$$l.so.$(CAPI_VER) $(DESTDIR)$(LIBDIR)/lib$$l.so.1 $(DESTDIR)$(LIBDIR)/lib$$l.so; \
 	done
 	rm -f $(DESTDIR)$(LIBDIR)/pkgconfig/libnal.pc $(DESTDIR)$(LIBDIR)/pkgconfig/distcache.pc \
-	  $(DESTDIR)$(LIBDIR)/pkgconfig/distcacheserver.pc $(DESTDIR)$(LIBDIR)/distcache/libdistcache-engine.so
+	  $(DESTDIR)$(LIBDIR)/pkgconfig/distcacheserver.pc $(DESTDIR)$(LIBDIR)/distcache/$(CAPI_ENGINE_NAME)
 	rm -f $(addprefix $(DESTDIR)$(INCDIR)/,$(CAPI_HEADERS))
 	-rmdir $(DESTDIR)$(LIBDIR)/distcache $(DESTDIR)$(INCDIR)/libnal $(DESTDIR)$(INCDIR)/distcache 2>/dev/null
 
@@ -118,7 +181,7 @@ ctest-valgrind: capi tools capi-panic-engine
 # (separate build tree; leak detection off: the Go runtime's allocations are
 # not tracked and intentionally long-lived).
 ctest-asan: tools capi-panic-engine
-	$(MAKE) --no-print-directory capi BUILD=$(BUILD)/asan CAPI_SAN=-fsanitize=address
+	$(MAKE) --no-print-directory capi BUILD=$(BUILD)/asan CAPI_SAN=-fsanitize=address CAPI_WERROR=-Werror
 	rm -rf $(BUILD)/asan/root
 	$(MAKE) --no-print-directory install-capi BUILD=$(BUILD)/asan CAPI_SAN=-fsanitize=address \
 	  DESTDIR=$(BUILD)/asan/root PREFIX=$(CTEST_PREFIX) LIBDIR=$(CTEST_PREFIX)/lib INCDIR=$(CTEST_PREFIX)/include

@@ -115,6 +115,20 @@ struct dcf_obj;
 		unsigned char *buf, unsigned int size, unsigned int *used)) \
 	X(int, DC_CTX_has_session, (dcf_ref ctx, const unsigned char *id, unsigned int id_len))
 
+/*
+ * The engine's interface version: bump it whenever DCF_ENGINE_FUNCS changes.
+ * It names the engine file (libdistcache-engine-N.so; mk/capi.mk reads it
+ * from here).  Beyond the name, the engine exports dce_abi(), the text of
+ * DCF_ENGINE_FUNCS it was built with (DCF_ENGINE_SIG), which the loader
+ * compares with its own before using anything else, and dce_engine_version().
+ */
+#define DCF_ENGINE_ABI 2
+#define DCF_XSTR(x) DCF_STR(x)
+#define DCF_STR(x) #x
+#define DCF_ENGINE_FILE "libdistcache-engine-" DCF_XSTR(DCF_ENGINE_ABI) ".so"
+#define DCF_SIG_X(r, n, a) #r " " #n #a ";"
+#define DCF_ENGINE_SIG "abi " DCF_XSTR(DCF_ENGINE_ABI) ": " DCF_ENGINE_FUNCS(DCF_SIG_X)
+
 struct dcf_engine {
 #define DCF_X(r, n, a) r (*n) a;
 	DCF_ENGINE_FUNCS(DCF_X)

@@ -39,7 +39,10 @@
 
 #include "front.h"
 
-#define ENGINE_NAME "libdistcache-engine.so"
+#ifndef DCF_VERSION
+#define DCF_VERSION "(unknown version)"
+#endif
+#define ENGINE_NAME DCF_ENGINE_FILE
 
 static pthread_mutex_t load_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_mutex_t obj_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -497,6 +500,17 @@ static const struct dcf_engine *load(void)
 	if (!h)
 		goto fail;
 	mapped = 1;
+	{
+		const char *(*abi)(void), *(*ver)(void);
+		*(void **)&abi = dlsym(h, "dce_abi");
+		*(void **)&ver = dlsym(h, "dce_engine_version");
+		if (!abi || !ver || strcmp(abi(), DCF_ENGINE_SIG) != 0) {
+			snprintf(err, sizeof err, "%s is the engine of another release (%s), this library is "
+				"%s: install the libraries and the engine of one release", path,
+				ver ? ver() : "an unknown version", DCF_VERSION);
+			goto fail;
+		}
+	}
 #define DCF_X(r, n, a) \
 	*(void **)&t.n = dlsym(h, "dce_" #n); \
 	if (!t.n) { snprintf(err, sizeof err, "%s: no symbol dce_%s", path, #n); goto fail; }
