@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -121,12 +120,12 @@ const (
 )
 
 // wireLoad runs ADD/GET/HAVE traffic through dc_client at sock on
-// several connections, calls kill after a while, and keeps going until
-// ADDs have succeeded for a second without a failure. Every answer must
-// be a distcache answer (an ADD's 0x00 or 0x65, a GET's data or 0x01, a
-// HAVE's 0x00 or 0x01), within the deadline plus slack; sessions added and
-// replicated (replicated) before the kill must be found after. It returns
-// the time from the kill to the last failed ADD.
+// several connections while kill fails a master over
+// (redistest.RunFailover). Every answer must be a distcache answer (an
+// ADD's 0x00 or 0x65, a GET's data or 0x01, a HAVE's 0x00 or 0x01), within
+// the deadline plus slack; sessions added and replicated (replicated)
+// before the kill must be found after. It returns the time from the kill
+// to the last failed ADD.
 func wireLoad(t *testing.T, sock string, replicated, kill func()) time.Duration {
 	const before = 200
 	c := tooltest.Dial(t, "unix", sock)
@@ -141,131 +140,69 @@ func wireLoad(t *testing.T, sock string, replicated, kill func()) time.Duration 
 		}
 	}
 	replicated()
-	stall, stopWatch := redistest.StallWatch()
-	defer stopWatch()
-	var slowMu sync.Mutex
-	var slow []string
-	var slowest time.Duration
-	var (
-		stop                atomic.Bool
-		killedAt            atomic.Int64
-		lastFail, lastOK    atomic.Int64
-		reqs, misses, worst atomic.Int64
-		bad                 = make(chan error, 16)
-		wg                  sync.WaitGroup
-	)
-	report := func(err error) {
-		select {
-		case bad <- err:
-		default:
-		}
+	conns := make([]net.Conn, 8)
+	for g := range conns {
+		conns[g] = tooltest.Dial(t, "unix", sock)
 	}
-	for g := 0; g < 8; g++ {
-		conn, err := net.Dial("unix", sock)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close()
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			rd := proto.NewReader(conn, proto.WantResponses)
-			uid := uint32(0)
-			call := func(op proto.Op, payload []byte) []byte {
-				uid++
-				start := time.Now()
-				if _, err := conn.Write(tooltest.Request(uid, op, payload)); err != nil {
-					report(fmt.Errorf("write: %v", err))
-					stop.Store(true)
-					return nil
-				}
-				m, err := tooltest.ReadResponse(conn, rd, 5*time.Second)
-				took := time.Since(start)
-				reqs.Add(1)
-				for w := worst.Load(); int64(took) > w && !worst.CompareAndSwap(w, int64(took)); w = worst.Load() {
-				}
-				if took > failTimeout+slack {
-					slowMu.Lock()
-					slow = append(slow, fmt.Sprintf("%v %v", op, took))
-					slowest = max(slowest, took)
-					slowMu.Unlock()
-				}
-				if err != nil || m.UID != uid {
-					report(fmt.Errorf("%v: no answer (%v)", op, err))
-					stop.Store(true)
-					return nil
-				}
-				return m.Payload
+	var misses atomic.Int64
+	r := redistest.RunFailover(t, len(conns), failTimeout+slack, kill, func(g int, l *redistest.Load) {
+		conn := conns[g]
+		rd := proto.NewReader(conn, proto.WantResponses)
+		uid := uint32(0)
+		call := func(op proto.Op, payload []byte) []byte {
+			uid++
+			start := time.Now()
+			if _, err := conn.Write(tooltest.Request(uid, op, payload)); err != nil {
+				l.Bad("write: %v", err)
+				return nil
 			}
-			for i := 0; !stop.Load(); i++ {
-				id := []byte(fmt.Sprintf("load-%d-%d", g, i))
-				data := []byte(fmt.Sprintf("session %d/%d", g, i))
-				r := call(proto.OpAdd, tooltest.AddPayload(3600000, id, data))
-				now := time.Now().UnixNano()
-				switch {
-				case bytes.Equal(r, []byte{proto.ResultOK}):
-					lastOK.Store(now)
-				case bytes.Equal(r, []byte{proto.AddErrMatching}):
-					if killedAt.Load() != 0 {
-						lastFail.Store(now)
-					}
-				case r != nil:
-					report(fmt.Errorf("ADD answered %x", r))
-				}
-				if r = call(proto.OpGet, id); r != nil && !bytes.Equal(r, data) {
-					if bytes.Equal(r, []byte{proto.ResultNotOK}) {
-						misses.Add(1)
-					} else {
-						report(fmt.Errorf("GET answered %.20x", r))
-					}
-				}
-				r = call(proto.OpHave, []byte(fmt.Sprintf("before-%d", i%before)))
-				if r != nil && !bytes.Equal(r, []byte{0}) && !bytes.Equal(r, []byte{1}) {
-					report(fmt.Errorf("HAVE answered %x", r))
-				}
+			m, err := tooltest.ReadResponse(conn, rd, 5*time.Second)
+			l.Op(op.String(), time.Since(start))
+			if err != nil || m.UID != uid {
+				l.Bad("%v: no answer (%v)", op, err)
+				return nil
 			}
-		}()
-	}
-	time.Sleep(300 * time.Millisecond) // traffic before the kill
-	killedAt.Store(time.Now().UnixNano())
-	kill()
-	deadline := time.Now().Add(30 * time.Second)
-	for !stop.Load() {
-		time.Sleep(50 * time.Millisecond) // polling interval
-		if lf, lo := lastFail.Load(), lastOK.Load(); lf != 0 && lo-lf > int64(time.Second) {
-			break
+			return m.Payload
 		}
-		if time.Now().After(deadline) {
-			report(fmt.Errorf("ADDs still failing %v after the kill", time.Since(time.Unix(0, killedAt.Load()))))
-			break
+		for i := 0; !l.Stopped(); i++ {
+			id := []byte(fmt.Sprintf("load-%d-%d", g, i))
+			data := []byte(fmt.Sprintf("session %d/%d", g, i))
+			r := call(proto.OpAdd, tooltest.AddPayload(3600000, id, data))
+			switch {
+			case r == nil:
+				return
+			case bytes.Equal(r, []byte{proto.ResultOK}):
+				l.Write(true)
+			case bytes.Equal(r, []byte{proto.AddErrMatching}):
+				l.Write(false)
+			default:
+				l.Bad("ADD answered %x", r)
+			}
+			switch r = call(proto.OpGet, id); {
+			case r == nil:
+				return
+			case bytes.Equal(r, []byte{proto.ResultNotOK}):
+				misses.Add(1)
+			case !bytes.Equal(r, data):
+				l.Bad("GET answered %.20x", r)
+			}
+			r = call(proto.OpHave, []byte(fmt.Sprintf("before-%d", i%before)))
+			if r == nil {
+				return
+			}
+			if !bytes.Equal(r, []byte{0}) && !bytes.Equal(r, []byte{1}) {
+				l.Bad("HAVE answered %x", r)
+			}
 		}
-	}
-	stop.Store(true)
-	wg.Wait()
-	close(bad)
-	for err := range bad {
-		t.Error(err)
-	}
-	stopWatch()
-	// A request may outlive its deadline by slack, plus the longest time
-	// this process was kept from running (the machine is shared).
-	if len(slow) > 0 && slowest > failTimeout+slack+stall() {
-		t.Errorf("%d requests over %v + %v slack (the test process stalled at most %v): %v",
-			len(slow), failTimeout, slack, stall(), slow[:min(len(slow), 10)])
-	}
-	if t.Failed() {
-		t.FailNow()
-	}
-	rec := time.Duration(lastFail.Load() - killedAt.Load())
-	t.Logf("%d requests, %d GET misses; ADDs failed for %v after the kill; slowest request %v (deadline %v; the test process stalled up to %v)",
-		reqs.Load(), misses.Load(), rec, time.Duration(worst.Load()), failTimeout, stall())
+	})
+	t.Logf("%v; %d GET misses; deadline %v", r, misses.Load(), failTimeout)
 	for i := 0; i < before; i++ {
 		id := []byte(fmt.Sprintf("before-%d", i))
 		if m := tooltest.RoundTrip(t, c, uint32(1000+i), proto.OpGet, id); string(m.Payload) != fmt.Sprintf("data %d", i) {
 			t.Fatalf("replicated session %s after the failover: %q", id, m.Payload)
 		}
 	}
-	return rec
+	return r.Recovery
 }
 
 func TestRedisSentinelFailover(t *testing.T) {

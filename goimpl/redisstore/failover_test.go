@@ -3,7 +3,6 @@ package redisstore
 import (
 	"errors"
 	"fmt"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -20,16 +19,14 @@ const (
 	slack       = 150 * time.Millisecond
 )
 
-// failoverLoad runs concurrent add/get/have traffic on s, calls kill after
-// a while, and keeps going until adds have succeeded for a second without
-// a failure. It checks that every failure is ErrUnavailable (the daemons
-// answer it as a miss or a failed add), that no operation outlives its
-// deadline by more than slack, and that sessions added (and replicated,
-// by replicated) before the kill are found after. It returns the time
-// from the kill to the last failed add.
-//
-// check is a store on the same deployment with a generous deadline, for
-// the writes before and the reads after: they check data, not deadlines.
+// failoverLoad runs concurrent add/get/have traffic on s while kill
+// fails a master over (redistest.RunFailover): every failure must be
+// ErrUnavailable (the daemons answer it as a miss or a failed add), no
+// operation may outlive its deadline by more than slack, and sessions
+// added (and replicated, by replicated) before the kill must be found
+// after. check is a store on the same deployment with a generous
+// deadline, for the writes before and the reads after: they check data,
+// not deadlines.
 func failoverLoad(t *testing.T, s, check *Store, replicated func(), kill func()) time.Duration {
 	const before = 300
 	for i := 0; i < before; i++ {
@@ -38,97 +35,32 @@ func failoverLoad(t *testing.T, s, check *Store, replicated func(), kill func())
 		}
 	}
 	replicated()
-	stall, stopWatch := redistest.StallWatch()
-	defer stopWatch()
-	var slowMu sync.Mutex
-	var slow []string
-	var slowest time.Duration
-	var (
-		stop      atomic.Bool
-		killedAt  atomic.Int64 // unix ns
-		lastFail  atomic.Int64 // unix ns of the last failed add after the kill
-		lastOK    atomic.Int64 // unix ns of the last good add
-		ops, fail atomic.Int64
-		worst     atomic.Int64 // ns
-		bad       = make(chan error, 16)
-		wg        sync.WaitGroup
-	)
-	note := func(op string, err error, took time.Duration) {
-		ops.Add(1)
-		for w := worst.Load(); int64(took) > w && !worst.CompareAndSwap(w, int64(took)); w = worst.Load() {
-		}
-		if took > failTimeout+slack {
-			slowMu.Lock()
-			slow = append(slow, fmt.Sprintf("%s %v", op, took))
-			slowest = max(slowest, took)
-			slowMu.Unlock()
-		}
+	var failed atomic.Int64
+	note := func(l *redistest.Load, op string, err error, start time.Time) {
+		l.Op(op, time.Since(start))
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
-			fail.Add(1)
+			failed.Add(1)
 			if !errors.Is(err, store.ErrUnavailable) {
-				select {
-				case bad <- fmt.Errorf("%s: %v (not ErrUnavailable)", op, err):
-				default:
-				}
+				l.Bad("%s: %v (not ErrUnavailable)", op, err)
 			}
 		}
 	}
-	for g := 0; g < 8; g++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; !stop.Load(); i++ {
-				id := []byte(fmt.Sprintf("load-%d-%d", g, i))
-				start := time.Now()
-				err := s.Add(bg, id, []byte("session"), time.Hour)
-				note("Add", err, time.Since(start))
-				now := time.Now().UnixNano()
-				if err != nil && killedAt.Load() != 0 {
-					lastFail.Store(now)
-				} else if err == nil {
-					lastOK.Store(now)
-				}
-				start = time.Now()
-				_, err = s.Get(bg, id, nil)
-				note("Get", err, time.Since(start))
-				start = time.Now()
-				err = s.Have(bg, []byte(fmt.Sprintf("before-%d", i%before)))
-				note("Have", err, time.Since(start))
-			}
-		}()
-	}
-	time.Sleep(300 * time.Millisecond) // traffic before the kill
-	killedAt.Store(time.Now().UnixNano())
-	kill()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		time.Sleep(50 * time.Millisecond) // polling interval
-		lf, lo := lastFail.Load(), lastOK.Load()
-		if lf != 0 && lo-lf > int64(time.Second) {
-			break
+	r := redistest.RunFailover(t, 8, failTimeout+slack, kill, func(g int, l *redistest.Load) {
+		for i := 0; !l.Stopped(); i++ {
+			id := []byte(fmt.Sprintf("load-%d-%d", g, i))
+			start := time.Now()
+			err := s.Add(bg, id, []byte("session"), time.Hour)
+			note(l, "Add", err, start)
+			l.Write(err == nil)
+			start = time.Now()
+			_, err = s.Get(bg, id, nil)
+			note(l, "Get", err, start)
+			start = time.Now()
+			err = s.Have(bg, []byte(fmt.Sprintf("before-%d", i%before)))
+			note(l, "Have", err, start)
 		}
-		if time.Now().After(deadline) {
-			stop.Store(true)
-			wg.Wait()
-			t.Fatalf("adds still failing %v after the kill", time.Since(time.Unix(0, killedAt.Load())))
-		}
-	}
-	stop.Store(true)
-	wg.Wait()
-	close(bad)
-	for err := range bad {
-		t.Error(err)
-	}
-	stopWatch()
-	// An operation may outlive its deadline by slack, plus the longest
-	// time this process was kept from running.
-	if len(slow) > 0 && slowest > failTimeout+slack+stall() {
-		t.Errorf("%d operations over %v + %v slack (the process stalled at most %v): %v",
-			len(slow), failTimeout, slack, stall(), slow[:min(len(slow), 10)])
-	}
-	recovery := time.Duration(lastFail.Load() - killedAt.Load())
-	t.Logf("%d operations, %d failed (ErrUnavailable); adds failed for %v after the kill; slowest operation %v (deadline %v; the test process stalled up to %v)",
-		ops.Load(), fail.Load(), recovery, time.Duration(worst.Load()), failTimeout, stall())
+	})
+	t.Logf("%v; %d failed (ErrUnavailable), deadline %v", r, failed.Load(), failTimeout)
 	for i := 0; i < before; i++ {
 		id := []byte(fmt.Sprintf("before-%d", i))
 		d, err := check.Get(bg, id, nil)
@@ -136,7 +68,7 @@ func failoverLoad(t *testing.T, s, check *Store, replicated func(), kill func())
 			t.Fatalf("replicated session %s after the failover: %q, %v", id, d, err)
 		}
 	}
-	return recovery
+	return r.Recovery
 }
 
 func TestSentinel(t *testing.T) {
