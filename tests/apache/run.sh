@@ -14,6 +14,8 @@
 #   APACHE_DC_SYSTEM=1 test the libraries installed system-wide (the Debian
 #                     packages, make deb-check): headers in /usr/include,
 #                     libraries found by the dynamic linker; with DC_BIN=/usr/bin
+#   APACHE_REDIS=0    skip the runs with the sessions in Redis (Sentinel);
+#                     APACHE_REDIS=only runs nothing else
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -60,6 +62,7 @@ cleanup() {
 	[ -s "$T/dc_server.pid" ] && "$T/ctl" dc-stop 2>/dev/null
 	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
 	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
+	for d in "$T"/redis-*/; do [ -d "$d" ] && "$ROOT/tests/redis/sentinel.sh" stop "$d"; done
 	if [ "${APACHE_KEEP:-0}" = 1 ]; then say "kept $T"; else rm -rf "$T"; fi
 }
 trap cleanup EXIT
@@ -594,9 +597,72 @@ run_mpm() {
 	stop_apache B
 }
 
+# ---------------------------------------------------------------- Redis
+# The same two instances with the sessions in Redis: each dc_client talks
+# to a master with two replicas and three sentinels (tests/redis/
+# sentinel.sh, ports 26700-26712), no dc_server.  The master is killed
+# (kill -9) during each load run: every request must still get its 200
+# (a failed cache lookup is a full handshake), and resumption must come
+# back once Sentinel has promoted a replica.
+REDIS_SH=$ROOT/tests/redis/sentinel.sh
+run_redis() {
+	local mpm=$1 v addr dir=$T/redis-$1 pids=() n
+	say "=== mpm_$mpm, sessions in Redis behind Sentinel ==="
+	"$REDIS_SH" start "$dir" 26700 || die "cannot start the Redis Sentinel group"
+	addr=$("$REDIS_SH" addr "$dir")
+	for n in A B; do
+		rm -f "$T/redis-$n.sock"
+		"$BIN/dc_client" -listen "UNIX:$T/redis-$n.sock" -server "$addr" \
+			-sockgroup www-data -sockperms 0660 >>"$T/dc_client-redis-$n.log" 2>&1 &
+		pids+=("$!")
+		PIDS+=("$!")
+		wait_until 10 test -S "$T/redis-$n.sock" || die "dc_client (Redis) $n made no socket"
+	done
+	write_conf A "${PORT[A]}" "$mpm" "dc:UNIX:$T/redis-A.sock"
+	write_conf B "${PORT[B]}" "$mpm" "dc:UNIX:$T/redis-B.sock"
+	start_apache A
+	start_apache B
+	mark_logs A B
+	for v in 1.2 1.3; do
+		check "$mpm redis TLS$v: session from A resumes on B" resumes A B $v 0
+	done
+	for v in 1.2 1.3; do
+		check "$mpm redis TLS$v: Redis master killed during load, all 200" \
+			eval "load 'redis master killed' $mpm $v redis ${PORT[A]},${PORT[B]} \
+				-at '$((LOAD_N / 3)):$REDIS_SH kill-master $dir' && [ \"\$(kv failed)\" = 0 ]"
+		check "$mpm redis TLS$v: resumption returns after the failover" wait_until 20 resumes A B $v 0
+	done
+	check "$mpm redis: no child crashed" no_crash A B
+	stop_apache A
+	stop_apache B
+	kill "${pids[@]}" 2>/dev/null || true
+	wait "${pids[@]}" 2>/dev/null || true
+	"$REDIS_SH" stop "$dir"
+}
+redis_ok() {
+	command -v redis-server >/dev/null && command -v redis-cli >/dev/null && return 0
+	say "SKIPPED (Redis): redis-server and redis-cli are not installed (.ci/packages.d/redis.txt)"
+	[ -z "${DISTCACHE_REQUIRE_E2E:-}" ] || die "Redis is required under DISTCACHE_REQUIRE_E2E"
+	return 1
+}
+
 start=$SECONDS
+if [ "${APACHE_REDIS:-1}" = only ]; then
+	STARTS=0
+	MPMS_DC=
+else
+	MPMS_DC=$MPMS
+fi
 check "$STARTS starts and stops with configuration paths and environments of varied length: none fails or crashes" startups
-for m in $MPMS; do run_mpm "$m"; done
+for m in $MPMS_DC; do run_mpm "$m"; done
+if [ "${APACHE_REDIS:-1}" != 0 ] && redis_ok; then
+	for m in $MPMS; do
+		PORT[A]=$(free_port)
+		PORT[B]=$(free_port)
+		while [ "${PORT[B]}" = "${PORT[A]}" ]; do PORT[B]=$(free_port); done
+		run_redis "$m"
+	done
+fi
 
 echo
 say "summary ($((SECONDS - start)) s; concurrency $CONC, sessions renewed every 10 handshakes)"
@@ -606,6 +672,7 @@ echo
 printf '%-8s %-6s %12s %12s\n' MPM cache "child RSS avg KB" "max KB"
 for m in $MPMS; do
 	for c in dc shmcb; do
+		[ -n "${RSS[$m $c]:-}" ] || continue
 		read -r a x <<<"${RSS[$m $c]:-0 0}"
 		printf '%-8s %-6s %12s %12s\n' "$m" "$c" "$a" "$x"
 	done
