@@ -64,32 +64,45 @@ func dce_DC_CTX_new(target *C.char, flags C.uint) (ret unsafe.Pointer) {
 	if target == nil {
 		return nil
 	}
-	f := uint32(flags)
-	if f&dcctx.FlagPersistent != 0 {
-		f |= dcctx.FlagLate
+	c := newCtx(C.GoString(target), uint32(flags))
+	if c == nil {
+		return nil
+	}
+	return capinal.Save(c)
+}
+
+// newCtx makes and registers the engine context of a DC_CTX.
+func newCtx(target string, flags uint32) *dcctx.Ctx {
+	if flags&dcctx.FlagPersistent != 0 {
+		flags |= dcctx.FlagLate
 	}
 	var opt dcctx.Options
 	if os.Getenv("DISTCACHE_CTX") == "client" {
 		opt.Transport = dcctx.TransportNet
 	}
-	c, err := dcctx.New(C.GoString(target), f, &opt)
+	c, err := dcctx.New(target, flags, &opt)
 	if err != nil {
 		return nil
 	}
 	ctxsMu.Lock()
 	ctxs[c] = struct{}{}
 	ctxsMu.Unlock()
-	return capinal.Save(c)
+	return c
+}
+
+// freeCtx closes c and forgets it.
+func freeCtx(c *dcctx.Ctx) {
+	ctxsMu.Lock()
+	delete(ctxs, c)
+	ctxsMu.Unlock()
+	c.Close()
 }
 
 //export dce_DC_CTX_free
 func dce_DC_CTX_free(ref unsafe.Pointer) {
 	defer capinal.RescueVoid()
 	if c := ctxOf(ref); c != nil {
-		ctxsMu.Lock()
-		delete(ctxs, c)
-		ctxsMu.Unlock()
-		c.Close()
+		freeCtx(c)
 		pointer.Unref(ref)
 	}
 }
