@@ -42,9 +42,11 @@ where options include:
    -retry <msecs>        reconnect interval after losing the server (default 5000)
    -idle <msecs>         drop local clients idle this long (default 0 = never)
    -maxclients <num>     maximum local client connections (default 1024)
-   -reqtimeout <msecs>   consider the server connection dead when a request
-                         has had no answer for this long (default 10000,
-                         0 = wait for ever as the original did)
+   -reqtimeout <msecs>   longest a request waits for the server's answer
+                         (default 100); after a timeout the server is not
+                         used until it answers a probe, and requests are
+                         answered at once meanwhile (0 = wait for ever, as
+                         the original did)
    -inflight <num>       maximum requests in flight to the server (default 512;
                          1 for an original distcache 1.5 dc_server, which
                          drops pipelined requests behind large answers)
@@ -82,6 +84,13 @@ where options include:
    -h, -help, -?         this help
 ` + redisflag.Usage
 
+// defaultReqTimeout bounds what a stalled server costs a request (a TLS
+// handshake waiting for its cache). On a 2-core machine at load 10 to 20,
+// 16 to 64 clients through dc_client to dc_server saw p99.99 latencies of
+// 11 to 100 ms end to end, including the clients' own scheduling; a rare
+// false trip costs one request and a probe round trip.
+const defaultReqTimeout = 100 * time.Millisecond
+
 type config struct {
 	listen     string
 	server     string
@@ -98,7 +107,7 @@ type config struct {
 }
 
 func parseArgs() (*config, *tool.Args) {
-	c := &config{listen: "UNIX:/tmp/scache", retry: 5 * time.Second, maxClients: 1024, inflight: 512, reqTimeout: 10 * time.Second, minLife: 300}
+	c := &config{listen: "UNIX:/tmp/scache", retry: 5 * time.Second, maxClients: 1024, inflight: 512, reqTimeout: defaultReqTimeout, minLife: 300}
 	c.secure.Client = true
 	a := tool.NewArgs(os.Args[1:], usage)
 	for a.Next() {

@@ -187,7 +187,7 @@ func TestReqTimeout(t *testing.T) {
 // With -inflight 1 (for original servers, E-5) requests of different
 // clients are forwarded one at a time, and all are still answered.
 func TestInflightOne(t *testing.T) {
-	_, f, _, sock := setup(t, "-inflight", "1")
+	_, f, _, sock := setup(t, "-inflight", "1", "-reqtimeout", "10000")
 	a := tooltest.Dial(t, "unix", sock)
 	b := tooltest.Dial(t, "unix", sock)
 	a.Write(tooltest.Request(1, proto.OpHave, []byte("hold-a")))
@@ -533,4 +533,54 @@ func TestBadLocalClientCutsOffNobody(t *testing.T) {
 	if strings.Contains(cli.Out.String(), "lost the server") {
 		t.Errorf("the server connection was lost:\n%s", cli.Out.String())
 	}
+}
+
+// Issue #10 item 4: with dc_server stopped (SIGSTOP), the first request
+// costs about -reqtimeout (default 100 ms), the following ones are answered
+// at once (empty: a miss) while dc_client probes, and service comes back
+// when the server runs again.
+func TestStoppedServerCostsOneTimeout(t *testing.T) {
+	dir, srv, cli := realPair(t)
+	c := tooltest.Dial(t, "unix", dir+"/cli")
+	rd := proto.NewReader(c, proto.WantResponses)
+	get := func(uid uint32) (*proto.Message, time.Duration) {
+		start := time.Now()
+		c.Write(tooltest.Request(uid, proto.OpGet, []byte("stall-id")))
+		m, err := tooltest.ReadResponse(c, rd, 5*time.Second)
+		if err != nil {
+			t.Fatalf("GET %d: %v", uid, err)
+		}
+		return m, time.Since(start)
+	}
+	if m := tooltest.RoundTrip(t, c, 1, proto.OpAdd, tooltest.AddPayload(600000, []byte("stall-id"), []byte("data"))); m.Payload[0] != 0 {
+		t.Fatalf("ADD: %x", m.Payload)
+	}
+	if m, _ := get(2); string(m.Payload) != "data" {
+		t.Fatalf("GET before the stop: %q", m.Payload)
+	}
+	srv.Signal(syscall.SIGSTOP)
+	t.Cleanup(func() { srv.Signal(syscall.SIGCONT) })
+	m, d := get(3)
+	if !bytes.Equal(m.Payload, []byte{proto.ResultDisconnected}) {
+		t.Errorf("first GET to the stopped server: %x, want 02", m.Payload)
+	}
+	if d < 100*time.Millisecond || d > time.Second {
+		t.Errorf("first GET to the stopped server took %v, want about 100 ms", d)
+	}
+	start := time.Now()
+	for i := uint32(0); i < 20; i++ {
+		if m, _ := get(10 + i); len(m.Payload) != 0 {
+			t.Fatalf("GET while the server is stopped: %x, want an empty answer", m.Payload)
+		}
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("20 GETs while the server is stopped took %v: not answered at once", d)
+	}
+	cli.WaitOutput("did not answer within 100ms", 5*time.Second)
+	srv.Signal(syscall.SIGCONT)
+	tooltest.Eventually(t, 5*time.Second, func() bool {
+		m, _ := get(40)
+		return string(m.Payload) == "data"
+	}, "service after SIGCONT")
+	cli.WaitOutput("answers again", 5*time.Second)
 }
