@@ -37,7 +37,10 @@ const usage = `Usage: dc_client -server <addr> [options]
 where options include:
    -listen <addr>        the local address to listen on (default UNIX:/tmp/scache)
    -server <addr>        the cache server to connect to (required): a
-                         distcache address, or a Redis address (below)
+                         distcache address, or a Redis address (below);
+                         distcache servers may be given more than once, in
+                         order of preference: requests go to the first one
+                         that answers
    -connect <addr>       same as -server
    -retry <msecs>        reconnect interval after losing the server (default 5000)
    -idle <msecs>         drop local clients idle this long (default 0 = never)
@@ -93,7 +96,7 @@ const defaultReqTimeout = 100 * time.Millisecond
 
 type config struct {
 	listen     string
-	server     string
+	servers    []string
 	retry      time.Duration
 	idle       time.Duration
 	maxClients int64
@@ -118,12 +121,7 @@ func parseArgs() (*config, *tool.Args) {
 		case "-listen":
 			c.listen = a.AddrValue()
 		case "-server", "-connect":
-			v := a.AddrValue()
-			if c.server != "" {
-				fmt.Fprintln(os.Stderr, "Error, too many servers")
-				a.Invalid()
-			}
-			c.server = v
+			c.servers = append(c.servers, a.AddrValue())
 		case "-retry":
 			c.retry = time.Duration(a.Int(1, 3600000)) * time.Millisecond
 		case "-idle":
@@ -140,7 +138,7 @@ func parseArgs() (*config, *tool.Args) {
 			a.Unknown()
 		}
 	}
-	if c.server == "" {
+	if len(c.servers) == 0 {
 		a.Fail("Error, no server specified!")
 	}
 	return c, a
@@ -152,28 +150,42 @@ func main() {
 	// the server runs, instead of killing it half-initialised.
 	sigs := cfg.daemon.Signals()
 	cfg.daemon.Check()
-	useRedis := redisstore.IsAddr(cfg.server)
-	var srvAddr tool.Addr
-	var err error
-	if useRedis {
-		_, err = redisstore.ParseAddr(cfg.server)
-	} else if srvAddr, err = tool.ParseAddr(cfg.server); err == nil && !srvAddr.CanConnect() {
-		err = errors.New("not an address one can connect to")
-	}
-	if err != nil {
-		tool.Die("Error, internal initialisation problems: -server '%s': %v", cfg.server, err)
-	}
+	useRedis := redisstore.IsAddr(cfg.servers[0])
 	// Certificates and keys are read before the user switch.
-	dial := dialer(srvAddr)
+	tc := cfg.secure.ClientTLS()
+	var servers []upstream.Server
 	if useRedis {
-		if cfg.secure.ClientTLS() != nil {
+		if _, err := redisstore.ParseAddr(cfg.servers[0]); err != nil {
+			tool.Die("Error, internal initialisation problems: -server '%s': %v", cfg.servers[0], err)
+		}
+		if len(cfg.servers) > 1 {
+			tool.Die("Error, a Redis -server cannot be combined with other servers (Sentinel or Cluster give Redis its failover)")
+		}
+		if tc != nil {
 			tool.Die("Error, the -tls options are for a distcache server; for Redis use rediss:// and -redistlsca, -redistlscert, -redistlskey")
 		}
-	} else if tc := cfg.secure.ClientTLS(); tc != nil {
-		if cfg.secure.TLS.Name == "" && srvAddr.Network == "unix" {
-			tool.Die("Error, TLS to a unix socket needs -tlsname")
+	}
+	for _, s := range cfg.servers {
+		if useRedis {
+			break
 		}
-		dial = tc.Dialer(srvAddr.Address, dial)
+		a, err := tool.ParseAddr(s)
+		if err == nil && !a.CanConnect() {
+			err = errors.New("not an address one can connect to")
+		} else if err == nil && redisstore.IsAddr(s) {
+			err = errors.New("a Redis address cannot follow a distcache server")
+		}
+		if err != nil {
+			tool.Die("Error, internal initialisation problems: -server '%s': %v", s, err)
+		}
+		dial := dialer(a)
+		if tc != nil {
+			if cfg.secure.TLS.Name == "" && a.Network == "unix" {
+				tool.Die("Error, TLS to a unix socket needs -tlsname")
+			}
+			dial = tc.Dialer(a.Address, dial)
+		}
+		servers = append(servers, upstream.Server{Name: a.Str, Dial: dial})
 	}
 	cfg.secure.LoadSealKey()
 	ln, files, err := cfg.daemon.Listen(cfg.listen)
@@ -194,7 +206,7 @@ func main() {
 	}
 	var h *store.Handler
 	if useRedis {
-		rs, err := cfg.redis.Open(cfg.server, func(f string, a ...any) { fmt.Fprintf(os.Stderr, f+"\n", a...) })
+		rs, err := cfg.redis.Open(cfg.servers[0], func(f string, a ...any) { fmt.Fprintf(os.Stderr, f+"\n", a...) })
 		if err != nil {
 			ln.RemoveSocket()
 			tool.Die("Error, internal initialisation problems: %v", err)
@@ -206,7 +218,7 @@ func main() {
 			Features:    func() uint32 { return proto.FeatureTake }}
 	} else {
 		up, err := upstream.New(upstream.Options{
-			Servers:  []upstream.Server{{Name: srvAddr.Str, Dial: dial}},
+			Servers:  servers,
 			Inflight: int(cfg.inflight),
 			Timeout:  cfg.reqTimeout,
 			Retry:    cfg.retry,

@@ -2,9 +2,11 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"net"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"syscall"
@@ -314,7 +316,7 @@ func TestOptionErrors(t *testing.T) {
 		{"unknown", []string{"-bogus"}, 1, `Error, "-bogus" not recognised`},
 		{"missing value", []string{"-server"}, 1, "Error, -server requires an argument"},
 		{"no server", []string{"-listen", "UNIX:" + dir + "/x"}, 1, "Error, no server specified!"},
-		{"two servers", []string{"-server", "IP:localhost:1", "-connect", "IP:localhost:2"}, 1, "Error, too many servers"},
+		{"bad second server", []string{"-server", "IP:localhost:1", "-connect", "IP:9001"}, 1, "Error, internal initialisation problems: -server 'IP:9001'"},
 		{"bad retry", []string{"-server", "IP:localhost:1", "-retry", "0"}, 1, "Error, -retry given an invalid argument"},
 		{"bad retry text", []string{"-server", "IP:localhost:1", "-retry", "abc"}, 1, "Error, -retry given an invalid argument"},
 		{"listen-only server", []string{"-server", "IP:9001"}, 1, "Error, internal initialisation problems"},
@@ -558,8 +560,7 @@ func TestStoppedServerCostsOneTimeout(t *testing.T) {
 	if m, _ := get(2); string(m.Payload) != "data" {
 		t.Fatalf("GET before the stop: %q", m.Payload)
 	}
-	srv.Signal(syscall.SIGSTOP)
-	t.Cleanup(func() { srv.Signal(syscall.SIGCONT) })
+	stop(t, srv)
 	m, d := get(3)
 	if !bytes.Equal(m.Payload, []byte{proto.ResultDisconnected}) {
 		t.Errorf("first GET to the stopped server: %x, want 02", m.Payload)
@@ -583,4 +584,134 @@ func TestStoppedServerCostsOneTimeout(t *testing.T) {
 		return string(m.Payload) == "data"
 	}, "service after SIGCONT")
 	cli.WaitOutput("answers again", 5*time.Second)
+}
+
+// Issue #13 item 3: with two servers, requests go to the first; when it is
+// killed they move to the second at once (a request in flight gets an
+// error answer, never a hang), and back to the first when it is restarted;
+// when it is stopped (SIGSTOP) they move after one -reqtimeout. dc_test
+// runs as a background load throughout.
+func TestFailover(t *testing.T) {
+	dir := tooltest.TempDir(t)
+	bin := tooltest.Bin(t, "dc_server")
+	startServer := func(name string) *tooltest.Proc {
+		p := tooltest.Start(t, bin, "-listen", "UNIX:"+dir+"/"+name)
+		tooltest.WaitDial(t, p, "unix", dir+"/"+name)
+		return p
+	}
+	a, _ := startServer("a"), startServer("b")
+	cli := tooltest.Start(t, tooltest.Bin(t, "dc_client"), "-listen", "UNIX:"+dir+"/cli",
+		"-server", "UNIX:"+dir+"/a", "-server", "UNIX:"+dir+"/b", "-retry", "200")
+	tooltest.WaitDial(t, cli, "unix", dir+"/cli")
+	tooltest.Eventually(t, 10*time.Second, func() bool {
+		return strings.Count(cli.Out.String(), "Info, connected to the server") == 2
+	}, "connections to both servers")
+	// dc_test stops at its first failed operation (one is expected at each
+	// switch, as sessions do not follow), so it is run again and again; a
+	// run must never hang past its -time.
+	stopLoad := make(chan struct{})
+	loadDone := make(chan string)
+	dcTest := tooltest.Bin(t, "dc_test")
+	go func() {
+		for {
+			select {
+			case <-stopLoad:
+				loadDone <- ""
+				return
+			default:
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			out, _ := exec.CommandContext(ctx, dcTest, "-connect", "UNIX:"+dir+"/cli", "-clients", "4",
+				"-sessions", "50", "-ops", "1000000", "-time", "2").CombinedOutput()
+			hung := ctx.Err() != nil
+			cancel()
+			if hung {
+				loadDone <- "a dc_test run with -time 2 hung:\n" + string(out)
+				return
+			}
+		}
+	}()
+
+	// on reports which server holds a session added through dc_client:
+	// every 20 ms a fresh ADD, each answered within a second.
+	c := tooltest.Dial(t, "unix", dir+"/cli")
+	rd := proto.NewReader(c, proto.WantResponses)
+	n := 0
+	on := func() string {
+		n++
+		id := []byte("failover-" + strconv.Itoa(n))
+		start := time.Now()
+		c.Write(tooltest.Request(uint32(n), proto.OpAdd, tooltest.AddPayload(60000, id, []byte("data"))))
+		m, err := tooltest.ReadResponse(c, rd, 5*time.Second)
+		if err != nil {
+			t.Fatalf("ADD %d: %v", n, err)
+		}
+		if d := time.Since(start); d > time.Second {
+			t.Errorf("ADD %d took %v", n, d)
+		}
+		if len(m.Payload) != 1 || m.Payload[0] != 0 {
+			if len(m.Payload) != 0 && m.Payload[0] != proto.ResultDisconnected {
+				t.Fatalf("ADD %d answered %x: neither success nor a failure to reach a server", n, m.Payload)
+			}
+			return "none"
+		}
+		for _, s := range []string{"b", "a"} { // b first: a may be stopped
+			sc, err := net.Dial("unix", dir+"/"+s)
+			if err != nil {
+				continue
+			}
+			m := tooltest.RoundTrip(t, sc, 1, proto.OpHave, id)
+			sc.Close()
+			if m.Payload[0] == 0 {
+				return s
+			}
+		}
+		return "lost"
+	}
+	waitOn := func(want string, within time.Duration) {
+		t.Helper()
+		start := time.Now()
+		for {
+			got := on()
+			if got == want {
+				t.Logf("sessions go to %s after %v", want, time.Since(start))
+				return
+			}
+			if time.Since(start) > within {
+				t.Fatalf("sessions still go to %s, not %s, after %v", got, want, within)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	waitOn("a", 5*time.Second)
+
+	a.Cmd.Process.Kill()
+	a.Wait(5 * time.Second)
+	waitOn("b", time.Second)
+	a = startServer("a")
+	waitOn("a", 5*time.Second)
+
+	stop(t, a)
+	waitOn("b", time.Second)
+	a.Signal(syscall.SIGCONT)
+	waitOn("a", 5*time.Second)
+
+	close(stopLoad)
+	if e := <-loadDone; e != "" {
+		t.Fatal(e)
+	}
+}
+
+// stop sends SIGSTOP and waits until the process is stopped (the signal
+// is delivered asynchronously); it is continued at the end of the test.
+func stop(t *testing.T, p *tooltest.Proc) {
+	t.Helper()
+	p.Signal(syscall.SIGSTOP)
+	t.Cleanup(func() { p.Signal(syscall.SIGCONT) })
+	stat := "/proc/" + strconv.Itoa(p.Cmd.Process.Pid) + "/stat"
+	tooltest.Eventually(t, 5*time.Second, func() bool {
+		b, err := os.ReadFile(stat)
+		i := bytes.LastIndexByte(b, ')')
+		return err == nil && i > 0 && i+2 < len(b) && b[i+2] == 'T'
+	}, "the process to stop")
 }

@@ -7,7 +7,8 @@
 // by uid. Requests go to the first server of the list that is connected
 // and answering; a server that is down is redialled every Retry.
 //
-// A request that gets no answer within Timeout fails (ErrDisconnected),
+// A request that gets no answer within Timeout, while the server answers
+// nothing else either, fails (ErrDisconnected),
 // and its server is put on probation: requests go to the next server, or
 // fail at once with ErrNoServer when there is none, while one probe (a
 // HAVE) waits on the server's connection. The probe's answer puts the

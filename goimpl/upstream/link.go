@@ -34,9 +34,12 @@ type link struct {
 	srv   Server
 	feat  features // what the server announced (take.go)
 	state atomic.Int32
-	slots chan struct{}
-	kick  chan struct{}
-	m     *metrics.Upstream // nil without metrics
+	// answers counts the answers read, so that a timed-out request can
+	// tell a slow server from a stalled one.
+	answers atomic.Uint64
+	slots   chan struct{}
+	kick    chan struct{}
+	m       *metrics.Upstream // nil without metrics
 	// waiting counts the requests waiting for a slot.
 	waiting atomic.Int64
 
@@ -189,6 +192,7 @@ func (l *link) readLoop(nc net.Conn, gen uint64) {
 		}
 		delete(l.pending, m.UID)
 		l.mu.Unlock()
+		l.answers.Add(1)
 		if p.c != nil {
 			p.c.finish(append(p.c.dst, m.Payload...), nil)
 		}
@@ -319,22 +323,38 @@ func (l *link) roundTrip(ctx context.Context, c *call, op proto.Op, payload, dst
 		<-l.slots
 		return dst, ErrNoServer
 	}
-	select {
-	case <-c.done:
+	seen, extensions := l.answers.Load(), 0
+	for {
+		select {
+		case <-c.done:
+			return c.res, c.err
+		case <-expired:
+			// The server answers in order: answers that came meanwhile
+			// were to earlier requests, so it is slow, not stalled. Its
+			// requests get more time, up to maxExtensions timeouts.
+			if now := l.answers.Load(); now != seen && extensions < maxExtensions {
+				seen = now
+				extensions++
+				c.timer.Reset(l.u.timeout)
+				continue
+			}
+			if l.abandon(c, uid) {
+				l.probation(gen)
+				return dst, ErrDisconnected
+			}
+		case <-ctx.Done():
+			if l.abandon(c, uid) {
+				return dst, fmt.Errorf("upstream: %w: %w", ctx.Err(), ErrDisconnected)
+			}
+		}
+		<-c.done
 		return c.res, c.err
-	case <-expired:
-		if l.abandon(c, uid) {
-			l.probation(gen)
-			return dst, ErrDisconnected
-		}
-	case <-ctx.Done():
-		if l.abandon(c, uid) {
-			return dst, fmt.Errorf("upstream: %w: %w", ctx.Err(), ErrDisconnected)
-		}
 	}
-	<-c.done
-	return c.res, c.err
 }
+
+// maxExtensions bounds how many more timeouts a request of a server that
+// is slow but answering may wait.
+const maxExtensions = 4
 
 // probation takes a server that let a request time out out of use, and
 // probes it in the background.

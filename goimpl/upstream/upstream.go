@@ -33,8 +33,10 @@ type Options struct {
 	// original 1.5 dc_server, which drops pipelined requests behind large
 	// answers). A request waits for a slot within its Timeout.
 	Inflight int
-	// Timeout is the longest a request waits for its server's answer;
-	// 0 waits for ever. A request that times out fails with
+	// Timeout is the longest a request waits for its server's answer
+	// while the server answers nothing at all (a server still answering
+	// earlier requests is slow, not stalled, and its requests may wait up
+	// to 5 Timeouts); 0 waits for ever. A request that times out fails with
 	// ErrDisconnected and puts the server on probation: until it answers
 	// a probe, requests go to the next server, or fail at once with
 	// ErrNoServer.
