@@ -36,10 +36,12 @@ type link struct {
 	state atomic.Int32
 	// answers counts the answers read, so that a timed-out request can
 	// tell a slow server from a stalled one.
-	answers atomic.Uint64
-	slots   chan struct{}
-	kick    chan struct{}
-	m       *metrics.Upstream // nil without metrics
+	answers   atomic.Uint64
+	timeout   atomic.Int64 // the current request timeout (see observe)
+	timeoutAt atomic.Int64 // when it was last set (unix ns)
+	slots     chan struct{}
+	kick      chan struct{}
+	m         *metrics.Upstream // nil without metrics
 	// waiting counts the requests waiting for a slot.
 	waiting atomic.Int64
 
@@ -55,6 +57,9 @@ type link struct {
 	// next one is probed before requests go to it.
 	onProbation bool
 	lastErr     string // for logging changes only (E-46)
+	// the slowest answers of this latency window and the one before
+	curPeak, prevPeak time.Duration
+	windowStart       time.Time
 }
 
 // pend is a request in flight. c is nil once its caller has given up: the
@@ -62,7 +67,8 @@ type link struct {
 type pend struct {
 	c    *call
 	op   proto.Op
-	slot bool // holds one of the Inflight slots
+	slot bool      // holds one of the Inflight slots
+	sent time.Time // for the latency the timeout adapts to
 }
 
 // call carries one request of one caller; calls are pooled.
@@ -191,6 +197,7 @@ func (l *link) readLoop(nc net.Conn, gen uint64) {
 			return
 		}
 		delete(l.pending, m.UID)
+		l.observe(time.Since(p.sent))
 		l.mu.Unlock()
 		l.answers.Add(1)
 		if p.c != nil {
@@ -256,7 +263,7 @@ func (l *link) send(c *call, op proto.Op, payload []byte, slot bool, want int32,
 		uid++
 	}
 	l.nextUID = uid + 1
-	l.pending[uid] = pend{c: c, op: op, slot: slot}
+	l.pending[uid] = pend{c: c, op: op, slot: slot, sent: time.Now()}
 	nc, gen := l.nc, l.gen
 	l.mu.Unlock()
 
@@ -295,12 +302,19 @@ func (l *link) abandon(c *call, uid uint32) bool {
 // within the Upstream's Timeout and ctx.
 func (l *link) roundTrip(ctx context.Context, c *call, op proto.Op, payload, dst []byte) ([]byte, error) {
 	var expired <-chan time.Time
-	deadline := time.Now().Add(10 * time.Second)
-	if t := l.u.timeout; t > 0 {
+	now := time.Now()
+	t := time.Duration(l.timeout.Load())
+	if now.UnixNano()-l.timeoutAt.Load() > int64(2*latencyWindow) {
+		t = l.u.timeout // no recent answers to adapt to
+	}
+	// A write that cannot finish loses the connection: it gets far more
+	// time than an answer does, so a busy moment does not cost that.
+	deadline := now.Add(10 * time.Second)
+	if t > 0 {
 		c.timer.Reset(t)
 		defer c.timer.Stop()
 		expired = c.timer.C
-		deadline = time.Now().Add(t)
+		deadline = now.Add(max(10*t, time.Second))
 	}
 	select {
 	case l.slots <- struct{}{}:
@@ -335,11 +349,11 @@ func (l *link) roundTrip(ctx context.Context, c *call, op proto.Op, payload, dst
 			if now := l.answers.Load(); now != seen && extensions < maxExtensions {
 				seen = now
 				extensions++
-				c.timer.Reset(l.u.timeout)
+				c.timer.Reset(t)
 				continue
 			}
 			if l.abandon(c, uid) {
-				l.probation(gen)
+				l.probation(gen, t)
 				return dst, ErrDisconnected
 			}
 		case <-ctx.Done():
@@ -354,11 +368,39 @@ func (l *link) roundTrip(ctx context.Context, c *call, op proto.Op, payload, dst
 
 // maxExtensions bounds how many more timeouts a request of a server that
 // is slow but answering may wait.
-const maxExtensions = 4
+const maxExtensions = 2
+
+// The request timeout adapts to the latency the server shows: it is
+// latencyFactor times the slowest answer of the last two windows of
+// latencyWindow, at least Options.Timeout and at most maxTimeoutFactor
+// times it. A stalled server therefore costs Timeout when it was quick
+// before, and a machine so loaded that answers take hundreds of
+// milliseconds does not take its server for stalled.
+const (
+	latencyFactor    = 3
+	latencyWindow    = 2 * time.Second
+	maxTimeoutFactor = 10
+)
+
+// observe takes the latency of one answer (l.mu held).
+func (l *link) observe(d time.Duration) {
+	if l.u.timeout <= 0 {
+		return
+	}
+	now := time.Now()
+	if now.Sub(l.windowStart) > latencyWindow {
+		l.prevPeak, l.curPeak, l.windowStart = l.curPeak, 0, now
+	}
+	l.curPeak = max(l.curPeak, d)
+	t := latencyFactor * max(l.curPeak, l.prevPeak)
+	t = min(max(t, l.u.timeout), maxTimeoutFactor*l.u.timeout)
+	l.timeout.Store(int64(t))
+	l.timeoutAt.Store(now.UnixNano())
+}
 
 // probation takes a server that let a request time out out of use, and
 // probes it in the background.
-func (l *link) probation(gen uint64) {
+func (l *link) probation(gen uint64, t time.Duration) {
 	l.mu.Lock()
 	if l.gen != gen || l.nc == nil || l.state.Load() != stateUp {
 		l.mu.Unlock()
@@ -368,7 +410,7 @@ func (l *link) probation(gen uint64) {
 	l.mu.Unlock()
 	l.m.Up(false)
 	l.m.ErrorKind(metrics.KindTimeout)
-	l.u.log.Printf("Warning, the server '%s' did not answer within %v; not using it until it answers a probe", l.srv.Name, l.u.timeout)
+	l.u.log.Printf("Warning, the server '%s' did not answer within %v; not using it until it answers a probe", l.srv.Name, t.Round(time.Millisecond))
 	go l.probe(gen)
 }
 

@@ -33,13 +33,14 @@ type Options struct {
 	// original 1.5 dc_server, which drops pipelined requests behind large
 	// answers). A request waits for a slot within its Timeout.
 	Inflight int
-	// Timeout is the longest a request waits for its server's answer
-	// while the server answers nothing at all (a server still answering
-	// earlier requests is slow, not stalled, and its requests may wait up
-	// to 5 Timeouts); 0 waits for ever. A request that times out fails with
-	// ErrDisconnected and puts the server on probation: until it answers
-	// a probe, requests go to the next server, or fail at once with
-	// ErrNoServer.
+	// Timeout is how long a request waits for its server's answer before
+	// the server is taken for stalled; 0 waits for ever. It is a floor:
+	// the timeout in force is three times the slowest answer of the last
+	// 2 to 4 s, at most 10 Timeouts, and a request whose server is still
+	// answering earlier requests (slow, not stalled) waits up to two more.
+	// A request that times out fails with ErrDisconnected and puts the
+	// server on probation: until it answers a probe, requests go to the
+	// next server, or fail at once with ErrNoServer.
 	Timeout time.Duration
 	// DeadAfter drops a connection on probation whose probe has had no
 	// answer for this long, and makes a new one (default 10 s).

@@ -204,3 +204,63 @@ func TestNoServer(t *testing.T) {
 		t.Errorf("Take with no server: %v", err)
 	}
 }
+
+// slowServer answers every request with 0x01 after delay, in order.
+func slowServer(t *testing.T, delay time.Duration) string {
+	sock := filepath.Join(t.TempDir(), "slow")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				rd := proto.NewReader(c, proto.WantRequests)
+				for {
+					m, err := rd.ReadMessage()
+					if err != nil {
+						return
+					}
+					time.Sleep(delay)
+					b, _ := proto.AppendMessage(nil, &proto.Message{Response: true, UID: m.UID, Op: m.Op, Payload: []byte{proto.ResultNotOK}})
+					if _, err := c.Write(b); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return sock
+}
+
+// A server that is slow (every answer 150 ms) is not taken for stalled
+// after the timeout has seen its latency, although the floor is 50 ms.
+func TestTimeoutAdaptsToLatency(t *testing.T) {
+	log := &testLog{}
+	u := open(t, upstream.Options{Servers: []upstream.Server{unixServer("slow", slowServer(t, 150*time.Millisecond))},
+		Timeout: 50 * time.Millisecond, Log: log})
+	// The first requests trip (nothing seen yet) until the probe's 150 ms
+	// answer has been seen.
+	eventually(t, 10*time.Second, "an answer from the slow server", func() bool {
+		return errors.Is(u.Have(context.Background(), []byte("x")), store.ErrNotFound)
+	})
+	log.mu.Lock()
+	trips := len(log.lines)
+	log.mu.Unlock()
+	for i := 0; i < 10; i++ {
+		if err := u.Have(context.Background(), []byte("x")); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("request %d to the slow server: %v", i, err)
+		}
+	}
+	log.mu.Lock()
+	defer log.mu.Unlock()
+	if len(log.lines) != trips {
+		t.Errorf("the slow server was taken for stalled again: %q", log.lines[trips:])
+	}
+}
