@@ -35,7 +35,10 @@ import (
 
 const usage = `Usage: dc_client -server <addr> [options]
 where options include:
-   -listen <addr>        the local address to listen on (default UNIX:/tmp/scache)
+   -listen <addr>        the local address to listen on (default, as root,
+                         UNIX:/run/distcache/dc_client.sock; for other
+                         users in $XDG_RUNTIME_DIR/distcache or
+                         /tmp/distcache-<uid>)
    -server <addr>        the cache server to connect to (required): a
                          distcache address, or a Redis address (below);
                          distcache servers may be given more than once, in
@@ -45,9 +48,10 @@ where options include:
    -retry <msecs>        reconnect interval after losing the server (default 5000)
    -idle <msecs>         drop local clients idle this long (default 0 = never)
    -maxclients <num>     maximum local client connections (default 1024)
-   -reqtimeout <msecs>   longest a request waits for the server's answer
-                         (default 100); after a timeout the server is not
-                         used until it answers a probe, and requests are
+   -reqtimeout <msecs>   how long a request waits for the server's answer
+                         (default 100, raised up to 10 times when answers
+                         are slow); after a timeout the server is not used
+                         until it answers a probe, and requests are
                          answered at once meanwhile (0 = wait for ever, as
                          the original did)
    -inflight <num>       maximum requests in flight to the server (default 512;
@@ -88,11 +92,16 @@ where options include:
 ` + redisflag.Usage
 
 // defaultReqTimeout bounds what a stalled server costs a request (a TLS
-// handshake waiting for its cache). On a 2-core machine at load 10 to 20,
-// 16 to 64 clients through dc_client to dc_server saw p99.99 latencies of
-// 11 to 100 ms end to end, including the clients' own scheduling; a rare
-// false trip costs one request and a probe round trip.
+// handshake waiting for its cache); goimpl/upstream raises the timeout
+// with the latency it sees (up to 10 times), which keeps a loaded machine
+// from taking its server for stalled: on this project's 2-core machine at
+// a load average of 30 to 36, answers took up to 0.5 s, and a fixed
+// 100 ms tripped 19 times in one Apache load test (see dc_client(8)).
 const defaultReqTimeout = 100 * time.Millisecond
+
+// defaultSocketName is the default socket's name in
+// tool.DefaultSocketDir, a directory only the service can write.
+const defaultSocketName = "dc_client.sock"
 
 type config struct {
 	listen     string
@@ -110,7 +119,7 @@ type config struct {
 }
 
 func parseArgs() (*config, *tool.Args) {
-	c := &config{listen: "UNIX:/tmp/scache", retry: 5 * time.Second, maxClients: 1024, inflight: 512, reqTimeout: defaultReqTimeout, minLife: 300}
+	c := &config{retry: 5 * time.Second, maxClients: 1024, inflight: 512, reqTimeout: defaultReqTimeout, minLife: 300}
 	c.secure.Client = true
 	a := tool.NewArgs(os.Args[1:], usage)
 	for a.Next() {
@@ -188,6 +197,13 @@ func main() {
 		servers = append(servers, upstream.Server{Name: a.Str, Dial: dial})
 	}
 	cfg.secure.LoadSealKey()
+	if cfg.listen == "" {
+		dir := tool.DefaultSocketDir()
+		if err := tool.PrepareSocketDir(dir); err != nil {
+			tool.Die("Error, bad listen address (the default): %v", err)
+		}
+		cfg.listen = "UNIX:" + dir + "/" + defaultSocketName
+	}
 	ln, files, err := cfg.daemon.Listen(cfg.listen)
 	if err != nil {
 		tool.Die("Error, bad listen address '%s': %v", cfg.listen, err)

@@ -715,3 +715,53 @@ func stop(t *testing.T, p *tooltest.Proc) {
 		return err == nil && i > 0 && i+2 < len(b) && b[i+2] == 'T'
 	}, "the process to stop")
 }
+
+// Issue #10 item 6: without -listen, a user's dc_client makes its socket
+// in a directory of its own (here $XDG_RUNTIME_DIR/distcache, mode 0700),
+// and a dc_client of another user (root) that is pointed at that live
+// socket refuses, naming the holder.
+func TestDefaultSocketAndSquatter(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to run dc_client as another user")
+	}
+	const nobody = 65534
+	base, err := os.MkdirTemp("", "dcsquat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(base) })
+	os.Chmod(base, 0o755)
+	bin, err := os.ReadFile(tooltest.Bin(t, "dc_client"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(base+"/dc_client", bin, 0o755)
+	runtime := base + "/run"
+	os.Mkdir(runtime, 0o700)
+	os.Chown(runtime, nobody, nobody)
+	cmd := exec.Command(base+"/dc_client", "-server", "UNIX:"+base+"/none")
+	cmd.Env = append(os.Environ(), "XDG_RUNTIME_DIR="+runtime)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}
+	var out tooltest.Log
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	sock := runtime + "/distcache/dc_client.sock"
+	tooltest.WaitDial(t, nil, "unix", sock)
+	fi, err := os.Stat(runtime + "/distcache")
+	if err != nil || fi.Mode().Perm() != 0o700 {
+		t.Fatalf("socket directory: %v %v", fi, err)
+	}
+	if st := fi.Sys().(*syscall.Stat_t); st.Uid != nobody {
+		t.Errorf("socket directory owned by uid %d", st.Uid)
+	}
+	code, msg := tooltest.Run(t, 10*time.Second, tooltest.Bin(t, "dc_client"), "-server", "UNIX:"+base+"/none", "-listen", "UNIX:"+sock)
+	if code != 1 || !strings.Contains(msg, "another server is already listening there, of another user (pid "+strconv.Itoa(cmd.Process.Pid)+", user 'nobody'") {
+		t.Fatalf("root's dc_client on nobody's live socket: exit %d:\n%s", code, msg)
+	}
+	if out.String() != "" && strings.Contains(out.String(), "Warning, the socket") {
+		t.Errorf("warned about its own default directory:\n%s", out.String())
+	}
+}

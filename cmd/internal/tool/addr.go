@@ -115,22 +115,14 @@ func Listen(a Addr) (*Listener, error) {
 		}
 		return &Listener{Listener: ln, Where: a}, nil
 	case "unix":
-		if fi, err := os.Lstat(a.Address); err == nil {
-			if fi.Mode()&os.ModeSocket == 0 {
-				return nil, fmt.Errorf("%s exists and is not a socket", a.Address)
-			}
-			if c, err := net.DialTimeout("unix", a.Address, time.Second); err == nil {
-				c.Close()
-				return nil, fmt.Errorf("%s: another server is already listening there", a.Address)
-			}
-			if err := os.Remove(a.Address); err != nil && !os.IsNotExist(err) {
-				return nil, fmt.Errorf("cannot remove stale socket: %v", err)
-			}
+		if err := clearUnixPath(a.Address); err != nil { // sock.go
+			return nil, err
 		}
 		ln, err := net.Listen("unix", a.Address)
 		if err != nil {
 			return nil, err
 		}
+		warnSharedDir(a.Address)
 		ln.(*net.UnixListener).SetUnlinkOnClose(false)
 		l := &Listener{Listener: ln, Where: a}
 		l.sockInfo, _ = os.Lstat(a.Address)

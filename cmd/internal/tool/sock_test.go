@@ -1,0 +1,182 @@
+package tool
+
+import (
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// nobody is the other user of these tests (root only can play it).
+const nobody = 65534
+
+func needRoot(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to act as another user")
+	}
+}
+
+func TestDefaultSocketDir(t *testing.T) {
+	own := t.TempDir()
+	os.Chmod(own, 0o700)
+	uid := os.Geteuid()
+	if uid == 0 { // play a user who owns own
+		uid = 4321
+		os.Chown(own, uid, uid)
+	}
+	tmp := "/tmp/distcache-" + strconv.Itoa(uid)
+	for _, c := range []struct {
+		uid     int
+		runtime string
+		want    string
+	}{
+		{0, own, "/run/distcache"},
+		{0, "", "/run/distcache"},
+		{uid, own, own + "/distcache"},
+		{uid, "", tmp},
+		{uid, "relative/dir", tmp},
+		{uid + 1, own, "/tmp/distcache-" + strconv.Itoa(uid+1)}, // not that user's own
+	} {
+		if got := defaultSocketDir(c.uid, c.runtime); got != c.want {
+			t.Errorf("defaultSocketDir(%d, %q) = %q, want %q", c.uid, c.runtime, got, c.want)
+		}
+	}
+	os.Chmod(own, 0o777)
+	if got := defaultSocketDir(uid, own); got != tmp {
+		t.Errorf("a runtime directory others can write to was used: %q", got)
+	}
+}
+
+func TestPrepareSocketDir(t *testing.T) {
+	base := t.TempDir()
+	dir := base + "/run"
+	if err := PrepareSocketDir(dir); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(dir)
+	if err != nil || !fi.IsDir() || fi.Mode().Perm()&0o022 != 0 {
+		t.Fatalf("made %v, %v", fi.Mode(), err)
+	}
+	if err := PrepareSocketDir(dir); err != nil {
+		t.Fatalf("again: %v", err)
+	}
+	os.Chmod(dir, 0o777)
+	if err := PrepareSocketDir(dir); err == nil || !strings.Contains(err.Error(), "can be written by others (mode 0777)") {
+		t.Errorf("a directory others can write to: %v", err)
+	}
+	os.WriteFile(base+"/file", nil, 0o600)
+	if err := PrepareSocketDir(base + "/file"); err == nil || !strings.Contains(err.Error(), "is not a directory (a regular file owned by") {
+		t.Errorf("a regular file in the way: %v", err)
+	}
+	if os.Geteuid() == 0 {
+		os.Mkdir(base+"/theirs", 0o755)
+		os.Chown(base+"/theirs", nobody, nobody)
+		if err := PrepareSocketDir(base + "/theirs"); err == nil || !strings.Contains(err.Error(), "belongs to user 'nobody' (uid 65534)") {
+			t.Errorf("another user's directory: %v", err)
+		}
+	}
+}
+
+// TestMain doubles as the squatter: with DC_TEST_SQUAT set it listens on
+// that unix path, says so on stdout, and waits to be killed.
+func TestMain(m *testing.M) {
+	if p := os.Getenv("DC_TEST_SQUAT"); p != "" {
+		ln, err := net.Listen("unix", p)
+		if err != nil {
+			os.Stdout.WriteString("error " + err.Error() + "\n")
+			os.Exit(1)
+		}
+		os.Stdout.WriteString("listening\n")
+		for {
+			c, err := ln.Accept()
+			if err == nil {
+				c.Close()
+			}
+		}
+	}
+	os.Exit(m.Run())
+}
+
+// Issue #10 item 6: a live socket of another user is refused with who
+// holds it and how to fix it; a file in the way is reported with its
+// owner; a stale socket is replaced.
+func TestListenSquatted(t *testing.T) {
+	needRoot(t)
+	dir, err := os.MkdirTemp("", "squat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	os.Chmod(dir, 0o1777) // a /tmp-like directory
+	path := filepath.Join(dir, "scache")
+	// The squatter runs this test binary, copied where nobody can run it.
+	bin, err := os.ReadFile(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dir+"/squatter", bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(dir + "/squatter")
+	cmd.Env = append(os.Environ(), "DC_TEST_SQUAT="+path)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}
+	out, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	line := make([]byte, 64)
+	n, _ := out.Read(line)
+	if !strings.HasPrefix(string(line[:n]), "listening") {
+		t.Fatalf("squatter: %q", line[:n])
+	}
+	a, _ := ParseAddr("UNIX:" + path)
+	if _, err = Listen(a); err == nil {
+		t.Fatal("listened on another user's live socket")
+	}
+	for _, want := range []string{"another server is already listening there, of another user",
+		"pid " + strconv.Itoa(cmd.Process.Pid), "user 'nobody' (uid 65534)", "rm " + path, "/run/distcache"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q lacks %q", err, want)
+		}
+	}
+
+	// A regular file of another user in the way.
+	file := filepath.Join(dir, "file")
+	os.WriteFile(file, []byte("x"), 0o644)
+	os.Chown(file, nobody, nobody)
+	a, _ = ParseAddr("UNIX:" + file)
+	if _, err := Listen(a); err == nil || !strings.Contains(err.Error(), "exists and is not a socket (a regular file owned by user 'nobody' (uid 65534))") {
+		t.Errorf("regular file: %v", err)
+	}
+
+	// The squatter gone, its stale socket is replaced.
+	cmd.Process.Kill()
+	cmd.Wait()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		l, err := Listen(ParseAddrMust(t, "UNIX:"+path))
+		if err == nil {
+			l.Close()
+			l.RemoveSocket()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("stale socket not replaced: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func ParseAddrMust(t *testing.T, s string) Addr {
+	a, err := ParseAddr(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
