@@ -49,7 +49,7 @@ where options include:
    -idle <msecs>         drop local clients idle this long (default 0 = never)
    -maxclients <num>     maximum local client connections (default 1024)
    -reqtimeout <msecs>   how long a request waits for the server's answer
-                         (default 100, raised up to 10 times when answers
+                         (default 100, raised up to 20 times when answers
                          are slow); after a timeout the server is not used
                          until it answers a probe, and requests are
                          answered at once meanwhile (0 = wait for ever, as
@@ -93,7 +93,7 @@ where options include:
 
 // defaultReqTimeout bounds what a stalled server costs a request (a TLS
 // handshake waiting for its cache); goimpl/upstream raises the timeout
-// with the latency it sees (up to 10 times), which keeps a loaded machine
+// with the latency it sees (up to 20 times), which keeps a loaded machine
 // from taking its server for stalled: on this project's 2-core machine at
 // a load average of 30 to 36, answers took up to 0.5 s, and a fixed
 // 100 ms tripped 19 times in one Apache load test (see dc_client(8)).

@@ -180,7 +180,7 @@ func TestReqTimeout(t *testing.T) {
 	if d := time.Since(start); d < 300*time.Millisecond {
 		t.Errorf("gave up after %v, before -reqtimeout", d)
 	}
-	p.WaitOutput("did not answer within 300ms", 5*time.Second)
+	p.WaitOutput("did not answer within", 5*time.Second)
 	tooltest.Eventually(t, 5*time.Second, func() bool {
 		return bytes.Equal(tooltest.RoundTrip(t, c, 5, proto.OpGet, []byte("z")).Payload, []byte("ok:z"))
 	}, "recovery after the timeout")
@@ -565,9 +565,12 @@ func TestStoppedServerCostsOneTimeout(t *testing.T) {
 	if !bytes.Equal(m.Payload, []byte{proto.ResultDisconnected}) {
 		t.Errorf("first GET to the stopped server: %x, want 02", m.Payload)
 	}
-	if d < 100*time.Millisecond || d > time.Second {
-		t.Errorf("first GET to the stopped server took %v, want about 100 ms", d)
+	// 100 ms after quick answers; on a loaded machine the timeout follows
+	// the latency seen, up to 20 times.
+	if d < 100*time.Millisecond || d > 2500*time.Millisecond {
+		t.Errorf("first GET to the stopped server took %v, want 100 ms to 2 s", d)
 	}
+	t.Logf("the first GET to the stopped server took %v", d)
 	start := time.Now()
 	for i := uint32(0); i < 20; i++ {
 		if m, _ := get(10 + i); len(m.Payload) != 0 {
@@ -577,7 +580,7 @@ func TestStoppedServerCostsOneTimeout(t *testing.T) {
 	if d := time.Since(start); d > time.Second {
 		t.Errorf("20 GETs while the server is stopped took %v: not answered at once", d)
 	}
-	cli.WaitOutput("did not answer within 100ms", 5*time.Second)
+	cli.WaitOutput("did not answer within", 5*time.Second)
 	srv.Signal(syscall.SIGCONT)
 	tooltest.Eventually(t, 5*time.Second, func() bool {
 		m, _ := get(40)

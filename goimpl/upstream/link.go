@@ -337,18 +337,23 @@ func (l *link) roundTrip(ctx context.Context, c *call, op proto.Op, payload, dst
 		<-l.slots
 		return dst, ErrNoServer
 	}
-	seen, extensions := l.answers.Load(), 0
+	seen, extensions, due := l.answers.Load(), 0, now.Add(t)
 	for {
 		select {
 		case <-c.done:
 			return c.res, c.err
 		case <-expired:
 			// The server answers in order: answers that came meanwhile
-			// were to earlier requests, so it is slow, not stalled. Its
-			// requests get more time, up to maxExtensions timeouts.
-			if now := l.answers.Load(); now != seen && extensions < maxExtensions {
-				seen = now
+			// were to earlier requests, so it is slow, not stalled. And a
+			// timer that fires late says this process did not get the
+			// CPU: the machine is overloaded, and the server's silence
+			// proves nothing. Such requests get more time, up to
+			// maxExtensions timeouts.
+			answered := l.answers.Load()
+			if (answered != seen || time.Since(due) > t/4) && extensions < maxExtensions {
+				seen = answered
 				extensions++
+				due = time.Now().Add(t)
 				c.timer.Reset(t)
 				continue
 			}
@@ -373,13 +378,13 @@ const maxExtensions = 2
 // The request timeout adapts to the latency the server shows: it is
 // latencyFactor times the slowest answer of the last two windows of
 // latencyWindow, at least Options.Timeout and at most maxTimeoutFactor
-// times it. A stalled server therefore costs Timeout when it was quick
+// times it (a server answering within 10 ms keeps Timeout). A stalled server therefore costs Timeout when it was quick
 // before, and a machine so loaded that answers take hundreds of
 // milliseconds does not take its server for stalled.
 const (
-	latencyFactor    = 3
-	latencyWindow    = 2 * time.Second
-	maxTimeoutFactor = 10
+	latencyFactor    = 10
+	latencyWindow    = 5 * time.Second
+	maxTimeoutFactor = 20
 )
 
 // observe takes the latency of one answer (l.mu held).
@@ -418,6 +423,7 @@ func (l *link) probation(gen uint64, t time.Duration) {
 // the answer comes; a server that does not answer within DeadAfter loses
 // its connection (the next one is probed in turn).
 func (l *link) probe(gen uint64) {
+	start := time.Now()
 	c := callPool.Get().(*call)
 	c.dst = c.rbuf[:0]
 	if _, _, ok := l.send(c, proto.OpHave, probeID, false, stateProbing, time.Now().Add(l.u.deadAfter)); !ok {
@@ -440,7 +446,7 @@ func (l *link) probe(gen uint64) {
 		l.mu.Unlock()
 		if back {
 			l.m.Up(true)
-			l.u.log.Printf("Info, the server '%s' answers again", l.srv.Name)
+			l.u.log.Printf("Info, the server '%s' answers again (the probe took %v)", l.srv.Name, time.Since(start).Round(time.Millisecond))
 		}
 		callPool.Put(c)
 	case <-c.timer.C:

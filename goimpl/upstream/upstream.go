@@ -35,9 +35,10 @@ type Options struct {
 	Inflight int
 	// Timeout is how long a request waits for its server's answer before
 	// the server is taken for stalled; 0 waits for ever. It is a floor:
-	// the timeout in force is three times the slowest answer of the last
-	// 2 to 4 s, at most 10 Timeouts, and a request whose server is still
-	// answering earlier requests (slow, not stalled) waits up to two more.
+	// the timeout in force is ten times the slowest answer of the last
+	// 5 to 10 s, at most 20 Timeouts, and a request whose server is still
+	// answering earlier requests (slow, not stalled), or whose own timer
+	// fired late (this process starved of CPU), waits up to two more.
 	// A request that times out fails with ErrDisconnected and puts the
 	// server on probation: until it answers a probe, requests go to the
 	// next server, or fail at once with ErrNoServer.
