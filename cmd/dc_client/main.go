@@ -18,8 +18,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
+	"os/signal"
 	"time"
 
 	"github.com/distcache-go/distcache/cmd/internal/redisflag"
@@ -209,7 +211,12 @@ func main() {
 		tool.Die("Error, bad listen address '%s': %v", cfg.listen, err)
 	}
 	reg := cfg.metrics.Start("dc_client", &cfg.daemon)
-	cfg.daemon.Start(args.Rewritten(), files)
+	// A successor started by the upgrade signal connects to its server
+	// before it takes over (below); its predecessor sends it no state.
+	handover := tool.HandedOver()
+	if handover != nil {
+		go func() { io.Copy(io.Discard, handover); handover.Close() }()
+	}
 
 	log := new(tool.RateLog)
 	// sealed wraps a store in -sealkey's sealing, counted in the metrics.
@@ -245,8 +252,12 @@ func main() {
 			tool.Die("Error, internal initialisation problems: %v", err)
 		}
 		reg.UpstreamLevels(up.InFlight, up.Waiting)
+		if handover != nil {
+			waitConnected(up, 5*time.Second)
+		}
 		h = &store.Handler{Store: reg.WrapStore(sealed(up), metrics.Distcache), Unavailable: upstream.Answer, Features: up.Features}
 	}
+	cfg.daemon.Start(args.Rewritten(), files)
 	cfg.secure.ReloadOnHUP()
 	p := proxy.New(proxy.Options{
 		Handler:    h,
@@ -260,8 +271,12 @@ func main() {
 		p.Serve(ln)
 		close(done)
 	}()
+	handed := upgradeOnSignal(cfg, args.Rewritten(), ln)
+	var final io.Closer
 	select {
 	case <-sigs:
+	case final = <-handed:
+		p.HandOver(500 * time.Millisecond)
 	case <-done:
 		if !p.Closing() {
 			fmt.Fprintln(os.Stderr, "Error, the listener failed; shutting down")
@@ -271,9 +286,56 @@ func main() {
 	p.Shutdown(ln, 5*time.Second)
 	h.Store.Close()
 	cfg.metrics.Stop()
+	if final != nil {
+		// The successor has the listener and the socket path.
+		final.Close()
+		os.Exit(0)
+	}
 	ln.RemoveSocket()
 	cfg.daemon.RemovePIDFile()
 	os.Exit(0)
+}
+
+// waitConnected waits, at most d, until up has a server: a successor takes
+// over only once it can serve.
+func waitConnected(up *upstream.Upstream, d time.Duration) {
+	end := time.Now().Add(d)
+	for !up.Connected() && time.Now().Before(end) {
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// upgradeOnSignal re-executes dc_client on tool.UpgradeSignal, handing the
+// listener to the new process, and passes on the channel, once that is
+// ready, what to close when this one has answered its clients. A new
+// process that fails leaves this one serving.
+func upgradeOnSignal(cfg *config, args []string, ln *tool.Listener) <-chan io.Closer {
+	handed := make(chan io.Closer, 1)
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, tool.UpgradeSignal)
+	go func() {
+		for range sig {
+			if cfg.metrics.Addr != "" {
+				fmt.Fprintln(os.Stderr, "Error, re-exec is not available with -metrics (the new process could not bind its port); restart instead")
+				continue
+			}
+			f, err := ln.File()
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "Error, re-exec failed, still serving: %v\n", err)
+				continue
+			}
+			pid, final, err := tool.Upgrade(args, []*os.File{f}, func(io.Writer) error { return nil }, 30*time.Second)
+			f.Close()
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "Error, re-exec failed, still serving: %v\n", err)
+				continue
+			}
+			fmt.Fprintf(os.Stderr, "Info, process %d has taken over; answering the requests in progress, then exiting\n", pid)
+			handed <- final
+			return
+		}
+	}()
+	return handed
 }
 
 // dialer connects to a distcache address within the context's deadline.

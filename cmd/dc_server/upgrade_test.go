@@ -2,10 +2,8 @@ package main
 
 import (
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,43 +16,6 @@ import (
 	"github.com/distcache-go/distcache/goimpl/proto"
 )
 
-// exchange sends one request on a new connection and returns the answer.
-func exchange(sock string, op proto.Op, payload []byte) ([]byte, error) {
-	c, err := net.DialTimeout("unix", sock, 2*time.Second)
-	if err != nil {
-		return nil, err
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
-	if _, err := c.Write(tooltest.Request(7, op, payload)); err != nil {
-		return nil, err
-	}
-	m, err := proto.NewReader(c, proto.WantResponses).ReadMessage()
-	if err != nil {
-		return nil, err
-	}
-	return m.Payload, nil
-}
-
-func readPID(t *testing.T, path string) int {
-	b, _ := os.ReadFile(path)
-	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
-	return pid
-}
-
-// gone reports whether process pid has exited (a zombie counts: the
-// first is the test's child, and its successor holds the test's output
-// pipe, so waiting for it would wait for the successor).
-func gone(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return true
-	}
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	return len(f) > 0 && f[0] == "Z"
-}
-
 // Three re-execs under a load of a connection per operation: no request
 // fails, no connection is refused, and every session stored before the
 // first is still there after the last.
@@ -64,14 +25,14 @@ func TestUpgradeUnderLoad(t *testing.T) {
 	p := tooltest.Start(t, tooltest.Bin(t, "dc_server"), "-listen", "UNIX:"+sock, "-pidfile", pidfile)
 	tooltest.WaitDial(t, p, "unix", sock)
 	t.Cleanup(func() {
-		if pid := readPID(t, pidfile); pid > 0 && pid != p.Cmd.Process.Pid {
+		if pid := tooltest.ReadPID(pidfile); pid > 0 && pid != p.Cmd.Process.Pid {
 			syscall.Kill(pid, syscall.SIGKILL)
 		}
 	})
 	const stored = 300
 	id := func(i int) []byte { return []byte(fmt.Sprintf("before-%04d", i)) }
 	for i := 0; i < stored; i++ {
-		ans, err := exchange(sock, proto.OpAdd, proto.AppendAddRequest(nil, 600000, id(i), []byte("session data")))
+		ans, err := tooltest.Exchange(sock, proto.OpAdd, proto.AppendAddRequest(nil, 600000, id(i), []byte("session data")))
 		if err != nil || len(ans) != 1 || ans[0] != 0 {
 			t.Fatalf("ADD %d: %x %v", i, ans, err)
 		}
@@ -92,12 +53,12 @@ func TestUpgradeUnderLoad(t *testing.T) {
 				default:
 				}
 				i := (w*7919 + n) % stored
-				ans, err := exchange(sock, proto.OpGet, id(i))
+				ans, err := tooltest.Exchange(sock, proto.OpGet, id(i))
 				if err == nil && string(ans) != "session data" {
 					err = fmt.Errorf("GET %s answered %x", id(i), ans)
 				}
 				if err == nil && n%5 == 0 {
-					ans, err = exchange(sock, proto.OpAdd, proto.AppendAddRequest(nil, 600000, []byte(fmt.Sprintf("during-%d-%d", w, n)), []byte("x")))
+					ans, err = tooltest.Exchange(sock, proto.OpAdd, proto.AppendAddRequest(nil, 600000, []byte(fmt.Sprintf("during-%d-%d", w, n)), []byte("x")))
 					if err == nil && (len(ans) != 1 || ans[0] != 0) {
 						err = fmt.Errorf("ADD answered %x", ans)
 					}
@@ -120,13 +81,13 @@ func TestUpgradeUnderLoad(t *testing.T) {
 		tooltest.Eventually(t, 10*time.Second, func() bool { return ops.Load() > before+50 }, "load before re-exec %d", round)
 		syscall.Kill(pid, tool.UpgradeSignal)
 		tooltest.Eventually(t, 30*time.Second, func() bool {
-			n := readPID(t, pidfile)
+			n := tooltest.ReadPID(pidfile)
 			return n > 0 && n != pid
 		}, "a new pid in the pid file after re-exec %d", round)
 		old := pid
-		pid = readPID(t, pidfile)
-		tooltest.Eventually(t, 30*time.Second, func() bool { return gone(old) }, "process %d to exit", old)
-		if gone(pid) {
+		pid = tooltest.ReadPID(pidfile)
+		tooltest.Eventually(t, 30*time.Second, func() bool { return tooltest.Gone(old) }, "process %d to exit", old)
+		if tooltest.Gone(pid) {
 			t.Fatalf("round %d: new process %d is not running", round, pid)
 		}
 	}
@@ -138,7 +99,7 @@ func TestUpgradeUnderLoad(t *testing.T) {
 		t.Fatalf("%d of %d operations failed, first: %v", n, ops.Load(), firstErr)
 	}
 	for i := 0; i < stored; i++ {
-		if ans, err := exchange(sock, proto.OpGet, id(i)); err != nil || string(ans) != "session data" {
+		if ans, err := tooltest.Exchange(sock, proto.OpGet, id(i)); err != nil || string(ans) != "session data" {
 			t.Fatalf("session %d after three re-execs: %x %v", i, ans, err)
 		}
 	}
@@ -160,7 +121,7 @@ func TestUpgradeFailureKeepsServing(t *testing.T) {
 	sock := dir + "/s"
 	p := tooltest.Start(t, bin, "-listen", "UNIX:"+sock)
 	tooltest.WaitDial(t, p, "unix", sock)
-	exchange(sock, proto.OpAdd, proto.AppendAddRequest(nil, 600000, []byte("kept"), []byte("data")))
+	tooltest.Exchange(sock, proto.OpAdd, proto.AppendAddRequest(nil, 600000, []byte("kept"), []byte("data")))
 	// An upgrade gone wrong: the new file exits at once.
 	if err := os.WriteFile(bin+".new", []byte("#!/bin/sh\necho 'broken build' >&2\nexit 1\n"), 0o755); err != nil {
 		t.Fatal(err)
@@ -173,7 +134,7 @@ func TestUpgradeFailureKeepsServing(t *testing.T) {
 	if p.Exited() {
 		t.Fatal("the old process exited")
 	}
-	ans, err := exchange(sock, proto.OpGet, []byte("kept"))
+	ans, err := tooltest.Exchange(sock, proto.OpGet, []byte("kept"))
 	if err != nil || string(ans) != "data" {
 		t.Fatalf("after the failed re-exec: %x %v", ans, err)
 	}
@@ -201,9 +162,9 @@ func TestSnapshot(t *testing.T) {
 	}
 	p := run()
 	for i := 0; i < 100; i++ {
-		exchange(sock, proto.OpAdd, proto.AppendAddRequest(nil, 600000, []byte(fmt.Sprintf("long-%03d", i)), []byte("data")))
+		tooltest.Exchange(sock, proto.OpAdd, proto.AppendAddRequest(nil, 600000, []byte(fmt.Sprintf("long-%03d", i)), []byte("data")))
 	}
-	exchange(sock, proto.OpAdd, proto.AppendAddRequest(nil, 1500, []byte("short"), []byte("data")))
+	tooltest.Exchange(sock, proto.OpAdd, proto.AppendAddRequest(nil, 1500, []byte("short"), []byte("data")))
 	stopClean(p)
 	st, err := os.Stat(snap)
 	if err != nil || st.Mode().Perm() != 0o600 {
@@ -216,24 +177,29 @@ func TestSnapshot(t *testing.T) {
 		p.WaitOutput("sessions read from", 5*time.Second)
 	}
 	for i := 0; i < 100; i++ {
-		if ans, err := exchange(sock, proto.OpGet, []byte(fmt.Sprintf("long-%03d", i))); err != nil || string(ans) != "data" {
+		if ans, err := tooltest.Exchange(sock, proto.OpGet, []byte(fmt.Sprintf("long-%03d", i))); err != nil || string(ans) != "data" {
 			t.Fatalf("session %d after restart: %x %v", i, ans, err)
 		}
 	}
-	if ans, _ := exchange(sock, proto.OpGet, []byte("short")); string(ans) != "\x01" {
+	if ans, _ := tooltest.Exchange(sock, proto.OpGet, []byte("short")); string(ans) != "\x01" {
 		t.Fatalf("an expired session came back: %x", ans)
 	}
 	stopClean(p)
 	good, _ := os.ReadFile(snap)
 	for name, prep := range map[string]func(){
 		"readable by others": func() { os.WriteFile(snap, good, 0o600); os.Chmod(snap, 0o644) },
-		"damaged":            func() { b := append([]byte(nil), good...); b[len(b)/2] ^= 1; os.WriteFile(snap, b, 0o600); os.Chmod(snap, 0o600) },
-		"foreign":            func() { os.WriteFile(snap, []byte("# a key file\n"), 0o600); os.Chmod(snap, 0o600) },
+		"damaged": func() {
+			b := append([]byte(nil), good...)
+			b[len(b)/2] ^= 1
+			os.WriteFile(snap, b, 0o600)
+			os.Chmod(snap, 0o600)
+		},
+		"foreign": func() { os.WriteFile(snap, []byte("# a key file\n"), 0o600); os.Chmod(snap, 0o600) },
 	} {
 		prep()
 		p := run()
 		p.WaitOutput("starting empty", 5*time.Second)
-		if ans, _ := exchange(sock, proto.OpGet, []byte("long-000")); string(ans) != "\x01" {
+		if ans, _ := tooltest.Exchange(sock, proto.OpGet, []byte("long-000")); string(ans) != "\x01" {
 			t.Fatalf("%s: sessions served from a refused file", name)
 		}
 		p.Cmd.Process.Kill() // no clean stop: the next case prepares its own file

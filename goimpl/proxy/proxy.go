@@ -79,6 +79,11 @@ func (p *Proxy) Serve(ln net.Listener) {
 	p.set.Serve(ln, func(nc net.Conn) { newClient(p, nc).serve() })
 }
 
+// HandOver makes the coming Shutdown a handover to a process that shares
+// the listening socket: accepting stops first, and the clients already
+// accepted are served for grace before they are closed at their next read.
+func (p *Proxy) HandOver(grace time.Duration) { p.set.SetGrace(grace) }
+
 // Closing reports whether Shutdown has begun.
 func (p *Proxy) Closing() bool { return p.set.Closing() }
 

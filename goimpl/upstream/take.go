@@ -92,3 +92,6 @@ func (u *Upstream) Take(ctx context.Context, id, dst []byte) ([]byte, error) {
 	res, err := l.roundTrip(ctx, c, proto.OpTake, id, dst)
 	return getResult(res, dst, err)
 }
+
+// Connected reports whether a server is connected and answering.
+func (u *Upstream) Connected() bool { return u.pick() != nil }

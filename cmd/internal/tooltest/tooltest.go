@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -344,4 +345,42 @@ func ExpectClosed(t testing.TB, c net.Conn, d time.Duration) {
 	if ne, ok := err.(net.Error); ok && ne.Timeout() {
 		t.Fatalf("connection still open after %v", d)
 	}
+}
+
+// Exchange sends one request on a new connection and returns the answer.
+func Exchange(sock string, op proto.Op, payload []byte) ([]byte, error) {
+	c, err := net.DialTimeout("unix", sock, 2*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Write(Request(7, op, payload)); err != nil {
+		return nil, err
+	}
+	m, err := proto.NewReader(c, proto.WantResponses).ReadMessage()
+	if err != nil {
+		return nil, err
+	}
+	return m.Payload, nil
+}
+
+// ReadPID reads a pid file (0 if it holds none).
+func ReadPID(path string) int {
+	b, _ := os.ReadFile(path)
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	return pid
+}
+
+// Gone reports whether process pid has exited (a zombie counts: the
+// first is the test's child, and its successor holds the test's output
+// pipe, so waiting for it would wait for the successor).
+func Gone(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	return len(f) > 0 && f[0] == "Z"
 }
