@@ -27,6 +27,10 @@ STARTS=${APACHE_STARTS:-50}
 CONC=16
 SN=dc-test.invalid     # the one ServerName of both instances
 RETRY_MS=1000          # dc_client -retry
+# The cache tier runs mutual TLS (dc_client A and B with their own client
+# certificates) with sealed sessions; APACHE_DC_SECURE=0 runs it in the
+# clear (for dc_server/dc_client builds without TLS, such as 1.5's).
+SECURE=${APACHE_DC_SECURE:-1}
 LOW_GOGC=5             # GOGC given to Apache and so to its children
 
 say() { printf 'apache-check: %s\n' "$*"; }
@@ -167,6 +171,35 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
 mkdir -p "$T/htdocs"
 echo "hello from distcache-go" >"$T/htdocs/index.html"
 
+# 5. the cache tier's PKI: a CA, dc_server's certificate, one client
+# certificate per dc_client, and the sealing key shared by the dc_clients
+if [ "$SECURE" = 1 ]; then
+	mkdir -p "$T/pki"
+	(
+		cd "$T/pki" || exit 1
+		openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=cache tier CA" \
+			-addext basicConstraints=critical,CA:TRUE -days 2 -keyout ca.key -out ca.crt || exit 1
+		for n in server A B; do
+			openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=dc-$n" \
+				-keyout $n.key -out $n.csr || exit 1
+			if [ $n = server ]; then
+				ext="subjectAltName=DNS:localhost,IP:127.0.0.1
+extendedKeyUsage=serverAuth"
+			else
+				ext="extendedKeyUsage=clientAuth"
+			fi
+			openssl x509 -req -in $n.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 \
+				-extfile <(echo "$ext") -out $n.crt || exit 1
+		done
+		printf 'k1 %s\n' "$(openssl rand -hex 32)" >seal.keys
+		chmod 600 ./*.key seal.keys
+	) >"$T/openssl-pki.log" 2>&1 || { cat "$T/openssl-pki.log"; die "making the cache tier's certificates failed"; }
+	DCS_TLS="-tlscert $T/pki/server.crt -tlskey $T/pki/server.key -tlsca $T/pki/ca.crt"
+fi
+dcc_tls() { # dcc_tls NAME: dc_client's TLS and sealing options
+	[ "$SECURE" = 1 ] && echo "-tlsca $T/pki/ca.crt -tlsname localhost -tlscert $T/pki/$1.crt -tlskey $T/pki/$1.key -sealkey $T/pki/seal.keys"
+}
+
 # ---------------------------------------------------------------- cache tier
 # $T/ctl is a small generated helper, so that the load driver's -at
 # actions can stop and start dc_server or restart Apache mid-run.
@@ -177,7 +210,7 @@ cat >"$T/ctl" <<EOF
 alive() { [ -r /proc/\$1/stat ] && [ "\$(awk '{print \$3}' /proc/\$1/stat 2>/dev/null)" != Z ]; }
 case \$1 in
 dc-start)
-	"$BIN/dc_server" -listen IP:127.0.0.1:$DC_PORT -sessions 20000 \\
+	"$BIN/dc_server" -listen IP:127.0.0.1:$DC_PORT -sessions 20000 ${DCS_TLS:-} \\
 		>>"$T/dc_server.log" 2>&1 </dev/null &
 	echo \$! >"$T/dc_server.pid"
 	for i in \$(seq 200); do
@@ -205,7 +238,7 @@ start_dc_client() { # start_dc_client NAME
 	local sock=$T/$1.sock
 	rm -f "$sock"
 	"$BIN/dc_client" -listen "UNIX:$sock" -server "IP:127.0.0.1:$DC_PORT" \
-		-retry $RETRY_MS -sockgroup www-data -sockperms 0660 \
+		-retry $RETRY_MS -sockgroup www-data -sockperms 0660 $(dcc_tls "$1") \
 		>>"$T/dc_client-$1.log" 2>&1 &
 	PIDS+=("$!")
 	wait_until 10 test -S "$sock" || die "dc_client $1 made no socket $sock"
@@ -498,6 +531,21 @@ startups() {
 	[ $bad = 0 ]
 }
 
+# tier_secure: the dc_clients are connected over TLS and every sealed
+# session opened; a plaintext client is refused by dc_server.
+tier_secure() {
+	local c
+	for c in A B; do
+		grep -q "Info, connected to the server" "$T/dc_client-$c.log" || return 1
+		! grep -Eq "did not open|refused|TLS handshake" "$T/dc_client-$c.log" || { cat "$T/dc_client-$c.log"; return 1; }
+	done
+	! grep -v "the client does not speak TLS" "$T/dc_server.log" | grep -q "refused" || { cat "$T/dc_server.log"; return 1; }
+	local n
+	n=$(grep -c "the client does not speak TLS" "$T/dc_server.log")
+	printf 'plaintext' >/dev/tcp/127.0.0.1/$DC_PORT || return 1
+	wait_until 10 eval '[ "$(grep -c "refused connection from 127.0.0.1:[0-9]*: the client does not speak TLS" "$T/dc_server.log")" -gt "$n" ]'
+}
+
 # ---------------------------------------------------------------- run
 declare -A RSS
 run_mpm() {
@@ -539,6 +587,9 @@ run_mpm() {
 		check "$mpm TLS$v: every worker of B still answers" every_worker_answers B "$mpm"
 	done
 	check "$mpm: no OpenSSL/cache errors in the logs" no_errors A B
+	if [ "$SECURE" = 1 ]; then
+		check "$mpm: cache tier: both dc_clients on mutual TLS with sealing, nothing refused or unopened" tier_secure
+	fi
 	check "$mpm: children run with GOGC=$LOW_GOGC and have the Go engine loaded" \
 		eval "children_have_engine A && children_have_engine B"
 	RSS[$mpm dc]=$(rss_kb A)
