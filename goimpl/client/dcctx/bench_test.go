@@ -2,24 +2,29 @@ package dcctx
 
 import (
 	"bytes"
-	"github.com/distcache-go/distcache/goimpl/client/internal/fake"
 	"testing"
+
+	"github.com/distcache-go/distcache/goimpl/client/internal/fake"
 )
 
 // BenchmarkRoundTrip measures one GET of a 200-byte session over a unix
 // socket against the in-test server: with a persistent (pooled) context and
-// with a new connection per operation (flags 0, what Apache uses).
+// with a new connection per operation (flags 0, what Apache uses), over
+// each transport.
 func BenchmarkRoundTrip(b *testing.B) {
 	for _, bc := range []struct {
 		name  string
 		flags uint32
+		tr    Transport
 	}{
-		{"mode=persistent", FlagPersistent},
-		{"mode=per-op", 0},
+		{"mode=persistent/transport=caller", FlagPersistent, TransportCaller},
+		{"mode=per-op/transport=caller", 0, TransportCaller},
+		{"mode=persistent/transport=net", FlagPersistent, TransportNet},
+		{"mode=per-op/transport=net", 0, TransportNet},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			s := fake.Start(b, "unix", "", nil)
-			c := newCtx(b, s.Target, bc.flags, nil)
+			c := newCtx(b, s.Target, bc.flags, &Options{ConnectTimeout: testOptions.ConnectTimeout, IOTimeout: testOptions.IOTimeout, Transport: bc.tr})
 			id, data := []byte("bench-session-id-0123456789abcdef"), bytes.Repeat([]byte{0x5a}, 200)
 			if !c.AddSession(id, data, 300000) {
 				b.Fatal("add failed")

@@ -132,22 +132,20 @@ func (c *Ctx) Close() {
 	if c == nil || c.closed.Swap(true) {
 		return
 	}
-	c.dropIdle()
-	c.mu.Lock()
-	spare := c.spare
-	c.spare = nil
-	c.mu.Unlock()
-	for _, l := range spare {
-		l.destroy()
-	}
+	c.drop(&c.idle)
+	c.drop(&c.spare)
 }
 
-func (c *Ctx) dropIdle() {
+// dropIdle closes the pooled connections.
+func (c *Ctx) dropIdle() { c.drop(&c.idle) }
+
+// drop empties one of the lists under mu and destroys its links outside.
+func (c *Ctx) drop(list *[]link) {
 	c.mu.Lock()
-	idle := c.idle
-	c.idle = nil
+	ls := *list
+	*list = nil
 	c.mu.Unlock()
-	for _, l := range idle {
+	for _, l := range ls {
 		l.destroy()
 	}
 }
