@@ -82,8 +82,11 @@ go-vet:
 	  { echo "gofmt needed:"; gofmt -l .; exit 1; }
 	$(GO) vet ./...
 
+# Files tests keep (t.ArtifactDir: the status page screenshots of
+# cmd/internal/metricstest) go under $(BUILD)/test-output/_artifacts.
 go-test: tools
-	DC_BIN=$(BUILD)/bin $(GO) test -race -count=1 ./...
+	@mkdir -p $(BUILD)/test-output
+	DC_BIN=$(BUILD)/bin $(GO) test -race -count=1 -artifacts -outputdir $(BUILD)/test-output ./...
 
 # Each fuzz target runs FUZZTIME inputs: its committed seed corpus plus
 # what it discovers.  scripts/fuzz-all lists the targets.
