@@ -148,7 +148,7 @@ compile t_noengine distcacheserver || true
 compile t_server distcacheserver || true
 compile t_garbage distcacheserver || true
 compile t_forkobj distcacheserver || true
-compile t_panic distcache || true
+compile t_panic distcacheserver || true
 compile t_chroot distcache || true
 
 # The server: our dc_server, else the C server built on our own ABI.
@@ -179,7 +179,7 @@ run t_server 60 "$OUT/t_server"
 run t_garbage 60 "$OUT/t_garbage"
 run t_forkobj 240 "$OUT/t_forkobj" "$OUT"
 if [ -n "${PANIC_ENGINE:-}" ] && [ -f "$PANIC_ENGINE" ]; then
-	DISTCACHE_ENGINE=$PANIC_ENGINE run t_panic 60 "$OUT/t_panic" "$OUT"
+	DISTCACHE_ENGINE=$PANIC_ENGINE run t_panic 60 "$OUT/t_panic" "$OUT" "UNIX:$S"
 else
 	bad "t_panic: no test engine (PANIC_ENGINE=${PANIC_ENGINE:-unset}; make capi-panic-engine)"
 fi

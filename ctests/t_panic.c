@@ -1,5 +1,6 @@
 /*
  * No panic crosses the C boundary (t_panic SCRATCHDIR, run with the test
+ * [TARGET]: a server for DC_CTX; with the test
  * engine that honours DISTCACHE_TEST_PANIC): with the variable set, the
  * engine's exports panic inside Go; each call must return its failure
  * value, say one line on stderr, and leave the process and its objects
@@ -11,6 +12,7 @@
 #include <unistd.h>
 #include <distcache/dc_client.h>
 #include <distcache/dc_plug.h>
+#include <distcache/dc_server.h>
 #include "ct.h"
 
 static char errpath[512];
@@ -54,10 +56,14 @@ int main(int argc, char **argv)
 	unsigned long uid;
 	unsigned int n;
 	DC_CMD cmd;
+	DC_CTX *ctx = DC_CTX_new(argc > 2 ? argv[2] : "UNIX:/nonexistent", 0);
+	char id[32];
 
-	CT_PLAN(9);
+	CT_PLAN(12);
+	snprintf(id, sizeof id, "panic-%d", (int)getpid());
 	capture(argc > 1 ? argv[1] : "/tmp");
-	CHECK(a && a2 && sel && b && NAL_ADDRESS_create(a, "IP:127.0.0.1:9", 4096) &&
+	CHECK(ctx && DC_CTX_add_session(ctx, U(id), (unsigned int)strlen(id), U("data"), 4, 60000) == 1 &&
+		a && a2 && sel && b && NAL_ADDRESS_create(a, "IP:127.0.0.1:9", 4096) &&
 		NAL_BUFFER_set_size(b, 64) && NAL_BUFFER_write(b, U("hello"), 5) == 5 &&
 		NAL_CONNECTION_create_pair(c1, c2, 4096) && (p = DC_PLUG_new(c1, DC_PLUG_FLAG_TO_SERVER)) != NULL,
 		"objects made with the test engine");
@@ -79,6 +85,11 @@ int main(int argc, char **argv)
 	CHECK(DC_PLUG_write(p, 0, 1, DC_CMD_HAVE, U("id"), 2) == 0 && DC_PLUG_commit(p) == 0 &&
 		DC_PLUG_read(p, 0, &uid, &cmd, &d, &n) == 0 && DC_PLUG_io(p) == 0,
 		"DC_PLUG_*: every call returns its failure value");
+	DC_SERVER_set_default_cache();
+	CHECK(DC_SERVER_new(100) == NULL, "DC_SERVER_new returns NULL");
+	CHECK(DC_CTX_has_session(ctx, U(id), (unsigned int)strlen(id)) == -1 &&
+		DC_CTX_get_session(ctx, U(id), (unsigned int)strlen(id), NULL, 0, &n) == 0,
+		"DC_CTX_*: has -1, get 0 for a session the server holds");
 	CHECK(lines("distcache: internal error in ") >= 1, "the process is alive and said so on stderr (%d lines)",
 		lines("distcache: internal error in "));
 
@@ -87,6 +98,9 @@ int main(int argc, char **argv)
 		"afterwards the objects work and kept their state (void calls under a panic changed nothing)");
 	CHECK(DC_PLUG_write(p, 0, 1, DC_CMD_HAVE, U("id"), 2) && DC_PLUG_commit(p), "the plug works again");
 	CHECK(DC_PLUG_free(p) == 1, "and frees");
+	CHECK(DC_CTX_has_session(ctx, U(id), (unsigned int)strlen(id)) == 1 &&
+		DC_CTX_remove_session(ctx, U(id), (unsigned int)strlen(id)) == 1, "the DC_CTX works again");
+	DC_CTX_free(ctx);
 	NAL_CONNECTION_free(c2);
 	NAL_BUFFER_free(b);
 	NAL_SELECTOR_free(sel);
