@@ -12,10 +12,10 @@ MAN3 := $(notdir $(wildcard man/*.3))
 INSTALL_TARGETS   += install-man
 UNINSTALL_TARGETS += uninstall-man
 CHECK_TARGETS     += check-man check-man-render check-demo check-default-goal check-version check-hardening-tools \
-                     check-reproducible
+                     check-reproducible check-uninstall
 
 .PHONY: install-man uninstall-man check-man check-man-render check-demo check-default-goal check-version \
-        check-hardening-tools check-reproducible
+        check-hardening-tools check-reproducible check-uninstall
 
 # The demo must keep working: a one-second run of it.
 check-demo: tools
@@ -113,3 +113,13 @@ check-man-render:
 	done
 	@echo "check-man-render: ok ($$(ls $(BUILD)/man-root/usr/share/man/man3 | wc -l) section 3 names)"
 	@rm -rf $(BUILD)/man-root
+
+# make uninstall removes every file make install put there.
+check-uninstall: all
+	@rm -rf $(BUILD)/uninstall-root
+	@$(MAKE) --no-print-directory install DESTDIR=$(BUILD)/uninstall-root PREFIX=/usr >/dev/null
+	@$(MAKE) --no-print-directory uninstall DESTDIR=$(BUILD)/uninstall-root PREFIX=/usr >/dev/null
+	@left=$$(find $(BUILD)/uninstall-root ! -type d); [ -z "$$left" ] || \
+	  { echo "$$left"; echo "check-uninstall: make uninstall left the files above"; exit 1; }
+	@rm -rf $(BUILD)/uninstall-root
+	@echo "check-uninstall: ok"
