@@ -21,7 +21,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/signal"
 	"time"
 
 	"github.com/distcache-go/distcache/cmd/internal/redisflag"
@@ -271,7 +270,11 @@ func main() {
 		p.Serve(ln)
 		close(done)
 	}()
-	handed := upgradeOnSignal(cfg, args.Rewritten(), ln)
+	handed := tool.Upgrader{Args: args.Rewritten(), Refuse: tool.RefuseWithMetrics(&cfg.metrics),
+		Files: func() ([]*os.File, error) {
+			f, err := ln.File()
+			return []*os.File{f}, err
+		}}.OnSignal()
 	var final io.Closer
 	select {
 	case <-sigs:
@@ -303,39 +306,6 @@ func waitConnected(up *upstream.Upstream, d time.Duration) {
 	for !up.Connected() && time.Now().Before(end) {
 		time.Sleep(10 * time.Millisecond)
 	}
-}
-
-// upgradeOnSignal re-executes dc_client on tool.UpgradeSignal, handing the
-// listener to the new process, and passes on the channel, once that is
-// ready, what to close when this one has answered its clients. A new
-// process that fails leaves this one serving.
-func upgradeOnSignal(cfg *config, args []string, ln *tool.Listener) <-chan io.Closer {
-	handed := make(chan io.Closer, 1)
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, tool.UpgradeSignal)
-	go func() {
-		for range sig {
-			if cfg.metrics.Addr != "" {
-				fmt.Fprintln(os.Stderr, "Error, re-exec is not available with -metrics (the new process could not bind its port); restart instead")
-				continue
-			}
-			f, err := ln.File()
-			if err != nil {
-				fmt.Fprintf(os.Stderr, "Error, re-exec failed, still serving: %v\n", err)
-				continue
-			}
-			pid, final, err := tool.Upgrade(args, []*os.File{f}, func(io.Writer) error { return nil }, 30*time.Second)
-			f.Close()
-			if err != nil {
-				fmt.Fprintf(os.Stderr, "Error, re-exec failed, still serving: %v\n", err)
-				continue
-			}
-			fmt.Fprintf(os.Stderr, "Info, process %d has taken over; answering the requests in progress, then exiting\n", pid)
-			handed <- final
-			return
-		}
-	}()
-	return handed
 }
 
 // dialer connects to a distcache address within the context's deadline.

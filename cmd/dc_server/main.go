@@ -17,7 +17,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -276,7 +275,20 @@ func main() {
 		<-sigs
 		stop()
 	}()
-	handed := upgradeOnSignal(cfg, args.Rewritten(), ln, sd, c, srv, stop)
+	up := tool.Upgrader{Args: args.Rewritten(), Refuse: tool.RefuseWithMetrics(&cfg.metrics),
+		Files: func() ([]*os.File, error) { return handoverFiles(ln, sd) }}
+	if c != nil {
+		up.State = func(w io.Writer) error { _, err := c.WriteTo(w); return err }
+	}
+	handed := make(chan io.WriteCloser, 1)
+	go func() {
+		// Once the successor is ready: stop accepting, serve the
+		// connections that have just arrived, and stop.
+		final := <-up.OnSignal()
+		handed <- final
+		srv.HandOver(500 * time.Millisecond)
+		stop()
+	}()
 	srv.Run(ctx, ln) // a listener failure is logged; either way, clean up and exit
 	opts.Store.Close()
 	cfg.metrics.Stop()
@@ -304,49 +316,6 @@ func main() {
 	ln.RemoveSocket()
 	cfg.daemon.RemovePIDFile()
 	os.Exit(0)
-}
-
-// upgradeOnSignal re-executes dc_server on tool.UpgradeSignal, handing the
-// listeners and the cache to the new process; once that is ready it stops
-// this one (stop) and passes the writer of the final copy on the channel.
-// A new process that fails leaves this one serving.
-func upgradeOnSignal(cfg *config, args []string, ln *tool.Listener, sd *net.UDPConn, c *cache.Cache, srv *dcserver.Server, stop func()) <-chan io.WriteCloser {
-	handed := make(chan io.WriteCloser, 1)
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, tool.UpgradeSignal)
-	go func() {
-		for range sig {
-			if cfg.metrics.Addr != "" {
-				fmt.Fprintln(os.Stderr, "Error, re-exec is not available with -metrics (the new process could not bind its port); restart instead")
-				continue
-			}
-			files, err := handoverFiles(ln, sd)
-			if err != nil {
-				fmt.Fprintf(os.Stderr, "Error, re-exec failed, still serving: %v\n", err)
-				continue
-			}
-			pid, final, err := tool.Upgrade(args, files, func(w io.Writer) error {
-				if c == nil {
-					return nil // the sessions are in the backend
-				}
-				_, err := c.WriteTo(w)
-				return err
-			}, 30*time.Second)
-			for _, f := range files {
-				f.Close()
-			}
-			if err != nil {
-				fmt.Fprintf(os.Stderr, "Error, re-exec failed, still serving: %v\n", err)
-				continue
-			}
-			fmt.Fprintf(os.Stderr, "Info, process %d has taken over; answering the requests in progress, then exiting\n", pid)
-			handed <- final
-			srv.HandOver(500 * time.Millisecond)
-			stop()
-			return
-		}
-	}()
-	return handed
 }
 
 // handoverFiles are the descriptors a successor inherits, in the order

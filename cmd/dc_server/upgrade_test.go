@@ -5,8 +5,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -24,11 +22,6 @@ func TestUpgradeUnderLoad(t *testing.T) {
 	sock, pidfile := dir+"/s", dir+"/pid"
 	p := tooltest.Start(t, tooltest.Bin(t, "dc_server"), "-listen", "UNIX:"+sock, "-pidfile", pidfile)
 	tooltest.WaitDial(t, p, "unix", sock)
-	t.Cleanup(func() {
-		if pid := tooltest.ReadPID(pidfile); pid > 0 && pid != p.Cmd.Process.Pid {
-			syscall.Kill(pid, syscall.SIGKILL)
-		}
-	})
 	const stored = 300
 	id := func(i int) []byte { return []byte(fmt.Sprintf("before-%04d", i)) }
 	for i := 0; i < stored; i++ {
@@ -37,73 +30,26 @@ func TestUpgradeUnderLoad(t *testing.T) {
 			t.Fatalf("ADD %d: %x %v", i, ans, err)
 		}
 	}
-	var ops, failed atomic.Int64
-	var errMu sync.Mutex
-	var firstErr error
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for w := 0; w < 4; w++ {
-		wg.Add(1)
-		go func(w int) {
-			defer wg.Done()
-			for n := 0; ; n++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				i := (w*7919 + n) % stored
-				ans, err := tooltest.Exchange(sock, proto.OpGet, id(i))
-				if err == nil && string(ans) != "session data" {
-					err = fmt.Errorf("GET %s answered %x", id(i), ans)
-				}
-				if err == nil && n%5 == 0 {
-					ans, err = tooltest.Exchange(sock, proto.OpAdd, proto.AppendAddRequest(nil, 600000, []byte(fmt.Sprintf("during-%d-%d", w, n)), []byte("x")))
-					if err == nil && (len(ans) != 1 || ans[0] != 0) {
-						err = fmt.Errorf("ADD answered %x", ans)
-					}
-				}
-				ops.Add(1)
-				if err != nil {
-					failed.Add(1)
-					errMu.Lock()
-					if firstErr == nil {
-						firstErr = err
-					}
-					errMu.Unlock()
-				}
-			}
-		}(w)
-	}
-	pid := p.Cmd.Process.Pid
-	for round := 1; round <= 3; round++ {
-		before := ops.Load()
-		tooltest.Eventually(t, 10*time.Second, func() bool { return ops.Load() > before+50 }, "load before re-exec %d", round)
-		syscall.Kill(pid, tool.UpgradeSignal)
-		tooltest.Eventually(t, 30*time.Second, func() bool {
-			n := tooltest.ReadPID(pidfile)
-			return n > 0 && n != pid
-		}, "a new pid in the pid file after re-exec %d", round)
-		old := pid
-		pid = tooltest.ReadPID(pidfile)
-		tooltest.Eventually(t, 30*time.Second, func() bool { return tooltest.Gone(old) }, "process %d to exit", old)
-		if tooltest.Gone(pid) {
-			t.Fatalf("round %d: new process %d is not running", round, pid)
+	ops := tooltest.ReexecUnderLoad(t, p, pidfile, 3, func(w, n int) error {
+		i := (w*7919 + n) % stored
+		ans, err := tooltest.Exchange(sock, proto.OpGet, id(i))
+		if err == nil && string(ans) != "session data" {
+			err = fmt.Errorf("GET %s answered %x", id(i), ans)
 		}
-	}
-	before := ops.Load()
-	tooltest.Eventually(t, 10*time.Second, func() bool { return ops.Load() > before+50 }, "load after the last re-exec")
-	close(stop)
-	wg.Wait()
-	if n := failed.Load(); n != 0 {
-		t.Fatalf("%d of %d operations failed, first: %v", n, ops.Load(), firstErr)
-	}
+		if err == nil && n%5 == 0 {
+			ans, err = tooltest.Exchange(sock, proto.OpAdd, proto.AppendAddRequest(nil, 600000, []byte(fmt.Sprintf("during-%d-%d", w, n)), []byte("x")))
+			if err == nil && (len(ans) != 1 || ans[0] != 0) {
+				err = fmt.Errorf("ADD answered %x", ans)
+			}
+		}
+		return err
+	})
 	for i := 0; i < stored; i++ {
 		if ans, err := tooltest.Exchange(sock, proto.OpGet, id(i)); err != nil || string(ans) != "session data" {
 			t.Fatalf("session %d after three re-execs: %x %v", i, ans, err)
 		}
 	}
-	t.Logf("%d operations, 0 failed, %d sessions kept over 3 re-execs", ops.Load(), stored)
+	t.Logf("%d operations, 0 failed, %d sessions kept over 3 re-execs", ops, stored)
 }
 
 // A new binary that exits at once: the old process keeps serving and says

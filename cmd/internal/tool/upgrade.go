@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"os/signal"
 	"strconv"
 	"strings"
 	"syscall"
@@ -116,4 +117,66 @@ func Upgrade(args []string, files []*os.File, writeState func(io.Writer) error, 
 		return 0, nil, fmt.Errorf("the new process was not ready within %v", timeout)
 	}
 	return 0, nil, errors.New("the new process exited during startup")
+}
+
+// Upgrader is what a daemon hands over on UpgradeSignal.
+type Upgrader struct {
+	Args []string // the daemon's (rewritten) arguments
+	// Files returns fresh duplicates of the descriptors the successor
+	// inherits, in the order Listen expects; they are closed after the
+	// start.
+	Files func() ([]*os.File, error)
+	// State writes the first state stream (nil: none).
+	State func(io.Writer) error
+	// Refuse, when set, is logged instead of re-executing.
+	Refuse string
+}
+
+// OnSignal re-executes the daemon each time UpgradeSignal arrives, until
+// one successor is ready: then it sends the writer of the final state
+// stream on the returned channel (the daemon stops, writes it and closes
+// it) and stops listening for the signal. A failed attempt is logged and
+// leaves this process serving.
+func (u Upgrader) OnSignal() <-chan io.WriteCloser {
+	handed := make(chan io.WriteCloser, 1)
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, UpgradeSignal)
+	state := u.State
+	if state == nil {
+		state = func(io.Writer) error { return nil }
+	}
+	go func() {
+		defer signal.Stop(sig)
+		for range sig {
+			if u.Refuse != "" {
+				fmt.Fprintln(os.Stderr, u.Refuse)
+				continue
+			}
+			files, err := u.Files()
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "Error, re-exec failed, still serving: %v\n", err)
+				continue
+			}
+			pid, final, err := Upgrade(u.Args, files, state, 30*time.Second)
+			for _, f := range files {
+				f.Close()
+			}
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "Error, re-exec failed, still serving: %v\n", err)
+				continue
+			}
+			fmt.Fprintf(os.Stderr, "Info, process %d has taken over; answering the requests in progress, then exiting\n", pid)
+			handed <- final
+			return
+		}
+	}()
+	return handed
+}
+
+// RefuseWithMetrics is Upgrader.Refuse for a daemon serving -metrics.
+func RefuseWithMetrics(m *Metrics) string {
+	if m.Addr == "" {
+		return ""
+	}
+	return "Error, re-exec is not available with -metrics (the new process could not bind its port); restart instead"
 }

@@ -7,6 +7,7 @@ package tooltest
 import (
 	"bytes"
 	"fmt"
+	"github.com/distcache-go/distcache/cmd/internal/tool"
 	"io"
 	"net"
 	"os"
@@ -15,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -383,4 +385,70 @@ func Gone(pid int) bool {
 	s := string(b)
 	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
 	return len(f) > 0 && f[0] == "Z"
+}
+
+// ReexecUnderLoad runs op from 4 goroutines (worker 0..3, n counting up)
+// while it re-executes the daemon p rounds times with tool.UpgradeSignal,
+// following its pid file; it kills the last successor at the end of the
+// test. It fails the test if any op failed, and returns how many ran.
+func ReexecUnderLoad(t *testing.T, p *Proc, pidfile string, rounds int, op func(worker, n int) error) int64 {
+	t.Helper()
+	t.Cleanup(func() {
+		if pid := ReadPID(pidfile); pid > 0 && pid != p.Cmd.Process.Pid {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	})
+	var ops, failed atomic.Int64
+	var errMu sync.Mutex
+	var firstErr error
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for n := 0; ; n++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				err := op(w, n)
+				ops.Add(1)
+				if err != nil {
+					failed.Add(1)
+					errMu.Lock()
+					if firstErr == nil {
+						firstErr = err
+					}
+					errMu.Unlock()
+				}
+			}
+		}(w)
+	}
+	var once sync.Once
+	end := func() { once.Do(func() { close(stop); wg.Wait() }) }
+	defer end() // also when a wait below fails the test
+	progress := func(what string, args ...any) {
+		before := ops.Load()
+		Eventually(t, 10*time.Second, func() bool { return ops.Load() > before+50 }, what, args...)
+	}
+	pid := p.Cmd.Process.Pid
+	for round := 1; round <= rounds; round++ {
+		progress("load before re-exec %d", round)
+		syscall.Kill(pid, tool.UpgradeSignal)
+		Eventually(t, 30*time.Second, func() bool {
+			n := ReadPID(pidfile)
+			return n > 0 && n != pid
+		}, "a new pid in the pid file after re-exec %d", round)
+		old := pid
+		pid = ReadPID(pidfile)
+		Eventually(t, 30*time.Second, func() bool { return Gone(old) }, "process %d to exit", old)
+	}
+	progress("load after the last re-exec")
+	end()
+	if n := failed.Load(); n != 0 {
+		t.Fatalf("%d of %d operations failed, first: %v", n, ops.Load(), firstErr)
+	}
+	return ops.Load()
 }
