@@ -47,11 +47,16 @@ where options include:
    -frametimeout <msecs> close a connection whose started request does not
                         complete, or whose response is not taken, in this
                         time (default 10000)
-   -maxconns <num>      maximum simultaneous connections (default 0 = no limit)
    -snapshot <file>     keep the sessions across a stop and start: written here
                         on a clean stop, read at start (mode 0600, refused if
                         others may read it; holds TLS secrets: keep it on a
                         tmpfs such as /run)
+   -maxconns <num>      maximum simultaneous connections (default 1024; at the
+                        limit a new one replaces a stalled or idle one;
+                        0 = no limit)
+   -connmem <num>       memory connections may hold beyond their base buffers
+                        (default 32M; suffixes k, M, G); past it connections
+                        whose answers are not taken are closed
    -sessiond <addr>     also serve stunnel's sessiond protocol (UDP) from the
                         same cache on this address (IP:host:port)
    -tlscert <file>      serve TLS: certificate chain (PEM), with -tlskey
@@ -91,6 +96,7 @@ type config struct {
 	frameTimeout time.Duration
 	maxConns     int64
 	snapshot     string
+	connMem      int64
 	sessiond     string
 	backend      string
 	redis        redisflag.Config
@@ -100,7 +106,8 @@ type config struct {
 }
 
 func parseArgs() (*config, *tool.Args) {
-	c := &config{sessions: 100000, maxBytes: 256 << 20, minLifetime: 300, frameTimeout: 10 * time.Second}
+	c := &config{sessions: 100000, maxBytes: 256 << 20, minLifetime: 300, frameTimeout: 10 * time.Second,
+		maxConns: dcserver.DefaultMaxConns, connMem: dcserver.DefaultConnMemory}
 	a := tool.NewArgs(os.Args[1:], usage)
 	for a.Next() {
 		if c.daemon.Option(a) || c.secure.Option(a) || c.metrics.Option(a) || c.redis.Option(a) {
@@ -135,6 +142,12 @@ func parseArgs() (*config, *tool.Args) {
 				c.snapshot = abs
 				a.SetValue(abs)
 			}
+		case "-connmem":
+			n, ok := parseBytes(a.Value())
+			if !ok || n < 1<<20 {
+				a.Invalid()
+			}
+			c.connMem = n
 		case "-sessiond":
 			c.sessiond = a.Value()
 		case "-backend":
@@ -208,6 +221,7 @@ func main() {
 		Idle:         cfg.idle,
 		FrameTimeout: cfg.frameTimeout,
 		MaxConns:     int(cfg.maxConns),
+		ConnMemory:   cfg.connMem,
 		Sessiond:     sd,
 		Progress:     cfg.progress,
 		TLS:          tlsSrv,
@@ -227,7 +241,7 @@ func main() {
 		}
 	} else {
 		ccfg := cache.Config{MaxSessions: int(cfg.sessions), MaxBytes: dcserver.CacheBytes(cfg.maxBytes)}
-		dcserver.LimitMemory(cfg.maxBytes)
+		dcserver.LimitMemory(cfg.maxBytes, cfg.maxConns, cfg.connMem)
 		if reg != nil {
 			ccfg.OnHit = reg.HitAge
 		}

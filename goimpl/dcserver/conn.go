@@ -28,6 +28,7 @@ type conn struct {
 	timedOut string
 	rdl, wdl time.Time // deadlines currently set on nc
 	head     []byte    // the first bytes read (a TLS client on a plaintext listener?)
+	cs       connState // what the connection limits see (limits.go)
 }
 
 var connPool sync.Pool
@@ -46,7 +47,7 @@ func newConn(s *Server, nc net.Conn) *conn {
 // that ended at a clean end of stream (nothing buffered, no partial
 // message); oversized buffers are left to the garbage collector.
 func (c *conn) recycle() {
-	if c.rd.Buffered() != 0 || cap(c.out) > 256<<10 {
+	if c.rd.Buffered() != 0 || cap(c.out) > outBase || cap(c.payload) > payloadBase {
 		return
 	}
 	*c = conn{rd: c.rd, out: c.out[:0], payload: c.payload[:0], head: c.head[:0]}
@@ -69,13 +70,19 @@ func (c *conn) Read(p []byte) (int, error) {
 	var dl time.Time
 	if c.reads == 0 && c.rd.Buffered() == 0 {
 		c.msgStart = time.Time{}
+		c.trim()
+		now := time.Now()
+		if c.cs.state.Load() != stateNew {
+			c.cs.set(stateIdle, now)
+		}
 		if s.o.Idle > 0 {
-			dl = time.Now().Add(s.o.Idle)
+			dl = now.Add(s.o.Idle)
 			c.timedOut = "idle"
 		}
 	} else {
 		if c.msgStart.IsZero() {
 			c.msgStart = time.Now()
+			c.cs.set(statePartial, c.msgStart)
 		}
 		dl = c.msgStart.Add(s.o.FrameTimeout)
 		c.timedOut = "partial request"
@@ -89,6 +96,7 @@ func (c *conn) Read(p []byte) (int, error) {
 		return 0, errClosing
 	}
 	n, err := c.nc.Read(p)
+	c.cs.state.Store(stateBusy)
 	if len(c.head) < 3 {
 		c.head = append(c.head, p[:min(n, 3-len(c.head))]...)
 	}
@@ -109,11 +117,14 @@ func (c *conn) pending() bool {
 // half of it is left, which keeps the timer work off the common path.
 func (c *conn) flush() error {
 	ft := c.s.o.FrameTimeout
-	if now := time.Now(); c.wdl.Sub(now) < ft/2 {
+	now := time.Now()
+	if c.wdl.Sub(now) < ft/2 {
 		c.wdl = now.Add(ft)
 		c.nc.SetWriteDeadline(c.wdl)
 	}
+	c.cs.set(stateWriting, now)
 	n, err := c.nc.Write(c.out)
+	c.cs.state.Store(stateBusy)
 	c.s.m.BytesOut(n)
 	c.out = c.out[:0]
 	if err != nil {
@@ -130,6 +141,8 @@ func (c *conn) serve() {
 	defer func() {
 		s.m.ConnClosed(why)
 		c.nc.Close()
+		s.limits.leave(&c.cs)
+		c.uncharge()
 		if clean {
 			c.recycle()
 		}
@@ -155,7 +168,8 @@ func (c *conn) serve() {
 		}
 		c.out, _ = proto.AppendMessage(c.out, &proto.Message{Response: true, UID: m.UID, Op: m.Op, Payload: payload})
 		s.ops.Add(1)
-		if len(c.out) >= 64<<10 {
+		c.account()
+		if len(c.out) >= outBase {
 			if err := c.flush(); err != nil {
 				why = c.closeReason(err)
 				c.report(err)

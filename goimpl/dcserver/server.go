@@ -43,9 +43,15 @@ type Options struct {
 	// DefaultFrameTimeout). Shutdown waits at most this long plus a
 	// second for connections to finish.
 	FrameTimeout time.Duration
-	// MaxConns caps the simultaneous connections (0: no limit); one more
-	// is accepted, logged and closed.
+	// MaxConns caps the simultaneous connections (0: no limit). At the
+	// cap a new connection replaces a stalled or idle one (limits.go),
+	// or, when every connection is busy, is logged and closed.
 	MaxConns int
+	// ConnMemory is the budget for what connections hold beyond their
+	// base buffers (ConnBase each): queued answers and payloads of large
+	// sessions (0: DefaultConnMemory; negative: no budget). Past it the
+	// connections whose clients do not take their answers are closed.
+	ConnMemory int64
 	// Sessiond, when set, is a UDP socket on which stunnel's sessiond
 	// protocol is served from Store; Run closes it at shutdown.
 	Sessiond *net.UDPConn
@@ -86,6 +92,10 @@ type Server struct {
 	misses atomic.Uint64
 	sd     *sessiond.Server
 	m      *metrics.Registry
+
+	limits     registry
+	connMem    atomic.Int64 // bytes connections hold beyond their base buffers
+	connBudget int64
 }
 
 // New returns a Server; Run or Serve runs it.
@@ -102,10 +112,25 @@ func New(o Options) *Server {
 	if s.log == nil {
 		s.log = new(accept.RateLog)
 	}
-	s.set = accept.Set{Max: o.MaxConns, Log: s.log, OnFull: func(nc net.Conn) {
-		s.m.ConnRefused(metrics.RefuseLimit)
-		s.log.Printf("Warning, rejected connection from %s: already at -maxconns %d", peer(nc), o.MaxConns)
-	}}
+	// s.limits enforces MaxConns; the Set bounds what waits for it:
+	// accepted connections whose goroutine has not run yet, and closed
+	// ones whose goroutine has not yet ended.
+	s.set = accept.Set{Log: s.log}
+	if o.MaxConns > 0 {
+		s.set.Max = o.MaxConns + o.MaxConns/8 + 16
+		s.set.OnFull = func(nc net.Conn) {
+			s.m.ConnRefused(metrics.RefuseLimit)
+			s.log.Printf("Warning, rejected connection from %s: already at -maxconns %d", peer(nc), o.MaxConns)
+		}
+	}
+	switch {
+	case o.ConnMemory == 0:
+		s.connBudget = DefaultConnMemory
+	case o.ConnMemory < 0:
+		s.connBudget = 1<<63 - 1
+	default:
+		s.connBudget = o.ConnMemory
+	}
 	if o.Sessiond != nil {
 		s.sd = sessiond.New(o.Metrics.WrapStore(o.Store, metrics.Sessiond), sessiond.Options{Timeout: o.RequestTimeout})
 	}
@@ -127,9 +152,16 @@ func (s *Server) Stats() Stats {
 // Shutdown or anyone else) or fails.
 func (s *Server) Serve(ln net.Listener) {
 	s.set.Serve(ln, func(nc net.Conn) {
+		c := newConn(s, nc)
+		if !s.admit(c) {
+			nc.Close()
+			return
+		}
 		if s.o.TLS != nil {
+			c.cs.set(statePartial, time.Now())
 			tc, err := s.o.TLS.Handshake(nc, s.o.FrameTimeout)
 			if err != nil {
+				s.limits.leave(&c.cs)
 				if r := (*tlsconf.RefusedError)(nil); !errors.As(err, &r) {
 					s.log.Printf("Warning, refused connection from %s: %v", peer(nc), err)
 				} else if !r.Quiet {
@@ -137,9 +169,9 @@ func (s *Server) Serve(ln net.Listener) {
 				}
 				return
 			}
-			nc = tc
+			c.nc = tc
 		}
-		newConn(s, nc).serve()
+		c.serve()
 	})
 }
 
@@ -147,6 +179,32 @@ func (s *Server) Serve(ln net.Listener) {
 // the listening socket: accepting stops first, and the connections already
 // accepted are served for grace before they are closed at their next read.
 func (s *Server) HandOver(grace time.Duration) { s.set.SetGrace(grace) }
+// admit registers a new connection under MaxConns, closing a stalled or
+// idle one to make room if need be; false (logged) when it is refused.
+func (s *Server) admit(c *conn) bool {
+	c.cs.raw = c.nc
+	now := time.Now()
+	c.cs.set(stateNew, now)
+	v, ok := s.limits.admit(&c.cs, s.o.MaxConns, now, s.o.FrameTimeout)
+	if !ok {
+		s.m.ConnRefused(metrics.RefuseLimit)
+		s.log.Printf("Warning, rejected connection from %s: already at -maxconns %d, all in use", peer(c.nc), s.o.MaxConns)
+		return false
+	}
+	if v != nil {
+		s.log.Printf("Warning, closed connection from %s (%s) to admit one from %s: at -maxconns %d",
+			peer(v.raw), stateName(v.state.Load()), peer(c.nc), s.o.MaxConns)
+	}
+	return true
+}
+
+// enforceBudget closes the connection waiting longest for its client to
+// take its answers while connections hold more than the budget.
+func (s *Server) enforceBudget() {
+	if v := s.limits.reapStalled(time.Now()); v != nil {
+		s.log.Printf("Warning, closing connection from %s: its answers are not taken and connections hold over %d bytes", peer(v.raw), s.connBudget)
+	}
+}
 
 // Closing reports whether Shutdown has begun.
 func (s *Server) Closing() bool { return s.set.Closing() }

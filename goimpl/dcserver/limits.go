@@ -1,0 +1,192 @@
+package dcserver
+
+import (
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Bounded memory per connection (issue #10 item 1). What a connection may
+// hold is bounded three ways:
+//
+//   - Per connection: answers are written once 16 KiB are queued, and a
+//     connection that has not taken its answers is not read any further
+//     (its goroutine is blocked in the write), so it holds at most the
+//     queue plus one answer (16 KiB + 32 KiB) beyond its base buffers. A
+//     connection going idle drops buffers grown past the base sizes.
+//   - Process-wide: the bytes connections hold beyond their base sizes are
+//     counted against Options.ConnMemory; past it, the connection that has
+//     waited longest for its client to take its answers is closed, until
+//     the count is back within the budget. Clients that read their answers
+//     are never closed for it.
+//   - Connection count: at Options.MaxConns, a new connection takes the
+//     place of the one that has waited longest for its client to take its
+//     answers, else of the one longest in the middle of a request, else of
+//     the oldest that has not sent a request yet, else of the one idle
+//     longest if it has been idle for over the frame timeout (a candidate
+//     must have been in its state for 100 ms at least); when there is none
+//     it is refused. So hostile or stuck peers cannot lock a
+//     well-behaved client out, and a client that has been answered is not
+//     closed for a newcomer while it is in use.
+
+const (
+	outBase     = 16 << 10 // queued answers are written at this size
+	payloadBase = 4 << 10  // payload scratch kept across requests
+	// DefaultConnMemory is Options.ConnMemory's default.
+	DefaultConnMemory = 32 << 20
+	// ConnBase is what one connection costs at most below the budget's
+	// reach: goroutine stack, read buffer, base-size answer and payload
+	// buffers, bookkeeping (the kernel's socket buffers are not counted).
+	ConnBase = 48 << 10
+	// DefaultMaxConns is dc_server's default -maxconns.
+	DefaultMaxConns = 1024
+)
+
+// Connection states, in the order connections are chosen for closing.
+const (
+	stateWriting int32 = iota // blocked writing answers the client does not take
+	statePartial              // in the middle of a request
+	stateNew                  // accepted, no request received yet
+	stateIdle                 // waiting for its next request
+	stateBusy                 // answering (never chosen)
+)
+
+// connState is what the limits need to know of a connection, written by its
+// goroutine and read by others.
+type connState struct {
+	raw     net.Conn // the accepted connection, closed to evict
+	state   atomic.Int32
+	since   atomic.Int64 // UnixNano of entering the state
+	charged int64        // bytes counted in Server.connMem (own goroutine only)
+}
+
+func (cs *connState) set(state int32, now time.Time) {
+	cs.state.Store(state)
+	cs.since.Store(now.UnixNano())
+}
+
+// registry is the set of live connections for the limits.
+type registry struct {
+	mu    sync.Mutex
+	conns map[*connState]struct{}
+}
+
+// minVictimAge is how long a connection must have been in a state to be
+// closed for the limits: a client that takes its answers spends far less
+// in a write, even on a loaded machine.
+const minVictimAge = time.Second
+
+// admit registers cs; at max (0: no limit) it first closes the best victim
+// (returned; an idle one only when idle for idleAge), and refuses cs (false)
+// when there is none.
+func (r *registry) admit(cs *connState, max int, now time.Time, idleAge time.Duration) (*connState, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.conns == nil {
+		r.conns = make(map[*connState]struct{})
+	}
+	var v *connState
+	if max > 0 && len(r.conns) >= max {
+		if v = r.victim(stateIdle, now, idleAge); v == nil {
+			return nil, false
+		}
+		delete(r.conns, v) // its goroutine ends when it sees the close
+		v.raw.Close()
+	}
+	r.conns[cs] = struct{}{}
+	return v, true
+}
+
+func (r *registry) leave(cs *connState) {
+	r.mu.Lock()
+	delete(r.conns, cs)
+	r.mu.Unlock()
+}
+
+// victim is the connection of the lowest state up to worst, longest in it,
+// and in it for minVictimAge at least (idleAge when idle). Called with r.mu
+// held.
+func (r *registry) victim(worst int32, now time.Time, idleAge time.Duration) *connState {
+	young := now.Add(-minVictimAge).UnixNano()
+	youngIdle := now.Add(-idleAge).UnixNano()
+	var best *connState
+	var bs int32
+	var bt int64
+	for cs := range r.conns {
+		st := cs.state.Load()
+		if st > worst {
+			continue
+		}
+		t := cs.since.Load()
+		if t > young || (st == stateIdle && t > youngIdle) {
+			continue
+		}
+		if best == nil || st < bs || (st == bs && t < bt) {
+			best, bs, bt = cs, st, t
+		}
+	}
+	return best
+}
+
+// reapStalled closes the connection waiting longest for its client to take
+// its answers and returns it (nil: there is none).
+func (r *registry) reapStalled(now time.Time) *connState {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	v := r.victim(stateWriting, now, 0)
+	if v != nil {
+		delete(r.conns, v)
+		v.raw.Close()
+	}
+	return v
+}
+
+func stateName(st int32) string {
+	switch st {
+	case stateWriting:
+		return "its answers not taken"
+	case statePartial:
+		return "in the middle of a request"
+	case stateNew:
+		return "no request yet"
+	case stateIdle:
+		return "idle"
+	}
+	return "busy"
+}
+
+// account charges the connection's buffers beyond their base sizes to the
+// process-wide budget, and enforces it.
+func (c *conn) account() {
+	held := max(0, int64(cap(c.out)-outBase)) + max(0, int64(cap(c.payload)-payloadBase))
+	if d := held - c.cs.charged; d != 0 {
+		c.cs.charged = held
+		s := c.s
+		if s.connMem.Add(d) > s.connBudget && d > 0 {
+			s.enforceBudget()
+		}
+	}
+}
+
+// trim drops buffers grown past the base sizes, before the connection
+// waits for its next request.
+func (c *conn) trim() {
+	if cap(c.out) > outBase {
+		c.out = nil
+	}
+	if cap(c.payload) > payloadBase {
+		c.payload = nil
+	}
+	if c.cs.charged != 0 {
+		c.account()
+	}
+}
+
+// uncharge returns the connection's charge when it ends.
+func (c *conn) uncharge() {
+	if c.cs.charged != 0 {
+		c.s.connMem.Add(-c.cs.charged)
+		c.cs.charged = 0
+	}
+}
