@@ -179,6 +179,7 @@ func (s *Server) Serve(ln net.Listener) {
 // the listening socket: accepting stops first, and the connections already
 // accepted are served for grace before they are closed at their next read.
 func (s *Server) HandOver(grace time.Duration) { s.set.SetGrace(grace) }
+
 // admit registers a new connection under MaxConns, closing a stalled or
 // idle one to make room if need be; false (logged) when it is refused.
 func (s *Server) admit(c *conn) bool {
