@@ -37,6 +37,12 @@ func (v Store) Add(_ context.Context, id, data []byte, ttl time.Duration) error 
 
 // Get implements store.Store.
 func (v Store) Get(_ context.Context, id, dst []byte) ([]byte, error) {
+	return v.get(id, dst, false)
+}
+
+// get appends the live entry's data to dst, and with take removes the
+// entry under the same shard lock.
+func (v Store) get(id, dst []byte, take bool) ([]byte, error) {
 	s := v.c.shard(id)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -46,7 +52,11 @@ func (v Store) Get(_ context.Context, id, dst []byte) ([]byte, error) {
 		return dst, store.ErrNotFound
 	}
 	v.c.hit(nowUS, e)
-	return append(dst, e.data()...), nil
+	dst = append(dst, e.data()...)
+	if take {
+		s.remove(nowUS, id)
+	}
+	return dst, nil
 }
 
 // hit tells Config.OnHit the age of the entry found at nowUS.
@@ -75,18 +85,7 @@ func (v Store) Have(_ context.Context, id []byte) error {
 // Take implements store.Store: the lookup and the removal happen under one
 // shard lock, so of concurrent Takes exactly one finds the entry.
 func (v Store) Take(_ context.Context, id, dst []byte) ([]byte, error) {
-	s := v.c.shard(id)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	nowUS := v.c.now().UnixMicro()
-	e := s.lookup(nowUS, id)
-	if e == nil {
-		return dst, store.ErrNotFound
-	}
-	v.c.hit(nowUS, e)
-	dst = append(dst, e.data()...)
-	s.remove(nowUS, id)
-	return dst, nil
+	return v.get(id, dst, true)
 }
 
 // Close implements store.Store; the entries stay (the cache may be shared).
