@@ -222,36 +222,38 @@ func TestHostileChild(t *testing.T) {
 	for i := 0; i < 64; i++ {
 		req = append(req, tooltest.Request(uint32(i), proto.OpGet, []byte("big"))...)
 	}
-	var wg sync.WaitGroup
-	var connected atomic.Int64
-	for i := 0; i < n; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			first := true
-			for time.Now().Before(end) {
-				c, err := net.Dial("unix", sock)
+	// One goroutine drives every connection (the race detector allows
+	// 8128 goroutines): each sends the GETs once connected, then, every
+	// half second, once more with a short deadline, which times out while
+	// the connection is open and the server does not read.
+	conns := make([]net.Conn, n)
+	off := make([]int, n) // how far into req the last write got
+	ever := make([]bool, n)
+	connected := 0
+	for time.Now().Before(end) {
+		round := time.Now()
+		for i := range conns {
+			if conns[i] == nil {
+				c, err := net.DialTimeout("unix", sock, 100*time.Millisecond)
 				if err != nil {
-					time.Sleep(time.Millisecond)
-					continue
+					continue // backlog full: next round
 				}
-				if first && connected.Add(1) == int64(n) {
-					fmt.Println(attackReady)
-				}
-				first = false
-				// Send the GETs, then only check now and then that the
-				// connection is still there: a write that times out
-				// (the server does not read) means it is.
-				for time.Now().Before(end) {
-					c.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
-					if _, err := c.Write(req); err != nil && !os.IsTimeout(err) {
-						break
+				conns[i], off[i] = c, 0
+				if !ever[i] {
+					ever[i] = true
+					if connected++; connected == n {
+						fmt.Println(attackReady)
 					}
-					time.Sleep(500 * time.Millisecond) // the attacker's pace
 				}
-				c.Close()
 			}
-		}()
+			conns[i].SetWriteDeadline(time.Now().Add(time.Millisecond))
+			k, err := conns[i].Write(req[off[i]:])
+			off[i] = (off[i] + k) % len(req)
+			if err != nil && !os.IsTimeout(err) {
+				conns[i].Close()
+				conns[i] = nil
+			}
+		}
+		time.Sleep(time.Until(round.Add(500 * time.Millisecond))) // the attacker's pace
 	}
-	wg.Wait()
 }
