@@ -12,5 +12,7 @@
 // connection, never the server; each is logged, rate-limited.
 //
 // Files: server.go is the Server and its options, conn.go one connection
-// (reader, batching, deadlines), progress.go the periodic log line.
+// (reader, batching, deadlines), limits.go the bounds on what connections
+// hold and how many there are, memory.go how -maxbytes becomes the cache's
+// bound and the Go memory limit, progress.go the periodic log line.
 package dcserver
