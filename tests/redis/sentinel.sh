@@ -64,9 +64,20 @@ watched() { # every sentinel knows the 2 others and the 2 replicas
 }
 sentinels() { cat "$dir/sentinels"; }
 
+# The daemons must not inherit a lock the caller holds (flock /tmp/e2e.lock
+# ...): one left running would hold it for ever.
+close_fds() {
+	local f n
+	for f in /proc/$$/fd/*; do
+		n=${f##*/}
+		[ "$n" -gt 2 ] 2>/dev/null && eval "exec $n>&-" 2>/dev/null || true
+	done
+}
+
 case $cmd in
 start)
 	base=${3:?base port}
+	close_fds
 	mkdir -p "$dir"
 	server "$base"
 	server $((base + 1)) --replicaof 127.0.0.1 "$base"
