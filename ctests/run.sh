@@ -97,7 +97,20 @@ for lib in nal:libnal/nal.h: distcache:distcache/dc_plug.h+distcache/dc_client.h
 		grep "/$h:" "$OUT/aux.txt" | grep -o '\b\(NAL\|DC\)_[A-Za-z0-9_]* (' | tr -d ' (' >> "$OUT/$l.want"
 	done
 	sort -u -o "$OUT/$l.want" "$OUT/$l.want"
-	nm -D --defined-only "$f" | awk '{print $3}' | sort -u > "$OUT/$l.have"
+	# beyond the headers: libnal's private rendezvous symbol and its version
+	# node (DISTCACHE_GO_FRONT_N), nothing else
+	nm -D --defined-only "$f" | awk '{print $3}' | sort -u > "$OUT/$l.all"
+	grep -v '^DISTCACHE_GO_FRONT_[0-9]*$\|^dcf_front_shared@@DISTCACHE_GO_FRONT_[0-9]*$' "$OUT/$l.all" > "$OUT/$l.have"
+	priv=$(grep -c '^DISTCACHE_GO_FRONT_[0-9]*$\|^dcf_front_shared@@DISTCACHE_GO_FRONT_[0-9]*$' "$OUT/$l.all")
+	if [ $l = nal ]; then
+		[ "$priv" = 2 ] && ok "libnal's one private symbol: dcf_front_shared in version node $(grep '^DISTCACHE' "$OUT/$l.all")" \
+			|| bad "libnal's private symbol: $(grep 'DISTCACHE_GO\|dcf_' "$OUT/$l.all" | tr '\n' ' ')"
+		pv=$(sed -n 's/^#define DCF_SHARED_VERSION \([0-9][0-9]*\)$/\1/p' "$SRC/capi/front/engine.h")
+	else
+		[ "$priv" = 0 ] && nm -D "$f" | grep -q " U dcf_front_shared@DISTCACHE_GO_FRONT_$pv\$" \
+			&& ok "lib$l binds libnal's dcf_front_shared in node DISTCACHE_GO_FRONT_$pv and exports nothing private" \
+			|| bad "lib$l: private symbols $(grep 'DISTCACHE_GO\|dcf_' "$OUT/$l.all" | tr '\n' ' '); $(nm -D "$f" | grep dcf_)"
+	fi
 	if cmp -s "$OUT/$l.want" "$OUT/$l.have"; then
 		ok "lib$l exports exactly the $(wc -l < "$OUT/$l.want") functions of $(echo "$hdrs" | tr '+' ' ')"
 	else

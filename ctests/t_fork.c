@@ -129,7 +129,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: t_fork TARGET\n");
 		return 2;
 	}
-	CT_PLAN(10);
+	CT_PLAN(11);
 	target = argv[1];
 	setvbuf(stdout, NULL, _IONBF, 0);
 	setenv("GOGC", "1", 1);
@@ -164,6 +164,28 @@ int main(int argc, char **argv)
 		waitpid(k, &st, 0);
 		CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0,
 			"child: the parent's pooled persistent connection is closed at fork (%d sockets in the parent)", before);
+	}
+	{
+		/* more pooled connections than the front once had room for (256) */
+		enum { MANY = 300 };
+		DC_CTX *many[MANY];
+		int i, used = 0, before, st;
+		pid_t k;
+
+		for (i = 0; i < MANY; i++) {
+			many[i] = DC_CTX_new(target, DC_CTX_FLAG_PERSISTENT);
+			used += many[i] && DC_CTX_has_session(many[i], U("none"), 4) == 0;
+		}
+		before = sockets();
+		k = fork();
+		if (k == 0)
+			_exit(sockets() <= before - MANY ? 0 : 1);
+		waitpid(k, &st, 0);
+		CHECK(used == MANY && WIFEXITED(st) && WEXITSTATUS(st) == 0,
+			"child: all %d pooled connections of %d persistent contexts are closed at fork (%d used)",
+			MANY, MANY, used);
+		for (i = 0; i < MANY; i++)
+			DC_CTX_free(many[i]);
 	}
 	{
 		NAL_ADDRESS *a = NAL_ADDRESS_new();

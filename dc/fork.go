@@ -282,21 +282,20 @@ func dce_conn_bufs(ref unsafe.Pointer, rd, sd *unsafe.Pointer) {
 	}
 }
 
-// dce_fork_fds writes up to n descriptors that a forked child should close
-// at once (pooled DC_CTX connections) and returns how many it wrote.
+// dce_fork_fds writes up to n of the descriptors that a forked child should
+// close at once (pooled DC_CTX connections) to out and returns how many
+// there are, so that a caller with too small an array can grow it and ask
+// again (out may be NULL when n is 0).
 //
 //export dce_fork_fds
 func dce_fork_fds(out *C.int, n C.int) (ret C.int) {
 	defer capinal.Rescue(&ret, 0)
 	fds := pooledFDs()
-	dst := unsafe.Slice(out, int(n))
-	k := 0
-	for _, fd := range fds {
-		if k == len(dst) {
-			break
+	if n > 0 && out != nil {
+		dst := unsafe.Slice(out, int(n))
+		for i := 0; i < len(fds) && i < len(dst); i++ {
+			dst[i] = C.int(fds[i])
 		}
-		dst[k] = C.int(fd)
-		k++
 	}
-	return C.int(k)
+	return C.int(len(fds))
 }

@@ -24,7 +24,7 @@ struct dcf_obj;
 	X(int, snapshot, (int *kinds, dcf_ref *refs, int n, char **out, size_t *outlen)) \
 	X(int, restore, (char *data, size_t n, dcf_ref *newrefs, int count)) \
 	X(void, conn_bufs, (dcf_ref c, dcf_ref *rd, dcf_ref *sd)) \
-	X(int, fork_fds, (int *out, int n)) \
+	X(int, fork_fds, (int *out, int n)) /* returns how many there are */ \
 	X(void, NAL_config_set_nagle, (int enabled)) \
 	X(dcf_ref, NAL_ADDRESS_new, (void)) \
 	X(void, NAL_ADDRESS_free, (dcf_ref a)) \
@@ -122,7 +122,7 @@ struct dcf_obj;
  * DCF_ENGINE_FUNCS it was built with (DCF_ENGINE_SIG), which the loader
  * compares with its own before using anything else, and dce_engine_version().
  */
-#define DCF_ENGINE_ABI 2
+#define DCF_ENGINE_ABI 3
 #define DCF_XSTR(x) DCF_STR(x)
 #define DCF_STR(x) #x
 #define DCF_ENGINE_FILE "libdistcache-engine-" DCF_XSTR(DCF_ENGINE_ABI) ".so"
@@ -137,10 +137,12 @@ struct dcf_engine {
 
 /*
  * What libnal.so.1 (which owns the single loader of a process) hands to
- * libdistcache.so.1 and libdistcacheserver.so.1.  They obtain it with
- * dcf_shared_get(), which goes through a call of the public NAL_encode_bin
- * that is invalid for the original (bin_len NULL), so that the front exports
- * no symbol beyond the public API.
+ * libdistcache.so.1 and libdistcacheserver.so.1: the one symbol libnal
+ * exports beyond the public API, dcf_front_shared, in its private version
+ * node DISTCACHE_GO_FRONT_<DCF_SHARED_VERSION> (mk/capi.mk writes the
+ * version script from here).  The other two libraries bind to that node,
+ * so a libnal.so.1 of another front version (or the original's) is refused
+ * by the dynamic linker when they are loaded, by name.
  */
 struct dcf_shared {
 	int version;
@@ -162,8 +164,8 @@ struct dcf_shared {
 	void (*stale)(void);
 };
 
-#define DCF_SHARED_VERSION 4
-#define DCF_SHARED_KEY "distcache-go:front-shared:1"
+#define DCF_SHARED_VERSION 5
+const struct dcf_shared *dcf_front_shared(void);	/* a function: ASan adds a symbol per exported variable */
 
 /* In libnal: the table itself; in the other fronts: fetched once. */
 DCF_HIDDEN const struct dcf_shared *dcf_shared_get(void);

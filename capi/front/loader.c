@@ -303,15 +303,25 @@ static void restore_snapshot(const struct dcf_engine *e)
 
 /* Descriptors the child closes at once: the parent engine's pooled
  * persistent DC_CTX connections (the child's engine makes its own). */
-static int child_close[256];
-static int child_close_n;
+static int *child_close;
+static int child_close_n, child_close_cap;
 
 static void fork_prepare(void)
 {
 	pthread_mutex_lock(&load_mu);
 	pthread_mutex_lock(&obj_mu);
 	take_snapshot();
-	child_close_n = live ? live->fork_fds(child_close, 256) : 0;
+	child_close_n = live ? live->fork_fds(child_close, child_close_cap) : 0;
+	if (child_close_n > child_close_cap) {
+		int *n = realloc(child_close, sizeof *n * (size_t)child_close_n);
+		if (n) {
+			child_close = n;
+			child_close_cap = child_close_n;
+			child_close_n = live->fork_fds(child_close, child_close_cap);
+		}
+		if (child_close_n > child_close_cap)
+			child_close_n = child_close_cap;	/* out of memory: the rest stay open */
+	}
 }
 
 static void fork_parent(void)
@@ -569,6 +579,12 @@ static const struct dcf_shared shared = {
 };
 
 DCF_HIDDEN const struct dcf_shared *dcf_shared_get(void)
+{
+	return &shared;
+}
+
+/* libnal's one private export (see engine.h). */
+DCF_PUBLIC const struct dcf_shared *dcf_front_shared(void)
 {
 	return &shared;
 }

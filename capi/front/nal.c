@@ -385,12 +385,6 @@ DCF_PUBLIC int NAL_encode_char(unsigned char **bin, unsigned int *len, const uns
 DCF_PUBLIC int NAL_encode_bin(unsigned char **bin, unsigned int *len,
 		const unsigned char *val, const unsigned int val_len)
 {
-	/* The front's private rendezvous (see shared_client.c). */
-	if (bin && !len && val && val_len == 0 &&
-	    strcmp((const char *)val, DCF_SHARED_KEY) == 0) {
-		*bin = (unsigned char *)(void *)dcf_shared_get();
-		return 1;
-	}
 	if (val_len == 0)
 		return 1;
 	if (!room(bin, len, val_len) || !val)
