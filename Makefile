@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # distcache-go — top-level build.
 #
 #   make            build everything: the Go tools, the C libraries and their

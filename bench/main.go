@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Command bench drives our dc_server and memcached with the same load and
 // prints, case by case, operations per second and latency percentiles of
 // both and the ratio ours/memcached, in one run on one machine. Each case

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Command capi is the distcache engine: built with -buildmode=c-shared into
 // libdistcache-engine-N.so (N: DCF_ENGINE_ABI in front/engine.h), it carries
 // the Go runtime and every dce_* export of the cgo layers nal/ and dc/. C

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * make bench (capi part): through our ABI against a running server,
  * connect-per-operation (Apache's pattern) and persistent DC_CTX add/get

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # make bench (capi part): build ctests/bench.c against the installed copy and
 # run it against our dc_server (or ctests/cserver when dc_server is absent).
 set -eu

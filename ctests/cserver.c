@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * A minimal distcache server written against our C ABI (NAL_* and DC_PLUG_*
  * only): the suite's server when build/bin/dc_server is not available, and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Tiny check helpers for the C suite, in the TAP style: a program first
  * declares how many checks it runs (CT_PLAN(n) prints "1..n"), each CHECK

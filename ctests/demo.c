@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * make demo: the Apache pattern through the installed drop-in libraries.
  * The parent creates a DC_CTX and stores a session; a forked child reads it

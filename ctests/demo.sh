@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # make demo (capi part): build ctests/demo.c with pkg-config against the
 # libraries installed into $ROOT, start a server, run the parent/child demo.
 set -eu

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # The C compatibility suite (make ctest-check).  Runs against the libraries
 # installed into $ROOT (a scratch DESTDIR with prefix $PREFIX), compiling every
 # program the way a consumer does: cc prog.c $(pkg-config --cflags --libs ...).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The address grammar through the C library: t_addr CORPUS DC_SERVER_BIN
  * Every line of the shared corpus (goimpl/nal/testdata/addresses.txt, also

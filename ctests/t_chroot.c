@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The library after chroot() (run as root by run.sh; JAIL holds dc.sock,
  * a dc_server's socket, and nothing else, so the engine file is not visible

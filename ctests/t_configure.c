@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* What httpd's configure (--with-distcache) compiles and links. */
 #include <distcache/dc_client.h>
 #include <stdio.h>

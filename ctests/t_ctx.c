@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * DC_CTX against a running server: t_ctx TARGET [label]
  * add/get/reget/has/remove with every flag combination, a buffer too small

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The fork matrix for DC_CTX (t_fork TARGET):
  *  - Apache: DC_CTX_new in a parent that never loads the engine, then 8

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The fork matrix for every object kind (t_forkobj SCRATCHDIR): objects are
  * made and used in the parent, then a forked child (a fresh engine) uses

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * E-38 through the C ABI (t_garbage): a valid request followed by garbage in
  * the same read must be answered before the server closes the connection,

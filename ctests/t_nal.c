@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * libnal through the C ABI (t_nal SCRATCHDIR): addresses, buffers (C
  * pointers from data/write_ptr), pairs, a unix listener with a client and a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Everything that must work without the Go engine: DC_CTX_new/free (Apache's
  * parent calls only these), argument checks that fail before any I/O, and the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * No panic crosses the C boundary (t_panic SCRATCHDIR, run with the test
  * [TARGET]: a server for DC_CTX; with the test

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * DC_PLUG through the C ABI (t_plug SCRATCHDIR): a client plug and a server
  * plug over NAL_CONNECTION_create_pair and over a unix socket: multi-frame

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * DC_SERVER through the C ABI (t_server): cache selection, the default cache
  * and a custom DC_CACHE_cb driven by requests from a client plug over a

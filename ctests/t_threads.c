@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * One DC_CTX shared by 16 threads, 2000 verified operations each, no lock
  * in the caller (Apache worker/event MPMs): flags 0 and PERSISTENT.

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package dc is the cgo export layer of the engine for <distcache/dc_plug.h>,
 // <distcache/dc_client.h> and <distcache/dc_server.h>: each exported dce_DC_*
 // function has the C signature of the DC_* function of the same name and is a

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package goimpl is the root of the pure-Go distcache implementation (no cgo).
 //
 // Its sub-packages are the wire protocol (proto), the libnal object model

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Apache httpd end-to-end test (issue 5): two Apache instances with the
 # unmodified mod_socache_dc, built against our libdistcache/libnal, share
 # TLS sessions through dc_client -> dc_server, under load, with the

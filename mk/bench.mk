@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # bench/: our dc_server against memcached under the same load (make bench).
 BENCH_TARGETS += bench-memcached
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # The C ABI drop-in (issue 4): the Go engine (capi/, nal/, dc/), the three
 # C front libraries with the original sonames (capi/front/), headers,
 # pkg-config files, and the C compatibility suite (ctests/).

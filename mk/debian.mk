@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # debian/: the native Debian packages (libdistcache1: the libraries and
 # their engine; libdistcache-dev: headers, .so links, .pc, man3;
 # distcache-tools: the tools, their systemd units and man pages).

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Sessions in Redis (goimpl/redisstore): the Go tests start their own
 # Redis deployments (make check runs them with go test); tests/apache runs
 # the two Apache instances through dc_client -> Redis (Sentinel) with the

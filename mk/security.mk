@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # TLS and sealing on the distcache link (issue 12): make bench-secure runs
 # cmd/dc_client's BenchmarkLink (application -> dc_client -> dc_server, one
 # persistent upstream connection, in-process) plain, with mutual TLS 1.3,

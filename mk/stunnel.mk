@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # stunnel end-to-end test (issue 6): two stunnel servers with
 # "sessiond = <dc_server -sessiond address>" and "options = NO_TICKET"
 # resume each other's TLS 1.2 sessions, 200 times, 4 at a time; a pair

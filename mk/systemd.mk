@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # systemd/: the units of dc_server and dc_client (socket activated,
 # Type=notify, sandboxed), installed into SYSTEMDUNITDIR with BINDIR
 # substituted. make check-systemd verifies them, rates their exposure and

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # cmd/: the tools' man pages (installed into section 1 and 8),
 # `make demo` (scripts/demo, called by the top-level Makefile), and the
 # checks of what the top-level Makefile promises: `make` builds and tests
@@ -12,10 +13,10 @@ MAN3 := $(notdir $(wildcard man/*.3))
 INSTALL_TARGETS   += install-man
 UNINSTALL_TARGETS += uninstall-man
 CHECK_TARGETS     += check-man check-man-render check-demo check-default-goal check-version check-hardening-tools \
-                     check-reproducible check-uninstall
+                     check-reproducible check-uninstall check-spdx check-refs
 
 .PHONY: install-man uninstall-man check-man check-man-render check-demo check-default-goal check-version \
-        check-hardening-tools check-reproducible check-uninstall
+        check-hardening-tools check-reproducible check-uninstall check-spdx check-refs
 
 # The demo must keep working: a one-second run of it.
 check-demo: tools
@@ -123,3 +124,11 @@ check-uninstall: all
 	  { echo "$$left"; echo "check-uninstall: make uninstall left the files above"; exit 1; }
 	@rm -rf $(BUILD)/uninstall-root
 	@echo "check-uninstall: ok"
+
+# Every source file carries its SPDX licence line (scripts/check-spdx).
+check-spdx:
+	@./scripts/check-spdx
+
+# The repository describes itself: no pointer to files outside it.
+check-refs:
+	@./scripts/check-refs

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package nal is the cgo export layer of the engine for <libnal/nal.h>: each
 // exported dce_NAL_* function has the C signature of the NAL_* function of the
 // same name and is a thin conversion onto goimpl/nal. Buffer storage is

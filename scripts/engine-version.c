@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* scripts/engine-version.c: prints the version the Go engine reports
  * (dce_engine_version), for make check-version.
  *   cc -o engine-version scripts/engine-version.c -ldl

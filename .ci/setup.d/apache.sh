@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # CI setup for the Apache httpd end-to-end test (tests/apache/run.sh), run
 # as root after the packages of .ci/packages.d/*.txt are installed.
 #

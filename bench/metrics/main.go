@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Command metrics measures what -metrics costs: the same load against
 // dc_server (and dc_client in front of it) started without and with
 // -metrics, in alternating rounds, scraping /metrics once a second while

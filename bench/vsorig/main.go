@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Command vsorig measures our dc_server and dc_client against a distcache
 // 1.5 installation the user points it at, under the original's own load
 // generator (its dc_test: a client this project did not write), in one

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * libdistcache.so.1: DC_PLUG_* (trampolines) and DC_CTX_*.
  *

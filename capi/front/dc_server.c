@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * libdistcacheserver.so.1: DC_SERVER_* trampolines.
  *

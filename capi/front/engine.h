@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Shared between the three front libraries and describing the engine:
  * DCF_ENGINE_FUNCS lists every function the engine (libdistcache-engine.so)

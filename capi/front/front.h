@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The front's handle structs (what C programs hold as NAL_ADDRESS *, DC_CTX *,
  * ...) and the helpers every trampoline uses.  A handle lives at a stable

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The engine loader, part of libnal.so.1 (and so one per process, whichever
  * front libraries a program links).

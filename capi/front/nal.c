@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * libnal.so.1: the NAL_* functions.  Object functions are trampolines into
  * the engine through the front's handles; the codec functions are plain C

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * libdistcache.so.1 and libdistcacheserver.so.1 use the loader of libnal.so.1
  * (so a process has one engine), through libnal's private symbol

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * DC_CTX_new's pre-check (see target.h): the client rule of the address
  * grammar, in C, so that DC_CTX_new never needs the engine.  Every branch

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * DC_CTX_new's pre-check of a target address, without the engine.  Kept in
  * its own file (target.c) so that it survives a regeneration of the

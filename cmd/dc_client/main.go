@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Command dc_client is the local distcache proxy: applications connect to
 // it on a local (normally unix) socket, and it forwards their requests over
 // one persistent connection to a dc_server, rewriting request uids and

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package main
 
 // BenchmarkLink measures the dc_client path (application -> unix socket ->

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package main
 
 // End-to-end tests of TLS on the distcache link and of sealed sessions:

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Command dc_server is the distcache session cache server: it listens on a
 // distcache address and answers ADD, GET, REMOVE and HAVE requests from a
 // session cache held in memory (see dc_server(8)). It parses its options

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package main
 
 import (
@@ -37,7 +39,7 @@ func unhex(t testing.TB, s string) []byte {
 	return b
 }
 
-// The worked examples of PROTOCOL.md §12, byte for byte.
+// The worked examples of doc/PROTOCOL.md §7, byte for byte.
 func TestWorkedExamples(t *testing.T) {
 	_, sock := start(t)
 	c := tooltest.Dial(t, "unix", sock)

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Command dc_snoop is a tracing proxy for the distcache protocol: it
 // accepts connections, opens one to the server for each, forwards bytes
 // both ways unchanged, and prints every frame it sees (see dc_snoop(1)).

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Command dc_test exercises a distcache server (or a dc_client proxy in
 // front of one) with a random mix of add, get, remove and have operations
 // on a set of fake sessions, checks every answer against a local model of

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Command tlsfarm is an HTTPS server whose TLS sessions live in distcache,
 // so that every instance behind a load balancer resumes the sessions of
 // the others. Run one per host, each pointed at the host's dc_client (or

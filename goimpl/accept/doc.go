@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package accept is what the distcache daemons share around their
 // listeners: the accept loop with its connection limit and graceful
 // shutdown (Set), and the rate-limited log (RateLog) through which they

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package cache is the in-memory session cache: a store.Store (through
 // Store) and the shape of the C DC_CACHE_cb table (Cache's own methods,
 // which take the caller's clock), used by dc_server, stunnel's sessiond,

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package cache
 
 // slot is one element of the expiry order: the sort key and the slab slot.

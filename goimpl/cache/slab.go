@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package cache
 
 // entry holds id and data in one block; the index key aliases buf[:idLen].

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package client is the Go API of distcache: Dial(ctx, addr, opts) gives a
 // Client whose Add/Get/Remove/Has take a context.Context and return errors
 // to test with errors.Is (ErrNotFound, ErrUnavailable, ErrClosed, ...;

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package client
 
 import (
@@ -31,7 +33,7 @@ var (
 type OpError = dcctx.OpError
 
 // ResultError is a well-formed negative answer: the 1-byte result code the
-// server sent (PROTOCOL.md §9.1).
+// server sent (doc/PROTOCOL.md §5).
 type ResultError struct {
 	Op   proto.Op
 	Code byte

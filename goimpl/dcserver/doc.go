@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package dcserver is dc_server's serving loop as a library: it accepts
 // distcache connections and answers them from a store.Store through the
 // protocol Handler (goimpl/store), optionally serves stunnel's sessiond

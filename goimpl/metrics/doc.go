@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package metrics counts what dc_server and dc_client do and serves it:
 // Prometheus metrics at /metrics and a self-contained live status page at /
 // (with the per-second samples it draws at /status.json).

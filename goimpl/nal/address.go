@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package nal
 
 import (
@@ -9,7 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Limits shared by every object kind (LIBNAL.md §0).
+// Limits shared by every object kind (the NAL_*(3) man pages).
 const (
 	// BufferMaxSize is the largest size of any Buffer and the largest default
 	// buffer size of an Address.

@@ -1,6 +1,8 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package nal
 
-// Encode/decode helpers (NAL_decode_* / NAL_encode_*, LIBNAL.md §9).
+// Encode/decode helpers (NAL_decode_* / NAL_encode_*, NAL_decode_uint32(3)).
 //
 // The C functions move a cursor (*bin, *bin_len). Here the cursor is a
 // slice: each function takes the remaining bytes and returns the remaining

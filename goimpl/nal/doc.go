@@ -1,10 +1,12 @@
-// Package nal is the libnal object model in pure Go (spec/LIBNAL.md):
+// SPDX-License-Identifier: Apache-2.0
+
+// Package nal is the libnal object model in pure Go (the NAL_*(3) man pages):
 // addresses, bounded FIFO buffers, non-blocking connections, listeners
 // and selectors on golang.org/x/sys/unix (no cgo, no net package sockets),
 // plus the big-endian codec helpers. It mirrors the C API of <libnal/nal.h>
 // one to one so that the cgo layer can export each function as a thin
 // wrapper; deviations from distcache 1.5 are the fixes listed in
-// spec/EDGES.md and noted on each method.
+// doc/EDGES.md and noted on each method.
 //
 // Concurrency: like libnal, objects are not safe for concurrent use; a
 // selector and the objects bound to it must be used by one goroutine at a
@@ -80,7 +82,7 @@
 // default); the cgo layer installs C malloc/free so that C may keep the
 // pointers behind Data and WritePtr.
 //
-// Differences from distcache 1.5 (EDGES.md): IPv6: addresses (see
+// Differences from distcache 1.5 (doc/EDGES.md): IPv6: addresses (see
 // Parse); unix paths of 108+ bytes rejected, only sockets are
 // unlinked before bind (E-29); IPPROTO_TCP used directly (E-30);
 // EAGAIN/EINTR are not death, readiness is consumed by IO, output is

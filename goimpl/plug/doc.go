@@ -1,4 +1,6 @@
-// Package plug is the DC_PLUG message layer (spec/LIBDISTCACHE.md §1): it
+// SPDX-License-Identifier: Apache-2.0
+
+// Package plug is the DC_PLUG message layer (DC_PLUG_new(3)): it
 // turns the byte stream of one nal.Connection into whole, defragmented
 // distcache messages and back, using the frame format of package proto.
 // A plug has an independent read half (EMPTY → IO → FULL → USER) and write
@@ -23,7 +25,7 @@
 // Commands use the C API numbering (Cmd*: ADD=1 … HAVE=4, 0 = error); the
 // wire operation is that value minus one (proto.Op).
 //
-// Differences from distcache 1.5 (EDGES.md):
+// Differences from distcache 1.5 (doc/EDGES.md):
 //
 //   - A frame is decoded only when all 14+len bytes are present (E-2).
 //   - Write refuses a command outside 1..4, so Commit can never leave the

@@ -1,8 +1,10 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package proto
 
 import "encoding/binary"
 
-// AddRequest is the decoded payload of an ADD request (PROTOCOL.md §9.2).
+// AddRequest is the decoded payload of an ADD request (doc/PROTOCOL.md §6).
 type AddRequest struct {
 	TimeoutMS uint32
 	ID        []byte

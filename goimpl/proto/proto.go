@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package proto is the distcache 1.5 wire protocol (protocol level 0x00110000):
 // the 14-byte frame header, fragmentation of a message into frames of at most
 // 2048 data bytes, reassembly with every validation rule of the original, and
@@ -15,7 +17,7 @@ import (
 	"fmt"
 )
 
-// Wire constants (PROTOCOL.md §3, §8).
+// Wire constants (doc/PROTOCOL.md §3, §5).
 const (
 	HeaderSize   = 14
 	MaxFrameData = 2048                     // DC_MSG_MAX_DATA
@@ -35,7 +37,7 @@ const (
 	MaxMessageSize = MaxFrames * (HeaderSize + MaxFrameData)
 )
 
-// Op is the wire operation byte (PROTOCOL.md §3.1). The C API's DC_CMD is
+// Op is the wire operation byte (doc/PROTOCOL.md §3). The C API's DC_CMD is
 // this value plus one.
 type Op uint8
 
@@ -87,7 +89,7 @@ func OpFromCmd(cmd int) (Op, bool) {
 	return Op(cmd - 1), true
 }
 
-// Result codes carried in 1-byte responses (PROTOCOL.md §9.1).
+// Result codes carried in 1-byte responses (doc/PROTOCOL.md §5).
 const (
 	ResultOK           byte = 0x00 // DC_ERR_OK
 	ResultNotOK        byte = 0x01 // DC_ERR_NOTOK
@@ -292,7 +294,7 @@ func AppendMessage(dst []byte, m *Message) ([]byte, error) {
 	}
 }
 
-// Assembler reassembles frames into messages (PROTOCOL.md §6): the first
+// Assembler reassembles frames into messages (doc/PROTOCOL.md §4): the first
 // frame fixes the uid and operation, continuation frames must match them,
 // and the payload may not exceed MaxPayload. It optionally enforces the
 // direction (requests only, or responses only). The zero value accepts both

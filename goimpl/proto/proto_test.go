@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package proto
 
 import (
@@ -23,7 +25,7 @@ var (
 	exData = []byte("SESSDATA")
 )
 
-// The worked examples of PROTOCOL.md §12, captured from the original binaries.
+// The worked examples of doc/PROTOCOL.md §7, captured from the original binaries.
 var workedExamples = []struct {
 	name string
 	msg  Message
@@ -75,7 +77,7 @@ func TestWorkedExamples(t *testing.T) {
 }
 
 func TestMultiFrameHeaders(t *testing.T) {
-	// PROTOCOL.md §12.6: a 5000-byte GET response, uid 10.
+	// doc/PROTOCOL.md §7: a 5000-byte GET response, uid 10.
 	payload := bytes.Repeat([]byte{0xab}, 5000)
 	b, err := AppendMessage(nil, &Message{Response: true, UID: 10, Op: OpGet, Payload: payload})
 	if err != nil {

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package proxy is the local side of dc_client: it accepts the local
 // applications' connections (normally on a unix socket) and answers their
 // distcache requests from a store.Store through the protocol Handler, so

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package redisstore is a store.Store on Redis (or Valkey): one server, a
 // master set behind Redis Sentinel, or a Redis Cluster, so that sessions
 // survive the loss of a host and a farm can share one replicated store.

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package seal is a store.Store wrapper that encrypts and authenticates
 // session data before it reaches the store it wraps, and checks and
 // decrypts it on the way back, so that whatever holds the entries (a

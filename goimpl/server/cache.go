@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package server
 
 import (
@@ -14,7 +16,7 @@ import (
 // An entry added at now with a timeout of t milliseconds expires at now
 // truncated to the millisecond plus t, and is gone once now is strictly
 // later than that (compared to the microsecond): live at the expiry
-// instant, gone 1µs after it (PROTOCOL.md §9.6). Reads never extend a
+// instant, gone 1µs after it (doc/PROTOCOL.md §6). Reads never extend a
 // lifetime.
 //
 // The server guarantees what DC_CACHE_cb implementations could rely on:

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package server
 
 import (
@@ -42,7 +44,7 @@ func SetDefaultCache() bool {
 }
 
 // Server is a DC_SERVER: a cache and the client connections it serves
-// (spec LIBDISTCACHESERVER.md §3–4). Like the original, a Server and its
+// (DC_SERVER_new(3)). Like the original, a Server and its
 // clients are used by one thread at a time.
 type Server struct {
 	cache   Cache

@@ -1,5 +1,7 @@
-// Package server is the distcache server side (spec/LIBDISTCACHESERVER.md,
-// PROTOCOL.md §9): the request handler over a cache, and the DC_SERVER
+// SPDX-License-Identifier: Apache-2.0
+
+// Package server is the distcache server side (DC_SERVER_new(3),
+// doc/PROTOCOL.md §6): the request handler over a cache, and the DC_SERVER
 // object model that the C ABI exports.
 //
 //   - Cache is the Go shape of the C DC_CACHE_cb table; CacheFactory is
@@ -35,7 +37,7 @@
 //
 // Time: nothing here reads the clock. Every call takes the caller's now;
 // expiry is computed to the millisecond and compared to the microsecond
-// (PROTOCOL.md §9.6).
+// (doc/PROTOCOL.md §6).
 //
 // Concurrency: the built-in cache is safe for concurrent use by many
 // goroutines. A Server, its clients and their

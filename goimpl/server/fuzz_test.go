@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package server
 
 import (
@@ -10,7 +12,7 @@ import (
 
 // FuzzHandle sends one arbitrary request to a default cache that holds one
 // session (exID → exData) and checks the answer against the rules of
-// PROTOCOL.md §9, worked out here independently of proto.ParseAddRequest:
+// doc/PROTOCOL.md §6, worked out here independently of proto.ParseAddRequest:
 // nothing panics, an answer is given exactly when the original gives one,
 // and its bytes (and the cache afterwards) are what the rules say.
 func FuzzHandle(f *testing.F) {

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package server
 
 import (
@@ -7,7 +9,7 @@ import (
 )
 
 // Handle answers one request message against a cache, exactly as the
-// original server does (PROTOCOL.md §9): it returns the response payload,
+// original server does (doc/PROTOCOL.md §6): it returns the response payload,
 // appended to out[:0]. ok is false when the original closes the connection
 // without answering: an ADD shorter than 8 bytes, a response that is not a
 // request, or a cache that reports an entry larger than a message can carry.

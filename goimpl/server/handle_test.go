@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package server
 
 import (
@@ -38,7 +40,7 @@ func mustHandle(t *testing.T, c Cache, m *proto.Message) []byte {
 	return out
 }
 
-// The exchanges of PROTOCOL.md §12 through the handler.
+// The exchanges of doc/PROTOCOL.md §7 through the handler.
 func TestHandleWorkedExamples(t *testing.T) {
 	c, _ := NewDefaultCache(512)
 	add := req(proto.OpAdd, proto.AppendAddRequest(nil, 300000, exID, exData))

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package server
 
 import (
@@ -11,7 +13,7 @@ import (
 	"github.com/distcache-go/distcache/goimpl/proto"
 )
 
-// unhex reads the spaced hex of PROTOCOL.md §12.
+// unhex reads the spaced hex of doc/PROTOCOL.md §7.
 func unhex(t *testing.T, s string) []byte {
 	t.Helper()
 	b, err := hex.DecodeString(strings.Join(strings.Fields(s), ""))
@@ -69,7 +71,7 @@ func (w *wire) exchange(req []byte, n int) []byte {
 	return out
 }
 
-// The exchanges captured from the original binaries (PROTOCOL.md §12),
+// The exchanges captured from the original binaries (doc/PROTOCOL.md §7),
 // byte for byte, through the whole server path.
 func TestWorkedExamplesOnTheWire(t *testing.T) {
 	w := newWire(t)

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package sessiond serves stunnel's external session cache protocol
 // ("sessiond = host:port" in stunnel.conf) from a store.Store (dc_server's
 // session cache, or whatever store it fronts), so stunnel servers share TLS

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package store is the contract between the distcache daemons and the
 // places sessions are kept: the in-memory cache, a distcache upstream (one
 // or more dc_servers), Redis. dc_server and dc_client serve the protocol

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package systemd speaks the two small protocols a daemon needs to run well
 // under systemd, in pure Go (no libsystemd, no cgo):
 //

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package tlscache lets Go TLS servers share their sessions through a
 // distcache store, so that a farm of Go HTTPS servers behind a load balancer
 // resumes sessions across instances without sharing ticket keys.

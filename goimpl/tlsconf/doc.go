@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package tlsconf builds the TLS configurations of the distcache link
 // (dc_client to dc_server) from PEM files, reloads them on request without
 // touching established connections, and turns handshake failures into one

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package upstream is a store.Store over distcache servers (dc_server, or
 // any server of the distcache 1.5 protocol): where dc_client sends its
 // local clients' requests.

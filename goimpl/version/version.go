@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package version holds the version of distcache-go: one number for the
 // tools, the C libraries' engine and the packages built from this tree.
 //

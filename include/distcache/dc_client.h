@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * <distcache/dc_client.h> -- DC_CTX, the blocking session-cache client.
  *

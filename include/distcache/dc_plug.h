@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * <distcache/dc_plug.h> -- DC_PLUG, the asynchronous message layer of
  * distcache: it turns one NAL_CONNECTION's byte stream into whole protocol

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * <distcache/dc_server.h> -- DC_SERVER, the embeddable session-cache server:
  * request processing over DC_PLUG, with the default cache or a caller-supplied

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * <libnal/nal.h> -- the public API of libnal, the network abstraction layer
  * used by distcache: addresses, FIFO byte buffers, non-blocking connections,

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package daemontest starts the project's real daemons for tests outside
 // cmd/ (goimpl packages, examples): dc_server from $DC_BIN (set by make check) or built
 // once from cmd/dc_server, on a unix socket in the test's temporary

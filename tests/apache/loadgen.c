@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * loadgen: a TLS handshake load driver for the Apache end-to-end test.
  *

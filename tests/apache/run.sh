@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # Apache httpd end-to-end test: two Apache instances share TLS sessions
 # through the unmodified mod_socache_dc, our libdistcache/libnal, one
 # dc_client per instance and one dc_server.  See tests/apache/README.md.

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # A Redis master with two replicas and three sentinels on loopback, for
 # the end-to-end tests and benchmarks (the Go tests start their own through
 # goimpl/redisstore/redistest).  Ports: BASE (master), BASE+1, BASE+2

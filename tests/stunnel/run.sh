@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # End-to-end test: two stunnel servers share TLS sessions through dc_server's
 # sessiond listener (goimpl/sessiond).
 #

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package metricstest holds the end-to-end tests of the daemons' -metrics
 // endpoint (goimpl/metrics): exact totals under a known load and a dc_test
 // load, a real Prometheus scraping dc_server and dc_client, promtool's

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package redisflag is the command-line face of goimpl/redisstore that
 // dc_server (-backend) and dc_client (-server) share: the -redis* options,
 // their usage text, and opening the store they describe.

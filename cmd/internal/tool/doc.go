@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package tool holds what the distcache command-line tools share: the
 // address syntax of distcache (IP:, IPv4:, UNIX:, FD: and our IPv6:
 // extension) mapped onto the net package, exact single-dash option

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package tooltest is the harness of the command-line tools' tests: it
 // builds the tools (or takes them from $DC_BIN), runs them as processes,
 // waits on conditions (a socket answering, a line in the log) instead of

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package dcctx
 
 import (
@@ -28,7 +30,7 @@ const maxIdle = 32
 // single byte 0x01; sessions of 1..4 bytes are unreadable, EDGES E-15).
 const minGetResponse = 5
 
-// Ctx has the semantics of DC_CTX (LIBDISTCACHE.md §2 with the EDGES.md
+// Ctx has the semantics of DC_CTX (DC_CTX_new(3) with the doc/EDGES.md
 // fixes) and is safe for concurrent use by many goroutines.
 //
 // Connections. With flags 0 each operation dials, exchanges one request and

@@ -1,5 +1,7 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package dcctx is the one implementation of DC_CTX, the client context
-// (spec/LIBDISTCACHE.md §2 with the EDGES.md fixes): Ctx carries the pool,
+// (DC_CTX_new(3) with the doc/EDGES.md fixes): Ctx carries the pool,
 // the retry, reget, the default lifetime and the timeouts, and backs the C
 // library's DC_CTX_* functions (dc/ctx.go only converts arguments) and
 // goimpl/client's Go API (through Ctx.Do).

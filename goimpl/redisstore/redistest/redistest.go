@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package redistest starts real Redis deployments on loopback for tests:
 // one server, a master with replicas and sentinels, a cluster. Servers are
 // Debian's redis-server (sentinels are redis-server --sentinel and clusters

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package storetest is the conformance suite of store.Store: the distcache
 // rules as a table of tests that every store (the in-memory cache, the
 // distcache upstream, Redis, wrappers) must pass. A store's own test file

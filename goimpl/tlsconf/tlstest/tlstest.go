@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package tlstest makes certificate authorities, certificates and keys at
 // test time (ECDSA P-256, in memory, written as PEM files on request), for
 // the tests of TLS on the distcache link. Nothing here is for production.

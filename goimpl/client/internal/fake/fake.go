@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package fake is a test-only distcache server for goimpl/client's tests:
 // a map (or a real cache) behind the wire protocol, with switchable
 // misbehaviours.
