@@ -16,6 +16,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 static int ct_failed, ct_passed, ct_planned = -1;
 
@@ -45,5 +46,22 @@ static inline int ct_exit(void)
 }
 
 #define U(s) ((const unsigned char *)(s))
+
+/* The number of lines of the file at path that contain s (-1: unreadable);
+ * for checking what a program said on its captured stderr. */
+static inline int ct_lines(const char *path, const char *s)
+{
+	char line[2048];
+	int n = 0;
+	FILE *f = fopen(path, "r");
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof line, f))
+		if (strstr(line, s))
+			n++;
+	fclose(f);
+	return n;
+}
 
 #endif

@@ -42,21 +42,6 @@ static int roundtrip(DC_CTX *c, const char *tag)
 	return DC_CTX_remove_session(c, U(id), (unsigned int)strlen(id)) == 1 ? 0 : 3;
 }
 
-static int grep_file(const char *path, const char *s)
-{
-	char line[2048];
-	int n = 0;
-	FILE *f = fopen(path, "r");
-
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof line, f))
-		if (strstr(line, s))
-			n++;
-	fclose(f);
-	return n;
-}
-
 int main(int argc, char **argv)
 {
 	char target[600], errf[600];
@@ -104,10 +89,10 @@ int main(int argc, char **argv)
 			remedy ? "child in a chroot without /proc: operations fail cleanly, no crash"
 			       : "child in a chroot with /proc: its own engine works there");
 		if (remedy)
-			CHECK(grep_file(errf, "mount /proc inside the chroot") == 1,
+			CHECK(ct_lines(errf, "mount /proc inside the chroot") == 1,
 				"and one line on stderr names the remedy");
 		else
-			CHECK(grep_file(errf, "distcache:") == 0, "and nothing on stderr");
+			CHECK(ct_lines(errf, "distcache:") == 0, "and nothing on stderr");
 		DC_CTX_free(c);
 	}
 	return ct_exit();

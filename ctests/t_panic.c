@@ -33,17 +33,7 @@ static void capture(const char *dir)
 
 static int lines(const char *s)
 {
-	char line[1024];
-	int n = 0;
-	FILE *f = fopen(errpath, "r");
-
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof line, f))
-		if (strstr(line, s))
-			n++;
-	fclose(f);
-	return n;
+	return ct_lines(errpath, s);
 }
 
 int main(int argc, char **argv)
