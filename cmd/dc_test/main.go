@@ -141,7 +141,9 @@ func newRand() *rand.Rand {
 }
 
 func newWorker(cfg *config, flags uint32) *worker {
-	ctx, err := dcctx.New(cfg.connect, flags, nil)
+	// Without -persistent: a connection per operation, as the original
+	// dc_test made (the library would keep its connection otherwise).
+	ctx, err := dcctx.New(cfg.connect, flags, &dcctx.Options{ConnPerOp: true})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "Error, 'DC_CTX' creation failed: %v\n", err)
 		os.Exit(1)

@@ -175,6 +175,17 @@ func (p *Plug) Err() error {
 	return p.corrupt
 }
 
+// Partial reports whether bytes of an incoming message have arrived and
+// not yet been read: a frame being assembled, decoded frames of an
+// unfinished message, or undecoded bytes in the connection's read buffer.
+func (p *Plug) Partial() bool {
+	if !p.usable() {
+		return false
+	}
+	rb := p.conn.Read()
+	return len(p.rbuf) > 0 || p.rstate != ReadEmpty || rb != nil && rb.NotEmpty()
+}
+
 // ReadState returns the read half's state.
 func (p *Plug) ReadState() ReadState {
 	if !p.usable() {

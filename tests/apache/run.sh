@@ -240,6 +240,9 @@ stop_dc_server() { "$T/ctl" dc-stop; }
 start_dc_client() { # start_dc_client NAME
 	local sock=$T/$1.sock
 	rm -f "$sock"
+	# a log per MPM phase: tier_secure must not see the last phase's outage
+	[ ! -f "$T/dc_client-$1.log" ] || cat "$T/dc_client-$1.log" >>"$T/dc_client-$1.log.old"
+	: >"$T/dc_client-$1.log"
 	"$BIN/dc_client" -listen "UNIX:$sock" -server "IP:127.0.0.1:$DC_PORT" \
 		-retry $RETRY_MS -sockgroup www-data -sockperms 0660 $(dcc_tls "$1") \
 		>>"$T/dc_client-$1.log" 2>&1 &

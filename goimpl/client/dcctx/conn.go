@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/distcache-go/distcache/goimpl/nal"
 	"github.com/distcache-go/distcache/goimpl/proto"
 )
@@ -45,6 +47,9 @@ type link interface {
 	reset()
 	destroy()
 	fd() int // the socket, or -1
+	// alive checks, without blocking, that an idle link can carry the
+	// next request: the peer has not closed it and sent nothing.
+	alive() bool
 }
 
 // transport makes links to one target.
@@ -78,8 +83,9 @@ const (
 
 // exchangeError is the internal error of one exchange.
 type exchangeError struct {
-	kind failKind
-	err  error
+	kind     failKind
+	err      error
+	answered bool // some bytes of an answer had arrived
 }
 
 func (e *exchangeError) Error() string { return e.err.Error() }
@@ -88,9 +94,25 @@ func (e *exchangeError) Unwrap() error { return e.err }
 func classify(err error) *exchangeError {
 	var ne net.Error
 	if errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
-		return &exchangeError{failTimeout, err}
+		return &exchangeError{kind: failTimeout, err: err}
 	}
-	return &exchangeError{failNet, err}
+	return &exchangeError{kind: failNet, err: err}
+}
+
+// idleAlive peeks at an idle socket without blocking: nothing to read
+// (EAGAIN) means usable; EOF, an error or unexpected bytes mean discard.
+func idleAlive(fd int) bool {
+	if fd < 0 {
+		return false
+	}
+	var b [1]byte
+	for {
+		_, _, err := unix.Recvfrom(fd, b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+		if err == unix.EINTR {
+			continue
+		}
+		return err == unix.EAGAIN
+	}
 }
 
 // encode appends rq's payload (ADD's is built in scratch) for a writer.
@@ -111,10 +133,11 @@ type netTransport struct {
 
 // netLink is a net.Conn with its buffers.
 type netLink struct {
-	nc   net.Conn
-	rd   *proto.Reader
-	wbuf []byte // the encoded request
-	pbuf []byte // ADD payload scratch
+	nc    net.Conn
+	rd    *proto.Reader
+	nread int    // bytes read in the current exchange
+	wbuf  []byte // the encoded request
+	pbuf  []byte // ADD payload scratch
 }
 
 func (t *netTransport) dial(ctx context.Context, reuse link) (link, error) {
@@ -132,7 +155,11 @@ func (t *netTransport) dial(ctx context.Context, reuse link) (link, error) {
 }
 
 // Read lets the proto.Reader read from whichever socket the link holds.
-func (l *netLink) Read(p []byte) (int, error) { return l.nc.Read(p) }
+func (l *netLink) Read(p []byte) (int, error) {
+	n, err := l.nc.Read(p)
+	l.nread += n
+	return n, err
+}
 
 func (l *netLink) reset() {
 	if l.nc != nil {
@@ -153,17 +180,28 @@ func (l *netLink) fd() int {
 	return fd
 }
 
+func (l *netLink) alive() bool { return idleAlive(l.fd()) }
+
 func (l *netLink) exchange(ctx context.Context, rq *request, uid uint32, deadline time.Time) ([]byte, *exchangeError) {
+	resp, xerr := l.exchange1(ctx, rq, uid, deadline)
+	if xerr != nil && l.nread > 0 {
+		xerr.answered = true
+	}
+	return resp, xerr
+}
+
+func (l *netLink) exchange1(ctx context.Context, rq *request, uid uint32, deadline time.Time) ([]byte, *exchangeError) {
+	l.nread = 0
 	var err error
 	l.wbuf, err = proto.AppendMessage(l.wbuf[:0], &proto.Message{UID: uid, Op: rq.op, Payload: rq.payload(&l.pbuf)})
 	if err != nil { // callers check sizes; this is a safety net
-		return nil, &exchangeError{failReject, ErrInvalid}
+		return nil, &exchangeError{kind: failReject, err: ErrInvalid}
 	}
 	if ctx.Done() == nil {
 		return l.roundTrip(uid, rq.op, deadline)
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, &exchangeError{failTimeout, err}
+		return nil, &exchangeError{kind: failTimeout, err: err}
 	}
 	nc := l.nc
 	stop := context.AfterFunc(ctx, func() { nc.SetDeadline(time.Unix(1, 0)) })
@@ -172,7 +210,7 @@ func (l *netLink) exchange(ctx context.Context, rq *request, uid uint32, deadlin
 		// Cancelled: the socket's deadline is (or is about to be) in
 		// the past; whatever happened, do not reuse it.
 		if xerr == nil || xerr.kind != failReject {
-			return nil, &exchangeError{failTimeout, context.Cause(ctx)}
+			return nil, &exchangeError{kind: failTimeout, err: context.Cause(ctx)}
 		}
 	}
 	return resp, xerr
@@ -192,7 +230,7 @@ func (l *netLink) roundTrip(uid uint32, op proto.Op, deadline time.Time) ([]byte
 		return nil, classify(err)
 	}
 	if m.UID != uid || m.Op != op || l.rd.Buffered() != 0 {
-		return nil, &exchangeError{failReject, ErrBadResponse}
+		return nil, &exchangeError{kind: failReject, err: ErrBadResponse}
 	}
 	return m.Payload, nil
 }

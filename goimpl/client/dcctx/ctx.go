@@ -33,11 +33,19 @@ const minGetResponse = 5
 // Ctx has the semantics of DC_CTX (DC_CTX_new(3) with the doc/EDGES.md
 // fixes) and is safe for concurrent use by many goroutines.
 //
-// Connections. With flags 0 each operation dials, exchanges one request and
-// closes. With FlagPersistent the Ctx keeps a pool of up to 32 idle
-// connections: an operation takes one (or dials when none is idle), and
-// returns it after a clean exchange, so concurrent operations never share a
-// connection mid-exchange. A connection whose exchange failed is closed.
+// Connections. The Ctx keeps a pool of up to 32 idle connections: an
+// operation takes one (or dials when none is idle), and returns it after a
+// clean exchange, so concurrent operations never share a connection
+// mid-exchange. With flags 0 (a connection per operation in the original,
+// Apache's mod_socache_dc) the pool only saves the connect and accept: a
+// kept connection is checked without blocking before it is reused (one
+// recv(MSG_PEEK|MSG_DONTWAIT); the peer's close or unexpected bytes discard
+// it), and when it dies before any byte of its answer arrived the request
+// is sent again once on a new connection, so the caller sees what a fresh
+// connection would have given. Idle connections are never used by another
+// process: a pid change drops them, and the C library's fork handler
+// closes the child's copies (IdleFDs). Options.ConnPerOp restores a
+// connection per operation. A connection whose exchange failed is closed.
 // Unlike the original, a persistent Ctx is never stuck: a rejected response
 // drops its connection (E-9), a failed reconnect leaves nothing behind (E-10),
 // and the next operation dials again even without FlagRetry (E-35). After a
@@ -186,31 +194,49 @@ func (c *Ctx) dial(ctx context.Context) (link, error) {
 	return l, nil
 }
 
-// acquire returns an idle pooled connection or a new one.
-func (c *Ctx) acquire(ctx context.Context) (link, error) {
-	if c.persistent() {
-		if c.flags&FlagPIDCheck != 0 {
-			if pid := int64(os.Getpid()); pid != c.pid.Load() {
-				c.pid.Store(pid)
-				c.dropIdle()
-			}
+// acquire returns an idle pooled connection or a new one; reused tells
+// which. A non-persistent Ctx checks an idle connection before reusing it
+// (link.alive: the peer may have closed it while it sat idle) and drops its
+// idle connections in a process whose pid is not the one recorded.
+func (c *Ctx) acquire(ctx context.Context) (l link, reused bool, err error) {
+	persistent := c.persistent()
+	if persistent && c.flags&FlagPIDCheck != 0 || !persistent && c.hasIdle() {
+		if pid := int64(os.Getpid()); pid != c.pid.Load() {
+			c.pid.Store(pid)
+			c.dropIdle()
 		}
-		c.mu.Lock()
-		if n := len(c.idle); n > 0 {
-			l := c.idle[n-1]
-			c.idle[n-1] = nil
-			c.idle = c.idle[:n-1]
-			c.mu.Unlock()
-			return l, nil
-		}
-		c.mu.Unlock()
 	}
-	return c.dial(ctx)
+	for {
+		c.mu.Lock()
+		n := len(c.idle)
+		if n == 0 {
+			c.mu.Unlock()
+			break
+		}
+		l = c.idle[n-1]
+		c.idle[n-1] = nil
+		c.idle = c.idle[:n-1]
+		c.mu.Unlock()
+		if persistent || l.alive() {
+			return l, true, nil
+		}
+		l.destroy()
+	}
+	l, err = c.dial(ctx)
+	return l, false, err
+}
+
+// hasIdle reports whether a connection sits in the pool.
+func (c *Ctx) hasIdle() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.idle) > 0
 }
 
 // release ends an operation's use of l: a clean connection goes back to
-// the pool (persistent mode); otherwise it is closed, and after a clean
-// exchange kept (without its socket) for the next dial.
+// the pool (up to maxIdle idle ones, persistent or not); otherwise it is
+// closed, and after a clean exchange kept (without its socket) for the
+// next dial.
 func (c *Ctx) release(l link, clean bool) {
 	if !clean {
 		l.destroy()
@@ -222,7 +248,7 @@ func (c *Ctx) release(l link, clean bool) {
 		l.destroy()
 		return
 	}
-	if c.persistent() && len(c.idle) < maxIdle {
+	if len(c.idle) < maxIdle && (c.persistent() || !c.opt.ConnPerOp) {
 		c.idle = append(c.idle, l)
 		c.mu.Unlock()
 		return
@@ -268,11 +294,9 @@ func (c *Ctx) roundTrip(ctx context.Context, rq *request, handle func([]byte)) e
 		return &OpError{Op: rq.op.String(), Addr: c.addr, Err: err}
 	}
 	uid := c.uid.Add(1)
-	l, err := c.acquire(ctx)
+	l, reused, err := c.acquire(ctx)
 	if err != nil {
-		if c.persistent() {
-			c.dropIdle()
-		}
+		c.dropIdle()
 		return err
 	}
 	retried := false
@@ -292,13 +316,23 @@ func (c *Ctx) roundTrip(ctx context.Context, rq *request, handle func([]byte)) e
 			return nil
 		}
 		c.release(l, false)
-		if xerr.kind == failNet && c.persistent() {
+		if xerr.kind == failNet {
 			// The server probably went away: its other idle
 			// connections are dead too.
 			c.dropIdle()
 		}
 		opErr := &OpError{Op: rq.op.String(), Addr: c.addr, Err: xerr.err}
-		if xerr.kind != failNet || retried || !c.persistent() || c.flags&FlagRetry == 0 || c.closed.Load() {
+		if xerr.kind != failNet || retried || c.closed.Load() {
+			return opErr
+		}
+		if c.persistent() {
+			if c.flags&FlagRetry == 0 {
+				return opErr
+			}
+		} else if !reused || xerr.answered {
+			// A fresh connection per operation is the contract: a
+			// kept one that died before its answer began is retried
+			// once on a new one, as if it had never been kept.
 			return opErr
 		}
 		retried = true

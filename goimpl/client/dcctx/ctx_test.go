@@ -103,12 +103,10 @@ func TestRoundTripEveryOpAndFlag(t *testing.T) {
 				if used, ok := c.GetSession(id, bigBuf); !ok || used != len(big) || !bytes.Equal(bigBuf, big) {
 					t.Fatalf("get of largest session = %d, %v", used, ok)
 				}
-				wantAccepts := int32(1)
-				if fs.flags&FlagPersistent == 0 {
-					wantAccepts = s.Requests.Load()
-				}
-				if got := s.Accepts.Load(); got != wantAccepts {
-					t.Fatalf("server accepted %d connections for %d requests, want %d", got, s.Requests.Load(), wantAccepts)
+				// Persistent or not, one connection carries every
+				// operation (a non-persistent Ctx keeps its idle one).
+				if got := s.Accepts.Load(); got != 1 {
+					t.Fatalf("server accepted %d connections for %d requests, want 1", got, s.Requests.Load())
 				}
 			})
 		}
@@ -560,5 +558,94 @@ func TestConnectTimeout(t *testing.T) {
 	c := newCtx(t, target, 0, &Options{ConnectTimeout: 100 * time.Millisecond})
 	if got := c.HasSession([]byte("x")); got != -1 {
 		t.Fatalf("has = %d through a black hole, want -1", got)
+	}
+}
+
+// A non-persistent Ctx keeps its connection between operations, and a kept
+// connection the server has closed costs no operation: found closed before
+// the write (ModeCloseIdle: the peer's EOF is usually there by the next
+// operation) or dying unanswered after it (ModeOneShot: the close comes
+// only when the request arrives), the request goes out again once on a new
+// connection. An answer that had begun is not sent again (ModeHalfAnswer).
+func TestNonPersistentKeepsConnection(t *testing.T) {
+	const n = 40
+	for _, nw := range []string{"unix", "tcp"} {
+		for _, tc := range []struct {
+			mode    fake.Mode
+			accepts int32 // want, for n operations
+		}{
+			{fake.ModeNormal, 1},
+			{fake.ModeCloseIdle, -1}, // 1..n: depends on when the EOF arrives
+			{fake.ModeOneShot, n},
+		} {
+			t.Run(fmt.Sprintf("%s/mode=%d", nw, tc.mode), func(t *testing.T) {
+				s := fake.Start(t, nw, "", nil)
+				s.SetMode(tc.mode)
+				c := newCtx(t, s.Target, 0, nil)
+				fails := 0
+				for i := 0; i < n; i++ {
+					if c.HasSession([]byte(fmt.Sprintf("id-%d", i))) != 0 {
+						fails++
+					}
+				}
+				if fails != 0 {
+					t.Fatalf("%d of %d operations failed", fails, n)
+				}
+				got := s.Accepts.Load()
+				if tc.accepts > 0 && got != tc.accepts || got < 1 || got > n {
+					t.Fatalf("server accepted %d connections for %d operations, want %d", got, n, tc.accepts)
+				}
+				if tc.mode == fake.ModeOneShot && s.Requests.Load() != 2*n-1 {
+					t.Fatalf("server saw %d requests, want %d (one resend per kept connection)", s.Requests.Load(), 2*n-1)
+				}
+			})
+		}
+		t.Run(nw+"/half-answer", func(t *testing.T) {
+			s := fake.Start(t, nw, "", nil)
+			s.SetMode(fake.ModeHalfAnswer)
+			c := newCtx(t, s.Target, 0, nil)
+			if got := c.HasSession([]byte("a")); got != 0 {
+				t.Fatalf("first has = %d, want 0", got)
+			}
+			if got := c.HasSession([]byte("b")); got != -1 {
+				t.Fatalf("has with a truncated answer = %d, want -1", got)
+			}
+			if got := s.Requests.Load(); got != 2 {
+				t.Fatalf("server saw %d requests, want 2 (a begun answer is not retried)", got)
+			}
+			if got := c.HasSession([]byte("c")); got != 0 {
+				t.Fatalf("has after the failure = %d, want 0", got)
+			}
+		})
+	}
+}
+
+// A non-persistent Ctx's kept connection is listed for the fork handler.
+func TestNonPersistentIdleFDs(t *testing.T) {
+	s := fake.Start(t, "unix", "", nil)
+	c := newCtx(t, s.Target, 0, nil)
+	if fds := c.IdleFDs(); len(fds) != 0 {
+		t.Fatalf("idle fds before any operation: %v", fds)
+	}
+	c.HasSession([]byte("x"))
+	if fds := c.IdleFDs(); len(fds) != 1 || fds[0] < 0 {
+		t.Fatalf("idle fds after one operation: %v, want one", fds)
+	}
+}
+
+// Options.ConnPerOp keeps the original's connection per operation.
+func TestConnPerOp(t *testing.T) {
+	s := fake.Start(t, "unix", "", nil)
+	c := newCtx(t, s.Target, 0, &Options{ConnPerOp: true})
+	for i := 0; i < 5; i++ {
+		if got := c.HasSession([]byte("x")); got != 0 {
+			t.Fatalf("has = %d, want 0", got)
+		}
+	}
+	if got := s.Accepts.Load(); got != 5 {
+		t.Fatalf("server accepted %d connections for 5 operations, want 5", got)
+	}
+	if fds := c.IdleFDs(); len(fds) != 0 {
+		t.Fatalf("idle fds with ConnPerOp: %v", fds)
 	}
 }

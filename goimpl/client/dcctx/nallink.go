@@ -33,6 +33,7 @@ type nalLink struct {
 	fresh  bool          // dialled, no exchange yet: the connect may be under way
 	connTO time.Duration // added to the first exchange's deadline
 	resp   []byte        // the last response's payload
+	got    bool          // bytes of the answer arrived in this exchange
 	pbuf   []byte        // ADD payload scratch
 }
 
@@ -105,10 +106,21 @@ func (l *nalLink) fd() int {
 // cancelSlice bounds one wait when ctx can be cancelled.
 const cancelSlice = 20 * time.Millisecond
 
+func (l *nalLink) alive() bool { return idleAlive(l.fd()) }
+
 func (l *nalLink) exchange(ctx context.Context, rq *request, uid uint32, deadline time.Time) ([]byte, *exchangeError) {
+	resp, xerr := l.exchange1(ctx, rq, uid, deadline)
+	if xerr != nil && (l.got || l.p.Partial()) {
+		xerr.answered = true
+	}
+	return resp, xerr
+}
+
+func (l *nalLink) exchange1(ctx context.Context, rq *request, uid uint32, deadline time.Time) ([]byte, *exchangeError) {
+	l.got = false
 	cmd := rq.op.Cmd()
 	if !l.p.Write(false, uid, cmd, rq.payload(&l.pbuf)) || !l.p.Commit() {
-		return nil, &exchangeError{failNet, errWrite}
+		return nil, &exchangeError{kind: failNet, err: errWrite}
 	}
 	if l.fresh {
 		l.fresh = false
@@ -118,17 +130,17 @@ func (l *nalLink) exchange(ctx context.Context, rq *request, uid uint32, deadlin
 	for {
 		rest := time.Until(deadline)
 		if rest <= 0 {
-			return nil, &exchangeError{failTimeout, errDeadline}
+			return nil, &exchangeError{kind: failTimeout, err: errDeadline}
 		}
 		if done != nil {
 			if err := ctx.Err(); err != nil {
-				return nil, &exchangeError{failTimeout, context.Cause(ctx)}
+				return nil, &exchangeError{kind: failTimeout, err: context.Cause(ctx)}
 			}
 			rest = min(rest, cancelSlice)
 		}
 		n, err := l.sel.Select(uint64(rest/time.Microsecond)+1, true)
 		if n < 0 && err == nil {
-			return nil, &exchangeError{failNet, errSelect}
+			return nil, &exchangeError{kind: failNet, err: errSelect}
 		}
 		if n <= 0 {
 			continue // timeout slice or EINTR: the deadline decides
@@ -138,19 +150,22 @@ func (l *nalLink) exchange(ctx context.Context, rq *request, uid uint32, deadlin
 			if err == nil {
 				err = io.EOF
 			}
-			return nil, &exchangeError{failNet, err}
+			return nil, &exchangeError{kind: failNet, err: err}
+		}
+		if l.p.Partial() {
+			l.got = true
 		}
 		ruid, rcmd, data, ok := l.p.Read(false)
 		if !ok {
 			continue
 		}
 		if ruid != uid || rcmd != cmd {
-			return nil, &exchangeError{failReject, ErrBadResponse}
+			return nil, &exchangeError{kind: failReject, err: ErrBadResponse}
 		}
 		l.resp = append(l.resp[:0], data...)
 		// more than the one response: the stream is out of step
 		if !l.p.Consume() || l.p.ReadState() != plug.ReadEmpty || l.p.Conn().Read().NotEmpty() {
-			return nil, &exchangeError{failReject, ErrBadResponse}
+			return nil, &exchangeError{kind: failReject, err: ErrBadResponse}
 		}
 		return l.resp, nil
 	}

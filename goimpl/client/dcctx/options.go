@@ -44,11 +44,17 @@ const (
 //
 // Transport selects the connections' implementation (TransportCaller, the
 // default, or TransportNet); the semantics do not depend on it.
+//
+// ConnPerOp makes a context without FlagPersistent open and close a
+// connection for every operation, as the original did, instead of keeping
+// its idle connection (a load generator that measures the accept path
+// wants it; see Ctx).
 type Options struct {
 	ConnectTimeout  time.Duration
 	IOTimeout       time.Duration
 	DefaultLifetime time.Duration
 	Transport       Transport
+	ConnPerOp       bool
 }
 
 // defaultTransport is what TransportDefault means (the tests switch it to

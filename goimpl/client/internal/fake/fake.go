@@ -22,14 +22,17 @@ import (
 type Mode int32
 
 const (
-	ModeNormal   Mode = iota
-	ModeSilent        // read requests, never answer
-	ModeEmpty         // answer every request with an empty payload (dc_client, no upstream)
-	ModeDisconn       // answer 0x02 (dc_client, upstream lost)
-	ModeWrongUID      // answer with uid+1
-	ModeWrongOp       // answer with another operation
-	ModeBadLevel      // answer with protocol level 0x0010 (corrupt)
-	ModeExtra         // answer, then send a second, unsolicited response
+	ModeNormal     Mode = iota
+	ModeSilent          // read requests, never answer
+	ModeEmpty           // answer every request with an empty payload (dc_client, no upstream)
+	ModeDisconn         // answer 0x02 (dc_client, upstream lost)
+	ModeWrongUID        // answer with uid+1
+	ModeWrongOp         // answer with another operation
+	ModeBadLevel        // answer with protocol level 0x0010 (corrupt)
+	ModeExtra           // answer, then send a second, unsolicited response
+	ModeCloseIdle       // answer, then close the connection (an idle timeout of 0)
+	ModeOneShot         // answer a connection's first request; close at its second, unanswered
+	ModeHalfAnswer      // answer a connection's first request; send half an answer to its second, close
 )
 
 type Store struct {
@@ -180,7 +183,7 @@ func (s *Server) serve(c net.Conn) {
 		}
 	}()
 	var out []byte
-	for {
+	for n := 0; ; n++ {
 		m, err := rd.ReadMessage()
 		if err != nil {
 			clean = err == io.EOF
@@ -189,6 +192,9 @@ func (s *Server) serve(c net.Conn) {
 		s.Requests.Add(1)
 		resp := proto.Message{Response: true, UID: m.UID, Op: m.Op}
 		mode := Mode(s.mode.Load())
+		if mode == ModeOneShot && n > 0 {
+			return
+		}
 		switch mode {
 		case ModeSilent:
 			continue
@@ -219,7 +225,13 @@ func (s *Server) serve(c net.Conn) {
 		if mode == ModeExtra {
 			out = append(out, out...)
 		}
+		if mode == ModeHalfAnswer && n > 0 {
+			out = out[:len(out)/2]
+		}
 		if _, err := c.Write(out); err != nil {
+			return
+		}
+		if mode == ModeCloseIdle || mode == ModeHalfAnswer && n > 0 {
 			return
 		}
 	}
