@@ -71,12 +71,13 @@ nocgo-check:
 
 capi: capi-engine $(foreach l,$(CAPI_LIBS),$(CAPI_LIB)/lib$(l).so)
 
-# go build is incremental; the engine is relinked only when Go sources change.
+# No Go build id (-buildid=): it hashes the cgo package's directory, so two
+# checkouts would differ in it and in the GNU build id derived from it.
 capi-engine:
 	@mkdir -p $(CAPI_LIB)/distcache
 	@test -n "$(CAPI_ABI)" || { echo "no DCF_ENGINE_ABI in capi/front/engine.h"; exit 1; }
 	CGO_ENABLED=1 CGO_CFLAGS='$(CAPI_CGO_CFLAGS)' CGO_LDFLAGS='$(CAPI_CGO_LDFLAGS)' \
-	  $(GO) build -buildmode=c-shared $(GO_BUILDFLAGS) -ldflags='-s -w $(GO_LDFLAGS_VERSION)' \
+	  $(GO) build -buildmode=c-shared $(GO_BUILDFLAGS) -ldflags='-s -w -buildid= $(GO_LDFLAGS_VERSION)' \
 	  -o $(CAPI_ENGINE).tmp ./capi
 	@if cmp -s $(CAPI_ENGINE).tmp $(CAPI_ENGINE); then rm -f $(CAPI_ENGINE).tmp $(CAPI_ENGINE:.so=.h).tmp; \
 	 else mv $(CAPI_ENGINE).tmp $(CAPI_ENGINE); fi; rm -f $(CAPI_LIB)/distcache/*.h*
