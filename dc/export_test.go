@@ -3,7 +3,6 @@
 package dc
 
 import (
-	"net"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -12,42 +11,13 @@ import (
 
 	"github.com/distcache-go/distcache/goimpl/client/dcctx"
 	gonal "github.com/distcache-go/distcache/goimpl/nal"
-	"github.com/distcache-go/distcache/goimpl/proto"
+	"github.com/distcache-go/distcache/goimpl/proto/prototest"
 	gserver "github.com/distcache-go/distcache/goimpl/server"
 )
 
 // miniServer answers every request on a unix socket with 0x01 (not found).
 func miniServer(t *testing.T) string {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "s")
-	ln, err := net.Listen("unix", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				rd := proto.NewReader(c, proto.WantRequests)
-				for {
-					m, err := rd.ReadMessage()
-					if err != nil {
-						return
-					}
-					out, _ := proto.AppendMessage(nil, &proto.Message{Response: true, UID: m.UID, Op: m.Op, Payload: []byte{proto.ResultNotOK}})
-					if _, err := c.Write(out); err != nil {
-						return
-					}
-				}
-			}()
-		}
-	}()
-	return "UNIX:" + path
+	return prototest.Serve(t, filepath.Join(t.TempDir(), "s"), prototest.Miss).Addr()
 }
 
 // The engine side of DC_CTX_new: PERSISTENT never connects early (the

@@ -11,6 +11,7 @@ import (
 
 	"github.com/distcache-go/distcache/cmd/internal/tooltest"
 	"github.com/distcache-go/distcache/goimpl/proto"
+	"github.com/distcache-go/distcache/goimpl/proto/prototest"
 )
 
 func TestMain(m *testing.M) { tooltest.Main(m) }
@@ -18,35 +19,12 @@ func TestMain(m *testing.M) { tooltest.Main(m) }
 // upstream answers every request with 0x01 (miss), except GET "big",
 // answered with 5000 bytes.
 func upstream(t *testing.T, path string) {
-	ln, err := net.Listen("unix", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				rd := proto.NewReader(c, proto.WantRequests)
-				for {
-					m, err := rd.ReadMessage()
-					if err != nil {
-						return
-					}
-					p := []byte{1}
-					if string(m.Payload) == "big" {
-						p = bytes.Repeat([]byte{7}, 5000)
-					}
-					out, _ := proto.AppendMessage(nil, &proto.Message{Response: true, UID: m.UID, Op: m.Op, Payload: p})
-					c.Write(out)
-				}
-			}()
+	prototest.Serve(t, path, func(m *proto.Message) ([]byte, bool) {
+		if string(m.Payload) == "big" {
+			return bytes.Repeat([]byte{7}, 5000), true
 		}
-	}()
+		return []byte{1}, true
+	})
 }
 
 func TestForwardsAndPrints(t *testing.T) {

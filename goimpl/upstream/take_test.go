@@ -6,7 +6,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"net"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/distcache-go/distcache/goimpl/cache"
 	"github.com/distcache-go/distcache/goimpl/proto"
+	"github.com/distcache-go/distcache/goimpl/proto/prototest"
 	"github.com/distcache-go/distcache/goimpl/store"
 	"github.com/distcache-go/distcache/goimpl/upstream"
 	"github.com/distcache-go/distcache/internal/daemontest"
@@ -23,57 +23,28 @@ import (
 // memStore is the in-memory cache as a store.
 func memStore() store.Store { return cache.New(cache.Config{}).Store() }
 
-// protoServer serves the distcache protocol from h on a unix socket and
-// counts the connections it accepted and the TAKE requests it received.
+// protoServer serves the distcache protocol from a Handler and counts the
+// TAKE requests it received.
 type protoServer struct {
-	path         string
-	conns, takes atomic.Int64
+	*prototest.Server
+	takes atomic.Int64
 }
 
 func serveProto(t *testing.T, h *store.Handler) *protoServer {
-	t.Helper()
-	ps := &protoServer{path: filepath.Join(t.TempDir(), "s")}
-	ln, err := net.Listen("unix", ps.path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			nc, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			ps.conns.Add(1)
-			go func() {
-				defer nc.Close()
-				rd := proto.NewReader(nc, proto.WantRequests)
-				for {
-					m, err := rd.ReadMessage()
-					if err != nil {
-						return
-					}
-					if m.Op == proto.OpTake {
-						ps.takes.Add(1)
-					}
-					out, err := h.Handle(context.Background(), m, nil)
-					if err != nil {
-						return // as a 1.5 server closes on an op it does not know
-					}
-					b, _ := proto.AppendMessage(nil, &proto.Message{Response: true, UID: m.UID, Op: m.Op, Payload: out})
-					if _, err := nc.Write(b); err != nil {
-						return
-					}
-				}
-			}()
+	ps := &protoServer{}
+	ps.Server = prototest.Serve(t, filepath.Join(t.TempDir(), "s"), func(m *proto.Message) ([]byte, bool) {
+		if m.Op == proto.OpTake {
+			ps.takes.Add(1)
 		}
-	}()
+		out, err := h.Handle(context.Background(), m, nil)
+		return out, err == nil // as a 1.5 server closes on an op it does not know
+	})
 	return ps
 }
 
 func TestTakeOnAServerThatAnnouncesIt(t *testing.T) {
 	ps := serveProto(t, &store.Handler{Store: memStore(), Features: func() uint32 { return proto.FeatureTake }})
-	takeRace(t, ps.path)
+	takeRace(t, ps.Path)
 }
 
 // The same race on a real dc_server, whose cache takes under one lock.
@@ -123,7 +94,7 @@ func takeRace(t *testing.T, path string) {
 // is ErrUnsupported, and the connection survives.
 func TestTakeNeverSentToA15Server(t *testing.T) {
 	ps := serveProto(t, &store.Handler{Store: memStore()}) // no Features: 1.5 answers
-	u := open(t, upstream.Options{Servers: []upstream.Server{unixServer("s", ps.path)}, Log: &testLog{}})
+	u := open(t, upstream.Options{Servers: []upstream.Server{unixServer("s", ps.Path)}, Log: &testLog{}})
 	waitUp(t, u)
 	ctx := context.Background()
 	u.Add(ctx, []byte("id"), []byte("data"), time.Minute)
@@ -141,14 +112,14 @@ func TestTakeNeverSentToA15Server(t *testing.T) {
 	if got, err := u.Get(ctx, []byte("id"), nil); err != nil || string(got) != "data" {
 		t.Fatalf("Get after Take attempts: %q %v", got, err)
 	}
-	if n := ps.conns.Load(); n != 1 {
+	if n := ps.Conns.Load(); n != 1 {
 		t.Fatalf("%d connections; the first should have lived", n)
 	}
 }
 
 func TestServerAt(t *testing.T) {
 	ps := serveProto(t, &store.Handler{Store: memStore()})
-	srv, err := upstream.ServerAt(context.Background(), "UNIX:"+ps.path)
+	srv, err := upstream.ServerAt(context.Background(), "UNIX:"+ps.Path)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/distcache-go/distcache/goimpl/proto"
+	"github.com/distcache-go/distcache/goimpl/proto/prototest"
 	"github.com/distcache-go/distcache/goimpl/store"
 	"github.com/distcache-go/distcache/goimpl/upstream"
 )
@@ -209,36 +210,10 @@ func TestNoServer(t *testing.T) {
 
 // slowServer answers every request with 0x01 after delay, in order.
 func slowServer(t *testing.T, delay time.Duration) string {
-	sock := filepath.Join(t.TempDir(), "slow")
-	ln, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				rd := proto.NewReader(c, proto.WantRequests)
-				for {
-					m, err := rd.ReadMessage()
-					if err != nil {
-						return
-					}
-					time.Sleep(delay)
-					b, _ := proto.AppendMessage(nil, &proto.Message{Response: true, UID: m.UID, Op: m.Op, Payload: []byte{proto.ResultNotOK}})
-					if _, err := c.Write(b); err != nil {
-						return
-					}
-				}
-			}()
-		}
-	}()
-	return sock
+	return prototest.Serve(t, filepath.Join(t.TempDir(), "slow"), func(m *proto.Message) ([]byte, bool) {
+		time.Sleep(delay) // the server's latency under test
+		return prototest.Miss(m)
+	}).Path
 }
 
 // A server that is slow (every answer 150 ms) is not taken for stalled
