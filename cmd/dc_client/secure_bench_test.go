@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"net"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -27,6 +26,7 @@ import (
 	"github.com/distcache-go/distcache/goimpl/tlsconf"
 	"github.com/distcache-go/distcache/goimpl/tlsconf/tlstest"
 	"github.com/distcache-go/distcache/goimpl/upstream"
+	"github.com/distcache-go/distcache/internal/cpumeter"
 )
 
 type quietLog struct{}
@@ -151,7 +151,7 @@ func BenchmarkLink(b *testing.B) {
 			var next atomic.Int64
 			b.SetParallelism(8)
 			b.ReportAllocs()
-			cpu0 := cpuTime()
+			cpu0 := cpumeter.Process()
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
 				nc, err := net.Dial("unix", sock)
@@ -182,14 +182,7 @@ func BenchmarkLink(b *testing.B) {
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "ops/s")
 			// CPU time of the whole stack per operation: on a loaded
 			// machine a steadier measure of cost than the wall clock.
-			b.ReportMetric(float64((cpuTime()-cpu0).Nanoseconds())/float64(b.N), "cpu-ns/op")
+			cpumeter.Report(b, cpumeter.Process()-cpu0)
 		})
 	}
-}
-
-// cpuTime is the user and system time this process has used.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -6,10 +6,10 @@ import (
 	"encoding/binary"
 	"fmt"
 	"runtime"
-	"syscall"
 	"testing"
 
 	"github.com/distcache-go/distcache/goimpl/proto"
+	"github.com/distcache-go/distcache/internal/cpumeter"
 )
 
 // benchKey writes entry number i into the last 8 bytes of a 32-byte id
@@ -20,25 +20,6 @@ func benchKey(buf []byte, i int) []byte {
 }
 
 var benchSizes = []int{1000, 100000, 1000000}
-
-// cpuMeter reports the process CPU time (all threads, GC included) per
-// operation as cpu-ns/op when the returned function is deferred: on a
-// shared, loaded machine it varies far less than wall-clock ns/op.
-func cpuMeter(b *testing.B) func() {
-	cpu := func() int64 {
-		var ru syscall.Rusage
-		if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
-			return 0
-		}
-		return ru.Utime.Nano() + ru.Stime.Nano()
-	}
-	b.ResetTimer()
-	start := cpu()
-	return func() {
-		b.StopTimer()
-		b.ReportMetric(float64(cpu()-start)/float64(b.N), "cpu-ns/op")
-	}
-}
 
 // filled returns a cache of n live 200-byte sessions, all added at t0 with
 // the same one-hour lifetime (as a TLS server does).
@@ -61,7 +42,7 @@ func BenchmarkCacheGet(b *testing.B) {
 				c = filled(Config{}, n)
 			}
 			key, dst := make([]byte, 32), make([]byte, proto.MaxPayload)
-			defer cpuMeter(b)()
+			defer cpumeter.Start(b)()
 			for i := 0; i < b.N; i++ {
 				if c.Get(t0, benchKey(key, i%n), dst) != 200 {
 					b.Fatal("miss")
@@ -82,7 +63,7 @@ func BenchmarkCacheAdd(b *testing.B) {
 				c = filled(Config{MaxSessions: n, Shards: 1}, n)
 			}
 			key, data := make([]byte, 32), make([]byte, 200)
-			defer cpuMeter(b)()
+			defer cpumeter.Start(b)()
 			for i := 0; i < b.N; i++ {
 				if !c.Add(t0, 3600000, benchKey(key, next), data) {
 					b.Fatal("add refused")
@@ -102,7 +83,7 @@ func BenchmarkCacheAddRemove(b *testing.B) {
 				c = filled(Config{}, n)
 			}
 			key, data := make([]byte, 32), make([]byte, 200)
-			defer cpuMeter(b)()
+			defer cpumeter.Start(b)()
 			for i := 0; i < b.N; i++ {
 				k := benchKey(key, n+i)
 				c.Add(t0, 3600000, k, data)
@@ -122,7 +103,7 @@ func BenchmarkCacheGetParallel(b *testing.B) {
 				if c == nil {
 					c = filled(Config{Shards: shards}, n)
 				}
-				defer cpuMeter(b)()
+				defer cpumeter.Start(b)()
 				b.RunParallel(func(pb *testing.PB) {
 					key, dst := make([]byte, 32), make([]byte, proto.MaxPayload)
 					i := 0
@@ -144,7 +125,7 @@ func BenchmarkDefaultCacheFullAdd(b *testing.B) {
 	for i := 0; i < DefaultMaxSize; i++ {
 		c.Add(t0, uint32(3600000+i), benchKey(key, i), data)
 	}
-	defer cpuMeter(b)()
+	defer cpumeter.Start(b)()
 	for i := 0; i < b.N; i++ {
 		c.Add(t0, uint32(7200000+i), benchKey(key, DefaultMaxSize+i), data)
 	}

@@ -4,13 +4,13 @@ package server
 
 import (
 	"encoding/binary"
-	"syscall"
 	"testing"
 
 	"github.com/distcache-go/distcache/goimpl/cache"
 	"github.com/distcache-go/distcache/goimpl/nal"
 	"github.com/distcache-go/distcache/goimpl/plug"
 	"github.com/distcache-go/distcache/goimpl/proto"
+	"github.com/distcache-go/distcache/internal/cpumeter"
 )
 
 // benchKey writes entry number i into the last 8 bytes of a 32-byte id
@@ -18,25 +18,6 @@ import (
 func benchKey(buf []byte, i int) []byte {
 	binary.BigEndian.PutUint64(buf[24:], uint64(i))
 	return buf
-}
-
-// cpuMeter reports the process CPU time (all threads, GC included) per
-// operation as cpu-ns/op when the returned function is deferred: on a
-// shared, loaded machine it varies far less than wall-clock ns/op.
-func cpuMeter(b *testing.B) func() {
-	cpu := func() int64 {
-		var ru syscall.Rusage
-		if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
-			return 0
-		}
-		return ru.Utime.Nano() + ru.Stime.Nano()
-	}
-	b.ResetTimer()
-	start := cpu()
-	return func() {
-		b.StopTimer()
-		b.ReportMetric(float64(cpu()-start)/float64(b.N), "cpu-ns/op")
-	}
 }
 
 // filled returns a cache of n live 200-byte sessions, all added at t0 with
@@ -57,7 +38,7 @@ func BenchmarkHandleGet(b *testing.B) {
 	key := make([]byte, 32)
 	m := &proto.Message{Op: proto.OpGet}
 	var out []byte
-	defer cpuMeter(b)()
+	defer cpumeter.Start(b)()
 	for i := 0; i < b.N; i++ {
 		m.Payload = benchKey(key, i%n)
 		var ok bool
@@ -84,7 +65,7 @@ func BenchmarkServerRoundTrip(b *testing.B) {
 	defer p.Free()
 	key := make([]byte, 32)
 	srv.Cache().Add(t0, 3600000, key, make([]byte, 200))
-	defer cpuMeter(b)()
+	defer cpumeter.Start(b)()
 	for i := 0; i < b.N; i++ {
 		if !p.Write(false, uint32(i), plug.CmdGet, key) || !p.Commit() {
 			b.Fatal("write")
