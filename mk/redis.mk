@@ -4,11 +4,22 @@
 # the two Apache instances through dc_client -> Redis (Sentinel) with the
 # master killed under load.
 #
-# make bench-socache: the same two-instance Apache load with four session
-# caches side by side (dc: -> dc_client -> Redis, httpd's redis: and
-# memcache:, dc: -> dc_client -> dc_server), each also with its store
-# killed for 10 s.  Needs root, apache2, redis-server, memcached; takes the
-# end-to-end lock (fixed ports; -o: the stores it starts do not inherit it).  BENCH_SOCACHE_N handshakes a run.
+# make bench-socache: Apache with httpd's own session caches and ours side
+# by side, in two parts (tests/apache/README.md):
+#  - resume: resumed TLS 1.2 handshakes per second through one instance
+#    (openssl s_time -reuse), event and prefork, for shmcb, memcache:,
+#    redis:, dc: straight to dc_server and dc: through dc_client to
+#    dc_server (and the original distcache 1.5 given as ORIG=/prefix, when
+#    its libraries link into a module), rounds alternating, medians and
+#    ratios; BENCH_SOCACHE_SECS each run (default 4), BENCH_SOCACHE_ROUNDS
+#    (default 3);
+#  - failover: the two-instance load of the end-to-end test with four
+#    caches (dc: -> dc_client -> Redis, redis:, memcache:, dc: -> dc_client
+#    -> dc_server), each also with its store killed for 10 s;
+#    BENCH_SOCACHE_N handshakes a run.
+# BENCH_SOCACHE_PARTS="resume failover" picks them.  Needs root, apache2,
+# redis-server, memcached; takes the end-to-end lock (fixed ports; -o: the
+# stores it starts do not inherit it).
 
 BENCH_TARGETS += bench-socache
 
@@ -16,4 +27,6 @@ BENCH_TARGETS += bench-socache
 
 bench-socache: all
 	flock -o /tmp/e2e.lock env APACHE_REDIS=bench APACHE_MPMS=event APACHE_BENCH_N=$(or $(BENCH_SOCACHE_N),6000) \
+	  APACHE_BENCH_PARTS="$(or $(BENCH_SOCACHE_PARTS),resume failover)" APACHE_RESUME_SECS=$(or $(BENCH_SOCACHE_SECS),4) \
+	  APACHE_RESUME_ROUNDS=$(or $(BENCH_SOCACHE_ROUNDS),3) APACHE_ORIG="$(ORIG)" \
 	  MAKE="$(MAKE)" BUILD="$(BUILD)" DC_BIN="$(BUILD)/bin" ./tests/apache/run.sh

@@ -18,7 +18,10 @@
 #   APACHE_REDIS=0    skip the runs with the sessions in Redis (Sentinel);
 #                     APACHE_REDIS=only runs nothing else; APACHE_REDIS=bench
 #                     runs only the side-by-side benchmark of session caches
-#                     (make bench-socache; APACHE_BENCH_N handshakes a run)
+#                     (make bench-socache): APACHE_BENCH_PARTS="resume failover";
+#                     resume: APACHE_RESUME_SECS, APACHE_RESUME_ROUNDS,
+#                     APACHE_RESUME_MPMS, APACHE_ORIG; failover:
+#                     APACHE_BENCH_N handshakes a run
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -706,7 +709,166 @@ redis_ok() {
 }
 
 # ---------------------------------------------------------------- benchmark
-# APACHE_REDIS=bench: the same two-instance load (event MPM, TLS 1.2,
+# APACHE_REDIS=bench, first part (issue 11): resumed TLS 1.2 handshakes per
+# second through one Apache instance, for each SSLSessionCache provider,
+# under each MPM.  One `openssl s_time -reuse` client (every connection
+# resumes the session of the first one by its id, so each handshake is one
+# cache lookup and nothing else changes between providers); every provider
+# has its own idle instance and the rounds alternate between them, the
+# order rotating each round, so that a noisy machine disturbs them alike.
+# Medians of the rounds; CPU time of the Apache children and of the cache
+# daemons (from /proc) per handshake.  Knobs: APACHE_RESUME_SECS (each
+# s_time run), APACHE_RESUME_ROUNDS, APACHE_RESUME_MPMS, APACHE_ORIG (a
+# distcache 1.5 prefix: its library, built into mod_socache_dc, and its
+# dc_server as one more row, when its libraries can be linked into a
+# module).
+RESUME_PROVIDERS=()   # row names, in table order
+declare -A RESUME_CACHE RESUME_DAEMONS RESUME_MOD RESUME_ENV
+cpu_ticks() { # cpu_ticks PID...: utime+stime of the processes, in clock ticks
+	local p sum=0 v
+	for p in "$@"; do
+		v=$(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null) || v=0
+		sum=$((sum + ${v:-0}))
+	done
+	echo $sum
+}
+median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "-"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+resume_setup() { # the stores and daemons every MPM's instances use
+	local rport=$1 mport=$2 dport
+	# dc_server on a unix socket (Apache straight to it) and one on TCP
+	# loopback behind a dc_client (a farm's layout), both in the clear as
+	# Redis and memcached are
+	rm -f "$T/rs-dcs.sock" "$T/rs-dcc.sock"
+	"$BIN/dc_server" -listen "UNIX:$T/rs-dcs.sock" -sockgroup www-data -sockperms 0660 \
+		>>"$T/rs-dc_server-unix.log" 2>&1 &
+	PIDS+=("$!")
+	local dcs_unix=$!
+	dport=$(free_port)
+	"$BIN/dc_server" -listen "IP:127.0.0.1:$dport" >>"$T/rs-dc_server-tcp.log" 2>&1 &
+	PIDS+=("$!")
+	local dcs_tcp=$!
+	wait_until 10 port_open "$dport" || die "dc_server does not listen on $dport"
+	"$BIN/dc_client" -listen "UNIX:$T/rs-dcc.sock" -server "IP:127.0.0.1:$dport" \
+		-sockgroup www-data -sockperms 0660 >>"$T/rs-dc_client.log" 2>&1 &
+	PIDS+=("$!")
+	local dcc=$!
+	wait_until 10 test -S "$T/rs-dcs.sock" || die "dc_server made no socket"
+	wait_until 10 test -S "$T/rs-dcc.sock" || die "dc_client made no socket"
+
+	RESUME_PROVIDERS=(shmcb memcache redis dc-straight dc-client)
+	RESUME_CACHE[shmcb]="shmcb:$T/rs-shmcb(512000)"
+	RESUME_CACHE[memcache]=memcache:127.0.0.1:$mport
+	wait_until 10 test -s "$T/bench-redis/memcached/pid" || die "memcached wrote no pid file"
+	RESUME_DAEMONS[memcache]=$(cat "$T/bench-redis/memcached/pid")
+	RESUME_CACHE[redis]=redis:127.0.0.1:$rport
+	RESUME_DAEMONS[redis]=$(cat "$T/bench-redis/pid")
+	RESUME_CACHE[dc-straight]=dc:UNIX:$T/rs-dcs.sock
+	RESUME_DAEMONS[dc-straight]=$dcs_unix
+	RESUME_CACHE[dc-client]=dc:UNIX:$T/rs-dcc.sock
+	RESUME_DAEMONS[dc-client]="$dcc $dcs_tcp"
+	local p
+	for p in "${RESUME_PROVIDERS[@]}"; do RESUME_MOD[$p]=$MODSO; RESUME_ENV[$p]=; done
+
+	[ -n "${APACHE_ORIG:-}" ] || return 0
+	# the original: its library in the module, its dc_server on a unix socket
+	mkdir -p "$T/origmod"
+	cp "$modc" "$T/origmod/mod_socache_dc.c"
+	if ! (cd "$T/origmod" && "$APXS" -c -I"$APACHE_ORIG/include" -L"$APACHE_ORIG/lib" \
+		-ldistcache -lnal mod_socache_dc.c) >"$T/origmod/apxs.log" 2>&1; then
+		say "APACHE_ORIG=$APACHE_ORIG: no row: its libraries do not link into a module" \
+			"($(grep -m1 -o 'recompile with -fPIC' "$T/origmod/apxs.log" || tail -1 "$T/origmod/apxs.log");" \
+			"build it with CFLAGS=-fPIC or shared libraries)"
+		return 0
+	fi
+	rm -f "$T/rs-orig.sock"
+	"$APACHE_ORIG/bin/dc_server" -listen "UNIX:$T/rs-orig.sock" -sockgroup www-data -sockperms 0660 \
+		>>"$T/rs-orig.log" 2>&1 &
+	PIDS+=("$!")
+	RESUME_DAEMONS[orig]=$!
+	wait_until 10 test -S "$T/rs-orig.sock" || die "the original dc_server made no socket"
+	RESUME_PROVIDERS+=(orig)
+	RESUME_CACHE[orig]=dc:UNIX:$T/rs-orig.sock
+	RESUME_MOD[orig]=$T/origmod/.libs/mod_socache_dc.so
+	RESUME_ENV[orig]="LD_LIBRARY_PATH=$APACHE_ORIG/lib"
+}
+# resume_once NAME PROVIDER: one s_time run; appends "rate resumed% apache_us daemon_us"
+resume_once() {
+	local name=$1 prov=$2 secs=${APACHE_RESUME_SECS:-4} kids t0 t1 a0 a1 d0 d1 n r
+	kids=$(children "$name")
+	a0=$(cpu_ticks $kids) d0=$(cpu_ticks ${RESUME_DAEMONS[$prov]:-})
+	t0=$(date +%s.%N)
+	timeout $((secs + 30)) openssl s_time -connect "127.0.0.1:${PORT[$name]}" -tls1_2 -reuse \
+		-time "$secs" >"$T/stime.out" 2>&1 || true
+	t1=$(date +%s.%N)
+	a1=$(cpu_ticks $kids) d1=$(cpu_ticks ${RESUME_DAEMONS[$prov]:-})
+	# s_time prints one character per connection: r resumed, * (or t) new
+	n=$(sed -n '/^starting/,/connections in/p' "$T/stime.out" | grep -v 'connections in' | tr -cd 'r*t' | wc -c)
+	r=$(sed -n '/^starting/,/connections in/p' "$T/stime.out" | grep -v 'connections in' | tr -cd 'r' | wc -c)
+	if [ "$n" -lt 2 ]; then
+		say "$name: s_time made no connections:"
+		tail -5 "$T/stime.out" | sed 's/^/    /'
+		return 1
+	fi
+	awk -v n="$n" -v r="$r" -v t0="$t0" -v t1="$t1" -v a="$((a1 - a0))" -v d="$((d1 - d0))" \
+		-v hz="$(getconf CLK_TCK)" 'BEGIN {
+		printf "%.0f %.1f %.1f %.1f\n", n / (t1 - t0), 100 * r / n, a * 1e6 / hz / n, d * 1e6 / hz / n }'
+}
+run_resume() {
+	local rport=$1 mport=$2 mpm p i r rounds=${APACHE_RESUME_ROUNDS:-3} order res line
+	resume_setup "$rport" "$mport"
+	local -A RES
+	local tables=()
+	for mpm in ${APACHE_RESUME_MPMS:-event prefork}; do
+		say "=== resumption rate, mpm_$mpm: ${RESUME_PROVIDERS[*]} ==="
+		for p in "${RESUME_PROVIDERS[@]}"; do
+			PORT[rs-$p]=$(free_port)
+			local keep=$MODSO
+			MODSO=${RESUME_MOD[$p]}
+			write_conf "rs-$p" "${PORT[rs-$p]}" "$mpm" "${RESUME_CACHE[$p]}"
+			MODSO=$keep
+			# Go's default GOGC in the children (the test's low value is for finding bugs)
+			APACHE_ENV="GOGC=100 ${RESUME_ENV[$p]}" start_apache "rs-$p"
+			mark_logs "rs-$p"
+			RES[$p]=
+		done
+		local np=${#RESUME_PROVIDERS[@]}
+		for r in $(seq 1 "$rounds"); do
+			line="round $r:"
+			for i in $(seq 0 $((np - 1))); do
+				p=${RESUME_PROVIDERS[$(((i + r - 1) % np))]}
+				res=$(resume_once "rs-$p" "$p") || res="0 0 0 0"
+				RES[$p]+="$res"$'\n'
+				line+=" $p ${res%% *}/s"
+			done
+			say "$line (load average $(cut -d' ' -f1 /proc/loadavg))"
+		done
+		local -A MED
+		for p in "${RESUME_PROVIDERS[@]}"; do
+			MED[$p]="$(for c in 1 2 3 4; do printf '%s' "${RES[$p]}" | awk -v c=$c 'NF { print $c }' | median; done | tr '\n' ' ')"
+			no_errors "rs-$p" || say "rs-$p: errors in the log (above)"
+			stop_apache "rs-$p"
+		done
+		local base_redis=${MED[redis]%% *} base_mc=${MED[memcache]%% *} base_shm=${MED[shmcb]%% *}
+		tables+=("" "mpm_$mpm, TLS 1.2, one openssl s_time -reuse client, medians of $rounds rounds of ${APACHE_RESUME_SECS:-4} s; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+			"| SSLSessionCache | resumed handshakes/s | vs redis: | vs memcache: | vs shmcb | resumed % | Apache CPU µs/handshake | cache daemons' CPU µs/handshake |"
+			"|---|---|---|---|---|---|---|---|")
+		for p in "${RESUME_PROVIDERS[@]}"; do
+			read -r rate pct aus dus <<<"${MED[$p]}"
+			tables+=("$(awk -v p="$p" -v c="${RESUME_CACHE[$p]%%:*}" -v rate="$rate" -v pct="$pct" -v aus="$aus" -v dus="$dus" \
+				-v br="$base_redis" -v bm="$base_mc" -v bs="$base_shm" -v shm="$([ "$p" = shmcb ] && echo 1)" '
+				function ratio(a, b) { return b > 0 ? sprintf("%.2f", a / b) : "-" }
+				BEGIN { printf "| %s | %d | %s | %s | %s | %s | %s | %s |\n", p, rate, ratio(rate, br), ratio(rate, bm),
+					ratio(rate, bs), pct, aus, shm ? "-" : dus }')")
+		done
+	done
+	# the rows: shmcb (shared memory), memcache: (memcached), redis:
+	# (redis-server), dc-straight (dc: to dc_server's unix socket), dc-client
+	# (dc: to dc_client's unix socket, dc_client to dc_server on TCP
+	# loopback), orig (distcache 1.5's library and dc_server, unix socket)
+	RESUME_TABLES=("${tables[@]}")
+}
+
+# APACHE_REDIS=bench, second part: the same two-instance load (event MPM, TLS 1.2,
 # sessions renewed every 10 handshakes) with four session caches side by
 # side: dc: through dc_client to Redis, httpd's own redis: and memcache:
 # providers (on the same Redis, on memcached), and dc: through dc_client
@@ -741,6 +903,15 @@ EOF
 	chown nobody "$rdir/memcached"
 	"$T/bctl" redis-start || die "cannot start redis-server"
 	"$T/bctl" memcache-start || die "cannot start memcached"
+	local parts=" ${APACHE_BENCH_PARTS:-resume failover} "
+	RESUME_TABLES=()
+	[[ $parts != *" resume "* ]] || run_resume "$rport" "$mport"
+	if [[ $parts != *" failover "* ]]; then
+		"$T/bctl" redis-stop
+		"$T/bctl" memcache-stop
+		printf '%s\n' "${RESUME_TABLES[@]}"
+		return 0
+	fi
 	start_dc_server
 	local n2
 	for n2 in A B; do
@@ -787,6 +958,7 @@ EOF
 	stop_dc_server
 	"$T/bctl" redis-stop
 	"$T/bctl" memcache-stop
+	printf '%s\n' "${RESUME_TABLES[@]}"
 	echo
 	say "side by side: mpm_$mpm, TLS 1.2, $n handshakes a run, concurrency $CONC, two instances; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 	echo "| cache | handshakes/s | resumed % | p50 ms | p99 ms | store killed 10 s: failed requests | resumed % | longest handshake ms |"
