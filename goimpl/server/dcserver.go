@@ -52,6 +52,7 @@ type Server struct {
 	ops     uint64
 	freed   bool
 	scratch []byte // GET responses are built here: one per server, not per client (E-13)
+	cs      cacheStore
 }
 
 // Client is a DC_CLIENT: one connection served by a Server.
@@ -84,7 +85,7 @@ func NewWith(maxSessions int, f CacheFactory) *Server {
 	if err != nil || c == nil {
 		return nil
 	}
-	return &Server{cache: c}
+	return &Server{cache: c, cs: cacheStore{c: c}}
 }
 
 // Cache returns the server's cache.
@@ -251,7 +252,8 @@ func (c *Client) Process(now time.Time) bool {
 	}
 	op, _ := proto.OpFromCmd(cmd)
 	s := c.srv
-	resp, ok := Handle(s.cache, now, &proto.Message{UID: uid, Op: op, Payload: payload}, s.scratch)
+	s.cs.now = now
+	resp, ok := s.cs.handle(&proto.Message{UID: uid, Op: op, Payload: payload}, s.scratch)
 	if cap(resp) > cap(s.scratch) {
 		s.scratch = resp[:0] // Write copies the payload: reusable at once
 	}
