@@ -53,34 +53,22 @@ type Packet struct {
 // may carry trailing bytes; they are returned in Value and ignored by the
 // server. Replies (0x80, 0x81) are not requests and give ErrType.
 func Parse(b []byte) (Packet, error) {
-	var p Packet
-	if len(b) < HeaderSize {
-		return p, ErrShort
-	}
-	if len(b) > MaxDatagram {
-		return p, ErrOversize
-	}
-	if b[0] != Version {
-		return p, ErrVersion
-	}
-	p.Type = b[1]
-	switch p.Type {
-	case TypeNew, TypeGet, TypeRemove:
-	default:
-		return p, ErrType
-	}
-	p.Timeout = binary.BigEndian.Uint16(b[2:4])
-	copy(p.Key[:], b[4:HeaderSize])
-	p.Value = b[HeaderSize:]
-	if p.Type == TypeNew && len(p.Value) == 0 {
+	p, err := parse(b, func(t byte) bool { return t == TypeNew || t == TypeGet || t == TypeRemove })
+	if err == nil && p.Type == TypeNew && len(p.Value) == 0 {
 		return p, ErrNoValue
 	}
-	return p, nil
+	return p, err
 }
 
 // ParseReply decodes a reply datagram as stunnel reads it: type 0x81 with
 // the value, or 0x80.
 func ParseReply(b []byte) (Packet, error) {
+	return parse(b, func(t byte) bool { return t == TypeFound || t == TypeNotFound })
+}
+
+// parse decodes the header and value of a datagram whose type is one that
+// valid accepts.
+func parse(b []byte, valid func(byte) bool) (Packet, error) {
 	var p Packet
 	if len(b) < HeaderSize {
 		return p, ErrShort
@@ -92,7 +80,7 @@ func ParseReply(b []byte) (Packet, error) {
 		return p, ErrVersion
 	}
 	p.Type = b[1]
-	if p.Type != TypeFound && p.Type != TypeNotFound {
+	if !valid(p.Type) {
 		return p, ErrType
 	}
 	p.Timeout = binary.BigEndian.Uint16(b[2:4])

@@ -9,7 +9,6 @@ package tooltest
 import (
 	"bytes"
 	"fmt"
-	"github.com/distcache-go/distcache/cmd/internal/tool"
 	"io"
 	"net"
 	"os"
@@ -23,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/distcache-go/distcache/cmd/internal/tool"
 	"github.com/distcache-go/distcache/goimpl/proto"
 )
 
