@@ -32,17 +32,8 @@ import (
 // carry them as they are; a custom DC_CACHE_cb and its cache live in C memory,
 // which the child inherits.
 
-// Object kinds, as numbered by the front (capi/front/front.h DCF_K_*).
-const (
-	kAddress = 1 + iota
-	kSelector
-	kListener
-	kConnection
-	kBuffer
-	kPlug
-	kServer
-	kClient
-)
+// Object kinds: kinds_gen.go (generated from capi/front/api.tab, like the
+// front's DCF_K_*).
 
 type snapEntry struct {
 	ID   []byte

@@ -41,7 +41,8 @@ CAPI_LDFLAGS := $(CAPI_HARDEN_LDFLAGS) $(LDFLAGS)
 # (not CFLAGS, which may carry build paths the go command would record).
 CAPI_CGO_CFLAGS := $(CAPI_HARDEN_CPPFLAGS) $(CAPI_HARDEN_CFLAGS) $(or $(CGO_CFLAGS),-O2 -g)
 CAPI_CGO_LDFLAGS := $(CAPI_HARDEN_LDFLAGS) $(CGO_LDFLAGS)
-CAPI_FRONT_H := mk/capi.mk capi/front/engine.h capi/front/front.h capi/front/target.h $(wildcard include/*/*.h)
+CAPI_FRONT_H := mk/capi.mk capi/front/engine.h capi/front/api_gen.h capi/front/front.h capi/front/target.h \
+  $(wildcard include/*/*.h)
 # The engine's interface version (one source: capi/front/engine.h) is in its
 # file name; the front also compares the engine's whole interface with its
 # own when it loads it, and refuses another one.
@@ -56,18 +57,31 @@ CTEST_PREFIX := /usr/local
 ALL_TARGETS       += capi
 INSTALL_TARGETS   += install-capi
 UNINSTALL_TARGETS += uninstall-capi
-CHECK_TARGETS     += nocgo-check capi-werror check-hardening-capi check-capi-flags ctest-check ctest-asan
+CHECK_TARGETS     += nocgo-check check-front-gen capi-werror check-hardening-capi check-capi-flags ctest-check ctest-asan
 DEMO_TARGETS      += capi-demo
 BENCH_TARGETS     += capi-bench
 
 .PHONY: capi-bench capi capi-engine install-capi uninstall-capi ctest-check ctest-valgrind ctest-asan capi-demo \
-        nocgo-check capi-panic-engine capi-werror check-hardening-capi check-capi-flags
+        nocgo-check capi-panic-engine capi-werror check-hardening-capi check-capi-flags \
+        front-gen check-front-gen
 
 # goimpl/ is pure Go: cgo lives only in the export layers (nal/, dc/, capi/).
 nocgo-check:
 	@bad=$$(CGO_ENABLED=1 $(GO) list -f '{{if .CgoFiles}}{{.ImportPath}}{{end}}' ./goimpl/...); \
 	if [ -n "$$bad" ]; then echo "goimpl/ must be pure Go; these packages use cgo:"; echo "$$bad"; exit 1; fi
 	@echo "nocgo-check: no goimpl/ package uses cgo"
+
+# The front's generated files (capi/front/*_gen.*, dc/kinds_gen.go) from its
+# table, capi/front/api.tab; they are committed: run this after editing it.
+front-gen:
+	$(GO) run ./capi/gen
+
+# The table, the generated files, the public headers, the engine's Go
+# exports (go tool cgo -exportheader of nal/, dc/, capi/) and the built
+# libraries' exported functions agree (go test ./capi/gen shows each check
+# failing on an altered copy).
+check-front-gen: capi
+	CGO_ENABLED=1 $(GO) run ./capi/gen -check -cgo -libs $(CAPI_LIB)
 
 capi: capi-engine $(foreach l,$(CAPI_LIBS),$(CAPI_LIB)/lib$(l).so)
 
@@ -151,9 +165,9 @@ $(CAPI_LIB)/lib$(1).so: $(CAPI_LIB)/lib$(1).so.$(CAPI_VER)
 	ln -sf lib$(1).so.$(CAPI_VER) $(CAPI_LIB)/lib$(1).so.1
 	ln -sf lib$(1).so.1 $$@
 endef
-$(eval $(call capi_lib,nal,loader.o nal.o common.o,$(BUILD)/capi/libnal.map,-Wl$(comma)--version-script=$(BUILD)/capi/libnal.map))
-$(eval $(call capi_lib,distcache,dc_client.o target.o shared_client.o common.o,$(CAPI_LIB)/libnal.so,-lnal))
-$(eval $(call capi_lib,distcacheserver,dc_server.o shared_client.o common.o,$(CAPI_LIB)/libnal.so,-lnal))
+$(eval $(call capi_lib,nal,loader.o nal.o nal_gen.o common.o,$(BUILD)/capi/libnal.map,-Wl$(comma)--version-script=$(BUILD)/capi/libnal.map))
+$(eval $(call capi_lib,distcache,dc_client.o dc_client_gen.o target.o shared_client.o common.o,$(CAPI_LIB)/libnal.so,-lnal))
+$(eval $(call capi_lib,distcacheserver,dc_server.o dc_server_gen.o shared_client.o common.o,$(CAPI_LIB)/libnal.so,-lnal))
 
 install-capi: capi
 	install -d $(DESTDIR)$(LIBDIR)/distcache $(DESTDIR)$(LIBDIR)/pkgconfig \

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * libdistcache.so.1: DC_PLUG_* (trampolines) and DC_CTX_*.
+ * libdistcache.so.1: the DC_PLUG_* and DC_CTX_* functions written by hand
+ * (api.tab, form c); the plug's trampolines are generated (dc_client_gen.c).
  *
  * DC_CTX_new never touches the engine: it checks the target as the original
  * did (syntax, host resolution, connectability: target.c, and for PERSISTENT
@@ -22,25 +23,16 @@
 #include "front.h"
 #include "target.h"
 
-#define ENG(v) const struct dcf_engine *e = dcf_e(); if (!e) return v
-#define REF(r, h, v) dcf_ref r = (h) ? dcf_cur(&(h)->o) : NULL; if (!r) return v
-#define NOTHING
-
-/* ---- DC_PLUG ---- */
-
-struct st_DC_PLUG {
-	struct dcf_obj o;
-	NAL_CONNECTION *conn;
-	unsigned int flags;
-};
+/* ---- DC_PLUG (the rest is generated: dc_client_gen.c) ---- */
 
 DCF_PUBLIC DC_PLUG *DC_PLUG_new(NAL_CONNECTION *conn, unsigned int flags)
 {
+	const struct dcf_engine *e = dcf_e();
 	DC_PLUG *p;
-	dcf_ref r;
+	dcf_ref r, rc;
 
-	ENG(NULL);
-	REF(rc, conn, NULL);
+	if (!e || !(rc = dcf_ref_of(conn)))
+		return NULL;
 	p = calloc(1, sizeof *p);
 	if (!p)
 		return NULL;
@@ -62,13 +54,12 @@ DCF_PUBLIC DC_PLUG *DC_PLUG_new(NAL_CONNECTION *conn, unsigned int flags)
 
 DCF_PUBLIC int DC_PLUG_free(DC_PLUG *p)
 {
+	const struct dcf_engine *e;
+
 	if (!dcf_forget(p, DCF_K_PLUG))
 		return 0;
-	if (p->o.ref && p->o.gen == dcf_gen()) {
-		const struct dcf_engine *e = dcf_e();
-		if (e)
-			e->DC_PLUG_free(p->o.ref);
-	}
+	if ((e = dcf_owner(&p->o)))
+		e->DC_PLUG_free(p->o.ref);
 	/* The engine freed the connection; release its handle too. */
 	if (!(p->flags & DC_PLUG_FLAG_NOFREE_CONN) && dcf_forget(p->conn, DCF_K_CONNECTION))
 		free(p->conn);
@@ -76,54 +67,19 @@ DCF_PUBLIC int DC_PLUG_free(DC_PLUG *p)
 	return 1;
 }
 
-DCF_PUBLIC int DC_PLUG_to_select(DC_PLUG *p, NAL_SELECTOR *sel)
-{
-	ENG(0);
-	REF(r, p, 0);
-	REF(rs, sel, 0);
-	return e->DC_PLUG_to_select(r, rs);
-}
-
-DCF_PUBLIC void DC_PLUG_from_select(DC_PLUG *p)
-{
-	ENG(NOTHING);
-	REF(r, p, NOTHING);
-	e->DC_PLUG_from_select(r);
-}
-
-#define P1(FN) \
-DCF_PUBLIC int FN(DC_PLUG *p) { ENG(0); REF(r, p, 0); return e->FN(r); }
-P1(DC_PLUG_io)
-P1(DC_PLUG_consume)
-P1(DC_PLUG_commit)
-P1(DC_PLUG_rollback)
-
 DCF_PUBLIC int DC_PLUG_read(DC_PLUG *p, int resume, unsigned long *uid, DC_CMD *cmd,
 		const unsigned char **data, unsigned int *len)
 {
+	const struct dcf_engine *e = dcf_e();
 	int c = 0, ok;
+	dcf_ref r;
 
-	ENG(0);
-	REF(r, p, 0);
+	if (!e || !(r = dcf_ref_of(p)))
+		return 0;
 	ok = e->DC_PLUG_read(r, resume, uid, &c, data, len);
 	if (ok && cmd)
 		*cmd = (DC_CMD)c;
 	return ok;
-}
-
-DCF_PUBLIC int DC_PLUG_write(DC_PLUG *p, int resume, unsigned long uid, DC_CMD cmd,
-		const unsigned char *data, unsigned int len)
-{
-	ENG(0);
-	REF(r, p, 0);
-	return e->DC_PLUG_write(r, resume, uid, (int)cmd, data, len);
-}
-
-DCF_PUBLIC int DC_PLUG_write_more(DC_PLUG *p, const unsigned char *data, unsigned int len)
-{
-	ENG(0);
-	REF(r, p, 0);
-	return e->DC_PLUG_write_more(r, data, len);
 }
 
 /* ---- DC_CTX ---- */

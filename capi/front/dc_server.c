@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * libdistcacheserver.so.1: DC_SERVER_* trampolines.
+ * libdistcacheserver.so.1: the DC_SERVER_* functions written by hand
+ * (api.tab, form c); the plain trampolines are generated (dc_server_gen.c).
  *
  * The cache choice (DC_SERVER_set_cache / set_default_cache) is a process
  * global kept here, in the front, and passed to the engine with each
@@ -12,17 +13,6 @@
 #include <stdlib.h>
 #include <distcache/dc_server.h>
 #include "front.h"
-
-#define ENG(v) const struct dcf_engine *e = dcf_e(); if (!e) return v
-#define REF(r, h, v) dcf_ref r = (h) ? dcf_cur(&(h)->o) : NULL; if (!r) return v
-#define NOTHING
-
-struct st_DC_SERVER { struct dcf_obj o; };
-struct st_DC_CLIENT {
-	struct dcf_obj o;
-	NAL_CONNECTION *conn;
-	unsigned int flags;
-};
 
 static const DC_CACHE_cb *cache_impl;	/* NULL: none chosen yet */
 static int cache_default;
@@ -65,74 +55,50 @@ DCF_PUBLIC int DC_SERVER_set_cache(const DC_CACHE_cb *impl)
 
 DCF_PUBLIC DC_SERVER *DC_SERVER_new(unsigned int max_sessions)
 {
+	const struct dcf_engine *e;
 	DC_SERVER *s;
 	dcf_ref r;
 
-	if (!cache_impl && !cache_default)
+	if ((!cache_impl && !cache_default) || !(e = dcf_e()))
 		return NULL;
-	{
-		ENG(NULL);
-		s = calloc(1, sizeof *s);
-		if (!s)
-			return NULL;
-		if (!dcf_track(&s->o, DCF_K_SERVER)) {
-			free(s);
-			return NULL;
-		}
-		r = e->DC_SERVER_new(max_sessions, cache_impl);
-		if (!r) {
-			dcf_forget(s, DCF_K_SERVER);
-			free(s);
-			return NULL;
-		}
-		dcf_set(&s->o, r);
+	s = calloc(1, sizeof *s);
+	if (!s)
+		return NULL;
+	if (!dcf_track(&s->o, DCF_K_SERVER)) {
+		free(s);
+		return NULL;
 	}
+	r = e->DC_SERVER_new(max_sessions, cache_impl);
+	if (!r) {
+		dcf_forget(s, DCF_K_SERVER);
+		free(s);
+		return NULL;
+	}
+	dcf_set(&s->o, r);
 	return s;
 }
 
 DCF_PUBLIC void DC_SERVER_free(DC_SERVER *s)
 {
+	const struct dcf_engine *e;
+
 	if (!dcf_forget(s, DCF_K_SERVER))
 		return;
-	if (s->o.ref && s->o.gen == dcf_gen()) {
-		const struct dcf_engine *e = dcf_e();
-		if (e) {
-			e->DC_SERVER_free(s->o.ref);
-			reap(e);
-		}
+	if ((e = dcf_owner(&s->o))) {
+		e->DC_SERVER_free(s->o.ref);
+		reap(e);
 	}
 	free(s);
 }
 
-DCF_PUBLIC unsigned int DC_SERVER_items_stored(DC_SERVER *s, const struct timeval *now)
-{
-	ENG(0);
-	REF(r, s, 0);
-	return e->DC_SERVER_items_stored(r, now);
-}
-
-DCF_PUBLIC void DC_SERVER_reset_operations(DC_SERVER *s)
-{
-	ENG(NOTHING);
-	REF(r, s, NOTHING);
-	e->DC_SERVER_reset_operations(r);
-}
-
-DCF_PUBLIC unsigned long DC_SERVER_num_operations(DC_SERVER *s)
-{
-	ENG(0);
-	REF(r, s, 0);
-	return e->DC_SERVER_num_operations(r);
-}
-
 DCF_PUBLIC DC_CLIENT *DC_SERVER_new_client(DC_SERVER *s, NAL_CONNECTION *conn, unsigned int flags)
 {
+	const struct dcf_engine *e = dcf_e();
 	DC_CLIENT *c;
-	dcf_ref r;
+	dcf_ref r, rs, rc;
 
-	ENG(NULL);
-	REF(rs, s, NULL);
-	REF(rc, conn, NULL);
+	if (!e || !(rs = dcf_ref_of(s)) || !(rc = dcf_ref_of(conn)))
+		return NULL;
 	c = calloc(1, sizeof *c);
 	if (!c)
 		return NULL;
@@ -154,37 +120,27 @@ DCF_PUBLIC DC_CLIENT *DC_SERVER_new_client(DC_SERVER *s, NAL_CONNECTION *conn, u
 
 DCF_PUBLIC int DC_SERVER_del_client(DC_CLIENT *c)
 {
-	if (!dcf_live(c, DCF_K_CLIENT))
+	const struct dcf_engine *e;
+	dcf_ref r;
+
+	if (!dcf_live(c, DCF_K_CLIENT) || !(e = dcf_e()) || !(r = dcf_ref_of(c)))
 		return 0;
-	ENG(0);
-	REF(r, c, 0);
 	if (!e->DC_SERVER_del_client(r))
 		return 0;
 	release(c);
 	return 1;
 }
 
-DCF_PUBLIC int DC_SERVER_process_client(DC_CLIENT *c, const struct timeval *now)
-{
-	ENG(0);
-	REF(r, c, 0);
-	return e->DC_SERVER_process_client(r, now);
-}
-
 DCF_PUBLIC int DC_SERVER_clients_io(DC_SERVER *s, const struct timeval *now)
 {
+	const struct dcf_engine *e = dcf_e();
+	dcf_ref r;
 	int ret;
 
-	ENG(0);
-	REF(r, s, 0);
+	if (!e || !(r = dcf_ref_of(s)))
+		return 0;
 	ret = e->DC_SERVER_clients_io(r, now);
 	reap(e);
 	return ret;
 }
 
-DCF_PUBLIC int DC_SERVER_clients_empty(const DC_SERVER *s)
-{
-	ENG(1);
-	REF(r, s, 1);
-	return e->DC_SERVER_clients_empty(r);
-}

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The front's handle structs (what C programs hold as NAL_ADDRESS *, DC_CTX *,
- * ...) and the helpers every trampoline uses.  A handle lives at a stable
+ * The front's handle structs (what C programs hold as NAL_ADDRESS *, DC_PLUG *,
+ * ...; DC_CTX's is in dc_client.c) and the helpers every trampoline uses.  A handle lives at a stable
  * address for its whole life and holds the engine reference of the process
  * generation it belongs to.  Private to the front.
  */
@@ -11,10 +11,8 @@
 #include <libnal/nal.h>
 #include "engine.h"
 
-/* Kinds of tracked handles (numbered as in dc/fork.go); DC_CTX has no
- * engine object to snapshot, but is registered like the others. */
-enum { DCF_K_ADDRESS = 1, DCF_K_SELECTOR, DCF_K_LISTENER, DCF_K_CONNECTION,
-	DCF_K_BUFFER, DCF_K_PLUG, DCF_K_SERVER, DCF_K_CLIENT, DCF_K_CTX };
+/* The kinds of tracked handles, DCF_K_* (api_gen.h, from api.tab): DC_CTX
+ * has no engine object to snapshot, but is registered like the others. */
 
 struct dcf_obj {
 	dcf_ref ref;
@@ -25,13 +23,25 @@ struct dcf_obj {
 struct st_NAL_ADDRESS { struct dcf_obj o; };
 struct st_NAL_SELECTOR { struct dcf_obj o; };
 struct st_NAL_LISTENER { struct dcf_obj o; };
-struct st_NAL_BUFFER {
-	struct dcf_obj o;
-	int embedded;	/* a connection's buffer: freed with it, never alone */
-};
+/* A connection's two buffer handles are embedded in its handle, not
+ * registered: freed with it, never alone. */
+struct st_NAL_BUFFER { struct dcf_obj o; };
 struct st_NAL_CONNECTION {
 	struct dcf_obj o;
 	NAL_BUFFER rd, sd;	/* get_read/get_send handles */
+};
+/* A plug and a server's client keep their connection to release its handle
+ * when the engine frees the connection with them (unless flags say not). */
+struct st_DC_PLUG {
+	struct dcf_obj o;
+	NAL_CONNECTION *conn;
+	unsigned int flags;
+};
+struct st_DC_SERVER { struct dcf_obj o; };
+struct st_DC_CLIENT {
+	struct dcf_obj o;
+	NAL_CONNECTION *conn;
+	unsigned int flags;
 };
 
 /* The engine of this generation (loading it), or NULL. */
@@ -58,6 +68,17 @@ static inline dcf_ref dcf_cur(const struct dcf_obj *o)
 		return NULL;
 	}
 	return o->ref;
+}
+
+/* The reference in this generation of handle h (a pointer to any handle
+ * struct, possibly NULL), or NULL. */
+#define dcf_ref_of(h) ((h) ? dcf_cur(&(h)->o) : NULL)
+
+/* For a free: the engine, if o has an engine object of this generation
+ * (the engine is loaded then), else NULL. */
+static inline const struct dcf_engine *dcf_owner(const struct dcf_obj *o)
+{
+	return o->ref && o->gen == dcf_gen() ? dcf_e() : NULL;
 }
 
 static inline void dcf_set(struct dcf_obj *o, dcf_ref r)

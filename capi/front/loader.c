@@ -171,12 +171,12 @@ static int track(const void *p, int kind)
 static void foreign(int kind)
 {
 	static int said;
-	static const char *const names[] = { "?", "NAL_ADDRESS", "NAL_SELECTOR", "NAL_LISTENER",
-		"NAL_CONNECTION", "NAL_BUFFER", "DC_PLUG", "DC_SERVER", "DC_CLIENT", "DC_CTX" };
+	static const char *const names[DCF_K_MAX + 1] = DCF_KIND_NAMES;
+	const char *name = kind > 0 && kind <= DCF_K_MAX && names[kind] ? names[kind] : "?";
 
 	if (!__atomic_exchange_n(&said, 1, __ATOMIC_RELAXED))
 		fprintf(stderr, "distcache: a %s free was given a pointer that is not a live object "
-			"of this library; ignored\n", kind > 0 && kind <= DCF_K_CTX ? names[kind] : names[0]);
+			"of this library; ignored\n", name);
 }
 
 static int live_obj(const void *p, int kind)
