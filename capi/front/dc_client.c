@@ -33,17 +33,10 @@ DCF_PUBLIC DC_PLUG *DC_PLUG_new(NAL_CONNECTION *conn, unsigned int flags)
 
 	if (!e || !(rc = dcf_ref_of(conn)))
 		return NULL;
-	p = calloc(1, sizeof *p);
-	if (!p)
+	if (!(p = dcf_new_tracked(sizeof *p, DCF_K_PLUG)))
 		return NULL;
-	if (!dcf_track(&p->o, DCF_K_PLUG)) {
-		free(p);
-		return NULL;
-	}
-	r = e->DC_PLUG_new(rc, flags);
-	if (!r) {
-		dcf_forget(p, DCF_K_PLUG);
-		free(p);
+	if (!(r = e->DC_PLUG_new(rc, flags))) {
+		dcf_discard(p, DCF_K_PLUG);
 		return NULL;
 	}
 	dcf_set(&p->o, r);

@@ -61,17 +61,10 @@ DCF_PUBLIC DC_SERVER *DC_SERVER_new(unsigned int max_sessions)
 
 	if ((!cache_impl && !cache_default) || !(e = dcf_e()))
 		return NULL;
-	s = calloc(1, sizeof *s);
-	if (!s)
+	if (!(s = dcf_new_tracked(sizeof *s, DCF_K_SERVER)))
 		return NULL;
-	if (!dcf_track(&s->o, DCF_K_SERVER)) {
-		free(s);
-		return NULL;
-	}
-	r = e->DC_SERVER_new(max_sessions, cache_impl);
-	if (!r) {
-		dcf_forget(s, DCF_K_SERVER);
-		free(s);
+	if (!(r = e->DC_SERVER_new(max_sessions, cache_impl))) {
+		dcf_discard(s, DCF_K_SERVER);
 		return NULL;
 	}
 	dcf_set(&s->o, r);
@@ -99,17 +92,10 @@ DCF_PUBLIC DC_CLIENT *DC_SERVER_new_client(DC_SERVER *s, NAL_CONNECTION *conn, u
 
 	if (!e || !(rs = dcf_ref_of(s)) || !(rc = dcf_ref_of(conn)))
 		return NULL;
-	c = calloc(1, sizeof *c);
-	if (!c)
+	if (!(c = dcf_new_tracked(sizeof *c, DCF_K_CLIENT)))
 		return NULL;
-	if (!dcf_track(&c->o, DCF_K_CLIENT)) {
-		free(c);
-		return NULL;
-	}
-	r = e->DC_SERVER_new_client(rs, rc, flags, c);
-	if (!r) {
-		dcf_forget(c, DCF_K_CLIENT);
-		free(c);
+	if (!(r = e->DC_SERVER_new_client(rs, rc, flags, c))) {
+		dcf_discard(c, DCF_K_CLIENT);
 		return NULL;
 	}
 	dcf_set(&c->o, r);

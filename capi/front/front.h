@@ -103,6 +103,13 @@ static inline int dcf_forget(const void *p, int kind)
 	return p && dcf_shared_get()->forget(p, kind);
 }
 
+/* For a handle registered before its engine object exists (a plug, a
+ * server, a client: the engine may call back with it): a zeroed handle of
+ * n bytes (its struct dcf_obj first) registered as kind, or NULL; and its
+ * undoing when the engine made no object. */
+DCF_HIDDEN void *dcf_new_tracked(size_t n, int kind);
+DCF_HIDDEN void dcf_discard(void *h, int kind);
+
 /* 1 if p is a live handle of this kind (p is not dereferenced). */
 static inline int dcf_live(const void *p, int kind)
 {
