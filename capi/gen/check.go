@@ -5,6 +5,10 @@ package main
 import (
 	"debug/elf"
 	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/printer"
+	"go/token"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -349,6 +353,89 @@ func libSymbols(dir string) (map[string][]string, error) {
 				elf.ST_BIND(s.Info) == elf.STB_GLOBAL {
 				out[l.name] = append(out[l.name], s.Name)
 			}
+		}
+	}
+	return out, nil
+}
+
+// rescueValues reads, from the Go source of the engine's export layers
+// (file name to text), the failure value each dce_ export's deferred
+// Rescue(&ret, fail) gives after a panic: "0", "-1", "NULL" for nil.
+func rescueValues(files map[string]string) (map[string]string, error) {
+	out := map[string]string{}
+	fset := token.NewFileSet()
+	for name, text := range files {
+		f, err := parser.ParseFile(fset, name, text, 0)
+		if err != nil {
+			return nil, err
+		}
+		for _, d := range f.Decls {
+			fd, ok := d.(*ast.FuncDecl)
+			if !ok || fd.Recv != nil || !strings.HasPrefix(fd.Name.Name, "dce_") || fd.Body == nil ||
+				len(fd.Body.List) == 0 {
+				continue
+			}
+			def, ok := fd.Body.List[0].(*ast.DeferStmt)
+			if !ok || len(def.Call.Args) != 2 {
+				continue
+			}
+			var b strings.Builder
+			if err := printer.Fprint(&b, fset, def.Call.Args[1]); err != nil {
+				return nil, err
+			}
+			v := b.String()
+			if v == "nil" {
+				v = "NULL"
+			}
+			out[strings.TrimPrefix(fd.Name.Name, "dce_")] = v
+		}
+	}
+	return out, nil
+}
+
+// checkRescue: after a panic the engine returns what the front returns
+// when it has no engine, the table's FAIL, for every public function whose
+// engine function has the same name.
+func checkRescue(t *table, vals map[string]string) []string {
+	var errs []string
+	eng := map[string]bool{}
+	for _, p := range t.engineFuncs() {
+		eng[p.name] = true
+	}
+	for _, r := range t.public {
+		if r.fail == "" || !eng[r.proto.name] {
+			continue
+		}
+		v, ok := vals[r.proto.name]
+		switch {
+		case !ok:
+			errs = append(errs, fmt.Sprintf("api.tab:%d: dce_%s does not begin with defer Rescue(&ret, %s)",
+				r.line, r.proto.name, r.fail))
+		case v != r.fail:
+			errs = append(errs, fmt.Sprintf("api.tab:%d: %s fails with %s, but dce_%s rescues a panic with %s",
+				r.line, r.proto.name, r.fail, r.proto.name, v))
+		}
+	}
+	return errs
+}
+
+// exportSources reads the Go files of the export layers (not tests).
+func exportSources(root string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, dir := range []string{"nal", "dc"} {
+		names, err := filepath.Glob(filepath.Join(root, dir, "*.go"))
+		if err != nil {
+			return nil, err
+		}
+		for _, n := range names {
+			if strings.HasSuffix(n, "_test.go") {
+				continue
+			}
+			b, err := os.ReadFile(n)
+			if err != nil {
+				return nil, err
+			}
+			out[n] = string(b)
 		}
 	}
 	return out, nil

@@ -311,3 +311,40 @@ func TestACallTrampoline(t *testing.T) {
 		t.Fatalf("nal_gen.c has no\n%s", want)
 	}
 }
+
+// After a panic the engine's export returns the table's FAIL, what the
+// front returns without an engine.
+func TestTheRescueCheck(t *testing.T) {
+	tab, _ := repoTable(t)
+	src, err := exportSources(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vals, err := rescueValues(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if errs := checkRescue(tab, vals); len(errs) > 0 {
+		t.Fatal(strings.Join(errs, "\n"))
+	}
+	if vals["DC_SERVER_clients_empty"] != "1" || vals["NAL_ADDRESS_new"] != "NULL" || len(vals) < 60 {
+		t.Fatalf("read %d values: %v", len(vals), vals)
+	}
+	server := filepath.Join(root, "dc", "server.go")
+	for _, c := range []struct{ old, new, err string }{
+		{"defer capinal.Rescue(&ret, 1)", "defer capinal.Rescue(&ret, 0)",
+			"DC_SERVER_clients_empty fails with 1, but dce_DC_SERVER_clients_empty rescues a panic with 0"},
+		{"defer capinal.Rescue(&ret, 1)", "", "dce_DC_SERVER_clients_empty does not begin with defer Rescue(&ret, 1)"},
+	} {
+		alt := map[string]string{}
+		for k, v := range src {
+			alt[k] = v
+		}
+		alt[server] = edit(t, src[server], c.old, c.new)
+		vals, err := rescueValues(alt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantErr(t, checkRescue(tab, vals), c.err)
+	}
+}

@@ -8,7 +8,8 @@
 //	                             trampolines and dc/kinds_gen.go
 //	go run ./capi/gen -check     fail (exit 1, one line per disagreement) if
 //	                             a generated file is not what the table
-//	                             makes, or a public header differs from it
+//	                             makes, a public header differs from it, or
+//	                             an export's Rescue value from its FAIL
 //	  -cgo                       also compare the engine's functions with
 //	                             go tool cgo -exportheader of nal/, dc/, capi/
 //	  -libs DIR                  also compare each library built in DIR with
@@ -65,7 +66,16 @@ func main() {
 	}
 	errs := checkGenerated(files, read)
 	errs = append(errs, checkHeaders(t, read)...)
-	done := "generated files and public headers"
+	src, err := exportSources(*root)
+	if err != nil {
+		fail(err.Error())
+	}
+	vals, err := rescueValues(src)
+	if err != nil {
+		fail(err.Error())
+	}
+	errs = append(errs, checkRescue(t, vals)...)
+	done := "generated files, the public headers, the engine's panic failure values"
 	if *cgo {
 		h, err := cgoExportHeaders(*root, []string{"./nal", "./dc", "./capi"})
 		if err != nil {
