@@ -8,6 +8,7 @@ package dc
 import "C"
 
 import (
+	"fmt"
 	"os"
 	"sync"
 	"unsafe"
@@ -78,7 +79,7 @@ func newCtx(target string, flags uint32) *dcctx.Ctx {
 	if flags&dcctx.FlagPersistent != 0 {
 		flags |= dcctx.FlagLate
 	}
-	var opt dcctx.Options
+	opt := dcctx.Options{Logf: probationLog}
 	if os.Getenv("DISTCACHE_CTX") == "client" {
 		opt.Transport = dcctx.TransportNet
 	}
@@ -90,6 +91,12 @@ func newCtx(target string, flags uint32) *dcctx.Ctx {
 	ctxs[c] = struct{}{}
 	ctxsMu.Unlock()
 	return c
+}
+
+// probationLog prints a context's probation changes on stderr (in Apache,
+// its error log).
+func probationLog(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, format+"\n", args...)
 }
 
 // freeCtx closes c and forgets it.

@@ -12,11 +12,15 @@ import (
 
 // Options bounds every operation in time. A nil *Options or a zero field
 // means: the environment variable's value if it is set and valid, else the
-// default (see goimpl/client/dcctx.Options: DISTCACHE_CONNECT_TIMEOUT_MS,
-// DISTCACHE_IO_TIMEOUT_MS, DISTCACHE_DEFAULT_LIFETIME; 2 s, 3 s, 300 s).
+// default (see goimpl/client/dcctx.Options: DISTCACHE_TIMEOUT_MS,
+// DISTCACHE_CONNECT_TIMEOUT_MS, DISTCACHE_IO_TIMEOUT_MS,
+// DISTCACHE_DEFAULT_LIFETIME). By default an operation's bound adapts to
+// the server's latency between 100 ms and 2 s, and after a timeout
+// operations fail at once (ErrStalled) until the server answers a probe.
 type Options struct {
-	ConnectTimeout  time.Duration // each connection attempt
-	IOTimeout       time.Duration // one request/response exchange
+	Timeout         time.Duration // the floor of the adaptive bound (100 ms)
+	ConnectTimeout  time.Duration // a fixed bound on each connection attempt
+	IOTimeout       time.Duration // a fixed bound on one request/response exchange
 	DefaultLifetime time.Duration // the lifetime Add sends for 0
 }
 
@@ -35,7 +39,7 @@ type Client struct {
 func Dial(ctx context.Context, addr string, opt *Options) (*Client, error) {
 	var o dcctx.Options
 	if opt != nil {
-		o = dcctx.Options{ConnectTimeout: opt.ConnectTimeout, IOTimeout: opt.IOTimeout, DefaultLifetime: opt.DefaultLifetime}
+		o = dcctx.Options{Timeout: opt.Timeout, ConnectTimeout: opt.ConnectTimeout, IOTimeout: opt.IOTimeout, DefaultLifetime: opt.DefaultLifetime}
 	}
 	o.Transport = dcctx.TransportNet
 	c, err := dcctx.NewContext(ctx, addr, dcctx.FlagPersistent|dcctx.FlagRetry, &o)

@@ -25,6 +25,9 @@ var (
 	// ErrBadResponse: the response's uid or operation does not match the
 	// request, or more bytes followed it; the connection was dropped.
 	ErrBadResponse = dcctx.ErrBadResponse
+	// ErrStalled: the server let an operation time out and has not
+	// answered a probe since; nothing was sent.
+	ErrStalled = dcctx.ErrStalled
 )
 
 // OpError is what was attempted (Op: "parse", "dial", "ADD", "GET", ...),

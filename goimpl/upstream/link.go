@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/distcache-go/distcache/goimpl/latency"
 	"github.com/distcache-go/distcache/goimpl/metrics"
 	"github.com/distcache-go/distcache/goimpl/proto"
 )
@@ -38,12 +39,11 @@ type link struct {
 	state atomic.Int32
 	// answers counts the answers read, so that a timed-out request can
 	// tell a slow server from a stalled one.
-	answers   atomic.Uint64
-	timeout   atomic.Int64 // the current request timeout (see observe)
-	timeoutAt atomic.Int64 // when it was last set (unix ns)
-	slots     chan struct{}
-	kick      chan struct{}
-	m         *metrics.Upstream // nil without metrics
+	answers atomic.Uint64
+	lat     latency.Bound // the request timeout, adapting to the answers
+	slots   chan struct{}
+	kick    chan struct{}
+	m       *metrics.Upstream // nil without metrics
 	// waiting counts the requests waiting for a slot.
 	waiting atomic.Int64
 
@@ -59,9 +59,6 @@ type link struct {
 	// next one is probed before requests go to it.
 	onProbation bool
 	lastErr     string // for logging changes only (E-46)
-	// the slowest answers of this latency window and the one before
-	curPeak, prevPeak time.Duration
-	windowStart       time.Time
 }
 
 // pend is a request in flight. c is nil once its caller has given up: the
@@ -199,8 +196,11 @@ func (l *link) readLoop(nc net.Conn, gen uint64) {
 			return
 		}
 		delete(l.pending, m.UID)
-		l.observe(time.Since(p.sent))
 		l.mu.Unlock()
+		if l.u.timeout > 0 {
+			now := time.Now()
+			l.lat.Observe(now.Sub(p.sent), now)
+		}
 		l.answers.Add(1)
 		if p.c != nil {
 			p.c.finish(append(p.c.dst, m.Payload...), nil)
@@ -305,9 +305,9 @@ func (l *link) abandon(c *call, uid uint32) bool {
 func (l *link) roundTrip(ctx context.Context, c *call, op proto.Op, payload, dst []byte) ([]byte, error) {
 	var expired <-chan time.Time
 	now := time.Now()
-	t := time.Duration(l.timeout.Load())
-	if now.UnixNano()-l.timeoutAt.Load() > int64(2*latencyWindow) {
-		t = l.u.timeout // no recent answers to adapt to
+	var t time.Duration
+	if l.u.timeout > 0 {
+		t = l.lat.Timeout(now)
 	}
 	// A write that cannot finish loses the connection: it gets far more
 	// time than an answer does, so a busy moment does not cost that.
@@ -350,9 +350,9 @@ func (l *link) roundTrip(ctx context.Context, c *call, op proto.Op, payload, dst
 			// timer that fires late says this process did not get the
 			// CPU: the machine is overloaded, and the server's silence
 			// proves nothing. Such requests get more time, up to
-			// maxExtensions timeouts.
+			// latency.MaxExtensions timeouts.
 			answered := l.answers.Load()
-			if (answered != seen || time.Since(due) > t/4) && extensions < maxExtensions {
+			if (answered != seen || latency.Late(due, time.Now(), t)) && extensions < latency.MaxExtensions {
 				seen = answered
 				extensions++
 				due = time.Now().Add(t)
@@ -373,37 +373,14 @@ func (l *link) roundTrip(ctx context.Context, c *call, op proto.Op, payload, dst
 	}
 }
 
-// maxExtensions bounds how many more timeouts a request of a server that
-// is slow but answering may wait.
-const maxExtensions = 2
-
-// The request timeout adapts to the latency the server shows: it is
-// latencyFactor times the slowest answer of the last two windows of
-// latencyWindow, at least Options.Timeout and at most maxTimeoutFactor
-// times it (a server answering within 10 ms keeps Timeout). A stalled server therefore costs Timeout when it was quick
-// before, and a machine so loaded that answers take hundreds of
-// milliseconds does not take its server for stalled.
-const (
-	latencyFactor    = 10
-	latencyWindow    = 5 * time.Second
-	maxTimeoutFactor = 20
-)
-
-// observe takes the latency of one answer (l.mu held).
-func (l *link) observe(d time.Duration) {
-	if l.u.timeout <= 0 {
-		return
-	}
-	now := time.Now()
-	if now.Sub(l.windowStart) > latencyWindow {
-		l.prevPeak, l.curPeak, l.windowStart = l.curPeak, 0, now
-	}
-	l.curPeak = max(l.curPeak, d)
-	t := latencyFactor * max(l.curPeak, l.prevPeak)
-	t = min(max(t, l.u.timeout), maxTimeoutFactor*l.u.timeout)
-	l.timeout.Store(int64(t))
-	l.timeoutAt.Store(now.UnixNano())
-}
+// The request timeout adapts to the latency the server shows
+// (goimpl/latency): Factor times the slowest answer of the last two
+// windows, at least Options.Timeout and at most maxTimeoutFactor times it
+// (a server answering within 10 ms keeps Timeout). A stalled server
+// therefore costs Timeout when it was quick before, and a machine so
+// loaded that answers take hundreds of milliseconds does not take its
+// server for stalled.
+const maxTimeoutFactor = 20
 
 // probation takes a server that let a request time out out of use, and
 // probes it in the background.

@@ -143,6 +143,9 @@ func New(o Options) (*Upstream, error) {
 	for _, s := range o.Servers {
 		l := &link{u: u, srv: s, nextUID: 1, pending: make(map[uint32]pend),
 			slots: make(chan struct{}, o.Inflight), kick: make(chan struct{}, 1), m: o.Metrics.Upstream(s.Name)}
+		if o.Timeout > 0 {
+			l.lat.Init(o.Timeout, maxTimeoutFactor*o.Timeout)
+		}
 		u.links = append(u.links, l)
 	}
 	for _, l := range u.links {

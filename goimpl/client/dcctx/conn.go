@@ -40,10 +40,12 @@ const (
 // everything.
 type link interface {
 	// exchange sends the request with uid and returns the payload of its
-	// response (valid until the link is used again), bounded by deadline
-	// and ctx. An empty payload (dc_client without a server) is returned
-	// as is: the stream is still in step.
-	exchange(ctx context.Context, rq *request, uid uint32, deadline time.Time) ([]byte, *exchangeError)
+	// response (valid until the link is used again), bounded by b (which
+	// it extends when its wait ended late) and ctx. The socket is looked
+	// at once more before the budget is declared spent. An empty payload
+	// (dc_client without a server) is returned as is: the stream is still
+	// in step.
+	exchange(ctx context.Context, rq *request, uid uint32, b *budget) ([]byte, *exchangeError)
 	reset()
 	destroy()
 	fd() int // the socket, or -1
@@ -129,6 +131,9 @@ func (rq *request) payload(scratch *[]byte) []byte {
 type netTransport struct {
 	network, addr string
 	dialer        net.Dialer
+	// timeout bounds a dial when dialer.Timeout is 0 (the Ctx's adaptive
+	// connect bound)
+	timeout func() time.Duration
 }
 
 // netLink is a net.Conn with its buffers.
@@ -141,7 +146,11 @@ type netLink struct {
 }
 
 func (t *netTransport) dial(ctx context.Context, reuse link) (link, error) {
-	nc, err := t.dialer.DialContext(ctx, t.network, t.addr)
+	d := &t.dialer
+	if d.Timeout <= 0 && t.timeout != nil {
+		d = &net.Dialer{Timeout: t.timeout()}
+	}
+	nc, err := d.DialContext(ctx, t.network, t.addr)
 	if err != nil {
 		return nil, err
 	}
@@ -182,15 +191,15 @@ func (l *netLink) fd() int {
 
 func (l *netLink) alive() bool { return idleAlive(l.fd()) }
 
-func (l *netLink) exchange(ctx context.Context, rq *request, uid uint32, deadline time.Time) ([]byte, *exchangeError) {
-	resp, xerr := l.exchange1(ctx, rq, uid, deadline)
+func (l *netLink) exchange(ctx context.Context, rq *request, uid uint32, b *budget) ([]byte, *exchangeError) {
+	resp, xerr := l.exchange1(ctx, rq, uid, b)
 	if xerr != nil && l.nread > 0 {
 		xerr.answered = true
 	}
 	return resp, xerr
 }
 
-func (l *netLink) exchange1(ctx context.Context, rq *request, uid uint32, deadline time.Time) ([]byte, *exchangeError) {
+func (l *netLink) exchange1(ctx context.Context, rq *request, uid uint32, b *budget) ([]byte, *exchangeError) {
 	l.nread = 0
 	var err error
 	l.wbuf, err = proto.AppendMessage(l.wbuf[:0], &proto.Message{UID: uid, Op: rq.op, Payload: rq.payload(&l.pbuf)})
@@ -198,14 +207,14 @@ func (l *netLink) exchange1(ctx context.Context, rq *request, uid uint32, deadli
 		return nil, &exchangeError{kind: failReject, err: ErrInvalid}
 	}
 	if ctx.Done() == nil {
-		return l.roundTrip(uid, rq.op, deadline)
+		return l.roundTrip(ctx, uid, rq.op, b)
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, &exchangeError{kind: failTimeout, err: err}
 	}
 	nc := l.nc
 	stop := context.AfterFunc(ctx, func() { nc.SetDeadline(time.Unix(1, 0)) })
-	resp, xerr := l.roundTrip(uid, rq.op, deadline)
+	resp, xerr := l.roundTrip(ctx, uid, rq.op, b)
 	if !stop() {
 		// Cancelled: the socket's deadline is (or is about to be) in
 		// the past; whatever happened, do not reuse it.
@@ -217,17 +226,36 @@ func (l *netLink) exchange1(ctx context.Context, rq *request, uid uint32, deadli
 }
 
 // roundTrip writes the request in wbuf with one Write and reads the one
-// response, checking that it belongs to the request.
-func (l *netLink) roundTrip(uid uint32, op proto.Op, deadline time.Time) ([]byte, *exchangeError) {
-	if err := l.nc.SetDeadline(deadline); err != nil {
+// response, checking that it belongs to the request. A read that timed out
+// late gets b's extensions, and then one last look at the socket.
+func (l *netLink) roundTrip(ctx context.Context, uid uint32, op proto.Op, b *budget) ([]byte, *exchangeError) {
+	if err := l.nc.SetDeadline(b.deadline); err != nil {
 		return nil, classify(err)
 	}
 	if _, err := l.nc.Write(l.wbuf); err != nil {
 		return nil, classify(err)
 	}
-	m, err := l.rd.ReadMessage()
-	if err != nil {
-		return nil, classify(err)
+	final := false
+	var m *proto.Message
+	for {
+		var err error
+		m, err = l.rd.ReadMessage()
+		if err == nil {
+			break
+		}
+		xerr := classify(err)
+		if xerr.kind != failTimeout || final || ctx.Err() != nil {
+			return nil, xerr
+		}
+		next := time.Now()
+		if b.extend(next) {
+			next = b.deadline
+		} else {
+			final, next = true, next.Add(time.Millisecond)
+		}
+		if err := l.nc.SetReadDeadline(next); err != nil {
+			return nil, xerr
+		}
 	}
 	if m.UID != uid || m.Op != op || l.rd.Buffered() != 0 {
 		return nil, &exchangeError{kind: failReject, err: ErrBadResponse}

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/distcache-go/distcache/goimpl/latency"
 	"github.com/distcache-go/distcache/goimpl/nal"
 	"github.com/distcache-go/distcache/goimpl/proto"
 )
@@ -89,6 +90,13 @@ type Ctx struct {
 	regetMu   sync.Mutex
 	regetID   []byte
 	regetData []byte
+
+	lat     latency.Bound // the adaptive bound of an exchange
+	stalled atomic.Bool   // on probation (probation.go)
+	done    chan struct{} // closed by Close
+	probeMu sync.Mutex
+	probeFD int          // the probe's socket, or -1
+	lastLog atomic.Int64 // when probation was last logged (unix ns)
 }
 
 // New creates a context for target (DC_CTX_new) over opt's Transport
@@ -112,7 +120,11 @@ func NewContext(ctx context.Context, target string, flags uint32, opt *Options) 
 	if err != nil {
 		return nil, &OpError{Op: "parse", Addr: target, Err: err}
 	}
-	c := &Ctx{tr: tr, addr: target, flags: flags, opt: o}
+	c := &Ctx{tr: tr, addr: target, flags: flags, opt: o, done: make(chan struct{}), probeFD: -1}
+	c.lat.Init(o.Timeout, MaxTimeoutFactor*o.Timeout)
+	if nt, ok := tr.(*netTransport); ok && nt.dialer.Timeout <= 0 {
+		nt.timeout = c.connectBound
+	}
 	c.pid.Store(int64(os.Getpid()))
 	if c.persistent() && flags&FlagLate == 0 {
 		l, err := c.dial(ctx)
@@ -120,7 +132,7 @@ func NewContext(ctx context.Context, target string, flags uint32, opt *Options) 
 			return nil, err
 		}
 		if nl, ok := l.(*nalLink); ok {
-			if err := nl.connected(time.Now().Add(o.ConnectTimeout)); err != nil {
+			if err := nl.connected(time.Now().Add(c.connectBound())); err != nil {
 				l.destroy()
 				return nil, &OpError{Op: "dial", Addr: target, Err: err}
 			}
@@ -142,6 +154,8 @@ func (c *Ctx) Close() {
 	if c == nil || c.closed.Swap(true) {
 		return
 	}
+	close(c.done)
+	c.stopProbe()
 	c.drop(&c.idle)
 	c.drop(&c.spare)
 }
@@ -160,9 +174,9 @@ func (c *Ctx) drop(list *[]link) {
 	}
 }
 
-// IdleFDs returns the descriptors of the pooled idle connections (a forked
-// child closes its copies at once, so that it does not hold the parent's
-// connections open).
+// IdleFDs returns the descriptors of the pooled idle connections and of
+// the probe's connection (a forked child closes its copies at once, so
+// that it does not hold the parent's connections open).
 func (c *Ctx) IdleFDs() []int {
 	if c == nil {
 		return nil
@@ -175,7 +189,7 @@ func (c *Ctx) IdleFDs() []int {
 			fds = append(fds, fd)
 		}
 	}
-	return fds
+	return c.probeFDs(fds)
 }
 
 func (c *Ctx) dial(ctx context.Context) (link, error) {
@@ -293,20 +307,26 @@ func (c *Ctx) roundTrip(ctx context.Context, rq *request, handle func([]byte)) e
 	if err := ctx.Err(); err != nil {
 		return &OpError{Op: rq.op.String(), Addr: c.addr, Err: err}
 	}
+	if c.stalled.Load() {
+		return &OpError{Op: rq.op.String(), Addr: c.addr, Err: ErrStalled}
+	}
 	uid := c.uid.Add(1)
 	l, reused, err := c.acquire(ctx)
 	if err != nil {
-		c.dropIdle()
+		c.dialFailed(ctx, err)
 		return err
 	}
 	retried := false
 	for {
-		deadline := time.Now().Add(c.opt.IOTimeout)
-		if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
-			deadline = d
+		start := time.Now()
+		b := budget{t: c.bound(start)}
+		b.deadline = start.Add(b.t)
+		if d, ok := ctx.Deadline(); ok && d.Before(b.deadline) {
+			b.deadline = d
 		}
-		resp, xerr := l.exchange(ctx, rq, uid, deadline)
+		resp, xerr := l.exchange(ctx, rq, uid, &b)
 		if xerr == nil {
+			c.observe(start)
 			if len(resp) == 0 {
 				c.release(l, true) // dc_client without a server; still in step
 				return &OpError{Op: rq.op.String(), Addr: c.addr, Err: ErrUnavailable}
@@ -316,6 +336,9 @@ func (c *Ctx) roundTrip(ctx context.Context, rq *request, handle func([]byte)) e
 			return nil
 		}
 		c.release(l, false)
+		if xerr.kind == failTimeout && ctx.Err() == nil {
+			c.stall(b.t)
+		}
 		if xerr.kind == failNet {
 			// The server probably went away: its other idle
 			// connections are dead too.
@@ -337,6 +360,7 @@ func (c *Ctx) roundTrip(ctx context.Context, rq *request, handle func([]byte)) e
 		}
 		retried = true
 		if l, err = c.dial(ctx); err != nil {
+			c.dialFailed(ctx, err)
 			return err
 		}
 	}

@@ -4,12 +4,12 @@ package dcctx
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"github.com/distcache-go/distcache/goimpl/client/internal/fake"
 	"net"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -244,18 +244,25 @@ func TestSilentServerTimesOut(t *testing.T) {
 			t.Run(fmt.Sprintf("%s/flags=%#x", nw, flags), func(t *testing.T) {
 				s := fake.Start(t, nw, "", nil)
 				s.SetMode(fake.ModeSilent)
-				c := newCtx(t, s.Target, flags, &Options{IOTimeout: 100 * time.Millisecond})
+				c := newCtx(t, s.Target, flags, &Options{IOTimeout: 100 * time.Millisecond, Timeout: 20 * time.Millisecond})
 				if got := c.HasSession([]byte("id")); got != -1 {
 					t.Fatalf("has = %d from a silent server, want -1", got)
+				}
+				// A timeout is not retried, and puts the Ctx on
+				// probation: the next operation sends nothing.
+				if !c.Stalled() {
+					t.Fatal("not on probation after a timeout")
 				}
 				if c.AddSession([]byte("id"), []byte("data"), 300000) {
 					t.Fatal("add succeeded against a silent server")
 				}
-				// A timeout is not retried: one request per operation.
-				if got := s.Requests.Load(); got != 2 {
-					t.Fatalf("server saw %d requests, want 2", got)
+				if err := c.Do(t.Context(), proto.OpHave, []byte("id"), nil, 0, func([]byte) {}); !errors.Is(err, ErrStalled) {
+					t.Fatalf("operation on probation: %v, want ErrStalled", err)
 				}
 				s.SetMode(fake.ModeNormal)
+				// the probe that waits on the silent connection is never
+				// answered: the next one, on a new connection, is
+				fake.WaitFor(t, "the probation to end", func() bool { return !c.Stalled() })
 				if got := c.HasSession([]byte("id")); got != 0 {
 					t.Fatalf("has after the server woke = %d, want 0", got)
 				}
@@ -268,8 +275,9 @@ func TestIOTimeoutFromEnvironment(t *testing.T) {
 	t.Setenv(EnvIOTimeout, "100")
 	t.Setenv(EnvConnectTimeout, "250")
 	t.Setenv(EnvDefaultLifetime, "60")
+	t.Setenv(EnvTimeout, "30")
 	o := (*Options)(nil).resolved()
-	if o.IOTimeout != 100*time.Millisecond || o.ConnectTimeout != 250*time.Millisecond || o.DefaultLifetime != time.Minute {
+	if o.IOTimeout != 100*time.Millisecond || o.ConnectTimeout != 250*time.Millisecond || o.DefaultLifetime != time.Minute || o.Timeout != 30*time.Millisecond {
 		t.Fatalf("resolved %+v", o)
 	}
 	o = (&Options{IOTimeout: time.Second}).resolved()
@@ -279,8 +287,9 @@ func TestIOTimeoutFromEnvironment(t *testing.T) {
 	t.Setenv(EnvIOTimeout, "junk")
 	t.Setenv(EnvConnectTimeout, "0")
 	t.Setenv(EnvDefaultLifetime, "-5")
+	t.Setenv(EnvTimeout, "x")
 	o = (*Options)(nil).resolved()
-	if o.IOTimeout != DefaultIOTimeout || o.ConnectTimeout != DefaultConnectTimeout || o.DefaultLifetime != DefaultDefaultLifetime {
+	if o.IOTimeout != 0 || o.ConnectTimeout != 0 || o.DefaultLifetime != DefaultDefaultLifetime || o.Timeout != DefaultTimeout {
 		t.Fatalf("invalid environment values not ignored: %+v", o)
 	}
 	// And the environment really bounds an operation.
@@ -515,42 +524,7 @@ func TestReget(t *testing.T) {
 // full, so the kernel drops SYNs) fails after ConnectTimeout, not after the
 // kernel's minutes.
 func TestConnectTimeout(t *testing.T) {
-	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
-	if err != nil {
-		t.Skip("no socket:", err)
-	}
-	defer syscall.Close(fd)
-	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := syscall.Listen(fd, 0); err != nil {
-		t.Fatal(err)
-	}
-	sa, err := syscall.Getsockname(fd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: sa.(*syscall.SockaddrInet4).Port}
-	// Fill the accept queue (backlog 0 admits one, sometimes two).
-	var fillers []net.Conn
-	defer func() {
-		for _, c := range fillers {
-			c.Close()
-		}
-	}()
-	blocked := false
-	for i := 0; i < 8 && !blocked; i++ {
-		c, err := net.DialTimeout("tcp4", addr.String(), time.Second)
-		if err != nil {
-			blocked = true
-			break
-		}
-		fillers = append(fillers, c)
-	}
-	if !blocked {
-		t.Skip("the kernel did not drop SYNs to a full accept queue")
-	}
-	target := "IP:" + addr.String()
+	target := blackHole(t)
 	if c, err := New(target, FlagPersistent, &Options{ConnectTimeout: 100 * time.Millisecond}); err == nil {
 		c.Close()
 		t.Fatal("New connected to a black hole")

@@ -19,6 +19,9 @@ var (
 	// ErrBadResponse: the response's uid or operation does not match the
 	// request, or more bytes followed it; the connection was dropped.
 	ErrBadResponse = errors.New("distcache: response does not match the request")
+	// ErrStalled: the Ctx is on probation (its server let an operation
+	// time out and has not answered a probe since); nothing was sent.
+	ErrStalled = errors.New("distcache: server stalled, on probation")
 )
 
 // OpError is the error type of this package: what was attempted (Op:

@@ -16,7 +16,8 @@ import (
 // The calling-thread transport: a goimpl/nal connection, a DC_PLUG and a
 // selector per link, the exchange waiting in ppoll(2) inside
 // Selector.Select, as the original library did. The connect is
-// non-blocking: a link's first exchange may take ConnectTimeout longer.
+// non-blocking and counts within the first exchange's bound (plus
+// ConnectTimeout, when that is set).
 
 // linkBufferSize is the size of each nal link's read and send buffers; the
 // plug moves larger messages through them frame by frame.
@@ -108,15 +109,15 @@ const cancelSlice = 20 * time.Millisecond
 
 func (l *nalLink) alive() bool { return idleAlive(l.fd()) }
 
-func (l *nalLink) exchange(ctx context.Context, rq *request, uid uint32, deadline time.Time) ([]byte, *exchangeError) {
-	resp, xerr := l.exchange1(ctx, rq, uid, deadline)
+func (l *nalLink) exchange(ctx context.Context, rq *request, uid uint32, b *budget) ([]byte, *exchangeError) {
+	resp, xerr := l.exchange1(ctx, rq, uid, b)
 	if xerr != nil && (l.got || l.p.Partial()) {
 		xerr.answered = true
 	}
 	return resp, xerr
 }
 
-func (l *nalLink) exchange1(ctx context.Context, rq *request, uid uint32, deadline time.Time) ([]byte, *exchangeError) {
+func (l *nalLink) exchange1(ctx context.Context, rq *request, uid uint32, b *budget) ([]byte, *exchangeError) {
 	l.got = false
 	cmd := rq.op.Cmd()
 	if !l.p.Write(false, uid, cmd, rq.payload(&l.pbuf)) || !l.p.Commit() {
@@ -124,13 +125,21 @@ func (l *nalLink) exchange1(ctx context.Context, rq *request, uid uint32, deadli
 	}
 	if l.fresh {
 		l.fresh = false
-		deadline = deadline.Add(l.connTO)
+		b.deadline = b.deadline.Add(l.connTO)
 	}
 	done := ctx.Done()
+	final := false // the last look at the socket, once the budget is spent
 	for {
-		rest := time.Until(deadline)
+		now := time.Now()
+		rest := b.deadline.Sub(now)
 		if rest <= 0 {
-			return nil, &exchangeError{kind: failTimeout, err: errDeadline}
+			if b.extend(now) {
+				continue
+			}
+			if final {
+				return nil, &exchangeError{kind: failTimeout, err: errDeadline}
+			}
+			final, rest = true, 0
 		}
 		if done != nil {
 			if err := ctx.Err(); err != nil {

@@ -10,14 +10,18 @@ import (
 
 // Defaults of Options.
 const (
-	DefaultConnectTimeout  = 2 * time.Second
-	DefaultIOTimeout       = 3 * time.Second
+	DefaultTimeout         = 100 * time.Millisecond
 	DefaultDefaultLifetime = 300 * time.Second
 )
+
+// MaxTimeoutFactor: the adaptive bound of an operation goes up to this
+// many Options.Timeout (2 s by default).
+const MaxTimeoutFactor = 20
 
 // Environment variables that replace the defaults (not explicit Options
 // fields). Values are positive decimal integers; anything else is ignored.
 const (
+	EnvTimeout         = "DISTCACHE_TIMEOUT_MS"         // milliseconds
 	EnvConnectTimeout  = "DISTCACHE_CONNECT_TIMEOUT_MS" // milliseconds
 	EnvIOTimeout       = "DISTCACHE_IO_TIMEOUT_MS"      // milliseconds
 	EnvDefaultLifetime = "DISTCACHE_DEFAULT_LIFETIME"   // seconds
@@ -27,20 +31,30 @@ const (
 // means: the environment variable's value if it is set and valid, else the
 // default.
 //
-//   - ConnectTimeout bounds each connection attempt (DefaultConnectTimeout,
-//     env DISTCACHE_CONNECT_TIMEOUT_MS).
-//   - IOTimeout bounds one request/response exchange on a connection, from
-//     the write of the request to the last byte of the response
-//     (DefaultIOTimeout, env DISTCACHE_IO_TIMEOUT_MS).
+//   - Timeout is the floor of the bound on one operation, its connect
+//     included (DefaultTimeout, 100 ms; env DISTCACHE_TIMEOUT_MS). The
+//     bound in force adapts to the server (goimpl/latency): ten times the
+//     slowest answer of the last 5 to 10 s, at least Timeout, at most
+//     MaxTimeoutFactor Timeouts (2 s). An exchange whose wait ended over a
+//     quarter of the bound late (this process did not get the CPU) waits
+//     up to two bounds more. A timeout puts the Ctx on probation (see Ctx).
+//   - ConnectTimeout and IOTimeout replace the adaptive bound by fixed
+//     ones, as in earlier versions (no default; env
+//     DISTCACHE_CONNECT_TIMEOUT_MS, DISTCACHE_IO_TIMEOUT_MS): IOTimeout
+//     bounds one request/response exchange, from the write of the request
+//     to the last byte of the response, and ConnectTimeout is added to the
+//     bound of an exchange on a new connection. Either may be given alone
+//     (the other part then follows the adaptive bound, the connect
+//     counting within it).
 //   - DefaultLifetime is the session lifetime sent when AddSession is given
 //     a timeout under 1000 ms (DefaultDefaultLifetime, env
 //     DISTCACHE_DEFAULT_LIFETIME in seconds). httpd 2.4 passes only the
 //     0..999 ms remainder of the real lifetime, so such values carry no
 //     information; Apache's default SSLSessionCacheTimeout is 300 s.
 //
-// An operation therefore fails within about ConnectTimeout + IOTimeout
-// (twice that when FlagRetry reconnects after a dead connection), never
-// blocking for the kernel's connect timeout.
+// An operation therefore fails within about its bound (twice that when
+// FlagRetry reconnects after a dead connection), never blocking for the
+// kernel's connect timeout, and while the Ctx is on probation at once.
 //
 // Transport selects the connections' implementation (TransportCaller, the
 // default, or TransportNet); the semantics do not depend on it.
@@ -49,12 +63,18 @@ const (
 // connection for every operation, as the original did, instead of keeping
 // its idle connection (a load generator that measures the accept path
 // wants it; see Ctx).
+//
+// Logf, when set, gets one line when the Ctx goes on probation and one
+// when it comes off it, at most one probation a second (the C library
+// prints them on stderr: Apache's error log).
 type Options struct {
+	Timeout         time.Duration
 	ConnectTimeout  time.Duration
 	IOTimeout       time.Duration
 	DefaultLifetime time.Duration
 	Transport       Transport
 	ConnPerOp       bool
+	Logf            func(format string, args ...any)
 }
 
 // defaultTransport is what TransportDefault means (the tests switch it to
@@ -70,11 +90,14 @@ func (o *Options) resolved() Options {
 	if r.Transport == TransportDefault {
 		r.Transport = defaultTransport
 	}
+	if r.Timeout <= 0 {
+		r.Timeout = envDuration(EnvTimeout, time.Millisecond, DefaultTimeout)
+	}
 	if r.ConnectTimeout <= 0 {
-		r.ConnectTimeout = envDuration(EnvConnectTimeout, time.Millisecond, DefaultConnectTimeout)
+		r.ConnectTimeout = envDuration(EnvConnectTimeout, time.Millisecond, 0)
 	}
 	if r.IOTimeout <= 0 {
-		r.IOTimeout = envDuration(EnvIOTimeout, time.Millisecond, DefaultIOTimeout)
+		r.IOTimeout = envDuration(EnvIOTimeout, time.Millisecond, 0)
 	}
 	if r.DefaultLifetime <= 0 {
 		r.DefaultLifetime = envDuration(EnvDefaultLifetime, time.Second, DefaultDefaultLifetime)

@@ -1,0 +1,222 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package dcctx
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/distcache-go/distcache/goimpl/client/internal/fake"
+	"github.com/distcache-go/distcache/goimpl/proto"
+)
+
+// A stalled server (stopped, black-holed, accepting and never answering)
+// costs the first operation about the bound (100 ms by default; on a
+// starved machine up to three), and later ones nothing while the Ctx is
+// on probation. Before, each operation waited 3 s (5 s on a new
+// connection). stallLimit is what these tests allow an operation that
+// waits for a stalled server, and 100 operations on probation together.
+const stallLimit = time.Second
+
+// defaults: the Options a C program gets (no environment).
+var defaults = &Options{}
+
+// checkStalls runs one operation against a stalled server and 100 more.
+func checkStalls(t *testing.T, c *Ctx) {
+	t.Helper()
+	start := time.Now()
+	if got := c.HasSession([]byte("stalled")); got != -1 {
+		t.Fatalf("has = %d from a stalled server, want -1", got)
+	}
+	d := time.Since(start)
+	t.Logf("the first operation failed after %v", d.Round(time.Millisecond))
+	if d > stallLimit {
+		t.Errorf("the first operation against a stalled server took %v (limit %v)", d, stallLimit)
+	}
+	if !c.Stalled() {
+		t.Fatal("not on probation after a timeout")
+	}
+	start = time.Now()
+	for i := 0; i < 100; i++ {
+		if err := c.Do(t.Context(), proto.OpGet, []byte("stalled"), nil, 0, func([]byte) {}); !errors.Is(err, ErrStalled) {
+			t.Fatalf("operation %d on probation: %v, want ErrStalled", i, err)
+		}
+	}
+	if _, ok := c.GetSession([]byte("stalled"), nil); ok {
+		t.Fatal("get succeeded on probation")
+	}
+	if d := time.Since(start); d > stallLimit {
+		t.Errorf("101 operations on probation took %v (limit %v)", d, stallLimit)
+	}
+}
+
+// A listener that accepts and reads, never answering; then answers again.
+func TestStallSilentServer(t *testing.T) {
+	for _, nw := range networks {
+		for _, flags := range []uint32{0, FlagPersistent} {
+			t.Run(fmt.Sprintf("%s/flags=%#x", nw, flags), func(t *testing.T) {
+				s := fake.Start(t, nw, "", nil)
+				c := newCtx(t, s.Target, flags, defaults)
+				if c.HasSession([]byte("x")) != 0 {
+					t.Fatal("has before the stall")
+				}
+				s.SetMode(fake.ModeSilent)
+				checkStalls(t, c)
+				s.SetMode(fake.ModeNormal)
+				fake.WaitFor(t, "the probation to end", func() bool { return !c.Stalled() })
+				if c.HasSession([]byte("x")) != 0 {
+					t.Fatal("has after the server answers again")
+				}
+			})
+		}
+	}
+}
+
+// A unix listener that never accepts: the connect succeeds into its
+// backlog and the request is written, but nothing comes back. Once its
+// backlog is full, connects fail at once (EAGAIN): no wait, no probation.
+func TestStallUnixBacklog(t *testing.T) {
+	path := filepath.Join(fake.ShortTempDir(t), "s")
+	fd, err := syscall.Socket(syscall.AF_UNIX, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Close(fd)
+	if err := syscall.Bind(fd, &syscall.SockaddrUnix{Name: path}); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Listen(fd, 2); err != nil {
+		t.Fatal(err)
+	}
+	for _, flags := range []uint32{0, FlagPersistent | FlagLate} {
+		checkStalls(t, newCtx(t, "UNIX:"+path, flags, defaults))
+	}
+	// fill the rest of the backlog
+	for i := 0; ; i++ {
+		s, err := syscall.Socket(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_NONBLOCK, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer syscall.Close(s)
+		if err := syscall.Connect(s, &syscall.SockaddrUnix{Name: path}); err == syscall.EAGAIN {
+			break
+		} else if err != nil || i > 100 {
+			t.Fatalf("filling the backlog: %v after %d connections", err, i)
+		}
+	}
+	c := newCtx(t, "UNIX:"+path, 0, defaults)
+	start := time.Now()
+	if c.HasSession([]byte("x")) != -1 {
+		t.Fatal("has through a full backlog")
+	}
+	if d := time.Since(start); d > stallLimit || c.Stalled() {
+		t.Fatalf("a full unix backlog cost %v (stalled %v), want a prompt failure", d, c.Stalled())
+	}
+}
+
+// blackHole returns a TCP target whose SYNs the kernel drops (a listener
+// with a full accept queue), or skips.
+func blackHole(t *testing.T) string {
+	t.Helper()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		t.Skip("no socket:", err)
+	}
+	t.Cleanup(func() { syscall.Close(fd) })
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Listen(fd, 0); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: sa.(*syscall.SockaddrInet4).Port}
+	// Fill the accept queue (backlog 0 admits one, sometimes two).
+	for i := 0; i < 8; i++ {
+		c, err := net.DialTimeout("tcp4", addr.String(), time.Second)
+		if err != nil {
+			return "IP:" + addr.String()
+		}
+		t.Cleanup(func() { c.Close() })
+	}
+	t.Skip("the kernel did not drop SYNs to a full accept queue")
+	return ""
+}
+
+// A TCP connect that is never answered.
+func TestStallTCPBlackHole(t *testing.T) {
+	target := blackHole(t)
+	start := time.Now()
+	if c, err := New(target, FlagPersistent, defaults); err == nil {
+		c.Close()
+		t.Fatal("New connected to a black hole")
+	}
+	if d := time.Since(start); d > stallLimit {
+		t.Errorf("New took %v to give up on a black hole (limit %v)", d, stallLimit)
+	}
+	for _, flags := range []uint32{0, FlagPersistent | FlagLate} {
+		checkStalls(t, newCtx(t, target, flags, defaults))
+	}
+}
+
+// procState returns the state letter of process pid (/proc/PID/stat).
+func procState(pid int) byte {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if i := bytes.LastIndexByte(b, ')'); err == nil && i >= 0 && i+2 < len(b) {
+		return b[i+2]
+	}
+	return 0
+}
+
+// The real thing: dc_server, and dc_client in front of it, stopped with
+// SIGSTOP and continued.
+func TestStallSIGSTOP(t *testing.T) {
+	srvBin, cliBin := toolPath(t, "dc_server"), toolPath(t, "dc_client")
+	dir := fake.ShortTempDir(t)
+	srv, cli := filepath.Join(dir, "srv"), filepath.Join(dir, "cli")
+	procs := map[string]*struct {
+		sock string
+		pid  int
+	}{
+		"dc_server": {srv, startTool(t, srv, srvBin, "-listen", "UNIX:"+srv).Process.Pid},
+		"dc_client": {cli, startTool(t, cli, cliBin, "-listen", "UNIX:"+cli, "-server", "UNIX:"+srv).Process.Pid},
+	}
+	for _, name := range []string{"dc_server", "dc_client"} {
+		p := procs[name]
+		for _, flags := range []uint32{0, FlagPersistent} {
+			t.Run(fmt.Sprintf("%s/flags=%#x", name, flags), func(t *testing.T) {
+				c := newCtx(t, "UNIX:"+p.sock, flags, defaults)
+				fake.WaitFor(t, "an answer", func() bool { return c.HasSession([]byte("x")) == 0 })
+				if err := syscall.Kill(p.pid, syscall.SIGSTOP); err != nil {
+					t.Fatal(err)
+				}
+				fake.WaitFor(t, name+" to stop", func() bool { return procState(p.pid) == 'T' })
+				stopped := true
+				defer func() {
+					if stopped {
+						syscall.Kill(p.pid, syscall.SIGCONT)
+					}
+				}()
+				checkStalls(t, c)
+				syscall.Kill(p.pid, syscall.SIGCONT)
+				stopped = false
+				start := time.Now()
+				fake.WaitFor(t, "the probation to end", func() bool { return !c.Stalled() })
+				t.Logf("back %v after SIGCONT", time.Since(start).Round(time.Millisecond))
+				if c.HasSession([]byte("x")) != 0 {
+					t.Fatal("has after SIGCONT")
+				}
+			})
+		}
+	}
+}
