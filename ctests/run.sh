@@ -164,6 +164,7 @@ compile t_garbage distcacheserver || true
 compile t_forkobj distcacheserver || true
 compile t_panic distcacheserver || true
 compile t_chroot distcache || true
+compile t_stall distcache || true
 
 # The server: our dc_server, else the C server built on our own ABI.
 S=$OUT/server.sock C=$OUT/client.sock
@@ -192,6 +193,11 @@ run t_plug 60 "$OUT/t_plug" "$OUT"
 run t_server 60 "$OUT/t_server"
 run t_garbage 60 "$OUT/t_garbage"
 run t_forkobj 240 "$OUT/t_forkobj" "$OUT"
+if [ -x "$DC_BIN/dc_server" ] && [ -x "$DC_BIN/dc_client" ]; then
+	run t_stall 120 "$OUT/t_stall" "$DC_BIN" "$OUT"
+else
+	bad "t_stall needs dc_server and dc_client in $DC_BIN"
+fi
 if [ -n "${PANIC_ENGINE:-}" ] && [ -f "$PANIC_ENGINE" ]; then
 	DISTCACHE_ENGINE=$PANIC_ENGINE run t_panic 60 "$OUT/t_panic" "$OUT" "UNIX:$S"
 else

@@ -399,6 +399,18 @@ no_errors() {
 	done
 	[ $bad = 0 ]
 }
+no_probation() {
+	local i n bad=0
+	for i in "$@"; do
+		n=$(new_log "$i" | grep -c 'did not answer within' || true)
+		if [ "$n" != 0 ]; then
+			say "$n probation line(s) in $i/error.log, e.g.:"
+			new_log "$i" | grep 'did not answer within' | head -3
+			bad=1
+		fi
+	done
+	[ $bad = 0 ]
+}
 no_crash() {
 	local i
 	for i in "$@"; do
@@ -598,6 +610,9 @@ run_mpm() {
 		check "$mpm TLS$v: every worker of B still answers" every_worker_answers B "$mpm"
 	done
 	check "$mpm: no OpenSSL/cache errors in the logs" no_errors A B
+	# libdistcache's bound (100 ms, adapting) never took the loaded
+	# dc_clients for stalled: no context went on probation
+	check "$mpm: no cache context went on probation under load (no false stall)" no_probation A B
 	if [ "$SECURE" = 1 ]; then
 		check "$mpm: cache tier: both dc_clients on mutual TLS with sealing, nothing refused or unopened" tier_secure
 	fi

@@ -22,12 +22,14 @@
 // when a kept connection dies unanswered), sparing Apache's
 // mod_socache_dc a connect and an accept per operation (E-36).
 //
-// Time: every operation is bounded. A connection attempt is limited by
-// Options.ConnectTimeout and each request/response exchange by
-// Options.IOTimeout (defaults 2 s and 3 s; environment variables
-// DISTCACHE_CONNECT_TIMEOUT_MS and DISTCACHE_IO_TIMEOUT_MS replace the
-// defaults). A silent or black-holed server costs a failed operation, not
-// minutes (EDGES E-11).
+// Time: every operation is bounded, its connect included: by 100 ms
+// (Options.Timeout, env DISTCACHE_TIMEOUT_MS) adapting to the server's
+// latency up to 2 s (goimpl/latency, shared with dc_client's upstream),
+// or by the fixed Options.ConnectTimeout and IOTimeout when they are set.
+// A timeout puts the Ctx on probation (probation.go): operations fail at
+// once while a goroutine probes the server, until it answers. So a
+// silent, stopped or black-holed server costs one operation about 100 ms
+// and the others nothing (EDGES E-11).
 //
 // Where this differs from distcache 1.5 (all invisible on the wire except
 // the first two):
