@@ -139,15 +139,17 @@ type Cache struct {
 }
 
 // shard picks a shard by FNV-1a of the id.
-func (c *Cache) shard(id []byte) *shard {
+func (c *Cache) shard(id []byte) *shard { return &c.shards[c.shardIndex(id)] }
+
+func (c *Cache) shardIndex(id []byte) int {
 	if len(c.shards) == 1 {
-		return &c.shards[0]
+		return 0
 	}
 	h := uint32(2166136261)
 	for _, b := range id {
 		h = (h ^ uint32(b)) * 16777619
 	}
-	return &c.shards[h%uint32(len(c.shards))]
+	return int(h % uint32(len(c.shards)))
 }
 
 // entryBuf copies id and data into one block, the entry's storage.
@@ -174,10 +176,15 @@ func (c *Cache) add(nowUS int64, timeoutMS uint32, id, data []byte) insertResult
 	return c.insert(nowUS, entryBuf(id, data), len(id), expiryUS(nowUS, timeoutMS), timeoutMS)
 }
 
-// insert stores buf (id then data) with an absolute expiry in µs and the
-// lifetime it was added with (0 if not known), making room first when the
-// cache is full.
+// insert is insertSeq for a new add.
 func (c *Cache) insert(nowUS int64, buf []byte, idLen int, expiry int64, ttlMS uint32) insertResult {
+	return c.insertSeq(nowUS, buf, idLen, expiry, ttlMS, 0)
+}
+
+// insertSeq stores buf (id then data) with an absolute expiry in µs and the
+// lifetime it was added with (0 if not known), at place seq among equal
+// expiries (0: a new add's), making room first when the cache is full.
+func (c *Cache) insertSeq(nowUS int64, buf []byte, idLen int, expiry int64, ttlMS uint32, seq uint64) insertResult {
 	s := c.shard(buf[:idLen])
 	size := int64(cap(buf)) + EntryOverhead
 	s.mu.Lock()
@@ -196,7 +203,7 @@ func (c *Cache) insert(nowUS int64, buf []byte, idLen int, expiry int64, ttlMS u
 			return r // an add of the same id got in meanwhile
 		}
 	}
-	s.insert(buf, idLen, expiry, ttlMS)
+	s.insert(buf, idLen, expiry, ttlMS, seq)
 	s.mu.Unlock()
 	return added
 }

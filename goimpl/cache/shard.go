@@ -19,7 +19,12 @@ type shard struct {
 	dead  int // slots in order whose entry was removed
 	c     *Cache
 	st    Stats
-	_     [64]byte // keep neighbouring shards' locks off one cache line
+	// While a copy is being taken (StartCopy), the changes since this
+	// shard's copy, as stream records.
+	recording  bool
+	journal    []byte
+	journalled int
+	_          [64]byte // keep neighbouring shards' locks off one cache line
 }
 
 type insertResult int
@@ -45,10 +50,14 @@ func (s *shard) refuse(id []byte, size int64) insertResult {
 }
 
 // insert stores buf (id then data), whose id is not in the shard, with an
-// absolute expiry in µs and the lifetime it was added with (0: not known).
-func (s *shard) insert(buf []byte, idLen int, expiry int64, ttlMS uint32) {
+// absolute expiry in µs and the lifetime it was added with (0: not known),
+// at place seq of the eviction order among equal expiries (0: after every
+// entry so far).
+func (s *shard) insert(buf []byte, idLen int, expiry int64, ttlMS uint32, seq uint64) {
 	size := int64(cap(buf)) + EntryOverhead
-	seq := s.c.seq.Add(1)
+	if seq == 0 {
+		seq = s.c.seq.Add(1)
+	}
 	i := s.slab.alloc(entry{expiry: expiry, seq: seq, buf: buf, idLen: int32(idLen), ttlMS: ttlMS})
 	var key string
 	if idLen > 0 {
@@ -61,6 +70,9 @@ func (s *shard) insert(buf []byte, idLen int, expiry int64, ttlMS uint32) {
 	s.st.Adds++
 	s.c.items.Add(1)
 	s.c.bytes.Add(size)
+	if s.recording {
+		s.journalAdd(s.slab.at(i))
+	}
 }
 
 // lookup purges what expired before nowUS and returns the live entry id,
@@ -85,6 +97,9 @@ func (s *shard) remove(nowUS int64, id []byte) bool {
 	}
 	s.drop(i)
 	s.st.Removes++
+	if s.recording {
+		s.journalRemove(id)
+	}
 	return true
 }
 

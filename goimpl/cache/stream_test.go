@@ -4,6 +4,8 @@ package cache
 
 import (
 	"bytes"
+	"context"
+	"io"
 	"errors"
 	"fmt"
 	"testing"
@@ -85,25 +87,52 @@ func TestStreamDamage(t *testing.T) {
 	}
 }
 
-func BenchmarkStream(b *testing.B) {
-	for _, n := range []int{100000, 1000000} {
-		b.Run(fmt.Sprintf("%d", n), func(b *testing.B) {
-			now := time.Now()
-			src := New(Config{})
-			data := bytes.Repeat([]byte{1}, 200)
-			for i := 0; i < n; i++ {
-				src.Add(now, 600000, []byte(fmt.Sprintf("session-id-%024d", i)), data)
-			}
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				var buf bytes.Buffer
-				src.WriteTo(&buf)
-				dst := New(Config{})
-				if _, err := dst.ReadFrom(&buf); err != nil {
-					b.Fatal(err)
-				}
-			}
-			b.ReportMetric(float64(n), "sessions")
-		})
+// A copy taken while the cache is in use, then the changes recorded
+// meanwhile: the reader ends with exactly the writer's entries, in the same
+// eviction order.
+func TestCopyWithChanges(t *testing.T) {
+	now := time.Now()
+	src := New(Config{Shards: 4})
+	id := func(i int) []byte { return []byte(fmt.Sprintf("id-%04d", i)) }
+	for i := 0; i < 500; i++ {
+		src.Add(now, 60000, id(i), []byte{byte(i), 1})
+	}
+	var first, changes bytes.Buffer
+	if _, err := src.StartCopy(&first); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 100; i++ {
+		src.Remove(now, id(i))                           // removed after the copy
+		src.Add(now, 60000, id(1000+i), []byte{byte(i)}) // added after it
+	}
+	src.Store().Take(context.Background(), id(200), nil)
+	src.Add(now, 60000, id(100), []byte("duplicate, refused"))
+	src.Remove(now, id(101))
+	src.Add(now, 60000, id(101), []byte("replaced"))
+	if _, err := src.FinishCopy(&changes); err != nil {
+		t.Fatal(err)
+	}
+	src.Remove(now, id(300)) // after FinishCopy: not recorded
+	dst := New(Config{Shards: 4})
+	for _, b := range []*bytes.Buffer{&first, &changes} {
+		if _, err := dst.ReadFrom(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !dst.Remove(now, id(300)) {
+		t.Fatal("a remove after FinishCopy was recorded")
+	}
+	want, got := src.Export(), dst.Export()
+	if len(got) != len(want) {
+		t.Fatalf("%d entries, want %d", len(got), len(want))
+	}
+	for i := range want {
+		if !bytes.Equal(got[i].ID, want[i].ID) || !bytes.Equal(got[i].Data, want[i].Data) || got[i].Expiry != want[i].Expiry {
+			t.Fatalf("entry %d: %q %q %d, want %q %q %d", i, got[i].ID, got[i].Data, got[i].Expiry, want[i].ID, want[i].Data, want[i].Expiry)
+		}
+	}
+	// Nothing is recorded any more.
+	if n, _ := src.FinishCopy(io.Discard); n > int64(len(streamMagic))+6 {
+		t.Fatalf("%d bytes recorded after FinishCopy", n)
 	}
 }
