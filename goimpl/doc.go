@@ -6,7 +6,8 @@
 // (nal), the DC_PLUG message layer (plug), the Go client (client) and the
 // one DC_CTX under it (client/dcctx), the in-memory session cache
 // (cache), the DC_SERVER object model over a cache (server), stunnel's sessiond datagram protocol over a store (sessiond),
-// the accept loop and rate-limited log the daemons share (accept), and the
+// the accept loop and rate-limited log the daemons share (accept), the
+// passing of live connections to a re-executed daemon (handover), and the
 // Store interface every place sessions are kept implements, with the
 // protocol handler over it and its conformance suite (store,
 // store/storetest); the Redis store for standalone, Sentinel and Cluster

@@ -214,7 +214,7 @@ func main() {
 	reg := cfg.metrics.Start("dc_client", &cfg.daemon)
 	// A successor started by the upgrade signal connects to its server
 	// before it takes over (below); its predecessor sends it no state.
-	handover := tool.HandedOver()
+	handover, conns := tool.HandedOver(), tool.HandedConns()
 	if handover != nil {
 		go func() { io.Copy(io.Discard, handover); handover.Close() }()
 	}
@@ -267,6 +267,10 @@ func main() {
 		Log:        log,
 		Metrics:    reg,
 	})
+	if conns != nil {
+		// The local clients of the predecessor, each between two requests.
+		tool.TakeConns(conns, nil, func(nc net.Conn, _, in []byte) { p.Adopt(nc, in) })
+	}
 	done := make(chan struct{})
 	go func() {
 		p.Serve(ln)
@@ -277,11 +281,11 @@ func main() {
 			f, err := ln.File()
 			return []*os.File{f}, err
 		}}.OnSignal()
-	var final io.Closer
+	var final *tool.Handed
 	select {
 	case <-sigs:
 	case final = <-handed:
-		p.HandOver(500 * time.Millisecond)
+		p.HandOver(final.Conns.Send, 500*time.Millisecond)
 	case <-done:
 		if !p.Closing() {
 			fmt.Fprintln(os.Stderr, "Error, the listener failed; shutting down")
@@ -292,8 +296,10 @@ func main() {
 	h.Store.Close()
 	cfg.metrics.Stop()
 	if final != nil {
-		// The successor has the listener and the socket path.
-		final.Close()
+		// The successor has the listener, the socket path and the
+		// clients.
+		final.Conns.Close()
+		final.Final.Close()
 		os.Exit(0)
 	}
 	ln.RemoveSocket()

@@ -4,6 +4,7 @@ package main
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -11,9 +12,21 @@ import (
 	"github.com/distcache-go/distcache/goimpl/proto"
 )
 
-// Three re-execs of dc_client under a load of a connection per operation:
-// no request fails and no connection is refused.
+// Three re-execs of dc_client under load, with a connection per operation
+// and with persistent connections: no request fails, no connection is
+// refused, a persistent connection is the same one from start to end, and
+// dc_test running alongside sees nothing wrong.
 func TestUpgradeUnderLoad(t *testing.T) {
+	for _, persistent := range []bool{false, true} {
+		name := "per-operation"
+		if persistent {
+			name = "persistent"
+		}
+		t.Run(name, func(t *testing.T) { upgradeUnderLoad(t, persistent) })
+	}
+}
+
+func upgradeUnderLoad(t *testing.T, persistent bool) {
 	dir := tooltest.TempDir(t)
 	srvSock, sock, pidfile := dir+"/srv", dir+"/s", dir+"/pid"
 	srv := tooltest.Start(t, tooltest.Bin(t, "dc_server"), "-listen", "UNIX:"+srvSock)
@@ -24,12 +37,35 @@ func TestUpgradeUnderLoad(t *testing.T) {
 		ans, err := tooltest.Exchange(sock, proto.OpAdd, proto.AppendAddRequest(nil, 600000, []byte("kept"), []byte("data")))
 		return err == nil && len(ans) == 1 && ans[0] == 0
 	}, "dc_client to reach its server")
-	ops := tooltest.ReexecUnderLoad(t, p, pidfile, 3, func(int, int) error {
-		ans, err := tooltest.Exchange(sock, proto.OpGet, []byte("kept"))
+	load := tooltest.DCTest(t, "UNIX:"+sock, persistent)
+	var clients [4]*tooltest.Client
+	for w := range clients {
+		clients[w] = &tooltest.Client{Network: "unix", Addr: sock}
+		defer clients[w].Close()
+	}
+	ops := tooltest.ReexecUnderLoad(t, p, pidfile, 3, func(w, _ int) error {
+		var ans []byte
+		var err error
+		if persistent {
+			ans, err = clients[w].Do(proto.OpGet, []byte("kept"))
+		} else {
+			ans, err = tooltest.Exchange(sock, proto.OpGet, []byte("kept"))
+		}
 		if err == nil && string(ans) != "data" {
 			err = fmt.Errorf("GET answered %x", ans)
 		}
 		return err
 	})
-	t.Logf("%d operations through dc_client, 0 failed, over 3 re-execs", ops)
+	summary := tooltest.StopDCTest(t, load)
+	if persistent {
+		for w, k := range clients {
+			if k.Dials != 1 {
+				t.Fatalf("persistent client %d connected %d times", w, k.Dials)
+			}
+		}
+	}
+	if strings.Contains(srv.Out.String(), "Warning") {
+		t.Fatalf("dc_server logged:\n%s", srv.Out.String())
+	}
+	t.Logf("%d operations through dc_client, 0 failed, over 3 re-execs; dc_test: %s", ops, summary)
 }

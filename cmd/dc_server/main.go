@@ -262,8 +262,8 @@ func main() {
 	}
 	// A successor started by the upgrade signal serves from the first
 	// moment with every session its predecessor held (with -backend they
-	// are in the backend).
-	handover := tool.HandedOver()
+	// are in the backend), and with its connections.
+	handover, conns := tool.HandedOver(), tool.HandedConns()
 	if handover == nil && c != nil && cfg.snapshot != "" {
 		loadSnapshot(cfg.snapshot, c)
 	}
@@ -274,9 +274,14 @@ func main() {
 	}
 	cfg.daemon.Start(args.Rewritten(), files)
 	cfg.secure.ReloadOnHUP()
+	srv := dcserver.New(opts)
 	if handover != nil {
-		// What the predecessor stored while this process started.
+		// What the predecessor stored while this process started comes
+		// once it has answered its last request: until then this process
+		// answers nothing (new connections wait in the listen queue).
+		last := make(chan struct{})
 		go func() {
+			defer close(last)
 			if c != nil {
 				if _, err := c.ReadFrom(handover); err != nil {
 					fmt.Fprintf(os.Stderr, "Warning, the last sessions of the previous process did not arrive: %v\n", err)
@@ -284,8 +289,15 @@ func main() {
 			}
 			handover.Close()
 		}()
+		if conns != nil {
+			tool.TakeConns(conns, last, srv.Adopt)
+		}
+		select {
+		case <-last:
+		case <-time.After(cfg.frameTimeout + 10*time.Second):
+			fmt.Fprintln(os.Stderr, "Warning, the previous process has not finished handing over; serving without its last sessions")
+		}
 	}
-	srv := dcserver.New(opts)
 	ctx, stop := context.WithCancel(context.Background())
 	go func() {
 		<-sigs
@@ -294,30 +306,36 @@ func main() {
 	up := tool.Upgrader{Args: args.Rewritten(), Refuse: tool.RefuseWithMetrics(&cfg.metrics),
 		Files: func() ([]*os.File, error) { return handoverFiles(ln, sd) }}
 	if c != nil {
-		up.State = func(w io.Writer) error { _, err := c.WriteTo(w); return err }
+		// The copy is taken while this process serves; what changes
+		// meanwhile follows once it has stopped.
+		up.State = func(w io.Writer) error { _, err := c.StartCopy(w); return err }
+		up.Abort = func() { c.FinishCopy(nil) }
+		up.Timeout = func() time.Duration { return upgradeTimeout(c.NumItems(time.Now())) }
 	}
-	handed := make(chan io.WriteCloser, 1)
+	handed := make(chan *tool.Handed, 1)
 	go func() {
-		// Once the successor is ready: stop accepting, serve the
-		// connections that have just arrived, and stop.
-		final := <-up.OnSignal()
-		handed <- final
-		srv.HandOver(500 * time.Millisecond)
+		// Once the successor is ready: stop accepting, pass it every
+		// connection, and stop.
+		h := <-up.OnSignal()
+		handed <- h
+		srv.HandOver(h.Conns.Send, 500*time.Millisecond)
 		stop()
 	}()
 	srv.Run(ctx, ln) // a listener failure is logged; either way, clean up and exit
 	opts.Store.Close()
 	cfg.metrics.Stop()
 	select {
-	case final := <-handed:
-		// The successor has the listeners and the socket path: hand it what
-		// changed since the first copy, and leave both in place.
+	case h := <-handed:
+		// The successor has the listeners, the socket path and the
+		// connections: hand it what changed since the copy, and leave
+		// both in place.
+		h.Conns.Close()
 		if c != nil {
-			if _, err := c.WriteTo(final); err != nil {
+			if _, err := c.FinishCopy(h.Final); err != nil {
 				fmt.Fprintf(os.Stderr, "Warning, the last sessions did not reach the new process: %v\n", err)
 			}
 		}
-		final.Close()
+		h.Final.Close()
 		os.Exit(0)
 	default:
 	}
@@ -332,6 +350,13 @@ func main() {
 	ln.RemoveSocket()
 	cfg.daemon.RemovePIDFile()
 	os.Exit(0)
+}
+
+// upgradeTimeout is how long a successor may take to be ready with n
+// sessions to read: 30 seconds, plus 20 µs a session (BenchmarkHandover
+// measures under 3 µs on a loaded machine), so 1 M sessions have 50 s.
+func upgradeTimeout(n int) time.Duration {
+	return 30*time.Second + time.Duration(n)*20*time.Microsecond
 }
 
 // handoverFiles are the descriptors a successor inherits, in the order

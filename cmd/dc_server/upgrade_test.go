@@ -16,42 +16,92 @@ import (
 	"github.com/distcache-go/distcache/goimpl/proto"
 )
 
-// Three re-execs under a load of a connection per operation: no request
-// fails, no connection is refused, and every session stored before the
-// first is still there after the last.
+// Three re-execs under load, in the four shapes of client: straight to
+// dc_server or through a dc_client, with a connection per operation or
+// persistent connections. No request fails, no connection is refused, a
+// persistent connection is the same one from start to end, every session
+// stored before the first re-exec is still there after the last, and
+// dc_test running alongside (its own model checking every answer) sees
+// nothing wrong.
 func TestUpgradeUnderLoad(t *testing.T) {
+	for _, via := range []string{"direct", "dc_client"} {
+		for _, persistent := range []bool{false, true} {
+			name := via + "/per-operation"
+			if persistent {
+				name = via + "/persistent"
+			}
+			t.Run(name, func(t *testing.T) { upgradeUnderLoad(t, via == "dc_client", persistent) })
+		}
+	}
+}
+
+func upgradeUnderLoad(t *testing.T, viaClient, persistent bool) {
 	dir := tooltest.TempDir(t)
-	sock, pidfile := dir+"/s", dir+"/pid"
-	p := tooltest.Start(t, tooltest.Bin(t, "dc_server"), "-listen", "UNIX:"+sock, "-pidfile", pidfile)
-	tooltest.WaitDial(t, p, "unix", sock)
+	srvSock, pidfile := dir+"/s", dir+"/pid"
+	p := tooltest.Start(t, tooltest.Bin(t, "dc_server"), "-listen", "UNIX:"+srvSock, "-pidfile", pidfile)
+	tooltest.WaitDial(t, p, "unix", srvSock)
+	sock := srvSock
+	var proxy *tooltest.Proc
+	if viaClient {
+		sock = dir + "/c"
+		proxy = tooltest.Start(t, tooltest.Bin(t, "dc_client"), "-listen", "UNIX:"+sock, "-server", "UNIX:"+srvSock)
+		tooltest.WaitDial(t, proxy, "unix", sock)
+	}
 	const stored = 300
 	id := func(i int) []byte { return []byte(fmt.Sprintf("before-%04d", i)) }
-	for i := 0; i < stored; i++ {
+	tooltest.Eventually(t, 10*time.Second, func() bool {
+		ans, err := tooltest.Exchange(sock, proto.OpAdd, proto.AppendAddRequest(nil, 600000, id(0), []byte("session data")))
+		return err == nil && len(ans) == 1 && ans[0] == 0
+	}, "the first ADD")
+	for i := 1; i < stored; i++ {
 		ans, err := tooltest.Exchange(sock, proto.OpAdd, proto.AppendAddRequest(nil, 600000, id(i), []byte("session data")))
 		if err != nil || len(ans) != 1 || ans[0] != 0 {
 			t.Fatalf("ADD %d: %x %v", i, ans, err)
 		}
 	}
+	load := tooltest.DCTest(t, "UNIX:"+sock, persistent)
+	var clients [4]*tooltest.Client
+	for w := range clients {
+		clients[w] = &tooltest.Client{Network: "unix", Addr: sock}
+		defer clients[w].Close()
+	}
+	exchange := func(w int, op proto.Op, payload []byte) ([]byte, error) {
+		if persistent {
+			return clients[w].Do(op, payload)
+		}
+		return tooltest.Exchange(sock, op, payload)
+	}
 	ops := tooltest.ReexecUnderLoad(t, p, pidfile, 3, func(w, n int) error {
 		i := (w*7919 + n) % stored
-		ans, err := tooltest.Exchange(sock, proto.OpGet, id(i))
+		ans, err := exchange(w, proto.OpGet, id(i))
 		if err == nil && string(ans) != "session data" {
 			err = fmt.Errorf("GET %s answered %x", id(i), ans)
 		}
 		if err == nil && n%5 == 0 {
-			ans, err = tooltest.Exchange(sock, proto.OpAdd, proto.AppendAddRequest(nil, 600000, []byte(fmt.Sprintf("during-%d-%d", w, n)), []byte("x")))
+			ans, err = exchange(w, proto.OpAdd, proto.AppendAddRequest(nil, 600000, []byte(fmt.Sprintf("during-%d-%d", w, n)), []byte("x")))
 			if err == nil && (len(ans) != 1 || ans[0] != 0) {
 				err = fmt.Errorf("ADD answered %x", ans)
 			}
 		}
 		return err
 	})
+	summary := tooltest.StopDCTest(t, load)
 	for i := 0; i < stored; i++ {
 		if ans, err := tooltest.Exchange(sock, proto.OpGet, id(i)); err != nil || string(ans) != "session data" {
 			t.Fatalf("session %d after three re-execs: %x %v", i, ans, err)
 		}
 	}
-	t.Logf("%d operations, 0 failed, %d sessions kept over 3 re-execs", ops, stored)
+	if persistent {
+		for w, k := range clients {
+			if k.Dials != 1 {
+				t.Fatalf("persistent client %d connected %d times", w, k.Dials)
+			}
+		}
+	}
+	if proxy != nil && strings.Contains(proxy.Out.String(), "Warning") {
+		t.Fatalf("dc_client noticed the re-execs:\n%s", proxy.Out.String())
+	}
+	t.Logf("%d operations, 0 failed, %d sessions kept over 3 re-execs; dc_test: %s", ops, stored, summary)
 }
 
 // A new binary that exits at once: the old process keeps serving and says

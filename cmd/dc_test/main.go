@@ -14,9 +14,11 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"os/signal"
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/distcache-go/distcache/cmd/internal/tool"
@@ -37,7 +39,8 @@ where options include:
                      every 2 seconds on long runs)
    -persistent       use one persistent connection per client
    -time <secs>      stop after this many seconds even if -ops are not done
-                     (default 0 = no limit)
+                     (default 0 = no limit; SIGINT or SIGTERM also stops
+                     the run, with its summary)
    -clients <num>    concurrent clients, each with its own sessions (default 1)
    -withcert <num>   not available (no OpenSSL support)
    -version          print the version and exit
@@ -162,7 +165,8 @@ func newWorker(cfg *config, flags uint32) *worker {
 var (
 	totalOps atomic.Int64
 	failed   atomic.Bool
-	deadline time.Time // -time
+	stopped  atomic.Bool // SIGINT or SIGTERM
+	deadline time.Time   // -time
 )
 
 // run does n random tests; it returns an error message at the first wrong
@@ -171,7 +175,7 @@ func (w *worker) run(n int64, tick func(int64)) string {
 	cfg := w.cfg
 	w.lat = make([]time.Duration, 0, n)
 	for i := int64(0); i < n; i++ {
-		if failed.Load() || (i%64 == 0 && !deadline.IsZero() && time.Now().After(deadline)) {
+		if failed.Load() || stopped.Load() || (i%64 == 0 && !deadline.IsZero() && time.Now().After(deadline)) {
 			return ""
 		}
 		s := &w.sessions[w.rng.IntN(len(w.sessions))]
@@ -249,6 +253,14 @@ func main() {
 	total := cfg.ops
 	fmt.Fprintf(os.Stderr, "Info, %d sessions generated, will run %d random tests\n", cfg.sessions*cfg.clients, total)
 
+	// A signal ends the run as -time does: the operations so far are
+	// summarised and the exit status says whether they were all right.
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	go func() {
+		<-sig
+		stopped.Store(true)
+	}()
 	var plock sync.Mutex
 	start := time.Now()
 	if cfg.seconds > 0 {

@@ -21,18 +21,27 @@ type Set struct {
 
 	closing atomic.Bool
 	grace   atomic.Int64 // nanoseconds; see SetGrace
+	handoff atomic.Int32 // see SetHandOff: 0 no, 1 reads, 2 reads and writes
 	mu      sync.Mutex
 	conns   map[net.Conn]struct{}
 	wg      sync.WaitGroup
+	loops   sync.WaitGroup // running Serve loops
 }
 
 // Closing reports whether Shutdown has begun.
 func (s *Set) Closing() bool { return s.closing.Load() }
 
+// HandingOff reports whether Shutdown has begun and is a handover
+// (SetHandOff): a connection then passes itself on at its next read or
+// write instead of being served or closed.
+func (s *Set) HandingOff() bool { return s.closing.Load() && s.handoff.Load() > 0 }
+
 // Serve accepts until the listener is closed or fails, running serve for
 // each admitted connection in a goroutine of its own. serve closes its
 // connection.
 func (s *Set) Serve(ln net.Listener, serve func(net.Conn)) {
+	s.loops.Add(1)
+	defer s.loops.Done()
 	var delay time.Duration
 	for {
 		nc, err := ln.Accept()
@@ -60,17 +69,35 @@ func (s *Set) Serve(ln net.Listener, serve func(net.Conn)) {
 			nc.Close()
 			continue
 		}
-		if s.conns == nil {
-			s.conns = make(map[net.Conn]struct{})
-		}
-		s.conns[nc] = struct{}{}
-		s.wg.Add(1)
+		s.start(nc, serve)
 		s.mu.Unlock()
-		go func() {
-			defer s.forget(nc)
-			serve(nc)
-		}()
 	}
+}
+
+// start registers nc and runs serve for it (under s.mu).
+func (s *Set) start(nc net.Conn, serve func(net.Conn)) {
+	if s.conns == nil {
+		s.conns = make(map[net.Conn]struct{})
+	}
+	s.conns[nc] = struct{}{}
+	s.wg.Add(1)
+	go func() {
+		defer s.forget(nc)
+		serve(nc)
+	}()
+}
+
+// Adopt serves a connection accepted by another process (handed over by
+// the process this one replaces) as if Serve had accepted it: Shutdown
+// waits for it too. After Shutdown has begun it is closed.
+func (s *Set) Adopt(nc net.Conn, serve func(net.Conn)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing.Load() {
+		nc.Close()
+		return
+	}
+	s.start(nc, serve)
 }
 
 func (s *Set) forget(nc net.Conn) {
@@ -85,10 +112,27 @@ func (s *Set) forget(nc net.Conn) {
 // which new connections then go.
 func (s *Set) SetGrace(d time.Duration) { s.grace.Store(int64(d)) }
 
+// SetHandOff makes Shutdown a handover of the connections to a successor
+// that shares the listening socket: accepting stops first (every
+// connection accepted until then is registered), then every connection's
+// read, and with writes its write too, is interrupted at once; each
+// connection's serve function passes it on instead of closing it.
+func (s *Set) SetHandOff(writes bool) {
+	if writes {
+		s.handoff.Store(2)
+	} else {
+		s.handoff.Store(1)
+	}
+}
+
 // Shutdown stops accepting, interrupts every connection's next read, and
 // waits up to wait for the connections to finish.
 func (s *Set) Shutdown(ln net.Listener, wait time.Duration) {
-	if g := time.Duration(s.grace.Load()); g > 0 {
+	handoff := s.handoff.Load()
+	if handoff > 0 {
+		ln.Close()
+		s.loops.Wait()
+	} else if g := time.Duration(s.grace.Load()); g > 0 {
 		// Handing over to a successor that shares the listening socket:
 		// stop accepting, and let the connections just accepted deliver
 		// and get the requests their clients have sent.
@@ -100,6 +144,9 @@ func (s *Set) Shutdown(ln net.Listener, wait time.Duration) {
 	s.mu.Lock()
 	for nc := range s.conns {
 		nc.SetReadDeadline(time.Unix(1, 0))
+		if handoff == 2 {
+			nc.SetWriteDeadline(time.Unix(1, 0))
+		}
 	}
 	s.mu.Unlock()
 	done := make(chan struct{})

@@ -7,7 +7,9 @@
 //
 // Files: cache.go is the public cache (configuration, the now-based
 // operations, counters), store.go the store.Store view, export.go the
-// copy of a cache's contents into another process; shard.go is one locked
+// copy of a cache's contents into another process, stream.go the same as
+// a byte stream (a re-exec, a snapshot file), with the changes made while
+// it is written; shard.go is one locked
 // part of the cache, slab.go the pointer-free storage of a shard's entries,
 // heap.go the expiry order.
 //

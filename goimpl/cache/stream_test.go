@@ -5,9 +5,9 @@ package cache
 import (
 	"bytes"
 	"context"
-	"io"
 	"errors"
 	"fmt"
+	"io"
 	"testing"
 	"time"
 )

@@ -30,6 +30,7 @@ type conn struct {
 	timedOut string
 	rdl, wdl time.Time // deadlines currently set on nc
 	head     []byte    // the first bytes read (a TLS client on a plaintext listener?)
+	pre      []byte    // request bytes a predecessor read and did not answer (Adopt)
 	cs       connState // what the connection limits see (limits.go)
 }
 
@@ -97,6 +98,12 @@ func (c *conn) Read(p []byte) (int, error) {
 	if s.set.Closing() {
 		return 0, errClosing
 	}
+	if len(c.pre) > 0 {
+		n := copy(p, c.pre)
+		c.pre = c.pre[n:]
+		c.cs.state.Store(stateBusy)
+		return n, nil
+	}
 	n, err := c.nc.Read(p)
 	c.cs.state.Store(stateBusy)
 	if len(c.head) < 3 {
@@ -118,6 +125,9 @@ func (c *conn) pending() bool {
 // take its answers within the frame timeout) is renewed only when less than
 // half of it is left, which keeps the timer work off the common path.
 func (c *conn) flush() error {
+	if c.handingOff() {
+		return errClosing // the successor writes them
+	}
 	ft := c.s.o.FrameTimeout
 	now := time.Now()
 	if c.wdl.Sub(now) < ft/2 {
@@ -128,6 +138,11 @@ func (c *conn) flush() error {
 	n, err := c.nc.Write(c.out)
 	c.cs.state.Store(stateBusy)
 	c.s.m.BytesOut(n)
+	if err != nil && c.handingOff() {
+		// Interrupted for the handover: the successor writes the rest.
+		c.out = c.out[:copy(c.out, c.out[n:])]
+		return errClosing
+	}
 	c.out = c.out[:0]
 	if err != nil {
 		c.timedOut = "response not taken"
@@ -152,6 +167,10 @@ func (c *conn) serve() {
 	for {
 		c.reads = 0
 		m, err := c.rd.ReadMessage()
+		if err != nil && c.handOff(err) {
+			why = metrics.CloseShutdown
+			return
+		}
 		if err != nil {
 			clean = err == io.EOF && len(c.out) == 0
 			why = c.closeReason(err)
@@ -173,12 +192,37 @@ func (c *conn) serve() {
 		c.account()
 		if len(c.out) >= outBase {
 			if err := c.flush(); err != nil {
+				if c.handOff(err) {
+					why = metrics.CloseShutdown
+					return
+				}
 				why = c.closeReason(err)
 				c.report(err)
 				return
 			}
 		}
 	}
+}
+
+// handingOff reports whether the connection is to be passed to a
+// successor (Server.HandOver) rather than served or closed.
+func (c *conn) handingOff() bool { return c.s.set.HandingOff() && c.s.send != nil }
+
+// handOff passes the connection to the successor when err is the
+// handover's interruption, with its unwritten answers and its unanswered
+// request bytes; it reports whether the connection is gone (passed, or
+// dropped because it could not be: logged).
+func (c *conn) handOff(err error) bool {
+	var ne net.Error
+	if !c.handingOff() || !errors.Is(err, errClosing) && !(errors.As(err, &ne) && ne.Timeout()) {
+		return false
+	}
+	in := append(c.rd.Pending(), c.pre...)
+	if err := c.s.send(c.nc, c.out, in); err != nil {
+		c.s.log.Printf("Warning, could not hand the connection from %s to the new process, closing it: %v", peer(c.nc), err)
+	}
+	c.out = c.out[:0]
+	return true
 }
 
 // closeReason says, for the metrics, why a connection ends with err.

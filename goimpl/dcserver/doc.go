@@ -13,6 +13,10 @@
 // than 8 bytes, an unknown operation) or a malformed stream loses its
 // connection, never the server; each is logged, rate-limited.
 //
+// A re-exec hands the connections to the new process (HandOver here,
+// Adopt there): each goes with its unwritten answers and the request bytes
+// read but not answered, so a client's connection outlives the process.
+//
 // Files: server.go is the Server and its options, conn.go one connection
 // (reader, batching, deadlines), limits.go the bounds on what connections
 // hold and how many there are, memory.go how -maxbytes becomes the cache's

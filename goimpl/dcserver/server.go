@@ -98,7 +98,13 @@ type Server struct {
 	limits     registry
 	connMem    atomic.Int64 // bytes connections hold beyond their base buffers
 	connBudget int64
+	send       HandOff // set by HandOver; read once set.HandingOff()
 }
+
+// HandOff passes a connection to the process that replaces this one, with
+// the answers not yet written (out) and the request bytes read but not yet
+// answered (in); handover.Sender.Send is one.
+type HandOff func(nc net.Conn, out, in []byte) error
 
 // New returns a Server; Run or Serve runs it.
 func New(o Options) *Server {
@@ -178,9 +184,36 @@ func (s *Server) Serve(ln net.Listener) {
 }
 
 // HandOver makes the coming Shutdown a handover to a process that shares
-// the listening socket: accepting stops first, and the connections already
-// accepted are served for grace before they are closed at their next read.
-func (s *Server) HandOver(grace time.Duration) { s.set.SetGrace(grace) }
+// the listening socket: accepting stops first, then every connection is
+// passed to send at once, between two requests or in the middle of one,
+// with what this process has not finished for it: no request is answered
+// twice or lost, and its client sees one connection throughout. A TLS
+// connection's state cannot leave the process: with TLS (or a nil send)
+// the connections are served for grace and closed at their next read.
+func (s *Server) HandOver(send HandOff, grace time.Duration) {
+	if send == nil || s.o.TLS != nil {
+		s.set.SetGrace(grace)
+		return
+	}
+	s.send = send
+	s.set.SetHandOff(true)
+}
+
+// Adopt serves a connection the process this one replaces handed over
+// (HandOver there): its unwritten answers out are written first, and the
+// request bytes in are read before the connection's own.
+func (s *Server) Adopt(nc net.Conn, out, in []byte) {
+	s.set.Adopt(nc, func(nc net.Conn) {
+		c := newConn(s, nc)
+		if !s.admit(c) {
+			nc.Close()
+			return
+		}
+		c.out = append(c.out[:0], out...)
+		c.pre = in
+		c.serve()
+	})
+}
 
 // admit registers a new connection under MaxConns, closing a stalled or
 // idle one to make room if need be; false (logged) when it is refused.

@@ -415,3 +415,41 @@ func TestFeatures(t *testing.T) {
 		t.Fatal("FeaturesID")
 	}
 }
+
+// A Reader stopped anywhere in a stream (a connection handed to another
+// process) and a new one given its Pending bytes and the rest of the
+// stream decode every message exactly once between them.
+func TestReaderPendingAtEveryOffset(t *testing.T) {
+	b, payload := multiFrameStream(t)
+	b, _ = AppendMessage(b, &Message{Response: true, UID: 100, Op: OpHave, Payload: []byte{0}})
+	for i := 0; i <= len(b); i++ {
+		var got []*Message
+		keep := func(m *Message) {
+			cp := *m
+			cp.Payload = append([]byte(nil), m.Payload...)
+			got = append(got, &cp)
+		}
+		r := NewReader(bytes.NewReader(b[:i]), WantResponses)
+		for {
+			m, err := r.ReadMessage()
+			if err != nil {
+				break
+			}
+			keep(m)
+		}
+		r2 := NewReader(bytes.NewReader(append(r.Pending(), b[i:]...)), WantResponses)
+		for {
+			m, err := r2.ReadMessage()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatalf("stopped at %d: the new reader: %v", i, err)
+			}
+			keep(m)
+		}
+		if len(got) != 2 || got[0].UID != 99 || !bytes.Equal(got[0].Payload, payload) || got[1].UID != 100 || got[1].Op != OpHave {
+			t.Fatalf("stopped at %d: %d messages", i, len(got))
+		}
+	}
+}

@@ -62,3 +62,21 @@ func (rd *Reader) ReadMessage() (*Message, error) {
 		return nil, err
 	}
 }
+
+// Pending returns the bytes another Reader needs to carry on where this
+// one stopped (a connection handed to another process between two
+// answers): the frames of a message begun but not complete, encoded
+// again, then the bytes read but not yet decoded.
+func (rd *Reader) Pending() []byte {
+	var b []byte
+	if rd.asm.InProgress() {
+		// Every frame but a message's last carries exactly MaxFrameData.
+		m := &rd.asm.msg
+		for p := rd.asm.payload; len(p) > 0; p = p[min(len(p), MaxFrameData):] {
+			n := min(len(p), MaxFrameData)
+			b = AppendFrameHeader(b, m.Response, m.UID, m.Op, false, n)
+			b = append(b, p[:n]...)
+		}
+	}
+	return append(b, rd.buf[rd.beg:rd.end]...)
+}

@@ -60,7 +60,14 @@ type Proxy struct {
 	log  accept.Logger
 	set  accept.Set
 	m    *metrics.Registry
+	send HandOff // set by HandOver; read once set.HandingOff()
 }
+
+// HandOff passes a local connection to the process that replaces this one
+// with the request bytes read but not yet answered (out, the answers not
+// yet written, is always empty here: an answer is written before the next
+// read); handover.Sender.Send is one.
+type HandOff func(nc net.Conn, out, in []byte) error
 
 // New returns a Proxy; Serve runs it.
 func New(o Options) *Proxy {
@@ -82,9 +89,30 @@ func (p *Proxy) Serve(ln net.Listener) {
 }
 
 // HandOver makes the coming Shutdown a handover to a process that shares
-// the listening socket: accepting stops first, and the clients already
-// accepted are served for grace before they are closed at their next read.
-func (p *Proxy) HandOver(grace time.Duration) { p.set.SetGrace(grace) }
+// the listening socket: accepting stops first, then each client is passed
+// to send once the request it is waiting for is answered (at once if it
+// is waiting for none), with the bytes of its next request already read.
+// With a nil send the clients are served for grace and closed at their
+// next read.
+func (p *Proxy) HandOver(send HandOff, grace time.Duration) {
+	if send == nil {
+		p.set.SetGrace(grace)
+		return
+	}
+	p.send = send
+	p.set.SetHandOff(false)
+}
+
+// Adopt serves a local connection the process this one replaces handed
+// over (HandOver there); the request bytes in are read before the
+// connection's own.
+func (p *Proxy) Adopt(nc net.Conn, in []byte) {
+	p.set.Adopt(nc, func(nc net.Conn) {
+		c := newClient(p, nc)
+		c.pre = in
+		c.serve()
+	})
+}
 
 // Closing reports whether Shutdown has begun.
 func (p *Proxy) Closing() bool { return p.set.Closing() }
@@ -105,6 +133,7 @@ type client struct {
 	first bool   // a Read call already happened for the current request
 	rdl   time.Time
 	wdl   time.Time
+	pre   []byte // request bytes a predecessor read and did not answer (Adopt)
 }
 
 var clientPool sync.Pool
@@ -135,6 +164,11 @@ func (c *client) Read(b []byte) (int, error) {
 	if c.p.set.Closing() {
 		return 0, errClosing
 	}
+	if len(c.pre) > 0 {
+		n := copy(b, c.pre)
+		c.pre = c.pre[n:]
+		return n, nil
+	}
 	n, err := c.nc.Read(b)
 	c.p.m.BytesIn(n)
 	return n, err
@@ -163,6 +197,10 @@ func (c *client) serve() {
 	for {
 		c.first = c.rd.Buffered() > 0
 		m, err := c.rd.ReadMessage()
+		if err != nil && c.handOff(err) {
+			why = metrics.CloseShutdown
+			return
+		}
 		if err != nil {
 			if proto.IsCorrupt(err) {
 				c.p.log.Printf("Warning, closing local client: %v", err)
@@ -189,4 +227,18 @@ func (c *client) serve() {
 			return
 		}
 	}
+}
+
+// handOff passes the client to the successor when err is the handover's
+// interruption; it reports whether the client is gone (passed, or dropped
+// because it could not be: logged).
+func (c *client) handOff(err error) bool {
+	var ne net.Error
+	if !c.p.set.HandingOff() || c.p.send == nil || !errors.Is(err, errClosing) && !(errors.As(err, &ne) && ne.Timeout()) {
+		return false
+	}
+	if err := c.p.send(c.nc, nil, append(c.rd.Pending(), c.pre...)); err != nil {
+		c.p.log.Printf("Warning, could not hand a local client to the new process, closing it: %v", err)
+	}
+	return true
 }

@@ -7,14 +7,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"os/signal"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
+	"github.com/distcache-go/distcache/goimpl/handover"
 	"github.com/distcache-go/distcache/goimpl/systemd"
 )
 
@@ -27,18 +30,56 @@ import (
 const UpgradeSignal = syscall.SIGTTIN
 
 // A successor reads its predecessor's state from the descriptor named by
-// this variable; its listeners are 3, 4, ... as for -daemon.
-const envState = "DISTCACHE_UPGRADE_STATE_FD"
+// envState and receives its connections on the one named by envConns; its
+// listeners are 3, 4, ... as for -daemon.
+const (
+	envState = "DISTCACHE_UPGRADE_STATE_FD"
+	envConns = "DISTCACHE_UPGRADE_CONNS_FD"
+)
 
-var statePipe *os.File
+var statePipe, connSocket *os.File
 
 func init() {
-	if v := os.Getenv(envState); v != "" {
-		os.Unsetenv(envState)
-		if fd, err := strconv.Atoi(v); err == nil && fd > 2 {
-			statePipe = os.NewFile(uintptr(fd), "handover")
-		}
+	statePipe = inheritedFrom(envState, "handover")
+	connSocket = inheritedFrom(envConns, "handover-conns")
+}
+
+func inheritedFrom(env, name string) *os.File {
+	v := os.Getenv(env)
+	if v == "" {
+		return nil
 	}
+	os.Unsetenv(env)
+	if fd, err := strconv.Atoi(v); err == nil && fd > 2 {
+		return os.NewFile(uintptr(fd), name)
+	}
+	return nil
+}
+
+// HandedConns returns the receiving end of the connections the process
+// this one replaces hands over (Handed.Conns there), or nil when this
+// process was not started by Upgrade.
+func HandedConns() *handover.Receiver {
+	f := connSocket
+	connSocket = nil
+	if f == nil {
+		return nil
+	}
+	r, err := handover.NewReceiver(f)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "Warning, cannot receive the connections of the previous process: %v\n", err)
+		return nil
+	}
+	return r
+}
+
+// Handed is what a daemon keeps once its successor is ready: the writer of
+// the final state stream, which it writes and closes after its last
+// answer, and the sender of its connections, which it closes once every
+// connection is passed.
+type Handed struct {
+	Final io.WriteCloser
+	Conns *handover.Sender
 }
 
 // HandedOver returns the state written by the process this one replaces,
@@ -57,15 +98,25 @@ func HandedOver() *os.File {
 // in the order Listen and -daemon use, and writeState writes what it reads
 // from HandedOver. It returns the successor's pid once that calls Ready,
 // having told systemd (Type=notify) that the successor is the main process,
-// and the writer of the final stream, which the caller writes and closes
-// after its last answer. If the successor fails, exits or is not ready
-// within timeout, it is killed and the error carries what it said; this
-// process goes on as if nothing had happened.
-func Upgrade(args []string, files []*os.File, writeState func(io.Writer) error, timeout time.Duration) (int, io.WriteCloser, error) {
+// and what the caller hands over from then on (Handed). If the successor
+// fails, exits or is not ready within timeout, it is killed and the error
+// carries what it said; this process goes on as if nothing had happened.
+func Upgrade(args []string, files []*os.File, writeState func(io.Writer) error, timeout time.Duration) (int, *Handed, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return 0, nil, err
 	}
+	conns, connsR, err := handover.Pair()
+	if err != nil {
+		return 0, nil, err
+	}
+	defer connsR.Close()
+	ok := false
+	defer func() {
+		if !ok {
+			conns.Close()
+		}
+	}()
 	exe = strings.TrimSuffix(exe, " (deleted)") // replaced under us: start the new file
 	ready, readyW, err := os.Pipe()
 	if err != nil {
@@ -79,9 +130,9 @@ func Upgrade(args []string, files []*os.File, writeState func(io.Writer) error, 
 	}
 	cmd := exec.Command(exe, args...)
 	cmd.Stderr = os.Stderr
-	cmd.ExtraFiles = append(append([]*os.File(nil), files...), readyW, stateR)
+	cmd.ExtraFiles = append(append([]*os.File(nil), files...), readyW, stateR, connsR)
 	n := 3 + len(files)
-	cmd.Env = append(os.Environ(), envChild+"="+strconv.Itoa(n), envState+"="+strconv.Itoa(n+1))
+	cmd.Env = append(os.Environ(), envChild+"="+strconv.Itoa(n), envState+"="+strconv.Itoa(n+1), envConns+"="+strconv.Itoa(n+2))
 	err = cmd.Start()
 	readyW.Close()
 	stateR.Close()
@@ -106,7 +157,8 @@ func Upgrade(args []string, files []*os.File, writeState func(io.Writer) error, 
 		if _, err := systemd.Notify("MAINPID=" + strconv.Itoa(pid) + "\nREADY=1"); err != nil {
 			fmt.Fprintf(os.Stderr, "Warning, cannot tell systemd the new main process: %v\n", err)
 		}
-		return pid, stateW, nil
+		ok = true
+		return pid, &Handed{Final: stateW, Conns: conns}, nil
 	}
 	stateW.Close()
 	cmd.Process.Kill()
@@ -130,17 +182,23 @@ type Upgrader struct {
 	Files func() ([]*os.File, error)
 	// State writes the first state stream (nil: none).
 	State func(io.Writer) error
+	// Abort, when set, runs after a failed attempt (State's writing has
+	// ended).
+	Abort func()
+	// Timeout is how long the successor may take to be ready (nil: 30
+	// seconds), asked at each attempt: it may grow with the state.
+	Timeout func() time.Duration
 	// Refuse, when set, is logged instead of re-executing.
 	Refuse string
 }
 
 // OnSignal re-executes the daemon each time UpgradeSignal arrives, until
-// one successor is ready: then it sends the writer of the final state
-// stream on the returned channel (the daemon stops, writes it and closes
-// it) and stops listening for the signal. A failed attempt is logged and
-// leaves this process serving.
-func (u Upgrader) OnSignal() <-chan io.WriteCloser {
-	handed := make(chan io.WriteCloser, 1)
+// one successor is ready: then it sends what is to be handed over on the
+// returned channel (the daemon stops, passing its connections, writes the
+// final state and closes both) and stops listening for the signal. A
+// failed attempt is logged and leaves this process serving.
+func (u Upgrader) OnSignal() <-chan *Handed {
+	handed := make(chan *Handed, 1)
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, UpgradeSignal)
 	state := u.State
@@ -159,16 +217,23 @@ func (u Upgrader) OnSignal() <-chan io.WriteCloser {
 				fmt.Fprintf(os.Stderr, "Error, re-exec failed, still serving: %v\n", err)
 				continue
 			}
-			pid, final, err := Upgrade(u.Args, files, state, 30*time.Second)
+			timeout := 30 * time.Second
+			if u.Timeout != nil {
+				timeout = u.Timeout()
+			}
+			pid, h, err := Upgrade(u.Args, files, state, timeout)
 			for _, f := range files {
 				f.Close()
 			}
 			if err != nil {
+				if u.Abort != nil {
+					u.Abort()
+				}
 				fmt.Fprintf(os.Stderr, "Error, re-exec failed, still serving: %v\n", err)
 				continue
 			}
-			fmt.Fprintf(os.Stderr, "Info, process %d has taken over; answering the requests in progress, then exiting\n", pid)
-			handed <- final
+			fmt.Fprintf(os.Stderr, "Info, process %d has taken over; handing it the connections, then exiting\n", pid)
+			handed <- h
 			return
 		}
 	}()
@@ -181,4 +246,49 @@ func RefuseWithMetrics(m *Metrics) string {
 		return ""
 	}
 	return "Error, re-exec is not available with -metrics (the new process could not bind its port); restart instead"
+}
+
+// TakeConns receives the connections the process this one replaces hands
+// over (r from HandedConns) and passes each to adopt: those that arrive
+// before start is closed wait for it (a nil start: none wait), so that a
+// successor serves nothing before it has its predecessor's last state. It
+// returns at once; the receiving ends when the predecessor has passed all.
+func TakeConns(r *handover.Receiver, start <-chan struct{}, adopt func(nc net.Conn, out, in []byte)) {
+	type held struct {
+		nc      net.Conn
+		out, in []byte
+	}
+	var mu sync.Mutex
+	var waiting []held
+	started := start == nil
+	if !started {
+		go func() {
+			<-start
+			mu.Lock()
+			defer mu.Unlock()
+			for _, h := range waiting {
+				adopt(h.nc, h.out, h.in)
+			}
+			waiting, started = nil, true
+		}()
+	}
+	go func() {
+		defer r.Close()
+		for {
+			nc, out, in, err := r.Receive()
+			if err != nil {
+				if err != io.EOF {
+					fmt.Fprintf(os.Stderr, "Warning, receiving the connections of the previous process: %v\n", err)
+				}
+				return
+			}
+			mu.Lock()
+			if started {
+				adopt(nc, out, in)
+			} else {
+				waiting = append(waiting, held{nc, out, in})
+			}
+			mu.Unlock()
+		}
+	}()
 }

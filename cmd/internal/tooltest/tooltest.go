@@ -454,3 +454,81 @@ func ReexecUnderLoad(t *testing.T, p *Proc, pidfile string, rounds int, op func(
 	}
 	return ops.Load()
 }
+
+// Client is one persistent connection of a load test: it dials once and
+// keeps the connection; an exchange that fails is an error (there is no
+// retry), and the next one dials again.
+type Client struct {
+	Network, Addr string
+	c             net.Conn
+	rd            *proto.Reader
+	uid           uint32
+	Dials         int // connections made
+}
+
+// Do sends one request and returns the answer's payload.
+func (k *Client) Do(op proto.Op, payload []byte) ([]byte, error) {
+	if k.c == nil {
+		c, err := net.DialTimeout(k.Network, k.Addr, 2*time.Second)
+		if err != nil {
+			return nil, err
+		}
+		k.c, k.rd = c, proto.NewReader(c, proto.WantResponses)
+		k.Dials++
+	}
+	k.uid++
+	k.c.SetDeadline(time.Now().Add(5 * time.Second))
+	m, err := func() (*proto.Message, error) {
+		if _, err := k.c.Write(Request(k.uid, op, payload)); err != nil {
+			return nil, err
+		}
+		return k.rd.ReadMessage()
+	}()
+	if err == nil && (m.UID != k.uid || m.Op != op) {
+		err = fmt.Errorf("answer uid %d op %v to request uid %d op %v", m.UID, m.Op, k.uid, op)
+	}
+	if err != nil {
+		k.Close()
+		return nil, fmt.Errorf("persistent connection (request %d on it): %w", k.uid, err)
+	}
+	return m.Payload, nil
+}
+
+// Close closes the connection.
+func (k *Client) Close() {
+	if k.c != nil {
+		k.c.Close()
+		k.c = nil
+	}
+}
+
+// DCTest runs dc_test against addr (a distcache address) until StopDCTest:
+// 4 clients with their own sessions, persistent or a connection per
+// operation. Its own model checks every answer. It returns once dc_test
+// has answered 200 operations.
+func DCTest(t testing.TB, addr string, persistent bool) *Proc {
+	t.Helper()
+	args := []string{"-connect", addr, "-clients", "4", "-sessions", "40", "-ops", "1000000", "-timeout", "600", "-timevar", "5", "-progress", "200"}
+	if persistent {
+		args = append(args, "-persistent")
+	}
+	p := Start(t, Bin(t, "dc_test"), args...)
+	p.WaitOutput("total operations", 20*time.Second)
+	return p
+}
+
+// StopDCTest stops a DCTest run and fails the test unless every answer
+// was right; it returns the summary line.
+func StopDCTest(t testing.TB, p *Proc) string {
+	t.Helper()
+	p.Signal(syscall.SIGTERM)
+	if code := p.Wait(20 * time.Second); code != 0 || !strings.Contains(p.Out.String(), "all tests complete") {
+		t.Fatalf("dc_test: exit %d:\n%s", code, p.Out.String())
+	}
+	for _, l := range strings.Split(p.Out.String(), "\n") {
+		if strings.Contains(l, "operations in") {
+			return l
+		}
+	}
+	return ""
+}
