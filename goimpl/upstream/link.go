@@ -47,10 +47,9 @@ type link struct {
 	// waiting counts the requests waiting for a slot.
 	waiting atomic.Int64
 
-	wmu sync.Mutex // serialises writes to the server
-
 	mu          sync.Mutex
 	nc          net.Conn // nil while disconnected
+	w           *writer  // nc's writer
 	gen         uint64
 	nextUID     uint32
 	connectedAt time.Time
@@ -77,7 +76,6 @@ type call struct {
 	res   []byte
 	err   error
 	timer *time.Timer
-	wbuf  []byte // the request's encoding
 	pbuf  []byte // an ADD's payload
 	rbuf  []byte // a one-byte answer
 }
@@ -143,6 +141,7 @@ func (l *link) connect() {
 	l.nc = nc
 	l.connectedAt = time.Now()
 	l.gen++
+	l.w = &writer{l: l, nc: nc, gen: l.gen}
 	gen, probe := l.gen, l.onProbation
 	if probe {
 		l.state.Store(stateProbing)
@@ -266,23 +265,14 @@ func (l *link) send(c *call, op proto.Op, payload []byte, slot bool, want int32,
 	}
 	l.nextUID = uid + 1
 	l.pending[uid] = pend{c: c, op: op, slot: slot, sent: time.Now()}
-	nc, gen := l.nc, l.gen
+	w, gen := l.w, l.gen
 	l.mu.Unlock()
 
 	// The write is done outside l.mu, so that the answer reader is never
 	// held up by a writer waiting for a server that is itself waiting for
-	// us to read.
-	var err error
-	c.wbuf, err = proto.AppendMessage(c.wbuf[:0], &proto.Message{UID: uid, Op: op, Payload: payload})
-	if err == nil {
-		l.wmu.Lock()
-		nc.SetWriteDeadline(deadline)
-		_, err = nc.Write(c.wbuf)
-		l.wmu.Unlock()
-	}
-	if err != nil {
-		l.fail(gen, err, false)
-	}
+	// us to read. A failed write fails the connection, and this request
+	// with it.
+	w.send(&proto.Message{UID: uid, Op: op, Payload: payload}, deadline)
 	return uid, gen, true
 }
 
