@@ -8,8 +8,9 @@
 // every caller pipelined, under fresh uids; the answers are matched back
 // by uid. Requests that callers make while a write to the server is under
 // way are queued and go out together in the next write (writer.go): one
-// system call, and over TLS one record, for many requests. Requests go to the first server of the list that is connected
-// and answering; a server that is down is redialled every Retry.
+// system call, and over TLS one record, for many requests. Requests go
+// to the first server of the list that is connected and answering; a
+// server that is down is redialled every Retry.
 //
 // A request that gets no answer within Timeout, while the server answers
 // nothing else either, fails (ErrDisconnected),
