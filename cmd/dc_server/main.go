@@ -80,8 +80,9 @@ where options include:
    -daemon              detach and run in the background
    -user <user>         run as this user (and its groups)
    -sockowner <user>    owner of the unix socket
-   -sockgroup <group>   group of the unix socket
-   -sockperms <octal>   permissions of the unix socket
+   -sockgroup <group>   group of the unix socket (then mode 0660)
+   -sockperms <octal>   permissions of the unix socket (default 0600:
+                        only this user can connect)
    -pidfile <path>      write the process id to this file
    -killable            exit cleanly on SIGUSR1 or SIGUSR2
    -version             print the version and exit

@@ -36,6 +36,11 @@ where options include:
    -listen <addr>     the address to accept connections on (required)
    -server <addr>     the address to forward them to (required)
    -connect <addr>    same as -server
+   -sockowner <user>  owner of the unix socket
+   -sockgroup <group> group of the unix socket (it becomes 0660 unless
+                      -sockperms says otherwise)
+   -sockperms <octal> permissions of the unix socket (default 0600: only
+                      this user can connect)
    -version           print the version and exit
    -h, -help, -?      this help
 `
@@ -54,6 +59,7 @@ func logf(format string, args ...any) {
 
 func main() {
 	var listen, server string
+	var d tool.Daemon
 	a := tool.NewArgs(os.Args[1:], usage)
 	for a.Next() {
 		switch a.Opt() {
@@ -61,11 +67,12 @@ func main() {
 			listen = a.Value()
 		case "-server", "-connect":
 			server = a.Value()
+		case "-sockowner", "-sockgroup", "-sockperms":
+			d.Option(a)
 		default:
 			a.Unknown()
 		}
 	}
-	var d tool.Daemon
 	sigs := d.Signals()
 	if listen == "" || server == "" {
 		a.Fail("Error, must provide -listen and -server")
@@ -85,6 +92,7 @@ func main() {
 	if err != nil {
 		tool.Die("Error, can't listen on '%s': %v", listen, err)
 	}
+	d.SetupSocket(ln)
 	go func() {
 		<-sigs
 		ln.Close()

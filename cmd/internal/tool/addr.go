@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/distcache-go/distcache/goimpl/nal"
@@ -103,9 +104,10 @@ type Listener struct {
 	sockInfo os.FileInfo
 }
 
-// Listen creates a listener. For a unix socket it refuses to take over a
-// path where a live server answers, removes a stale socket file left by a
-// dead one, and refuses to remove anything that is not a socket.
+// Listen creates a listener. A unix socket is created with mode 0600 (only
+// its owner can connect); Listen refuses to take over a path where a live
+// server answers, removes a stale socket file left by a dead one, and
+// refuses to remove anything that is not a socket.
 func Listen(a Addr) (*Listener, error) {
 	switch a.Network {
 	case "fd":
@@ -120,7 +122,12 @@ func Listen(a Addr) (*Listener, error) {
 		if err := clearUnixPath(a.Address); err != nil { // sock.go
 			return nil, err
 		}
+		// Made owner-only whatever the umask: no other user can connect
+		// until -sockgroup or -sockperms say so (Daemon.SetupSocket), and
+		// the socket is never more open than asked, not even for a moment.
+		old := syscall.Umask(0o177)
 		ln, err := net.Listen("unix", a.Address)
+		syscall.Umask(old)
 		if err != nil {
 			return nil, err
 		}

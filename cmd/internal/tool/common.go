@@ -116,7 +116,9 @@ func (d *Daemon) Listen(listen string) (*Listener, []*os.File, error) {
 }
 
 // SetupSocket applies -sockowner/-sockgroup/-sockperms to a unix listener
-// (failure only warns, as in the original).
+// (failure only warns, as in the original). Listen made the socket 0600;
+// -sockgroup without -sockperms makes it 0660, so that the group named
+// can connect.
 func (d *Daemon) SetupSocket(l *Listener) {
 	if l.Where.Network != "unix" || IsDaemonChild() {
 		return
@@ -127,9 +129,13 @@ func (d *Daemon) SetupSocket(l *Listener) {
 				nullOr(d.SockOwner), nullOr(d.SockGroup), err)
 		}
 	}
-	if d.SockPerms != "" {
-		if err := SockPerms(l.Where.Address, d.SockPerms); err != nil {
-			fmt.Fprintf(os.Stderr, "Warning, can't set socket permissions to '%s', continuing anyway (%v)\n", d.SockPerms, err)
+	perms := d.SockPerms
+	if perms == "" && d.SockGroup != "" {
+		perms = "0660" // the group was named so that its members may connect
+	}
+	if perms != "" {
+		if err := SockPerms(l.Where.Address, perms); err != nil {
+			fmt.Fprintf(os.Stderr, "Warning, can't set socket permissions to '%s', continuing anyway (%v)\n", perms, err)
 		}
 	}
 }

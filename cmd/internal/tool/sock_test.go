@@ -85,8 +85,20 @@ func TestPrepareSocketDir(t *testing.T) {
 }
 
 // TestMain doubles as the squatter: with DC_TEST_SQUAT set it listens on
-// that unix path, says so on stdout, and waits to be killed.
+// that unix path, says so on stdout, and waits to be killed; and as the
+// other user's client: with DC_TEST_CONNECT set it connects to that unix
+// path and says "connected" or why not.
 func TestMain(m *testing.M) {
+	if p := os.Getenv("DC_TEST_CONNECT"); p != "" {
+		c, err := net.Dial("unix", p)
+		if err != nil {
+			os.Stdout.WriteString("refused: " + err.Error() + "\n")
+			os.Exit(1)
+		}
+		c.Close()
+		os.Stdout.WriteString("connected\n")
+		os.Exit(0)
+	}
 	if p := os.Getenv("DC_TEST_SQUAT"); p != "" {
 		ln, err := net.Listen("unix", p)
 		if err != nil {
@@ -181,4 +193,86 @@ func ParseAddrMust(t *testing.T, s string) Addr {
 		t.Fatal(err)
 	}
 	return a
+}
+
+// otherUser runs this test binary (copied to dir, which nobody can read)
+// as nobody, group nogroup, to connect to the unix socket at path; it
+// reports whether that worked, and what the client said.
+func otherUser(t *testing.T, dir, path string) (bool, string) {
+	t.Helper()
+	bin := dir + "/connector"
+	if _, err := os.Stat(bin); err != nil {
+		b, err := os.ReadFile(os.Args[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(bin, b, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cmd := exec.Command(bin)
+	cmd.Env = append(os.Environ(), "DC_TEST_CONNECT="+path)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}
+	out, err := cmd.Output()
+	return err == nil && strings.HasPrefix(string(out), "connected"), string(out)
+}
+
+// Issue 12 item 3: a unix socket is owner-only (0600) whatever the umask,
+// so that no other user can connect unless asked; -sockgroup alone opens
+// it to that group (0660), -sockperms sets the mode outright.
+func TestSocketOwnerOnlyUnlessAsked(t *testing.T) {
+	needRoot(t)
+	dir, err := os.MkdirTemp("", "sockperms")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	os.Chmod(dir, 0o755)
+	// The most permissive umask: the mode must not come from it.
+	defer syscall.Umask(syscall.Umask(0))
+	for i, tc := range []struct {
+		name    string
+		d       Daemon
+		mode    os.FileMode
+		group   int // -1: the creator's
+		connect bool
+	}{
+		{"default", Daemon{}, 0o600, -1, false},
+		{"-sockperms 0666", Daemon{SockPerms: "0666"}, 0o666, -1, true},
+		{"-sockgroup nogroup", Daemon{SockGroup: "nogroup"}, 0o660, nobody, true},
+		{"-sockgroup nogroup -sockperms 0600", Daemon{SockGroup: "nogroup", SockPerms: "0600"}, 0o600, nobody, false},
+		{"-sockowner nobody", Daemon{SockOwner: "nobody"}, 0o600, nobody, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(dir, "s"+strconv.Itoa(i))
+			ln, err := Listen(ParseAddrMust(t, "UNIX:"+path))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer func() { ln.Close(); ln.RemoveSocket() }()
+			go func() {
+				for {
+					c, err := ln.Accept()
+					if err != nil {
+						return
+					}
+					c.Close()
+				}
+			}()
+			tc.d.SetupSocket(ln)
+			fi, err := os.Stat(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fi.Mode().Perm() != tc.mode {
+				t.Errorf("mode %04o, want %04o", fi.Mode().Perm(), tc.mode)
+			}
+			if gid := int(fi.Sys().(*syscall.Stat_t).Gid); tc.group >= 0 && gid != tc.group {
+				t.Errorf("group %d, want %d", gid, tc.group)
+			}
+			if ok, out := otherUser(t, dir, path); ok != tc.connect {
+				t.Errorf("another user connecting: %q, want connected=%v", out, tc.connect)
+			}
+		})
+	}
 }

@@ -532,3 +532,41 @@ func StopDCTest(t testing.TB, p *Proc) string {
 	}
 	return ""
 }
+
+// Nobody is the uid (and gid, nogroup) RunAsNobody runs as.
+const Nobody = 65534
+
+// RunAsNobody runs a tool as user nobody, group nogroup (root only: the
+// test is skipped otherwise), from a copy that nobody may run, to
+// completion (at most d); it returns the exit code and output.
+func RunAsNobody(t testing.TB, d time.Duration, name string, args ...string) (int, string) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to run a tool as another user")
+	}
+	b, err := os.ReadFile(Bin(t, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := TempDir(t)
+	os.Chmod(dir, 0o755)
+	bin := filepath.Join(dir, name)
+	if err := os.WriteFile(bin, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	p := &Proc{t: t, Cmd: exec.Command(bin, args...), Out: &Log{}, done: make(chan struct{})}
+	p.Cmd.Stdout, p.Cmd.Stderr = p.Out, p.Out
+	p.Cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: Nobody, Gid: Nobody}}
+	if err := p.Cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.err = p.Cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		if !p.Exited() {
+			p.Cmd.Process.Kill()
+			<-p.done
+		}
+	})
+	code := p.Wait(d)
+	return code, p.Out.String()
+}
