@@ -69,7 +69,8 @@ where options include:
    -tls12               also accept TLS 1.2 (default: TLS 1.3 only)
                         (SIGHUP reloads the TLS files)
    -sealkey <file>      seal the sessions stored outside this process (as
-                        dc_client -sealkey; needs a backend store)
+                        dc_client -sealkey): in the -backend store, or the
+                        -snapshot file (then only ciphertext)
    -backend <addr>      keep the sessions in Redis instead of in memory (a
                         Redis address, below); a request Redis does not
                         answer within -redistimeout is answered as a miss
@@ -197,8 +198,8 @@ func main() {
 	sigs := cfg.daemon.Signals()
 	cfg.daemon.Check()
 	tlsSrv := cfg.secure.Server()
-	if cfg.secure.SealKey != "" && cfg.backend == "" {
-		tool.Die("Error, -sealkey needs a session store outside this process; sessions dc_server keeps in memory are not sealed")
+	if cfg.secure.SealKey != "" && cfg.backend == "" && cfg.snapshot == "" {
+		tool.Die("Error, -sealkey needs a session store outside this process (-backend) or a -snapshot file; sessions dc_server keeps in memory are not sealed")
 	}
 	cfg.secure.LoadSealKey()
 	ln, files, err := cfg.daemon.Listen(cfg.listen)
@@ -266,7 +267,7 @@ func main() {
 	// are in the backend), and with its connections.
 	handover, conns := tool.HandedOver(), tool.HandedConns()
 	if handover == nil && c != nil && cfg.snapshot != "" {
-		loadSnapshot(cfg.snapshot, c)
+		loadSnapshot(cfg.snapshot, c, cfg.secure.Keys())
 	}
 	if handover != nil && c != nil {
 		if _, err := c.ReadFrom(handover); err != nil {
@@ -341,7 +342,7 @@ func main() {
 	default:
 	}
 	if c != nil && cfg.snapshot != "" {
-		if err := saveSnapshot(cfg.snapshot, c); err != nil {
+		if err := saveSnapshot(cfg.snapshot, c, cfg.secure.Keys()); err != nil {
 			fmt.Fprintf(os.Stderr, "Error, -snapshot: cannot write %s: %v\n", cfg.snapshot, err)
 		} else {
 			fmt.Fprintf(os.Stderr, "Info, -snapshot: %d sessions written to %s\n", c.NumItems(time.Now()), cfg.snapshot)

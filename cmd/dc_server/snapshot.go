@@ -3,14 +3,17 @@
 package main
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/distcache-go/distcache/goimpl/cache"
+	"github.com/distcache-go/distcache/goimpl/seal"
 )
 
 // loadSnapshot imports the sessions a clean stop wrote to path (-snapshot),
@@ -18,8 +21,9 @@ import (
 // purged as usual. A missing file is a first start. A file that other users
 // may read or write, that is not ours, or that is damaged is refused with
 // one line and the server starts empty: what the file holds are TLS master
-// secrets, and a half-read file must not be served.
-func loadSnapshot(path string, c *cache.Cache) {
+// secrets, and a half-read file must not be served. With keys (-sealkey)
+// the file must be sealed with one of them, and without, not sealed.
+func loadSnapshot(path string, c *cache.Cache, keys *seal.Keyring) {
 	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return
@@ -42,8 +46,26 @@ func loadSnapshot(path string, c *cache.Cache) {
 			path, st.Mode().Perm(), path)
 		return
 	}
-	if _, err := c.ReadFrom(f); err != nil {
-		fmt.Fprintf(os.Stderr, "Warning, -snapshot: %s is not a snapshot of dc_server or is damaged (%v); starting empty\n", path, err)
+	br := bufio.NewReader(f)
+	head, _ := br.Peek(64)
+	var r io.Reader = br
+	switch sealed := seal.IsStream(head); {
+	case sealed && keys == nil:
+		fmt.Fprintf(os.Stderr, "Warning, -snapshot: %s is sealed and no -sealkey was given; starting empty\n", path)
+		return
+	case !sealed && keys != nil:
+		fmt.Fprintf(os.Stderr, "Warning, -snapshot: %s is not sealed, and with -sealkey only a sealed snapshot is read; starting empty\n", path)
+		return
+	case sealed:
+		r = seal.NewReader(br, keys)
+	}
+	if _, err := c.ReadFrom(r); err != nil {
+		switch {
+		case errors.Is(err, seal.ErrKeyID), errors.Is(err, seal.ErrAuth):
+			fmt.Fprintf(os.Stderr, "Warning, -snapshot: %s does not open with the -sealkey keys (sealed with another key, or altered: %v); starting empty\n", path, err)
+		default:
+			fmt.Fprintf(os.Stderr, "Warning, -snapshot: %s is not a snapshot of dc_server or is damaged (%v); starting empty\n", path, err)
+		}
 		return
 	}
 	fmt.Fprintf(os.Stderr, "Info, -snapshot: %d sessions read from %s\n", c.NumItems(time.Now()), path)
@@ -51,8 +73,9 @@ func loadSnapshot(path string, c *cache.Cache) {
 
 // saveSnapshot writes the cache to path on a clean stop: to a new file of
 // mode 0600 beside it, renamed over it once complete, so a crash while
-// writing leaves the previous snapshot or none, never half of one.
-func saveSnapshot(path string, c *cache.Cache) error {
+// writing leaves the previous snapshot or none, never half of one. With
+// keys (-sealkey) the file holds only ciphertext (seal.NewWriter).
+func saveSnapshot(path string, c *cache.Cache, keys *seal.Keyring) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
 	if err != nil {
 		return err
@@ -62,7 +85,17 @@ func saveSnapshot(path string, c *cache.Cache) error {
 		tmp.Close()
 		return err
 	}
-	if _, err := c.WriteTo(tmp); err != nil {
+	var w io.Writer = tmp
+	var sw *seal.Writer
+	if keys != nil {
+		sw = seal.NewWriter(tmp, keys)
+		w = sw
+	}
+	_, err = c.WriteTo(w)
+	if err == nil && sw != nil {
+		err = sw.Close()
+	}
+	if err != nil {
 		tmp.Close()
 		return err
 	}

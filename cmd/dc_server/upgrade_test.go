@@ -3,6 +3,7 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"github.com/distcache-go/distcache/cmd/internal/tool"
 	"github.com/distcache-go/distcache/cmd/internal/tooltest"
 	"github.com/distcache-go/distcache/goimpl/proto"
+	"github.com/distcache-go/distcache/goimpl/seal"
 )
 
 // Three re-execs under load, in the four shapes of client: straight to
@@ -201,6 +203,67 @@ func TestSnapshot(t *testing.T) {
 			t.Fatalf("%s: sessions served from a refused file", name)
 		}
 		p.Cmd.Process.Kill() // no clean stop: the next case prepares its own file
+		p.Wait(10 * time.Second)
+	}
+}
+
+// -snapshot with -sealkey: the file holds only ciphertext, the same key
+// reads it back, and another key, or none, is refused with a line saying
+// so and the server starts empty.
+func TestSealedSnapshot(t *testing.T) {
+	dir := tooltest.TempDir(t)
+	sock, snap, k1, k2 := dir+"/s", dir+"/sessions", dir+"/k1", dir+"/k2"
+	os.WriteFile(k1, []byte("snap1 "+strings.Repeat("5a", 32)+"\n"), 0o600)
+	os.WriteFile(k2, []byte("snap2 "+strings.Repeat("a5", 32)+"\n"), 0o600)
+	run := func(args ...string) *tooltest.Proc {
+		p := tooltest.Start(t, tooltest.Bin(t, "dc_server"), append([]string{"-listen", "UNIX:" + sock, "-snapshot", snap}, args...)...)
+		tooltest.WaitDial(t, p, "unix", sock)
+		return p
+	}
+	stopClean := func(p *tooltest.Proc) {
+		p.Signal(syscall.SIGTERM)
+		if code := p.Wait(20 * time.Second); code != 0 {
+			t.Fatalf("exit %d:\n%s", code, p.Out.String())
+		}
+	}
+	id := func(i int) []byte { return []byte(fmt.Sprintf("sealed-id-%03d", i)) }
+	secret := []byte("MASTER-SECRET-of-a-TLS-session")
+	p := run("-sealkey", k1)
+	for i := 0; i < 50; i++ {
+		if ans, err := tooltest.Exchange(sock, proto.OpAdd, proto.AppendAddRequest(nil, 600000, id(i), secret)); err != nil || string(ans) != "\x00" {
+			t.Fatalf("ADD %d: %x %v", i, ans, err)
+		}
+	}
+	stopClean(p)
+	b, err := os.ReadFile(snap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !seal.IsStream(b) || bytes.Contains(b, []byte("MASTER-SECRET")) || bytes.Contains(b, []byte("sealed-id-")) {
+		t.Fatalf("the snapshot is not only ciphertext (%d bytes)", len(b))
+	}
+	p = run("-sealkey", k1)
+	p.WaitOutput("50 sessions read from", 5*time.Second)
+	for i := 0; i < 50; i++ {
+		if ans, err := tooltest.Exchange(sock, proto.OpGet, id(i)); err != nil || !bytes.Equal(ans, secret) {
+			t.Fatalf("session %d after the sealed restart: %q %v", i, ans, err)
+		}
+	}
+	stopClean(p)
+	for _, c := range []struct {
+		args []string
+		says string
+	}{
+		{[]string{"-sealkey", k2}, "does not open with the -sealkey keys"},
+		{nil, "is sealed and no -sealkey was given"},
+	} {
+		p := run(c.args...)
+		p.WaitOutput(c.says, 5*time.Second)
+		p.WaitOutput("starting empty", 5*time.Second)
+		if ans, _ := tooltest.Exchange(sock, proto.OpGet, id(0)); string(ans) != "\x01" {
+			t.Fatalf("%v: a session served from a refused file", c.args)
+		}
+		p.Cmd.Process.Kill() // no clean stop: the file stays for the next case
 		p.Wait(10 * time.Second)
 	}
 }

@@ -361,6 +361,14 @@ func (sr *streamReader) fill() bool {
 	return true
 }
 
+// short records that the stream ended (or did not parse) where more was
+// needed, keeping the reader's own error if it failed.
+func (sr *streamReader) short() {
+	if sr.err == nil || sr.err == io.EOF {
+		sr.err = io.ErrUnexpectedEOF
+	}
+}
+
 func (sr *streamReader) byte() (byte, bool) {
 	if sr.pos == sr.end && !sr.fill() {
 		return 0, false
@@ -374,12 +382,12 @@ func (sr *streamReader) byte() (byte, bool) {
 // stream ends first.
 func (sr *streamReader) bytes(n int) []byte {
 	if n > len(sr.buf) {
-		sr.err = io.ErrUnexpectedEOF
+		sr.short()
 		return nil
 	}
 	for sr.end-sr.pos < n {
 		if !sr.fill() {
-			sr.err = io.ErrUnexpectedEOF
+			sr.short()
 			return nil
 		}
 	}
@@ -392,7 +400,7 @@ func (sr *streamReader) uvarint() uint64 {
 	if sr.end-sr.pos >= binary.MaxVarintLen64 {
 		v, k := binary.Uvarint(sr.buf[sr.pos:sr.end])
 		if k <= 0 {
-			sr.err = io.ErrUnexpectedEOF
+			sr.short()
 			return 0
 		}
 		sr.pos += k
@@ -400,7 +408,7 @@ func (sr *streamReader) uvarint() uint64 {
 	}
 	v, err := binary.ReadUvarint(byteReader{sr})
 	if err != nil {
-		sr.err = io.ErrUnexpectedEOF
+		sr.short()
 	}
 	return v
 }

@@ -116,6 +116,9 @@ func (s *Secure) LoadSealKey() {
 	s.keys = kr
 }
 
+// Keys returns the sealing keys LoadSealKey loaded (nil: none).
+func (s *Secure) Keys() *seal.Keyring { return s.keys }
+
 // Seal wraps st in the sealing store when LoadSealKey loaded keys.
 func (s *Secure) Seal(st store.Store, log accept.Logger) store.Store {
 	if s.keys == nil {
