@@ -165,6 +165,7 @@ compile t_forkobj distcacheserver || true
 compile t_panic distcacheserver || true
 compile t_chroot distcache || true
 compile t_stall distcache || true
+compile failvals_gen distcacheserver || true
 
 # The server: our dc_server, else the C server built on our own ABI.
 S=$OUT/server.sock C=$OUT/client.sock
@@ -182,6 +183,13 @@ if [ -x "$DC_BIN/dc_client" ]; then
 fi
 
 run t_noengine 60 "$OUT/t_noengine"
+# failvals_gen.c (generated from capi/front/api.tab): every function's
+# failure value without an engine (one line says so), and for NULL objects
+DISTCACHE_ENGINE=$OUT/no-such-engine.so run failvals_noengine 60 "$OUT/failvals_gen" noengine
+[ "$(grep -c '^distcache: cannot load the engine: ' "$OUT/failvals_noengine.err")" = 1 ] \
+	&& ok "failvals_noengine: one line says the engine cannot be loaded" \
+	|| { bad "failvals_noengine: want one line on stderr:"; sed 's/^/    /' "$OUT/failvals_noengine.err" | head -5; }
+run failvals_engine 60 "$OUT/failvals_gen" engine
 [ -x "$DC_BIN/dc_server" ] && run t_addr 120 "$OUT/t_addr" "$SRC/goimpl/nal/testdata/addresses.txt" "$DC_BIN/dc_server"
 run t_ctx 120 "$OUT/t_ctx" "UNIX:$S" server
 [ -e "$C" ] && run t_ctx_proxy 120 "$OUT/t_ctx" "UNIX:$C" via-dc_client

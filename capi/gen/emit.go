@@ -22,6 +22,7 @@ func (t *table) generate() (map[string]string, error) {
 		return nil, err
 	}
 	out["dc/kinds_gen.go"] = g
+	out["ctests/failvals_gen.c"] = t.failTest()
 	return out, nil
 }
 
@@ -171,4 +172,71 @@ func (t *table) goKinds() (string, error) {
 		return "", err
 	}
 	return string(src), nil
+}
+
+// failTest is ctests/failvals_gen.c: every public function given what it
+// cannot work with returns its FAIL (see the file's comment).
+func (t *table) failTest() string {
+	var noEng, eng strings.Builder
+	nNo, nEng := 0, 0
+	for _, r := range t.public {
+		p := r.proto
+		var args []string
+		ptr := false
+		for _, a := range p.params {
+			if a.typ[len(a.typ)-1] == "*" {
+				args = append(args, "NULL")
+				ptr = true
+			} else {
+				args = append(args, "1")
+			}
+		}
+		call := fmt.Sprintf("%s(%s)", p.name, strings.Join(args, ", "))
+		line := "\t\t" + call + ";\n"
+		if r.fail != "" {
+			line = fmt.Sprintf("\t\tCHECK(%s == %s, \"%s is %s\");\n", call, r.fail, call, r.fail)
+		}
+		noEng.WriteString(line)
+		if r.fail != "" {
+			nNo++
+		}
+		if ptr {
+			eng.WriteString(line)
+			if r.fail != "" {
+				nEng++
+			}
+		}
+	}
+	var b strings.Builder
+	b.WriteString("/* SPDX-License-Identifier: Apache-2.0 */\n/* " + genNote + " */\n")
+	b.WriteString(`/*
+ * Every public function returns its failure value (the FAIL of its line in
+ * capi/front/api.tab) when it cannot work.  "noengine" (run with
+ * DISTCACHE_ENGINE naming no file): every function, with NULL for each
+ * pointer and 1 for each number.  "engine": with the engine loaded, every
+ * function that takes a pointer, all NULL.  Void functions are called too
+ * (they must return).
+ */
+#include <string.h>
+#include <libnal/nal.h>
+#include <distcache/dc_plug.h>
+#include <distcache/dc_client.h>
+#include <distcache/dc_server.h>
+#include "ct.h"
+
+int main(int argc, char **argv)
+{
+	if (argc != 2 || (strcmp(argv[1], "noengine") != 0 && strcmp(argv[1], "engine") != 0)) {
+		fprintf(stderr, "usage: failvals_gen noengine|engine\n");
+		return 2;
+	}
+	if (strcmp(argv[1], "noengine") == 0) {
+`)
+	fmt.Fprintf(&b, "\t\tCT_PLAN(%d);\n%s", nNo, noEng.String())
+	b.WriteString("\t} else {\n\t\tNAL_ADDRESS *a = NAL_ADDRESS_new();\n\n")
+	fmt.Fprintf(&b, "\t\tCT_PLAN(%d);\n", nEng+1)
+	b.WriteString("\t\tCHECK(a != NULL, \"the engine is loaded\");\n\t\tNAL_ADDRESS_free(a);\n")
+	b.WriteString(eng.String())
+	b.WriteString("\t}\n\treturn ct_exit();\n}\n")
+	return b.String()
 }

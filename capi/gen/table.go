@@ -375,8 +375,8 @@ func (t *table) consistent(name string) []string {
 	for _, r := range t.public {
 		p := r.proto
 		void := p.ret.isVoid()
-		if void != (r.fail == "") {
-			bad(r, "FAIL is - exactly when the function returns void")
+		if void && r.fail != "" || !void && r.fail == "" && r.form != formC {
+			bad(r, "FAIL is - for a void function (or a c row that cannot fail), else its failure value")
 		}
 		for _, n := range r.nonnull {
 			ok := false
