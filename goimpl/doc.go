@@ -7,7 +7,8 @@
 // one DC_CTX under it (client/dcctx), the in-memory session cache
 // (cache), the DC_SERVER object model over a cache (server), stunnel's sessiond datagram protocol over a store (sessiond),
 // the accept loop and rate-limited log the daemons share (accept), the
-// passing of live connections to a re-executed daemon (handover), and the
+// passing of live connections to a re-executed daemon (handover), the raw
+// socket reads and writes of their connections (rawio), and the
 // Store interface every place sessions are kept implements, with the
 // protocol handler over it and its conformance suite (store,
 // store/storetest); the Redis store for standalone, Sentinel and Cluster

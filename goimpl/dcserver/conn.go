@@ -12,6 +12,7 @@ import (
 
 	"github.com/distcache-go/distcache/goimpl/metrics"
 	"github.com/distcache-go/distcache/goimpl/proto"
+	"github.com/distcache-go/distcache/goimpl/rawio"
 	"github.com/distcache-go/distcache/goimpl/tlsconf"
 )
 
@@ -22,6 +23,7 @@ import (
 type conn struct {
 	s        *Server
 	nc       net.Conn
+	io       rawio.Conn // reads and writes nc
 	rd       *proto.Reader
 	out      []byte // encoded responses not yet written
 	payload  []byte // response payload scratch
@@ -53,7 +55,7 @@ func (c *conn) recycle() {
 	if c.rd.Buffered() != 0 || cap(c.out) > outBase || cap(c.payload) > payloadBase {
 		return
 	}
-	*c = conn{rd: c.rd, out: c.out[:0], payload: c.payload[:0], head: c.head[:0]}
+	*c = conn{rd: c.rd, out: c.out[:0], payload: c.payload[:0], head: c.head[:0], io: c.io}
 	connPool.Put(c)
 }
 
@@ -104,7 +106,7 @@ func (c *conn) Read(p []byte) (int, error) {
 		c.cs.state.Store(stateBusy)
 		return n, nil
 	}
-	n, err := c.nc.Read(p)
+	n, err := c.io.Read(p)
 	c.cs.state.Store(stateBusy)
 	if len(c.head) < 3 {
 		c.head = append(c.head, p[:min(n, 3-len(c.head))]...)
@@ -135,7 +137,7 @@ func (c *conn) flush() error {
 		c.nc.SetWriteDeadline(c.wdl)
 	}
 	c.cs.set(stateWriting, now)
-	n, err := c.nc.Write(c.out)
+	n, err := c.io.Write(c.out)
 	c.cs.state.Store(stateBusy)
 	c.s.m.BytesOut(n)
 	if err != nil && c.handingOff() {
@@ -155,6 +157,7 @@ func (c *conn) serve() {
 	clean := false
 	why := metrics.CloseError
 	s.m.ConnAccepted()
+	c.io.Reset(c.nc)
 	defer func() {
 		s.m.ConnClosed(why)
 		c.nc.Close()
