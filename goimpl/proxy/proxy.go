@@ -26,6 +26,7 @@ import (
 	"github.com/distcache-go/distcache/goimpl/accept"
 	"github.com/distcache-go/distcache/goimpl/metrics"
 	"github.com/distcache-go/distcache/goimpl/proto"
+	"github.com/distcache-go/distcache/goimpl/rawio"
 )
 
 // Options configure a Proxy.
@@ -127,6 +128,7 @@ func (p *Proxy) Shutdown(ln net.Listener, wait time.Duration) { p.set.Shutdown(l
 type client struct {
 	p     *Proxy
 	nc    net.Conn
+	io    rawio.Conn // reads and writes nc
 	rd    *proto.Reader
 	pay   []byte // the answer's payload
 	out   []byte // the answer's encoding
@@ -141,9 +143,11 @@ var clientPool sync.Pool
 func newClient(p *Proxy, nc net.Conn) *client {
 	if c, ok := clientPool.Get().(*client); ok {
 		c.p, c.nc = p, nc
+		c.io.Reset(nc)
 		return c
 	}
 	c := &client{p: p, nc: nc}
+	c.io.Reset(nc)
 	c.rd = proto.NewReader(c, proto.WantRequests)
 	return c
 }
@@ -169,7 +173,7 @@ func (c *client) Read(b []byte) (int, error) {
 		c.pre = c.pre[n:]
 		return n, nil
 	}
-	n, err := c.nc.Read(b)
+	n, err := c.io.Read(b)
 	c.p.m.BytesIn(n)
 	return n, err
 }
@@ -189,7 +193,7 @@ func (c *client) serve() {
 		c.p.m.ConnClosed(why)
 		c.nc.Close()
 		if clean && c.rd.Buffered() == 0 && cap(c.out) <= maxPooled && cap(c.pay) <= maxPooled {
-			*c = client{rd: c.rd, out: c.out[:0], pay: c.pay[:0]}
+			*c = client{rd: c.rd, out: c.out[:0], pay: c.pay[:0], io: c.io}
 			clientPool.Put(c)
 		}
 	}()
@@ -220,7 +224,7 @@ func (c *client) serve() {
 			c.wdl = now.Add(clientWriteTimeout)
 			c.nc.SetWriteDeadline(c.wdl)
 		}
-		n, err := c.nc.Write(c.out)
+		n, err := c.io.Write(c.out)
 		c.p.m.BytesOut(n)
 		if err != nil {
 			why = metrics.WriteCloseReason(err)

@@ -11,24 +11,29 @@ import (
 )
 
 // Conn reads and writes one connection. Reset it for each connection; the
-// zero value is ready for Reset.
+// zero value is ready for Reset. As with net.Conn, one Read and one Write
+// may run at the same time, not two of either.
 type Conn struct {
 	nc net.Conn
 	rc syscall.RawConn // nil: use nc
 
-	// The current call's buffer and outcome, for the poller callbacks
+	// The current calls' buffers and outcomes, for the poller callbacks
 	// (method values made once, so a call allocates nothing).
-	p       []byte
-	n       int
-	errno   syscall.Errno
+	r, w    op
 	readFn  func(uintptr) bool
 	writeFn func(uintptr) bool
+}
+
+type op struct {
+	p     []byte
+	n     int
+	errno syscall.Errno
 }
 
 // Reset makes c read and write nc: with raw system calls when nc is a
 // *net.TCPConn or *net.UnixConn, through nc otherwise.
 func (c *Conn) Reset(nc net.Conn) {
-	c.nc, c.rc, c.p = nc, nil, nil
+	c.nc, c.rc, c.r, c.w = nc, nil, op{}, op{}
 	switch nc.(type) {
 	case *net.TCPConn, *net.UnixConn:
 		if rc, err := nc.(syscall.Conn).SyscallConn(); err == nil {
@@ -46,18 +51,19 @@ func (c *Conn) Raw() bool { return c.rc != nil }
 // read is the poller callback of Read: false asks to wait until the socket
 // is readable.
 func (c *Conn) read(fd uintptr) bool {
+	o := &c.r
 	for {
-		r, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(unsafe.SliceData(c.p))), uintptr(len(c.p)))
+		r, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(unsafe.SliceData(o.p))), uintptr(len(o.p)))
 		switch e {
 		case 0:
-			c.n, c.errno = int(r), 0
+			o.n, o.errno = int(r), 0
 			return true
 		case syscall.EINTR:
 			continue
 		case syscall.EAGAIN:
 			return false
 		}
-		c.n, c.errno = 0, e
+		o.n, o.errno = 0, e
 		return true
 	}
 }
@@ -71,35 +77,36 @@ func (c *Conn) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	c.p = p
+	c.r.p = p
 	err := c.rc.Read(c.readFn)
-	c.p = nil
+	c.r.p = nil
 	if err != nil {
 		return 0, err
 	}
-	if c.errno != 0 {
-		return 0, &net.OpError{Op: "read", Net: c.nc.LocalAddr().Network(), Source: c.nc.LocalAddr(), Addr: c.nc.RemoteAddr(), Err: os.NewSyscallError("read", c.errno)}
+	if c.r.errno != 0 {
+		return 0, c.opError("read", c.r.errno)
 	}
-	if c.n == 0 {
+	if c.r.n == 0 {
 		return 0, io.EOF
 	}
-	return c.n, nil
+	return c.r.n, nil
 }
 
-// write is the poller callback of Write: it writes until c.p is gone or
+// write is the poller callback of Write: it writes until c.w.p is gone or
 // the socket has no room (false: wait until it is writable).
 func (c *Conn) write(fd uintptr) bool {
-	for len(c.p) > 0 {
-		r, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(unsafe.SliceData(c.p))), uintptr(len(c.p)))
+	o := &c.w
+	for len(o.p) > 0 {
+		r, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(unsafe.SliceData(o.p))), uintptr(len(o.p)))
 		switch e {
 		case 0:
-			c.n += int(r)
-			c.p = c.p[r:]
+			o.n += int(r)
+			o.p = o.p[r:]
 		case syscall.EINTR:
 		case syscall.EAGAIN:
 			return false
 		default:
-			c.errno = e
+			o.errno = e
 			return true
 		}
 	}
@@ -112,11 +119,17 @@ func (c *Conn) Write(p []byte) (int, error) {
 	if c.rc == nil {
 		return c.nc.Write(p)
 	}
-	c.p, c.n, c.errno = p, 0, 0
+	c.w = op{p: p}
 	err := c.rc.Write(c.writeFn)
-	c.p = nil
-	if err == nil && c.errno != 0 {
-		err = &net.OpError{Op: "write", Net: c.nc.LocalAddr().Network(), Source: c.nc.LocalAddr(), Addr: c.nc.RemoteAddr(), Err: os.NewSyscallError("write", c.errno)}
+	c.w.p = nil
+	if err == nil && c.w.errno != 0 {
+		err = c.opError("write", c.w.errno)
 	}
-	return c.n, err
+	return c.w.n, err
+}
+
+// opError is a failed system call as net.Conn reports it.
+func (c *Conn) opError(call string, e syscall.Errno) error {
+	la := c.nc.LocalAddr()
+	return &net.OpError{Op: call, Net: la.Network(), Source: la, Addr: c.nc.RemoteAddr(), Err: os.NewSyscallError(call, e)}
 }

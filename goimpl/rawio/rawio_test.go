@@ -175,3 +175,34 @@ func BenchmarkPingPong(b *testing.B) {
 		})
 	}
 }
+
+// One goroutine reading while another writes, as dc_client's server link
+// does (go test -race).
+func TestConcurrentReadWrite(t *testing.T) {
+	a, b := pair(t, "tcp")
+	var c Conn
+	c.Reset(b)
+	go io.Copy(a, a) // echo
+	const n = 1 << 20
+	go func() {
+		chunk := bytes.Repeat([]byte{7}, 1000)
+		for sent := 0; sent < n; sent += len(chunk) {
+			if _, err := c.Write(chunk); err != nil {
+				return
+			}
+		}
+	}()
+	buf := make([]byte, 4096)
+	for got := 0; got < n; {
+		k, err := c.Read(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, x := range buf[:k] {
+			if x != 7 {
+				t.Fatal("echo corrupted")
+			}
+		}
+		got += k
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"github.com/distcache-go/distcache/goimpl/latency"
 	"github.com/distcache-go/distcache/goimpl/metrics"
 	"github.com/distcache-go/distcache/goimpl/proto"
+	"github.com/distcache-go/distcache/goimpl/rawio"
 )
 
 // The states of a server link.
@@ -48,8 +49,9 @@ type link struct {
 	waiting atomic.Int64
 
 	mu          sync.Mutex
-	nc          net.Conn // nil while disconnected
-	w           *writer  // nc's writer
+	nc          net.Conn    // nil while disconnected
+	io          *rawio.Conn // reads and writes nc
+	w           *writer     // nc's writer
 	gen         uint64
 	nextUID     uint32
 	connectedAt time.Time
@@ -139,9 +141,11 @@ func (l *link) connect() {
 	}
 	l.lastErr = ""
 	l.nc = nc
+	l.io = new(rawio.Conn)
+	l.io.Reset(nc)
 	l.connectedAt = time.Now()
 	l.gen++
-	l.w = &writer{l: l, nc: nc, gen: l.gen}
+	l.w = &writer{l: l, nc: nc, io: l.io, gen: l.gen}
 	gen, probe := l.gen, l.onProbation
 	if probe {
 		l.state.Store(stateProbing)
@@ -153,7 +157,7 @@ func (l *link) connect() {
 		l.m.Reconnect()
 	}
 	l.m.Up(!probe)
-	go l.readLoop(nc, gen)
+	go l.readLoop(l.io, gen)
 	if probe {
 		l.u.log.Printf("Info, connected to the server '%s'; probing it before use", l.srv.Name)
 		go l.probe(gen)
@@ -176,8 +180,8 @@ func (e kindError) Error() string { return e.msg }
 func (e kindError) Unwrap() error { return e.cause }
 
 // readLoop delivers the answers of one connection.
-func (l *link) readLoop(nc net.Conn, gen uint64) {
-	rd := proto.NewReader(nc, proto.WantResponses)
+func (l *link) readLoop(rw *rawio.Conn, gen uint64) {
+	rd := proto.NewReader(rw, proto.WantResponses)
 	for {
 		m, err := rd.ReadMessage()
 		if err != nil {
