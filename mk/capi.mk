@@ -231,3 +231,6 @@ capi-bench: capi tools
 	$(MAKE) --no-print-directory install-capi DESTDIR=$(BUILD)/bench-root PREFIX=/usr/local \
 	  LIBDIR=/usr/local/lib INCDIR=/usr/local/include
 	ROOT=$(BUILD)/bench-root PREFIX=/usr/local DC_BIN=$(BUILD)/bin OUT=$(BUILD)/bench-c ./ctests/bench.sh
+	@if [ -z "$(ORIG)" ]; then echo "capi-bench: C libraries vs the original skipped (ORIG=/prefix of a distcache 1.5 installation)"; \
+	else ROOT=$(BUILD)/bench-root PREFIX=/usr/local DC_BIN=$(BUILD)/bin ORIG="$(ORIG)" OUT=$(BUILD)/bench-vsorig \
+	  ./ctests/vsorig.sh; fi
