@@ -27,6 +27,8 @@ static NAL_CONNECTION *p1, *p2;
 static NAL_BUFFER *buf;
 static DC_PLUG *q1, *q2, *s1;
 static DC_SERVER *srv;
+static NAL_ADDRESS *fresh_a;	/* made in the parent, never used there */
+static NAL_CONNECTION *fresh_c;
 static struct timeval now;
 
 /* Run fn in a child with a deadline; 1 if it exited 0. */
@@ -163,6 +165,17 @@ static int child_stale(void)
 		DC_SERVER_clients_io(srv, &now) == 0);
 }
 
+/* A handle made before fork() and never used has no engine object yet: it
+ * works in the child even without restore, as a fresh one. */
+static int child_fresh(void)
+{
+	NAL_CONNECTION *peer = NAL_CONNECTION_new();
+
+	return !(NAL_ADDRESS_create(fresh_a, "IP:127.0.0.1:9", 4096) && NAL_ADDRESS_can_connect(fresh_a) &&
+		peer && NAL_CONNECTION_create_pair(fresh_c, peer, 4096) &&
+		NAL_BUFFER_write(NAL_CONNECTION_get_send(fresh_c), (const unsigned char *)"x", 1) == 1);
+}
+
 /* The original dc_server's pattern: listener + server, then daemon(). */
 static int daemon_pattern(const char *dir)
 {
@@ -238,7 +251,7 @@ int main(int argc, char **argv)
 	NAL_CONNECTION *s1c = NAL_CONNECTION_new(), *s2c = NAL_CONNECTION_new();
 
 	setvbuf(stdout, NULL, _IONBF, 0);
-	CT_PLAN(17);
+	CT_PLAN(18);
 	snprintf(a, sizeof a, "UNIX:%s/forkobj.sock", dir);
 	addr = NAL_ADDRESS_new();
 	sel = NAL_SELECTOR_new();
@@ -246,6 +259,8 @@ int main(int argc, char **argv)
 	p1 = NAL_CONNECTION_new();
 	p2 = NAL_CONNECTION_new();
 	buf = NAL_BUFFER_new();
+	fresh_a = NAL_ADDRESS_new();
+	fresh_c = NAL_CONNECTION_new();
 	DC_SERVER_set_default_cache();
 	srv = DC_SERVER_new(100);
 	CHECK(addr && NAL_ADDRESS_create(addr, a, 4096) && NAL_LISTENER_create(lis, addr) &&
@@ -281,6 +296,7 @@ int main(int argc, char **argv)
 	CHECK(in_child(child_server, 30), "child: DC_SERVER with its cache and client restored; GET answered");
 	setenv("DISTCACHE_NO_FORK_RESTORE", "1", 1);
 	CHECK(in_child(child_stale, 30), "child without restore: every object fails at once (0/-1), no hang");
+	CHECK(in_child(child_fresh, 30), "child without restore: handles made but never used in the parent work");
 	unsetenv("DISTCACHE_NO_FORK_RESTORE");
 	CHECK(child_address() == 0 && child_buffer() == 0 && child_plug() == 0 && child_server() == 0,
 		"parent: its objects still work after the children");
@@ -296,5 +312,7 @@ int main(int argc, char **argv)
 	NAL_SELECTOR_free(sel);
 	NAL_ADDRESS_free(addr);
 	NAL_BUFFER_free(buf);
+	NAL_ADDRESS_free(fresh_a);
+	NAL_CONNECTION_free(fresh_c);
 	return ct_exit();
 }

@@ -13,8 +13,6 @@ import (
 	"sync"
 	"unsafe"
 
-	pointer "github.com/mattn/go-pointer"
-
 	"github.com/distcache-go/distcache/goimpl/client/dcctx"
 	capinal "github.com/distcache-go/distcache/nal"
 )
@@ -112,7 +110,7 @@ func dce_DC_CTX_free(ref unsafe.Pointer) {
 	defer capinal.RescueVoid()
 	if c := ctxOf(ref); c != nil {
 		freeCtx(c)
-		pointer.Unref(ref)
+		capinal.Unref(ref)
 	}
 }
 

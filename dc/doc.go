@@ -6,6 +6,6 @@
 // thin conversion onto goimpl/plug, goimpl/client/dcctx and goimpl/server.
 //
 // The C front (capi/front) owns the handles that C programs see; what it passes
-// here are engine references made with github.com/mattn/go-pointer. The dce_
+// here are engine references made by nal.Save (nal/refs.go). The dce_
 // prefix keeps the engine's symbols from ever interposing on the front's.
 package dc

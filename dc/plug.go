@@ -11,8 +11,6 @@ import "C"
 import (
 	"unsafe"
 
-	pointer "github.com/mattn/go-pointer"
-
 	"github.com/distcache-go/distcache/goimpl/plug"
 	capinal "github.com/distcache-go/distcache/nal"
 )
@@ -68,7 +66,7 @@ func dce_DC_PLUG_free(r unsafe.Pointer) (ret C.int) {
 	if cp.buf != nil {
 		C.free(cp.buf)
 	}
-	pointer.Unref(r)
+	capinal.Unref(r)
 	return 1
 }
 

@@ -32,8 +32,6 @@ import (
 	"time"
 	"unsafe"
 
-	pointer "github.com/mattn/go-pointer"
-
 	"github.com/distcache-go/distcache/goimpl/cache"
 	"github.com/distcache-go/distcache/goimpl/plug"
 	gserver "github.com/distcache-go/distcache/goimpl/server"
@@ -121,7 +119,7 @@ func (s *server) addClient(c *gserver.Client, conn, front unsafe.Pointer) *sclie
 		if !nofree {
 			capinal.DropConn(cl.conn) // the plug freed the connection
 		}
-		pointer.Unref(cl.ref)
+		capinal.Unref(cl.ref)
 		if !cl.byFront {
 			deadMu.Lock()
 			dead = append(dead, cl.front)
@@ -231,7 +229,7 @@ func dce_DC_SERVER_free(r unsafe.Pointer) {
 	defer capinal.RescueVoid()
 	if s := srvOf(r); s != nil {
 		s.s.Free()
-		pointer.Unref(r)
+		capinal.Unref(r)
 	}
 }
 

@@ -11,7 +11,6 @@ import (
 	"errors"
 	"unsafe"
 
-	pointer "github.com/mattn/go-pointer"
 	"golang.org/x/sys/unix"
 
 	gonal "github.com/distcache-go/distcache/goimpl/nal"
@@ -99,9 +98,9 @@ func NewConn(c *gonal.Connection) unsafe.Pointer {
 // DropConn releases the references of a connection (not the connection).
 func DropConn(r unsafe.Pointer) {
 	if w := ConnOf(r); w != nil {
-		pointer.Unref(w.rd)
-		pointer.Unref(w.sd)
-		pointer.Unref(r)
+		Unref(w.rd)
+		Unref(w.sd)
+		Unref(r)
 	}
 }
 
@@ -117,12 +116,47 @@ func dce_NAL_ADDRESS_new() (ret unsafe.Pointer) {
 	return Save(gonal.NewAddress())
 }
 
+// A fresh front handle's first NAL_ADDRESS_create, in one crossing: a new
+// address, created; *ok says whether the create succeeded (the address is
+// returned either way, in the state a failed create leaves).
+//
+//export dce_NAL_ADDRESS_new_create
+func dce_NAL_ADDRESS_new_create(s *C.char, size C.uint, ok *C.int) (ret unsafe.Pointer) {
+	defer Rescue(&ret, nil)
+	a := gonal.NewAddress()
+	*ok = b2i(s != nil && a.Create(C.GoString(s), uint32(size)))
+	return Save(a)
+}
+
+// Kinds the front frees in batches (numbered as the front's DCF_K_*): the
+// ones that hold no descriptor, so a late free is not seen outside.
+const (
+	batchAddress = 1
+	batchBuffer  = 5
+)
+
+// Engine objects of handles already freed, released in one crossing.
+//
+//export dce_free_batch
+func dce_free_batch(kinds *C.int, rs *unsafe.Pointer, n C.int) {
+	defer RescueVoid()
+	ks := unsafe.Slice(kinds, int(n))
+	for i, r := range unsafe.Slice(rs, int(n)) {
+		switch ks[i] {
+		case batchAddress:
+			dce_NAL_ADDRESS_free(r)
+		case batchBuffer:
+			dce_NAL_BUFFER_free(r)
+		}
+	}
+}
+
 //export dce_NAL_ADDRESS_free
 func dce_NAL_ADDRESS_free(r unsafe.Pointer) {
 	defer RescueVoid()
 	if a := addrOf(r); a != nil {
 		a.Free()
-		pointer.Unref(r)
+		Unref(r)
 	}
 }
 
@@ -189,7 +223,7 @@ func dce_NAL_SELECTOR_free(r unsafe.Pointer) {
 	defer RescueVoid()
 	if s := selOf(r); s != nil {
 		s.Free()
-		pointer.Unref(r)
+		Unref(r)
 	}
 }
 
@@ -234,7 +268,7 @@ func dce_NAL_LISTENER_free(r unsafe.Pointer) {
 	defer RescueVoid()
 	if l := listOf(r); l != nil {
 		l.Free()
-		pointer.Unref(r)
+		Unref(r)
 	}
 }
 
@@ -383,12 +417,22 @@ func dce_NAL_BUFFER_new() (ret unsafe.Pointer) {
 	return Save(gonal.NewBuffer())
 }
 
+// A fresh front handle's first NAL_BUFFER_set_size, in one crossing.
+//
+//export dce_NAL_BUFFER_new_set_size
+func dce_NAL_BUFFER_new_set_size(size C.uint, ok *C.int) (ret unsafe.Pointer) {
+	defer Rescue(&ret, nil)
+	b := gonal.NewBuffer()
+	*ok = b2i(b.SetSize(uint32(size)))
+	return Save(b)
+}
+
 //export dce_NAL_BUFFER_free
 func dce_NAL_BUFFER_free(r unsafe.Pointer) {
 	defer RescueVoid()
 	if b, ok := Restore(r).(*gonal.Buffer); ok {
 		b.Free()
-		pointer.Unref(r)
+		Unref(r)
 	}
 }
 

@@ -10,8 +10,6 @@ import (
 	"sync"
 	"time"
 	"unsafe"
-
-	pointer "github.com/mattn/go-pointer"
 )
 
 // No panic crosses the C boundary: a panic unwinding into a C caller (an
@@ -83,13 +81,13 @@ func exportName() string {
 // (panictest.go): the C suite's way to make an export panic on purpose.
 var testHook func()
 
-// Save makes a C-visible reference to v (go-pointer), for every export of
-// the engine.
+// Save makes a C-visible reference to v (refs.go), for every export of the
+// engine.
 func Save(v any) unsafe.Pointer {
 	if testHook != nil {
 		testHook()
 	}
-	return pointer.Save(v)
+	return saveRef(v)
 }
 
 // Restore returns the value behind a reference made by Save (nil if none).
@@ -97,5 +95,5 @@ func Restore(r unsafe.Pointer) any {
 	if testHook != nil {
 		testHook()
 	}
-	return pointer.Restore(r)
+	return restoreRef(r)
 }

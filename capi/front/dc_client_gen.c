@@ -4,6 +4,7 @@
  * libdistcache.so.1: the functions of the forms call, new and free (api.tab
  * says what each does); the others are written by hand.
  */
+#include <stddef.h>
 #include <stdlib.h>
 #include <distcache/dc_plug.h>
 #include <distcache/dc_client.h>

@@ -8,6 +8,8 @@
 #ifndef DCF_FRONT_H
 #define DCF_FRONT_H
 
+#include <stdlib.h>
+#include <string.h>
 #include <libnal/nal.h>
 #include "engine.h"
 
@@ -18,6 +20,10 @@ struct dcf_obj {
 	dcf_ref ref;
 	unsigned long gen;
 	int kind;			/* 0: not registered */
+	/* a libnal handle made without its engine object (dcf_make): the
+	 * offsets in struct dcf_engine of the engine functions that make
+	 * and free it; 0 for the others */
+	unsigned int make, unmake;
 };
 
 struct st_NAL_ADDRESS { struct dcf_obj o; };
@@ -25,7 +31,10 @@ struct st_NAL_SELECTOR { struct dcf_obj o; };
 struct st_NAL_LISTENER { struct dcf_obj o; };
 /* A connection's two buffer handles are embedded in its handle, not
  * registered: freed with it, never alone. */
-struct st_NAL_BUFFER { struct dcf_obj o; };
+struct st_NAL_BUFFER {
+	struct dcf_obj o;
+	unsigned int size;	/* as last set through the handle (0: may be freed late) */
+};
 struct st_NAL_CONNECTION {
 	struct dcf_obj o;
 	NAL_BUFFER rd, sd;	/* get_read/get_send handles */
@@ -57,17 +66,86 @@ static inline unsigned long dcf_gen(void)
 
 DCF_HIDDEN void dcf_stale(void);
 
-/* The reference of a handle in this generation; NULL (and one line on
- * stderr) for an object made before a fork() in an earlier generation. */
-static inline dcf_ref dcf_cur(const struct dcf_obj *o)
+/* A zeroed handle.  Not calloc(): glibc's calloc bypasses the per-thread
+ * cache that malloc and free use, which doubles the cost of a new/free pair;
+ * the empty asm keeps the compiler from folding malloc + memset back into
+ * calloc. */
+static inline void *dcf_alloc(size_t n)
 {
-	if (!o || !o->ref)
+	void *p = malloc(n);
+
+	__asm__ volatile("" : "+r"(p));
+	if (p)
+		memset(p, 0, n);
+	return p;
+}
+
+/* Give a fresh handle the engine object r; 0 if another thread was first
+ * (the caller frees r). */
+static inline int dcf_install(struct dcf_obj *o, dcf_ref r)
+{
+	dcf_ref old = NULL;
+
+	o->gen = dcf_gen();
+	return __atomic_compare_exchange_n(&o->ref, &old, r, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+}
+
+/* A handle without an engine object yet. */
+static inline int dcf_fresh(const struct dcf_obj *o)
+{
+	return !__atomic_load_n(&o->ref, __ATOMIC_ACQUIRE);
+}
+
+/* In libnal: free the engine object r of a freed address or empty buffer
+ * handle later, with others in one crossing (loader.c). */
+DCF_HIDDEN void dcf_free_later(int kind, dcf_ref r);
+
+/*
+ * The libnal kinds are made lazily: NAL_*_new only allocates and registers
+ * the handle (C memory, no call into the engine), and the engine object is
+ * made by the first call that needs it, with the function at o->make.  A
+ * handle without an engine object is in the state of a fresh one in any
+ * process generation, so a fork snapshot skips it and the child makes its
+ * own on first use.  Two threads racing on a fresh handle keep one engine
+ * object (the loser frees its own, with o->unmake).
+ */
+static inline dcf_ref dcf_make(struct dcf_obj *o)
+{
+	const struct dcf_engine *e;
+	dcf_ref (*make)(void);
+	void (*unmake)(dcf_ref);
+	dcf_ref r;
+
+	if (!o->make || !(e = dcf_e()))
 		return NULL;
+	memcpy(&make, (const char *)e + o->make, sizeof make);
+	memcpy(&unmake, (const char *)e + o->unmake, sizeof unmake);
+	if (!(r = make()))
+		return NULL;
+	if (dcf_install(o, r))
+		return r;
+	unmake(r);
+	return dcf_fresh(o) ? NULL : o->ref;
+}
+
+/* The reference of a handle in this generation (made now for a fresh
+ * libnal handle); NULL (and one line on stderr) for an object made before a
+ * fork() in an earlier generation that was not carried over. */
+static inline dcf_ref dcf_cur(const struct dcf_obj *co)
+{
+	struct dcf_obj *o = (struct dcf_obj *)co;
+	dcf_ref r;
+
+	if (!o)
+		return NULL;
+	r = __atomic_load_n(&o->ref, __ATOMIC_ACQUIRE);
+	if (!r)
+		return dcf_make(o);
 	if (o->gen != dcf_gen()) {
 		dcf_stale();
 		return NULL;
 	}
-	return o->ref;
+	return r;
 }
 
 /* The reference in this generation of handle h (a pointer to any handle

@@ -30,6 +30,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,7 +47,37 @@
 #define ENGINE_NAME DCF_ENGINE_FILE
 
 static pthread_mutex_t load_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_mutex_t obj_mu = PTHREAD_MUTEX_INITIALIZER;
+/*
+ * The object lock guards the registry below (and a DC_CTX's engine side).
+ * It is held for a few memory operations on every new and free, where a
+ * pthread mutex (an atomic to take it, another to give it back, and two
+ * calls) cost as much as the rest of a new/free pair: so a spin lock (one
+ * atomic exchange to take, a plain store to release) that yields the CPU
+ * after a short spin, for the rare long holder (a fork's snapshot, the first
+ * use of a DC_CTX).
+ */
+static int obj_mu;
+
+static void obj_acquire(void)
+{
+	int spins = 0;
+
+	while (__atomic_exchange_n(&obj_mu, 1, __ATOMIC_ACQUIRE))
+		while (__atomic_load_n(&obj_mu, __ATOMIC_RELAXED)) {
+			if (++spins < 100) {
+#if defined(__x86_64__) || defined(__i386__)
+				__builtin_ia32_pause();
+#endif
+			} else {
+				sched_yield();
+			}
+		}
+}
+
+static void obj_release(void)
+{
+	__atomic_store_n(&obj_mu, 0, __ATOMIC_RELEASE);
+}
 static volatile unsigned long generation = 1;
 static struct dcf_engine table;
 static const struct dcf_engine *live;	/* loaded in this generation */
@@ -155,7 +186,7 @@ static int track(const void *p, int kind)
 {
 	int ok;
 
-	pthread_mutex_lock(&obj_mu);
+	obj_acquire();
 	ok = reg_room();
 	if (ok) {
 		reg_put(reg, reg_cap, p, kind);
@@ -163,7 +194,7 @@ static int track(const void *p, int kind)
 		if (kind != DCF_K_CTX)
 			reg_count++;
 	}
-	pthread_mutex_unlock(&obj_mu);
+	obj_release();
 	return ok;
 }
 
@@ -184,10 +215,10 @@ static int live_obj(const void *p, int kind)
 	struct reg_slot *s;
 	int ok;
 
-	pthread_mutex_lock(&obj_mu);
+	obj_acquire();
 	s = reg_find(p);
 	ok = s && s->kind == kind;
-	pthread_mutex_unlock(&obj_mu);
+	obj_release();
 	if (!ok)
 		foreign(kind);
 	return ok;
@@ -198,23 +229,68 @@ static int forget(const void *p, int kind)
 	struct reg_slot *s;
 	int i;
 
-	pthread_mutex_lock(&obj_mu);
+	obj_acquire();
 	s = reg_find(p);
 	if (!s || s->kind != kind) {
-		pthread_mutex_unlock(&obj_mu);
+		obj_release();
 		foreign(kind);
 		return 0;
 	}
 	s->p = &reg_tomb;
 	reg_used--;
 	reg_tombs++;
+	/* A deleted slot before an empty one ends no probe chain: empty it, and
+	 * the deleted ones before it (so that new/free pairs leave no trail). */
+	if (!reg[(size_t)(s - reg + 1) & (reg_cap - 1)].p) {
+		size_t j = (size_t)(s - reg);
+		while (reg[j].p == &reg_tomb) {
+			reg[j].p = NULL;
+			reg_tombs--;
+			j = (j - 1) & (reg_cap - 1);
+		}
+	}
 	if (kind != DCF_K_CTX)
 		reg_count--;
 	for (i = 0; i < snap_n; i++)
 		if (snap_objs[i] == p)
 			snap_objs[i] = NULL;
-	pthread_mutex_unlock(&obj_mu);
+	obj_release();
 	return 1;
+}
+
+/*
+ * Late frees (dcf_free_later): the engine objects of freed address and
+ * empty buffer handles wait here and go to the engine LATER_MAX at a time,
+ * so a new/use/free cycle costs a fraction of a crossing for its free.  They
+ * belong to the engine of their generation: a child drops them (that engine
+ * is gone).
+ */
+#define LATER_MAX 64
+static int later_kind[LATER_MAX];
+static dcf_ref later_ref[LATER_MAX];
+static int later_n;
+
+DCF_HIDDEN void dcf_free_later(int kind, dcf_ref r)
+{
+	int kinds[LATER_MAX], n = 0;
+	dcf_ref refs[LATER_MAX];
+	unsigned long gen;
+	const struct dcf_engine *e;
+
+	obj_acquire();
+	later_kind[later_n] = kind;
+	later_ref[later_n++] = r;
+	if (later_n == LATER_MAX) {
+		n = later_n;
+		memcpy(kinds, later_kind, sizeof kinds[0] * (size_t)n);
+		memcpy(refs, later_ref, sizeof refs[0] * (size_t)n);
+		later_n = 0;
+	}
+	gen = generation;
+	obj_release();
+	e = __atomic_load_n(&live, __ATOMIC_ACQUIRE);
+	if (n && e && gen == generation)
+		e->free_batch(kinds, refs, n);
 }
 
 /* In the prepare handler (both locks held): snapshot the handles of this
@@ -275,7 +351,7 @@ static void restore_snapshot(const struct dcf_engine *e)
 	nr = calloc((size_t)snap_n, sizeof *nr);
 	if (nr)
 		e->restore(snap, snap_len, nr, snap_n);
-	pthread_mutex_lock(&obj_mu);
+	obj_acquire();
 	for (i = 0; i < snap_n; i++) {
 		struct dcf_obj *o = snap_objs[i];
 		if (!o)
@@ -295,7 +371,7 @@ static void restore_snapshot(const struct dcf_engine *e)
 			c->rd.o.gen = c->sd.o.gen = generation;
 		}
 	}
-	pthread_mutex_unlock(&obj_mu);
+	obj_release();
 	if (lost)
 		stale();
 	free(nr);
@@ -310,7 +386,7 @@ static int child_close_n, child_close_cap;
 static void fork_prepare(void)
 {
 	pthread_mutex_lock(&load_mu);
-	pthread_mutex_lock(&obj_mu);
+	obj_acquire();
 	take_snapshot();
 	child_close_n = live ? live->fork_fds(child_close, child_close_cap) : 0;
 	if (child_close_n > child_close_cap) {
@@ -330,7 +406,7 @@ static void fork_parent(void)
 	if (snap_fresh)
 		snap_drop();
 	snap_fresh = 0;
-	pthread_mutex_unlock(&obj_mu);
+	obj_release();
 	pthread_mutex_unlock(&load_mu);
 }
 
@@ -343,8 +419,9 @@ static void fork_child(void)
 	child_close_n = 0;
 	generation++;
 	live = NULL;
+	later_n = 0;
 	snap_fresh = 0;
-	pthread_mutex_unlock(&obj_mu);
+	obj_release();
 	pthread_mutex_unlock(&load_mu);
 }
 
@@ -567,12 +644,12 @@ static void stale(void)
 
 static void obj_lock(void)
 {
-	pthread_mutex_lock(&obj_mu);
+	obj_acquire();
 }
 
 static void obj_unlock(void)
 {
-	pthread_mutex_unlock(&obj_mu);
+	obj_release();
 }
 
 static const struct dcf_shared shared = {

@@ -5,6 +5,7 @@
  * The codec functions are plain C (they need no engine).
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include "front.h"
 
@@ -45,6 +46,80 @@ DCF_PUBLIC NAL_BUFFER *NAL_CONNECTION_get_read(NAL_CONNECTION *c) { return conn_
 DCF_PUBLIC NAL_BUFFER *NAL_CONNECTION_get_send(NAL_CONNECTION *c) { return conn_buf(c, 1); }
 DCF_PUBLIC const NAL_BUFFER *NAL_CONNECTION_get_read_c(const NAL_CONNECTION *c) { return conn_buf(c, 0); }
 DCF_PUBLIC const NAL_BUFFER *NAL_CONNECTION_get_send_c(const NAL_CONNECTION *c) { return conn_buf(c, 1); }
+
+/* Addresses and empty buffers hold no descriptor and no storage: their
+ * engine objects are released in batches (dcf_free_later), a crossing per
+ * many frees.  A buffer with storage is released at once (held back, its
+ * memory could not be reused by the next one). */
+DCF_PUBLIC void NAL_ADDRESS_free(NAL_ADDRESS *a)
+{
+	if (!dcf_forget(a, DCF_K_ADDRESS))
+		return;
+	if (a->o.ref && a->o.gen == dcf_gen())
+		dcf_free_later(DCF_K_ADDRESS, a->o.ref);
+	free(a);
+}
+
+DCF_PUBLIC void NAL_BUFFER_free(NAL_BUFFER *b)
+{
+	const struct dcf_engine *e;
+
+	if (!dcf_forget(b, DCF_K_BUFFER))
+		return;
+	if (b->o.ref && b->o.gen == dcf_gen() && !b->size)
+		dcf_free_later(DCF_K_BUFFER, b->o.ref);
+	else if ((e = dcf_owner(&b->o)))
+		e->NAL_BUFFER_free(b->o.ref);
+	free(b);
+}
+
+/* The first use of a fresh address or buffer is usually create or set_size:
+ * the engine makes the object and does that in one crossing. */
+DCF_PUBLIC int NAL_ADDRESS_create(NAL_ADDRESS *a, const char *s, unsigned int size)
+{
+	const struct dcf_engine *e = dcf_e();
+	dcf_ref r;
+
+	if (!e || !a || !s)
+		return 0;
+	if (dcf_fresh(&a->o)) {
+		int ok = 0;
+		if (!(r = e->NAL_ADDRESS_new_create(s, size, &ok)))
+			return 0;
+		if (dcf_install(&a->o, r))
+			return ok;
+		e->NAL_ADDRESS_free(r);	/* another thread made one first */
+	}
+	if (!(r = dcf_ref_of(a)))
+		return 0;
+	return e->NAL_ADDRESS_create(r, s, size);
+}
+
+DCF_PUBLIC int NAL_BUFFER_set_size(NAL_BUFFER *b, unsigned int size)
+{
+	const struct dcf_engine *e = dcf_e();
+	int ok = -1;
+	dcf_ref r;
+
+	if (!e || !b)
+		return 0;
+	if (dcf_fresh(&b->o) && b->o.make) {
+		if (!(r = e->NAL_BUFFER_new_set_size(size, &ok)))
+			return 0;
+		if (!dcf_install(&b->o, r)) {
+			e->NAL_BUFFER_free(r);	/* another thread made one first */
+			ok = -1;
+		}
+	}
+	if (ok < 0) {
+		if (!(r = dcf_ref_of(b)))
+			return 0;
+		ok = e->NAL_BUFFER_set_size(r, size);
+	}
+	if (ok)
+		b->size = size;
+	return ok;
+}
 
 /* Codec: big-endian, cursor style, all-or-nothing. */
 static int take(const unsigned char **bin, unsigned int *len, unsigned int n)

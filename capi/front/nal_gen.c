@@ -4,6 +4,7 @@
  * libnal.so.1: the functions of the forms call, new and free (api.tab
  * says what each does); the others are written by hand.
  */
+#include <stddef.h>
 #include <stdlib.h>
 #include <libnal/nal.h>
 #include "front.h"
@@ -19,34 +20,17 @@ DCF_PUBLIC void NAL_config_set_nagle(int enabled)
 
 DCF_PUBLIC NAL_ADDRESS *NAL_ADDRESS_new(void)
 {
-	const struct dcf_engine *e = dcf_e();
 	NAL_ADDRESS *h;
-	dcf_ref r;
 
-	if (!e || !(h = calloc(1, sizeof *h)))
+	if (!dcf_e() || !(h = dcf_alloc(sizeof *h)))
 		return NULL;
-	if (!(r = e->NAL_ADDRESS_new())) {
-		free(h);
-		return NULL;
-	}
-	dcf_set(&h->o, r);
+	h->o.make = offsetof(struct dcf_engine, NAL_ADDRESS_new);
+	h->o.unmake = offsetof(struct dcf_engine, NAL_ADDRESS_free);
 	if (!dcf_track(&h->o, DCF_K_ADDRESS)) {
-		e->NAL_ADDRESS_free(r);
 		free(h);
 		return NULL;
 	}
 	return h;
-}
-
-DCF_PUBLIC void NAL_ADDRESS_free(NAL_ADDRESS *a)
-{
-	const struct dcf_engine *e;
-
-	if (!dcf_forget(a, DCF_K_ADDRESS))
-		return;
-	if ((e = dcf_owner(&a->o)))
-		e->NAL_ADDRESS_free(a->o.ref);
-	free(a);
 }
 
 DCF_PUBLIC void NAL_ADDRESS_reset(NAL_ADDRESS *a)
@@ -57,16 +41,6 @@ DCF_PUBLIC void NAL_ADDRESS_reset(NAL_ADDRESS *a)
 	if (!e || !(r_a = dcf_ref_of(a)))
 		return;
 	e->NAL_ADDRESS_reset(r_a);
-}
-
-DCF_PUBLIC int NAL_ADDRESS_create(NAL_ADDRESS *a, const char *s, unsigned int size)
-{
-	const struct dcf_engine *e = dcf_e();
-	dcf_ref r_a;
-
-	if (!e || !(r_a = dcf_ref_of(a)) || !s)
-		return 0;
-	return e->NAL_ADDRESS_create(r_a, s, size);
 }
 
 DCF_PUBLIC unsigned int NAL_ADDRESS_get_def_buffer_size(const NAL_ADDRESS *a)
@@ -111,19 +85,13 @@ DCF_PUBLIC int NAL_ADDRESS_can_listen(const NAL_ADDRESS *a)
 
 DCF_PUBLIC NAL_SELECTOR *NAL_SELECTOR_new(void)
 {
-	const struct dcf_engine *e = dcf_e();
 	NAL_SELECTOR *h;
-	dcf_ref r;
 
-	if (!e || !(h = calloc(1, sizeof *h)))
+	if (!dcf_e() || !(h = dcf_alloc(sizeof *h)))
 		return NULL;
-	if (!(r = e->NAL_SELECTOR_new())) {
-		free(h);
-		return NULL;
-	}
-	dcf_set(&h->o, r);
+	h->o.make = offsetof(struct dcf_engine, NAL_SELECTOR_new);
+	h->o.unmake = offsetof(struct dcf_engine, NAL_SELECTOR_free);
 	if (!dcf_track(&h->o, DCF_K_SELECTOR)) {
-		e->NAL_SELECTOR_free(r);
 		free(h);
 		return NULL;
 	}
@@ -132,19 +100,13 @@ DCF_PUBLIC NAL_SELECTOR *NAL_SELECTOR_new(void)
 
 DCF_PUBLIC NAL_SELECTOR *NAL_SELECTOR_new_fdselect(void)
 {
-	const struct dcf_engine *e = dcf_e();
 	NAL_SELECTOR *h;
-	dcf_ref r;
 
-	if (!e || !(h = calloc(1, sizeof *h)))
+	if (!dcf_e() || !(h = dcf_alloc(sizeof *h)))
 		return NULL;
-	if (!(r = e->NAL_SELECTOR_new_fdselect())) {
-		free(h);
-		return NULL;
-	}
-	dcf_set(&h->o, r);
+	h->o.make = offsetof(struct dcf_engine, NAL_SELECTOR_new_fdselect);
+	h->o.unmake = offsetof(struct dcf_engine, NAL_SELECTOR_free);
 	if (!dcf_track(&h->o, DCF_K_SELECTOR)) {
-		e->NAL_SELECTOR_free(r);
 		free(h);
 		return NULL;
 	}
@@ -153,19 +115,13 @@ DCF_PUBLIC NAL_SELECTOR *NAL_SELECTOR_new_fdselect(void)
 
 DCF_PUBLIC NAL_SELECTOR *NAL_SELECTOR_new_fdpoll(void)
 {
-	const struct dcf_engine *e = dcf_e();
 	NAL_SELECTOR *h;
-	dcf_ref r;
 
-	if (!e || !(h = calloc(1, sizeof *h)))
+	if (!dcf_e() || !(h = dcf_alloc(sizeof *h)))
 		return NULL;
-	if (!(r = e->NAL_SELECTOR_new_fdpoll())) {
-		free(h);
-		return NULL;
-	}
-	dcf_set(&h->o, r);
+	h->o.make = offsetof(struct dcf_engine, NAL_SELECTOR_new_fdpoll);
+	h->o.unmake = offsetof(struct dcf_engine, NAL_SELECTOR_free);
 	if (!dcf_track(&h->o, DCF_K_SELECTOR)) {
-		e->NAL_SELECTOR_free(r);
 		free(h);
 		return NULL;
 	}
@@ -205,19 +161,13 @@ DCF_PUBLIC unsigned int NAL_SELECTOR_num_objects(const NAL_SELECTOR *s)
 
 DCF_PUBLIC NAL_LISTENER *NAL_LISTENER_new(void)
 {
-	const struct dcf_engine *e = dcf_e();
 	NAL_LISTENER *h;
-	dcf_ref r;
 
-	if (!e || !(h = calloc(1, sizeof *h)))
+	if (!dcf_e() || !(h = dcf_alloc(sizeof *h)))
 		return NULL;
-	if (!(r = e->NAL_LISTENER_new())) {
-		free(h);
-		return NULL;
-	}
-	dcf_set(&h->o, r);
+	h->o.make = offsetof(struct dcf_engine, NAL_LISTENER_new);
+	h->o.unmake = offsetof(struct dcf_engine, NAL_LISTENER_free);
 	if (!dcf_track(&h->o, DCF_K_LISTENER)) {
-		e->NAL_LISTENER_free(r);
 		free(h);
 		return NULL;
 	}
@@ -307,19 +257,13 @@ DCF_PUBLIC int NAL_LISTENER_set_fs_perms(NAL_LISTENER *l, const char *octal)
 
 DCF_PUBLIC NAL_CONNECTION *NAL_CONNECTION_new(void)
 {
-	const struct dcf_engine *e = dcf_e();
 	NAL_CONNECTION *h;
-	dcf_ref r;
 
-	if (!e || !(h = calloc(1, sizeof *h)))
+	if (!dcf_e() || !(h = dcf_alloc(sizeof *h)))
 		return NULL;
-	if (!(r = e->NAL_CONNECTION_new())) {
-		free(h);
-		return NULL;
-	}
-	dcf_set(&h->o, r);
+	h->o.make = offsetof(struct dcf_engine, NAL_CONNECTION_new);
+	h->o.unmake = offsetof(struct dcf_engine, NAL_CONNECTION_free);
 	if (!dcf_track(&h->o, DCF_K_CONNECTION)) {
-		e->NAL_CONNECTION_free(r);
 		free(h);
 		return NULL;
 	}
@@ -429,34 +373,17 @@ DCF_PUBLIC int NAL_CONNECTION_create_pair(NAL_CONNECTION *c1, NAL_CONNECTION *c2
 
 DCF_PUBLIC NAL_BUFFER *NAL_BUFFER_new(void)
 {
-	const struct dcf_engine *e = dcf_e();
 	NAL_BUFFER *h;
-	dcf_ref r;
 
-	if (!e || !(h = calloc(1, sizeof *h)))
+	if (!dcf_e() || !(h = dcf_alloc(sizeof *h)))
 		return NULL;
-	if (!(r = e->NAL_BUFFER_new())) {
-		free(h);
-		return NULL;
-	}
-	dcf_set(&h->o, r);
+	h->o.make = offsetof(struct dcf_engine, NAL_BUFFER_new);
+	h->o.unmake = offsetof(struct dcf_engine, NAL_BUFFER_free);
 	if (!dcf_track(&h->o, DCF_K_BUFFER)) {
-		e->NAL_BUFFER_free(r);
 		free(h);
 		return NULL;
 	}
 	return h;
-}
-
-DCF_PUBLIC void NAL_BUFFER_free(NAL_BUFFER *b)
-{
-	const struct dcf_engine *e;
-
-	if (!dcf_forget(b, DCF_K_BUFFER))
-		return;
-	if ((e = dcf_owner(&b->o)))
-		e->NAL_BUFFER_free(b->o.ref);
-	free(b);
 }
 
 DCF_PUBLIC void NAL_BUFFER_reset(NAL_BUFFER *b)
@@ -467,16 +394,6 @@ DCF_PUBLIC void NAL_BUFFER_reset(NAL_BUFFER *b)
 	if (!e || !(r_b = dcf_ref_of(b)))
 		return;
 	e->NAL_BUFFER_reset(r_b);
-}
-
-DCF_PUBLIC int NAL_BUFFER_set_size(NAL_BUFFER *b, unsigned int size)
-{
-	const struct dcf_engine *e = dcf_e();
-	dcf_ref r_b;
-
-	if (!e || !(r_b = dcf_ref_of(b)))
-		return 0;
-	return e->NAL_BUFFER_set_size(r_b, size);
 }
 
 DCF_PUBLIC int NAL_BUFFER_empty(const NAL_BUFFER *b)

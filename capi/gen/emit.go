@@ -71,7 +71,7 @@ func (t *table) trampolines(lib string, headers []string) string {
 	b.WriteString("/* SPDX-License-Identifier: Apache-2.0 */\n/* " + genNote + " */\n")
 	fmt.Fprintf(&b, "/*\n * %s.so.1: the functions of the forms call, new and free (api.tab\n", lib)
 	b.WriteString(" * says what each does); the others are written by hand.\n */\n")
-	b.WriteString("#include <stdlib.h>\n")
+	b.WriteString("#include <stddef.h>\n#include <stdlib.h>\n")
 	for _, h := range headers {
 		fmt.Fprintf(&b, "#include <%s>\n", h)
 	}
@@ -129,15 +129,19 @@ func (t *table) emitCall(b *strings.Builder, r *row) {
 	}
 }
 
+// emitNew: the handle alone, with the engine functions that make and free
+// its engine object on first use (dcf_make in front.h); the engine is
+// loaded, so that new fails where there is none.
 func (t *table) emitNew(b *strings.Builder, r *row) {
 	p := r.proto
 	h := p.ret.handle(t.kindOf)
 	fmt.Fprintf(b, "DCF_PUBLIC %s\n{\n", p)
-	fmt.Fprintf(b, "\tconst struct dcf_engine *e = dcf_e();\n\t%s;\n\tdcf_ref r;\n\n", ctype{h, "*"}.decl("h"))
-	b.WriteString("\tif (!e || !(h = calloc(1, sizeof *h)))\n\t\treturn NULL;\n")
-	fmt.Fprintf(b, "\tif (!(r = e->%s())) {\n\t\tfree(h);\n\t\treturn NULL;\n\t}\n", p.name)
-	fmt.Fprintf(b, "\tdcf_set(&h->o, r);\n\tif (!dcf_track(&h->o, DCF_K_%s)) {\n", shortName(h))
-	fmt.Fprintf(b, "\t\te->%s_free(r);\n\t\tfree(h);\n\t\treturn NULL;\n\t}\n\treturn h;\n}\n", h)
+	fmt.Fprintf(b, "\t%s;\n\n", ctype{h, "*"}.decl("h"))
+	b.WriteString("\tif (!dcf_e() || !(h = dcf_alloc(sizeof *h)))\n\t\treturn NULL;\n")
+	fmt.Fprintf(b, "\th->o.make = offsetof(struct dcf_engine, %s);\n", p.name)
+	fmt.Fprintf(b, "\th->o.unmake = offsetof(struct dcf_engine, %s_free);\n", h)
+	fmt.Fprintf(b, "\tif (!dcf_track(&h->o, DCF_K_%s)) {\n", shortName(h))
+	b.WriteString("\t\tfree(h);\n\t\treturn NULL;\n\t}\n\treturn h;\n}\n")
 }
 
 func (t *table) emitFree(b *strings.Builder, r *row) {

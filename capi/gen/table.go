@@ -395,8 +395,8 @@ func (t *table) consistent(name string) []string {
 			h := p.ret.handle(t.kindOf)
 			if h == "" || len(p.params) != 0 || r.fail != "NULL" {
 				bad(r, "a new row is: LIB new NULL TYPE *NAME(void), TYPE a handle kind")
-			} else if f := t.pubName[h+"_free"]; f == nil || f.form != formFree {
-				bad(r, "a new row needs the free row of %s (%s_free)", h, h)
+			} else if f := t.pubName[h+"_free"]; f == nil || (f.form != formFree && f.form != formC) {
+				bad(r, "a new row needs the free row of %s (%s_free, form free or c)", h, h)
 			}
 		case formFree:
 			if len(p.params) != 1 || p.params[0].typ.handle(t.kindOf) == "" || !void ||
