@@ -212,6 +212,7 @@ func main() {
 	if err != nil {
 		tool.Die("Error, bad listen address '%s': %v", cfg.listen, err)
 	}
+	cfg.metrics.Inherit = 1 // after the listener (Upgrader.Files below)
 	reg := cfg.metrics.Start("dc_client", &cfg.daemon)
 	// A successor started by the upgrade signal connects to its server
 	// before it takes over (below); its predecessor sends it no state.
@@ -277,16 +278,28 @@ func main() {
 		p.Serve(ln)
 		close(done)
 	}()
-	handed := tool.Upgrader{Args: args.Rewritten(), Refuse: tool.RefuseWithMetrics(&cfg.metrics),
+	handed := tool.Upgrader{Args: args.Rewritten(),
 		Files: func() ([]*os.File, error) {
 			f, err := ln.File()
-			return []*os.File{f}, err
+			if err != nil {
+				return nil, err
+			}
+			m, err := cfg.metrics.File()
+			if err != nil {
+				f.Close()
+				return nil, err
+			}
+			if m == nil {
+				return []*os.File{f}, nil
+			}
+			return []*os.File{f, m}, nil
 		}}.OnSignal()
 	var final *tool.Handed
 	select {
 	case <-sigs:
 	case final = <-handed:
 		p.HandOver(final.Conns.Send, 500*time.Millisecond)
+		cfg.metrics.Keep()
 	case <-done:
 		if !p.Closing() {
 			fmt.Fprintln(os.Stderr, "Error, the listener failed; shutting down")

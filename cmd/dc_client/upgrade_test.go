@@ -69,3 +69,28 @@ func upgradeUnderLoad(t *testing.T, persistent bool) {
 	}
 	t.Logf("%d operations through dc_client, 0 failed, over 3 re-execs; dc_test: %s", ops, summary)
 }
+
+// Re-exec with -metrics: the metrics listener is handed over too.
+func TestUpgradeWithMetrics(t *testing.T) {
+	dir := tooltest.TempDir(t)
+	srvSock, sock, pidfile := dir+"/srv", dir+"/s", dir+"/pid"
+	srv := tooltest.Start(t, tooltest.Bin(t, "dc_server"), "-listen", "UNIX:"+srvSock)
+	tooltest.WaitDial(t, srv, "unix", srvSock)
+	maddr := fmt.Sprintf("127.0.0.1:%d", tooltest.FreePort(t))
+	p := tooltest.Start(t, tooltest.Bin(t, "dc_client"), "-listen", "UNIX:"+sock, "-server", "UNIX:"+srvSock, "-pidfile", pidfile, "-metrics", "IP:"+maddr)
+	tooltest.WaitDial(t, p, "tcp", maddr)
+	tooltest.Eventually(t, 10*time.Second, func() bool {
+		ans, err := tooltest.Exchange(sock, proto.OpAdd, proto.AppendAddRequest(nil, 600000, []byte("kept"), []byte("data")))
+		return err == nil && len(ans) == 1 && ans[0] == 0
+	}, "dc_client to reach its server")
+	tooltest.ReexecUnderLoad(t, p, pidfile, 2, func(w, _ int) error {
+		if w%2 == 0 {
+			return tooltest.GetMetrics(maddr)
+		}
+		ans, err := tooltest.Exchange(sock, proto.OpGet, []byte("kept"))
+		if err == nil && string(ans) != "data" {
+			err = fmt.Errorf("GET answered %x", ans)
+		}
+		return err
+	})
+}

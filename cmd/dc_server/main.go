@@ -215,6 +215,12 @@ func main() {
 	if sdFile != nil {
 		files = append(files, sdFile)
 	}
+	// A successor inherits the listener, the sessiond socket, then the
+	// metrics listener (handoverFiles).
+	cfg.metrics.Inherit = 1
+	if sd != nil {
+		cfg.metrics.Inherit = 2
+	}
 	reg := cfg.metrics.Start("dc_server", &cfg.daemon)
 
 	opts := dcserver.Options{
@@ -305,8 +311,8 @@ func main() {
 		<-sigs
 		stop()
 	}()
-	up := tool.Upgrader{Args: args.Rewritten(), Refuse: tool.RefuseWithMetrics(&cfg.metrics),
-		Files: func() ([]*os.File, error) { return handoverFiles(ln, sd) }}
+	up := tool.Upgrader{Args: args.Rewritten(),
+		Files: func() ([]*os.File, error) { return handoverFiles(ln, sd, &cfg.metrics) }}
 	if c != nil {
 		// The copy is taken while this process serves; what changes
 		// meanwhile follows once it has stopped.
@@ -321,6 +327,7 @@ func main() {
 		h := <-up.OnSignal()
 		handed <- h
 		srv.HandOver(h.Conns.Send, 500*time.Millisecond)
+		cfg.metrics.Keep()
 		stop()
 	}()
 	srv.Run(ctx, ln) // a listener failure is logged; either way, clean up and exit
@@ -362,20 +369,32 @@ func upgradeTimeout(n int) time.Duration {
 }
 
 // handoverFiles are the descriptors a successor inherits, in the order
-// Listen and sessiondSocket expect: the listener, then the sessiond socket.
-func handoverFiles(ln *tool.Listener, sd *net.UDPConn) ([]*os.File, error) {
-	f, err := ln.File()
-	if err != nil {
+// Listen, sessiondSocket and Metrics.Start expect: the listener, the
+// sessiond socket, the metrics listener.
+func handoverFiles(ln *tool.Listener, sd *net.UDPConn, m *tool.Metrics) ([]*os.File, error) {
+	var files []*os.File
+	add := func(f *os.File, err error) error {
+		if err != nil {
+			for _, f := range files {
+				f.Close()
+			}
+			return err
+		}
+		if f != nil {
+			files = append(files, f)
+		}
+		return nil
+	}
+	if err := add(ln.File()); err != nil {
 		return nil, err
 	}
-	files := []*os.File{f}
 	if sd != nil {
-		g, err := sd.File()
-		if err != nil {
-			f.Close()
+		if err := add(sd.File()); err != nil {
 			return nil, err
 		}
-		files = append(files, g)
+	}
+	if err := add(m.File()); err != nil {
+		return nil, err
 	}
 	return files, nil
 }

@@ -267,3 +267,28 @@ func TestSealedSnapshot(t *testing.T) {
 		p.Wait(10 * time.Second)
 	}
 }
+
+// Re-exec with -metrics: the metrics listener is handed over with the
+// others, so the endpoint never refuses a scrape, and the sessions stay.
+func TestUpgradeWithMetrics(t *testing.T) {
+	dir := tooltest.TempDir(t)
+	sock, pidfile := dir+"/s", dir+"/pid"
+	maddr := fmt.Sprintf("127.0.0.1:%d", tooltest.FreePort(t))
+	p := tooltest.Start(t, tooltest.Bin(t, "dc_server"), "-listen", "UNIX:"+sock, "-pidfile", pidfile, "-metrics", "IP:"+maddr)
+	tooltest.WaitDial(t, p, "unix", sock)
+	tooltest.WaitDial(t, p, "tcp", maddr)
+	tooltest.Exchange(sock, proto.OpAdd, proto.AppendAddRequest(nil, 600000, []byte("kept"), []byte("data")))
+	tooltest.ReexecUnderLoad(t, p, pidfile, 2, func(w, _ int) error {
+		if w%2 == 0 {
+			return tooltest.GetMetrics(maddr)
+		}
+		ans, err := tooltest.Exchange(sock, proto.OpGet, []byte("kept"))
+		if err == nil && string(ans) != "data" {
+			err = fmt.Errorf("GET answered %x", ans)
+		}
+		return err
+	})
+	if strings.Contains(p.Out.String(), "re-exec") && strings.Contains(p.Out.String(), "Error") {
+		t.Fatalf("re-exec refused:\n%s", p.Out.String())
+	}
+}

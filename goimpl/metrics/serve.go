@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -108,12 +109,16 @@ type Server struct {
 	http    *http.Server
 	sampler *Sampler
 	done    chan struct{}
+	ln      net.Listener
+	served  chan struct{} // closed when the accept loop has returned
+	mu      sync.Mutex
+	busy    map[net.Conn]bool // connections with a request coming or in progress
 }
 
 // Serve answers HTTP on ln (Handler) and samples the registry once a
 // second for the status page, until Close.
 func (r *Registry) Serve(ln net.Listener) *Server {
-	s := &Server{sampler: NewSampler(r, 600), done: make(chan struct{})}
+	s := &Server{sampler: NewSampler(r, 600), done: make(chan struct{}), ln: ln, served: make(chan struct{}), busy: map[net.Conn]bool{}}
 	s.http = &http.Server{
 		Handler:           r.Handler(s.sampler),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -121,9 +126,21 @@ func (r *Registry) Serve(ln net.Listener) *Server {
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    16 << 10,
+		ConnState: func(c net.Conn, st http.ConnState) {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			if st == http.StateNew || st == http.StateActive {
+				s.busy[c] = true
+			} else {
+				delete(s.busy, c)
+			}
+		},
 	}
 	go s.sampler.Run(time.Second, s.done)
-	go s.http.Serve(ln)
+	go func() {
+		s.http.Serve(ln)
+		close(s.served)
+	}()
 	return s
 }
 
@@ -135,6 +152,21 @@ func (s *Server) Close() error {
 	default:
 	}
 	close(s.done)
+	// Stop accepting first, let the accept loop return, and answer the
+	// requests of the connections accepted so far (for at most a second)
+	// before Shutdown: it drops a request it reads once it has begun, and
+	// after a re-exec the successor, which shares the socket, takes the
+	// next connections.
+	s.ln.Close()
+	<-s.served
+	for end := time.Now().Add(time.Second); time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
+		s.mu.Lock()
+		n := len(s.busy)
+		s.mu.Unlock()
+		if n == 0 {
+			break
+		}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	return s.http.Shutdown(ctx)

@@ -4,6 +4,7 @@ package tool
 
 import (
 	"errors"
+	"net"
 	"os"
 	"os/signal"
 	"syscall"
@@ -22,8 +23,13 @@ const DumpSignal = syscall.SIGWINCH
 type Metrics struct {
 	Addr   string
 	Public bool
+	// Inherit is where a successor started by Upgrade finds the metrics
+	// listener among its inherited descriptors (Inherited's index): the
+	// daemon puts File's result at that place in Upgrader.Files.
+	Inherit int
 
 	srv *metrics.Server
+	ln  net.Listener
 }
 
 // Option consumes -metrics or -metricspublic; false for any other option.
@@ -59,7 +65,15 @@ func (m *Metrics) Start(program string, d *Daemon) *metrics.Registry {
 	if err != nil {
 		Die("Error, bad -metrics address '%s': %v", m.Addr, err)
 	}
-	ln, err := metrics.Listen(a.Network, a.Address, m.Public)
+	var ln net.Listener
+	if IsSuccessor() {
+		// The predecessor's listener: the port is never unbound.
+		f := Inherited(m.Inherit)
+		ln, err = net.FileListener(f)
+		f.Close()
+	} else {
+		ln, err = metrics.Listen(a.Network, a.Address, m.Public)
+	}
 	if err != nil {
 		if d.Cleanup != nil {
 			d.Cleanup()
@@ -70,7 +84,7 @@ func (m *Metrics) Start(program string, d *Daemon) *metrics.Registry {
 		}
 		Die("Error, can't serve metrics on '%s': %v%s", m.Addr, err, hint)
 	}
-	m.srv = r.Serve(ln)
+	m.ln, m.srv = ln, r.Serve(ln)
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, DumpSignal)
 	go func() {
@@ -79,6 +93,27 @@ func (m *Metrics) Start(program string, d *Daemon) *metrics.Registry {
 		}
 	}()
 	return r
+}
+
+// File returns a duplicate of the metrics listener's descriptor for a
+// successor (nil without -metrics).
+func (m *Metrics) File() (*os.File, error) {
+	if m.ln == nil {
+		return nil, nil
+	}
+	fl, ok := m.ln.(interface{ File() (*os.File, error) })
+	if !ok {
+		return nil, errors.New("the metrics listener cannot be handed over")
+	}
+	return fl.File()
+}
+
+// Keep leaves a unix metrics socket in place when Stop closes it: the
+// successor serves on it.
+func (m *Metrics) Keep() {
+	if ul, ok := m.ln.(*net.UnixListener); ok {
+		ul.SetUnlinkOnClose(false)
+	}
 }
 
 // Stop closes the metrics endpoint.

@@ -39,10 +39,18 @@ const (
 
 var statePipe, connSocket *os.File
 
+// successor is set when this process was started by Upgrade.
+var successor bool
+
 func init() {
 	statePipe = inheritedFrom(envState, "handover")
 	connSocket = inheritedFrom(envConns, "handover-conns")
+	successor = statePipe != nil
 }
+
+// IsSuccessor reports whether this process was started by Upgrade to
+// replace another: it inherits that one's sockets.
+func IsSuccessor() bool { return successor }
 
 func inheritedFrom(env, name string) *os.File {
 	v := os.Getenv(env)
@@ -188,8 +196,6 @@ type Upgrader struct {
 	// Timeout is how long the successor may take to be ready (nil: 30
 	// seconds), asked at each attempt: it may grow with the state.
 	Timeout func() time.Duration
-	// Refuse, when set, is logged instead of re-executing.
-	Refuse string
 }
 
 // OnSignal re-executes the daemon each time UpgradeSignal arrives, until
@@ -208,10 +214,6 @@ func (u Upgrader) OnSignal() <-chan *Handed {
 	go func() {
 		defer signal.Stop(sig)
 		for range sig {
-			if u.Refuse != "" {
-				fmt.Fprintln(os.Stderr, u.Refuse)
-				continue
-			}
 			files, err := u.Files()
 			if err != nil {
 				fmt.Fprintf(os.Stderr, "Error, re-exec failed, still serving: %v\n", err)
@@ -240,13 +242,6 @@ func (u Upgrader) OnSignal() <-chan *Handed {
 	return handed
 }
 
-// RefuseWithMetrics is Upgrader.Refuse for a daemon serving -metrics.
-func RefuseWithMetrics(m *Metrics) string {
-	if m.Addr == "" {
-		return ""
-	}
-	return "Error, re-exec is not available with -metrics (the new process could not bind its port); restart instead"
-}
 
 // TakeConns receives the connections the process this one replaces hands
 // over (r from HandedConns) and passes each to adopt: those that arrive

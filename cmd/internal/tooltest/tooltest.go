@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -569,4 +570,20 @@ func RunAsNobody(t testing.TB, d time.Duration, name string, args ...string) (in
 	})
 	code := p.Wait(d)
 	return code, p.Out.String()
+}
+
+// GetMetrics fetches http://addr/metrics on a new connection and checks
+// that it is the daemon's exposition.
+func GetMetrics(addr string) error {
+	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := c.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err == nil && (resp.StatusCode != http.StatusOK || !bytes.Contains(b, []byte("connections_accepted_total"))) {
+		err = fmt.Errorf("/metrics: %s, %d bytes", resp.Status, len(b))
+	}
+	return err
 }
