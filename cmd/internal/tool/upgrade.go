@@ -242,7 +242,6 @@ func (u Upgrader) OnSignal() <-chan *Handed {
 	return handed
 }
 
-
 // TakeConns receives the connections the process this one replaces hands
 // over (r from HandedConns) and passes each to adopt: those that arrive
 // before start is closed wait for it (a nil start: none wait), so that a
