@@ -229,12 +229,15 @@ dc-stop)
 	kill \$pid
 	for i in \$(seq 200); do alive \$pid || exit 0; sleep 0.05; done
 	echo "dc_server \$pid did not stop: killing it" >&2; kill -9 \$pid; exit 1 ;;
+dcc-stop | dcc-cont)
+	# stop (SIGSTOP) or continue a dc_client: a stalled cache
+	kill -\$([ \$1 = dcc-stop ] && echo STOP || echo CONT) \$(cat "$T/dc_client-\$2.pid") ;;
 graceful)
 	# remember when (seconds since boot) for the every-worker check
 	awk '{print \$1}' /proc/uptime >"$T/\$2/graceful.uptime"
 	APACHE_CONFDIR="$T/\$2" APACHE_ENVVARS=/dev/null \\
 		APACHE_ARGUMENTS="-f $T/\$2/httpd.conf" exec apachectl graceful ;;
-*) echo "usage: ctl dc-start|dc-stop|graceful NAME" >&2; exit 2 ;;
+*) echo "usage: ctl dc-start|dc-stop|dcc-stop NAME|dcc-cont NAME|graceful NAME" >&2; exit 2 ;;
 esac
 EOF
 chmod 755 "$T/ctl"
@@ -250,6 +253,7 @@ start_dc_client() { # start_dc_client NAME
 		-retry $RETRY_MS -sockgroup www-data -sockperms 0660 $(dcc_tls "$1") \
 		>>"$T/dc_client-$1.log" 2>&1 &
 	PIDS+=("$!")
+	echo $! >"$T/dc_client-$1.pid"
 	wait_until 10 test -S "$sock" || die "dc_client $1 made no socket $sock"
 }
 
@@ -638,6 +642,23 @@ run_mpm() {
 	check "$mpm: resumption returns within -retry after dc_server restarts" \
 		wait_until $((RETRY_MS / 1000 + 15)) resumes A B 1.2 0
 	check "$mpm: after outage, every worker of A answers" every_worker_answers A "$mpm"
+
+	# A stalled cache: both dc_clients stopped (SIGSTOP) for the middle
+	# half of a load run. libdistcache waits its bound once per process
+	# (100 ms; on a loaded machine up to 10 times the slowest answer of
+	# the last seconds), then answers misses at once until its dc_client
+	# answers a probe: all 200, and the handshakes' p99 stays under 3 s (the old
+	# library waited 3 s for each lookup and 3 s for each store).
+	mark_logs A B
+	check "$mpm: both dc_clients stopped (SIGSTOP) during load, all 200, p99 < 3 s" \
+		eval "load 'dc_client stopped' $mpm 1.2 dc ${PORT[A]},${PORT[B]} \
+			-at '$((LOAD_N / 4)):$T/ctl dcc-stop A' -at '$((LOAD_N / 4)):$T/ctl dcc-stop B' \
+			-at '$((LOAD_N * 3 / 4)):$T/ctl dcc-cont A' -at '$((LOAD_N * 3 / 4)):$T/ctl dcc-cont B' \
+			&& load_ok 0 && awk -v p=\"\$(kv p99_ms)\" 'BEGIN { exit !(p < 3000) }'"
+	"$T/ctl" dcc-cont A; "$T/ctl" dcc-cont B
+	check "$mpm: stalled: the contexts went on probation (the stall happened) and came off" \
+		eval "new_log A | grep -q 'did not answer within' && new_log A | grep -q 'answers again'"
+	check "$mpm: stalled: resumption returns after SIGCONT" wait_until 15 resumes A B 1.2 0
 
 	stop_apache A
 	stop_apache B
