@@ -45,7 +45,7 @@ type link interface {
 	// at once more before the budget is declared spent. An empty payload
 	// (dc_client without a server) is returned as is: the stream is still
 	// in step.
-	exchange(ctx context.Context, rq *request, uid uint32, b *budget) ([]byte, *exchangeError)
+	exchange(ctx context.Context, rq *request, uid uint32, b budget) ([]byte, *exchangeError)
 	reset()
 	destroy()
 	fd() int // the socket, or -1
@@ -191,7 +191,7 @@ func (l *netLink) fd() int {
 
 func (l *netLink) alive() bool { return idleAlive(l.fd()) }
 
-func (l *netLink) exchange(ctx context.Context, rq *request, uid uint32, b *budget) ([]byte, *exchangeError) {
+func (l *netLink) exchange(ctx context.Context, rq *request, uid uint32, b budget) ([]byte, *exchangeError) {
 	resp, xerr := l.exchange1(ctx, rq, uid, b)
 	if xerr != nil && l.nread > 0 {
 		xerr.answered = true
@@ -199,7 +199,7 @@ func (l *netLink) exchange(ctx context.Context, rq *request, uid uint32, b *budg
 	return resp, xerr
 }
 
-func (l *netLink) exchange1(ctx context.Context, rq *request, uid uint32, b *budget) ([]byte, *exchangeError) {
+func (l *netLink) exchange1(ctx context.Context, rq *request, uid uint32, b budget) ([]byte, *exchangeError) {
 	l.nread = 0
 	var err error
 	l.wbuf, err = proto.AppendMessage(l.wbuf[:0], &proto.Message{UID: uid, Op: rq.op, Payload: rq.payload(&l.pbuf)})
@@ -228,7 +228,7 @@ func (l *netLink) exchange1(ctx context.Context, rq *request, uid uint32, b *bud
 // roundTrip writes the request in wbuf with one Write and reads the one
 // response, checking that it belongs to the request. A read that timed out
 // late gets b's extensions, and then one last look at the socket.
-func (l *netLink) roundTrip(ctx context.Context, uid uint32, op proto.Op, b *budget) ([]byte, *exchangeError) {
+func (l *netLink) roundTrip(ctx context.Context, uid uint32, op proto.Op, b budget) ([]byte, *exchangeError) {
 	if err := l.nc.SetDeadline(b.deadline); err != nil {
 		return nil, classify(err)
 	}

@@ -324,7 +324,7 @@ func (c *Ctx) roundTrip(ctx context.Context, rq *request, handle func([]byte)) e
 		if d, ok := ctx.Deadline(); ok && d.Before(b.deadline) {
 			b.deadline = d
 		}
-		resp, xerr := l.exchange(ctx, rq, uid, &b)
+		resp, xerr := l.exchange(ctx, rq, uid, b)
 		if xerr == nil {
 			c.observe(start)
 			if len(resp) == 0 {
