@@ -340,6 +340,27 @@ func (c *Connection) IO() bool {
 	return true
 }
 
+// WriteNow writes what the send buffer holds without waiting for a
+// selector to report the connection writable: a request on an established
+// connection almost always fits the socket's buffer, so the caller saves a
+// poll. It never blocks; a full socket is not an error (the rest goes with
+// the next IO). False if the connection is not usable or the write failed
+// for good.
+func (c *Connection) WriteNow() bool {
+	if !c.Live() {
+		return false
+	}
+	if !c.established || c.send.Empty() {
+		return true
+	}
+	n, err := c.sysWrite(c.send.Data())
+	if n > 0 {
+		c.send.Discard(uint32(n))
+		return true
+	}
+	return err == nil || transient(err)
+}
+
 // flush makes one attempt to write pending output (after end of file).
 func (c *Connection) flush() {
 	if c.send.NotEmpty() {

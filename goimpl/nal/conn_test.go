@@ -805,3 +805,39 @@ func TestMisuse(t *testing.T) {
 	l.Free()
 	l.Free()
 }
+
+// WriteNow sends the send buffer without a select (dcctx's request path);
+// on a connection whose peer is gone it reports the failure.
+func TestWriteNow(t *testing.T) {
+	a, b := NewConnection(), NewConnection()
+	defer a.Free()
+	defer b.Free()
+	if NewConnection().WriteNow() {
+		t.Fatal("WriteNow on an unused connection succeeded")
+	}
+	if !a.CreatePair(b, 64) {
+		t.Fatal("create_pair")
+	}
+	if !a.WriteNow() {
+		t.Fatal("WriteNow with nothing to send failed")
+	}
+	a.Send().Write([]byte("hello"))
+	if !a.WriteNow() || a.Send().Used() != 0 {
+		t.Fatalf("WriteNow: %d bytes left", a.Send().Used())
+	}
+	got := make([]byte, 16)
+	n, err := unix.Read(b.fd, got)
+	if err != nil || string(got[:n]) != "hello" {
+		t.Fatalf("peer read %q, %v", got[:n], err)
+	}
+	b.Reset() // the peer closes
+	a.Send().Write([]byte("again"))
+	ok := true
+	for i := 0; i < 3 && ok; i++ { // the first write may still be taken by the kernel
+		ok = a.WriteNow()
+		a.Send().Write([]byte("x"))
+	}
+	if ok {
+		t.Fatal("WriteNow to a closed peer kept succeeding")
+	}
+}

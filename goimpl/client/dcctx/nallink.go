@@ -126,6 +126,10 @@ func (l *nalLink) exchange1(ctx context.Context, rq *request, uid uint32, b budg
 	if l.fresh {
 		l.fresh = false
 		b.deadline = b.deadline.Add(l.connTO)
+	} else if !l.p.Conn().WriteNow() || !l.p.Flush() {
+		// established: the request goes out now, without a poll for
+		// writability first (what does not fit waits for the loop's IO)
+		return nil, &exchangeError{kind: failNet, err: errWrite}
 	}
 	done := ctx.Done()
 	final := false // the last look at the socket, once the budget is spent
