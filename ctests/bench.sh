@@ -19,3 +19,6 @@ trap 'kill $srv 2>/dev/null' EXIT
 i=0; while [ ! -S "$OUT/s.sock" ]; do i=$((i + 1)); [ $i -gt 200 ] && { echo "bench: no server"; exit 1; }; sleep 0.05; done
 echo "capi bench against $what"
 "$OUT/bench" "UNIX:$OUT/s.sock" "${OPS:-2000}"
+# fork() with full DC_SERVER caches (FORK_SIZES: session counts to try)
+${CC:-cc} -O2 -Wall -Wextra -Werror -o "$OUT/forkbench" "$SRC/ctests/forkbench.c" $(pkg-config --cflags --libs distcacheserver)
+"$OUT/forkbench" ${FORK_SIZES:-}

@@ -162,6 +162,7 @@ compile t_noengine distcacheserver || true
 compile t_server distcacheserver || true
 compile t_garbage distcacheserver || true
 compile t_forkobj distcacheserver || true
+compile t_forkcache distcacheserver || true
 compile t_panic distcacheserver || true
 compile t_chroot distcache || true
 compile t_stall distcache || true
@@ -201,6 +202,7 @@ run t_plug 60 "$OUT/t_plug" "$OUT"
 run t_server 60 "$OUT/t_server"
 run t_garbage 60 "$OUT/t_garbage"
 run t_forkobj 240 "$OUT/t_forkobj" "$OUT"
+run t_forkcache 240 "$OUT/t_forkcache"
 if [ -x "$DC_BIN/dc_server" ] && [ -x "$DC_BIN/dc_client" ]; then
 	run t_stall 120 "$OUT/t_stall" "$DC_BIN" "$OUT"
 else

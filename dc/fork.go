@@ -30,15 +30,19 @@ import (
 // re-points its handles. Objects refer to each other by their index in the
 // front's list. Descriptors keep their numbers across fork(), so the states
 // carry them as they are; a custom DC_CACHE_cb and its cache live in C memory,
-// which the child inherits.
+// which the child inherits. A default cache's sessions are not copied
+// either: the snapshot says where they are in the parent's memory
+// (cache.Freeze, the cache locked until dce_fork_parent), and the child's
+// cache takes them over from its copy-on-write image of it (cache.Adopt).
 
 // Object kinds: kinds_gen.go (generated from capi/front/api.tab, like the
 // front's DCF_K_*).
 
-type snapEntry struct {
-	ID   []byte
-	Data []byte
-	Exp  int64 // µs since the epoch
+// snapShard is where one shard of a default cache's entries are in the
+// parent's memory (cache.ShardImage), which the child inherits.
+type snapShard struct {
+	At  uint64
+	Len int
 }
 
 type snapObj struct {
@@ -55,11 +59,32 @@ type snapObj struct {
 	// servers
 	Ops              uint64
 	Max              int
-	Entries          []snapEntry
-	CB, Cache, Store uint64 // custom cache (C memory)
+	Layout           uint64      // default cache: its image (cache.Image)
+	Shards           []snapShard // …
+	CB, Cache, Store uint64      // custom cache (C memory)
 	// clients
 	Flags uint32
 	Front uint64
+}
+
+// Caches frozen by dce_snapshot, thawed by dce_fork_parent (in the parent;
+// in the child this engine is gone).
+var frozen []func()
+
+func thawAll() {
+	for _, thaw := range frozen {
+		thaw()
+	}
+	frozen = nil
+}
+
+// dce_fork_parent runs in the parent once fork() returned: the caches the
+// snapshot froze take calls again.
+//
+//export dce_fork_parent
+func dce_fork_parent() {
+	defer capinal.RescueVoid()
+	thawAll()
 }
 
 // dce_snapshot encodes the objects behind refs[0..n) (kinds[i] each) into C
@@ -68,6 +93,7 @@ type snapObj struct {
 //export dce_snapshot
 func dce_snapshot(kinds *C.int, refs *unsafe.Pointer, n C.int, out **C.char, outlen *C.size_t) (ret C.int) {
 	defer capinal.Rescue(&ret, 0)
+	thawAll() // none should be left; never keep one frozen for good
 	ks := unsafe.Slice(kinds, int(n))
 	rs := unsafe.Slice(refs, int(n))
 	index := map[any]int{}
@@ -113,9 +139,14 @@ func dce_snapshot(kinds *C.int, refs *unsafe.Pointer, n C.int, out **C.char, out
 			o.Ops = v.s.NumOperations()
 			switch c := v.s.Cache().(type) {
 			case *defCache:
-				o.Max = c.max
-				for _, e := range c.Export() {
-					o.Entries = append(o.Entries, snapEntry{e.ID, e.Data, e.Expiry})
+				// Where the entries are, not a copy of them: the
+				// cache stays locked until dce_fork_parent, so the
+				// child's copy of the memory is this image.
+				img, thaw := c.Freeze()
+				frozen = append(frozen, thaw)
+				o.Max, o.Layout = c.max, img.Layout
+				for _, sh := range img.Shards {
+					o.Shards = append(o.Shards, snapShard{uint64(uintptr(sh.Entries)), sh.Len})
 				}
 			case *cCache:
 				o.CB, o.Cache, o.Store = uint64(uintptr(unsafe.Pointer(c.cb))),
@@ -137,6 +168,7 @@ func dce_snapshot(kinds *C.int, refs *unsafe.Pointer, n C.int, out **C.char, out
 	}
 	b, err := json.Marshal(objs)
 	if err != nil {
+		thawAll()
 		return 0
 	}
 	*out = (*C.char)(C.CBytes(b))
@@ -189,11 +221,13 @@ func dce_restore(data *C.char, n C.size_t, newrefs *unsafe.Pointer, count C.int)
 				if !ok {
 					continue
 				}
-				entries := make([]cache.Entry, len(o.Entries))
-				for j, e := range o.Entries {
-					entries[j] = cache.Entry{ID: e.ID, Data: e.Data, Expiry: e.Exp}
+				img := cache.Image{Layout: o.Layout, Shards: make([]cache.ShardImage, len(o.Shards))}
+				for j, sh := range o.Shards {
+					img.Shards[j] = cache.ShardImage{Entries: C.u2p(C.uint64_t(sh.At)), Len: sh.Len}
 				}
-				d.Import(entries)
+				if !d.Adopt(img) {
+					continue
+				}
 				cc = d
 			}
 			if s := newServer(cc); s != nil {

@@ -36,6 +36,7 @@ enum {
  * X(return type, NAME, (parameters)). */
 #define DCF_ENGINE_FUNCS(X) \
 	X(int, snapshot, (int *kinds, dcf_ref *refs, int n, char **out, size_t *outlen)) \
+	X(void, fork_parent, (void)) \
 	X(int, restore, (char *data, size_t n, dcf_ref *newrefs, int count)) \
 	X(void, conn_bufs, (dcf_ref c, dcf_ref *rd, dcf_ref *sd)) \
 	X(int, fork_fds, (int *out, int n)) \

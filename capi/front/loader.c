@@ -403,6 +403,8 @@ static void fork_prepare(void)
 
 static void fork_parent(void)
 {
+	if (live)
+		live->fork_parent();
 	if (snap_fresh)
 		snap_drop();
 	snap_fresh = 0;

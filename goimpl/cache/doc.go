@@ -9,7 +9,8 @@
 // operations, counters), store.go the store.Store view, export.go the
 // copy of a cache's contents into another process, stream.go the same as
 // a byte stream (a re-exec, a snapshot file), with the changes made while
-// it is written; shard.go is one locked
+// it is written, image.go the same without a copy, for a forked child
+// (Freeze, Adopt); shard.go is one locked
 // part of the cache, slab.go the pointer-free storage of a shard's entries,
 // heap.go the expiry order.
 //
