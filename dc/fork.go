@@ -38,6 +38,30 @@ import (
 // Object kinds: kinds_gen.go (generated from capi/front/api.tab, like the
 // front's DCF_K_*).
 
+// The snapshot is a list of records, one per object: its kind, its links
+// to other objects by index, and its kind's own state, the type goimpl
+// gives it (gonal.AddressState ... plug.State), or for a server or client
+// the few fields below.
+type snapObj struct {
+	Kind  int
+	Sel   int             // listener, connection: the selector it is bound to, or -1
+	Ref   int             // plug: its connection; client: its server; or -1
+	Conn  int             // client: its connection, or -1
+	State json.RawMessage // the kind's state
+}
+
+// serverState is a DC_SERVER's: its counter and either a default cache's
+// image or a custom cache's C objects.
+type serverState struct {
+	Ops    uint64
+	Max    int         `json:",omitempty"` // default cache: its bound,
+	Layout uint64      `json:",omitempty"` // and where its entries are
+	Shards []snapShard `json:",omitempty"` // (cache.Image)
+	CB     uint64      `json:",omitempty"` // custom cache (C memory)
+	Cache  uint64      `json:",omitempty"`
+	Store  uint64      `json:",omitempty"`
+}
+
 // snapShard is where one shard of a default cache's entries are in the
 // parent's memory (cache.ShardImage), which the child inherits.
 type snapShard struct {
@@ -45,26 +69,11 @@ type snapShard struct {
 	Len int
 }
 
-type snapObj struct {
-	Kind  int
-	Sel   int // selector index a listener/connection is bound to, or -1
-	Ref   int // plug: connection index; client: server index
-	Conn  int // client: connection index
-	Addr  gonal.AddressState
-	SelSt gonal.SelectorState
-	List  gonal.ListenerState
-	ConnS gonal.ConnectionState
-	Buf   gonal.BufferState
-	Plug  plug.State
-	// servers
-	Ops              uint64
-	Max              int
-	Layout           uint64      // default cache: its image (cache.Image)
-	Shards           []snapShard // …
-	CB, Cache, Store uint64      // custom cache (C memory)
-	// clients
+// clientState is a DC_CLIENT's: its flags, the front's handle, its plug.
+type clientState struct {
 	Flags uint32
 	Front uint64
+	Plug  plug.State
 }
 
 // Caches frozen by dce_snapshot, thawed by dce_fork_parent (in the parent;
@@ -116,27 +125,29 @@ func dce_snapshot(kinds *C.int, refs *unsafe.Pointer, n C.int, out **C.char, out
 	objs := make([]snapObj, n)
 	for i := range rs {
 		o := &objs[i]
-		o.Kind, o.Sel, o.Ref, o.Conn = int(ks[i]), -1, -1, -1
+		o.Sel, o.Ref, o.Conn = -1, -1, -1
+		var kind int
+		var st any
 		switch v := capinal.Restore(rs[i]).(type) {
 		case *gonal.Address:
-			o.Addr = v.Export()
+			kind, st = kAddress, v.Export()
 		case *gonal.Selector:
-			o.SelSt = v.Export()
+			kind, st = kSelector, v.Export()
 		case *gonal.Listener:
-			o.List, o.Sel = v.Export(), selIdx(v.Selector())
+			kind, st, o.Sel = kListener, v.Export(), selIdx(v.Selector())
 		case *capinal.Conn:
-			o.ConnS, o.Sel = v.C.Export(), selIdx(v.C.Selector())
+			kind, st, o.Sel = kConnection, v.C.Export(), selIdx(v.C.Selector())
 		case *gonal.Buffer:
-			o.Buf = v.Export()
+			kind, st = kBuffer, v.Export()
 		case *cPlug:
-			o.Plug = v.p.Export()
+			kind, st = kPlug, v.p.Export()
 			if w := capinal.ConnOf(v.conn); w != nil {
 				if j, ok := index[w.C]; ok {
 					o.Ref = j
 				}
 			}
 		case *server:
-			o.Ops = v.s.NumOperations()
+			ss := serverState{Ops: v.s.NumOperations()}
 			switch c := v.s.Cache().(type) {
 			case *defCache:
 				// Where the entries are, not a copy of them: the
@@ -144,16 +155,17 @@ func dce_snapshot(kinds *C.int, refs *unsafe.Pointer, n C.int, out **C.char, out
 				// child's copy of the memory is this image.
 				img, thaw := c.Freeze()
 				frozen = append(frozen, thaw)
-				o.Max, o.Layout = c.max, img.Layout
+				ss.Max, ss.Layout = c.max, img.Layout
 				for _, sh := range img.Shards {
-					o.Shards = append(o.Shards, snapShard{uint64(uintptr(sh.Entries)), sh.Len})
+					ss.Shards = append(ss.Shards, snapShard{uint64(uintptr(sh.Entries)), sh.Len})
 				}
 			case *cCache:
-				o.CB, o.Cache, o.Store = uint64(uintptr(unsafe.Pointer(c.cb))),
+				ss.CB, ss.Cache, ss.Store = uint64(uintptr(unsafe.Pointer(c.cb))),
 					uint64(uintptr(unsafe.Pointer(c.c))), uint64(uintptr(c.store))
 			}
+			kind, st = kServer, ss
 		case *sclient:
-			o.Flags, o.Front, o.Plug = v.c.Flags(), uint64(uintptr(v.front)), v.c.Plug().Export()
+			kind, st = kClient, clientState{v.c.Flags(), uint64(uintptr(v.front)), v.c.Plug().Export()}
 			if j, ok := index[v.srv]; ok {
 				o.Ref = j
 			}
@@ -162,9 +174,16 @@ func dce_snapshot(kinds *C.int, refs *unsafe.Pointer, n C.int, out **C.char, out
 					o.Conn = j
 				}
 			}
-		default:
-			o.Kind = 0 // unknown: not restorable
 		}
+		if kind != int(ks[i]) {
+			continue // unknown, or not what the front says: not restorable
+		}
+		b, err := json.Marshal(st)
+		if err != nil {
+			thawAll()
+			return 0
+		}
+		o.Kind, o.State = kind, b
 	}
 	b, err := json.Marshal(objs)
 	if err != nil {
@@ -174,6 +193,11 @@ func dce_snapshot(kinds *C.int, refs *unsafe.Pointer, n C.int, out **C.char, out
 	*out = (*C.char)(C.CBytes(b))
 	*outlen = C.size_t(len(b))
 	return 1
+}
+
+// stateOf decodes a record's state as its kind's type.
+func stateOf[T any](o snapObj) (st T, ok bool) {
+	return st, len(o.State) > 0 && json.Unmarshal(o.State, &st) == nil
 }
 
 // dce_restore rebuilds the objects of a snapshot; newrefs[i] is the new
@@ -199,30 +223,39 @@ func dce_restore(data *C.char, n C.size_t, newrefs *unsafe.Pointer, count C.int)
 		out[i] = nil
 		switch o.Kind {
 		case kSelector:
-			if s := gonal.ImportSelector(o.SelSt); s != nil {
-				set(i, s, capinal.Save(s))
+			if st, ok := stateOf[gonal.SelectorState](o); ok {
+				if s := gonal.ImportSelector(st); s != nil {
+					set(i, s, capinal.Save(s))
+				}
 			}
 		case kAddress:
-			if a := gonal.ImportAddress(o.Addr); a != nil {
-				set(i, a, capinal.Save(a))
+			if st, ok := stateOf[gonal.AddressState](o); ok {
+				if a := gonal.ImportAddress(st); a != nil {
+					set(i, a, capinal.Save(a))
+				}
 			}
 		case kBuffer:
-			b := gonal.NewBuffer()
-			if b.Import(o.Buf) {
-				set(i, b, capinal.Save(b))
+			if st, ok := stateOf[gonal.BufferState](o); ok {
+				if b := gonal.NewBuffer(); b.Import(st) {
+					set(i, b, capinal.Save(b))
+				}
 			}
 		case kServer:
+			ss, ok := stateOf[serverState](o)
+			if !ok {
+				continue
+			}
 			var cc gserver.Cache
-			if o.CB != 0 {
-				cc = &cCache{cb: (*C.DC_CACHE_cb)(C.u2p(C.uint64_t(o.CB))),
-					c: (*C.DC_CACHE)(C.u2p(C.uint64_t(o.Cache))), store: C.u2p(C.uint64_t(o.Store))}
+			if ss.CB != 0 {
+				cc = &cCache{cb: (*C.DC_CACHE_cb)(C.u2p(C.uint64_t(ss.CB))),
+					c: (*C.DC_CACHE)(C.u2p(C.uint64_t(ss.Cache))), store: C.u2p(C.uint64_t(ss.Store))}
 			} else {
-				d, ok := newDefCache(o.Max)
+				d, ok := newDefCache(ss.Max)
 				if !ok {
 					continue
 				}
-				img := cache.Image{Layout: o.Layout, Shards: make([]cache.ShardImage, len(o.Shards))}
-				for j, sh := range o.Shards {
+				img := cache.Image{Layout: ss.Layout, Shards: make([]cache.ShardImage, len(ss.Shards))}
+				for j, sh := range ss.Shards {
 					img.Shards[j] = cache.ShardImage{Entries: C.u2p(C.uint64_t(sh.At)), Len: sh.Len}
 				}
 				if !d.Adopt(img) {
@@ -231,7 +264,7 @@ func dce_restore(data *C.char, n C.size_t, newrefs *unsafe.Pointer, count C.int)
 				cc = d
 			}
 			if s := newServer(cc); s != nil {
-				s.s.SetOperations(o.Ops)
+				s.s.SetOperations(ss.Ops)
 				set(i, s, capinal.Save(s))
 			}
 		}
@@ -247,14 +280,22 @@ func dce_restore(data *C.char, n C.size_t, newrefs *unsafe.Pointer, count C.int)
 	for i, o := range objs {
 		switch o.Kind {
 		case kListener:
-			if l := gonal.ImportListener(o.List); l != nil {
+			st, ok := stateOf[gonal.ListenerState](o)
+			if !ok {
+				continue
+			}
+			if l := gonal.ImportListener(st); l != nil {
 				if s := sel(o.Sel); s != nil {
 					l.AddToSelector(s)
 				}
 				set(i, l, capinal.Save(l))
 			}
 		case kConnection:
-			if c := gonal.ImportConnection(o.ConnS); c != nil {
+			st, ok := stateOf[gonal.ConnectionState](o)
+			if !ok {
+				continue
+			}
+			if c := gonal.ImportConnection(st); c != nil {
 				if s := sel(o.Sel); s != nil {
 					c.AddToSelector(s)
 				}
@@ -274,8 +315,9 @@ func dce_restore(data *C.char, n C.size_t, newrefs *unsafe.Pointer, count C.int)
 	for i, o := range objs {
 		switch o.Kind {
 		case kPlug:
-			if w, ref := connAt(o.Ref); w != nil {
-				if p := plug.Import(w.C, o.Plug); p != nil {
+			st, ok := stateOf[plug.State](o)
+			if w, ref := connAt(o.Ref); ok && w != nil {
+				if p := plug.Import(w.C, st); p != nil {
 					cp := &cPlug{p: p, conn: ref}
 					set(i, cp, capinal.Save(cp))
 				}
@@ -286,11 +328,12 @@ func dce_restore(data *C.char, n C.size_t, newrefs *unsafe.Pointer, count C.int)
 			if o.Ref >= 0 && o.Ref < len(vals) {
 				s, _ = vals[o.Ref].(*server)
 			}
-			if w == nil || s == nil {
+			cs, ok := stateOf[clientState](o)
+			if !ok || w == nil || s == nil {
 				continue
 			}
-			if p := plug.Import(w.C, o.Plug); p != nil {
-				if cl := s.restoreClient(p, o.Flags, ref, C.u2p(C.uint64_t(o.Front))); cl != nil {
+			if p := plug.Import(w.C, cs.Plug); p != nil {
+				if cl := s.restoreClient(p, cs.Flags, ref, C.u2p(C.uint64_t(cs.Front))); cl != nil {
 					set(i, cl, cl.ref)
 				}
 			}
