@@ -217,7 +217,7 @@ alive() { [ -r /proc/\$1/stat ] && [ "\$(awk '{print \$3}' /proc/\$1/stat 2>/dev
 case \$1 in
 dc-start)
 	"$BIN/dc_server" -listen IP:127.0.0.1:$DC_PORT -sessions 20000 ${DCS_TLS:-} \\
-		>>"$T/dc_server.log" 2>&1 </dev/null &
+		-pidfile "$T/dc_server.pid" >>"$T/dc_server.log" 2>&1 </dev/null &
 	echo \$! >"$T/dc_server.pid"
 	for i in \$(seq 200); do
 		(exec 3<>/dev/tcp/127.0.0.1/$DC_PORT) 2>/dev/null && exit 0
@@ -232,12 +232,22 @@ dc-stop)
 dcc-stop | dcc-cont)
 	# stop (SIGSTOP) or continue a dc_client: a stalled cache
 	kill -\$([ \$1 = dcc-stop ] && echo STOP || echo CONT) \$(cat "$T/dc_client-\$2.pid") ;;
+dc-reexec)
+	# SIGTTIN: the successor rewrites the pid file, the old one exits
+	old=\$(cat "$T/dc_server.pid")
+	kill -TTIN \$old
+	for i in \$(seq 600); do
+		new=\$(cat "$T/dc_server.pid" 2>/dev/null)
+		[ -n "\$new" ] && [ "\$new" != \$old ] && ! alive \$old && exit 0
+		sleep 0.05
+	done
+	echo "dc_server \$old did not re-execute" >&2; exit 1 ;;
 graceful)
 	# remember when (seconds since boot) for the every-worker check
 	awk '{print \$1}' /proc/uptime >"$T/\$2/graceful.uptime"
 	APACHE_CONFDIR="$T/\$2" APACHE_ENVVARS=/dev/null \\
 		APACHE_ARGUMENTS="-f $T/\$2/httpd.conf" exec apachectl graceful ;;
-*) echo "usage: ctl dc-start|dc-stop|dcc-stop NAME|dcc-cont NAME|graceful NAME" >&2; exit 2 ;;
+*) echo "usage: ctl dc-start|dc-stop|dc-reexec|dcc-stop NAME|dcc-cont NAME|graceful NAME" >&2; exit 2 ;;
 esac
 EOF
 chmod 755 "$T/ctl"
@@ -607,6 +617,17 @@ run_mpm() {
 		check "$mpm TLS$v: resumes on B 3 s after A made it" grep -q '^Reused, TLSv' "$T/sc.out"
 	done
 
+	# An upgrade of dc_server (SIGTTIN re-exec) keeps every session.
+	for v in 1.2 1.3; do
+		s_client out "$T/reexec-$v.pem" "${PORT[A]}" $v
+	done
+	check "$mpm: dc_server re-executes itself on SIGTTIN" "$T/ctl" dc-reexec
+	for v in 1.2 1.3; do
+		s_client in "$T/reexec-$v.pem" "${PORT[B]}" $v
+		check "$mpm TLS$v: a session made on A before a dc_server re-exec resumes on B after it" \
+			grep -q '^Reused, TLSv' "$T/sc.out"
+	done
+
 	for v in 1.2 1.3; do
 		check "$mpm TLS$v: $LOAD_N handshakes c$CONC A/B, all 200, resumed >= 95%" \
 			eval "load 'dc A/B' $mpm $v dc ${PORT[A]},${PORT[B]} && load_ok 95"
@@ -631,6 +652,11 @@ run_mpm() {
 	check "$mpm: after graceful, every worker of A answers" every_worker_answers A "$mpm"
 	check "$mpm: after graceful, every worker of B answers" every_worker_answers B "$mpm"
 	check "$mpm: graceful: no OpenSSL/cache errors" no_errors A B
+
+	check "$mpm: dc_server re-executed three times during load, all 200, resumed >= 80%" \
+		eval "load 'dc re-exec' $mpm 1.2 dc ${PORT[A]},${PORT[B]} \
+			-at '$((LOAD_N / 4)):$T/ctl dc-reexec' -at '$((LOAD_N / 2)):$T/ctl dc-reexec' \
+			-at '$((LOAD_N * 3 / 4)):$T/ctl dc-reexec' && load_ok 80"
 
 	mark_logs A B
 	check "$mpm: dc_server stopped and restarted during load, no failed request" \
