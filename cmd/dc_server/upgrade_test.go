@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"os/user"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -290,5 +291,97 @@ func TestUpgradeWithMetrics(t *testing.T) {
 	})
 	if strings.Contains(p.Out.String(), "re-exec") && strings.Contains(p.Out.String(), "Error") {
 		t.Fatalf("re-exec refused:\n%s", p.Out.String())
+	}
+}
+
+// A re-exec of a daemon as it runs in production: detached (-daemon),
+// switched to another user (-user), with a pid file, under systemd
+// (Type=notify; NOTIFY_SOCKET here is the test's, seeing each message's
+// sender as systemd does). Each successor rewrites the pid file through
+// the descriptor opened before the user switch, runs as the user, and is
+// named the main process by its predecessor (MAINPID, sent by the main
+// process itself, the only one systemd listens to); it says nothing on
+// its own. The sessions survive both re-execs.
+func TestUpgradeDaemonUserNotify(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (-user)")
+	}
+	nobody, err := user.Lookup("nobody")
+	if err != nil {
+		t.Skip("no user nobody")
+	}
+	dir := tooltest.TempDir(t)
+	os.Chmod(dir, 0o755)
+	sock, pidfile := dir+"/s", dir+"/pid"
+	notify, msgs := tooltest.NotifySocket(t, dir)
+	t.Cleanup(func() {
+		if pid := tooltest.ReadPID(pidfile); pid > 0 {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	})
+	// The successor is started as nobody: the binary must be where
+	// nobody may run it (the built one is in a directory of mode 0700).
+	bin := dir + "/dc_server"
+	b, err := os.ReadFile(tooltest.Bin(t, "dc_server"))
+	if err != nil || os.WriteFile(bin, b, 0o755) != nil {
+		t.Fatal("cannot copy dc_server")
+	}
+	p := tooltest.StartEnv(t, []string{"NOTIFY_SOCKET=" + notify}, bin,
+		"-daemon", "-user", "nobody", "-pidfile", pidfile, "-listen", "UNIX:"+sock)
+	if code := p.Wait(20 * time.Second); code != 0 {
+		t.Fatalf("dc_server -daemon: exit %d:\n%s", code, p.Out.String())
+	}
+	next := func(what string) tooltest.Notification {
+		select {
+		case m := <-msgs:
+			return m
+		case <-time.After(30 * time.Second):
+			t.Fatalf("no notification: %s", what)
+		}
+		return tooltest.Notification{}
+	}
+	pid := tooltest.ReadPID(pidfile)
+	if m := next("READY=1"); m.PID != pid || m.State != "READY=1" {
+		t.Fatalf("first notification %+v, want READY=1 from %d", m, pid)
+	}
+	uidOf := func(pid int) string {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+		for _, l := range strings.Split(string(b), "\n") {
+			if f := strings.Fields(l); len(f) > 1 && f[0] == "Uid:" {
+				return f[1]
+			}
+		}
+		return "?"
+	}
+	for i := 0; i < 20; i++ {
+		tooltest.Exchange(sock, proto.OpAdd, proto.AppendAddRequest(nil, 600000, []byte(fmt.Sprintf("kept-%d", i)), []byte("data")))
+	}
+	for round := 1; round <= 2; round++ {
+		if uid := uidOf(pid); uid != nobody.Uid {
+			t.Fatalf("process %d runs as uid %s, want nobody (%s)", pid, uid, nobody.Uid)
+		}
+		syscall.Kill(pid, tool.UpgradeSignal)
+		tooltest.Eventually(t, 30*time.Second, func() bool { n := tooltest.ReadPID(pidfile); return n > 0 && n != pid },
+			"re-exec %d: a new pid in the pid file", round)
+		succ := tooltest.ReadPID(pidfile)
+		want := fmt.Sprintf("MAINPID=%d\nREADY=1", succ)
+		if m := next("MAINPID"); m.PID != pid || m.State != want {
+			t.Fatalf("re-exec %d: notification %+v, want %q from %d (the main process)", round, m, want, pid)
+		}
+		tooltest.Eventually(t, 30*time.Second, func() bool { return tooltest.Gone(pid) }, "process %d to exit", pid)
+		pid = succ
+	}
+	if uid := uidOf(pid); uid != nobody.Uid {
+		t.Fatalf("the last successor runs as uid %s", uid)
+	}
+	for i := 0; i < 20; i++ {
+		if ans, err := tooltest.Exchange(sock, proto.OpGet, []byte(fmt.Sprintf("kept-%d", i))); err != nil || string(ans) != "data" {
+			t.Fatalf("session %d after two re-execs: %q %v", i, ans, err)
+		}
+	}
+	select {
+	case m := <-msgs:
+		t.Fatalf("an extra notification: %+v", m)
+	default:
 	}
 }

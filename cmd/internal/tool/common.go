@@ -151,7 +151,7 @@ func (d *Daemon) Start(args []string, files []*os.File) {
 		f.Close()
 	}
 	if d.PIDFile != "" {
-		if err := os.WriteFile(d.PIDFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+		if err := writePIDFile(d.PIDFile); err != nil {
 			d.cleanup()
 			Die("Error, couldn't open 'pidfile' at '%s': %v", d.PIDFile, unwrapPath(err))
 		}
@@ -164,6 +164,29 @@ func (d *Daemon) Start(args []string, files []*os.File) {
 		}
 	}
 	Ready()
+}
+
+// writePIDFile writes this process's pid to the pid file and keeps it
+// open: a successor started by Upgrade inherits it and rewrites it through
+// the same descriptor, even as a user (-user) that could not open it.
+func writePIDFile(path string) error {
+	f := pidFile
+	if f == nil {
+		var err error
+		if f, err = os.OpenFile(path, os.O_WRONLY|os.O_CREATE, 0o644); err != nil {
+			return err
+		}
+	}
+	if err := f.Truncate(0); err != nil {
+		f.Close()
+		return err
+	}
+	if _, err := f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0); err != nil {
+		f.Close()
+		return err
+	}
+	pidFile = f
+	return nil
 }
 
 func (d *Daemon) cleanup() {

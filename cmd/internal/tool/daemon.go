@@ -74,9 +74,14 @@ func Detach(args []string, files []*os.File) {
 }
 
 // Ready tells a waiting parent that startup succeeded, and moves standard
-// error to /dev/null; under systemd (Type=notify) it sends READY=1.
+// error to /dev/null; under systemd (Type=notify) it sends READY=1, except
+// in a successor started by Upgrade: systemd accepts only the main
+// process's messages, and the predecessor, the main process until then,
+// names this one (MAINPID) once it is ready.
 func Ready() {
-	notifyReady()
+	if !IsSuccessor() {
+		notifyReady()
+	}
 	if readyPipe == nil {
 		return
 	}

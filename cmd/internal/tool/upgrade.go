@@ -33,11 +33,16 @@ const UpgradeSignal = syscall.SIGTTIN
 // envState and receives its connections on the one named by envConns; its
 // listeners are 3, 4, ... as for -daemon.
 const (
-	envState = "DISTCACHE_UPGRADE_STATE_FD"
-	envConns = "DISTCACHE_UPGRADE_CONNS_FD"
+	envState   = "DISTCACHE_UPGRADE_STATE_FD"
+	envConns   = "DISTCACHE_UPGRADE_CONNS_FD"
+	envPIDFile = "DISTCACHE_UPGRADE_PIDFILE_FD"
 )
 
 var statePipe, connSocket *os.File
+
+// pidFile is the open -pidfile (Daemon.Start): a successor inherits it and
+// writes its pid through it, whatever user it runs as.
+var pidFile *os.File
 
 // successor is set when this process was started by Upgrade.
 var successor bool
@@ -45,6 +50,7 @@ var successor bool
 func init() {
 	statePipe = inheritedFrom(envState, "handover")
 	connSocket = inheritedFrom(envConns, "handover-conns")
+	pidFile = inheritedFrom(envPIDFile, "pidfile")
 	successor = statePipe != nil
 }
 
@@ -141,6 +147,10 @@ func Upgrade(args []string, files []*os.File, writeState func(io.Writer) error, 
 	cmd.ExtraFiles = append(append([]*os.File(nil), files...), readyW, stateR, connsR)
 	n := 3 + len(files)
 	cmd.Env = append(os.Environ(), envChild+"="+strconv.Itoa(n), envState+"="+strconv.Itoa(n+1), envConns+"="+strconv.Itoa(n+2))
+	if pidFile != nil {
+		cmd.ExtraFiles = append(cmd.ExtraFiles, pidFile)
+		cmd.Env = append(cmd.Env, envPIDFile+"="+strconv.Itoa(n+3))
+	}
 	err = cmd.Start()
 	readyW.Close()
 	stateR.Close()

@@ -25,6 +25,7 @@ import (
 
 	"github.com/distcache-go/distcache/cmd/internal/tool"
 	"github.com/distcache-go/distcache/goimpl/proto"
+	"golang.org/x/sys/unix"
 )
 
 var (
@@ -186,7 +187,15 @@ func StartIn(t testing.TB, dir, bin string, args ...string) *Proc {
 // StartWith is Start with a working directory and descriptors 3, 4, ...
 func StartWith(t testing.TB, dir string, files []*os.File, bin string, args ...string) *Proc {
 	t.Helper()
+	return start(t, dir, files, nil, bin, args)
+}
+
+func start(t testing.TB, dir string, files []*os.File, env []string, bin string, args []string) *Proc {
+	t.Helper()
 	p := &Proc{t: t, Cmd: exec.Command(bin, args...), Out: &Log{}, done: make(chan struct{})}
+	if env != nil {
+		p.Cmd.Env = append(os.Environ(), env...)
+	}
 	p.Cmd.Dir = dir
 	p.Cmd.ExtraFiles = files
 	p.Cmd.Stdout, p.Cmd.Stderr = p.Out, p.Out
@@ -586,4 +595,58 @@ func GetMetrics(addr string) error {
 		err = fmt.Errorf("/metrics: %s, %d bytes", resp.Status, len(b))
 	}
 	return err
+}
+
+// StartEnv is Start with extra environment variables ("NAME=value").
+func StartEnv(t testing.TB, env []string, bin string, args ...string) *Proc {
+	t.Helper()
+	return start(t, "", nil, env, bin, args)
+}
+
+// Notification is one message a daemon sent to the NOTIFY_SOCKET of
+// NotifySocket, with the sender's pid (SCM_CREDENTIALS), as systemd sees
+// it.
+type Notification struct {
+	PID   int
+	State string
+}
+
+// NotifySocket listens where a Type=notify daemon reports (set
+// NOTIFY_SOCKET to the path returned) and delivers what arrives, as systemd
+// would receive it; any user may send to it.
+func NotifySocket(t testing.TB, dir string) (string, <-chan Notification) {
+	t.Helper()
+	path := dir + "/notify"
+	c, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	os.Chmod(path, 0o777)
+	raw, err := c.SyscallConn()
+	if err == nil {
+		raw.Control(func(fd uintptr) { err = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_PASSCRED, 1) })
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := make(chan Notification, 16)
+	go func() {
+		buf, oob := make([]byte, 4096), make([]byte, unix.CmsgSpace(unix.SizeofUcred))
+		for {
+			n, oobn, _, _, err := c.ReadMsgUnix(buf, oob)
+			if err != nil {
+				close(ch)
+				return
+			}
+			m := Notification{PID: -1, State: string(buf[:n])}
+			if msgs, err := unix.ParseSocketControlMessage(oob[:oobn]); err == nil && len(msgs) > 0 {
+				if cred, err := unix.ParseUnixCredentials(&msgs[0]); err == nil {
+					m.PID = int(cred.Pid)
+				}
+			}
+			ch <- m
+		}
+	}()
+	return path, ch
 }
