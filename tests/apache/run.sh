@@ -653,10 +653,14 @@ run_mpm() {
 	check "$mpm: after graceful, every worker of B answers" every_worker_answers B "$mpm"
 	check "$mpm: graceful: no OpenSSL/cache errors" no_errors A B
 
-	check "$mpm: dc_server re-executed three times during load, all 200, resumed >= 80%" \
+	# Twice, far enough apart that dc_client's link, re-made at once after
+	# the first, is not taken for a failing one (re-made after -retry).
+	# On the TLS tier dc_server closes its connections at a re-exec (their
+	# TLS state cannot be passed): the dc_clients reconnect, a few
+	# handshakes miss meanwhile.
+	check "$mpm: dc_server re-executed twice during load, all 200, resumed >= 90%" \
 		eval "load 'dc re-exec' $mpm 1.2 dc ${PORT[A]},${PORT[B]} \
-			-at '$((LOAD_N / 4)):$T/ctl dc-reexec' -at '$((LOAD_N / 2)):$T/ctl dc-reexec' \
-			-at '$((LOAD_N * 3 / 4)):$T/ctl dc-reexec' && load_ok 80"
+			-at '$((LOAD_N / 4)):$T/ctl dc-reexec' -at '$((LOAD_N * 3 / 4)):$T/ctl dc-reexec' && load_ok 90"
 
 	mark_logs A B
 	check "$mpm: dc_server stopped and restarted during load, no failed request" \
