@@ -123,17 +123,18 @@ func (c *conn) pending() bool {
 	return ok && p.Pending()
 }
 
-// flush writes the queued responses. The write deadline (a client must
-// take its answers within the frame timeout) is renewed only when less than
-// half of it is left, which keeps the timer work off the common path.
+// flush writes the queued responses. A client must take its answers
+// within the frame timeout: the write deadline is first set when a write
+// has to wait (armWrite; on a plain socket most connections never do),
+// and from then on renewed only when less than half of it is left, which
+// keeps the timer work off the common path.
 func (c *conn) flush() error {
 	if c.handingOff() {
 		return errClosing // the successor writes them
 	}
-	ft := c.s.o.FrameTimeout
 	now := time.Now()
-	if c.wdl.Sub(now) < ft/2 {
-		c.wdl = now.Add(ft)
+	if !c.wdl.IsZero() && c.wdl.Sub(now) < c.s.o.FrameTimeout/2 {
+		c.wdl = now.Add(c.s.o.FrameTimeout)
 		c.nc.SetWriteDeadline(c.wdl)
 	}
 	c.cs.set(stateWriting, now)
@@ -152,12 +153,30 @@ func (c *conn) flush() error {
 	return err
 }
 
+// armWrite sets the write deadline before a write waits for the first
+// time (rawio.Conn.WriteWait).
+func (c *conn) armWrite() {
+	if !c.wdl.IsZero() {
+		return
+	}
+	c.wdl = time.Now().Add(c.s.o.FrameTimeout)
+	c.nc.SetWriteDeadline(c.wdl)
+	if c.handingOff() {
+		// The handover may have interrupted writes just before: so is
+		// this one.
+		c.nc.SetWriteDeadline(time.Unix(1, 0))
+	}
+}
+
 func (c *conn) serve() {
 	s := c.s
 	clean := false
 	why := metrics.CloseError
 	s.m.ConnAccepted()
 	c.io.Reset(c.nc)
+	if c.io.WriteWait == nil {
+		c.io.WriteWait = c.armWrite // kept with c in connPool
+	}
 	defer func() {
 		s.m.ConnClosed(why)
 		c.nc.Close()
@@ -230,6 +249,9 @@ func (c *conn) handOff(err error) bool {
 
 // closeReason says, for the metrics, why a connection ends with err.
 func (c *conn) closeReason(err error) metrics.CloseReason {
+	if err == io.EOF && !c.s.set.Closing() {
+		return metrics.CloseClient // the common end, without walking error chains
+	}
 	if c.timedOut == "response not taken" && !errors.Is(err, errClosing) {
 		return metrics.WriteCloseReason(err)
 	}

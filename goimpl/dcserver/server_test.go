@@ -224,3 +224,47 @@ type syncBuf struct {
 
 func (b *syncBuf) Write(p []byte) (int, error) { b.mu.Lock(); defer b.mu.Unlock(); return b.b.Write(p) }
 func (b *syncBuf) String() string              { b.mu.Lock(); defer b.mu.Unlock(); return b.b.String() }
+
+// A client that sends requests and never reads the answers is closed once
+// a write has waited the frame timeout: the write deadline is set when a
+// write first has to wait, not before every write.
+func TestAnswersNotTakenTimeOut(t *testing.T) {
+	c := cache.New(cache.Config{})
+	logged := make(chan string, 16)
+	_, sock := serveT(t, Options{Store: c.Store(), FrameTimeout: 300 * time.Millisecond, Log: logFunc(func(f string, a ...any) {
+		select {
+		case logged <- fmt.Sprintf(f, a...):
+		default:
+		}
+	})})
+	cl := dial(t, sock)
+	big := bytes.Repeat([]byte{0x5a}, 30000)
+	if p := cl.roundTrip(proto.OpAdd, proto.AppendAddRequest(nil, 60000, []byte("big"), big)); !bytes.Equal(p, []byte{0}) {
+		t.Fatalf("ADD: %x", p)
+	}
+	// Far more answers than the socket buffers hold, never read.
+	get := request(1, proto.OpGet, []byte("big"))
+	var batch []byte
+	for i := 0; i < 64; i++ {
+		batch = append(batch, get...)
+	}
+	start := time.Now()
+	go func() {
+		for i := 0; i < 16; i++ {
+			if _, err := cl.nc.Write(batch); err != nil {
+				return
+			}
+		}
+	}()
+	select {
+	case msg := <-logged:
+		if !strings.Contains(msg, "response not taken timed out") {
+			t.Fatalf("logged %q; want the answers not taken to time out", msg)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a client taking no answers was not closed")
+	}
+	if d := time.Since(start); d < 300*time.Millisecond {
+		t.Fatalf("closed after %v, before the frame timeout", d)
+	}
+}

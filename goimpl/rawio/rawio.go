@@ -14,6 +14,12 @@ import (
 // zero value is ready for Reset. As with net.Conn, one Read and one Write
 // may run at the same time, not two of either.
 type Conn struct {
+	// WriteWait, when set, is called when a Write is about to wait for
+	// room, once per Write (with a connection that is not read raw:
+	// before every Write). A caller can so set the write deadline only
+	// for the writes that wait, instead of a timer update for every one.
+	WriteWait func()
+
 	nc net.Conn
 	rc syscall.RawConn // nil: use nc
 
@@ -25,9 +31,10 @@ type Conn struct {
 }
 
 type op struct {
-	p     []byte
-	n     int
-	errno syscall.Errno
+	p      []byte
+	n      int
+	errno  syscall.Errno
+	waited bool
 }
 
 // Reset makes c read and write nc: with raw system calls when nc is a
@@ -104,6 +111,10 @@ func (c *Conn) write(fd uintptr) bool {
 			o.p = o.p[r:]
 		case syscall.EINTR:
 		case syscall.EAGAIN:
+			if !o.waited && c.WriteWait != nil {
+				o.waited = true
+				c.WriteWait()
+			}
 			return false
 		default:
 			o.errno = e
@@ -117,6 +128,9 @@ func (c *Conn) write(fd uintptr) bool {
 // was written.
 func (c *Conn) Write(p []byte) (int, error) {
 	if c.rc == nil {
+		if c.WriteWait != nil {
+			c.WriteWait()
+		}
 		return c.nc.Write(p)
 	}
 	c.w = op{p: p}

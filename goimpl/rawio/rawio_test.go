@@ -206,3 +206,23 @@ func TestConcurrentReadWrite(t *testing.T) {
 		got += k
 	}
 }
+
+// WriteWait is called once for a write that waits for room, and not for
+// one that does not.
+func TestWriteWait(t *testing.T) {
+	a, b := pair(t, "unix")
+	var c Conn
+	c.Reset(b)
+	calls := 0
+	c.WriteWait = func() { calls++ }
+	if _, err := c.Write([]byte("small")); err != nil || calls != 0 {
+		t.Fatalf("a write with room: %v, %d WriteWait calls; want none", err, calls)
+	}
+	done := make(chan struct{})
+	go func() { io.Copy(io.Discard, a); close(done) }()
+	if _, err := c.Write(make([]byte, 8<<20)); err != nil || calls != 1 {
+		t.Fatalf("a write that waits: %v, %d WriteWait calls; want 1", err, calls)
+	}
+	b.Close()
+	<-done
+}
