@@ -19,6 +19,7 @@
 #include <distcache/dc_client.h>
 #include <libnal/nal.h>
 #include <stdio.h>
+#include "ct.h"
 
 static double now_us(void)
 {
@@ -42,18 +43,6 @@ static long rss_kb(const char *field)
 	if (f)
 		fclose(f);
 	return v;
-}
-
-static int cmp(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-	qsort(v, (size_t)n, sizeof *v, cmp);
-	return v[n / 2];
 }
 
 /* ---- the raw client: one frame out, one frame in ---- */
@@ -147,7 +136,7 @@ int main(int argc, char **argv)
 			waitpid(pid, NULL, 0);
 		}
 		printf("engine first call (load + Go runtime start + one call), median of 7 processes: %.2f ms\n",
-			median(f, 7) / 1000);
+			ct_median(f, 7) / 1000);
 	}
 	r0 = rss_kb("VmRSS");
 	a0 = rss_kb("RssAnon");
@@ -195,8 +184,8 @@ int main(int argc, char **argv)
 				}
 				t2[i] = now_us() - t0;
 			}
-			res[mode][0][op] = median(t, n);
-			res[mode][1][op] = median(t2, n);
+			res[mode][0][op] = ct_median(t, n);
+			res[mode][1][op] = ct_median(t2, n);
 		}
 		DC_CTX_free(c);
 		if (fd >= 0)

@@ -16,6 +16,7 @@
  * microseconds per call (every thread of the process: our engine's too).
  */
 #include <stdio.h>
+#include "ct.h"
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -101,18 +102,6 @@ static void objects(long n)
 		NAL_BUFFER_free(b); });
 }
 
-static int cmp(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-	qsort(v, (size_t)n, sizeof *v, cmp);
-	return v[n / 2];
-}
-
 static void latency(const char *target, int n)
 {
 	static const char *const ops[] = { "add", "get", "remove" };
@@ -147,7 +136,7 @@ static void latency(const char *target, int n)
 					fail(ops[op]);
 			}
 			printf("%s:%s:cpu %.2f us\n", m, ops[op], (cpu_us() - c0) / n);
-			printf("%s:%s %.2f us\n", m, ops[op], median(t, n));
+			printf("%s:%s %.2f us\n", m, ops[op], ct_median(t, n));
 		}
 		DC_CTX_free(c);
 	}
