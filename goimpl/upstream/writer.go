@@ -31,7 +31,6 @@ type writer struct {
 	deadline time.Time // the latest write deadline of the queued requests
 	busy     bool      // someone is writing
 	failed   bool      // a write failed: the connection is being dropped
-	writes   uint64    // Write calls made (tests)
 }
 
 // maxRounds bounds how many writes a caller makes for others before it
@@ -98,7 +97,6 @@ func (w *writer) drain(rounds int) bool {
 		}
 		_, err := w.io.Write(buf)
 		w.mu.Lock()
-		w.writes++
 		if cap(buf) <= maxKeep {
 			w.spare = buf[:0]
 		}

@@ -214,3 +214,44 @@ func TestFailedWriteFailsTheQueuedRequests(t *testing.T) {
 		t.Fatalf("after reconnecting: %v", err)
 	}
 }
+
+// A caller that keeps finding new requests queued behind its writes hands
+// the writing over after maxRounds writes and returns with its answer
+// while the next write is still under way; the rest still go out.
+func TestWriterHandsOver(t *testing.T) {
+	u, current := gatedUpstream(t)
+	g := current()
+	const rounds = maxRounds + 3
+	answered := func(err error) bool { return err == nil || errors.Is(err, store.ErrNotFound) }
+	first := make(chan error, 1)
+	g.armed.Store(true)
+	go func() { first <- u.Have(context.Background(), []byte(id(0))) }()
+	others := make(chan error, rounds)
+	for r := 1; r <= rounds; r++ {
+		<-g.entered // write r is held
+		if r == maxRounds+1 {
+			// Not written by the first caller: it has handed over.
+			select {
+			case err := <-first:
+				if !answered(err) {
+					t.Fatal(err)
+				}
+			case <-time.After(20 * time.Second):
+				t.Fatalf("the first caller did not return while write %d was held: it did not hand over", r)
+			}
+		}
+		// One more request queues behind the held write, and the next
+		// write is held in turn.
+		go func() { others <- u.Have(context.Background(), []byte(id(r))) }()
+		waitFor(t, "a request to queue", func() bool { return queued(u) == haveSize })
+		if r < rounds {
+			g.armed.Store(true)
+		}
+		g.release <- nil
+	}
+	for i := 0; i < rounds; i++ {
+		if err := <-others; !answered(err) {
+			t.Fatalf("a later request: %v", err)
+		}
+	}
+}
