@@ -15,6 +15,7 @@ import (
 
 	"github.com/distcache-go/distcache/goimpl/cache"
 	"github.com/distcache-go/distcache/goimpl/proto"
+	"github.com/distcache-go/distcache/goimpl/proto/prototest"
 	"github.com/distcache-go/distcache/goimpl/store"
 )
 
@@ -39,55 +40,21 @@ func (g *gateConn) Write(p []byte) (int, error) {
 	return g.Conn.Write(p)
 }
 
-// gatedUpstream is an Upstream over one in-memory cache served on a unix
-// socket, its connection behind a gateConn.
+// gatedUpstream is an Upstream over one in-memory cache served by a fake
+// server, its connection behind a gateConn.
 func gatedUpstream(t *testing.T) (*Upstream, func() *gateConn) {
 	t.Helper()
-	sock := filepath.Join(t.TempDir(), "s")
-	ln, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
 	h := &store.Handler{Store: cache.New(cache.Config{}).Store()}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			nc, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer nc.Close()
-				rd := proto.NewReader(nc, proto.WantRequests)
-				var out []byte
-				for {
-					m, err := rd.ReadMessage()
-					if err != nil {
-						return
-					}
-					res, err := h.Handle(context.Background(), m, nil)
-					if err != nil {
-						return
-					}
-					out, _ = proto.AppendMessage(out[:0], &proto.Message{Response: true, UID: m.UID, Op: m.Op, Payload: res})
-					if _, err := nc.Write(out); err != nil {
-						return
-					}
-				}
-			}()
-		}
-	}()
+	srv := prototest.Serve(t, filepath.Join(t.TempDir(), "s"), func(m *proto.Message) ([]byte, bool) {
+		res, err := h.Handle(context.Background(), m, nil)
+		return res, err == nil
+	})
 	var mu sync.Mutex
 	var last *gateConn
 	u, err := New(Options{
 		Servers: []Server{{Name: "gated", Dial: func(ctx context.Context) (net.Conn, error) {
 			var d net.Dialer
-			nc, err := d.DialContext(ctx, "unix", sock)
+			nc, err := d.DialContext(ctx, "unix", srv.Path)
 			if err != nil {
 				return nil, err
 			}

@@ -192,12 +192,20 @@ func StartWith(t testing.TB, dir string, files []*os.File, bin string, args ...s
 
 func start(t testing.TB, dir string, files []*os.File, env []string, bin string, args []string) *Proc {
 	t.Helper()
-	p := &Proc{t: t, Cmd: exec.Command(bin, args...), Out: &Log{}, done: make(chan struct{})}
+	cmd := exec.Command(bin, args...)
 	if env != nil {
-		p.Cmd.Env = append(os.Environ(), env...)
+		cmd.Env = append(os.Environ(), env...)
 	}
-	p.Cmd.Dir = dir
-	p.Cmd.ExtraFiles = files
+	cmd.Dir = dir
+	cmd.ExtraFiles = files
+	return startCmd(t, cmd)
+}
+
+// startCmd starts cmd with its output collected, and kills it at the end
+// of the test if still running.
+func startCmd(t testing.TB, cmd *exec.Cmd) *Proc {
+	t.Helper()
+	p := &Proc{t: t, Cmd: cmd, Out: &Log{}, done: make(chan struct{})}
 	p.Cmd.Stdout, p.Cmd.Stderr = p.Out, p.Out
 	if err := p.Cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -209,7 +217,7 @@ func start(t testing.TB, dir string, files []*os.File, env []string, bin string,
 			<-p.done
 		}
 		if t.Failed() {
-			t.Logf("%s output:\n%s", filepath.Base(bin), p.Out.String())
+			t.Logf("%s output:\n%s", filepath.Base(cmd.Path), p.Out.String())
 		}
 	})
 	return p
@@ -564,19 +572,9 @@ func RunAsNobody(t testing.TB, d time.Duration, name string, args ...string) (in
 	if err := os.WriteFile(bin, b, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	p := &Proc{t: t, Cmd: exec.Command(bin, args...), Out: &Log{}, done: make(chan struct{})}
-	p.Cmd.Stdout, p.Cmd.Stderr = p.Out, p.Out
-	p.Cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: Nobody, Gid: Nobody}}
-	if err := p.Cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.err = p.Cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() {
-		if !p.Exited() {
-			p.Cmd.Process.Kill()
-			<-p.done
-		}
-	})
+	cmd := exec.Command(bin, args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: Nobody, Gid: Nobody}}
+	p := startCmd(t, cmd)
 	code := p.Wait(d)
 	return code, p.Out.String()
 }
@@ -649,4 +647,20 @@ func NotifySocket(t testing.TB, dir string) (string, <-chan Notification) {
 		}
 	}()
 	return path, ch
+}
+
+// CheckOtherUser runs dc_test as nobody through the unix socket sock of a
+// running tool: it must complete when allowed, and fail, with the socket
+// mode 0600, when not.
+func CheckOtherUser(t testing.TB, sock string, allowed bool) {
+	t.Helper()
+	code, out := RunAsNobody(t, 30*time.Second, "dc_test", "-connect", "UNIX:"+sock, "-sessions", "4", "-ops", "40")
+	switch fi, err := os.Stat(sock); {
+	case err != nil:
+		t.Error(err)
+	case allowed && code != 0:
+		t.Errorf("%s (mode %04o): another user failed (exit %d):\n%s", sock, fi.Mode().Perm(), code, out)
+	case !allowed && (code == 0 || fi.Mode().Perm() != 0o600):
+		t.Errorf("%s: mode %04o, want 0600; another user's dc_test exited %d:\n%s", sock, fi.Mode().Perm(), code, out)
+	}
 }
