@@ -148,6 +148,7 @@ func newClient(p *Proxy, nc net.Conn) *client {
 	}
 	c := &client{p: p, nc: nc}
 	c.io.Reset(nc)
+	c.io.WriteWait = c.armWrite // kept with c in clientPool
 	c.rd = proto.NewReader(c, proto.WantRequests)
 	return c
 }
@@ -179,11 +180,20 @@ func (c *client) Read(b []byte) (int, error) {
 }
 
 // clientWriteTimeout bounds how long an application may leave its answer
-// unread.
-const clientWriteTimeout = 30 * time.Second
+// unread (a variable for the tests).
+var clientWriteTimeout = 30 * time.Second
 
 // maxPooled is the largest buffer a recycled client keeps.
 const maxPooled = 64 << 10
+
+// armWrite sets the write deadline before a write waits for the first
+// time (rawio.Conn.WriteWait).
+func (c *client) armWrite() {
+	if c.wdl.IsZero() {
+		c.wdl = time.Now().Add(clientWriteTimeout)
+		c.nc.SetWriteDeadline(c.wdl)
+	}
+}
 
 func (c *client) serve() {
 	clean := false
@@ -206,10 +216,14 @@ func (c *client) serve() {
 			return
 		}
 		if err != nil {
+			clean = err == io.EOF
+			if clean && !c.p.set.Closing() {
+				why = metrics.CloseClient // the common end, without walking error chains
+				return
+			}
 			if proto.IsCorrupt(err) {
 				c.p.log.Printf("Warning, closing local client: %v", err)
 			}
-			clean = err == io.EOF
 			why = metrics.ReadCloseReason(err, c.p.set.Closing(), c.rd.Buffered() > 0)
 			return
 		}
@@ -220,7 +234,10 @@ func (c *client) serve() {
 			return
 		}
 		c.out, _ = proto.AppendMessage(c.out[:0], &proto.Message{Response: true, UID: m.UID, Op: m.Op, Payload: c.pay})
-		if now := time.Now(); c.wdl.Sub(now) < clientWriteTimeout/2 {
+		// The write deadline is set when a write first has to wait
+		// (armWrite): most never do, and a timer per connection costs
+		// more than the write. Once set it is renewed at half time.
+		if now := time.Now(); !c.wdl.IsZero() && c.wdl.Sub(now) < clientWriteTimeout/2 {
 			c.wdl = now.Add(clientWriteTimeout)
 			c.nc.SetWriteDeadline(c.wdl)
 		}

@@ -153,3 +153,34 @@ func TestIdle(t *testing.T) {
 		t.Fatalf("idle client with Idle 100ms: %v, want EOF", err)
 	}
 }
+
+// A client that sends requests and never reads its answers is dropped once
+// an answer has waited the write timeout; the deadline is set when a write
+// first has to wait, not before every write.
+func TestAnswersNotTakenTimeOut(t *testing.T) {
+	t.Cleanup(proxy.SetClientWriteTimeout(300 * time.Millisecond))
+	sock := start(t, proxy.Options{Handler: &store.Handler{Store: &echoStore{}}, Log: new(logLines)})
+	c, err := net.Dial("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var batch []byte
+	for i := 0; i < 1000; i++ {
+		batch, _ = proto.AppendMessage(batch, &proto.Message{UID: uint32(i), Op: proto.OpGet, Payload: bytes.Repeat([]byte{'x'}, 64)})
+	}
+	failed := make(chan error, 1)
+	go func() {
+		for {
+			if _, err := c.Write(batch); err != nil {
+				failed <- err
+				return
+			}
+		}
+	}()
+	select {
+	case <-failed: // the proxy closed the connection
+	case <-time.After(10 * time.Second):
+		t.Fatal("a client taking no answers was not dropped")
+	}
+}
