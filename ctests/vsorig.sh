@@ -5,7 +5,8 @@
 # headers and libraries as installed there; nothing of it is built here),
 # run in alternating rounds: libnal object creation (pinned to one CPU when
 # taskset is there) and DC_CTX latency against one dc_server of ours on a
-# unix socket, the same server for both.  Prints medians over the rounds and
+# unix socket, the same server for both (unpinned, and with client and
+# server pinned to one CPU).  Prints medians over the rounds and
 # the ratios ours/original (below 1: ours is cheaper or faster).
 set -eu
 : "${ROOT:?}" "${PREFIX:?}" "${DC_BIN:?}" "${OUT:?}" "${ORIG:?}"
@@ -22,8 +23,15 @@ $CC -O2 -Wall -Wextra -o "$OUT/orig" "$SRC/ctests/vsorig.c" -I"$ORIG/include" \
 pin=; command -v taskset >/dev/null && pin="taskset -c 0"
 
 "$DC_BIN/dc_server" -listen "UNIX:$OUT/s.sock" -sessions 60000 >"$OUT/server.log" 2>&1 & srv=$!
-trap 'kill $srv 2>/dev/null' EXIT
-i=0; while [ ! -S "$OUT/s.sock" ]; do i=$((i + 1)); [ $i -gt 200 ] && { echo "vsorig: no server"; exit 1; }; sleep 0.05; done
+psrv=
+trap 'kill $srv $psrv 2>/dev/null' EXIT
+if [ -n "$pin" ]; then
+	# client and server on one CPU (the "pinned" case: no cross-CPU wake-ups)
+	$pin "$DC_BIN/dc_server" -listen "UNIX:$OUT/p.sock" -sessions 60000 >"$OUT/pserver.log" 2>&1 & psrv=$!
+fi
+for s in s ${psrv:+p}; do
+	i=0; while [ ! -S "$OUT/$s.sock" ]; do i=$((i + 1)); [ $i -gt 200 ] && { echo "vsorig: no server"; exit 1; }; sleep 0.05; done
+done
 
 r=1
 while [ $r -le "$ROUNDS" ]; do
@@ -31,11 +39,14 @@ while [ $r -le "$ROUNDS" ]; do
 		if [ $impl = ours ]; then run="env LD_LIBRARY_PATH=$LIB"; else run=env; fi
 		$run $pin "$OUT/$impl" objects "${OBJ_N:-200000}" | sed "s/^/$impl /" >>"$OUT/results"
 		$run "$OUT/$impl" latency "UNIX:$OUT/s.sock" "${OPS:-2000}" | sed "s/^/$impl /" >>"$OUT/results"
+		[ -z "$psrv" ] || $run $pin "$OUT/$impl" latency "UNIX:$OUT/p.sock" "${OPS:-2000}" |
+			sed "s/^/$impl pinned:/" >>"$OUT/results"
 	done
 	r=$((r + 1))
 done
 echo "C libraries vs $ORIG ($ROUNDS alternating rounds, medians; objects pinned: ${pin:-no};"
-echo "latency against our dc_server, unix socket; load average $(cut -d' ' -f1-3 /proc/loadavg))"
+echo "latency against our dc_server, unix socket; pinned: client and server on one CPU;"
+echo "load average $(cut -d' ' -f1-3 /proc/loadavg))"
 awk '
 function med(k,   n, i, j, t, a) {
 	n = split(vals[k], a, " ")
