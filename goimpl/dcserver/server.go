@@ -260,12 +260,16 @@ func (s *Server) Shutdown(ln net.Listener) {
 // the totals. It returns an error (already logged) only when the listener
 // failed.
 func (s *Server) Run(ctx context.Context, ln net.Listener) error {
+	sdDone := make(chan struct{})
 	if s.sd != nil {
 		go func() {
+			defer close(sdDone)
 			if err := s.sd.Serve(s.o.Sessiond); err != nil {
 				fmt.Fprintf(s.o.Info, "Error, sessiond on '%s' stopped: %v\n", s.o.Sessiond.LocalAddr(), err)
 			}
 		}()
+	} else {
+		close(sdDone)
 	}
 	acceptDone := make(chan struct{})
 	go func() {
@@ -292,6 +296,10 @@ loop:
 		}
 	}
 	s.Shutdown(ln)
+	// The datagram being answered, if any, is done once Serve returns:
+	// after Run, nothing changes the store (a re-exec's last state is
+	// taken then).
+	<-sdDone
 	st := s.Stats()
 	fmt.Fprintf(s.o.Info, "Info, shutting down: total operations = %d, total sessions = %d, hits = %d, misses = %d\n",
 		s.ops.Load(), st.Sessions, st.Hits, st.Misses)
