@@ -87,10 +87,6 @@ func TestUpgradeWithMetrics(t *testing.T) {
 		if w%2 == 0 {
 			return tooltest.GetMetrics(maddr)
 		}
-		ans, err := tooltest.Exchange(sock, proto.OpGet, []byte("kept"))
-		if err == nil && string(ans) != "data" {
-			err = fmt.Errorf("GET answered %x", ans)
-		}
-		return err
+		return tooltest.ExpectGet(sock, []byte("kept"), "data")
 	})
 }

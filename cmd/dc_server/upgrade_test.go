@@ -144,23 +144,21 @@ func TestUpgradeFailureKeepsServing(t *testing.T) {
 	}
 }
 
+// snapshotServer starts dc_server on sock with -snapshot snap and args.
+func snapshotServer(t *testing.T, sock, snap string, args ...string) *tooltest.Proc {
+	p := tooltest.Start(t, tooltest.Bin(t, "dc_server"), append([]string{"-listen", "UNIX:" + sock, "-snapshot", snap}, args...)...)
+	tooltest.WaitDial(t, p, "unix", sock)
+	return p
+}
+
 // -snapshot: a clean stop writes the sessions, a start reads them back with
 // their remaining lifetimes; a file others may read, a damaged file and a
 // foreign file are refused, and the server starts empty.
 func TestSnapshot(t *testing.T) {
 	dir := tooltest.TempDir(t)
 	sock, snap := dir+"/s", dir+"/sessions"
-	run := func() *tooltest.Proc {
-		p := tooltest.Start(t, tooltest.Bin(t, "dc_server"), "-listen", "UNIX:"+sock, "-snapshot", snap)
-		tooltest.WaitDial(t, p, "unix", sock)
-		return p
-	}
-	stopClean := func(p *tooltest.Proc) {
-		p.Signal(syscall.SIGTERM)
-		if code := p.Wait(20 * time.Second); code != 0 {
-			t.Fatalf("exit %d:\n%s", code, p.Out.String())
-		}
-	}
+	run := func() *tooltest.Proc { return snapshotServer(t, sock, snap) }
+	stopClean := func(p *tooltest.Proc) { tooltest.StopClean(t, p) }
 	p := run()
 	for i := 0; i < 100; i++ {
 		tooltest.Exchange(sock, proto.OpAdd, proto.AppendAddRequest(nil, 600000, []byte(fmt.Sprintf("long-%03d", i)), []byte("data")))
@@ -216,17 +214,8 @@ func TestSealedSnapshot(t *testing.T) {
 	sock, snap, k1, k2 := dir+"/s", dir+"/sessions", dir+"/k1", dir+"/k2"
 	os.WriteFile(k1, []byte("snap1 "+strings.Repeat("5a", 32)+"\n"), 0o600)
 	os.WriteFile(k2, []byte("snap2 "+strings.Repeat("a5", 32)+"\n"), 0o600)
-	run := func(args ...string) *tooltest.Proc {
-		p := tooltest.Start(t, tooltest.Bin(t, "dc_server"), append([]string{"-listen", "UNIX:" + sock, "-snapshot", snap}, args...)...)
-		tooltest.WaitDial(t, p, "unix", sock)
-		return p
-	}
-	stopClean := func(p *tooltest.Proc) {
-		p.Signal(syscall.SIGTERM)
-		if code := p.Wait(20 * time.Second); code != 0 {
-			t.Fatalf("exit %d:\n%s", code, p.Out.String())
-		}
-	}
+	run := func(args ...string) *tooltest.Proc { return snapshotServer(t, sock, snap, args...) }
+	stopClean := func(p *tooltest.Proc) { tooltest.StopClean(t, p) }
 	id := func(i int) []byte { return []byte(fmt.Sprintf("sealed-id-%03d", i)) }
 	secret := []byte("MASTER-SECRET-of-a-TLS-session")
 	p := run("-sealkey", k1)
@@ -283,11 +272,7 @@ func TestUpgradeWithMetrics(t *testing.T) {
 		if w%2 == 0 {
 			return tooltest.GetMetrics(maddr)
 		}
-		ans, err := tooltest.Exchange(sock, proto.OpGet, []byte("kept"))
-		if err == nil && string(ans) != "data" {
-			err = fmt.Errorf("GET answered %x", ans)
-		}
-		return err
+		return tooltest.ExpectGet(sock, []byte("kept"), "data")
 	})
 	if strings.Contains(p.Out.String(), "re-exec") && strings.Contains(p.Out.String(), "Error") {
 		t.Fatalf("re-exec refused:\n%s", p.Out.String())

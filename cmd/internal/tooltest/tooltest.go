@@ -664,3 +664,22 @@ func CheckOtherUser(t testing.TB, sock string, allowed bool) {
 		t.Errorf("%s: mode %04o, want 0600; another user's dc_test exited %d:\n%s", sock, fi.Mode().Perm(), code, out)
 	}
 }
+
+// ExpectGet asks sock (a new connection) for id and fails unless the
+// answer is want.
+func ExpectGet(sock string, id []byte, want string) error {
+	ans, err := Exchange(sock, proto.OpGet, id)
+	if err == nil && string(ans) != want {
+		err = fmt.Errorf("GET %s answered %x", id, ans)
+	}
+	return err
+}
+
+// StopClean stops p with SIGTERM and fails the test unless it exits 0.
+func StopClean(t testing.TB, p *Proc) {
+	t.Helper()
+	p.Signal(syscall.SIGTERM)
+	if code := p.Wait(20 * time.Second); code != 0 {
+		t.Fatalf("exit %d:\n%s", code, p.Out.String())
+	}
+}
