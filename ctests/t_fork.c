@@ -8,7 +8,8 @@
  *    a grandchild and a fork+exec'd program use it and new contexts;
  *  - a persistent context used before the fork keeps working in the child;
  *  - a NAL object made before the fork is restored in the child (t_forkobj
- *    covers every kind).
+ *    covers every kind);
+ *  - two children of a parent with an engine map one copy of it.
  */
 #define _GNU_SOURCE
 #include <signal.h>
@@ -54,6 +55,22 @@ static int engine_mapped(const char *how)
 			found = 1;
 	fclose(f);
 	return found;
+}
+
+/* The inode of this process's memfd copy of the engine, or 0. */
+static unsigned long engine_copy_inode(void)
+{
+	char line[512];
+	unsigned long ino = 0, v;
+	FILE *f = fopen("/proc/self/maps", "r");
+
+	while (f && fgets(line, sizeof line, f))
+		if (strstr(line, "memfd:distcache-engine") &&
+		    sscanf(line, "%*s %*s %*s %*s %lu", &v) == 1 && v != 0)
+			ino = v;
+	if (f)
+		fclose(f);
+	return ino;
 }
 
 /* n rounds of add + get (+ remove every 4th): returns the number of failures. */
@@ -130,7 +147,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: t_fork TARGET\n");
 		return 2;
 	}
-	CT_PLAN(11);
+	CT_PLAN(12);
 	target = argv[1];
 	setvbuf(stdout, NULL, _IONBF, 0);
 	setenv("GOGC", "1", 1);
@@ -231,6 +248,30 @@ int main(int argc, char **argv)
 		CHECK(n == 4, "after use: child (old+new contexts, memfd engine), grandchild, fork+exec, "
 			"NAL object restored: %d/4 clean", n);
 		NAL_ADDRESS_free(a);
+	}
+	{
+		/* children of a parent with an engine share one copy of it (a
+		 * private 3.5 MB copy each before) */
+		unsigned long ino[2] = { 0, 0 };
+		int fd[2], st;
+		for (i = 0; i < 2; i++) {
+			if (pipe(fd) != 0)
+				break;
+			kids[i] = fork();
+			if (kids[i] == 0) {
+				unsigned long v;
+				close(fd[0]);
+				v = work(c, "sibling", 5) == 0 ? engine_copy_inode() : 0;
+				_exit(write(fd[1], &v, sizeof v) == sizeof v ? 0 : 1);
+			}
+			close(fd[1]);
+			if (read(fd[0], &ino[i], sizeof ino[i]) != sizeof ino[i])
+				ino[i] = 0;
+			close(fd[0]);
+			waitpid(kids[i], &st, 0);
+		}
+		CHECK(ino[0] != 0 && ino[0] == ino[1], "two children of a parent with an engine map one copy "
+			"of it (memfd inodes %lu, %lu)", ino[0], ino[1]);
 	}
 	CHECK(work(c, "parent-after", 20) == 0 && work(p, "parent-p-after", 20) == 0,
 		"parent: still works after its children");

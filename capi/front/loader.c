@@ -8,7 +8,8 @@
  * fork(), so an atfork child handler bumps a generation counter; a child whose
  * parent had an engine mapped loads a fresh copy of the file through
  * memfd_create() + dlopen("/proc/self/fd/N") (dlopen of the same path would
- * return the parent's, now dead, instance).
+ * return the parent's, now dead, instance), one copy per parent, shared by
+ * its children (kid_copy).
  *
  * The engine file is $DISTCACHE_ENGINE if set, else distcache/ENGINE_NAME next
  * to the directory libnal.so.1 was loaded from (build/lib in the build tree,
@@ -111,6 +112,7 @@ static int snap_n;
 static int snap_fresh;	/* taken by this prepare (the parent drops it) */
 
 static void stale(void);
+static void kid_copy_make(void);
 
 static void snap_drop(void)
 {
@@ -388,6 +390,8 @@ static void fork_prepare(void)
 	pthread_mutex_lock(&load_mu);
 	obj_acquire();
 	take_snapshot();
+	if (live)
+		kid_copy_make();
 	child_close_n = live ? live->fork_fds(child_close, child_close_cap) : 0;
 	if (child_close_n > child_close_cap) {
 		int *n = realloc(child_close, sizeof *n * (size_t)child_close_n);
@@ -438,11 +442,26 @@ static ino_t eng_ino;
 
 static int engine_path(char *out, size_t n);
 
+/* fd, with its identity recorded (a program may close descriptors it does
+ * not know, and the number be reused); -1 (fd closed) if it has none. */
+static int keep_identity(int fd, dev_t *dev, ino_t *ino)
+{
+	struct stat st;
+
+	if (fd >= 0 && fstat(fd, &st) == 0) {
+		*dev = st.st_dev;
+		*ino = st.st_ino;
+		return fd;
+	}
+	if (fd >= 0)
+		close(fd);
+	return -1;
+}
+
 __attribute__((constructor)) static void dcf_loader_init(void)
 {
 	char dir[PATH_MAX];
 	const char *slash;
-	struct stat st;
 
 	pthread_atfork(fork_prepare, fork_parent, fork_child);
 	eng_path_ok = engine_path(eng_path, sizeof eng_path);
@@ -454,14 +473,7 @@ __attribute__((constructor)) static void dcf_loader_init(void)
 		snprintf(dir, sizeof dir, "%.*s", slash == eng_path ? 1 : (int)(slash - eng_path), eng_path);
 	else
 		snprintf(dir, sizeof dir, ".");
-	eng_dir = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
-	if (eng_dir >= 0 && fstat(eng_dir, &st) == 0) {
-		eng_dev = st.st_dev;
-		eng_ino = st.st_ino;
-	} else if (eng_dir >= 0) {
-		close(eng_dir);
-		eng_dir = -1;
-	}
+	eng_dir = keep_identity(open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC), &eng_dev, &eng_ino);
 }
 
 /* The kept directory, if the descriptor is still the one we opened (a
@@ -513,26 +525,47 @@ static int engine_path(char *out, size_t n)
 			info.dli_fname, ENGINE_NAME) < (int)n;
 }
 
-/* A private copy of the file, so the dynamic linker maps a new instance. */
-static void *open_copy(const char *path, char *err, size_t errn)
+/*
+ * A copy of the engine file in a memfd, so that the dynamic linker maps a
+ * new instance (a dlopen of the file already loaded would return the dead
+ * one).  A process that forks with an engine loaded makes one copy, at its
+ * first fork, for all its children (kid_copy, inherited): they map the same
+ * pages, instead of a private 3.5 MB copy each.  A child whose engine comes
+ * from that copy cannot use it for its own children (for them it is the
+ * loaded file), so it closes it once loaded and makes its own at its first
+ * fork.  A child that finds no usable inherited copy (a program may close
+ * descriptors it does not know) makes a private one, as it did before.
+ */
+static int kid_copy = -1;
+static dev_t kid_dev;
+static ino_t kid_ino;
+
+static int kid_copy_ok(void)
 {
-	char buf[65536], name[64];
+	struct stat st;
+
+	return kid_copy >= 0 && fstat(kid_copy, &st) == 0 && st.st_dev == kid_dev && st.st_ino == kid_ino;
+}
+
+/* A memfd holding the engine file, or -1 (err says why). */
+static int copy_file(const char *path, char *err, size_t errn)
+{
+	char buf[65536];
 	int src, fd;
 	ssize_t r;
-	void *h;
 
 	src = open(path, O_RDONLY | O_CLOEXEC);
 	if (src < 0 && dir_ok())
 		src = openat(eng_dir, eng_name, O_RDONLY | O_CLOEXEC);
 	if (src < 0) {
 		snprintf(err, errn, "%s: %s", path, strerror(errno));
-		return NULL;
+		return -1;
 	}
 	fd = memfd_create("distcache-engine", MFD_CLOEXEC);
 	if (fd < 0) {
 		snprintf(err, errn, "memfd_create: %s", strerror(errno));
 		close(src);
-		return NULL;
+		return -1;
 	}
 	while ((r = read(src, buf, sizeof buf)) > 0) {
 		char *p = buf;
@@ -544,13 +577,36 @@ static void *open_copy(const char *path, char *err, size_t errn)
 				snprintf(err, errn, "copying %s: %s", path, strerror(errno));
 				close(src);
 				close(fd);
-				return NULL;
+				return -1;
 			}
 			p += w;
 			r -= w;
 		}
 	}
 	close(src);
+	return fd;
+}
+
+/* In the prepare handler, with an engine loaded: the copy for the children. */
+static void kid_copy_make(void)
+{
+	char err[PATH_MAX + 64];
+
+	if (kid_copy_ok() || !eng_path_ok)
+		return;
+	kid_copy = keep_identity(copy_file(eng_path, err, sizeof err), &kid_dev, &kid_ino);
+}
+
+/* dlopen the copy: the parent's copy for its children if there is one. */
+static void *open_copy(const char *path, char *err, size_t errn)
+{
+	char name[64];
+	int fd, shared = kid_copy_ok();
+	void *h;
+
+	fd = shared ? kid_copy : copy_file(path, err, errn);
+	if (fd < 0)
+		return NULL;
 	snprintf(name, sizeof name, "/proc/self/fd/%d", fd);
 	h = dlopen(name, RTLD_NOW | RTLD_LOCAL);
 	if (!h && access("/proc/self/fd", F_OK) != 0)
@@ -560,8 +616,11 @@ static void *open_copy(const char *path, char *err, size_t errn)
 			"call in the parent before it forks");
 	else if (!h)
 		snprintf(err, errn, "%s", dlerror());
-	/* The mapping keeps the file alive; the descriptor is not needed. */
+	/* The mapping keeps the file alive; the descriptor is not needed, and
+	 * the parent's copy is this process's engine now, not its children's. */
 	close(fd);
+	if (shared)
+		kid_copy = -1;
 	return h;
 }
 
