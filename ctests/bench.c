@@ -29,21 +29,6 @@ static double now_us(void)
 	return t.tv_sec * 1e6 + t.tv_nsec / 1e3;
 }
 
-/* field "VmRSS" or "RssAnon" of /proc/self/status, KiB */
-static long rss_kb(const char *field)
-{
-	char line[256], fmt[64];
-	long v = -1;
-	FILE *f = fopen("/proc/self/status", "r");
-
-	snprintf(fmt, sizeof fmt, "%s: %%ld", field);
-	while (f && fgets(line, sizeof line, f))
-		if (sscanf(line, fmt, &v) == 1)
-			break;
-	if (f)
-		fclose(f);
-	return v;
-}
 
 /* ---- the raw client: one frame out, one frame in ---- */
 static const char *path;
@@ -138,13 +123,13 @@ int main(int argc, char **argv)
 		printf("engine first call (load + Go runtime start + one call), median of 7 processes: %.2f ms\n",
 			ct_median(f, 7) / 1000);
 	}
-	r0 = rss_kb("VmRSS");
-	a0 = rss_kb("RssAnon");
+	r0 = ct_status_kb("VmRSS");
+	a0 = ct_status_kb("RssAnon");
 	t0 = now_us();
 	a = NAL_ADDRESS_new();	/* the first call that needs the engine */
 	first = now_us() - t0;
-	r1 = rss_kb("VmRSS");
-	a1 = rss_kb("RssAnon");
+	r1 = ct_status_kb("VmRSS");
+	a1 = ct_status_kb("RssAnon");
 	NAL_ADDRESS_free(a);
 	printf("this process: first call %.2f ms; RSS +%.2f MiB (%ld -> %ld KiB), of which private "
 		"(RssAnon) +%.2f MiB; the rest is the engine file's pages, shared by every "

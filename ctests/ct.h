@@ -64,6 +64,23 @@ static inline int ct_lines(const char *path, const char *s)
 	return n;
 }
 
+/* A field of /proc/self/status in KiB ("VmRSS", "VmHWM", "RssAnon"); -1
+ * if absent. */
+static inline long ct_status_kb(const char *field)
+{
+	char line[256], fmt[64];
+	long v = -1;
+	FILE *f = fopen("/proc/self/status", "r");
+
+	snprintf(fmt, sizeof fmt, "%s: %%ld", field);
+	while (f && fgets(line, sizeof line, f))
+		if (sscanf(line, fmt, &v) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return v;
+}
+
 static inline int ct_cmp_double(const void *a, const void *b)
 {
 	double x = *(const double *)a, y = *(const double *)b;

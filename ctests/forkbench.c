@@ -28,6 +28,7 @@
 #include <unistd.h>
 #include <distcache/dc_plug.h>
 #include <distcache/dc_server.h>
+#include "ct.h"
 
 #define PER_SERVER 60000
 #define DATA_LEN 1500
@@ -41,27 +42,7 @@ static double now_ms(void)
 	return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
 }
 
-/* field of /proc/self/status in KiB (VmRSS, VmHWM) */
-static long status_kb(const char *field)
-{
-	char line[256], fmt[64];
-	long v = -1;
-	FILE *f = fopen("/proc/self/status", "r");
 
-	snprintf(fmt, sizeof fmt, "%s: %%ld", field);
-	while (f && fgets(line, sizeof line, f))
-		if (sscanf(line, fmt, &v) == 1)
-			break;
-	if (f)
-		fclose(f);
-	return v;
-}
-
-static int cmp(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
 
 static void die(const char *what)
 {
@@ -141,7 +122,7 @@ static void one(long n)
 			die("DC_SERVER_new failed");
 		fill(srv[i], (long)i * PER_SERVER, k, data);
 	}
-	rss = status_kb("VmRSS");
+	rss = ct_status_kb("VmRSS");
 	{
 		int cr = open("/proc/self/clear_refs", O_WRONLY);
 		if (cr < 0 || write(cr, "5", 1) != 1)
@@ -195,10 +176,10 @@ static void one(long n)
 		close(fd[0]);
 		waitpid(pid, &st, 0);
 	}
-	peak = status_kb("VmHWM");
+	peak = ct_status_kb("VmHWM");
 	unsetenv("DISTCACHE_NO_FORK_RESTORE");
-	qsort(lat, FORKS, sizeof *lat, cmp);
-	qsort(bare, FORKS, sizeof *bare, cmp);
+	qsort(lat, FORKS, sizeof *lat, ct_cmp_double);
+	qsort(bare, FORKS, sizeof *bare, ct_cmp_double);
 	printf("%9ld %7d %9.2f %9.2f %9.2f %9.1f %9.1f %11.1f %9ld%s\n", n, ns, lat[FORKS / 2], lat[FORKS - 1],
 		bare[FORKS / 2],
 		rss / 1024.0, peak / 1024.0, child_ms, seen, seen == n ? "" : "  MISMATCH");

@@ -207,20 +207,6 @@ static int child(void)
 	return 0;
 }
 
-static long status_kb(const char *field)
-{
-	char line[256], fmt[64];
-	long v = -1;
-	FILE *f = fopen("/proc/self/status", "r");
-
-	snprintf(fmt, sizeof fmt, "%s: %%ld", field);
-	while (f && fgets(line, sizeof line, f))
-		if (sscanf(line, fmt, &v) == 1)
-			break;
-	if (f)
-		fclose(f);
-	return v;
-}
 
 int main(void)
 {
@@ -265,7 +251,7 @@ int main(void)
 	CHECK(ok && DC_SERVER_items_stored(big, &now) == BIG, "parent: a second server with %d sessions of 1500 bytes",
 		BIG);
 
-	rss = status_kb("VmRSS");
+	rss = ct_status_kb("VmRSS");
 	cr = open("/proc/self/clear_refs", O_WRONLY);
 	ok = cr >= 0 && write(cr, "5", 1) == 1;	/* resets the peak (VmHWM) */
 	if (cr >= 0)
@@ -274,7 +260,7 @@ int main(void)
 	pid = fork();
 	if (pid == 0)
 		_exit(child());
-	peak = status_kb("VmHWM");
+	peak = ct_status_kb("VmHWM");
 	waitpid(pid, &st, 0);
 	CHECK(pid > 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "child: every session with its data, its remaining "
 		"lifetime to the microsecond and the parent's eviction order; a grandchild too (exit status %d)",
