@@ -19,8 +19,12 @@ import "C"
 
 import (
 	_ "github.com/distcache-go/distcache/dc"
+	"github.com/distcache-go/distcache/internal/procs"
 	capinal "github.com/distcache-go/distcache/nal"
 )
+
+// One P until two C threads are in the engine at once (internal/procs).
+func init() { procs.Init() }
 
 // dce_abi is the text of the interface this engine was built with
 // (DCF_ENGINE_SIG); the loader refuses an engine whose text is not its own.

@@ -14,6 +14,7 @@ import (
 	"unsafe"
 
 	"github.com/distcache-go/distcache/goimpl/client/dcctx"
+	"github.com/distcache-go/distcache/internal/procs"
 	capinal "github.com/distcache-go/distcache/nal"
 )
 
@@ -117,6 +118,8 @@ func dce_DC_CTX_free(ref unsafe.Pointer) {
 //export dce_DC_CTX_add_session
 func dce_DC_CTX_add_session(ref unsafe.Pointer, id *C.uchar, idLen C.uint, data *C.uchar, dataLen C.uint, timeout C.ulong) (ret C.int) {
 	defer capinal.Rescue(&ret, 0)
+	procs.Enter()
+	defer procs.Leave()
 	c := ctxOf(ref)
 	if c == nil || id == nil || data == nil || idLen == 0 || dataLen == 0 || idLen > maxLen || dataLen > maxLen {
 		return 0
@@ -130,6 +133,8 @@ func dce_DC_CTX_add_session(ref unsafe.Pointer, id *C.uchar, idLen C.uint, data 
 //export dce_DC_CTX_remove_session
 func dce_DC_CTX_remove_session(ref unsafe.Pointer, id *C.uchar, idLen C.uint) (ret C.int) {
 	defer capinal.Rescue(&ret, 0)
+	procs.Enter()
+	defer procs.Leave()
 	c := ctxOf(ref)
 	if c == nil || id == nil || idLen == 0 || idLen > maxLen {
 		return 0
@@ -165,18 +170,24 @@ func getLike(ref unsafe.Pointer, id *C.uchar, idLen C.uint, buf *C.uchar, size C
 //export dce_DC_CTX_get_session
 func dce_DC_CTX_get_session(ref unsafe.Pointer, id *C.uchar, idLen C.uint, buf *C.uchar, size C.uint, used *C.uint) (ret C.int) {
 	defer capinal.Rescue(&ret, 0)
+	procs.Enter()
+	defer procs.Leave()
 	return getLike(ref, id, idLen, buf, size, used, false)
 }
 
 //export dce_DC_CTX_reget_session
 func dce_DC_CTX_reget_session(ref unsafe.Pointer, id *C.uchar, idLen C.uint, buf *C.uchar, size C.uint, used *C.uint) (ret C.int) {
 	defer capinal.Rescue(&ret, 0)
+	procs.Enter()
+	defer procs.Leave()
 	return getLike(ref, id, idLen, buf, size, used, true)
 }
 
 //export dce_DC_CTX_has_session
 func dce_DC_CTX_has_session(ref unsafe.Pointer, id *C.uchar, idLen C.uint) (ret C.int) {
 	defer capinal.Rescue(&ret, -1)
+	procs.Enter()
+	defer procs.Leave()
 	c := ctxOf(ref)
 	if c == nil || id == nil || idLen == 0 || idLen > maxLen {
 		return -1

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	gonal "github.com/distcache-go/distcache/goimpl/nal"
+	"github.com/distcache-go/distcache/internal/procs"
 )
 
 // Conn is the engine object behind a NAL_CONNECTION: the connection and the
@@ -239,6 +240,8 @@ func dce_NAL_SELECTOR_reset(r unsafe.Pointer) {
 //export dce_NAL_SELECTOR_select
 func dce_NAL_SELECTOR_select(r unsafe.Pointer, usec C.ulong, use C.int, errp *C.int) (ret C.int) {
 	defer Rescue(&ret, -1)
+	procs.Enter()
+	defer procs.Leave()
 	s := selOf(r)
 	if s == nil {
 		return -1
