@@ -201,12 +201,6 @@ static int daemon_pattern(const char *dir)
 		if (!NAL_ADDRESS_create(da, a, 4096) || !NAL_LISTENER_create(dl, da) ||
 		    !NAL_LISTENER_add_to_selector(dl, ds) || !dsrv || daemon(1, 1) != 0)
 			_exit(1);
-		/* ready before it says so: the daemon's first call loads its
-		 * engine and restores the objects, which under load can take
-		 * longer than a client waits for an answer (100 ms) */
-		gettimeofday(&t, NULL);
-		if (DC_SERVER_items_stored(dsrv, &t) != 0)
-			_exit(3);
 		f = fopen(pidf, "w");
 		fprintf(f, "%d\n", (int)getpid());
 		fclose(f);
