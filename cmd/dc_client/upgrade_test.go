@@ -31,7 +31,9 @@ func upgradeUnderLoad(t *testing.T, persistent bool) {
 	srvSock, sock, pidfile := dir+"/srv", dir+"/s", dir+"/pid"
 	srv := tooltest.Start(t, tooltest.Bin(t, "dc_server"), "-listen", "UNIX:"+srvSock)
 	tooltest.WaitDial(t, srv, "unix", srvSock)
-	p := tooltest.Start(t, tooltest.Bin(t, "dc_client"), "-listen", "UNIX:"+sock, "-server", "UNIX:"+srvSock, "-pidfile", pidfile)
+	// -reqtimeout: on a loaded test machine an answer may take over the
+	// default 100 ms stall bound, which is not what this tests.
+	p := tooltest.Start(t, tooltest.Bin(t, "dc_client"), "-listen", "UNIX:"+sock, "-server", "UNIX:"+srvSock, "-pidfile", pidfile, "-reqtimeout", "5000")
 	tooltest.WaitDial(t, p, "unix", sock)
 	tooltest.Eventually(t, 10*time.Second, func() bool {
 		ans, err := tooltest.Exchange(sock, proto.OpAdd, proto.AppendAddRequest(nil, 600000, []byte("kept"), []byte("data")))
@@ -77,7 +79,7 @@ func TestUpgradeWithMetrics(t *testing.T) {
 	srv := tooltest.Start(t, tooltest.Bin(t, "dc_server"), "-listen", "UNIX:"+srvSock)
 	tooltest.WaitDial(t, srv, "unix", srvSock)
 	maddr := fmt.Sprintf("127.0.0.1:%d", tooltest.FreePort(t))
-	p := tooltest.Start(t, tooltest.Bin(t, "dc_client"), "-listen", "UNIX:"+sock, "-server", "UNIX:"+srvSock, "-pidfile", pidfile, "-metrics", "IP:"+maddr)
+	p := tooltest.Start(t, tooltest.Bin(t, "dc_client"), "-listen", "UNIX:"+sock, "-server", "UNIX:"+srvSock, "-pidfile", pidfile, "-metrics", "IP:"+maddr, "-reqtimeout", "5000")
 	tooltest.WaitDial(t, p, "tcp", maddr)
 	tooltest.Eventually(t, 10*time.Second, func() bool {
 		ans, err := tooltest.Exchange(sock, proto.OpAdd, proto.AppendAddRequest(nil, 600000, []byte("kept"), []byte("data")))

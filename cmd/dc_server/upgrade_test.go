@@ -47,7 +47,10 @@ func upgradeUnderLoad(t *testing.T, viaClient, persistent bool) {
 	var proxy *tooltest.Proc
 	if viaClient {
 		sock = dir + "/c"
-		proxy = tooltest.Start(t, tooltest.Bin(t, "dc_client"), "-listen", "UNIX:"+sock, "-server", "UNIX:"+srvSock)
+		// -reqtimeout: on a loaded test machine an answer may take
+		// over the default 100 ms stall bound, which is not what this
+		// tests (a re-exec makes clients wait a few milliseconds).
+		proxy = tooltest.Start(t, tooltest.Bin(t, "dc_client"), "-listen", "UNIX:"+sock, "-server", "UNIX:"+srvSock, "-reqtimeout", "5000")
 		tooltest.WaitDial(t, proxy, "unix", sock)
 	}
 	const stored = 300
