@@ -146,7 +146,12 @@ func newRand() *rand.Rand {
 func newWorker(cfg *config, flags uint32) *worker {
 	// Without -persistent: a connection per operation, as the original
 	// dc_test made (the library would keep its connection otherwise).
-	ctx, err := dcctx.New(cfg.connect, flags, &dcctx.Options{ConnPerOp: true})
+	// Every failed operation ends the test, so a slow answer (a loaded
+	// machine, a server re-executing itself) is waited for with fixed
+	// bounds (2 s to connect, 3 s for the answer), not given up on after
+	// the library's adaptive 100 ms.
+	ctx, err := dcctx.New(cfg.connect, flags, &dcctx.Options{ConnPerOp: true,
+		ConnectTimeout: 2 * time.Second, IOTimeout: 3 * time.Second})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "Error, 'DC_CTX' creation failed: %v\n", err)
 		os.Exit(1)

@@ -78,6 +78,9 @@ func (b *Bound) Observe(d time.Duration, now time.Time) {
 	b.mu.Unlock()
 }
 
+// Answered reports whether b has ever observed an answer.
+func (b *Bound) Answered() bool { return b.at.Load() != 0 }
+
 // Timeout returns the timeout in force at now: the floor when no answer
 // came in the last two windows.
 func (b *Bound) Timeout(now time.Time) time.Duration {

@@ -12,10 +12,13 @@ func TestBound(t *testing.T) {
 	const floor, ceil = 100 * time.Millisecond, 2 * time.Second
 	b := New(floor, ceil)
 	t0 := time.Unix(1000, 0)
-	if got := b.Timeout(t0); got != floor {
-		t.Fatalf("before any answer: %v, want the floor", got)
+	if got := b.Timeout(t0); got != floor || b.Answered() {
+		t.Fatalf("before any answer: %v (answered %v), want the floor", got, b.Answered())
 	}
 	b.Observe(time.Millisecond, t0)
+	if !b.Answered() {
+		t.Fatal("not answered after an answer")
+	}
 	if got := b.Timeout(t0); got != floor {
 		t.Fatalf("after a 1 ms answer: %v, want the floor", got)
 	}
