@@ -149,9 +149,13 @@ func newWorker(cfg *config, flags uint32) *worker {
 	// Every failed operation ends the test, so a slow answer (a loaded
 	// machine, a server re-executing itself) is waited for with fixed
 	// bounds (2 s to connect, 3 s for the answer), not given up on after
-	// the library's adaptive 100 ms.
-	ctx, err := dcctx.New(cfg.connect, flags, &dcctx.Options{ConnPerOp: true,
-		ConnectTimeout: 2 * time.Second, IOTimeout: 3 * time.Second})
+	// the library's adaptive 100 ms, unless the environment sets the
+	// library's bounds.
+	opt := dcctx.Options{ConnPerOp: true}
+	if os.Getenv(dcctx.EnvTimeout) == "" && os.Getenv(dcctx.EnvIOTimeout) == "" && os.Getenv(dcctx.EnvConnectTimeout) == "" {
+		opt.ConnectTimeout, opt.IOTimeout = 2*time.Second, 3*time.Second
+	}
+	ctx, err := dcctx.New(cfg.connect, flags, &opt)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "Error, 'DC_CTX' creation failed: %v\n", err)
 		os.Exit(1)
