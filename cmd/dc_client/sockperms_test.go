@@ -30,10 +30,10 @@ func TestSocketOwnerOnlyUnlessAsked(t *testing.T) {
 	} {
 		sock := dir + "/s" + strconv.Itoa(i)
 		p := tooltest.Start(t, tooltest.Bin(t, "dc_client"),
-			append([]string{"-server", addr, "-listen", "UNIX:" + sock, "-retry", "100"}, tc.args...)...)
+			append([]string{"-server", addr, "-listen", "UNIX:" + sock, "-retry", "100", "-pidfile", sock + ".pid"}, tc.args...)...)
 		tooltest.WaitDial(t, p, "unix", sock)
 		p.WaitOutput("Info, connected to the server", 10*time.Second)
-		tooltest.CheckOtherUser(t, sock, tc.ok)
+		tooltest.CheckOtherUser(t, sock, sock+".pid", tc.ok)
 		p.Signal(syscall.SIGTERM)
 		p.Wait(10 * time.Second)
 	}

@@ -25,9 +25,9 @@ func TestSocketOwnerOnlyUnlessAsked(t *testing.T) {
 		{[]string{"-sockperms", "0666"}, true},
 	} {
 		sock := dir + "/s" + strconv.Itoa(i)
-		p := tooltest.Start(t, tooltest.Bin(t, "dc_server"), append([]string{"-listen", "UNIX:" + sock}, tc.args...)...)
+		p := tooltest.Start(t, tooltest.Bin(t, "dc_server"), append([]string{"-listen", "UNIX:" + sock, "-pidfile", sock + ".pid"}, tc.args...)...)
 		tooltest.WaitDial(t, p, "unix", sock)
-		tooltest.CheckOtherUser(t, sock, tc.ok)
+		tooltest.CheckOtherUser(t, sock, sock+".pid", tc.ok)
 		p.Signal(syscall.SIGTERM)
 		p.Wait(10 * time.Second)
 	}

@@ -557,9 +557,10 @@ func StopDCTest(t testing.TB, p *Proc) string {
 const Nobody = 65534
 
 // RunAsNobody runs a tool as user nobody, group nogroup (root only: the
-// test is skipped otherwise), from a copy that nobody may run, to
-// completion (at most d); it returns the exit code and output.
-func RunAsNobody(t testing.TB, d time.Duration, name string, args ...string) (int, string) {
+// test is skipped otherwise), from a copy that nobody may run, with the
+// extra environment variables env ("NAME=value"), to completion (at most
+// d); it returns the exit code and output.
+func RunAsNobody(t testing.TB, d time.Duration, env []string, name string, args ...string) (int, string) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to run a tool as another user")
@@ -575,6 +576,7 @@ func RunAsNobody(t testing.TB, d time.Duration, name string, args ...string) (in
 		t.Fatal(err)
 	}
 	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: Nobody, Gid: Nobody}}
 	p := startCmd(t, cmd)
 	code := p.Wait(d)
@@ -652,11 +654,14 @@ func NotifySocket(t testing.TB, dir string) (string, <-chan Notification) {
 }
 
 // CheckOtherUser runs dc_test as nobody through the unix socket sock of a
-// running tool: it must complete when allowed, and fail, with the socket
-// mode 0600, when not.
-func CheckOtherUser(t testing.TB, sock string, allowed bool) {
+// running tool, once the tool has written pidfile (it does so after
+// setting the socket's owner and mode): dc_test must complete when
+// allowed, and fail, with the socket mode 0600, when not.
+func CheckOtherUser(t testing.TB, sock, pidfile string, allowed bool) {
 	t.Helper()
-	code, out := RunAsNobody(t, 30*time.Second, "dc_test", "-connect", "UNIX:"+sock, "-sessions", "4", "-ops", "40")
+	Eventually(t, 10*time.Second, func() bool { _, err := os.Stat(pidfile); return err == nil }, "the pid file %s", pidfile)
+	// A loaded machine may take more than the default 100 ms to answer.
+	code, out := RunAsNobody(t, 60*time.Second, []string{"DISTCACHE_TIMEOUT_MS=10000"}, "dc_test", "-connect", "UNIX:"+sock, "-sessions", "4", "-ops", "40")
 	switch fi, err := os.Stat(sock); {
 	case err != nil:
 		t.Error(err)
