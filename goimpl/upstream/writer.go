@@ -88,12 +88,16 @@ func (w *writer) drain(rounds int) bool {
 		buf, dl := w.buf, w.deadline
 		w.buf, w.spare, w.deadline = w.spare[:0], nil, time.Time{}
 		w.mu.Unlock()
-		// The deadline is moved only when under half of the time dl
-		// gives is left, or when it is later than dl: a timer update
+		// Every write gets at least the time dl gives it, at most twice
+		// that: the deadline is moved only when it is sooner than dl (to
+		// twice as far), or more than twice as far, since a timer update
 		// per write costs more than the write.
-		if now := time.Now(); w.wdl.Sub(now) < dl.Sub(now)/2 || w.wdl.After(dl) {
-			w.wdl = dl
-			w.nc.SetWriteDeadline(dl)
+		if now := time.Now(); dl.IsZero() != w.wdl.IsZero() || !dl.IsZero() && (w.wdl.Before(dl) || w.wdl.After(now.Add(2*dl.Sub(now)))) {
+			w.wdl = time.Time{}
+			if !dl.IsZero() {
+				w.wdl = now.Add(2 * dl.Sub(now))
+			}
+			w.nc.SetWriteDeadline(w.wdl)
 		}
 		_, err := w.io.Write(buf)
 		w.mu.Lock()
