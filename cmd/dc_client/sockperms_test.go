@@ -3,10 +3,7 @@
 package main
 
 import (
-	"strconv"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/distcache-go/distcache/cmd/internal/tooltest"
 )
@@ -17,24 +14,8 @@ import (
 // through dc_client to a dc_server).
 func TestSocketOwnerOnlyUnlessAsked(t *testing.T) {
 	_, addr := startServer(t)
-	dir := tooltest.TempDir(t)
-	syscall.Chmod(dir, 0o755)
-	defer syscall.Umask(syscall.Umask(0)) // the most permissive umask
-	for i, tc := range []struct {
-		args []string
-		ok   bool
-	}{
-		{nil, false},
-		{[]string{"-sockperms", "0666"}, true},
-		{[]string{"-sockgroup", "nogroup"}, true},
-	} {
-		sock := dir + "/s" + strconv.Itoa(i)
-		p := tooltest.Start(t, tooltest.Bin(t, "dc_client"),
-			append([]string{"-server", addr, "-listen", "UNIX:" + sock, "-retry", "100", "-pidfile", sock + ".pid"}, tc.args...)...)
-		tooltest.WaitDial(t, p, "unix", sock)
-		p.WaitOutput("Info, connected to the server", 10*time.Second)
-		tooltest.CheckOtherUser(t, sock, sock+".pid", tc.ok)
-		p.Signal(syscall.SIGTERM)
-		p.Wait(10 * time.Second)
-	}
+	tooltest.SocketAccess(t, tooltest.Bin(t, "dc_client"), []string{"-server", addr, "-retry", "100"}, "Info, connected to the server",
+		tooltest.SocketCase{Args: nil, Allowed: false},
+		tooltest.SocketCase{Args: []string{"-sockperms", "0666"}, Allowed: true},
+		tooltest.SocketCase{Args: []string{"-sockgroup", "nogroup"}, Allowed: true})
 }

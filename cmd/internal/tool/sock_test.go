@@ -120,25 +120,9 @@ func TestMain(m *testing.M) {
 // holds it and how to fix it; a file in the way is reported with its
 // owner; a stale socket is replaced.
 func TestListenSquatted(t *testing.T) {
-	needRoot(t)
-	dir, err := os.MkdirTemp("", "squat")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	os.Chmod(dir, 0o1777) // a /tmp-like directory
+	dir := sharedDir(t, 0o1777) // a /tmp-like directory
 	path := filepath.Join(dir, "scache")
-	// The squatter runs this test binary, copied where nobody can run it.
-	bin, err := os.ReadFile(os.Args[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(dir+"/squatter", bin, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(dir + "/squatter")
-	cmd.Env = append(os.Environ(), "DC_TEST_SQUAT="+path)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}
+	cmd := asNobody(t, dir, "DC_TEST_SQUAT="+path)
 	out, _ := cmd.StdoutPipe()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -150,7 +134,8 @@ func TestListenSquatted(t *testing.T) {
 		t.Fatalf("squatter: %q", line[:n])
 	}
 	a, _ := ParseAddr("UNIX:" + path)
-	if _, err = Listen(a); err == nil {
+	_, err := Listen(a)
+	if err == nil {
 		t.Fatal("listened on another user's live socket")
 	}
 	for _, want := range []string{"another server is already listening there, of another user",
@@ -195,12 +180,26 @@ func ParseAddrMust(t *testing.T, s string) Addr {
 	return a
 }
 
-// otherUser runs this test binary (copied to dir, which nobody can read)
-// as nobody, group nogroup, to connect to the unix socket at path; it
-// reports whether that worked, and what the client said.
-func otherUser(t *testing.T, dir, path string) (bool, string) {
+// sharedDir is a new directory of the given mode under /tmp, removed at
+// the end of the test (root only: the test is skipped otherwise).
+func sharedDir(t *testing.T, mode os.FileMode) string {
 	t.Helper()
-	bin := dir + "/connector"
+	needRoot(t)
+	dir, err := os.MkdirTemp("", "sock")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	os.Chmod(dir, mode)
+	return dir
+}
+
+// asNobody is a command that runs this test binary, copied to dir (the
+// original is where nobody can run it), as nobody, group nogroup, with
+// env added to the environment.
+func asNobody(t *testing.T, dir string, env ...string) *exec.Cmd {
+	t.Helper()
+	bin := dir + "/helper"
 	if _, err := os.Stat(bin); err != nil {
 		b, err := os.ReadFile(os.Args[0])
 		if err != nil {
@@ -211,9 +210,16 @@ func otherUser(t *testing.T, dir, path string) (bool, string) {
 		}
 	}
 	cmd := exec.Command(bin)
-	cmd.Env = append(os.Environ(), "DC_TEST_CONNECT="+path)
+	cmd.Env = append(os.Environ(), env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}
-	out, err := cmd.Output()
+	return cmd
+}
+
+// otherUser reports whether nobody can connect to the unix socket at path
+// (asNobody in dir), and what the client said.
+func otherUser(t *testing.T, dir, path string) (bool, string) {
+	t.Helper()
+	out, err := asNobody(t, dir, "DC_TEST_CONNECT="+path).Output()
 	return err == nil && strings.HasPrefix(string(out), "connected"), string(out)
 }
 
@@ -221,13 +227,7 @@ func otherUser(t *testing.T, dir, path string) (bool, string) {
 // so that no other user can connect unless asked; -sockgroup alone opens
 // it to that group (0660), -sockperms sets the mode outright.
 func TestSocketOwnerOnlyUnlessAsked(t *testing.T) {
-	needRoot(t)
-	dir, err := os.MkdirTemp("", "sockperms")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	os.Chmod(dir, 0o755)
+	dir := sharedDir(t, 0o755)
 	// The most permissive umask: the mode must not come from it.
 	defer syscall.Umask(syscall.Umask(0))
 	for i, tc := range []struct {

@@ -653,11 +653,41 @@ func NotifySocket(t testing.TB, dir string) (string, <-chan Notification) {
 	return path, ch
 }
 
-// CheckOtherUser runs dc_test as nobody through the unix socket sock of a
+// SocketCase is one run of SocketAccess: a tool's extra options, and
+// whether another user may then use its socket.
+type SocketCase struct {
+	Args    []string
+	Allowed bool
+}
+
+// SocketAccess runs the tool bin once per case, under the most permissive
+// umask, with -listen on a unix socket and -pidfile added to args and the
+// case's options, waits for ready in its output (when not empty), and
+// checks whether another user can use the socket (checkOtherUser).
+func SocketAccess(t *testing.T, bin string, args []string, ready string, cases ...SocketCase) {
+	t.Helper()
+	dir := TempDir(t)
+	os.Chmod(dir, 0o755)
+	defer syscall.Umask(syscall.Umask(0))
+	for i, c := range cases {
+		sock := dir + "/s" + strconv.Itoa(i)
+		a := append(append([]string{"-listen", "UNIX:" + sock, "-pidfile", sock + ".pid"}, args...), c.Args...)
+		p := Start(t, bin, a...)
+		WaitDial(t, p, "unix", sock)
+		if ready != "" {
+			p.WaitOutput(ready, 10*time.Second)
+		}
+		checkOtherUser(t, sock, sock+".pid", c.Allowed)
+		p.Signal(syscall.SIGTERM)
+		p.Wait(10 * time.Second)
+	}
+}
+
+// checkOtherUser runs dc_test as nobody through the unix socket sock of a
 // running tool, once the tool has written pidfile (it does so after
 // setting the socket's owner and mode): dc_test must complete when
 // allowed, and fail, with the socket mode 0600, when not.
-func CheckOtherUser(t testing.TB, sock, pidfile string, allowed bool) {
+func checkOtherUser(t testing.TB, sock, pidfile string, allowed bool) {
 	t.Helper()
 	Eventually(t, 10*time.Second, func() bool { _, err := os.Stat(pidfile); return err == nil }, "the pid file %s", pidfile)
 	// A loaded machine may take more than the default 100 ms to answer.
