@@ -9,7 +9,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/user"
+	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -50,18 +53,43 @@ func loadPair(certFile, keyFile string) (tls.Certificate, error) {
 	return c, nil
 }
 
-// checkKeyFile refuses a private key that others may read or write.
-// Group access is allowed: Debian keeps keys 0640 in group ssl-cert.
+// checkKeyFile refuses a private key that others may read or write, and
+// one its group may read unless that group is keyGroup (Debian keeps
+// keys 0640 root:ssl-cert, the group of the services allowed to use them).
 func checkKeyFile(path string) error {
 	st, err := os.Stat(path)
 	if err != nil {
 		return fmt.Errorf("tlsconf: key file: %w", err)
 	}
-	if perm := st.Mode().Perm(); perm&0o006 != 0 {
+	perm := st.Mode().Perm()
+	if perm&0o006 != 0 {
 		return fmt.Errorf("tlsconf: key file %s has mode %04o: any user may read or write it; refusing it (chmod o-rw %s)",
 			path, perm, path)
 	}
+	if perm&0o060 != 0 {
+		if g := fileGroup(st); g != keyGroup {
+			return fmt.Errorf("tlsconf: key file %s has mode %04o: group %s may read or write it; refusing it (chmod g-rw %s, or chgrp %s)",
+				path, perm, g, path, keyGroup)
+		}
+	}
 	return nil
+}
+
+// keyGroup is the one group allowed to read a private key file (a
+// variable for the tests).
+var keyGroup = "ssl-cert"
+
+// fileGroup names the group owning the file (its number if unnamed).
+func fileGroup(st os.FileInfo) string {
+	sys, ok := st.Sys().(*syscall.Stat_t)
+	if !ok {
+		return "?"
+	}
+	gid := strconv.FormatUint(uint64(sys.Gid), 10)
+	if g, err := user.LookupGroupId(gid); err == nil {
+		return g.Name
+	}
+	return gid
 }
 
 // loadPool reads a PEM file of CA certificates.

@@ -395,6 +395,15 @@ func TestServerTimeoutAndProbe(t *testing.T) {
 	roundTrip(t, mustClient(t, Options{CA: p.caFile}), e.addr())
 }
 
+func mustStat(t *testing.T, path string) os.FileInfo {
+	t.Helper()
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
 func TestLoadErrors(t *testing.T) {
 	p := newPKI(t)
 	worldKey := p.dir + "/world.key"
@@ -414,6 +423,8 @@ func TestLoadErrors(t *testing.T) {
 		{"no cert", Options{Key: p.srvKey}, "needs both a certificate file and a key file"},
 		{"world-readable key", Options{Cert: p.srvCert, Key: worldKey},
 			"key file " + worldKey + " has mode 0644: any user may read or write it; refusing it (chmod o-rw " + worldKey + ")"},
+		{"group-readable key, group not ssl-cert", Options{Cert: p.srvCert, Key: groupKey},
+			"key file " + groupKey + " has mode 0640: group " + fileGroup(mustStat(t, groupKey)) + " may read or write it; refusing it"},
 		{"key of another certificate", Options{Cert: p.srvCert, Key: p.cliKey}, "private key does not match public key"},
 		{"missing CA", Options{Cert: p.srvCert, Key: p.srvKey, CA: p.dir + "/none"}, "no such file"},
 		{"CA without certificates", Options{Cert: p.srvCert, Key: p.srvKey, CA: notPEM}, "holds no PEM certificate"},
@@ -424,8 +435,12 @@ func TestLoadErrors(t *testing.T) {
 			}
 		})
 	}
+	// A key its group may read is accepted when that group is the key
+	// group (Debian's ssl-cert convention; here the file's own group).
+	defer func(g string) { keyGroup = g }(keyGroup)
+	keyGroup = fileGroup(mustStat(t, groupKey))
 	if _, err := NewServer(Options{Cert: p.srvCert, Key: groupKey}); err != nil {
-		t.Fatalf("group-readable key (Debian's ssl-cert convention): %v", err)
+		t.Fatalf("group-readable key in the key group: %v", err)
 	}
 	if _, err := NewClient(Options{Cert: p.cliCert}); err == nil {
 		t.Fatal("client certificate without key accepted")
