@@ -21,14 +21,6 @@
 #include <stdio.h>
 #include "ct.h"
 
-static double now_us(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return t.tv_sec * 1e6 + t.tv_nsec / 1e3;
-}
-
 
 /* ---- the raw client: one frame out, one frame in ---- */
 static const char *path;
@@ -107,9 +99,9 @@ int main(int argc, char **argv)
 			if (pipe(pfd) != 0 || (pid = fork()) < 0)
 				abort();
 			if (pid == 0) {
-				t0 = now_us();
+				t0 = ct_now_us();
 				NAL_ADDRESS_free(NAL_ADDRESS_new());
-				f[0] = now_us() - t0;
+				f[0] = ct_now_us() - t0;
 				if (write(pfd[1], f, sizeof f[0]) != sizeof f[0])
 					_exit(1);
 				_exit(0);
@@ -125,9 +117,9 @@ int main(int argc, char **argv)
 	}
 	r0 = ct_status_kb("VmRSS");
 	a0 = ct_status_kb("RssAnon");
-	t0 = now_us();
+	t0 = ct_now_us();
 	a = NAL_ADDRESS_new();	/* the first call that needs the engine */
-	first = now_us() - t0;
+	first = ct_now_us() - t0;
 	r1 = ct_status_kb("VmRSS");
 	a1 = ct_status_kb("RssAnon");
 	NAL_ADDRESS_free(a);
@@ -145,7 +137,7 @@ int main(int argc, char **argv)
 			for (i = 0; i < n; i++) {
 				unsigned int idl = (unsigned int)snprintf((char *)id, sizeof id, "raw-%d-%d-%d", mode, i, getpid());
 				int f = mode ? fd : raw_connect();
-				t0 = now_us();
+				t0 = ct_now_us();
 				if (op == 0) {
 					put32(addp, 600000);
 					put32(addp + 4, idl);
@@ -157,17 +149,17 @@ int main(int argc, char **argv)
 				}
 				if (!mode)
 					close(f);
-				t[i] = now_us() - t0;
+				t[i] = ct_now_us() - t0;
 
 				idl = (unsigned int)snprintf((char *)id, sizeof id, "abi-%d-%d-%d", mode, i, getpid());
-				t0 = now_us();
+				t0 = ct_now_us();
 				if (op == 0) {
 					if (!DC_CTX_add_session(c, id, idl, data, sizeof data, 600000))
 						abort();
 				} else if (!DC_CTX_get_session(c, id, idl, buf, sizeof buf, &used)) {
 					abort();
 				}
-				t2[i] = now_us() - t0;
+				t2[i] = ct_now_us() - t0;
 			}
 			res[mode][0][op] = ct_median(t, n);
 			res[mode][1][op] = ct_median(t2, n);

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static int ct_failed, ct_passed, ct_planned = -1;
 
@@ -85,6 +86,15 @@ static inline int ct_cmp_double(const void *a, const void *b)
 {
 	double x = *(const double *)a, y = *(const double *)b;
 	return x < y ? -1 : x > y;
+}
+
+/* Microseconds on the monotonic clock; for timings. */
+static inline double ct_now_us(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return t.tv_sec * 1e6 + t.tv_nsec / 1e3;
 }
 
 /* The median of v[0..n-1] (sorts v); for the benchmarks. */

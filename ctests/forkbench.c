@@ -34,14 +34,6 @@
 #define DATA_LEN 1500
 #define FORKS 5
 
-static double now_ms(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
-}
-
 
 
 static void die(const char *what)
@@ -140,7 +132,7 @@ static void one(long n)
 			setenv("DISTCACHE_NO_FORK_RESTORE", "1", 1);
 		else
 			unsetenv("DISTCACHE_NO_FORK_RESTORE");
-		t0 = now_ms();
+		t0 = (ct_now_us() / 1e3);
 		pid = fork();
 		if (pid == 0) {
 			double r[2];
@@ -151,14 +143,14 @@ static void one(long n)
 				gettimeofday(&tv, NULL);
 				for (i = 0; i < (ns ? ns : 1); i++)
 					total += DC_SERVER_items_stored(srv[i], &tv);
-				r[0] = now_ms() - t0;
+				r[0] = (ct_now_us() / 1e3) - t0;
 				r[1] = (double)total;
 				if (write(fd[1], r, sizeof r) != (ssize_t)sizeof r)
 					_exit(1);
 			}
 			_exit(0);
 		}
-		t1 = now_ms();
+		t1 = (ct_now_us() / 1e3);
 		if (pid < 0)
 			die("fork");
 		if (f % 2)

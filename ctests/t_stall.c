@@ -36,13 +36,6 @@
 #define COLD_MS 2500    /* the same, on a context that never had an answer (bound 1 s) */
 #define BURST 100       /* operations on probation, together under LIMIT_MS */
 
-static double now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
 static char state_of(pid_t pid)
 {
 	char path[64], buf[512], *p;
@@ -62,11 +55,11 @@ static char state_of(pid_t pid)
 /* stop_wait: SIGSTOP pid and wait (up to 10 s) until it is stopped. */
 static int stop_wait(pid_t pid)
 {
-	double end = now_ms() + 10000;
+	double end = (ct_now_us() / 1e3) + 10000;
 
 	kill(pid, SIGSTOP);
 	while (state_of(pid) != 'T') {
-		if (now_ms() > end)
+		if ((ct_now_us() / 1e3) > end)
 			return 0;
 		usleep(1000);
 	}
@@ -93,14 +86,14 @@ static pid_t start(const char *bin, const char *log, char *const argv[])
  * taken, or -1. */
 static double until_answers(DC_CTX *c, double ms)
 {
-	double t0 = now_ms();
+	double t0 = (ct_now_us() / 1e3);
 
 	while (DC_CTX_has_session(c, U("probe-me"), 8) == -1) {
-		if (now_ms() - t0 > ms)
+		if ((ct_now_us() / 1e3) - t0 > ms)
 			return -1;
 		usleep(1000);
 	}
-	return now_ms() - t0;
+	return (ct_now_us() / 1e3) - t0;
 }
 
 /* stalls: one operation against the stalled cache, then BURST more. The
@@ -109,18 +102,18 @@ static void stalls(DC_CTX *c, const char *what, double *first, double limit)
 {
 	unsigned char buf[64];
 	unsigned int used;
-	double t0 = now_ms(), t;
+	double t0 = (ct_now_us() / 1e3), t;
 	int i, fails = 0;
 
 	fails += DC_CTX_has_session(c, U("stalled"), 7) == -1;
-	t = *first = now_ms() - t0;
+	t = *first = (ct_now_us() / 1e3) - t0;
 	CHECK(fails == 1 && t < limit, "%s: the first operation fails after %.0f ms (limit %.0f)", what, t, limit);
-	t0 = now_ms();
+	t0 = (ct_now_us() / 1e3);
 	for (i = 0; i < BURST; i++) {
 		fails += DC_CTX_get_session(c, U("stalled"), 7, buf, sizeof buf, &used) == 0;
 		fails += DC_CTX_add_session(c, U("stalled"), 7, U("data"), 4, 60000) == 0;
 	}
-	t = now_ms() - t0;
+	t = (ct_now_us() / 1e3) - t0;
 	CHECK(fails == 1 + 2 * BURST && t < LIMIT_MS,
 		"%s: %d more get/add fail at once (%.1f ms in all)", what, 2 * BURST, t);
 }
@@ -170,12 +163,12 @@ static void forked(const char *target, pid_t pid)
 	DC_CTX_has_session(c, U("x"), 1); /* the parent goes on probation */
 	kid = fork();
 	if (kid == 0) {
-		double t0 = now_ms(), t1, t2;
+		double t0 = (ct_now_us() / 1e3), t1, t2;
 		int r1 = DC_CTX_has_session(c, U("x"), 1);
-		t1 = now_ms() - t0;
-		t0 = now_ms();
+		t1 = (ct_now_us() / 1e3) - t0;
+		t0 = (ct_now_us() / 1e3);
 		r1 += DC_CTX_has_session(c, U("x"), 1);
-		t2 = now_ms() - t0;
+		t2 = (ct_now_us() / 1e3) - t0;
 		printf("# child: first %.0f ms, second %.1f ms\n", t1, t2);
 		fflush(stdout);
 		_exit(r1 == -2 && t1 >= 50 && t1 < COLD_MS && t2 < 50 ? 0 : 1);

@@ -34,14 +34,6 @@ static double cpu_us(void)
 	return ru.ru_utime.tv_sec * 1e6 + ru.ru_utime.tv_usec + ru.ru_stime.tv_sec * 1e6 + ru.ru_stime.tv_usec;
 }
 
-static double now_us(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return t.tv_sec * 1e6 + t.tv_nsec / 1e3;
-}
-
 static void fail(const char *what)
 {
 	fprintf(stderr, "vsorig: %s failed\n", what);
@@ -124,14 +116,14 @@ static void latency(const char *target, int n)
 				double t0;
 				int ok;
 				idl = (unsigned int)snprintf((char *)id, sizeof id, "vsorig-%d-%d-%ld", mode, i, (long)getpid());
-				t0 = now_us();
+				t0 = ct_now_us();
 				if (op == 0)
 					ok = DC_CTX_add_session(c, id, idl, data, sizeof data, 600000);
 				else if (op == 1)
 					ok = DC_CTX_get_session(c, id, idl, buf, sizeof buf, &used) && used == sizeof data;
 				else
 					ok = DC_CTX_remove_session(c, id, idl);
-				t[i] = now_us() - t0;
+				t[i] = ct_now_us() - t0;
 				if (!ok)
 					fail(ops[op]);
 			}
