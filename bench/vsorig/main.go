@@ -101,6 +101,7 @@ func main() {
 	fmt.Printf("%-36s %-8s %11s %11s %6s %10s %10s %6s\n", "case", "pin", "ours op/s", "orig op/s", "ratio", "ours CPU/op", "orig CPU/op", "ratio")
 	modes := map[string][]bool{"unpinned": {false}, "pinned": {true}, "both": {false, true}}[*pinned]
 	var opsRatios, cpuRatios []float64
+	var failed []failure
 	for _, c := range cases {
 		if *only != "" && !strings.Contains(c.name, *only) {
 			continue
@@ -108,22 +109,31 @@ func main() {
 		c.ops = int(float64(c.ops) * *scale)
 		for _, pin := range modes {
 			var rs [2][]result
-			for r := 0; r < *rounds; r++ {
+			var errs [2]error
+			for r := 0; r < *rounds && errs[0] == nil && errs[1] == nil; r++ {
 				order := []int{0, 1}
 				if r%2 == 1 {
 					order = []int{1, 0}
 				}
 				for _, i := range order {
 					res, err := runCase(dir, []impl{u, o}[i], c, pin)
-					check(err)
+					if err != nil {
+						errs[i] = err
+						continue
+					}
 					rs[i] = append(rs[i], res)
 				}
 			}
-			us, or := median(rs[0]), median(rs[1])
 			pinName := "unpinned"
 			if pin {
 				pinName = "cpu0"
 			}
+			if errs[0] != nil || errs[1] != nil {
+				failed = append(failed, caseFailure(c.name+", "+pinName, errs))
+				fmt.Printf("%-36s %-8s failed (below)\n", c.name, pinName)
+				continue
+			}
+			us, or := median(rs[0]), median(rs[1])
 			opsR := us.opsPerSec / or.opsPerSec
 			cpuR := float64(us.cpuPerOp) / float64(or.cpuPerOp)
 			opsRatios, cpuRatios = append(opsRatios, opsR), append(cpuRatios, cpuR)
@@ -134,6 +144,40 @@ func main() {
 	load, _ = os.ReadFile("/proc/loadavg")
 	fmt.Printf("load average at end: %s", load)
 	fmt.Printf("throughput ours/orig: %s; server CPU per op ours/orig: %s\n", summary(opsRatios), summary(cpuRatios))
+	oursOnly := false
+	for _, f := range failed {
+		fmt.Printf("\n%s:\n%s", f.name, f.text)
+		oursOnly = oursOnly || f.oursOnly
+	}
+	if oursOnly {
+		// The original dc_test's failures are intermittent, so one round
+		// is no verdict: the tests decide correctness, this says where to look.
+		fmt.Println("\nvsorig: WARNING: a load failed against our daemons and passed against the original's in the same round")
+	}
+}
+
+// failure is a case whose load failed against one or both
+// implementations. The original dc_test fails some loads against either
+// server (it reports "received mismatched session" for multi-frame
+// sessions on an unpinned run): that is its client library's defect, not
+// a server's; a failure against ours alone is flagged.
+type failure struct {
+	name     string
+	text     string
+	oursOnly bool
+}
+
+func caseFailure(name string, errs [2]error) failure {
+	f := failure{name: name, oursOnly: errs[0] != nil && errs[1] == nil}
+	for i, who := range []string{"ours", "orig"} {
+		if errs[i] != nil {
+			f.text += fmt.Sprintf("  %s: %v\n", who, errs[i])
+		}
+	}
+	if errs[0] != nil && errs[1] != nil {
+		f.text += "  (the load generator fails against both servers)\n"
+	}
+	return f
 }
 
 func summary(v []float64) string {
