@@ -9,6 +9,7 @@ import "C"
 
 import (
 	"errors"
+	"sync"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -111,10 +112,62 @@ func dce_NAL_config_set_nagle(enabled C.int) {
 	gonal.ConfigSetNagle(enabled != 0)
 }
 
+// An address and a buffer carry their reference's box, and a freed one is
+// reused (C programs make and free them by the thousand): no allocation in
+// the steady state. The engine keeps no pointer to an address or a
+// standalone buffer once its reference is dropped, so reuse is safe.
+type boxedAddr struct {
+	box refBox
+	a   gonal.Address
+}
+
+type boxedBuf struct {
+	box refBox
+	b   gonal.Buffer
+}
+
+var (
+	addrPool = sync.Pool{New: func() any { return new(boxedAddr) }}
+	bufPool  = sync.Pool{New: func() any { return new(boxedBuf) }}
+)
+
+func newAddr() *boxedAddr { return addrPool.Get().(*boxedAddr) }
+
+func (o *boxedAddr) save() unsafe.Pointer { return saveBoxed(&o.box, &o.a, o) }
+
+func newBuf() *boxedBuf { return bufPool.Get().(*boxedBuf) }
+
+func (o *boxedBuf) save() unsafe.Pointer { return saveBoxed(&o.box, &o.b, o) }
+
+// reuse takes back the object whose reference was dropped (unref's home).
+func reuse(home any) {
+	switch o := home.(type) {
+	case *boxedAddr:
+		*o = boxedAddr{}
+		addrPool.Put(o)
+	case *boxedBuf:
+		*o = boxedBuf{}
+		bufPool.Put(o)
+	}
+}
+
+// cview is the NUL-terminated C string at p as a Go string over the same
+// bytes, for the length of a call (nothing may keep it): at most max+1
+// bytes are read, enough for a check of its length to fail.
+func cview(p *C.char, max int) string {
+	b := unsafe.Slice((*byte)(unsafe.Pointer(p)), max+1)
+	for i, c := range b {
+		if c == 0 {
+			return unsafe.String(&b[0], i)
+		}
+	}
+	return unsafe.String(&b[0], len(b))
+}
+
 //export dce_NAL_ADDRESS_new
 func dce_NAL_ADDRESS_new() (ret unsafe.Pointer) {
 	defer Rescue(&ret, nil)
-	return Save(gonal.NewAddress())
+	return newAddr().save()
 }
 
 // A fresh front handle's first NAL_ADDRESS_create, in one crossing: a new
@@ -124,9 +177,9 @@ func dce_NAL_ADDRESS_new() (ret unsafe.Pointer) {
 //export dce_NAL_ADDRESS_new_create
 func dce_NAL_ADDRESS_new_create(s *C.char, size C.uint, ok *C.int) (ret unsafe.Pointer) {
 	defer Rescue(&ret, nil)
-	a := gonal.NewAddress()
-	*ok = b2i(s != nil && a.Create(C.GoString(s), uint32(size)))
-	return Save(a)
+	o := newAddr()
+	*ok = b2i(s != nil && o.a.CreateView(cview(s, gonal.AddressMaxStrLen), uint32(size)))
+	return o.save()
 }
 
 // Kinds the front frees in batches (numbered as the front's DCF_K_*): the
@@ -157,7 +210,7 @@ func dce_NAL_ADDRESS_free(r unsafe.Pointer) {
 	defer RescueVoid()
 	if a := addrOf(r); a != nil {
 		a.Free()
-		Unref(r)
+		reuse(unref(r))
 	}
 }
 
@@ -174,7 +227,7 @@ func dce_NAL_ADDRESS_create(r unsafe.Pointer, s *C.char, size C.uint) (ret C.int
 	if a == nil || s == nil {
 		return 0
 	}
-	return b2i(a.Create(C.GoString(s), uint32(size)))
+	return b2i(a.CreateView(cview(s, gonal.AddressMaxStrLen), uint32(size)))
 }
 
 //export dce_NAL_ADDRESS_get_def_buffer_size
@@ -417,7 +470,7 @@ func dce_NAL_CONNECTION_create_pair(r1, r2 unsafe.Pointer, size C.uint) (ret C.i
 //export dce_NAL_BUFFER_new
 func dce_NAL_BUFFER_new() (ret unsafe.Pointer) {
 	defer Rescue(&ret, nil)
-	return Save(gonal.NewBuffer())
+	return newBuf().save()
 }
 
 // A fresh front handle's first NAL_BUFFER_set_size, in one crossing.
@@ -425,9 +478,9 @@ func dce_NAL_BUFFER_new() (ret unsafe.Pointer) {
 //export dce_NAL_BUFFER_new_set_size
 func dce_NAL_BUFFER_new_set_size(size C.uint, ok *C.int) (ret unsafe.Pointer) {
 	defer Rescue(&ret, nil)
-	b := gonal.NewBuffer()
-	*ok = b2i(b.SetSize(uint32(size)))
-	return Save(b)
+	o := newBuf()
+	*ok = b2i(o.b.SetSize(uint32(size)))
+	return o.save()
 }
 
 //export dce_NAL_BUFFER_free
@@ -435,7 +488,7 @@ func dce_NAL_BUFFER_free(r unsafe.Pointer) {
 	defer RescueVoid()
 	if b, ok := Restore(r).(*gonal.Buffer); ok {
 		b.Free()
-		Unref(r)
+		reuse(unref(r))
 	}
 }
 

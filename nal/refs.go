@@ -29,6 +29,9 @@ const (
 type refBox struct {
 	v   any
 	ref unsafe.Pointer
+	// home is the object the box is part of (saveIn), for its reuse
+	// once the reference is dropped; nil for a box of its own.
+	home any
 }
 
 type refSlots [refPage]atomic.Pointer[refBox]
@@ -46,6 +49,13 @@ func refCell(idx uint32) unsafe.Pointer {
 }
 
 func saveRef(v any) unsafe.Pointer {
+	return saveIn(new(refBox), v, nil)
+}
+
+// saveIn is saveRef with the box given: an object (home) may carry its own,
+// and then its reference costs no allocation of its own; unref hands home
+// back for reuse.
+func saveIn(b *refBox, v, home any) unsafe.Pointer {
 	if v == nil {
 		return nil
 	}
@@ -77,7 +87,8 @@ func saveRef(v any) unsafe.Pointer {
 		refs.next++
 	}
 	r := refCell(idx)
-	(*refs.pages.Load())[idx>>refPageBits][idx&(refPage-1)].Store(&refBox{v: v, ref: r})
+	b.v, b.ref, b.home = v, r, home
+	(*refs.pages.Load())[idx>>refPageBits][idx&(refPage-1)].Store(b)
 	return r
 }
 
@@ -107,8 +118,13 @@ func restoreRef(r unsafe.Pointer) any {
 
 // Unref drops a reference made by Save (nil, or one dropped already, is ignored).
 func Unref(r unsafe.Pointer) {
+	unref(r)
+}
+
+// unref is Unref, returning the home of the reference's box (nil if none).
+func unref(r unsafe.Pointer) any {
 	if r == nil {
-		return
+		return nil
 	}
 	refs.mu.Lock()
 	defer refs.mu.Unlock()
@@ -116,6 +132,8 @@ func Unref(r unsafe.Pointer) {
 		if b := s.Load(); b != nil && b.ref == r {
 			s.Store(nil)
 			refs.free = append(refs.free, *(*uint32)(r))
+			return b.home
 		}
 	}
+	return nil
 }

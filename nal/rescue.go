@@ -90,6 +90,14 @@ func Save(v any) unsafe.Pointer {
 	return saveRef(v)
 }
 
+// saveBoxed is Save for an object (home) that carries its reference's box.
+func saveBoxed(b *refBox, v, home any) unsafe.Pointer {
+	if testHook != nil {
+		testHook()
+	}
+	return saveIn(b, v, home)
+}
+
 // Restore returns the value behind a reference made by Save (nil if none).
 func Restore(r unsafe.Pointer) any {
 	if testHook != nil {

@@ -33,7 +33,7 @@ struct st_NAL_LISTENER { struct dcf_obj o; };
  * registered: freed with it, never alone. */
 struct st_NAL_BUFFER {
 	struct dcf_obj o;
-	unsigned int size;	/* as last set through the handle (0: may be freed late) */
+	unsigned int size;	/* as last set through the handle */
 };
 struct st_NAL_CONNECTION {
 	struct dcf_obj o;
@@ -96,9 +96,10 @@ static inline int dcf_fresh(const struct dcf_obj *o)
 	return !__atomic_load_n(&o->ref, __ATOMIC_ACQUIRE);
 }
 
-/* In libnal: free the engine object r of a freed address or empty buffer
- * handle later, with others in one crossing (loader.c). */
-DCF_HIDDEN void dcf_free_later(int kind, dcf_ref r);
+/* In libnal: free the engine object r of a freed address or buffer handle
+ * (holding bytes of storage) later, with others in one crossing
+ * (loader.c). */
+DCF_HIDDEN void dcf_free_later(int kind, dcf_ref r, unsigned int bytes);
 
 /*
  * The libnal kinds are made lazily: NAL_*_new only allocates and registers

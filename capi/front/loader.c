@@ -262,17 +262,21 @@ static int forget(const void *p, int kind)
 
 /*
  * Late frees (dcf_free_later): the engine objects of freed address and
- * empty buffer handles wait here and go to the engine LATER_MAX at a time,
- * so a new/use/free cycle costs a fraction of a crossing for its free.  They
- * belong to the engine of their generation: a child drops them (that engine
- * is gone).
+ * buffer handles wait here and go to the engine LATER_MAX at a time, so a
+ * new/use/free cycle costs a fraction of a crossing for its free.  The
+ * storage they hold waits with them, LATER_BYTES at most (then they go at
+ * once): a batch holds back little memory that the next buffer could have
+ * reused.  They belong to the engine of their generation: a child drops
+ * them (that engine is gone; what they held stays unreachable there).
  */
 #define LATER_MAX 64
+#define LATER_BYTES (64 * 1024)
 static int later_kind[LATER_MAX];
 static dcf_ref later_ref[LATER_MAX];
 static int later_n;
+static unsigned long later_bytes;
 
-DCF_HIDDEN void dcf_free_later(int kind, dcf_ref r)
+DCF_HIDDEN void dcf_free_later(int kind, dcf_ref r, unsigned int bytes)
 {
 	int kinds[LATER_MAX], n = 0;
 	dcf_ref refs[LATER_MAX];
@@ -282,11 +286,13 @@ DCF_HIDDEN void dcf_free_later(int kind, dcf_ref r)
 	obj_acquire();
 	later_kind[later_n] = kind;
 	later_ref[later_n++] = r;
-	if (later_n == LATER_MAX) {
+	later_bytes += bytes;
+	if (later_n == LATER_MAX || later_bytes >= LATER_BYTES) {
 		n = later_n;
 		memcpy(kinds, later_kind, sizeof kinds[0] * (size_t)n);
 		memcpy(refs, later_ref, sizeof refs[0] * (size_t)n);
 		later_n = 0;
+		later_bytes = 0;
 	}
 	gen = generation;
 	obj_release();
@@ -426,6 +432,7 @@ static void fork_child(void)
 	generation++;
 	live = NULL;
 	later_n = 0;
+	later_bytes = 0;
 	snap_fresh = 0;
 	obj_release();
 	pthread_mutex_unlock(&load_mu);

@@ -47,29 +47,23 @@ DCF_PUBLIC NAL_BUFFER *NAL_CONNECTION_get_send(NAL_CONNECTION *c) { return conn_
 DCF_PUBLIC const NAL_BUFFER *NAL_CONNECTION_get_read_c(const NAL_CONNECTION *c) { return conn_buf(c, 0); }
 DCF_PUBLIC const NAL_BUFFER *NAL_CONNECTION_get_send_c(const NAL_CONNECTION *c) { return conn_buf(c, 1); }
 
-/* Addresses and empty buffers hold no descriptor and no storage: their
- * engine objects are released in batches (dcf_free_later), a crossing per
- * many frees.  A buffer with storage is released at once (held back, its
- * memory could not be reused by the next one). */
+/* Addresses and buffers hold no descriptor: their engine objects are
+ * released in batches (dcf_free_later), a crossing per many frees. */
 DCF_PUBLIC void NAL_ADDRESS_free(NAL_ADDRESS *a)
 {
 	if (!dcf_forget(a, DCF_K_ADDRESS))
 		return;
 	if (a->o.ref && a->o.gen == dcf_gen())
-		dcf_free_later(DCF_K_ADDRESS, a->o.ref);
+		dcf_free_later(DCF_K_ADDRESS, a->o.ref, 0);
 	free(a);
 }
 
 DCF_PUBLIC void NAL_BUFFER_free(NAL_BUFFER *b)
 {
-	const struct dcf_engine *e;
-
 	if (!dcf_forget(b, DCF_K_BUFFER))
 		return;
-	if (b->o.ref && b->o.gen == dcf_gen() && !b->size)
-		dcf_free_later(DCF_K_BUFFER, b->o.ref);
-	else if ((e = dcf_owner(&b->o)))
-		e->NAL_BUFFER_free(b->o.ref);
+	if (b->o.ref && b->o.gen == dcf_gen())
+		dcf_free_later(DCF_K_BUFFER, b->o.ref, b->size);
 	free(b);
 }
 

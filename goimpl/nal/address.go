@@ -7,6 +7,9 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 )
@@ -41,9 +44,16 @@ const (
 //
 // Not safe for concurrent use.
 type Address struct {
-	kind    addrKind
+	parsed
 	defSize uint32
-	str     string // the string given to Create (for snapshots)
+	freed   bool
+}
+
+// parsed is what Create makes of an address string: all of an Address but
+// its default buffer size.
+type parsed struct {
+	kind addrKind
+	str  string // the string given to Create (for snapshots)
 
 	// kindIPv4 / kindIPv6: the resolved address (zero = wildcard) and port.
 	ip   netip.Addr
@@ -54,7 +64,6 @@ type Address struct {
 	fdRead, fdWrite int
 
 	canConnect, canListen bool
-	freed                 bool
 }
 
 // NewAddress returns an un-created address (NAL_ADDRESS_new).
@@ -75,8 +84,7 @@ func (a *Address) Reset() {
 	if a == nil {
 		return
 	}
-	d := a.defSize
-	*a = Address{defSize: d, freed: a.freed}
+	a.parsed = parsed{}
 }
 
 // Created reports whether Create succeeded and Reset was not called since.
@@ -119,32 +127,85 @@ func (a *Address) CanListen() bool { return a.Created() && a.canListen }
 // resolve. defBufSize is stored before parsing, even if parsing then fails;
 // on failure the address is left un-created.
 func (a *Address) Create(s string, defBufSize uint32) bool {
+	return a.create(s, defBufSize, false)
+}
+
+// CreateView is Create for a string whose bytes the caller reuses or frees
+// after the call (the cgo layer passes a view of the C caller's string):
+// the address keeps a copy of its own.
+func (a *Address) CreateView(s string, defBufSize uint32) bool {
+	return a.create(s, defBufSize, true)
+}
+
+func (a *Address) create(s string, defBufSize uint32, view bool) bool {
 	if a == nil || a.freed || a.kind != kindNone {
 		return false
 	}
 	if !a.SetDefBufferSize(defBufSize) {
 		return false
 	}
+	if p, ok := recentGet(s); ok {
+		a.parsed = p
+		return true
+	}
+	if view {
+		s = strings.Clone(s)
+	}
 	sp, err := Parse(s)
 	if err != nil {
 		return false
 	}
+	p := parsed{kind: addrKind(sp.Kind), str: s, canConnect: sp.CanConnect(), canListen: true}
+	// The outcome of a string without a host name to look up is the same
+	// every time: it is remembered.
+	same := true
 	switch sp.Kind {
 	case KindIPv4, KindIPv6:
-		ip, err := sp.ResolveIP(context.Background())
-		if err != nil {
+		if ip, ok := sp.Literal(); ok && ip.Zone() == "" {
+			p.ip = ip
+		} else if p.ip, err = sp.ResolveIP(context.Background()); err != nil {
 			return false
+		} else {
+			same = false
 		}
-		a.ip, a.port = ip, sp.Port
+		p.port = sp.Port
 	case KindUnix:
-		a.path = sp.Path
+		p.path = sp.Path
 	case KindFD:
-		a.fdRead, a.fdWrite = sp.FDRead, sp.FDWrite
+		p.fdRead, p.fdWrite = sp.FDRead, sp.FDWrite
 	}
-	a.kind = addrKind(sp.Kind)
-	a.canConnect, a.canListen = sp.CanConnect(), true
-	a.str = s
+	if same {
+		recentPut(p)
+	}
+	a.parsed = p
 	return true
+}
+
+// recent remembers what Create made of address strings that need no
+// lookup (a literal host, a path, descriptors), so that creating one of
+// them again (a program making an address per connection) neither parses
+// nor allocates: string -> parsed, read without a lock. Bounded: emptied
+// when full.
+var recent struct {
+	m sync.Map
+	n atomic.Int32
+}
+
+const recentMax = 256
+
+func recentGet(s string) (parsed, bool) {
+	if v, ok := recent.m.Load(s); ok {
+		return v.(parsed), true
+	}
+	return parsed{}, false
+}
+
+func recentPut(p parsed) {
+	if recent.n.Add(1) > recentMax {
+		recent.m.Clear()
+		recent.n.Store(1)
+	}
+	recent.m.Store(p.str, p)
 }
 
 // sockaddr returns the socket address and family for IP and UNIX addresses.

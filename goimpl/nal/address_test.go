@@ -4,9 +4,11 @@ package nal
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
+	"unsafe"
 )
 
 func TestAddressVerifiedTable(t *testing.T) {
@@ -148,5 +150,69 @@ func TestAddressLengthLimits(t *testing.T) {
 	a.Reset()
 	if a.Create(s255+"0", 0) {
 		t.Fatal("256-char address accepted")
+	}
+}
+
+// An address string made again (recent) gives the same address as the
+// first time, whatever the caller does with its bytes afterwards
+// (CreateView), and a host name is looked up on every Create, never
+// remembered.
+func TestAddressCreateAgain(t *testing.T) {
+	for _, s := range []string{"IP:9001", "IP:127.0.0.1:9001", "IP:0x7f.1:80", "IPv6:[::1]:80",
+		"UNIX:/tmp/x.sock", "FD:3:4", "IPv6:9002"} {
+		buf := []byte(s)
+		var first AddressState
+		for i := 0; i < 3; i++ {
+			copy(buf, s)
+			a := NewAddress()
+			if !a.CreateView(unsafe.String(&buf[0], len(buf)), 100) {
+				t.Fatalf("%s: create %d failed", s, i)
+			}
+			for j := range buf {
+				buf[j] = '#'
+			}
+			st := a.Export()
+			if st.Str != s {
+				t.Fatalf("%s: the address keeps %q after its caller reused the bytes", s, st.Str)
+			}
+			if i == 0 {
+				first = st
+			} else if st != first {
+				t.Fatalf("%s: create %d gave %+v, the first %+v", s, i, st, first)
+			}
+			a.Reset()
+			if a.Created() || a.DefBufferSize() != 100 {
+				t.Fatalf("%s: reset left created=%v size=%d", s, a.Created(), a.DefBufferSize())
+			}
+		}
+	}
+	real := lookupNetIP
+	defer func() { lookupNetIP = real }()
+	lookups := 0
+	lookupNetIP = func(ctx context.Context, network, host string) ([]netip.Addr, error) {
+		lookups++
+		return []netip.Addr{netip.AddrFrom4([4]byte{10, 0, 0, byte(lookups)})}, nil
+	}
+	for i := 1; i <= 3; i++ {
+		a := NewAddress()
+		if !a.Create("IP:some.host:80", 0) {
+			t.Fatal("create of a host name failed")
+		}
+		if lookups != i || a.Export().IP != fmt.Sprintf("10.0.0.%d", i) {
+			t.Fatalf("create %d: %d lookups, address %s (a name is resolved by every create)", i, lookups, a.Export().IP)
+		}
+	}
+}
+
+func TestInetAtonForms(t *testing.T) {
+	for s, want := range map[string]string{
+		"127.0.0.1": "127.0.0.1", "127.1": "127.0.0.1", "0x7f000001": "127.0.0.1",
+		"10.1.2": "10.1.0.2", "017.0.0.1": "15.0.0.1", "1.2.3.4.": "", "1.2.3.4.5": "",
+		"1..2": "", "": "", "256.1": "", "1.16777216": "", "1.2.3.256": "", "0x": "",
+	} {
+		ip, ok := inetAton(s)
+		if got := map[bool]string{true: ip.String(), false: ""}[ok]; got != want {
+			t.Errorf("inetAton(%q) = %q, want %q", s, got, want)
+		}
 	}
 }

@@ -53,3 +53,20 @@ func BenchmarkSelectRound(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkAddressCreate is a C program's new/create/free cycle of an
+// address (the cgo layer's CreateView of a C string): after the first,
+// no parse and no allocation.
+func BenchmarkAddressCreate(b *testing.B) {
+	for _, s := range []string{"IP:9001", "IP:127.0.0.1:9001", "UNIX:/tmp/foo"} {
+		b.Run(s, func(b *testing.B) {
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				var a Address
+				if !a.CreateView(s, 2048) {
+					b.Fatal("create failed")
+				}
+			}
+		})
+	}
+}

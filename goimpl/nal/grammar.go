@@ -386,12 +386,14 @@ func parsePort(s string) (uint16, bool) {
 // (a, a.b, a.b.c, a.b.c.d; each part decimal, 0octal or 0xhex), which
 // gethostbyname(3) accepts as literal addresses.
 func inetAton(s string) (netip.Addr, bool) {
-	parts := strings.Split(s, ".")
-	if len(parts) > 4 {
-		return netip.Addr{}, false
-	}
-	vals := make([]uint64, len(parts))
-	for i, p := range parts {
+	var vals [4]uint64
+	nv := 0
+	for rest, more := s, true; more; nv++ {
+		if nv == len(vals) {
+			return netip.Addr{}, false
+		}
+		var p string
+		p, rest, more = strings.Cut(rest, ".")
 		if p == "" {
 			return netip.Addr{}, false
 		}
@@ -424,10 +426,10 @@ func inetAton(s string) (netip.Addr, bool) {
 				return netip.Addr{}, false
 			}
 		}
-		vals[i] = v
+		vals[nv] = v
 	}
 	var n uint64
-	last := len(vals) - 1
+	last := nv - 1
 	for i := 0; i < last; i++ {
 		if vals[i] > 255 {
 			return netip.Addr{}, false
