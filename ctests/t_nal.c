@@ -76,6 +76,23 @@ static void buffers(void)
 		!NAL_BUFFER_notempty(b), "new size discards data");
 	NAL_BUFFER_free(b);
 	NAL_BUFFER_free(d);
+
+	/* A fresh buffer's size is set by the front (its storage handed to
+	 * the engine at the first other use): the same rules. */
+	b = NAL_BUFFER_new();
+	CHECK(b && !NAL_BUFFER_set_size(b, 32769) && NAL_BUFFER_set_size(b, 8) && NAL_BUFFER_set_size(b, 8) &&
+		NAL_BUFFER_set_size(b, 0) && NAL_BUFFER_set_size(b, 4) && NAL_BUFFER_size(b) == 4 &&
+		NAL_BUFFER_empty(b) && NAL_BUFFER_write(b, U("abcdef"), 6) == 4 &&
+		memcmp(NAL_BUFFER_data(b), "abcd", 4) == 0, "a fresh buffer sized several times, then used");
+	CHECK(NAL_BUFFER_set_size(b, 4) && NAL_BUFFER_used(b) == 4 && NAL_BUFFER_set_size(b, 6) &&
+		NAL_BUFFER_used(b) == 0 && NAL_BUFFER_size(b) == 6, "then sized by the engine");
+	NAL_BUFFER_free(b);
+	b = NAL_BUFFER_new();
+	d = NAL_BUFFER_new();
+	CHECK(b && d && NAL_BUFFER_set_size(b, 2048) && NAL_BUFFER_set_size(d, 0) && NAL_BUFFER_size(d) == 0 &&
+		!NAL_BUFFER_data(d), "a sized buffer freed unused; a fresh buffer sized 0");
+	NAL_BUFFER_free(b);
+	NAL_BUFFER_free(d);
 }
 
 static void pair_and_socket(const char *dir)
@@ -168,7 +185,7 @@ static void pair_and_socket(const char *dir)
 
 int main(int argc, char **argv)
 {
-	CT_PLAN(40 + 21);	/* 21: one per row of the address table */
+	CT_PLAN(43 + 21);	/* 21: one per row of the address table */
 	NAL_config_set_nagle(0);
 	addresses();
 	buffers();

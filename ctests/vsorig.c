@@ -52,6 +52,8 @@ static void fail(const char *what)
 
 static void objects(long n)
 {
+	static const unsigned char payload[64];
+
 	CASE("new/free:NAL_ADDRESS", n, {
 		NAL_ADDRESS *a = NAL_ADDRESS_new();
 		if (!a) fail("NAL_ADDRESS_new");
@@ -91,6 +93,11 @@ static void objects(long n)
 	CASE("new/set_size(32kb)/free:NAL_BUFFER", n / 4, {
 		NAL_BUFFER *b = NAL_BUFFER_new();
 		if (!b || !NAL_BUFFER_set_size(b, 32768)) fail("NAL_BUFFER_set_size");
+		NAL_BUFFER_free(b); });
+	CASE("new/set_size(2kb)/write(64)/free:NAL_BUFFER", n / 4, {
+		NAL_BUFFER *b = NAL_BUFFER_new();
+		if (!b || !NAL_BUFFER_set_size(b, 2048) || NAL_BUFFER_write(b, payload, 64) != 64)
+			fail("NAL_BUFFER_write");
 		NAL_BUFFER_free(b); });
 }
 

@@ -23,9 +23,12 @@ func init() {
 			return nil
 		}
 		return unsafe.Slice((*byte)(p), n)
-	}, func(b []byte) {
-		if cap(b) > 0 {
-			C.free(unsafe.Pointer(unsafe.SliceData(b)))
-		}
-	})
+	}, cfree)
+}
+
+// cfree releases storage from C malloc (Buffer storage).
+func cfree(b []byte) {
+	if cap(b) > 0 {
+		C.free(unsafe.Pointer(unsafe.SliceData(b)))
+	}
 }

@@ -473,13 +473,23 @@ func dce_NAL_BUFFER_new() (ret unsafe.Pointer) {
 	return newBuf().save()
 }
 
-// A fresh front handle's first NAL_BUFFER_set_size, in one crossing.
+// The engine object of a front buffer handle whose size was set before:
+// it takes over the size bytes of C storage at mem (malloc'd by the front;
+// freed by the buffer from now on). NULL (the storage stays the front's)
+// if the buffer refuses it.
 //
-//export dce_NAL_BUFFER_new_set_size
-func dce_NAL_BUFFER_new_set_size(size C.uint, ok *C.int) (ret unsafe.Pointer) {
+//export dce_NAL_BUFFER_new_adopt
+func dce_NAL_BUFFER_new_adopt(mem unsafe.Pointer, size C.uint) (ret unsafe.Pointer) {
 	defer Rescue(&ret, nil)
 	o := newBuf()
-	*ok = b2i(o.b.SetSize(uint32(size)))
+	var st []byte
+	if mem != nil {
+		st = unsafe.Slice((*byte)(mem), int(size))
+	}
+	if !o.b.Adopt(st, cfree) {
+		bufPool.Put(o)
+		return nil
+	}
 	return o.save()
 }
 

@@ -84,7 +84,7 @@ enum {
 	X(void, NAL_BUFFER_free, (dcf_ref b)) \
 	X(void, NAL_BUFFER_reset, (dcf_ref b)) \
 	X(int, NAL_BUFFER_set_size, (dcf_ref b, unsigned int size)) \
-	X(dcf_ref, NAL_BUFFER_new_set_size, (unsigned int size, int *ok)) \
+	X(dcf_ref, NAL_BUFFER_new_adopt, (void *mem, unsigned int size)) \
 	X(int, NAL_BUFFER_empty, (dcf_ref b)) \
 	X(int, NAL_BUFFER_full, (dcf_ref b)) \
 	X(int, NAL_BUFFER_notempty, (dcf_ref b)) \

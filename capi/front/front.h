@@ -34,6 +34,10 @@ struct st_NAL_LISTENER { struct dcf_obj o; };
 struct st_NAL_BUFFER {
 	struct dcf_obj o;
 	unsigned int size;	/* as last set through the handle */
+	/* a standalone buffer sized before it had an engine object: its
+	 * storage (size bytes, malloc'd by NAL_BUFFER_set_size), the front's
+	 * until the engine object takes it over (dcf_make), then NULL */
+	void *mem;
 };
 struct st_NAL_CONNECTION {
 	struct dcf_obj o;
@@ -110,6 +114,8 @@ DCF_HIDDEN void dcf_free_later(int kind, dcf_ref r, unsigned int bytes);
  * own on first use.  Two threads racing on a fresh handle keep one engine
  * object (the loser frees its own, with o->unmake).
  */
+static inline dcf_ref dcf_make_buffer(struct dcf_obj *o, const struct dcf_engine *e);
+
 static inline dcf_ref dcf_make(struct dcf_obj *o)
 {
 	const struct dcf_engine *e;
@@ -119,6 +125,8 @@ static inline dcf_ref dcf_make(struct dcf_obj *o)
 
 	if (!o->make || !(e = dcf_e()))
 		return NULL;
+	if (o->kind == DCF_K_BUFFER)
+		return dcf_make_buffer(o, e);
 	memcpy(&make, (const char *)e + o->make, sizeof make);
 	memcpy(&unmake, (const char *)e + o->unmake, sizeof unmake);
 	if (!(r = make()))
@@ -127,6 +135,28 @@ static inline dcf_ref dcf_make(struct dcf_obj *o)
 		return r;
 	unmake(r);
 	return dcf_fresh(o) ? NULL : o->ref;
+}
+
+/*
+ * A standalone buffer's engine object takes over the storage its handle
+ * holds (NAL_BUFFER_set_size before any other use), under the object lock
+ * so that two threads racing cannot both hand it over.  The storage stays
+ * the front's if the engine makes no object.
+ */
+static inline dcf_ref dcf_make_buffer(struct dcf_obj *o, const struct dcf_engine *e)
+{
+	NAL_BUFFER *b = (NAL_BUFFER *)(void *)o;
+	dcf_ref r;
+
+	dcf_shared_get()->lock();
+	r = o->ref;
+	if (!r && (r = e->NAL_BUFFER_new_adopt(b->mem, b->mem ? b->size : 0))) {
+		b->mem = NULL;
+		o->gen = dcf_gen();
+		__atomic_store_n(&o->ref, r, __ATOMIC_RELEASE);
+	}
+	dcf_shared_get()->unlock();
+	return r;
 }
 
 /* The reference of a handle in this generation (made now for a fresh

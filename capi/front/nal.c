@@ -64,6 +64,7 @@ DCF_PUBLIC void NAL_BUFFER_free(NAL_BUFFER *b)
 		return;
 	if (b->o.ref && b->o.gen == dcf_gen())
 		dcf_free_later(DCF_K_BUFFER, b->o.ref, b->size);
+	free(b->mem);	/* storage the engine never took over */
 	free(b);
 }
 
@@ -89,27 +90,52 @@ DCF_PUBLIC int NAL_ADDRESS_create(NAL_ADDRESS *a, const char *s, unsigned int si
 	return e->NAL_ADDRESS_create(r, s, size);
 }
 
+/*
+ * A standalone buffer without an engine object yet keeps the storage it is
+ * given in its handle (malloc'd here, no crossing; handed over to the
+ * engine with the object, dcf_make_buffer), as the engine's SetSize would
+ * set it: a size above DCF_BUFFER_MAX fails and changes nothing, the same
+ * size keeps it, another size replaces it (size 0: none), an allocation
+ * failure leaves size 0.  Every other use goes to the engine.
+ */
+static int pending_set_size(NAL_BUFFER *b, unsigned int size)
+{
+	void *old;
+
+	if (size > DCF_BUFFER_MAX)
+		return 0;
+	if (size == b->size)
+		return 1;
+	old = b->mem;
+	b->mem = NULL;
+	b->size = 0;
+	free(old);
+	if (size && !(b->mem = malloc(size)))
+		return 0;
+	b->size = size;
+	return 1;
+}
+
 DCF_PUBLIC int NAL_BUFFER_set_size(NAL_BUFFER *b, unsigned int size)
 {
 	const struct dcf_engine *e = dcf_e();
-	int ok = -1;
+	int ok;
 	dcf_ref r;
 
 	if (!e || !b)
 		return 0;
 	if (dcf_fresh(&b->o) && b->o.make) {
-		if (!(r = e->NAL_BUFFER_new_set_size(size, &ok)))
-			return 0;
-		if (!dcf_install(&b->o, r)) {
-			e->NAL_BUFFER_free(r);	/* another thread made one first */
-			ok = -1;
+		dcf_shared_get()->lock();
+		if (!b->o.ref) {
+			ok = pending_set_size(b, size);
+			dcf_shared_get()->unlock();
+			return ok;
 		}
+		dcf_shared_get()->unlock();
 	}
-	if (ok < 0) {
-		if (!(r = dcf_ref_of(b)))
-			return 0;
-		ok = e->NAL_BUFFER_set_size(r, size);
-	}
+	if (!(r = dcf_ref_of(b)))
+		return 0;
+	ok = e->NAL_BUFFER_set_size(r, size);
 	if (ok)
 		b->size = size;
 	return ok;

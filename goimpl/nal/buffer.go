@@ -109,6 +109,21 @@ func (b *Buffer) SetSize(size uint32) bool {
 	return true
 }
 
+// Adopt gives a buffer of size 0 the storage st: its size becomes len(st)
+// (at most BufferMaxSize), empty, and free releases st when the buffer lets
+// it go (a later SetSize, Free). The cgo layer hands over C memory its
+// front allocated when a C program set the size. False (st not taken) if
+// the buffer has storage or st is too big.
+func (b *Buffer) Adopt(st []byte, free func([]byte)) bool {
+	if b == nil || b.store != nil || len(st) > BufferMaxSize {
+		return false
+	}
+	if len(st) > 0 {
+		b.store, b.free, b.used = st[:len(st):len(st)], free, 0
+	}
+	return true
+}
+
 // Empty reports Used() == 0.
 func (b *Buffer) Empty() bool { return b == nil || b.used == 0 }
 

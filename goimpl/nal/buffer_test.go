@@ -144,3 +144,30 @@ func TestBufferAllocator(t *testing.T) {
 		t.Fatal("failed allocation reported success")
 	}
 }
+
+func TestBufferAdopt(t *testing.T) {
+	freed := 0
+	free := func([]byte) { freed++ }
+	b := NewBuffer()
+	if b.Adopt(make([]byte, BufferMaxSize+1), free) {
+		t.Fatal("adopted storage above BufferMaxSize")
+	}
+	if !b.Adopt(make([]byte, 8), free) || b.Size() != 8 || !b.Empty() {
+		t.Fatalf("adopt: size %d used %d", b.Size(), b.Used())
+	}
+	if b.Adopt(make([]byte, 4), free) {
+		t.Fatal("a buffer with storage adopted more")
+	}
+	if b.Write([]byte("0123456789")) != 8 || b.SetSize(16) != true || freed != 1 || b.Size() != 16 {
+		t.Fatalf("after a new size: freed %d size %d", freed, b.Size())
+	}
+	c := NewBuffer()
+	if !c.Adopt(nil, free) || c.Size() != 0 {
+		t.Fatal("adopt of no storage")
+	}
+	c.Adopt(make([]byte, 2), free)
+	c.Free()
+	if freed != 2 {
+		t.Fatalf("free released %d storages, want 2", freed)
+	}
+}
