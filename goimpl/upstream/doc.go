@@ -8,7 +8,12 @@
 // every caller pipelined, under fresh uids; the answers are matched back
 // by uid. Requests that callers make while a write to the server is under
 // way are queued and go out together in the next write (writer.go): one
-// system call, and over TLS one record, for many requests. Requests go
+// system call, and over TLS one record, for many requests. The caller
+// that finds no one reading the connection reads the answers itself until
+// its own is in (link.go), so a request that comes alone, as a resumed
+// TLS handshake's lookup does, is written, answered and returned by one
+// goroutine, with no hand-over between goroutines and no timer of its
+// own: one watchdog per server times the requests out. Requests go
 // to the first server of the list that is connected and answering; a
 // server that is down is redialled every Retry.
 //

@@ -52,6 +52,9 @@ type link struct {
 	nc          net.Conn    // nil while disconnected
 	io          *rawio.Conn // reads and writes nc
 	w           *writer     // nc's writer
+	rd          *proto.Reader
+	wake        chan struct{} // cap 1: readLoop has been given the reader's role
+	dead        chan struct{} // closed when the connection is dropped
 	gen         uint64
 	nextUID     uint32
 	connectedAt time.Time
@@ -60,6 +63,25 @@ type link struct {
 	// next one is probed before requests go to it.
 	onProbation bool
 	lastErr     string // for logging changes only (E-46)
+
+	// The reader's role (see readAnswers): at most one goroutine reads the
+	// connection. reading says someone has the role; readerCall is the
+	// caller that has it, nil when it is readLoop. intr says the
+	// watchdog set a past read deadline to stop a reading caller whose
+	// request it failed.
+	reading    bool
+	readerCall *call
+	intr       bool
+	// lastUse is when the last request was sent: after idleAfter without
+	// one, readLoop reads the idle connection, so that a server that
+	// closes it is noticed at once.
+	lastUse time.Time
+
+	// The watchdog (watch) times the requests out: one timer for the
+	// link, instead of one per request, armed for the soonest deadline.
+	dog      *time.Timer
+	dogArmed bool
+	dogAt    time.Time
 }
 
 // pend is a request in flight. c is nil once its caller has given up: the
@@ -69,6 +91,13 @@ type pend struct {
 	op   proto.Op
 	slot bool      // holds one of the Inflight slots
 	sent time.Time // for the latency the timeout adapts to
+	// The request's timeout (zero due: none): due is when it runs out;
+	// seen the answers read when it was last set, ext how often it was
+	// extended (see watch).
+	due  time.Time
+	t    time.Duration
+	seen uint64
+	ext  int
 }
 
 // call carries one request of one caller; calls are pooled.
@@ -143,9 +172,14 @@ func (l *link) connect() {
 	l.nc = nc
 	l.io = new(rawio.Conn)
 	l.io.Reset(nc)
+	l.rd = proto.NewReader(l.io, proto.WantResponses)
+	l.wake, l.dead = make(chan struct{}, 1), make(chan struct{})
 	l.connectedAt = time.Now()
+	l.lastUse = l.connectedAt
 	l.gen++
 	l.w = &writer{l: l, nc: nc, io: l.io, gen: l.gen}
+	l.armDog(l.connectedAt.Add(idleAfter))
+	rd, wake, dead := l.rd, l.wake, l.dead
 	gen, probe := l.gen, l.onProbation
 	if probe {
 		l.state.Store(stateProbing)
@@ -157,7 +191,7 @@ func (l *link) connect() {
 		l.m.Reconnect()
 	}
 	l.m.Up(!probe)
-	go l.readLoop(l.io, gen)
+	go l.readLoop(rd, gen, wake, dead)
 	if probe {
 		l.u.log.Printf("Info, connected to the server '%s'; probing it before use", l.srv.Name)
 		go l.probe(gen)
@@ -179,12 +213,52 @@ type kindError struct {
 func (e kindError) Error() string { return e.msg }
 func (e kindError) Unwrap() error { return e.cause }
 
-// readLoop delivers the answers of one connection.
-func (l *link) readLoop(rw *rawio.Conn, gen uint64) {
-	rd := proto.NewReader(rw, proto.WantResponses)
+// readLoop reads connection gen whenever it is given the reader's role:
+// when a reading caller got its answer while others wait for theirs, when
+// a request is sent by a caller that does not read, and when the
+// connection has been idle for idleAfter.
+func (l *link) readLoop(rd *proto.Reader, gen uint64, wake, dead <-chan struct{}) {
 	for {
+		select {
+		case <-wake:
+		case <-dead:
+			return
+		}
+		l.readAnswers(rd, gen, nil)
+	}
+}
+
+// idleAfter is how long a connection goes without a request before
+// readLoop reads it, so that its end is noticed without a request.
+const idleAfter = 100 * time.Millisecond
+
+// readAnswers reads and delivers the answers of connection gen while it
+// has the reader's role. A caller (c) that sent a request while no one
+// was reading reads for itself and everyone else: the answer it waits for
+// then needs no hand-over between goroutines, and the proxy's goroutine
+// for a local client waits only on sockets. It gives the role up once its
+// own answer is in (to readLoop when other requests wait for answers), or
+// when the watchdog fails its request. readLoop (c nil) gives it up when
+// no request waits for an answer.
+func (l *link) readAnswers(rd *proto.Reader, gen uint64, c *call) {
+	for {
+		if c != nil && len(c.done) > 0 {
+			l.mu.Lock()
+			if l.gen == gen && l.nc != nil {
+				l.release()
+			}
+			l.mu.Unlock()
+			return
+		}
 		m, err := rd.ReadMessage()
 		if err != nil {
+			l.mu.Lock()
+			if c != nil && l.gen == gen && l.nc != nil && l.intr && l.readerCall == c {
+				l.release() // the watchdog stopped this read: c has failed
+				l.mu.Unlock()
+				return
+			}
+			l.mu.Unlock()
 			if err == io.EOF {
 				err = errServerClosed
 			}
@@ -199,6 +273,10 @@ func (l *link) readLoop(rw *rawio.Conn, gen uint64) {
 			return
 		}
 		delete(l.pending, m.UID)
+		stop := c == nil && len(l.pending) == 0
+		if stop {
+			l.reading = false
+		}
 		l.mu.Unlock()
 		if l.u.timeout > 0 {
 			now := time.Now()
@@ -211,6 +289,105 @@ func (l *link) readLoop(rw *rawio.Conn, gen uint64) {
 		if p.slot {
 			<-l.slots
 		}
+		if stop {
+			return
+		}
+	}
+}
+
+// release gives up the reading caller's role (l.mu held): to readLoop
+// when requests still wait for answers.
+func (l *link) release() {
+	if l.intr {
+		l.intr = false
+		l.nc.SetReadDeadline(time.Time{})
+	}
+	l.readerCall = nil
+	if len(l.pending) == 0 {
+		l.reading = false
+		return
+	}
+	l.wake <- struct{}{} // cap 1, and only the holder of the role sends
+}
+
+// armDog makes the watchdog fire at at, unless it fires sooner (l.mu
+// held).
+func (l *link) armDog(at time.Time) {
+	if l.dogArmed && !l.dogAt.After(at) {
+		return
+	}
+	l.dogArmed, l.dogAt = true, at
+	l.dog.Reset(time.Until(at))
+}
+
+// watch is the watchdog: it fails the requests whose time ran out, and
+// gives readLoop the reader's role on a connection idle for idleAfter.
+//
+// The server answers in order: answers read since a request's timeout
+// was set were to earlier requests, so the server is slow, not stalled.
+// And a watchdog that fires late says this process did not get the CPU:
+// the machine is overloaded, and the server's silence proves nothing.
+// Such requests get more time, up to latency.MaxExtensions timeouts. A
+// request whose time is up fails with ErrDisconnected, and its server is
+// put on probation.
+func (l *link) watch() {
+	now := time.Now()
+	l.mu.Lock()
+	l.dogArmed = false
+	if l.nc == nil {
+		l.mu.Unlock()
+		return
+	}
+	gen := l.gen
+	var next time.Time
+	var stalled time.Duration
+	answered := l.answers.Load()
+	for uid, p := range l.pending {
+		if p.c == nil || p.due.IsZero() {
+			continue
+		}
+		if now.Before(p.due) {
+			if next.IsZero() || p.due.Before(next) {
+				next = p.due
+			}
+			continue
+		}
+		if (answered != p.seen || latency.Late(p.due, now, p.t)) && p.ext < latency.MaxExtensions {
+			p.seen, p.ext, p.due = answered, p.ext+1, now.Add(p.t)
+		} else {
+			if p.c == l.readerCall {
+				l.intr = true
+				l.nc.SetReadDeadline(time.Unix(1, 0))
+			}
+			if stalled == 0 && l.probation() {
+				// before the caller hears of it: its next request must
+				// not go to this server
+				stalled = p.t
+			}
+			p.c.finish(p.c.dst, ErrDisconnected)
+			p.c = nil // its answer, if it comes, is read and dropped
+		}
+		l.pending[uid] = p
+		if p.c != nil && (next.IsZero() || p.due.Before(next)) {
+			next = p.due
+		}
+	}
+	if !l.reading {
+		if idle := l.lastUse.Add(idleAfter); now.Before(idle) {
+			if next.IsZero() || idle.Before(next) {
+				next = idle
+			}
+		} else {
+			l.reading = true
+			l.wake <- struct{}{}
+		}
+	}
+	if !next.IsZero() {
+		l.armDog(next)
+	}
+	l.mu.Unlock()
+	if stalled > 0 {
+		l.probing(gen, stalled)
 	}
 }
 
@@ -225,6 +402,8 @@ func (l *link) fail(gen uint64, err error, probation bool) {
 	}
 	l.nc.Close()
 	l.nc = nil
+	close(l.dead)
+	l.reading, l.readerCall, l.intr = false, nil, false
 	l.onProbation = probation || l.state.Load() == stateProbing
 	l.state.Store(stateDown)
 	l.m.Up(false)
@@ -254,11 +433,15 @@ func (l *link) fail(gen uint64, err error, probation bool) {
 
 // send registers c under a fresh uid on the current connection and writes
 // the request; ok is false when there is no connection in state want.
-func (l *link) send(c *call, op proto.Op, payload []byte, slot bool, want int32, deadline time.Time) (uid uint32, gen uint64, ok bool) {
+// With t > 0 the request fails after t (the watchdog). With read, the
+// caller takes the reader's role if no one has it (rd is then the
+// connection's reader: the caller must call readAnswers); otherwise
+// someone is made to read.
+func (l *link) send(c *call, op proto.Op, payload []byte, slot bool, want int32, t time.Duration, deadline time.Time, read bool) (uid uint32, gen uint64, rd *proto.Reader, ok bool) {
 	l.mu.Lock()
 	if l.nc == nil || l.state.Load() != want {
 		l.mu.Unlock()
-		return 0, 0, false
+		return 0, 0, nil, false
 	}
 	uid = l.nextUID
 	for {
@@ -268,16 +451,33 @@ func (l *link) send(c *call, op proto.Op, payload []byte, slot bool, want int32,
 		uid++
 	}
 	l.nextUID = uid + 1
-	l.pending[uid] = pend{c: c, op: op, slot: slot, sent: time.Now()}
-	w, gen := l.w, l.gen
+	now := time.Now()
+	p := pend{c: c, op: op, slot: slot, sent: now}
+	if t > 0 {
+		p.due, p.t, p.seen = now.Add(t), t, l.answers.Load()
+		l.armDog(p.due)
+	} else {
+		l.armDog(now.Add(idleAfter))
+	}
+	l.pending[uid] = p
+	l.lastUse = now
+	switch {
+	case l.reading:
+	case read:
+		l.reading, l.readerCall, rd = true, c, l.rd
+	default:
+		l.reading = true
+		l.wake <- struct{}{}
+	}
+	w, gen, others := l.w, l.gen, len(l.pending) > 1
 	l.mu.Unlock()
 
 	// The write is done outside l.mu, so that the answer reader is never
 	// held up by a writer waiting for a server that is itself waiting for
 	// us to read. A failed write fails the connection, and this request
 	// with it.
-	w.send(&proto.Message{UID: uid, Op: op, Payload: payload}, deadline)
-	return uid, gen, true
+	w.send(&proto.Message{UID: uid, Op: op, Payload: payload}, deadline, others)
+	return uid, gen, rd, true
 }
 
 // abandon gives up waiting for the answer to uid: it returns false when
@@ -297,7 +497,6 @@ func (l *link) abandon(c *call, uid uint32) bool {
 // roundTrip sends one request and waits for its answer, appended to dst,
 // within the Upstream's Timeout and ctx.
 func (l *link) roundTrip(ctx context.Context, c *call, op proto.Op, payload, dst []byte) ([]byte, error) {
-	var expired <-chan time.Time
 	now := time.Now()
 	var t time.Duration
 	if l.u.timeout > 0 {
@@ -307,63 +506,55 @@ func (l *link) roundTrip(ctx context.Context, c *call, op proto.Op, payload, dst
 	// time than an answer does, so a busy moment does not cost that.
 	deadline := now.Add(10 * time.Second)
 	if t > 0 {
-		c.timer.Reset(t)
-		defer c.timer.Stop()
-		expired = c.timer.C
 		deadline = now.Add(max(10*t, time.Second))
 	}
 	select {
 	case l.slots <- struct{}{}:
 	default:
-		l.waiting.Add(1)
-		select {
-		case l.slots <- struct{}{}:
-			l.waiting.Add(-1)
-		case <-expired:
-			l.waiting.Add(-1)
-			return dst, ErrNoServer
-		case <-ctx.Done():
-			l.waiting.Add(-1)
-			return dst, fmt.Errorf("upstream: %w: %w", ctx.Err(), ErrNoServer)
+		if err := l.waitSlot(ctx, c, t); err != nil {
+			return dst, err
 		}
 	}
 	c.dst = dst
-	uid, gen, ok := l.send(c, op, payload, true, stateUp, deadline)
+	// A caller whose ctx can end does not read: it must be free to go.
+	done := ctx.Done()
+	uid, gen, rd, ok := l.send(c, op, payload, true, stateUp, t, deadline, done == nil)
 	if !ok {
 		<-l.slots
 		return dst, ErrNoServer
 	}
-	seen, extensions, due := l.answers.Load(), 0, now.Add(t)
-	for {
-		select {
-		case <-c.done:
-			return c.res, c.err
-		case <-expired:
-			// The server answers in order: answers that came meanwhile
-			// were to earlier requests, so it is slow, not stalled. And a
-			// timer that fires late says this process did not get the
-			// CPU: the machine is overloaded, and the server's silence
-			// proves nothing. Such requests get more time, up to
-			// latency.MaxExtensions timeouts.
-			answered := l.answers.Load()
-			if (answered != seen || latency.Late(due, time.Now(), t)) && extensions < latency.MaxExtensions {
-				seen = answered
-				extensions++
-				due = time.Now().Add(t)
-				c.timer.Reset(t)
-				continue
-			}
-			if l.abandon(c, uid) {
-				l.probation(gen, t)
-				return dst, ErrDisconnected
-			}
-		case <-ctx.Done():
-			if l.abandon(c, uid) {
-				return dst, fmt.Errorf("upstream: %w: %w", ctx.Err(), ErrDisconnected)
-			}
-		}
-		<-c.done
+	if rd != nil {
+		l.readAnswers(rd, gen, c)
+	}
+	select {
+	case <-c.done:
 		return c.res, c.err
+	case <-done:
+		if l.abandon(c, uid) {
+			return dst, fmt.Errorf("upstream: %w: %w", ctx.Err(), ErrDisconnected)
+		}
+	}
+	<-c.done
+	return c.res, c.err
+}
+
+// waitSlot waits for one of the Inflight slots, within t and ctx.
+func (l *link) waitSlot(ctx context.Context, c *call, t time.Duration) error {
+	var expired <-chan time.Time
+	if t > 0 {
+		c.timer.Reset(t)
+		defer c.timer.Stop()
+		expired = c.timer.C
+	}
+	l.waiting.Add(1)
+	defer l.waiting.Add(-1)
+	select {
+	case l.slots <- struct{}{}:
+		return nil
+	case <-expired:
+		return ErrNoServer
+	case <-ctx.Done():
+		return fmt.Errorf("upstream: %w: %w", ctx.Err(), ErrNoServer)
 	}
 }
 
@@ -376,16 +567,20 @@ func (l *link) roundTrip(ctx context.Context, c *call, op proto.Op, payload, dst
 // server for stalled.
 const maxTimeoutFactor = 20
 
-// probation takes a server that let a request time out out of use, and
-// probes it in the background.
-func (l *link) probation(gen uint64, t time.Duration) {
-	l.mu.Lock()
-	if l.gen != gen || l.nc == nil || l.state.Load() != stateUp {
-		l.mu.Unlock()
-		return
+// probation takes a server that let a request time out out of use (l.mu
+// held); it reports whether it did, and then the caller must call
+// probing after releasing l.mu.
+func (l *link) probation() bool {
+	if l.nc == nil || l.state.Load() != stateUp {
+		return false
 	}
 	l.state.Store(stateProbing)
-	l.mu.Unlock()
+	return true
+}
+
+// probing reports that connection gen went on probation after a request
+// went unanswered for t, and probes it in the background.
+func (l *link) probing(gen uint64, t time.Duration) {
 	l.m.Up(false)
 	l.m.ErrorKind(metrics.KindTimeout)
 	l.u.log.Printf("Warning, the server '%s' did not answer within %v; not using it until it answers a probe", l.srv.Name, t.Round(time.Millisecond))
@@ -399,7 +594,7 @@ func (l *link) probe(gen uint64) {
 	start := time.Now()
 	c := callPool.Get().(*call)
 	c.dst = c.rbuf[:0]
-	if _, _, ok := l.send(c, proto.OpHave, probeID, false, stateProbing, time.Now().Add(l.u.deadAfter)); !ok {
+	if _, _, _, ok := l.send(c, proto.OpHave, probeID, false, stateProbing, 0, time.Now().Add(l.u.deadAfter), false); !ok {
 		callPool.Put(c)
 		return
 	}

@@ -146,6 +146,8 @@ func New(o Options) (*Upstream, error) {
 		if o.Timeout > 0 {
 			l.lat.Init(o.Timeout, maxTimeoutFactor*o.Timeout)
 		}
+		l.dog = time.AfterFunc(time.Hour, l.watch)
+		l.dog.Stop()
 		u.links = append(u.links, l)
 	}
 	for _, l := range u.links {
@@ -164,6 +166,7 @@ func (u *Upstream) Close() error {
 			gen := l.gen
 			l.mu.Unlock()
 			l.fail(gen, errors.New("closing"), false)
+			l.dog.Stop()
 		}
 	})
 	return nil

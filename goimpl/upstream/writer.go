@@ -40,10 +40,11 @@ const maxRounds = 8
 // maxKeep is the largest buffer kept for reuse between writes.
 const maxKeep = 256 << 10
 
-// send queues m and writes what is queued when no one else is writing.
+// send queues m and writes what is queued when no one else is writing;
+// others says other requests are in flight on the connection.
 // It fails the connection (and returns false) when m cannot be encoded or
 // the write fails; the requests in flight then fail with it.
-func (w *writer) send(m *proto.Message, deadline time.Time) bool {
+func (w *writer) send(m *proto.Message, deadline time.Time, others bool) bool {
 	w.mu.Lock()
 	if w.failed {
 		w.mu.Unlock()
@@ -64,11 +65,15 @@ func (w *writer) send(m *proto.Message, deadline time.Time) bool {
 		return true
 	}
 	w.busy = true
-	// Let the goroutines that are ready to run first: those with a
-	// request to send queue it here meanwhile, and it goes out with ours.
-	w.mu.Unlock()
-	runtime.Gosched()
-	w.mu.Lock()
+	if others {
+		// Other requests are in flight, so others are likely to come:
+		// let the goroutines that are ready run first, and those with a
+		// request to send queue it here meanwhile, to go out with ours.
+		// (Alone, the yield would only wake another thread for nothing.)
+		w.mu.Unlock()
+		runtime.Gosched()
+		w.mu.Lock()
+	}
 	return w.drain(maxRounds)
 }
 

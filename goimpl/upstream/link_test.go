@@ -1,0 +1,139 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package upstream
+
+import (
+	"context"
+	"errors"
+	"net"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/distcache-go/distcache/goimpl/proto"
+	"github.com/distcache-go/distcache/goimpl/proto/prototest"
+	"github.com/distcache-go/distcache/goimpl/store"
+)
+
+// holdServer answers every request with 0x01 (a miss), except that the
+// answer to a request for the id "hold" waits until release is closed;
+// held receives each such request when it arrives.
+func holdServer(t *testing.T) (path string, held chan struct{}, release chan struct{}) {
+	held, release = make(chan struct{}, 16), make(chan struct{})
+	srv := prototest.Serve(t, filepath.Join(t.TempDir(), "s"), func(m *proto.Message) ([]byte, bool) {
+		if string(m.Payload) == "hold" {
+			held <- struct{}{}
+			<-release
+		}
+		return prototest.Miss(m)
+	})
+	t.Cleanup(func() {
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	})
+	return srv.Path, held, release
+}
+
+func openHold(t *testing.T, path string, timeout time.Duration) *Upstream {
+	u, err := New(Options{
+		Servers: []Server{{Name: "hold", Dial: func(ctx context.Context) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", path)
+		}}},
+		Timeout: timeout, Retry: 20 * time.Millisecond, Log: nopLog{},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { u.Close() })
+	waitFor(t, "the server connection", func() bool {
+		return errors.Is(u.Have(context.Background(), []byte("x")), store.ErrNotFound)
+	})
+	return u
+}
+
+// A caller whose request finds no one reading the connection reads its
+// answer itself: no goroutine hands it over.
+func TestCallerReadsItsOwnAnswer(t *testing.T) {
+	path, held, release := holdServer(t)
+	u := openHold(t, path, 30*time.Second)
+	l := u.links[0]
+	errs := make(chan error, 1)
+	go func() { errs <- u.Have(context.Background(), []byte("hold")) }()
+	<-held
+	l.mu.Lock()
+	reading, byCaller := l.reading, l.readerCall != nil
+	l.mu.Unlock()
+	if !reading || !byCaller {
+		t.Errorf("while the answer is awaited: reading %v, by the caller %v; want both", reading, byCaller)
+	}
+	close(release)
+	if err := <-errs; !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Have: %v, want ErrNotFound", err)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.reading || l.readerCall != nil {
+		t.Errorf("after the answer: reading %v, reader call %v; want the role free", l.reading, l.readerCall != nil)
+	}
+}
+
+// A reading caller whose request times out is stopped by the watchdog: it
+// fails with ErrDisconnected, the server goes on probation, readLoop
+// reads the late answer and drops it, and the connection serves again
+// (its read deadline cleared) once the probe is answered.
+func TestReadingCallerTimesOut(t *testing.T) {
+	path, held, release := holdServer(t)
+	u := openHold(t, path, 50*time.Millisecond)
+	l := u.links[0]
+	start := time.Now()
+	err := u.Have(context.Background(), []byte("hold"))
+	if !errors.Is(err, ErrDisconnected) {
+		t.Fatalf("Have of a held answer: %v, want ErrDisconnected", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("the timeout took %v", d)
+	}
+	<-held
+	if got := l.state.Load(); got != stateProbing {
+		t.Errorf("state after the timeout: %d, want probing (%d)", got, stateProbing)
+	}
+	close(release) // the late answer, then the probe's
+	waitFor(t, "the server back in use", func() bool { return l.state.Load() == stateUp })
+	for i := 0; i < 20; i++ {
+		if err := u.Have(context.Background(), []byte("x")); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("Have %d after the probe: %v", i, err)
+		}
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.gen != 1 || l.intr {
+		t.Errorf("connection %d, interrupted %v; want the first, not interrupted", l.gen, l.intr)
+	}
+}
+
+// A connection left idle is read by readLoop, so that the server's close
+// is noticed without a request.
+func TestIdleConnectionIsWatched(t *testing.T) {
+	path, _, _ := holdServer(t)
+	u := openHold(t, path, 0)
+	l := u.links[0]
+	waitFor(t, "readLoop to read the idle connection", func() bool {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return l.reading && l.readerCall == nil
+	})
+	l.mu.Lock()
+	nc := l.nc
+	l.mu.Unlock()
+	nc.(interface{ CloseWrite() error }).CloseWrite()
+	// The server sees the end and closes its side; readLoop sees that.
+	waitFor(t, "the connection's end noticed", func() bool {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return l.nc != nc
+	})
+}
