@@ -112,10 +112,13 @@ func dce_NAL_config_set_nagle(enabled C.int) {
 	gonal.ConfigSetNagle(enabled != 0)
 }
 
-// An address and a buffer carry their reference's box, and a freed one is
-// reused (C programs make and free them by the thousand): no allocation in
-// the steady state. The engine keeps no pointer to an address or a
-// standalone buffer once its reference is dropped, so reuse is safe.
+// An address and a buffer carry their reference's box, and a freed one
+// waits for reuse with its reference (spares): C programs make and free
+// them by the thousand, and a new one then costs no allocation and no
+// reference-table operation, one short lock. The reference of a spare
+// leads to a reset object: no one may use it (the front dropped the
+// handle before the free), and the engine keeps no pointer to an address
+// or a standalone buffer, so reuse is safe.
 type boxedAddr struct {
 	box refBox
 	a   gonal.Address
@@ -126,29 +129,78 @@ type boxedBuf struct {
 	b   gonal.Buffer
 }
 
-var (
-	addrPool = sync.Pool{New: func() any { return new(boxedAddr) }}
-	bufPool  = sync.Pool{New: func() any { return new(boxedBuf) }}
-)
+var spares struct {
+	sync.Mutex
+	addrs []*boxedAddr
+	bufs  []*boxedBuf
+}
 
-func newAddr() *boxedAddr { return addrPool.Get().(*boxedAddr) }
+// spareMax bounds each list; beyond it a freed object drops its reference.
+const spareMax = 1024
 
-func (o *boxedAddr) save() unsafe.Pointer { return saveBoxed(&o.box, &o.a, o) }
-
-func newBuf() *boxedBuf { return bufPool.Get().(*boxedBuf) }
-
-func (o *boxedBuf) save() unsafe.Pointer { return saveBoxed(&o.box, &o.b, o) }
-
-// reuse takes back the object whose reference was dropped (unref's home).
-func reuse(home any) {
-	switch o := home.(type) {
-	case *boxedAddr:
-		*o = boxedAddr{}
-		addrPool.Put(o)
-	case *boxedBuf:
-		*o = boxedBuf{}
-		bufPool.Put(o)
+// pop takes the last spare of *l, or nil.
+func pop[T any](l *[]*T) *T {
+	spares.Lock()
+	defer spares.Unlock()
+	n := len(*l)
+	if n == 0 {
+		return nil
 	}
+	o := (*l)[n-1]
+	*l = (*l)[:n-1]
+	return o
+}
+
+// push keeps o as a spare unless *l is full (false: the caller drops it).
+func push[T any](l *[]*T, o *T) bool {
+	spares.Lock()
+	defer spares.Unlock()
+	if len(*l) >= spareMax {
+		return false
+	}
+	*l = append(*l, o)
+	return true
+}
+
+// newAddr is an address and its reference.
+func newAddr() (*gonal.Address, unsafe.Pointer) {
+	if testHook != nil {
+		testHook()
+	}
+	if o := pop(&spares.addrs); o != nil {
+		return &o.a, o.box.ref
+	}
+	o := new(boxedAddr)
+	return &o.a, saveBoxed(&o.box, &o.a, o)
+}
+
+func newBuf() (*gonal.Buffer, unsafe.Pointer) {
+	if testHook != nil {
+		testHook()
+	}
+	if o := pop(&spares.bufs); o != nil {
+		return &o.b, o.box.ref
+	}
+	o := new(boxedBuf)
+	return &o.b, saveBoxed(&o.box, &o.b, o)
+}
+
+// drop ends the object behind r, freed already: kept as a spare with its
+// reference, or the reference dropped.
+func drop(r unsafe.Pointer) {
+	switch o := boxOf(r).(type) {
+	case *boxedAddr:
+		o.a = gonal.Address{}
+		if push(&spares.addrs, o) {
+			return
+		}
+	case *boxedBuf:
+		o.b = gonal.Buffer{}
+		if push(&spares.bufs, o) {
+			return
+		}
+	}
+	Unref(r)
 }
 
 // cview is the NUL-terminated C string at p as a Go string over the same
@@ -167,7 +219,8 @@ func cview(p *C.char, max int) string {
 //export dce_NAL_ADDRESS_new
 func dce_NAL_ADDRESS_new() (ret unsafe.Pointer) {
 	defer Rescue(&ret, nil)
-	return newAddr().save()
+	_, r := newAddr()
+	return r
 }
 
 // A fresh front handle's first NAL_ADDRESS_create, in one crossing: a new
@@ -177,9 +230,9 @@ func dce_NAL_ADDRESS_new() (ret unsafe.Pointer) {
 //export dce_NAL_ADDRESS_new_create
 func dce_NAL_ADDRESS_new_create(s *C.char, size C.uint, ok *C.int) (ret unsafe.Pointer) {
 	defer Rescue(&ret, nil)
-	o := newAddr()
-	*ok = b2i(s != nil && o.a.CreateView(cview(s, gonal.AddressMaxStrLen), uint32(size)))
-	return o.save()
+	a, r := newAddr()
+	*ok = b2i(s != nil && a.CreateView(cview(s, gonal.AddressMaxStrLen), uint32(size)))
+	return r
 }
 
 // Kinds the front frees in batches (numbered as the front's DCF_K_*): the
@@ -210,7 +263,7 @@ func dce_NAL_ADDRESS_free(r unsafe.Pointer) {
 	defer RescueVoid()
 	if a := addrOf(r); a != nil {
 		a.Free()
-		reuse(unref(r))
+		drop(r)
 	}
 }
 
@@ -470,7 +523,8 @@ func dce_NAL_CONNECTION_create_pair(r1, r2 unsafe.Pointer, size C.uint) (ret C.i
 //export dce_NAL_BUFFER_new
 func dce_NAL_BUFFER_new() (ret unsafe.Pointer) {
 	defer Rescue(&ret, nil)
-	return newBuf().save()
+	_, r := newBuf()
+	return r
 }
 
 // The engine object of a front buffer handle whose size was set before:
@@ -481,16 +535,16 @@ func dce_NAL_BUFFER_new() (ret unsafe.Pointer) {
 //export dce_NAL_BUFFER_new_adopt
 func dce_NAL_BUFFER_new_adopt(mem unsafe.Pointer, size C.uint) (ret unsafe.Pointer) {
 	defer Rescue(&ret, nil)
-	o := newBuf()
 	var st []byte
 	if mem != nil {
 		st = unsafe.Slice((*byte)(mem), int(size))
 	}
-	if !o.b.Adopt(st, cfree) {
-		bufPool.Put(o)
+	b, r := newBuf()
+	if !b.Adopt(st, cfree) {
+		drop(r)
 		return nil
 	}
-	return o.save()
+	return r
 }
 
 //export dce_NAL_BUFFER_free
@@ -498,7 +552,7 @@ func dce_NAL_BUFFER_free(r unsafe.Pointer) {
 	defer RescueVoid()
 	if b, ok := Restore(r).(*gonal.Buffer); ok {
 		b.Free()
-		reuse(unref(r))
+		drop(r)
 	}
 }
 

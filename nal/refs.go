@@ -53,8 +53,7 @@ func saveRef(v any) unsafe.Pointer {
 }
 
 // saveIn is saveRef with the box given: an object (home) may carry its own,
-// and then its reference costs no allocation of its own; unref hands home
-// back for reuse.
+// and then its reference costs no allocation of its own (boxOf finds home).
 func saveIn(b *refBox, v, home any) unsafe.Pointer {
 	if v == nil {
 		return nil
@@ -118,13 +117,8 @@ func restoreRef(r unsafe.Pointer) any {
 
 // Unref drops a reference made by Save (nil, or one dropped already, is ignored).
 func Unref(r unsafe.Pointer) {
-	unref(r)
-}
-
-// unref is Unref, returning the home of the reference's box (nil if none).
-func unref(r unsafe.Pointer) any {
 	if r == nil {
-		return nil
+		return
 	}
 	refs.mu.Lock()
 	defer refs.mu.Unlock()
@@ -132,6 +126,14 @@ func unref(r unsafe.Pointer) any {
 		if b := s.Load(); b != nil && b.ref == r {
 			s.Store(nil)
 			refs.free = append(refs.free, *(*uint32)(r))
+		}
+	}
+}
+
+// boxOf is the home of r's box (saveIn), nil if none.
+func boxOf(r unsafe.Pointer) any {
+	if s := slotOf(r); s != nil {
+		if b := s.Load(); b != nil && b.ref == r {
 			return b.home
 		}
 	}

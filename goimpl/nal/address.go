@@ -4,11 +4,11 @@ package nal
 
 import (
 	"context"
+	"hash/maphash"
 	"net"
 	"net/netip"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 
 	"golang.org/x/sys/unix"
@@ -184,29 +184,29 @@ func (a *Address) create(s string, defBufSize uint32, view bool) bool {
 // recent remembers what Create made of address strings that need no
 // lookup (a literal host, a path, descriptors), so that creating one of
 // them again (a program making an address per connection) neither parses
-// nor allocates: string -> parsed, read without a lock. Bounded: emptied
-// when full.
+// nor allocates: a table of recentSize entries indexed by a hash of the
+// string (a newer string takes its entry's place), read without a lock.
 var recent struct {
-	m sync.Map
-	n atomic.Int32
+	seed maphash.Seed
+	tab  [recentSize]atomic.Pointer[parsed]
 }
 
-const recentMax = 256
+const recentSize = 256
+
+func init() { recent.seed = maphash.MakeSeed() }
+
+func recentSlot(s string) *atomic.Pointer[parsed] {
+	return &recent.tab[maphash.String(recent.seed, s)%recentSize]
+}
 
 func recentGet(s string) (parsed, bool) {
-	if v, ok := recent.m.Load(s); ok {
-		return v.(parsed), true
+	if p := recentSlot(s).Load(); p != nil && p.str == s {
+		return *p, true
 	}
 	return parsed{}, false
 }
 
-func recentPut(p parsed) {
-	if recent.n.Add(1) > recentMax {
-		recent.m.Clear()
-		recent.n.Store(1)
-	}
-	recent.m.Store(p.str, p)
-}
+func recentPut(p parsed) { recentSlot(p.str).Store(&p) }
 
 // sockaddr returns the socket address and family for IP and UNIX addresses.
 func (a *Address) sockaddr() (unix.Sockaddr, int, error) {
