@@ -41,6 +41,14 @@ static void addresses(void)
 	NAL_ADDRESS_reset(a);
 	CHECK(!NAL_ADDRESS_create(a, "IP:127.0.0.1:1", 32769), "create with def size > 32768 fails");
 	NAL_ADDRESS_free(a);
+	/* a freed handle may come back from the next new (the front keeps
+	 * a few): freeing it again before that is ignored */
+	NAL_ADDRESS_free(a);
+	a = NAL_ADDRESS_new();
+	CHECK(a && NAL_ADDRESS_get_def_buffer_size(a) == 0 && !NAL_ADDRESS_can_listen(a) &&
+		NAL_ADDRESS_create(a, "UNIX:/tmp/x", 100) && NAL_ADDRESS_get_def_buffer_size(a) == 100,
+		"a second free is ignored; the next new is a fresh address");
+	NAL_ADDRESS_free(a);
 }
 
 static void buffers(void)
@@ -185,7 +193,7 @@ static void pair_and_socket(const char *dir)
 
 int main(int argc, char **argv)
 {
-	CT_PLAN(43 + 21);	/* 21: one per row of the address table */
+	CT_PLAN(44 + 21);	/* 21: one per row of the address table */
 	NAL_config_set_nagle(0);
 	addresses();
 	buffers();

@@ -91,6 +91,12 @@ static inline void *dcf_alloc(size_t n)
 	return p;
 }
 
+/* In libnal, for its handles: a zeroed registered handle of n bytes, or
+ * NULL; and its release: 0 if p is not a live handle of this kind, else 1
+ * with the handle's n bytes copied to copy (loader.c). */
+DCF_HIDDEN void *dcf_hnew(size_t n, int kind);
+DCF_HIDDEN int dcf_hfree(const void *p, int kind, void *copy, size_t n);
+
 /* Give a fresh handle the engine object r; 0 if another thread was first
  * (the caller frees r). */
 static inline int dcf_install(struct dcf_obj *o, dcf_ref r)

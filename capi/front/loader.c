@@ -226,18 +226,11 @@ static int live_obj(const void *p, int kind)
 	return ok;
 }
 
-static int forget(const void *p, int kind)
+/* Remove slot s, holding p of this kind (obj_mu held). */
+static void reg_remove(struct reg_slot *s, const void *p, int kind)
 {
-	struct reg_slot *s;
 	int i;
 
-	obj_acquire();
-	s = reg_find(p);
-	if (!s || s->kind != kind) {
-		obj_release();
-		foreign(kind);
-		return 0;
-	}
 	s->p = &reg_tomb;
 	reg_used--;
 	reg_tombs++;
@@ -256,7 +249,121 @@ static int forget(const void *p, int kind)
 	for (i = 0; i < snap_n; i++)
 		if (snap_objs[i] == p)
 			snap_objs[i] = NULL;
+}
+
+static int forget(const void *p, int kind)
+{
+	struct reg_slot *s;
+
+	obj_acquire();
+	s = reg_find(p);
+	if (!s || s->kind != kind) {
+		obj_release();
+		foreign(kind);
+		return 0;
+	}
+	reg_remove(s, p, kind);
 	obj_release();
+	return 1;
+}
+
+/*
+ * libnal's handles (the new and free forms, NAL_ADDRESS and NAL_BUFFER):
+ * a freed one waits in a spare list for the next new of its size, taken
+ * and given back inside the critical sections that register and forget it
+ * anyway, so a new/free pair costs no malloc and free.  Off under
+ * AddressSanitizer (a use after free of a handle is still reported).  Every
+ * spare is a malloc'd block: a handle may still be released with free()
+ * (a plug's connection, dc_client.c).
+ */
+#if defined(__SANITIZE_ADDRESS__)
+#define SPARE_MAX 0
+#else
+#define SPARE_MAX 64
+#endif
+#define SPARE_SIZES 4
+static size_t spare_size[SPARE_SIZES];	/* 0: unused */
+static int spare_n[SPARE_SIZES];
+static void *spare[SPARE_SIZES][SPARE_MAX + 1];
+
+static void *spare_take(size_t n)
+{
+	int i;
+
+	for (i = 0; i < SPARE_SIZES && spare_size[i]; i++)
+		if (spare_size[i] == n)
+			return spare_n[i] > 0 ? spare[i][--spare_n[i]] : NULL;
+	return NULL;
+}
+
+static int spare_give(void *p, size_t n)
+{
+	int i;
+
+	for (i = 0; SPARE_MAX > 0 && i < SPARE_SIZES; i++) {
+		if (!spare_size[i])
+			spare_size[i] = n;
+		if (spare_size[i] == n) {
+			if (spare_n[i] >= SPARE_MAX)
+				return 0;
+			spare[i][spare_n[i]++] = p;
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/* A zeroed handle of n bytes registered as kind (a spare if there is one),
+ * or NULL. */
+DCF_HIDDEN void *dcf_hnew(size_t n, int kind)
+{
+	struct dcf_obj *o;
+
+	obj_acquire();
+	if ((o = spare_take(n))) {
+		memset(o, 0, n);
+		o->kind = kind;
+		if (reg_room()) {
+			reg_put(reg, reg_cap, o, kind);
+			reg_used++;
+			reg_count++;
+		} else {
+			spare_give(o, n);
+			o = NULL;
+		}
+		obj_release();
+		return o;
+	}
+	obj_release();
+	if (!(o = dcf_alloc(n)))
+		return NULL;
+	if (!dcf_track(o, kind)) {
+		free(o);
+		return NULL;
+	}
+	return o;
+}
+
+/* Unregister p if it is a live handle of this kind, copy its n bytes to
+ * copy, release it and say 1; else 0 (as dcf_forget: p is not read). */
+DCF_HIDDEN int dcf_hfree(const void *p, int kind, void *copy, size_t n)
+{
+	struct reg_slot *s;
+	int kept;
+
+	obj_acquire();
+	s = reg_find(p);
+	if (!s || s->kind != kind) {
+		obj_release();
+		foreign(kind);
+		return 0;
+	}
+	reg_remove(s, p, kind);
+	memcpy(copy, p, n);
+	kept = spare_give((void *)p, n);
+	obj_release();
+	if (!kept)
+		free((void *)p);
 	return 1;
 }
 

@@ -51,21 +51,23 @@ DCF_PUBLIC const NAL_BUFFER *NAL_CONNECTION_get_send_c(const NAL_CONNECTION *c) 
  * released in batches (dcf_free_later), a crossing per many frees. */
 DCF_PUBLIC void NAL_ADDRESS_free(NAL_ADDRESS *a)
 {
-	if (!dcf_forget(a, DCF_K_ADDRESS))
+	NAL_ADDRESS h;
+
+	if (!dcf_hfree(a, DCF_K_ADDRESS, &h, sizeof h))
 		return;
-	if (a->o.ref && a->o.gen == dcf_gen())
-		dcf_free_later(DCF_K_ADDRESS, a->o.ref, 0);
-	free(a);
+	if (h.o.ref && h.o.gen == dcf_gen())
+		dcf_free_later(DCF_K_ADDRESS, h.o.ref, 0);
 }
 
 DCF_PUBLIC void NAL_BUFFER_free(NAL_BUFFER *b)
 {
-	if (!dcf_forget(b, DCF_K_BUFFER))
+	NAL_BUFFER h;
+
+	if (!dcf_hfree(b, DCF_K_BUFFER, &h, sizeof h))
 		return;
-	if (b->o.ref && b->o.gen == dcf_gen())
-		dcf_free_later(DCF_K_BUFFER, b->o.ref, b->size);
-	free(b->mem);	/* storage the engine never took over */
-	free(b);
+	if (h.o.ref && h.o.gen == dcf_gen())
+		dcf_free_later(DCF_K_BUFFER, h.o.ref, h.size);
+	free(h.mem);	/* storage the engine never took over */
 }
 
 /* The first use of a fresh address or buffer is usually create or set_size:

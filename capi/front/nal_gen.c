@@ -22,14 +22,10 @@ DCF_PUBLIC NAL_ADDRESS *NAL_ADDRESS_new(void)
 {
 	NAL_ADDRESS *h;
 
-	if (!dcf_e() || !(h = dcf_alloc(sizeof *h)))
+	if (!dcf_e() || !(h = dcf_hnew(sizeof *h, DCF_K_ADDRESS)))
 		return NULL;
 	h->o.make = offsetof(struct dcf_engine, NAL_ADDRESS_new);
 	h->o.unmake = offsetof(struct dcf_engine, NAL_ADDRESS_free);
-	if (!dcf_track(&h->o, DCF_K_ADDRESS)) {
-		free(h);
-		return NULL;
-	}
 	return h;
 }
 
@@ -87,14 +83,10 @@ DCF_PUBLIC NAL_SELECTOR *NAL_SELECTOR_new(void)
 {
 	NAL_SELECTOR *h;
 
-	if (!dcf_e() || !(h = dcf_alloc(sizeof *h)))
+	if (!dcf_e() || !(h = dcf_hnew(sizeof *h, DCF_K_SELECTOR)))
 		return NULL;
 	h->o.make = offsetof(struct dcf_engine, NAL_SELECTOR_new);
 	h->o.unmake = offsetof(struct dcf_engine, NAL_SELECTOR_free);
-	if (!dcf_track(&h->o, DCF_K_SELECTOR)) {
-		free(h);
-		return NULL;
-	}
 	return h;
 }
 
@@ -102,14 +94,10 @@ DCF_PUBLIC NAL_SELECTOR *NAL_SELECTOR_new_fdselect(void)
 {
 	NAL_SELECTOR *h;
 
-	if (!dcf_e() || !(h = dcf_alloc(sizeof *h)))
+	if (!dcf_e() || !(h = dcf_hnew(sizeof *h, DCF_K_SELECTOR)))
 		return NULL;
 	h->o.make = offsetof(struct dcf_engine, NAL_SELECTOR_new_fdselect);
 	h->o.unmake = offsetof(struct dcf_engine, NAL_SELECTOR_free);
-	if (!dcf_track(&h->o, DCF_K_SELECTOR)) {
-		free(h);
-		return NULL;
-	}
 	return h;
 }
 
@@ -117,26 +105,22 @@ DCF_PUBLIC NAL_SELECTOR *NAL_SELECTOR_new_fdpoll(void)
 {
 	NAL_SELECTOR *h;
 
-	if (!dcf_e() || !(h = dcf_alloc(sizeof *h)))
+	if (!dcf_e() || !(h = dcf_hnew(sizeof *h, DCF_K_SELECTOR)))
 		return NULL;
 	h->o.make = offsetof(struct dcf_engine, NAL_SELECTOR_new_fdpoll);
 	h->o.unmake = offsetof(struct dcf_engine, NAL_SELECTOR_free);
-	if (!dcf_track(&h->o, DCF_K_SELECTOR)) {
-		free(h);
-		return NULL;
-	}
 	return h;
 }
 
 DCF_PUBLIC void NAL_SELECTOR_free(NAL_SELECTOR *s)
 {
 	const struct dcf_engine *e;
+	NAL_SELECTOR h;
 
-	if (!dcf_forget(s, DCF_K_SELECTOR))
+	if (!dcf_hfree(s, DCF_K_SELECTOR, &h, sizeof h))
 		return;
-	if ((e = dcf_owner(&s->o)))
-		e->NAL_SELECTOR_free(s->o.ref);
-	free(s);
+	if ((e = dcf_owner(&h.o)))
+		e->NAL_SELECTOR_free(h.o.ref);
 }
 
 DCF_PUBLIC void NAL_SELECTOR_reset(NAL_SELECTOR *s)
@@ -163,26 +147,22 @@ DCF_PUBLIC NAL_LISTENER *NAL_LISTENER_new(void)
 {
 	NAL_LISTENER *h;
 
-	if (!dcf_e() || !(h = dcf_alloc(sizeof *h)))
+	if (!dcf_e() || !(h = dcf_hnew(sizeof *h, DCF_K_LISTENER)))
 		return NULL;
 	h->o.make = offsetof(struct dcf_engine, NAL_LISTENER_new);
 	h->o.unmake = offsetof(struct dcf_engine, NAL_LISTENER_free);
-	if (!dcf_track(&h->o, DCF_K_LISTENER)) {
-		free(h);
-		return NULL;
-	}
 	return h;
 }
 
 DCF_PUBLIC void NAL_LISTENER_free(NAL_LISTENER *l)
 {
 	const struct dcf_engine *e;
+	NAL_LISTENER h;
 
-	if (!dcf_forget(l, DCF_K_LISTENER))
+	if (!dcf_hfree(l, DCF_K_LISTENER, &h, sizeof h))
 		return;
-	if ((e = dcf_owner(&l->o)))
-		e->NAL_LISTENER_free(l->o.ref);
-	free(l);
+	if ((e = dcf_owner(&h.o)))
+		e->NAL_LISTENER_free(h.o.ref);
 }
 
 DCF_PUBLIC void NAL_LISTENER_reset(NAL_LISTENER *l)
@@ -259,26 +239,22 @@ DCF_PUBLIC NAL_CONNECTION *NAL_CONNECTION_new(void)
 {
 	NAL_CONNECTION *h;
 
-	if (!dcf_e() || !(h = dcf_alloc(sizeof *h)))
+	if (!dcf_e() || !(h = dcf_hnew(sizeof *h, DCF_K_CONNECTION)))
 		return NULL;
 	h->o.make = offsetof(struct dcf_engine, NAL_CONNECTION_new);
 	h->o.unmake = offsetof(struct dcf_engine, NAL_CONNECTION_free);
-	if (!dcf_track(&h->o, DCF_K_CONNECTION)) {
-		free(h);
-		return NULL;
-	}
 	return h;
 }
 
 DCF_PUBLIC void NAL_CONNECTION_free(NAL_CONNECTION *c)
 {
 	const struct dcf_engine *e;
+	NAL_CONNECTION h;
 
-	if (!dcf_forget(c, DCF_K_CONNECTION))
+	if (!dcf_hfree(c, DCF_K_CONNECTION, &h, sizeof h))
 		return;
-	if ((e = dcf_owner(&c->o)))
-		e->NAL_CONNECTION_free(c->o.ref);
-	free(c);
+	if ((e = dcf_owner(&h.o)))
+		e->NAL_CONNECTION_free(h.o.ref);
 }
 
 DCF_PUBLIC void NAL_CONNECTION_reset(NAL_CONNECTION *c)
@@ -375,14 +351,10 @@ DCF_PUBLIC NAL_BUFFER *NAL_BUFFER_new(void)
 {
 	NAL_BUFFER *h;
 
-	if (!dcf_e() || !(h = dcf_alloc(sizeof *h)))
+	if (!dcf_e() || !(h = dcf_hnew(sizeof *h, DCF_K_BUFFER)))
 		return NULL;
 	h->o.make = offsetof(struct dcf_engine, NAL_BUFFER_new);
 	h->o.unmake = offsetof(struct dcf_engine, NAL_BUFFER_free);
-	if (!dcf_track(&h->o, DCF_K_BUFFER)) {
-		free(h);
-		return NULL;
-	}
 	return h;
 }
 

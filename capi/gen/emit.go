@@ -137,21 +137,19 @@ func (t *table) emitNew(b *strings.Builder, r *row) {
 	h := p.ret.handle(t.kindOf)
 	fmt.Fprintf(b, "DCF_PUBLIC %s\n{\n", p)
 	fmt.Fprintf(b, "\t%s;\n\n", ctype{h, "*"}.decl("h"))
-	b.WriteString("\tif (!dcf_e() || !(h = dcf_alloc(sizeof *h)))\n\t\treturn NULL;\n")
+	fmt.Fprintf(b, "\tif (!dcf_e() || !(h = dcf_hnew(sizeof *h, DCF_K_%s)))\n\t\treturn NULL;\n", shortName(h))
 	fmt.Fprintf(b, "\th->o.make = offsetof(struct dcf_engine, %s);\n", p.name)
 	fmt.Fprintf(b, "\th->o.unmake = offsetof(struct dcf_engine, %s_free);\n", h)
-	fmt.Fprintf(b, "\tif (!dcf_track(&h->o, DCF_K_%s)) {\n", shortName(h))
-	b.WriteString("\t\tfree(h);\n\t\treturn NULL;\n\t}\n\treturn h;\n}\n")
+	b.WriteString("\treturn h;\n}\n")
 }
 
 func (t *table) emitFree(b *strings.Builder, r *row) {
 	p := r.proto
 	a := p.params[0]
 	h := a.typ.handle(t.kindOf)
-	fmt.Fprintf(b, "DCF_PUBLIC %s\n{\n\tconst struct dcf_engine *e;\n\n", p)
-	fmt.Fprintf(b, "\tif (!dcf_forget(%s, DCF_K_%s))\n\t\treturn;\n", a.name, shortName(h))
-	fmt.Fprintf(b, "\tif ((e = dcf_owner(&%s->o)))\n\t\te->%s(%s->o.ref);\n", a.name, p.name, a.name)
-	fmt.Fprintf(b, "\tfree(%s);\n}\n", a.name)
+	fmt.Fprintf(b, "DCF_PUBLIC %s\n{\n\tconst struct dcf_engine *e;\n\t%s h;\n\n", p, h)
+	fmt.Fprintf(b, "\tif (!dcf_hfree(%s, DCF_K_%s, &h, sizeof h))\n\t\treturn;\n", a.name, shortName(h))
+	fmt.Fprintf(b, "\tif ((e = dcf_owner(&h.o)))\n\t\te->%s(h.o.ref);\n}\n", p.name)
 }
 
 // goKinds is dc/kinds_gen.go.
