@@ -13,6 +13,11 @@
 // Handler answers by closing (an ADD shorter than 8 bytes, an unknown
 // operation, a malformed frame) closes that one local connection; the
 // others, and the store, never see it.
+//
+// A local connection that is kept (Apache's, through the C library) is
+// watched by the runtime's poller for reading only once it has served a
+// few requests (quiet.go): on a unix socket, each answer the application
+// reads would otherwise wake a thread of this process for nothing.
 package proxy
 
 import (
@@ -21,6 +26,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/distcache-go/distcache/goimpl/accept"
@@ -136,6 +142,13 @@ type client struct {
 	rdl   time.Time
 	wdl   time.Time
 	pre   []byte // request bytes a predecessor read and did not answer (Adopt)
+	// served counts the answers written; at quietAfter the connection is
+	// made quiet (quiet.go): reg is then its registration as it was, and
+	// fd its descriptor.
+	served int
+	quiet  bool
+	reg    registration
+	fd     int
 }
 
 var clientPool sync.Pool
@@ -189,6 +202,10 @@ const maxPooled = 64 << 10
 // armWrite sets the write deadline before a write waits for the first
 // time (rawio.Conn.WriteWait).
 func (c *client) armWrite() {
+	if c.quiet {
+		c.quiet = false // the wait needs the writing edge
+		c.reg.loud(c.fd)
+	}
 	if c.wdl.IsZero() {
 		c.wdl = time.Now().Add(clientWriteTimeout)
 		c.nc.SetWriteDeadline(c.wdl)
@@ -247,7 +264,26 @@ func (c *client) serve() {
 			why = metrics.WriteCloseReason(err)
 			return
 		}
+		if c.served++; c.served == quietAfter && c.io.Raw() {
+			c.quieten()
+		}
 	}
+}
+
+// quieten makes the connection quiet (quiet.go), if it can.
+func (c *client) quieten() {
+	sc, ok := c.nc.(syscall.Conn)
+	if !ok {
+		return
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return
+	}
+	rc.Control(func(fd uintptr) {
+		c.fd = int(fd)
+		c.reg, c.quiet = quieten(c.fd)
+	})
 }
 
 // handOff passes the client to the successor when err is the handover's
