@@ -8,7 +8,8 @@
 // (cache), the DC_SERVER object model over a cache (server), stunnel's sessiond datagram protocol over a store (sessiond),
 // the accept loop and rate-limited log the daemons share (accept), the
 // passing of live connections to a re-executed daemon (handover), the raw
-// socket reads and writes of their connections (rawio), and the
+// socket reads and writes of their connections (rawio), the event loop
+// that serves many sockets from one goroutine (evloop), and the
 // Store interface every place sessions are kept implements, with the
 // protocol handler over it and its conformance suite (store,
 // store/storetest); the Redis store for standalone, Sentinel and Cluster

@@ -19,17 +19,62 @@ type Set struct {
 	OnFull func(net.Conn) // reports a connection refused at Max (then closed)
 	Log    Logger         // accept errors; nil: a RateLog of its own
 
-	closing atomic.Bool
-	grace   atomic.Int64 // nanoseconds; see SetGrace
-	handoff atomic.Int32 // see SetHandOff: 0 no, 1 reads, 2 reads and writes
-	mu      sync.Mutex
-	conns   map[net.Conn]struct{}
-	wg      sync.WaitGroup
-	loops   sync.WaitGroup // running Serve loops
+	closing  atomic.Bool
+	stopping atomic.Bool  // Shutdown has begun: accept no more
+	wakers   []func()     // of the event loops (AddLoop)
+	grace    atomic.Int64 // nanoseconds; see SetGrace
+	handoff  atomic.Int32 // see SetHandOff: 0 no, 1 reads, 2 reads and writes
+	mu       sync.Mutex
+	conns    map[net.Conn]struct{}
+	wg       sync.WaitGroup
+	loops    sync.WaitGroup // running Serve loops
 }
 
 // Closing reports whether Shutdown has begun.
 func (s *Set) Closing() bool { return s.closing.Load() }
+
+// Stopping reports whether Shutdown has begun, and accepting is to end
+// (before Closing).
+func (s *Set) Stopping() bool { return s.stopping.Load() }
+
+// AddLoop registers an event loop of the caller's that accepts and serves
+// connections itself (goimpl/evloop), so that Shutdown stops it as it
+// stops Serve and the connections: Shutdown calls wake (from another
+// goroutine) when the loop is to look at Stopping, then stop accepting and
+// call stopped, and again once Closing is set, when it is to end its
+// connections or pass them on as a serve function does at its next read,
+// then call done. A handover's Shutdown waits for stopped, and every
+// Shutdown for done as it waits for the connections. AddLoop reports
+// false, and registers nothing, once Shutdown has begun.
+func (s *Set) AddLoop(wake func()) (stopped, done func(), ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopping.Load() {
+		return nil, nil, false
+	}
+	s.wakers = append(s.wakers, wake)
+	s.loops.Add(1)
+	s.wg.Add(1)
+	return sync.OnceFunc(s.loops.Done), sync.OnceFunc(s.wg.Done), true
+}
+
+// Go serves a connection an event loop passes on to a goroutine of its own
+// (AddLoop): as one Serve accepted, also after Shutdown has begun (serve
+// then sees Closing at its next read, as those do).
+func (s *Set) Go(nc net.Conn, serve func(net.Conn)) {
+	s.mu.Lock()
+	s.start(nc, serve)
+	s.mu.Unlock()
+}
+
+func (s *Set) wakeLoops() {
+	s.mu.Lock()
+	w := s.wakers
+	s.mu.Unlock()
+	for _, f := range w {
+		f()
+	}
+}
 
 // HandingOff reports whether Shutdown has begun and is a handover
 // (SetHandOff): a connection then passes itself on at its next read or
@@ -128,6 +173,10 @@ func (s *Set) SetHandOff(writes bool) {
 // Shutdown stops accepting, interrupts every connection's next read, and
 // waits up to wait for the connections to finish.
 func (s *Set) Shutdown(ln net.Listener, wait time.Duration) {
+	s.mu.Lock()
+	s.stopping.Store(true) // under mu: AddLoop registers no loop after this
+	s.mu.Unlock()
+	s.wakeLoops()
 	handoff := s.handoff.Load()
 	if handoff > 0 {
 		ln.Close()
@@ -149,6 +198,7 @@ func (s *Set) Shutdown(ln net.Listener, wait time.Duration) {
 		}
 	}
 	s.mu.Unlock()
+	s.wakeLoops()
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
 	select {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"sync"
 	"syscall"
 	"time"
@@ -22,8 +23,8 @@ import (
 // allocations.
 type conn struct {
 	s        *Server
-	nc       net.Conn
-	io       rawio.Conn // reads and writes nc
+	nc       net.Conn   // nil while an event loop serves the connection
+	io       rawio.Conn // reads and writes nc (or fd)
 	rd       *proto.Reader
 	out      []byte // encoded responses not yet written
 	payload  []byte // response payload scratch
@@ -34,6 +35,17 @@ type conn struct {
 	head     []byte    // the first bytes read (a TLS client on a plaintext listener?)
 	pre      []byte    // request bytes a predecessor read and did not answer (Adopt)
 	cs       connState // what the connection limits see (limits.go)
+
+	// While an event loop serves the connection (loop.go): its socket,
+	// its place in the loop's list, and why the loop runs it.
+	loop       *srvLoop
+	fd         int
+	prev, next *conn
+	where      int8 // inList, inRunq
+	watched    bool // in the loop's epoll set
+	expired    bool // its idle time is up
+	idleWait   bool // the last read would wait, between two requests
+	budget     int  // requests it may still answer in this turn
 }
 
 var connPool sync.Pool
@@ -73,7 +85,8 @@ func (c *conn) Read(p []byte) (int, error) {
 	}
 	s := c.s
 	var dl time.Time
-	if c.reads == 0 && c.rd.Buffered() == 0 {
+	idle := c.reads == 0 && c.rd.Buffered() == 0
+	if idle {
 		c.msgStart = time.Time{}
 		c.trim()
 		now := time.Now()
@@ -95,10 +108,15 @@ func (c *conn) Read(p []byte) (int, error) {
 	c.reads++
 	if !dl.Equal(c.rdl) {
 		c.rdl = dl
-		c.nc.SetReadDeadline(dl)
+		if c.loop == nil {
+			c.nc.SetReadDeadline(dl)
+		} // else the loop keeps the time
 	}
 	if s.set.Closing() {
 		return 0, errClosing
+	}
+	if c.expired {
+		return 0, os.ErrDeadlineExceeded
 	}
 	if len(c.pre) > 0 {
 		n := copy(p, c.pre)
@@ -107,6 +125,14 @@ func (c *conn) Read(p []byte) (int, error) {
 		return n, nil
 	}
 	n, err := c.io.Read(p)
+	if err == rawio.ErrWouldBlock {
+		// In an event loop: it calls again when there is more.
+		if idle {
+			c.reads = 0
+		}
+		c.idleWait = idle
+		return 0, err
+	}
 	c.cs.state.Store(stateBusy)
 	if len(c.head) < 3 {
 		c.head = append(c.head, p[:min(n, 3-len(c.head))]...)
@@ -141,6 +167,11 @@ func (c *conn) flush() error {
 	n, err := c.io.Write(c.out)
 	c.cs.state.Store(stateBusy)
 	c.s.m.BytesOut(n)
+	if err == rawio.ErrWouldBlock {
+		// In an event loop: the rest goes from a goroutine of its own.
+		c.out = c.out[:copy(c.out, c.out[n:])]
+		return err
+	}
 	if err != nil && c.handingOff() {
 		// Interrupted for the handover: the successor writes the rest.
 		c.out = c.out[:copy(c.out, c.out[n:])]
@@ -168,61 +199,99 @@ func (c *conn) armWrite() {
 	}
 }
 
+// serve serves the connection in this goroutine until it ends.
 func (c *conn) serve() {
-	s := c.s
-	clean := false
-	why := metrics.CloseError
-	s.m.ConnAccepted()
+	c.start()
+	c.run()
+}
+
+// start is where serving a new connection begins.
+func (c *conn) start() {
+	c.s.m.ConnAccepted()
+	if c.loop != nil {
+		c.io.ResetFD(c.fd)
+		return
+	}
 	c.io.Reset(c.nc)
 	if c.io.WriteWait == nil {
 		c.io.WriteWait = c.armWrite // kept with c in connPool
 	}
-	defer func() {
-		s.m.ConnClosed(why)
-		c.nc.Close()
-		s.limits.leave(&c.cs)
-		c.uncharge()
-		if clean {
-			c.recycle()
-		}
-	}()
+}
+
+// run reads and answers requests until the connection ends (true) or, in
+// an event loop, until a read or write would wait or the turn's budget is
+// spent (false; the loop says what next).
+func (c *conn) run() (ended bool) {
+	s := c.s
 	for {
-		c.reads = 0
 		m, err := c.rd.ReadMessage()
+		if err == rawio.ErrWouldBlock {
+			return false
+		}
 		if err != nil && c.handOff(err) {
-			why = metrics.CloseShutdown
-			return
+			c.end(metrics.CloseShutdown, false)
+			return true
 		}
 		if err != nil {
-			clean = err == io.EOF && len(c.out) == 0
-			why = c.closeReason(err)
+			clean := err == io.EOF && len(c.out) == 0
+			why := c.closeReason(err)
 			c.report(err)
-			return
+			c.end(why, clean)
+			return true
 		}
+		c.reads = 0
 		payload, err := s.handle(m, c.payload[:0])
 		if payload != nil {
 			c.payload = payload
 		}
 		if err != nil {
-			s.log.Printf("Warning, closing connection from %s: %v", peer(c.nc), err)
-			why = metrics.CloseCorrupt
+			s.log.Printf("Warning, closing connection from %s: %v", c.peer(), err)
 			c.flush()
-			return
+			c.end(metrics.CloseCorrupt, false)
+			return true
 		}
 		c.out, _ = proto.AppendMessage(c.out, &proto.Message{Response: true, UID: m.UID, Op: m.Op, Payload: payload})
 		s.ops.Add(1)
 		c.account()
 		if len(c.out) >= outBase {
 			if err := c.flush(); err != nil {
-				if c.handOff(err) {
-					why = metrics.CloseShutdown
-					return
+				if err == rawio.ErrWouldBlock {
+					return false
 				}
-				why = c.closeReason(err)
+				if c.handOff(err) {
+					c.end(metrics.CloseShutdown, false)
+					return true
+				}
+				why := c.closeReason(err)
 				c.report(err)
-				return
+				c.end(why, false)
+				return true
 			}
 		}
+		if c.loop != nil {
+			if c.budget--; c.budget <= 0 {
+				return false
+			}
+		}
+	}
+}
+
+// end closes the connection (why, for the metrics) and recycles its
+// buffers if it ended cleanly.
+func (c *conn) end(why metrics.CloseReason, clean bool) {
+	s := c.s
+	s.m.ConnClosed(why)
+	// Out of the limits' reach before the descriptor is closed: they
+	// shut down a loop's connections by descriptor number (fdSock).
+	s.limits.leave(&c.cs)
+	if c.loop != nil {
+		c.loop.closeConn(c)
+	} else {
+		c.nc.Close()
+	}
+	c.uncharge()
+	if clean {
+		c.recycle()
 	}
 }
 
@@ -240,8 +309,15 @@ func (c *conn) handOff(err error) bool {
 		return false
 	}
 	in := append(c.rd.Pending(), c.pre...)
+	if c.loop != nil {
+		if err := c.loop.toNetConn(c); err != nil {
+			c.s.log.Printf("Warning, could not hand the connection from %s to the new process, closing it: %v", c.peer(), err)
+			c.out = c.out[:0]
+			return true
+		}
+	}
 	if err := c.s.send(c.nc, c.out, in); err != nil {
-		c.s.log.Printf("Warning, could not hand the connection from %s to the new process, closing it: %v", peer(c.nc), err)
+		c.s.log.Printf("Warning, could not hand the connection from %s to the new process, closing it: %v", c.peer(), err)
 	}
 	c.out = c.out[:0]
 	return true
@@ -270,18 +346,18 @@ func (c *conn) report(err error) {
 	switch {
 	case err == io.EOF, errors.Is(err, errClosing), errors.Is(err, syscall.ECONNRESET), errors.Is(err, net.ErrClosed):
 	case proto.IsCorrupt(err) && tlsconf.LooksLikeTLS(c.head):
-		c.s.log.Printf("Warning, refused connection from %s: the client speaks TLS, this listener does not (a dc_client with -tls options needs dc_server -tlscert and -tlskey)", peer(c.nc))
+		c.s.log.Printf("Warning, refused connection from %s: the client speaks TLS, this listener does not (a dc_client with -tls options needs dc_server -tlscert and -tlskey)", c.peer())
 	case proto.IsCorrupt(err):
-		c.s.log.Printf("Warning, closing connection from %s: %v", peer(c.nc), err)
+		c.s.log.Printf("Warning, closing connection from %s: %v", c.peer(), err)
 	case err == io.ErrUnexpectedEOF:
-		c.s.log.Printf("Warning, connection from %s closed in the middle of a request", peer(c.nc))
+		c.s.log.Printf("Warning, connection from %s closed in the middle of a request", c.peer())
 	case errors.As(err, &ne) && ne.Timeout():
 		if c.timedOut != "idle" && !c.s.set.Closing() {
-			c.s.log.Printf("Warning, closing connection from %s: %s timed out", peer(c.nc), c.timedOut)
+			c.s.log.Printf("Warning, closing connection from %s: %s timed out", c.peer(), c.timedOut)
 		}
 	default:
 		if !c.s.set.Closing() {
-			c.s.log.Printf("Warning, connection from %s: %v", peer(c.nc), err)
+			c.s.log.Printf("Warning, connection from %s: %v", c.peer(), err)
 		}
 	}
 }

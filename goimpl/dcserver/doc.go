@@ -7,9 +7,13 @@
 // shuts down answering what it has received. cmd/dc_server parses options
 // and wires a store (the in-memory cache, or another store.Store) into it.
 //
-// Each connection is served by its own goroutine, which reads requests in
-// order and answers them in order; pipelined requests are answered in one
-// batch write. A request the Handler answers by closing (an ADD shorter
+// Plaintext connections are accepted and served by event loops (one per
+// P, goimpl/evloop) while they are between requests or answering requests
+// that have arrived whole; one that has to wait in the middle of a request
+// or for room to write leaves its loop for a goroutine of its own, as TLS
+// connections and handed-over ones always have. Either way the same code
+// reads requests in order and answers them in order; pipelined requests
+// are answered in one batch write. A request the Handler answers by closing (an ADD shorter
 // than 8 bytes, an unknown operation) or a malformed stream loses its
 // connection, never the server; each is logged, rate-limited.
 //
@@ -18,7 +22,7 @@
 // read but not answered, so a client's connection outlives the process.
 //
 // Files: server.go is the Server and its options, conn.go one connection
-// (reader, batching, deadlines), limits.go the bounds on what connections
+// (reader, batching, deadlines), loop.go the event loops, limits.go the bounds on what connections
 // hold and how many there are, memory.go how -maxbytes becomes the cache's
 // bound and the Go memory limit, progress.go the periodic log line.
 package dcserver

@@ -57,10 +57,17 @@ const (
 // connState is what the limits need to know of a connection, written by its
 // goroutine and read by others.
 type connState struct {
-	raw     net.Conn // the accepted connection, closed to evict
+	raw     sock // the accepted connection, closed to evict
 	state   atomic.Int32
 	since   atomic.Int64 // UnixNano of entering the state
 	charged int64        // bytes counted in Server.connMem (own goroutine only)
+}
+
+// sock is what the limits close to evict a connection: its net.Conn, or
+// the socket of a connection an event loop serves (fdSock).
+type sock interface {
+	Close() error
+	RemoteAddr() net.Addr
 }
 
 func (cs *connState) set(state int32, now time.Time) {
@@ -80,24 +87,47 @@ type registry struct {
 const minVictimAge = time.Second
 
 // admit registers cs; at max (0: no limit) it first closes the best victim
-// (returned; an idle one only when idle for idleAge), and refuses cs (false)
-// when there is none.
-func (r *registry) admit(cs *connState, max int, now time.Time, idleAge time.Duration) (*connState, bool) {
+// (returned, with its peer and state as they were; an idle one only when
+// idle for idleAge), and refuses cs (false) when there is none.
+func (r *registry) admit(cs *connState, max int, now time.Time, idleAge time.Duration) (*victim, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.conns == nil {
 		r.conns = make(map[*connState]struct{})
 	}
-	var v *connState
+	var v *victim
 	if max > 0 && len(r.conns) >= max {
-		if v = r.victim(stateIdle, now, idleAge); v == nil {
+		vs := r.victim(stateIdle, now, idleAge)
+		if vs == nil {
 			return nil, false
 		}
-		delete(r.conns, v) // its goroutine ends when it sees the close
-		v.raw.Close()
+		v = r.evict(vs) // its goroutine or loop ends it when it sees the close
 	}
 	r.conns[cs] = struct{}{}
 	return v, true
+}
+
+// victim is a connection closed for the limits, as it was.
+type victim struct {
+	peer  string
+	state int32
+}
+
+// evict closes cs (r.mu held): its peer is read first, while the
+// descriptor is certainly its own.
+func (r *registry) evict(cs *connState) *victim {
+	v := &victim{peer: peer(cs.raw), state: cs.state.Load()}
+	delete(r.conns, cs)
+	cs.raw.Close()
+	return v
+}
+
+// swap makes nc what evicting cs closes (a connection leaving its event
+// loop for a goroutine).
+func (r *registry) swap(cs *connState, nc net.Conn) {
+	r.mu.Lock()
+	cs.raw = nc
+	r.mu.Unlock()
 }
 
 func (r *registry) leave(cs *connState) {
@@ -133,15 +163,13 @@ func (r *registry) victim(worst int32, now time.Time, idleAge time.Duration) *co
 
 // reapStalled closes the connection waiting longest for its client to take
 // its answers and returns it (nil: there is none).
-func (r *registry) reapStalled(now time.Time) *connState {
+func (r *registry) reapStalled(now time.Time) *victim {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	v := r.victim(stateWriting, now, 0)
-	if v != nil {
-		delete(r.conns, v)
-		v.raw.Close()
+	if vs := r.victim(stateWriting, now, 0); vs != nil {
+		return r.evict(vs)
 	}
-	return v
+	return nil
 }
 
 func stateName(st int32) string {

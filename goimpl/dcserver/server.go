@@ -72,6 +72,10 @@ type Options struct {
 	// Info receives the progress and shutdown lines (nil: stderr).
 	Log  accept.Logger
 	Info io.Writer
+	// Loops is how many event loops serve the plaintext connections of
+	// a Serve (loop.go; 0: GOMAXPROCS; negative: none, a goroutine per
+	// connection, as TLS connections always have).
+	Loops int
 	// Metrics, when not nil, counts every request (distcache and
 	// sessiond), the connections and their bytes.
 	Metrics *metrics.Registry
@@ -95,6 +99,7 @@ type Server struct {
 	sd     *sessiond.Server
 	m      *metrics.Registry
 
+	loops      atomic.Int32 // event loops started (loop.go)
 	limits     registry
 	connMem    atomic.Int64 // bytes connections hold beyond their base buffers
 	connBudget int64
@@ -159,6 +164,9 @@ func (s *Server) Stats() Stats {
 // Serve accepts and serves connections on ln until ln is closed (by
 // Shutdown or anyone else) or fails.
 func (s *Server) Serve(ln net.Listener) {
+	if s.o.TLS == nil && s.o.Loops >= 0 && s.serveLoops(ln) {
+		return
+	}
 	s.set.Serve(ln, func(nc net.Conn) {
 		c := newConn(s, nc)
 		if !s.admit(c) {
@@ -218,18 +226,18 @@ func (s *Server) Adopt(nc net.Conn, out, in []byte) {
 // admit registers a new connection under MaxConns, closing a stalled or
 // idle one to make room if need be; false (logged) when it is refused.
 func (s *Server) admit(c *conn) bool {
-	c.cs.raw = c.nc
+	c.cs.raw = c.sock()
 	now := time.Now()
 	c.cs.set(stateNew, now)
 	v, ok := s.limits.admit(&c.cs, s.o.MaxConns, now, s.o.FrameTimeout)
 	if !ok {
 		s.m.ConnRefused(metrics.RefuseLimit)
-		s.log.Printf("Warning, rejected connection from %s: already at -maxconns %d, all in use", peer(c.nc), s.o.MaxConns)
+		s.log.Printf("Warning, rejected connection from %s: already at -maxconns %d, all in use", c.peer(), s.o.MaxConns)
 		return false
 	}
 	if v != nil {
 		s.log.Printf("Warning, closed connection from %s (%s) to admit one from %s: at -maxconns %d",
-			peer(v.raw), stateName(v.state.Load()), peer(c.nc), s.o.MaxConns)
+			v.peer, stateName(v.state), c.peer(), s.o.MaxConns)
 	}
 	return true
 }
@@ -238,7 +246,7 @@ func (s *Server) admit(c *conn) bool {
 // take its answers while connections hold more than the budget.
 func (s *Server) enforceBudget() {
 	if v := s.limits.reapStalled(time.Now()); v != nil {
-		s.log.Printf("Warning, closing connection from %s: its answers are not taken and connections hold over %d bytes", peer(v.raw), s.connBudget)
+		s.log.Printf("Warning, closing connection from %s: its answers are not taken and connections hold over %d bytes", v.peer, s.connBudget)
 	}
 }
 
@@ -327,7 +335,7 @@ func (s *Server) handle(m *proto.Message, out []byte) ([]byte, error) {
 	return resp, err
 }
 
-func peer(c net.Conn) string {
+func peer(c interface{ RemoteAddr() net.Addr }) string {
 	if a := c.RemoteAddr(); a != nil && a.String() != "" && a.String() != "@" {
 		return a.String()
 	}

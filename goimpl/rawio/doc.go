@@ -9,4 +9,7 @@
 // small request at a time that is a context switch per request saved
 // (BenchmarkPingPong). Deadlines set on the net.Conn apply as before.
 // Other connections (TLS, pipes) are read and written through net.Conn.
+// A socket an event loop (goimpl/evloop) serves is read and written by its
+// descriptor instead (ResetFD), never waiting: ErrWouldBlock says when a
+// call would have to.
 package rawio

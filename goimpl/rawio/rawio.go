@@ -3,6 +3,7 @@
 package rawio
 
 import (
+	"errors"
 	"io"
 	"net"
 	"os"
@@ -21,7 +22,9 @@ type Conn struct {
 	WriteWait func()
 
 	nc net.Conn
-	rc syscall.RawConn // nil: use nc
+	rc syscall.RawConn // nil: use nc, or fd when nb
+	fd int             // ResetFD's descriptor
+	nb bool            // fd, never waiting (ResetFD)
 
 	// The current calls' buffers and outcomes, for the poller callbacks
 	// (method values made once, so a call allocates nothing).
@@ -37,10 +40,14 @@ type op struct {
 	waited bool
 }
 
+// ErrWouldBlock is what Read and Write of a descriptor given to ResetFD
+// return instead of waiting (Write with how much it wrote).
+var ErrWouldBlock = errors.New("rawio: the call would block")
+
 // Reset makes c read and write nc: with raw system calls when nc is a
 // *net.TCPConn or *net.UnixConn, through nc otherwise.
 func (c *Conn) Reset(nc net.Conn) {
-	c.nc, c.rc, c.r, c.w = nc, nil, op{}, op{}
+	c.nc, c.rc, c.r, c.w, c.nb = nc, nil, op{}, op{}, false
 	switch nc.(type) {
 	case *net.TCPConn, *net.UnixConn:
 		if rc, err := nc.(syscall.Conn).SyscallConn(); err == nil {
@@ -52,8 +59,17 @@ func (c *Conn) Reset(nc net.Conn) {
 	}
 }
 
+// ResetFD makes c read and write the non-blocking socket fd with raw
+// system calls that never wait: where they would, Read and Write return
+// ErrWouldBlock (an evloop.Loop says when to try again). WriteWait is not
+// called.
+func (c *Conn) ResetFD(fd int) {
+	c.nc, c.rc, c.r, c.w = nil, nil, op{}, op{}
+	c.fd, c.nb = fd, true
+}
+
 // Raw reports whether c uses raw system calls.
-func (c *Conn) Raw() bool { return c.rc != nil }
+func (c *Conn) Raw() bool { return c.rc != nil || c.nb }
 
 // read is the poller callback of Read: false asks to wait until the socket
 // is readable.
@@ -78,18 +94,30 @@ func (c *Conn) read(fd uintptr) bool {
 // Read reads like net.Conn's Read: io.EOF at the end of the stream,
 // deadline and closed-connection errors as net.Conn reports them.
 func (c *Conn) Read(p []byte) (int, error) {
-	if c.rc == nil {
+	if c.rc == nil && !c.nb {
 		return c.nc.Read(p)
 	}
 	if len(p) == 0 {
 		return 0, nil
 	}
 	c.r.p = p
+	if c.nb {
+		if !c.read(uintptr(c.fd)) {
+			c.r.p = nil
+			return 0, ErrWouldBlock
+		}
+		c.r.p = nil
+		return c.result()
+	}
 	err := c.rc.Read(c.readFn)
 	c.r.p = nil
 	if err != nil {
 		return 0, err
 	}
+	return c.result()
+}
+
+func (c *Conn) result() (int, error) {
 	if c.r.errno != 0 {
 		return 0, c.opError("read", c.r.errno)
 	}
@@ -127,6 +155,18 @@ func (c *Conn) write(fd uintptr) bool {
 // Write writes all of p like net.Conn's Write, or fails saying how much
 // was written.
 func (c *Conn) Write(p []byte) (int, error) {
+	if c.nb {
+		c.w = op{p: p, waited: true} // no WriteWait
+		done := c.write(uintptr(c.fd))
+		c.w.p = nil
+		switch {
+		case c.w.errno != 0:
+			return c.w.n, c.opError("write", c.w.errno)
+		case !done:
+			return c.w.n, ErrWouldBlock
+		}
+		return c.w.n, nil
+	}
 	if c.rc == nil {
 		if c.WriteWait != nil {
 			c.WriteWait()
@@ -144,6 +184,9 @@ func (c *Conn) Write(p []byte) (int, error) {
 
 // opError is a failed system call as net.Conn reports it.
 func (c *Conn) opError(call string, e syscall.Errno) error {
+	if c.nc == nil {
+		return &net.OpError{Op: call, Err: os.NewSyscallError(call, e)}
+	}
 	la := c.nc.LocalAddr()
 	return &net.OpError{Op: call, Net: la.Network(), Source: la, Addr: c.nc.RemoteAddr(), Err: os.NewSyscallError(call, e)}
 }

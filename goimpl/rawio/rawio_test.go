@@ -226,3 +226,39 @@ func TestWriteWait(t *testing.T) {
 	b.Close()
 	<-done
 }
+
+// A descriptor given to ResetFD is read and written without waiting:
+// ErrWouldBlock where a net.Conn would block, io.EOF at the end.
+func TestResetFDNeverWaits(t *testing.T) {
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_NONBLOCK, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Close(fds[0])
+	var c Conn
+	c.ResetFD(fds[0])
+	if !c.Raw() {
+		t.Fatal("not raw")
+	}
+	buf := make([]byte, 64)
+	if n, err := c.Read(buf); n != 0 || err != ErrWouldBlock {
+		t.Fatalf("Read of nothing: %d, %v", n, err)
+	}
+	syscall.Write(fds[1], []byte("abc"))
+	if n, err := c.Read(buf); n != 3 || err != nil || string(buf[:3]) != "abc" {
+		t.Fatalf("Read: %d, %v", n, err)
+	}
+	big := make([]byte, 8<<20) // more than the socket buffers hold
+	n, err := c.Write(big)
+	if err != ErrWouldBlock || n <= 0 || n >= len(big) {
+		t.Fatalf("Write of more than fits: %d, %v", n, err)
+	}
+	syscall.Shutdown(fds[1], syscall.SHUT_WR)
+	if n, err := c.Read(buf); n != 0 || err != io.EOF {
+		t.Fatalf("Read at the end: %d, %v", n, err)
+	}
+	syscall.Close(fds[1])
+	if _, err := c.Write([]byte("x")); err == nil || err == ErrWouldBlock {
+		t.Fatalf("Write to a closed peer: %v", err)
+	}
+}

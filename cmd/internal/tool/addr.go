@@ -171,6 +171,15 @@ func (l *Listener) File() (*os.File, error) {
 	return nil, errors.New("listener has no descriptor")
 }
 
+// SyscallConn is the listening socket's, so that the daemons' event loops
+// accept on it (goimpl/evloop).
+func (l *Listener) SyscallConn() (syscall.RawConn, error) {
+	if sc, ok := l.Listener.(syscall.Conn); ok {
+		return sc.SyscallConn()
+	}
+	return nil, errors.New("listener has no descriptor")
+}
+
 // RemoveSocket deletes the unix socket file if it is still the one this
 // listener created.
 func (l *Listener) RemoveSocket() {

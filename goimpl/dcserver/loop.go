@@ -1,0 +1,378 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package dcserver
+
+import (
+	"errors"
+	"net"
+	"os"
+	"runtime"
+	"syscall"
+	"time"
+
+	"github.com/distcache-go/distcache/goimpl/evloop"
+	"github.com/distcache-go/distcache/goimpl/metrics"
+)
+
+// An event loop (goimpl/evloop) accepts plaintext connections and serves
+// them from its own goroutine while they are between requests or answering
+// ones that have arrived whole: a client that connects, sends its request
+// and waits for the answer costs no goroutine, net.Conn or poller
+// registration, and its request is answered right after the accept when it
+// is already there. A connection that has to wait in the middle of a
+// request, or for room to write its answers, leaves the loop for a
+// goroutine of its own (net.Conn, deadlines), and is served from there on
+// by the same code (conn.run). So there is one way of serving; the loop
+// only decides where a connection waits between two requests.
+
+// loopBudget is how many requests a connection is answered in one turn of
+// its loop: a client streaming requests cannot keep the others waiting.
+const loopBudget = 32
+
+type srvLoop struct {
+	s   *Server
+	l   *evloop.Loop
+	lfd int // the listener (a duplicate), -1 once accepting has stopped
+
+	stopped, done func() // see accept.Set.AddLoop
+	accepted      chan struct{}
+
+	// Connections waiting in the loop, in the order they began to wait
+	// (so the first's idle time ends first), and those with more to do.
+	head, tail *conn
+	runq       []*conn
+
+	acceptMore  bool      // the listener may have more (edge-triggered)
+	acceptPause time.Time // after an accept error: when to try again
+	acceptDelay time.Duration
+}
+
+// fdSock is a connection in an event loop as the limits see it: evicting
+// shuts the socket down (its loop then reads the end and closes it).
+type fdSock int
+
+func (f fdSock) Close() error         { return syscall.Shutdown(int(f), syscall.SHUT_RDWR) }
+func (f fdSock) RemoteAddr() net.Addr { return evloop.PeerAddr(int(f)) }
+
+func (c *conn) sock() sock {
+	if c.loop != nil {
+		return fdSock(c.fd)
+	}
+	return c.nc
+}
+
+func (c *conn) peer() string { return peer(c.sock()) }
+
+// serveLoops serves ln from event loops (one per P, the listener in each)
+// until Shutdown; false when ln cannot be (no descriptor), and nothing is
+// started.
+func (s *Server) serveLoops(ln net.Listener) bool {
+	n := s.o.Loops
+	if n == 0 {
+		n = runtime.GOMAXPROCS(0)
+	}
+	var loops []*srvLoop
+	for i := 0; i < n; i++ {
+		sl, err := s.newLoop(ln)
+		if err != nil {
+			if i == 0 {
+				return false
+			}
+			break
+		}
+		loops = append(loops, sl)
+	}
+	s.loops.Add(int32(len(loops)))
+	for _, sl := range loops {
+		go sl.run()
+	}
+	for _, sl := range loops {
+		<-sl.accepted
+	}
+	return true
+}
+
+func (s *Server) newLoop(ln net.Listener) (*srvLoop, error) {
+	lfd, err := evloop.ListenerFD(ln)
+	if err != nil {
+		return nil, err
+	}
+	l, err := evloop.New()
+	if err != nil {
+		evloop.Close(lfd)
+		return nil, err
+	}
+	sl := &srvLoop{s: s, l: l, lfd: lfd, accepted: make(chan struct{})}
+	if err := l.WatchListener(lfd, (*lnReady)(sl)); err != nil {
+		l.Close()
+		evloop.Close(lfd)
+		return nil, err
+	}
+	var ok bool
+	if sl.stopped, sl.done, ok = s.set.AddLoop(l.Wake); !ok {
+		l.Close()
+		evloop.Close(lfd)
+		return nil, errClosing
+	}
+	return sl, nil
+}
+
+// lnReady is the listener's Handler.
+type lnReady srvLoop
+
+func (h *lnReady) Ready() { (*srvLoop)(h).accept() }
+
+// Ready is a connection's Handler: it has something to read.
+func (c *conn) Ready() {
+	switch c.where {
+	case inList:
+		c.loop.unlink(c)
+		c.loop.turn(c)
+	case inRunq: // its turn comes
+	}
+}
+
+// Where a connection of a loop is between its turns.
+const (
+	inTurn = iota
+	inList // waiting for its next request
+	inRunq // its budget spent, more to read
+)
+
+func (sl *srvLoop) run() {
+	s := sl.s
+	defer func() {
+		sl.stopAccepting()
+		sl.l.Close()
+		sl.done()
+	}()
+	for {
+		if s.set.Stopping() {
+			sl.stopAccepting()
+		}
+		if s.set.Closing() {
+			// Every connection's next read says so: each ends, or is
+			// handed over, as in its own goroutine.
+			for sl.head != nil {
+				c := sl.head
+				sl.unlink(c)
+				sl.turn(c)
+			}
+			for len(sl.runq) > 0 {
+				sl.turnQueued()
+			}
+			return
+		}
+		var err error
+		if len(sl.runq) > 0 || sl.acceptMore {
+			err = sl.l.Poll()
+			sl.turnQueued()
+			if sl.acceptMore {
+				sl.accept()
+			}
+		} else {
+			err = sl.l.Wait(sl.deadline())
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			sl.timers()
+		}
+	}
+}
+
+// turnQueued gives the connections that used up their budget another turn.
+func (sl *srvLoop) turnQueued() {
+	q := sl.runq
+	sl.runq = nil
+	for _, c := range q {
+		c.where = inTurn
+		sl.turn(c)
+	}
+	if sl.runq == nil {
+		sl.runq = q[:0]
+	}
+}
+
+// deadline is when the loop has to act without a descriptor telling it:
+// the first idle time ending, accepting again after an error.
+func (sl *srvLoop) deadline() time.Time {
+	var t time.Time
+	if sl.head != nil && !sl.head.rdl.IsZero() {
+		t = sl.head.rdl
+	}
+	if !sl.acceptPause.IsZero() && (t.IsZero() || sl.acceptPause.Before(t)) {
+		t = sl.acceptPause
+	}
+	return t
+}
+
+func (sl *srvLoop) timers() {
+	now := time.Now()
+	if !sl.acceptPause.IsZero() && !now.Before(sl.acceptPause) {
+		sl.acceptPause = time.Time{}
+		if sl.lfd >= 0 {
+			if err := sl.l.WatchListener(sl.lfd, (*lnReady)(sl)); err != nil {
+				sl.s.log.Printf("Warning, accept failed: %v", err)
+			}
+		}
+	}
+	for sl.head != nil && !sl.head.rdl.IsZero() && !now.Before(sl.head.rdl) {
+		c := sl.head
+		sl.unlink(c)
+		c.expired = true // its read fails as a deadline's would
+		sl.turn(c)
+	}
+}
+
+// accept takes the connections waiting on the listener (edge-triggered:
+// until there are none; a bounded batch per turn) and serves each at once.
+func (sl *srvLoop) accept() {
+	sl.acceptMore = false
+	for i := 0; i < 16; i++ {
+		if sl.lfd < 0 || sl.s.set.Stopping() {
+			return
+		}
+		fd, err := evloop.Accept(sl.lfd)
+		if err == syscall.EAGAIN {
+			return
+		}
+		if err != nil {
+			// As accept.Set.Serve: back off instead of spinning (E-25).
+			sl.s.log.Printf("Warning, accept failed: %v", err)
+			sl.acceptDelay = min(max(2*sl.acceptDelay, 5*time.Millisecond), time.Second)
+			sl.acceptPause = time.Now().Add(sl.acceptDelay)
+			sl.l.Unwatch(sl.lfd)
+			return
+		}
+		sl.acceptDelay = 0
+		sl.start(fd)
+	}
+	sl.acceptMore = true
+}
+
+func (sl *srvLoop) start(fd int) {
+	s := sl.s
+	c := newConn(s, nil)
+	c.loop, c.fd = sl, fd
+	if !s.admit(c) {
+		c.loop = nil
+		evloop.Close(fd)
+		return
+	}
+	c.start()
+	sl.turn(c) // the request may be there already
+}
+
+// turn runs c until it would wait, and puts it where it waits.
+func (sl *srvLoop) turn(c *conn) {
+	c.idleWait = false
+	c.budget = loopBudget
+	if c.run() {
+		return
+	}
+	switch {
+	case c.budget <= 0:
+		c.where = inRunq
+		sl.runq = append(sl.runq, c)
+	case c.idleWait && !c.expired:
+		if !c.watched {
+			// Watched only now: most connections end before they would
+			// wait (epoll reports what arrived before the watch too).
+			if err := sl.l.Watch(c.fd, c); err != nil {
+				sl.s.log.Printf("Warning, connection from %s: %v", c.peer(), err)
+				sl.detach(c)
+				return
+			}
+			c.watched = true
+		}
+		sl.link(c)
+	default:
+		// In the middle of a request, or its answers waiting for room:
+		// the frame timeout's deadlines are a goroutine's.
+		sl.detach(c)
+	}
+}
+
+func (sl *srvLoop) link(c *conn) {
+	c.where = inList
+	c.prev, c.next = sl.tail, nil
+	if sl.tail != nil {
+		sl.tail.next = c
+	} else {
+		sl.head = c
+	}
+	sl.tail = c
+}
+
+func (sl *srvLoop) unlink(c *conn) {
+	if c.where != inList {
+		return
+	}
+	c.where = inTurn
+	if c.prev != nil {
+		c.prev.next = c.next
+	} else if sl.head == c {
+		sl.head = c.next
+	}
+	if c.next != nil {
+		c.next.prev = c.prev
+	} else if sl.tail == c {
+		sl.tail = c.prev
+	}
+	c.prev, c.next = nil, nil
+}
+
+// closeConn closes a connection of the loop (conn.end).
+func (sl *srvLoop) closeConn(c *conn) {
+	sl.unlink(c)
+	if c.watched {
+		sl.l.Forget(c.fd)
+		c.watched = false
+	}
+	evloop.Close(c.fd)
+	c.loop, c.fd = nil, 0
+}
+
+// toNetConn takes c out of the loop and makes its socket a net.Conn (c.nc).
+func (sl *srvLoop) toNetConn(c *conn) error {
+	sl.unlink(c)
+	if c.watched {
+		sl.l.Unwatch(c.fd)
+		c.watched = false
+	}
+	f := os.NewFile(uintptr(c.fd), "")
+	nc, err := net.FileConn(f) // a duplicate
+	if err != nil {
+		f.Close()
+		return err
+	}
+	c.s.limits.swap(&c.cs, nc)
+	f.Close()
+	c.loop, c.fd, c.nc = nil, 0, nc
+	c.rdl, c.wdl = time.Time{}, time.Time{} // none set on nc yet
+	c.io.Reset(nc)
+	if c.io.WriteWait == nil {
+		c.io.WriteWait = c.armWrite
+	}
+	return nil
+}
+
+// detach passes c to a goroutine of its own, where conn.run goes on.
+func (sl *srvLoop) detach(c *conn) {
+	if err := sl.toNetConn(c); err != nil {
+		c.s.log.Printf("Warning, closing connection from %s: %v", c.peer(), err)
+		c.end(metrics.CloseError, false)
+		return
+	}
+	c.s.set.Go(c.nc, func(net.Conn) { c.run() })
+}
+
+func (sl *srvLoop) stopAccepting() {
+	if sl.lfd < 0 {
+		return
+	}
+	sl.l.Unwatch(sl.lfd)
+	evloop.Close(sl.lfd)
+	sl.lfd = -1
+	sl.stopped()
+	close(sl.accepted)
+}

@@ -1,0 +1,234 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package dcserver
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/distcache-go/distcache/goimpl/cache"
+	"github.com/distcache-go/distcache/goimpl/proto"
+)
+
+// logCh collects the warnings of a Server.
+func logCh() (chan string, logFunc) {
+	ch := make(chan string, 64)
+	return ch, func(f string, a ...any) {
+		select {
+		case ch <- fmt.Sprintf(f, a...):
+		default:
+		}
+	}
+}
+
+func expectLog(t *testing.T, ch chan string, want string) {
+	t.Helper()
+	timeout := time.After(10 * time.Second)
+	for {
+		select {
+		case msg := <-ch:
+			if strings.Contains(msg, want) {
+				return
+			}
+		case <-timeout:
+			t.Fatalf("no warning with %q", want)
+		}
+	}
+}
+
+// expectEnd waits for the server to close c (a read sees the end).
+func expectEnd(t *testing.T, c *client) {
+	t.Helper()
+	c.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c.nc.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("read %v, want the end of the stream", err)
+	}
+}
+
+// Plaintext connections are served by event loops, one per P (or as many
+// as Options.Loops says), both those opened for one request and those
+// kept; with Loops negative, by a goroutine each, the same way.
+func TestLoopsServe(t *testing.T) {
+	for _, loops := range []int{0, 1, 3, -1} {
+		t.Run(fmt.Sprint(loops), func(t *testing.T) {
+			c := cache.New(cache.Config{})
+			s, sock := serveT(t, Options{Store: c.Store(), Loops: loops})
+			want := loops
+			switch {
+			case loops == 0:
+				want = runtime.GOMAXPROCS(0)
+			case loops < 0:
+				want = 0
+			}
+			keep := dial(t, sock) // Serve has begun
+			end := time.Now().Add(5 * time.Second)
+			for int(s.loops.Load()) != want && time.Now().Before(end) {
+				time.Sleep(time.Millisecond)
+			}
+			if n := s.loops.Load(); int(n) != want {
+				t.Fatalf("%d loops, want %d", n, want)
+			}
+			if p := keep.roundTrip(proto.OpAdd, proto.AppendAddRequest(nil, 60000, []byte("id"), []byte("data"))); !bytes.Equal(p, []byte{0}) {
+				t.Fatalf("ADD: %x", p)
+			}
+			for i := 0; i < 50; i++ {
+				one := dial(t, sock)
+				if p := one.roundTrip(proto.OpGet, []byte("id")); string(p) != "data" {
+					t.Fatalf("GET %d: %q", i, p)
+				}
+				one.nc.Close()
+				if p := keep.roundTrip(proto.OpHave, []byte("id")); !bytes.Equal(p, []byte{0}) {
+					t.Fatalf("HAVE %d: %x", i, p)
+				}
+			}
+			if s.Ops() != 101 {
+				t.Fatalf("%d operations, want 101", s.Ops())
+			}
+		})
+	}
+}
+
+// A request that arrives in pieces leaves the loop for a goroutine, whose
+// frame timeout applies: completed in time it is answered, left partial
+// the connection is closed and logged.
+func TestLoopPartialRequest(t *testing.T) {
+	c := cache.New(cache.Config{})
+	logs, lf := logCh()
+	_, sock := serveT(t, Options{Store: c.Store(), Loops: 1, FrameTimeout: 300 * time.Millisecond, Log: lf})
+	req := request(3, proto.OpAdd, proto.AppendAddRequest(nil, 60000, []byte("id"), bytes.Repeat([]byte{1}, 3000)))
+	cl := dial(t, sock)
+	for _, part := range [][]byte{req[:5], req[5:2100], req[2100:]} {
+		if _, err := cl.nc.Write(part); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond) // each piece its own read
+	}
+	if m := cl.recv(); !bytes.Equal(m.Payload, []byte{0}) || m.UID != 3 {
+		t.Fatalf("ADD in pieces: uid %d, %x", m.UID, m.Payload)
+	}
+	// Kept in its goroutine, the connection serves on.
+	if p := cl.roundTrip(proto.OpHave, []byte("id")); !bytes.Equal(p, []byte{0}) {
+		t.Fatalf("HAVE: %x", p)
+	}
+	slow := dial(t, sock)
+	slow.nc.Write(req[:20])
+	start := time.Now()
+	expectEnd(t, slow)
+	if d := time.Since(start); d < 300*time.Millisecond {
+		t.Fatalf("a partial request closed after %v, before the frame timeout", d)
+	}
+	expectLog(t, logs, "partial request timed out")
+}
+
+// A connection waiting in the loop between requests is closed once idle
+// for Options.Idle, and one that keeps sending is not.
+func TestLoopIdle(t *testing.T) {
+	c := cache.New(cache.Config{})
+	_, sock := serveT(t, Options{Store: c.Store(), Loops: 1, Idle: 200 * time.Millisecond})
+	idle := dial(t, sock)
+	busy := dial(t, sock)
+	idle.roundTrip(proto.OpHave, []byte("x"))
+	start := time.Now()
+	closed := make(chan time.Duration, 1)
+	go func() {
+		idle.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+		_, err := idle.nc.Read(make([]byte, 1))
+		if err == io.EOF {
+			closed <- time.Since(start)
+		}
+		close(closed)
+	}()
+	for i := 0; i < 8; i++ {
+		busy.roundTrip(proto.OpHave, []byte("x")) // within its idle time each
+		time.Sleep(50 * time.Millisecond)
+	}
+	d, ok := <-closed
+	if !ok {
+		t.Fatal("the idle connection was not closed")
+	}
+	if d < 200*time.Millisecond {
+		t.Fatalf("closed after %v idle, before -idle", d)
+	}
+	if p := busy.roundTrip(proto.OpHave, []byte("x")); !bytes.Equal(p, []byte{1}) {
+		t.Fatalf("the busy connection: %x", p)
+	}
+}
+
+// A client that sends and reads only later: its answers wait in a
+// goroutine of the connection's own, and all of them arrive, in order.
+func TestLoopSlowReader(t *testing.T) {
+	c := cache.New(cache.Config{})
+	_, sock := serveT(t, Options{Store: c.Store(), Loops: 1})
+	cl := dial(t, sock)
+	big := bytes.Repeat([]byte{7}, 20000)
+	cl.roundTrip(proto.OpAdd, proto.AppendAddRequest(nil, 60000, []byte("big"), big))
+	const n = 200 // 4 MB of answers, far more than the socket buffers
+	go func() {
+		var batch []byte
+		for i := 0; i < n; i++ {
+			batch = append(batch, request(uint32(i), proto.OpGet, []byte("big"))...)
+		}
+		cl.nc.Write(batch)
+	}()
+	time.Sleep(100 * time.Millisecond) // the server's writes fill the buffers
+	for i := 0; i < n; i++ {
+		if m := cl.recv(); m.UID != uint32(i) || !bytes.Equal(m.Payload, big) {
+			t.Fatalf("answer %d: uid %d, %d bytes", i, m.UID, len(m.Payload))
+		}
+	}
+}
+
+// Shutdown closes the connections waiting in the loops and Serve returns
+// (serveT's cleanup waits for it); a connection made after it is refused.
+func TestLoopShutdown(t *testing.T) {
+	c := cache.New(cache.Config{})
+	sock := t.TempDir() + "/s"
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := New(Options{Store: c.Store(), Loops: 2})
+	done := make(chan struct{})
+	go func() { s.Serve(ln); close(done) }()
+	var cls []*client
+	for i := 0; i < 4; i++ {
+		cl := dial(t, sock)
+		cl.roundTrip(proto.OpHave, []byte("x"))
+		cls = append(cls, cl)
+	}
+	s.Shutdown(ln)
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Serve did not return")
+	}
+	for _, cl := range cls {
+		expectEnd(t, cl)
+	}
+	if nc, err := net.Dial("unix", sock); err == nil {
+		nc.Close()
+		t.Fatal("a connection after Shutdown was accepted")
+	}
+}
+
+// At MaxConns a connection waiting in a loop that has sent nothing for
+// long enough is closed to admit a new one, as in its own goroutine.
+func TestLoopMaxConnsEvicts(t *testing.T) {
+	c := cache.New(cache.Config{})
+	logs, lf := logCh()
+	_, sock := serveT(t, Options{Store: c.Store(), Loops: 1, MaxConns: 1, Log: lf})
+	old := dial(t, sock)
+	time.Sleep(minVictimAge + 100*time.Millisecond) // old enough to be a victim
+	cl := dial(t, sock)
+	if p := cl.roundTrip(proto.OpHave, []byte("x")); !bytes.Equal(p, []byte{1}) {
+		t.Fatalf("the new connection: %x", p)
+	}
+	expectEnd(t, old)
+	expectLog(t, logs, "(no request yet) to admit one from local client")
+}

@@ -1,0 +1,18 @@
+// SPDX-License-Identifier: Apache-2.0
+
+// Package evloop lets one goroutine serve many sockets: a Loop is an epoll
+// set of descriptors the caller owns (a listener, accepted connections),
+// and Wait parks the goroutine in the runtime's network poller until one of
+// them is readable, then calls its Handler. A daemon accepting a connection
+// per request (Apache through dc_client, or straight to dc_server) so
+// answers it from the accepting goroutine: no goroutine, net.Conn, poller
+// registration or getsockname per connection, and every system call on the
+// way (accept4, read, write, close, epoll_ctl) a raw one, which skips the
+// scheduler's system call bookkeeping and the monitor thread wake-up it
+// costs when the process comes back from idle.
+//
+// Descriptors are watched edge-triggered: a Handler reads until EAGAIN (or
+// the end), or it is not called again for what is already there.
+// Accept and Close are the raw accept4 and close a loop's owner needs;
+// rawio.Conn.ResetFD reads and writes such a descriptor without blocking.
+package evloop
