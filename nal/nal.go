@@ -224,15 +224,18 @@ func dce_NAL_ADDRESS_new() (ret unsafe.Pointer) {
 }
 
 // A fresh front handle's first NAL_ADDRESS_create, in one crossing: a new
-// address, created; *ok says whether the create succeeded (the address is
-// returned either way, in the state a failed create leaves).
+// address (*out), created; the result says whether the create succeeded
+// (the address is made either way, in the state a failed create leaves).
+// The reference goes out through out, not as the result: cgo checks a
+// pointer result on every return (it is a C pointer, the check costs
+// ~20 ns), and not what Go stores in C memory.
 //
 //export dce_NAL_ADDRESS_new_create
-func dce_NAL_ADDRESS_new_create(s *C.char, size C.uint, ok *C.int) (ret unsafe.Pointer) {
-	defer Rescue(&ret, nil)
+func dce_NAL_ADDRESS_new_create(s *C.char, size C.uint, out *unsafe.Pointer) (ret C.int) {
+	defer Rescue(&ret, 0)
 	a, r := newAddr()
-	*ok = b2i(s != nil && a.CreateView(cview(s, gonal.AddressMaxStrLen), uint32(size)))
-	return r
+	*out = r
+	return b2i(s != nil && a.CreateView(cview(s, gonal.AddressMaxStrLen), uint32(size)))
 }
 
 // Kinds the front frees in batches (numbered as the front's DCF_K_*): the
@@ -527,14 +530,14 @@ func dce_NAL_BUFFER_new() (ret unsafe.Pointer) {
 	return r
 }
 
-// The engine object of a front buffer handle whose size was set before:
-// it takes over the size bytes of C storage at mem (malloc'd by the front;
-// freed by the buffer from now on). NULL (the storage stays the front's)
-// if the buffer refuses it.
+// The engine object of a front buffer handle whose size was set before
+// (*out): it takes over the size bytes of C storage at mem (malloc'd by the
+// front; freed by the buffer from now on). *out is left alone (the storage
+// stays the front's) if the buffer refuses it.
 //
 //export dce_NAL_BUFFER_new_adopt
-func dce_NAL_BUFFER_new_adopt(mem unsafe.Pointer, size C.uint) (ret unsafe.Pointer) {
-	defer Rescue(&ret, nil)
+func dce_NAL_BUFFER_new_adopt(mem unsafe.Pointer, size C.uint, out *unsafe.Pointer) {
+	defer RescueVoid()
 	var st []byte
 	if mem != nil {
 		st = unsafe.Slice((*byte)(mem), int(size))
@@ -542,9 +545,9 @@ func dce_NAL_BUFFER_new_adopt(mem unsafe.Pointer, size C.uint) (ret unsafe.Point
 	b, r := newBuf()
 	if !b.Adopt(st, cfree) {
 		drop(r)
-		return nil
+		return
 	}
-	return r
+	*out = r
 }
 
 //export dce_NAL_BUFFER_free

@@ -46,7 +46,7 @@ enum {
 	X(void, free_batch, (int *kinds, dcf_ref *refs, int n)) \
 	X(void, NAL_ADDRESS_reset, (dcf_ref a)) \
 	X(int, NAL_ADDRESS_create, (dcf_ref a, const char *s, unsigned int size)) \
-	X(dcf_ref, NAL_ADDRESS_new_create, (const char *s, unsigned int size, int *ok)) \
+	X(int, NAL_ADDRESS_new_create, (const char *s, unsigned int size, dcf_ref *out)) \
 	X(unsigned int, NAL_ADDRESS_get_def_buffer_size, (dcf_ref a)) \
 	X(int, NAL_ADDRESS_set_def_buffer_size, (dcf_ref a, unsigned int size)) \
 	X(int, NAL_ADDRESS_can_connect, (dcf_ref a)) \
@@ -84,7 +84,7 @@ enum {
 	X(void, NAL_BUFFER_free, (dcf_ref b)) \
 	X(void, NAL_BUFFER_reset, (dcf_ref b)) \
 	X(int, NAL_BUFFER_set_size, (dcf_ref b, unsigned int size)) \
-	X(dcf_ref, NAL_BUFFER_new_adopt, (void *mem, unsigned int size)) \
+	X(void, NAL_BUFFER_new_adopt, (void *mem, unsigned int size, dcf_ref *out)) \
 	X(int, NAL_BUFFER_empty, (dcf_ref b)) \
 	X(int, NAL_BUFFER_full, (dcf_ref b)) \
 	X(int, NAL_BUFFER_notempty, (dcf_ref b)) \

@@ -163,7 +163,9 @@ static inline dcf_ref dcf_make_buffer(struct dcf_obj *o, const struct dcf_engine
 
 	dcf_shared_get()->lock();
 	r = o->ref;
-	if (!r && (r = e->NAL_BUFFER_new_adopt(b->mem, b->mem ? b->size : 0))) {
+	if (!r)
+		e->NAL_BUFFER_new_adopt(b->mem, b->mem ? b->size : 0, &r);
+	if (r && !o->ref) {
 		b->mem = NULL;
 		o->gen = dcf_gen();
 		__atomic_store_n(&o->ref, r, __ATOMIC_RELEASE);

@@ -80,8 +80,10 @@ DCF_PUBLIC int NAL_ADDRESS_create(NAL_ADDRESS *a, const char *s, unsigned int si
 	if (!e || !a || !s)
 		return 0;
 	if (dcf_fresh(&a->o)) {
-		int ok = 0;
-		if (!(r = e->NAL_ADDRESS_new_create(s, size, &ok)))
+		int ok;
+		r = NULL;
+		ok = e->NAL_ADDRESS_new_create(s, size, &r);
+		if (!r)
 			return 0;
 		if (dcf_install(&a->o, r))
 			return ok;
