@@ -16,8 +16,9 @@
 //
 // A local connection that is kept (Apache's, through the C library) is
 // watched by the runtime's poller for reading only once it has served a
-// few requests (quiet.go): on a unix socket, each answer the application
-// reads would otherwise wake a thread of this process for nothing.
+// few requests (rawio.Quiet): on a unix socket, each answer the
+// application reads would otherwise wake a thread of this process for
+// nothing.
 package proxy
 
 import (
@@ -26,7 +27,6 @@ import (
 	"io"
 	"net"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/distcache-go/distcache/goimpl/accept"
@@ -143,12 +143,10 @@ type client struct {
 	wdl   time.Time
 	pre   []byte // request bytes a predecessor read and did not answer (Adopt)
 	// served counts the answers written; at quietAfter the connection is
-	// made quiet (quiet.go): reg is then its registration as it was, and
-	// fd its descriptor.
+	// made quiet (quiet.go): reg is then its registration as it was.
 	served int
 	quiet  bool
-	reg    registration
-	fd     int
+	reg    rawio.Registration
 }
 
 var clientPool sync.Pool
@@ -204,7 +202,7 @@ const maxPooled = 64 << 10
 func (c *client) armWrite() {
 	if c.quiet {
 		c.quiet = false // the wait needs the writing edge
-		c.reg.loud(c.fd)
+		c.reg.Loud()
 	}
 	if c.wdl.IsZero() {
 		c.wdl = time.Now().Add(clientWriteTimeout)
@@ -265,25 +263,9 @@ func (c *client) serve() {
 			return
 		}
 		if c.served++; c.served == quietAfter && c.io.Raw() {
-			c.quieten()
+			c.reg, c.quiet = rawio.Quiet(c.nc)
 		}
 	}
-}
-
-// quieten makes the connection quiet (quiet.go), if it can.
-func (c *client) quieten() {
-	sc, ok := c.nc.(syscall.Conn)
-	if !ok {
-		return
-	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return
-	}
-	rc.Control(func(fd uintptr) {
-		c.fd = int(fd)
-		c.reg, c.quiet = quieten(c.fd)
-	})
 }
 
 // handOff passes the client to the successor when err is the handover's

@@ -6,14 +6,12 @@ import (
 	"bytes"
 	"context"
 	"net"
-	"os"
 	"path/filepath"
-	"strconv"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/distcache-go/distcache/goimpl/proto"
+	"github.com/distcache-go/distcache/goimpl/rawio"
 	"github.com/distcache-go/distcache/goimpl/store"
 )
 
@@ -31,34 +29,6 @@ func (echo) Close() error                                         { return nil }
 type nolog struct{}
 
 func (nolog) Printf(string, ...any) {}
-
-// quietEntries counts the runtime poller's registrations of sockets
-// (edge-triggered) that watch for reading only.
-func quietEntries(t *testing.T) int {
-	t.Helper()
-	poller.mu.Lock()
-	epfd := poller.fd
-	poller.mu.Unlock()
-	if epfd <= 0 {
-		return 0
-	}
-	b, err := os.ReadFile("/proc/self/fdinfo/" + strconv.Itoa(epfd))
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := 0
-	for _, line := range bytes.Split(b, []byte("\n")) {
-		f := bytes.Fields(line)
-		if len(f) < 4 || string(f[0]) != "tfd:" {
-			continue
-		}
-		ev, err := strconv.ParseUint(string(f[3]), 16, 32)
-		if err == nil && ev&epollET != 0 && ev&syscall.EPOLLIN != 0 && ev&syscall.EPOLLOUT == 0 {
-			n++
-		}
-	}
-	return n
-}
 
 func serveEcho(t *testing.T) net.Conn {
 	sock := filepath.Join(t.TempDir(), "p")
@@ -110,12 +80,12 @@ func TestKeptConnectionIsQuiet(t *testing.T) {
 	for i := 0; i < quietAfter-1; i++ {
 		get(t, c, rd, "a")
 	}
-	if n := quietEntries(t); n != 0 {
+	if n := rawio.QuietCount(); n != 0 {
 		t.Fatalf("after %d requests: %d quiet registrations, want none", quietAfter-1, n)
 	}
 	get(t, c, rd, "b")
 	// The proxy makes it quiet after writing the answer.
-	waitFor(t, "a quiet registration", func() bool { return quietEntries(t) == 1 })
+	waitFor(t, "a quiet registration", func() bool { return rawio.QuietCount() == 1 })
 	get(t, c, rd, "c") // and it goes on serving
 }
 
@@ -127,7 +97,7 @@ func TestQuietConnectionWaitsForRoom(t *testing.T) {
 	for i := 0; i < quietAfter; i++ {
 		get(t, c, rd, "a")
 	}
-	waitFor(t, "a quiet registration", func() bool { return quietEntries(t) == 1 })
+	waitFor(t, "a quiet registration", func() bool { return rawio.QuietCount() == 1 })
 	id := string(bytes.Repeat([]byte{'i'}, 64))
 	const n = 20000 // about 1.6 MB of answers: far more than the socket holds
 	var batch []byte
@@ -138,7 +108,7 @@ func TestQuietConnectionWaitsForRoom(t *testing.T) {
 	go func() { _, err := c.Write(batch); werr <- err }()
 	// The proxy fills the socket, and its write waits for room: with the
 	// writing edge back.
-	waitFor(t, "the write to wait", func() bool { return quietEntries(t) == 0 })
+	waitFor(t, "the write to wait", func() bool { return rawio.QuietCount() == 0 })
 	c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	for i := 0; i < n; i++ {
 		m, err := rd.ReadMessage()

@@ -172,6 +172,20 @@ func (l *link) connect() {
 	l.nc = nc
 	l.io = new(rawio.Conn)
 	l.io.Reset(nc)
+	if l.io.Raw() {
+		// A unix socket's writing edges (the server reading our
+		// requests) would each wake a thread for nothing: the poller
+		// watches the connection for reading until a write must wait.
+		if reg, ok := rawio.Quiet(nc); ok {
+			loud := false
+			l.io.WriteWait = func() {
+				if !loud {
+					loud = true
+					reg.Loud()
+				}
+			}
+		}
+	}
 	l.rd = proto.NewReader(l.io, proto.WantResponses)
 	l.wake, l.dead = make(chan struct{}, 1), make(chan struct{})
 	l.connectedAt = time.Now()
