@@ -78,7 +78,10 @@ func newCtx(target string, flags uint32) *dcctx.Ctx {
 	if flags&dcctx.FlagPersistent != 0 {
 		flags |= dcctx.FlagLate
 	}
-	opt := dcctx.Options{Logf: probationLog}
+	// A caller alone in the engine waits for its answer without giving
+	// up its P (dcctx.Options.RawWait): with one P, the runtime would
+	// otherwise take it back mid-wait and wake a thread to hold it.
+	opt := dcctx.Options{Logf: probationLog, RawWait: procs.Alone}
 	if os.Getenv("DISTCACHE_CTX") == "client" {
 		opt.Transport = dcctx.TransportNet
 	}

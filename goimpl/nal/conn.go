@@ -377,7 +377,13 @@ func (c *Connection) sysRead(p []byte) (int, error) {
 		}
 		return c.rf.read(p)
 	}
-	n, err := unix.Read(c.fd, p)
+	var n int
+	var err error
+	if c.sel != nil && c.sel.raw {
+		n, err = rawRead(c.fd, p)
+	} else {
+		n, err = unix.Read(c.fd, p)
+	}
 	if n < 0 {
 		n = 0
 	}
@@ -395,7 +401,13 @@ func (c *Connection) sysWrite(p []byte) (int, error) {
 		}
 		return n, err
 	}
-	n, err := unix.SendmsgN(c.fd, p, nil, nil, unix.MSG_NOSIGNAL)
+	var n int
+	var err error
+	if c.sel != nil && c.sel.raw {
+		n, err = rawSend(c.fd, p)
+	} else {
+		n, err = unix.SendmsgN(c.fd, p, nil, nil, unix.MSG_NOSIGNAL)
+	}
 	if n < 0 {
 		n = 0
 	}

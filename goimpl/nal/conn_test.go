@@ -115,6 +115,40 @@ func TestPairEcho(t *testing.T) {
 	}
 }
 
+// In raw mode (SetRaw) the selector's waits and its connections' reads and
+// sends are the raw system calls; the data and the end of file are the same.
+func TestPairEchoRaw(t *testing.T) {
+	a, b := NewConnection(), NewConnection()
+	defer a.Free()
+	defer b.Free()
+	if !a.CreatePair(b, 1024) {
+		t.Fatal("create_pair")
+	}
+	sel := NewSelector()
+	defer sel.Free()
+	if !a.AddToSelector(sel) || !b.AddToSelector(sel) {
+		t.Fatal("add_to_selector")
+	}
+	sel.SetRaw(true)
+	if !sel.raw {
+		t.Fatal("SetRaw(true) did not set raw mode")
+	}
+	echoBothWays(t, sel, a, b, 5000)
+	b.Free()
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if time.Now().After(deadline) {
+			t.Fatal("the peer's close was not seen in raw mode")
+		}
+		if n, _ := sel.Select(100000, true); n > 0 && !a.IO() {
+			break
+		}
+	}
+	sel.SetRaw(false)
+	if sel.raw {
+		t.Fatal("SetRaw(false) left raw mode on")
+	}
+}
+
 func TestStaleReadinessIsConsumed(t *testing.T) {
 	a, b := NewConnection(), NewConnection()
 	defer a.Free()

@@ -47,6 +47,7 @@ type Selector struct {
 	pfds   []unix.PollFd
 	owners []pollOwner
 	freed  bool
+	raw    bool // SetRaw
 }
 
 // NewSelector returns a dynamic selector (NAL_SELECTOR_new): it becomes a
@@ -69,6 +70,19 @@ func (s *Selector) Type() SelectorType {
 		return SelectorError
 	}
 	return s.typ
+}
+
+// SetRaw puts s in raw mode (or takes it out): Select's ppoll(2) and the
+// reads and sends of the socket connections bound to s are then made
+// without telling the Go scheduler (rawsys.go), so a caller that waits
+// briefly keeps its P instead of having it taken back and handed to
+// another thread mid-wait. Only for a goroutine that may hold its P for
+// the whole wait: nothing else runs on that P meanwhile, until a
+// preemption signal interrupts the wait (every 10 ms at most).
+func (s *Selector) SetRaw(on bool) {
+	if s.usable() {
+		s.raw = on
+	}
 }
 
 // Free unbinds every object still bound (unlike the original, EDGES E-40)
@@ -239,7 +253,13 @@ func (s *Selector) Select(usec uint64, useTimeout bool) (int, error) {
 	if useTimeout {
 		ts = &unix.Timespec{Sec: int64(usec / 1e6), Nsec: int64(usec%1e6) * 1000}
 	}
-	n, err := unix.Ppoll(s.pfds, ts, nil)
+	var n int
+	var err error
+	if s.raw {
+		n, err = rawPpoll(s.pfds, ts)
+	} else {
+		n, err = unix.Ppoll(s.pfds, ts, nil)
+	}
 	if err != nil {
 		return -1, err
 	}

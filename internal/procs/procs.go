@@ -49,6 +49,10 @@ func Enter() {
 // Leave ends what Enter began.
 func Leave() { active.Add(-1) }
 
+// Alone reports whether the caller, between Enter and Leave, is the only
+// C thread in the engine.
+func Alone() bool { return active.Load() == 1 }
+
 // Restored reports whether Init lowered GOMAXPROCS and an overlap has
 // since given the default back (false when Init did nothing).
 func Restored() bool { return restored.Load() }

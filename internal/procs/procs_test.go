@@ -74,3 +74,23 @@ func TestEnvironmentWins(t *testing.T) {
 		t.Fatalf("GOMAXPROCS=3 in the environment: got %d, restored %v", got, Restored())
 	}
 }
+
+func TestAlone(t *testing.T) {
+	reset(t, runtime.GOMAXPROCS(0))
+	Enter()
+	if !Alone() {
+		t.Fatal("one caller: Alone() = false")
+	}
+	Enter()
+	if Alone() {
+		t.Fatal("two callers: Alone() = true")
+	}
+	Leave()
+	if !Alone() {
+		t.Fatal("back to one caller: Alone() = false")
+	}
+	Leave()
+	if Alone() {
+		t.Fatal("no caller: Alone() = true")
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -45,7 +46,7 @@ type link interface {
 	// at once more before the budget is declared spent. An empty payload
 	// (dc_client without a server) is returned as is: the stream is still
 	// in step.
-	exchange(ctx context.Context, rq *request, uid uint32, b budget) ([]byte, *exchangeError)
+	exchange(ctx context.Context, rq request, uid uint32, b budget) ([]byte, *exchangeError)
 	reset()
 	destroy()
 	fd() int // the socket, or -1
@@ -109,7 +110,10 @@ func idleAlive(fd int) bool {
 	}
 	var b [1]byte
 	for {
-		_, _, err := unix.Recvfrom(fd, b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+		// recv(2) without an address: unix.Recvfrom allocates the
+		// peer's, on every operation of a kept connection
+		_, _, err := syscall.RawSyscall6(unix.SYS_RECVFROM, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), 1,
+			unix.MSG_PEEK|unix.MSG_DONTWAIT, 0, 0)
 		if err == unix.EINTR {
 			continue
 		}
@@ -191,7 +195,7 @@ func (l *netLink) fd() int {
 
 func (l *netLink) alive() bool { return idleAlive(l.fd()) }
 
-func (l *netLink) exchange(ctx context.Context, rq *request, uid uint32, b budget) ([]byte, *exchangeError) {
+func (l *netLink) exchange(ctx context.Context, rq request, uid uint32, b budget) ([]byte, *exchangeError) {
 	resp, xerr := l.exchange1(ctx, rq, uid, b)
 	if xerr != nil && l.nread > 0 {
 		xerr.answered = true
@@ -199,7 +203,7 @@ func (l *netLink) exchange(ctx context.Context, rq *request, uid uint32, b budge
 	return resp, xerr
 }
 
-func (l *netLink) exchange1(ctx context.Context, rq *request, uid uint32, b budget) ([]byte, *exchangeError) {
+func (l *netLink) exchange1(ctx context.Context, rq request, uid uint32, b budget) ([]byte, *exchangeError) {
 	l.nread = 0
 	var err error
 	l.wbuf, err = proto.AppendMessage(l.wbuf[:0], &proto.Message{UID: uid, Op: rq.op, Payload: rq.payload(&l.pbuf)})

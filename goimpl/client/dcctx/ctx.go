@@ -81,6 +81,7 @@ type Ctx struct {
 	uid    atomic.Uint32
 	pid    atomic.Int64
 	closed atomic.Bool
+	busy   atomic.Int32 // operations in flight (roundTrip)
 
 	mu    sync.Mutex
 	idle  []link // persistent mode: connected links
@@ -311,6 +312,10 @@ func (c *Ctx) roundTrip(ctx context.Context, rq *request, handle func([]byte)) e
 		return &OpError{Op: rq.op.String(), Addr: c.addr, Err: ErrStalled}
 	}
 	uid := c.uid.Add(1)
+	// Raw waits only for an operation alone on the context, and when
+	// Options.RawWait agrees (the C library: alone in the engine).
+	raw := c.busy.Add(1) == 1 && c.opt.RawWait != nil && c.opt.RawWait()
+	defer c.busy.Add(-1)
 	l, reused, err := c.acquire(ctx)
 	if err != nil {
 		c.dialFailed(ctx, err)
@@ -319,12 +324,12 @@ func (c *Ctx) roundTrip(ctx context.Context, rq *request, handle func([]byte)) e
 	retried := false
 	for {
 		start := time.Now()
-		b := budget{t: c.bound(start)}
+		b := budget{t: c.bound(start), raw: raw}
 		b.deadline = start.Add(b.t)
 		if d, ok := ctx.Deadline(); ok && d.Before(b.deadline) {
 			b.deadline = d
 		}
-		resp, xerr := l.exchange(ctx, rq, uid, b)
+		resp, xerr := l.exchange(ctx, *rq, uid, b)
 		if xerr == nil {
 			c.observe(start)
 			if len(resp) == 0 {

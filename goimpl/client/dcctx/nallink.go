@@ -109,7 +109,7 @@ const cancelSlice = 20 * time.Millisecond
 
 func (l *nalLink) alive() bool { return idleAlive(l.fd()) }
 
-func (l *nalLink) exchange(ctx context.Context, rq *request, uid uint32, b budget) ([]byte, *exchangeError) {
+func (l *nalLink) exchange(ctx context.Context, rq request, uid uint32, b budget) ([]byte, *exchangeError) {
 	resp, xerr := l.exchange1(ctx, rq, uid, b)
 	if xerr != nil && (l.got || l.p.Partial()) {
 		xerr.answered = true
@@ -117,8 +117,9 @@ func (l *nalLink) exchange(ctx context.Context, rq *request, uid uint32, b budge
 	return resp, xerr
 }
 
-func (l *nalLink) exchange1(ctx context.Context, rq *request, uid uint32, b budget) ([]byte, *exchangeError) {
+func (l *nalLink) exchange1(ctx context.Context, rq request, uid uint32, b budget) ([]byte, *exchangeError) {
 	l.got = false
+	l.sel.SetRaw(b.raw)
 	cmd := rq.op.Cmd()
 	if !l.p.Write(false, uid, cmd, rq.payload(&l.pbuf)) || !l.p.Commit() {
 		return nil, &exchangeError{kind: failNet, err: errWrite}

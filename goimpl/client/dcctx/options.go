@@ -65,6 +65,13 @@ const (
 // its idle connection (a load generator that measures the accept path
 // wants it; see Ctx).
 //
+// RawWait, when set, is asked at the start of each exchange of a
+// TransportCaller link; when it says yes, the exchange's system calls are
+// made in the selector's raw mode (nal.Selector.SetRaw): the goroutine
+// keeps its P while it waits for the answer. The C library says yes while
+// its caller is the only thread in the engine (internal/procs), so that
+// the Go runtime has no P to take back and hand over during the wait.
+//
 // Logf, when set, gets one line when the Ctx goes on probation and one
 // when it comes off it, at most one probation a second (the C library
 // prints them on stderr: Apache's error log).
@@ -75,12 +82,17 @@ type Options struct {
 	DefaultLifetime time.Duration
 	Transport       Transport
 	ConnPerOp       bool
+	RawWait         func() bool
 	Logf            func(format string, args ...any)
 }
 
 // defaultTransport is what TransportDefault means (the tests switch it to
 // run every semantic test over both transports).
 var defaultTransport = TransportCaller
+
+// defaultRawWait is what a nil Options.RawWait means (the tests set it to
+// run every semantic test with raw waits too).
+var defaultRawWait func() bool
 
 // resolved fills zero fields from the environment or the defaults.
 func (o *Options) resolved() Options {
@@ -90,6 +102,9 @@ func (o *Options) resolved() Options {
 	}
 	if r.Transport == TransportDefault {
 		r.Transport = defaultTransport
+	}
+	if r.RawWait == nil {
+		r.RawWait = defaultRawWait
 	}
 	if r.Timeout <= 0 {
 		r.Timeout = envDuration(EnvTimeout, time.Millisecond, DefaultTimeout)

@@ -40,6 +40,7 @@ type budget struct {
 	deadline time.Time
 	t        time.Duration
 	ext      int
+	raw      bool // wait in the selector's raw mode (Options.RawWait)
 }
 
 // extend is called at now, past the deadline: it gives the exchange
@@ -126,7 +127,7 @@ func (c *Ctx) probe(since time.Time, logged bool) {
 			c.probeFD = l.fd()
 			c.probeMu.Unlock()
 			b := budget{deadline: start.Add(wait), t: wait}
-			_, xerr := l.exchange(context.Background(), &request{op: proto.OpHave, id: probeID}, c.uid.Add(1), b)
+			_, xerr := l.exchange(context.Background(), request{op: proto.OpHave, id: probeID}, c.uid.Add(1), b)
 			c.probeMu.Lock()
 			c.probeFD = -1
 			c.probeMu.Unlock()

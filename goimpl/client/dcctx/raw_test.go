@@ -1,0 +1,95 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package dcctx
+
+import (
+	"bytes"
+	"net"
+	"path/filepath"
+	"runtime"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/distcache-go/distcache/goimpl/client/internal/fake"
+	"github.com/distcache-go/distcache/goimpl/proto"
+)
+
+// holdServer answers one GET on one connection with data, once release is
+// closed; got is closed when the request has arrived.
+func holdServer(t *testing.T, data []byte) (target string, got, release chan struct{}) {
+	t.Helper()
+	path := filepath.Join(fake.ShortTempDir(t), "s")
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, release = make(chan struct{}), make(chan struct{})
+	done := make(chan struct{})
+	t.Cleanup(func() { ln.Close(); <-done })
+	go func() {
+		defer close(done)
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		m, err := proto.NewReader(c, proto.WantRequests).ReadMessage()
+		if err != nil {
+			t.Errorf("hold server: %v", err)
+			return
+		}
+		close(got)
+		<-release
+		out, err := proto.AppendMessage(nil, &proto.Message{Response: true, UID: m.UID, Op: m.Op, Payload: data})
+		if err == nil {
+			_, err = c.Write(out)
+		}
+		if err != nil {
+			t.Errorf("hold server: %v", err)
+		}
+	}()
+	return "UNIX:" + path, got, release
+}
+
+// An exchange waiting in raw mode keeps its P, on one P the only one: the
+// runtime must still get it back, for other goroutines (this test's) and
+// for a collection's stop of the world, while the answer is withheld.
+func TestRawWaitYieldsToGC(t *testing.T) {
+	if defaultTransport != TransportCaller {
+		t.Skip("raw waits are TransportCaller's")
+	}
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	data := bytes.Repeat([]byte{0x42}, 300)
+	target, got, release := holdServer(t, data)
+	var asked atomic.Int32
+	c := newCtx(t, target, FlagPersistent|FlagLate, &Options{IOTimeout: 20 * time.Second, ConnectTimeout: 20 * time.Second,
+		RawWait: func() bool { asked.Add(1); return true }})
+	res := make(chan bool, 1)
+	go func() {
+		buf := make([]byte, 1024)
+		n, ok := c.GetSession([]byte("held"), buf)
+		res <- ok && bytes.Equal(buf[:n], data)
+	}()
+	select {
+	case <-got:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the request never arrived")
+	}
+	gc := make(chan struct{})
+	go func() { runtime.GC(); close(gc) }()
+	select {
+	case <-gc:
+	case ok := <-res:
+		t.Fatalf("the GET ended (ok %v) before its answer was released", ok)
+	case <-time.After(20 * time.Second):
+		t.Fatal("no garbage collection while an exchange waited in raw mode")
+	}
+	close(release)
+	if !<-res {
+		t.Fatal("the GET failed after the collection")
+	}
+	if asked.Load() == 0 {
+		t.Fatal("Options.RawWait was never asked")
+	}
+}
