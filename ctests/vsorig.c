@@ -82,6 +82,10 @@ static void objects(long n)
 		NAL_ADDRESS *a = NAL_ADDRESS_new();
 		if (!a || !NAL_ADDRESS_create(a, "IP:127.0.0.1:9001", 2048)) fail("NAL_ADDRESS_create");
 		NAL_ADDRESS_free(a); });
+	CASE("new/create(IP:localhost:9001)/free:NAL_ADDRESS", n / 200, {
+		NAL_ADDRESS *a = NAL_ADDRESS_new();
+		if (!a || !NAL_ADDRESS_create(a, "IP:localhost:9001", 2048)) fail("NAL_ADDRESS_create");
+		NAL_ADDRESS_free(a); });
 	CASE("new/create(UNIX:/tmp/foo)/free:NAL_ADDRESS", n / 4, {
 		NAL_ADDRESS *a = NAL_ADDRESS_new();
 		if (!a || !NAL_ADDRESS_create(a, "UNIX:/tmp/foo", 2048)) fail("NAL_ADDRESS_create");

@@ -5,6 +5,8 @@
 // same name and is a thin conversion onto goimpl/nal. Buffer storage is
 // allocated with C malloc (nal.SetAllocator), so the pointers that
 // NAL_BUFFER_data and NAL_BUFFER_write_ptr hand to C stay valid C memory.
+// Host names are resolved with the C library's getaddrinfo (resolve.go), as
+// the C program's own lookups are.
 //
 // Every export (here and in dc/) begins with a deferred Rescue, so a panic
 // ends in the export, which returns its failure value and prints one line

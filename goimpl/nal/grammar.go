@@ -254,6 +254,19 @@ func (sp Spec) Literal() (netip.Addr, bool) {
 // lookupNetIP resolves host names; tests replace it.
 var lookupNetIP = net.DefaultResolver.LookupNetIP
 
+// SetLookup replaces the host name lookup of ResolveIP (nil: Go's
+// resolver); network is "ip4" or "ip6". Call it before resolving anything
+// (e.g. in an init). The cgo layer hands it the C library's getaddrinfo:
+// a C program's NAL_ADDRESS_create of a name then costs what it costs in
+// C (Go's resolver starts goroutines and hands the calling thread's work
+// to others for every lookup, and follows its own rules, not nsswitch).
+func SetLookup(f func(ctx context.Context, network, host string) ([]netip.Addr, error)) {
+	if f == nil {
+		f = net.DefaultResolver.LookupNetIP
+	}
+	lookupNetIP = f
+}
+
 // ResolveTimeout bounds one host name lookup.
 const ResolveTimeout = 10 * time.Second
 
