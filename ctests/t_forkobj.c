@@ -29,6 +29,7 @@ static DC_PLUG *q1, *q2, *s1;
 static DC_SERVER *srv;
 static NAL_ADDRESS *fresh_a;	/* made in the parent, never used there */
 static NAL_CONNECTION *fresh_c;
+static NAL_BUFFER *fresh_b;	/* sized in the parent (storage in the handle), never used */
 static struct timeval now;
 
 /* Run fn in a child with a deadline; 1 if it exited 0. */
@@ -173,7 +174,9 @@ static int child_fresh(void)
 
 	return !(NAL_ADDRESS_create(fresh_a, "IP:127.0.0.1:9", 4096) && NAL_ADDRESS_can_connect(fresh_a) &&
 		peer && NAL_CONNECTION_create_pair(fresh_c, peer, 4096) &&
-		NAL_BUFFER_write(NAL_CONNECTION_get_send(fresh_c), (const unsigned char *)"x", 1) == 1);
+		NAL_BUFFER_write(NAL_CONNECTION_get_send(fresh_c), (const unsigned char *)"x", 1) == 1 &&
+		NAL_BUFFER_size(fresh_b) == 16 && NAL_BUFFER_write(fresh_b, U("abcdefghijklmnopq"), 17) == 16 &&
+		memcmp(NAL_BUFFER_data(fresh_b), "abcdefghijklmnop", 16) == 0);
 }
 
 /* The original dc_server's pattern: listener + server, then daemon(). */
@@ -267,11 +270,13 @@ int main(int argc, char **argv)
 	buf = NAL_BUFFER_new();
 	fresh_a = NAL_ADDRESS_new();
 	fresh_c = NAL_CONNECTION_new();
+	fresh_b = NAL_BUFFER_new();
 	DC_SERVER_set_default_cache();
 	srv = DC_SERVER_new(100);
 	CHECK(addr && NAL_ADDRESS_create(addr, a, 4096) && NAL_LISTENER_create(lis, addr) &&
 		NAL_LISTENER_add_to_selector(lis, sel), "parent: address, listener on a selector");
-	CHECK(NAL_BUFFER_set_size(buf, 64) && NAL_BUFFER_write(buf, U("hello"), 5) == 5, "parent: buffer");
+	CHECK(NAL_BUFFER_set_size(buf, 64) && NAL_BUFFER_write(buf, U("hello"), 5) == 5 &&
+		NAL_BUFFER_set_size(fresh_b, 16), "parent: buffer; another only sized");
 	CHECK(NAL_CONNECTION_create_pair(p1, p2, 4096) && NAL_CONNECTION_add_to_selector(p1, sel) &&
 		NAL_CONNECTION_add_to_selector(p2, sel), "parent: pair");
 	NAL_BUFFER_write(NAL_CONNECTION_get_send(p1), U("abcd"), 4);
@@ -320,5 +325,6 @@ int main(int argc, char **argv)
 	NAL_BUFFER_free(buf);
 	NAL_ADDRESS_free(fresh_a);
 	NAL_CONNECTION_free(fresh_c);
+	NAL_BUFFER_free(fresh_b);
 	return ct_exit();
 }
