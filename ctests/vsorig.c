@@ -9,6 +9,10 @@
  *   vsorig latency TARGET N   DC_CTX add/get/remove, a connection per
  *                             operation (DC_CTX_new(target, 0), the Apache
  *                             pattern) and persistent
+ *   vsorig spaced TARGET N GAP  N persistent DC_CTX GETs, one every GAP
+ *                             microseconds (an Apache child between
+ *                             handshakes): client CPU and voluntary
+ *                             context switches per GET, every thread
  *
  * Each line is "case value unit": objects give CPU nanoseconds per
  * iteration (user + system, getrusage, as the original's nal_test counts);
@@ -146,6 +150,48 @@ static void latency(const char *target, int n)
 	free(t);
 }
 
+static double vcsw(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return (double)ru.ru_nvcsw;
+}
+
+/* What a call costs when the caller was idle before it: the idle gap is a
+ * nanosleep, so its own two context switches (sleep, wake-up) and its
+ * timer are in the figures of both libraries. */
+static void spaced(const char *target, int n, int gap_us)
+{
+	unsigned char id[64], data[200], buf[1024];
+	unsigned int used, idl;
+	struct timespec ts = { 0, gap_us * 1000L };
+	DC_CTX *c = DC_CTX_new(target, DC_CTX_FLAG_PERSISTENT);
+	double c0, s0;
+	int i;
+
+	if (!c)
+		fail("DC_CTX_new");
+	memset(data, 's', sizeof data);
+	idl = (unsigned int)snprintf((char *)id, sizeof id, "vsorig-spaced-%ld", (long)getpid());
+	if (!DC_CTX_add_session(c, id, idl, data, sizeof data, 600000))
+		fail("add");
+	for (i = 0; i < 20; i++)	/* warm: the engine, the connection */
+		if (!DC_CTX_get_session(c, id, idl, buf, sizeof buf, &used))
+			fail("get");
+	c0 = cpu_us();
+	s0 = vcsw();
+	for (i = 0; i < n; i++) {
+		nanosleep(&ts, NULL);
+		if (!DC_CTX_get_session(c, id, idl, buf, sizeof buf, &used) || used != sizeof data)
+			fail("get");
+	}
+	printf("spaced-%dus:get:cpu %.2f us\n", gap_us, (cpu_us() - c0) / n);
+	printf("spaced-%dus:get:cswitch %.2f n\n", gap_us, (vcsw() - s0) / n);
+	DC_CTX_remove_session(c, id, idl);
+	DC_CTX_free(c);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc >= 2 && strcmp(argv[1], "objects") == 0) {
@@ -156,6 +202,10 @@ int main(int argc, char **argv)
 		latency(argv[2], argc > 3 ? atoi(argv[3]) : 2000);
 		return 0;
 	}
-	fprintf(stderr, "usage: vsorig objects [N] | vsorig latency TARGET [N]\n");
+	if (argc >= 3 && strcmp(argv[1], "spaced") == 0) {
+		spaced(argv[2], argc > 3 ? atoi(argv[3]) : 300, argc > 4 ? atoi(argv[4]) : 2000);
+		return 0;
+	}
+	fprintf(stderr, "usage: vsorig objects [N] | vsorig latency TARGET [N] | vsorig spaced TARGET [N [GAP_US]]\n");
 	return 2;
 }

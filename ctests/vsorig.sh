@@ -6,7 +6,9 @@
 # run in alternating rounds: libnal object creation (pinned to one CPU when
 # taskset is there) and DC_CTX latency against one dc_server of ours on a
 # unix socket, the same server for both (unpinned, and with client and
-# server pinned to one CPU).  Prints medians over the rounds and
+# server pinned to one CPU), and the CPU and context switches of a
+# persistent GET made every 2 ms (spaced: what an Apache child's lookup
+# between handshakes costs).  Prints medians over the rounds and
 # the ratios ours/original (below 1: ours is cheaper or faster).
 set -eu
 : "${ROOT:?}" "${PREFIX:?}" "${DC_BIN:?}" "${OUT:?}" "${ORIG:?}"
@@ -41,6 +43,7 @@ while [ $r -le "$ROUNDS" ]; do
 		$run "$OUT/$impl" latency "UNIX:$OUT/s.sock" "${OPS:-2000}" | sed "s/^/$impl /" >>"$OUT/results"
 		[ -z "$psrv" ] || $run $pin "$OUT/$impl" latency "UNIX:$OUT/p.sock" "${OPS:-2000}" |
 			sed "s/^/$impl pinned:/" >>"$OUT/results"
+		$run "$OUT/$impl" spaced "UNIX:$OUT/s.sock" "${SPACED_N:-300}" 2000 | sed "s/^/$impl /" >>"$OUT/results"
 	done
 	r=$((r + 1))
 done

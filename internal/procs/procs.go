@@ -12,6 +12,8 @@
 // threads are in the engine at once (event and worker MPMs under load), so
 // the first time that happens the runtime's default is restored, for the
 // rest of the process. A GOMAXPROCS in the environment is left alone.
+// Alone tells a caller that it is the only one inside (the C library's
+// DC_CTX then waits in raw system calls: dcctx.Options.RawWait).
 package procs
 
 import (

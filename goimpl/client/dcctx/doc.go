@@ -10,8 +10,10 @@
 // connections. TransportCaller (the default, and the C library's) drives
 // goimpl/nal sockets with a DC_PLUG on the calling thread, waiting in
 // ppoll(2), so a C caller's thread never waits for the Go runtime's
-// poller; TransportNet uses Go's net package (goimpl/client). Every test
-// of this package runs over both.
+// poller (and, when Options.RawWait says so, in system calls the runtime
+// does not see, keeping its P); TransportNet uses Go's net package
+// (goimpl/client). Every test of this package runs over both, and with
+// raw waits.
 //
 // Concurrency: Ctx is safe for concurrent use by any number of
 // goroutines (the original DC_CTX is not, yet Apache's worker and event
