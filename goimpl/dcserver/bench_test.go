@@ -5,6 +5,7 @@ package dcserver
 import (
 	"net"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
@@ -94,4 +95,43 @@ func BenchmarkConnectPerGet(b *testing.B) {
 		}
 		c.Close()
 	}
+}
+
+// BenchmarkConnectPerGetRaw is BenchmarkConnectPerGet with a client of raw
+// system calls that allocates nothing, so that -benchmem shows what the
+// server allocates per connection; cpu-us/op is the process's CPU time
+// (client and server) per connection.
+func BenchmarkConnectPerGetRaw(b *testing.B) {
+	sock := inProcess(b)
+	prefill(b, sock, 1000)
+	req := request(7, proto.OpGet, []byte("session-7"))
+	buf := make([]byte, 4096)
+	sa := &syscall.SockaddrUnix{Name: sock}
+	var ru0, ru1 syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		fd, err := syscall.Socket(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := syscall.Connect(fd, sa); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := syscall.Write(fd, req); err != nil {
+			b.Fatal(err)
+		}
+		for n := 0; n < 14+200; {
+			k, err := syscall.Read(fd, buf[n:])
+			if err != nil || k == 0 {
+				b.Fatalf("read: %d, %v", k, err)
+			}
+			n += k
+		}
+		syscall.Close(fd)
+	}
+	b.StopTimer()
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
+	cpu := time.Duration(ru1.Utime.Nano()+ru1.Stime.Nano()-ru0.Utime.Nano()-ru0.Stime.Nano()) * time.Nanosecond
+	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-us/op")
 }

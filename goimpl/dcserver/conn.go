@@ -304,8 +304,7 @@ func (c *conn) handingOff() bool { return c.s.set.HandingOff() && c.s.send != ni
 // request bytes; it reports whether the connection is gone (passed, or
 // dropped because it could not be: logged).
 func (c *conn) handOff(err error) bool {
-	var ne net.Error
-	if !c.handingOff() || !errors.Is(err, errClosing) && !(errors.As(err, &ne) && ne.Timeout()) {
+	if !c.handingOff() || !errors.Is(err, errClosing) && !isTimeout(err) {
 		return false
 	}
 	in := append(c.rd.Pending(), c.pre...)
@@ -342,7 +341,6 @@ func (c *conn) report(err error) {
 	if len(c.out) > 0 {
 		c.flush() // answers owed before a corrupt frame or a half-close (E-12, E-38)
 	}
-	var ne net.Error
 	switch {
 	case err == io.EOF, errors.Is(err, errClosing), errors.Is(err, syscall.ECONNRESET), errors.Is(err, net.ErrClosed):
 	case proto.IsCorrupt(err) && tlsconf.LooksLikeTLS(c.head):
@@ -351,7 +349,7 @@ func (c *conn) report(err error) {
 		c.s.log.Printf("Warning, closing connection from %s: %v", c.peer(), err)
 	case err == io.ErrUnexpectedEOF:
 		c.s.log.Printf("Warning, connection from %s closed in the middle of a request", c.peer())
-	case errors.As(err, &ne) && ne.Timeout():
+	case isTimeout(err):
 		if c.timedOut != "idle" && !c.s.set.Closing() {
 			c.s.log.Printf("Warning, closing connection from %s: %s timed out", c.peer(), c.timedOut)
 		}
@@ -360,4 +358,11 @@ func (c *conn) report(err error) {
 			c.s.log.Printf("Warning, connection from %s: %v", c.peer(), err)
 		}
 	}
+}
+
+// isTimeout reports whether err is a deadline's (its net.Error on the
+// heap only when it is called: not on the common paths).
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
