@@ -43,6 +43,8 @@ type conn struct {
 	prev, next *conn
 	where      int8 // inList, inRunq
 	watched    bool // in the loop's epoll set
+	kept       bool // counted in its loop's kept (srvLoop.keep)
+	answered   int  // requests answered while in a loop
 	expired    bool // its idle time is up
 	idleWait   bool // the last read would wait, between two requests
 	budget     int  // requests it may still answer in this turn
@@ -269,6 +271,7 @@ func (c *conn) run() (ended bool) {
 			}
 		}
 		if c.loop != nil {
+			c.answered++
 			if c.budget--; c.budget <= 0 {
 				return false
 			}

@@ -7,6 +7,8 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -37,6 +39,12 @@ type srvLoop struct {
 	stopped, done func() // see accept.Set.AddLoop
 	accepted      chan struct{}
 
+	all   []*srvLoop   // the loops of the Serve
+	kept  atomic.Int32 // connections that keep asking, served here
+	mu    sync.Mutex
+	inbox []*conn // kept connections other loops pass to this one
+	shut  bool    // no more in the inbox: the loop is ending
+
 	// Connections waiting in the loop, in the order they began to wait
 	// (so the first's idle time ends first), and those with more to do.
 	head, tail *conn
@@ -63,58 +71,119 @@ func (c *conn) sock() sock {
 
 func (c *conn) peer() string { return peer(c.sock()) }
 
-// serveLoops serves ln from event loops (one per P, the listener in each)
-// until Shutdown; false when ln cannot be (no descriptor), and nothing is
-// started.
+// serveLoops serves ln from event loops until Shutdown: the first accepts
+// and serves the connections opened for a request; one that keeps asking
+// (answered twice, waiting for more) goes to the loop with the fewest
+// such, so that persistent clients spread over the CPUs while the short
+// ones stay with the loop that accepted them (handing every connection
+// around costs more than it spreads). False when ln cannot be (no
+// descriptor), and nothing is started.
 func (s *Server) serveLoops(ln net.Listener) bool {
 	n := s.o.Loops
 	if n == 0 {
 		n = runtime.GOMAXPROCS(0)
 	}
+	lfd, err := evloop.ListenerFD(ln)
+	if err != nil {
+		return false
+	}
 	var loops []*srvLoop
 	for i := 0; i < n; i++ {
-		sl, err := s.newLoop(ln)
+		fd := -1
+		if i == 0 {
+			fd = lfd
+		}
+		sl, err := s.newLoop(fd, loops)
 		if err != nil {
-			if i == 0 {
-				return false
-			}
 			break
 		}
 		loops = append(loops, sl)
 	}
+	if len(loops) == 0 {
+		evloop.Close(lfd)
+		return false
+	}
+	for _, sl := range loops {
+		sl.all = loops
+	}
+	s.loopSet.Store(&loops)
 	s.loops.Add(int32(len(loops)))
 	for _, sl := range loops {
 		go sl.run()
 	}
-	for _, sl := range loops {
-		<-sl.accepted
-	}
+	<-loops[0].accepted
 	return true
 }
 
-func (s *Server) newLoop(ln net.Listener) (*srvLoop, error) {
-	lfd, err := evloop.ListenerFD(ln)
-	if err != nil {
-		return nil, err
-	}
+// newLoop makes a loop, accepting on lfd unless it is negative.
+func (s *Server) newLoop(lfd int, others []*srvLoop) (*srvLoop, error) {
 	l, err := evloop.New()
 	if err != nil {
-		evloop.Close(lfd)
 		return nil, err
 	}
 	sl := &srvLoop{s: s, l: l, lfd: lfd, accepted: make(chan struct{})}
-	if err := l.WatchListener(lfd, (*lnReady)(sl)); err != nil {
-		l.Close()
-		evloop.Close(lfd)
-		return nil, err
+	if lfd >= 0 {
+		if err := l.WatchListener(lfd, (*lnReady)(sl)); err != nil {
+			l.Close()
+			return nil, err
+		}
 	}
 	var ok bool
 	if sl.stopped, sl.done, ok = s.set.AddLoop(l.Wake); !ok {
 		l.Close()
-		evloop.Close(lfd)
 		return nil, errClosing
 	}
+	if lfd < 0 {
+		sl.stopped()
+		close(sl.accepted)
+	}
 	return sl, nil
+}
+
+// keep spreads the connections that keep asking: c, waiting in sl for its
+// next request, goes to the loop with the fewest of them (the accepting
+// loop last on a tie). It reports whether c has left sl.
+func (sl *srvLoop) keep(c *conn) bool {
+	c.kept = true
+	to := sl.all[len(sl.all)-1]
+	for i := len(sl.all) - 2; i >= 0; i-- {
+		if o := sl.all[i]; o.kept.Load() < to.kept.Load() {
+			to = o // a tie goes to the later loop: the first accepts
+		}
+	}
+	to.kept.Add(1)
+	if to == sl {
+		return false
+	}
+	if c.watched {
+		sl.l.Unwatch(c.fd)
+		c.watched = false
+	}
+	to.mu.Lock()
+	if to.shut {
+		to.mu.Unlock()
+		to.kept.Add(-1)
+		sl.kept.Add(1)
+		return false // it stays here; watched again by the caller
+	}
+	to.inbox = append(to.inbox, c)
+	to.mu.Unlock()
+	to.l.Wake()
+	return true
+}
+
+// takeInbox serves the connections other loops passed to sl (keep), and
+// with shut set, refuses any more.
+func (sl *srvLoop) takeInbox(shut bool) {
+	sl.mu.Lock()
+	in := sl.inbox
+	sl.inbox = nil
+	sl.shut = sl.shut || shut
+	sl.mu.Unlock()
+	for _, c := range in {
+		c.loop = sl
+		sl.turn(c)
+	}
 }
 
 // lnReady is the listener's Handler.
@@ -153,6 +222,7 @@ func (sl *srvLoop) run() {
 		if s.set.Closing() {
 			// Every connection's next read says so: each ends, or is
 			// handed over, as in its own goroutine.
+			sl.takeInbox(true)
 			for sl.head != nil {
 				c := sl.head
 				sl.unlink(c)
@@ -175,6 +245,9 @@ func (sl *srvLoop) run() {
 		}
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			sl.timers()
+		}
+		if errors.Is(err, evloop.ErrWake) {
+			sl.takeInbox(false)
 		}
 	}
 }
@@ -274,6 +347,9 @@ func (sl *srvLoop) turn(c *conn) {
 		c.where = inRunq
 		sl.runq = append(sl.runq, c)
 	case c.idleWait && !c.expired:
+		if !c.kept && c.answered >= 2 && len(sl.all) > 1 && sl.keep(c) {
+			return
+		}
 		if !c.watched {
 			// Watched only now: most connections end before they would
 			// wait (epoll reports what arrived before the watch too).
@@ -324,6 +400,9 @@ func (sl *srvLoop) unlink(c *conn) {
 // closeConn closes a connection of the loop (conn.end).
 func (sl *srvLoop) closeConn(c *conn) {
 	sl.unlink(c)
+	if c.kept {
+		sl.kept.Add(-1)
+	}
 	if c.watched {
 		sl.l.Forget(c.fd)
 		c.watched = false
@@ -335,6 +414,10 @@ func (sl *srvLoop) closeConn(c *conn) {
 // toNetConn takes c out of the loop and makes its socket a net.Conn (c.nc).
 func (sl *srvLoop) toNetConn(c *conn) error {
 	sl.unlink(c)
+	if c.kept {
+		sl.kept.Add(-1)
+		c.kept = false
+	}
 	if c.watched {
 		sl.l.Unwatch(c.fd)
 		c.watched = false

@@ -133,8 +133,8 @@ func TestLoopIdle(t *testing.T) {
 	_, sock := serveT(t, Options{Store: c.Store(), Loops: 1, Idle: 200 * time.Millisecond})
 	idle := dial(t, sock)
 	busy := dial(t, sock)
+	start := time.Now() // the idle time begins after the answer is written
 	idle.roundTrip(proto.OpHave, []byte("x"))
-	start := time.Now()
 	closed := make(chan time.Duration, 1)
 	go func() {
 		idle.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
@@ -231,4 +231,55 @@ func TestLoopMaxConnsEvicts(t *testing.T) {
 	}
 	expectEnd(t, old)
 	expectLog(t, logs, "(no request yet) to admit one from local client")
+}
+
+// Connections that keep asking (a second request) spread over the loops
+// (the accepting one last), and go on being answered there; those that
+// ask once stay with the accepting loop.
+func TestLoopsSpreadKeptConnections(t *testing.T) {
+	c := cache.New(cache.Config{})
+	s, sock := serveT(t, Options{Store: c.Store(), Loops: 2})
+	kept := func() (n [2]int32) {
+		if ls := s.loopSet.Load(); ls != nil {
+			for i, sl := range *ls {
+				n[i] = sl.kept.Load()
+			}
+		}
+		return n
+	}
+	var cls []*client
+	for i := 0; i < 4; i++ {
+		cl := dial(t, sock)
+		cl.roundTrip(proto.OpHave, []byte("x"))
+		cls = append(cls, cl)
+	}
+	if n := kept(); n != [2]int32{} {
+		t.Fatalf("kept after one request each: %v, want none", n)
+	}
+	for _, cl := range cls {
+		cl.roundTrip(proto.OpHave, []byte("x"))
+	}
+	end := time.Now().Add(5 * time.Second)
+	for kept() != [2]int32{2, 2} && time.Now().Before(end) {
+		time.Sleep(time.Millisecond)
+	}
+	if n := kept(); n != [2]int32{2, 2} {
+		t.Fatalf("kept connections per loop: %v, want 2 and 2", n)
+	}
+	for i := 0; i < 20; i++ {
+		for _, cl := range cls {
+			if p := cl.roundTrip(proto.OpHave, []byte("x")); !bytes.Equal(p, []byte{1}) {
+				t.Fatalf("HAVE: %x", p)
+			}
+		}
+	}
+	cls[0].nc.Close()
+	cls[1].nc.Close()
+	end = time.Now().Add(5 * time.Second)
+	for n := kept(); n[0]+n[1] != 2 && time.Now().Before(end); n = kept() {
+		time.Sleep(time.Millisecond)
+	}
+	if n := kept(); n[0]+n[1] != 2 {
+		t.Fatalf("kept after two closed: %v", n)
+	}
 }

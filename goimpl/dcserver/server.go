@@ -100,6 +100,7 @@ type Server struct {
 	m      *metrics.Registry
 
 	loops      atomic.Int32 // event loops started (loop.go)
+	loopSet    atomic.Pointer[[]*srvLoop]
 	limits     registry
 	connMem    atomic.Int64 // bytes connections hold beyond their base buffers
 	connBudget int64
