@@ -228,9 +228,13 @@ func Close(fd int) {
 	syscall.RawSyscall(syscall.SYS_CLOSE, uintptr(fd), 0, 0)
 }
 
-// ListenerFD returns a duplicate of ln's descriptor (non-blocking,
-// close-on-exec) for Watch and Accept; the caller closes it. Closing ln
-// does not stop the duplicate from accepting.
+// ListenerFD returns a duplicate of ln's descriptor (close-on-exec) for
+// Watch and Accept; the caller closes it. Closing ln does not stop the
+// duplicate from accepting. The socket must stay non-blocking, as the net
+// package keeps it; mind that the Fd of a File from the net package's
+// File methods (os.StartProcess calls it for ExtraFiles) makes it
+// blocking, for every descriptor of it: an os.NewFile of a ListenerFD
+// does not.
 func ListenerFD(ln net.Listener) (int, error) {
 	sc, ok := ln.(syscall.Conn)
 	if !ok {

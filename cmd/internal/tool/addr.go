@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/distcache-go/distcache/goimpl/evloop"
 	"github.com/distcache-go/distcache/goimpl/nal"
 )
 
@@ -162,13 +163,18 @@ func FromFile(f *os.File, a Addr) (*Listener, error) {
 }
 
 // File returns a duplicate of the listening descriptor, to hand to a
-// re-executed child.
+// re-executed child. Unlike the net package's File, handing it on (its
+// Fd, which os.StartProcess calls) leaves the socket non-blocking: the
+// mode belongs to the socket, not the descriptor, and dc_server's event
+// loop accepts until the socket has no more (goimpl/evloop), which a
+// blocking socket would turn into a wait for the next client after a
+// re-exec that failed.
 func (l *Listener) File() (*os.File, error) {
-	type filer interface{ File() (*os.File, error) }
-	if f, ok := l.Listener.(filer); ok {
-		return f.File()
+	fd, err := evloop.ListenerFD(l.Listener)
+	if err != nil {
+		return nil, err
 	}
-	return nil, errors.New("listener has no descriptor")
+	return os.NewFile(uintptr(fd), "listener"), nil
 }
 
 // SyscallConn is the listening socket's, so that the daemons' event loops
