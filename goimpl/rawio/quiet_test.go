@@ -5,35 +5,15 @@ package rawio
 import (
 	"bytes"
 	"io"
-	"net"
-	"path/filepath"
 	"testing"
 	"time"
 )
-
-func unixPair(t *testing.T) (a, b net.Conn) {
-	ln, err := net.Listen("unix", filepath.Join(t.TempDir(), "s"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	a, err = net.Dial("unix", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err = ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a.Close(); b.Close() })
-	return a, b
-}
 
 // Quiet drops the writing edge from a socket's registration, Loud puts it
 // back; a quiet socket still reads, and writes that wait for room complete
 // once Loud is called from WriteWait.
 func TestQuietAndLoud(t *testing.T) {
-	a, b := unixPair(t)
+	a, b := pair(t, "unix")
 	before := QuietCount()
 	reg, ok := Quiet(b)
 	if !ok {
