@@ -120,13 +120,15 @@ func dce_NAL_config_set_nagle(enabled C.int) {
 // handle before the free), and the engine keeps no pointer to an address
 // or a standalone buffer, so reuse is safe.
 type boxedAddr struct {
-	box refBox
-	a   gonal.Address
+	box   refBox
+	a     gonal.Address
+	spare bool // on the spare list (a second free is ignored)
 }
 
 type boxedBuf struct {
-	box refBox
-	b   gonal.Buffer
+	box   refBox
+	b     gonal.Buffer
+	spare bool
 }
 
 var spares struct {
@@ -168,6 +170,7 @@ func newAddr() (*gonal.Address, unsafe.Pointer) {
 		testHook()
 	}
 	if o := pop(&spares.addrs); o != nil {
+		o.spare = false
 		return &o.a, o.box.ref
 	}
 	o := new(boxedAddr)
@@ -179,6 +182,7 @@ func newBuf() (*gonal.Buffer, unsafe.Pointer) {
 		testHook()
 	}
 	if o := pop(&spares.bufs); o != nil {
+		o.spare = false
 		return &o.b, o.box.ref
 	}
 	o := new(boxedBuf)
@@ -186,16 +190,23 @@ func newBuf() (*gonal.Buffer, unsafe.Pointer) {
 }
 
 // drop ends the object behind r, freed already: kept as a spare with its
-// reference, or the reference dropped.
+// reference, or the reference dropped. A spare's reference dropped again
+// (a second free) changes nothing: it must not be on the list twice.
 func drop(r unsafe.Pointer) {
 	switch o := boxOf(r).(type) {
 	case *boxedAddr:
-		o.a = gonal.Address{}
+		if o.spare {
+			return
+		}
+		o.a, o.spare = gonal.Address{}, true
 		if push(&spares.addrs, o) {
 			return
 		}
 	case *boxedBuf:
-		o.b = gonal.Buffer{}
+		if o.spare {
+			return
+		}
+		o.b, o.spare = gonal.Buffer{}, true
 		if push(&spares.bufs, o) {
 			return
 		}

@@ -72,3 +72,30 @@ func TestRefsConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// A freed address or buffer waits for reuse with its reference (spares); a
+// second free of that reference must not put it on the list twice, or two
+// new objects would share it.
+func TestSpareFreedTwice(t *testing.T) {
+	for _, k := range []struct {
+		name      string
+		new       func() unsafe.Pointer
+		free      func(unsafe.Pointer)
+		different func(a, b unsafe.Pointer) bool
+	}{
+		{"address", dce_NAL_ADDRESS_new, dce_NAL_ADDRESS_free,
+			func(a, b unsafe.Pointer) bool { return addrOf(a) != addrOf(b) }},
+		{"buffer", dce_NAL_BUFFER_new, dce_NAL_BUFFER_free,
+			func(a, b unsafe.Pointer) bool { return bufOf(a) != bufOf(b) }},
+	} {
+		r := k.new()
+		k.free(r)
+		k.free(r)
+		a, b := k.new(), k.new()
+		if a == b || !k.different(a, b) {
+			t.Errorf("%s: after a second free, two new ones share an object (refs %p %p)", k.name, a, b)
+		}
+		k.free(a)
+		k.free(b)
+	}
+}
