@@ -29,25 +29,20 @@ func rawPpoll(fds []unix.PollFd, ts *unix.Timespec) (int, error) {
 	return int(n), nil
 }
 
-func rawRead(fd int, b []byte) (int, error) {
-	var p unsafe.Pointer
-	if len(b) > 0 {
-		p = unsafe.Pointer(&b[0])
-	}
-	n, _, e := syscall.RawSyscall6(unix.SYS_READ, uintptr(fd), uintptr(p), uintptr(len(b)), 0, 0, 0)
-	if e != 0 {
-		return -1, e
-	}
-	return int(n), nil
-}
+func rawRead(fd int, b []byte) (int, error) { return rawBuf(unix.SYS_READ, fd, b, 0) }
 
 // rawSend is send(2) with MSG_NOSIGNAL (sendto without an address).
 func rawSend(fd int, b []byte) (int, error) {
+	return rawBuf(unix.SYS_SENDTO, fd, b, unix.MSG_NOSIGNAL)
+}
+
+// rawBuf makes the system call trap(fd, b, len(b), flags, 0, 0).
+func rawBuf(trap uintptr, fd int, b []byte, flags uintptr) (int, error) {
 	var p unsafe.Pointer
 	if len(b) > 0 {
 		p = unsafe.Pointer(&b[0])
 	}
-	n, _, e := syscall.RawSyscall6(unix.SYS_SENDTO, uintptr(fd), uintptr(p), uintptr(len(b)), unix.MSG_NOSIGNAL, 0, 0)
+	n, _, e := syscall.RawSyscall6(trap, uintptr(fd), uintptr(p), uintptr(len(b)), flags, 0, 0)
 	if e != 0 {
 		return -1, e
 	}
