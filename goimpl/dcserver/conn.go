@@ -47,6 +47,8 @@ type conn struct {
 	answered   int  // requests answered while in a loop
 	expired    bool // its idle time is up
 	idleWait   bool // the last read would wait, between two requests
+	drained    bool // the last read emptied the socket (watched, so the loop hears of more)
+	hup        bool // the loop reported the peer's shutdown in this turn
 	budget     int  // requests it may still answer in this turn
 }
 
@@ -126,7 +128,16 @@ func (c *conn) Read(p []byte) (int, error) {
 		c.cs.state.Store(stateBusy)
 		return n, nil
 	}
-	n, err := c.io.Read(p)
+	var n int
+	var err error
+	if idle && c.drained && c.loop != nil {
+		// A loop watches the socket, and the last read emptied it: the
+		// loop hears of what comes next (edge-triggered), no read needed
+		// to learn that nothing has.
+		err = rawio.ErrWouldBlock
+	} else {
+		n, err = c.io.Read(p)
+	}
 	if err == rawio.ErrWouldBlock {
 		// In an event loop: it calls again when there is more.
 		if idle {
@@ -135,6 +146,9 @@ func (c *conn) Read(p []byte) (int, error) {
 		c.idleWait = idle
 		return 0, err
 	}
+	// A short read took all there was (stream sockets, TCP or unix),
+	// but for the end when the peer has shut down its side.
+	c.drained = c.watched && n < len(p) && !c.hup
 	c.cs.state.Store(stateBusy)
 	if len(c.head) < 3 {
 		c.head = append(c.head, p[:min(n, 3-len(c.head))]...)

@@ -196,6 +196,7 @@ func (c *conn) Ready() {
 	switch c.where {
 	case inList:
 		c.loop.unlink(c)
+		c.hup = c.loop.l.HungUp()
 		c.loop.turn(c)
 	case inRunq: // its turn comes
 	}
@@ -337,7 +338,7 @@ func (sl *srvLoop) start(fd int) {
 
 // turn runs c until it would wait, and puts it where it waits.
 func (sl *srvLoop) turn(c *conn) {
-	c.idleWait = false
+	c.idleWait, c.drained = false, false
 	c.budget = loopBudget
 	if c.run() {
 		return
@@ -430,7 +431,7 @@ func (sl *srvLoop) toNetConn(c *conn) error {
 	}
 	c.s.limits.swap(&c.cs, nc)
 	f.Close()
-	c.loop, c.fd, c.nc = nil, 0, nc
+	c.loop, c.fd, c.nc, c.drained = nil, 0, nc, false
 	c.rdl, c.wdl = time.Time{}, time.Time{} // none set on nc yet
 	c.io.Reset(nc)
 	if c.io.WriteWait == nil {

@@ -283,3 +283,28 @@ func TestLoopsSpreadKeptConnections(t *testing.T) {
 		t.Fatalf("kept after two closed: %v", n)
 	}
 }
+
+// A connection waiting in a loop that sends its last request and shuts
+// down its side at once is answered and closed: the end is not missed for
+// coming with the request.
+func TestLoopHalfCloseAfterRequests(t *testing.T) {
+	c := cache.New(cache.Config{})
+	_, sock := serveT(t, Options{Store: c.Store(), Loops: 1})
+	for i := 0; i < 20; i++ {
+		cl := dial(t, sock)
+		cl.roundTrip(proto.OpHave, []byte("x")) // now watched by its loop
+		cl.roundTrip(proto.OpHave, []byte("x"))
+		req := request(5, proto.OpHave, []byte("x"))
+		uc := cl.nc.(*net.UnixConn)
+		uc.Write(req)
+		uc.CloseWrite()
+		if m := cl.recv(); m.UID != 5 {
+			t.Fatalf("answer to uid %d", m.UID)
+		}
+		cl.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := cl.nc.Read(make([]byte, 1)); err != io.EOF {
+			t.Fatalf("round %d: after the answer: %v, want the server's close", i, err)
+		}
+		cl.nc.Close()
+	}
+}

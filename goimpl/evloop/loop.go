@@ -30,7 +30,8 @@ type Loop struct {
 
 	h      []Handler // by descriptor
 	ev     [64]syscall.EpollEvent
-	n      int // events returned by the last epoll_pwait
+	n      int    // events returned by the last epoll_pwait
+	cur    uint32 // the events of the Handler being called
 	waitFn func(uintptr) bool
 	dl     time.Time // deadline set on ep
 
@@ -117,6 +118,14 @@ func (l *Loop) Unwatch(fd int) error {
 	return ctl(l.epd, syscall.EPOLL_CTL_DEL, fd, 0)
 }
 
+// HungUp reports, to the Handler being called, whether its peer has shut
+// down its side or the descriptor has failed (along with what is left to
+// read): a Handler that learns from a short read that it has read all
+// there is must still read once more to see the end.
+func (l *Loop) HungUp() bool {
+	return l.cur&(syscall.EPOLLRDHUP|syscall.EPOLLHUP|syscall.EPOLLERR) != 0
+}
+
 // Forget drops fd's handler without a system call: for a descriptor about
 // to be closed.
 func (l *Loop) Forget(fd int) {
@@ -176,7 +185,9 @@ func (l *Loop) dispatch() error {
 			continue
 		}
 		if fd < len(l.h) && l.h[fd] != nil {
+			l.cur = l.ev[i].Events
 			l.h[fd].Ready()
+			l.cur = 0
 		}
 	}
 	l.n = 0

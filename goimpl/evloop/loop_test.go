@@ -187,3 +187,27 @@ func TestPeerAddr(t *testing.T) {
 		t.Fatalf("PeerAddr %v, want %v", a, ln.Addr())
 	}
 }
+
+// A Handler learns that the peer has shut down its side with the data
+// that came before, from HungUp; not before.
+func TestHungUp(t *testing.T) {
+	l := newLoop(t)
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_NONBLOCK, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Close(fds[0])
+	defer syscall.Close(fds[1])
+	var seen []bool
+	if err := l.Watch(fds[0], handlerFunc(func() { seen = append(seen, l.HungUp()) })); err != nil {
+		t.Fatal(err)
+	}
+	syscall.Write(fds[1], []byte("x"))
+	waitFor(t, l, func() bool { return len(seen) == 1 })
+	syscall.Write(fds[1], []byte("y"))
+	syscall.Shutdown(fds[1], syscall.SHUT_WR)
+	waitFor(t, l, func() bool { return len(seen) == 2 })
+	if seen[0] || !seen[1] || l.HungUp() {
+		t.Fatalf("HungUp in the calls: %v, between them: %v", seen, l.HungUp())
+	}
+}
