@@ -90,3 +90,29 @@ func BenchmarkRoundTripDCServer(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkCycleDCServer is one ADD, GET, HAS and REMOVE of a 200-byte
+// session per iteration, persistent, against the built dc_server (when
+// DC_BIN is set): the server is another process, so the allocations
+// reported are the client's own (0 per cycle).
+func BenchmarkCycleDCServer(b *testing.B) {
+	bin := toolPath(b, "dc_server")
+	sock := fake.ShortTempDir(b) + "/srv"
+	startTool(b, sock, bin, "-listen", "UNIX:"+sock)
+	c := newCtx(b, "UNIX:"+sock, FlagPersistent, nil)
+	id, data := []byte("bench-cycle"), bytes.Repeat([]byte{0x5a}, 200)
+	buf := make([]byte, 1024)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if !c.AddSession(id, data, 300000) {
+			b.Fatal("add failed")
+		}
+		if used, ok := c.GetSession(id, buf); !ok || used != len(data) {
+			b.Fatal("get failed")
+		}
+		if c.HasSession(id) != 1 || !c.RemoveSession(id) {
+			b.Fatal("has or remove failed")
+		}
+	}
+}
