@@ -257,6 +257,12 @@ func main() {
 		reg.UpstreamLevels(up.InFlight, up.Waiting)
 		if handover != nil {
 			waitConnected(up, 5*time.Second)
+		} else {
+			// Requests that come while the first connection is being
+			// made wait for it in the listener's backlog instead of
+			// finding no server (a server that is down fails at once; a
+			// dial that hangs costs the start at most this).
+			up.WaitTried(time.Second)
 		}
 		h = &store.Handler{Store: reg.WrapStore(sealed(up), metrics.Distcache), Unavailable: upstream.Answer, Features: up.Features}
 	}

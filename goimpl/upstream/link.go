@@ -44,6 +44,7 @@ type link struct {
 	lat     latency.Bound // the request timeout, adapting to the answers
 	slots   chan struct{}
 	kick    chan struct{}
+	tried   chan struct{}     // closed once the first connection attempt is over
 	m       *metrics.Upstream // nil without metrics
 	// waiting counts the requests waiting for a slot.
 	waiting atomic.Int64
@@ -119,9 +120,12 @@ func (c *call) finish(res []byte, err error) {
 // run keeps the connection: it connects at once, and again every retry
 // interval while disconnected.
 func (l *link) run() {
-	for {
+	for first := true; ; first = false {
 		if l.state.Load() == stateDown {
 			l.connect()
+		}
+		if first {
+			close(l.tried)
 		}
 		select {
 		case <-l.u.stop:

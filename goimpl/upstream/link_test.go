@@ -137,3 +137,35 @@ func TestIdleConnectionIsWatched(t *testing.T) {
 		return l.nc != nc
 	})
 }
+
+// WaitTried waits for the first connection attempt: until the dial
+// returns, and no longer.
+func TestWaitTried(t *testing.T) {
+	path, _, _ := holdServer(t)
+	release := make(chan struct{})
+	u, err := New(Options{
+		Servers: []Server{{Name: "slow dial", Dial: func(ctx context.Context) (net.Conn, error) {
+			<-release
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", path)
+		}}, {Name: "none", Dial: func(ctx context.Context) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", path+".none")
+		}}},
+		Timeout: time.Second, Retry: time.Minute, Log: nopLog{},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { u.Close() })
+	if u.WaitTried(50 * time.Millisecond) {
+		t.Fatal("WaitTried returned true while a dial was still under way")
+	}
+	close(release)
+	if !u.WaitTried(10 * time.Second) {
+		t.Fatal("WaitTried returned false after every first attempt ended")
+	}
+	if !u.Connected() {
+		t.Error("not connected after the first attempt succeeded")
+	}
+}

@@ -142,7 +142,8 @@ func New(o Options) (*Upstream, error) {
 	u := &Upstream{timeout: o.Timeout, deadAfter: o.DeadAfter, retry: o.Retry, log: o.Log, stop: make(chan struct{})}
 	for _, s := range o.Servers {
 		l := &link{u: u, srv: s, nextUID: 1, pending: make(map[uint32]pend),
-			slots: make(chan struct{}, o.Inflight), kick: make(chan struct{}, 1), m: o.Metrics.Upstream(s.Name)}
+			slots: make(chan struct{}, o.Inflight), kick: make(chan struct{}, 1), tried: make(chan struct{}),
+			m: o.Metrics.Upstream(s.Name)}
 		if o.Timeout > 0 {
 			l.lat.Init(o.Timeout, maxTimeoutFactor*o.Timeout)
 		}
@@ -170,6 +171,23 @@ func (u *Upstream) Close() error {
 		}
 	})
 	return nil
+}
+
+// WaitTried waits, at most d, until the first connection attempt to
+// every server is over (connected or failed), so that requests do not
+// find no server only because the process has just started. It reports
+// whether they all are.
+func (u *Upstream) WaitTried(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	for _, l := range u.links {
+		select {
+		case <-l.tried:
+		case <-t.C:
+			return false
+		}
+	}
+	return true
 }
 
 // InFlight is the number of requests sent to the servers and not yet
