@@ -156,6 +156,14 @@ func (c *Cache) shardIndex(id []byte) int {
 // Its capacity is the allocator's size class for that length, which is what
 // the entry is charged (Config.MaxBytes).
 func entryBuf(id, data []byte) []byte {
+	if len(data) >= len(id) && len(data) > 0 {
+		// Appending data to id capped at its length allocates the block
+		// without zeroing the bytes the copies fill (append of a make
+		// clears them first): when the growth is at least the old
+		// capacity, append's new capacity is the total length, so the
+		// block is the size class of id+data, as below.
+		return append(id[:len(id):len(id)], data...)
+	}
 	buf := append([]byte(nil), make([]byte, len(id)+len(data))...)
 	copy(buf, id)
 	copy(buf[len(id):], data)

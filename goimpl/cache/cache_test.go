@@ -582,3 +582,19 @@ func TestByteBoundGlobal(t *testing.T) {
 		}
 	}
 }
+
+// An entry's block is charged at its capacity: building it without
+// zeroing must give the size class of id+data, as a cleared block does.
+func TestEntryBufSizeClass(t *testing.T) {
+	for _, idLen := range []int{1, 10, 33, 64} {
+		for dataLen := 1; dataLen <= 33000; dataLen += 1 + dataLen/7 {
+			id, data := bytes.Repeat([]byte{'i'}, idLen), bytes.Repeat([]byte{'d'}, dataLen)
+			buf := entryBuf(id, data)
+			want := cap(append([]byte(nil), make([]byte, idLen+dataLen)...))
+			if cap(buf) != want || !bytes.Equal(buf, append(id[:idLen:idLen], data...)) {
+				t.Fatalf("id %d, data %d: cap %d, want %d (or the bytes differ)", idLen, dataLen, cap(buf), want)
+			}
+		}
+	}
+}
+
