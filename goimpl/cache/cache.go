@@ -181,7 +181,7 @@ func (c *Cache) Add(now time.Time, timeoutMS uint32, id, data []byte) bool {
 }
 
 func (c *Cache) add(nowUS int64, timeoutMS uint32, id, data []byte) insertResult {
-	return c.insert(nowUS, entryBuf(id, data), len(id), expiryUS(nowUS, timeoutMS), timeoutMS)
+	return c.store(nowUS, id, data, nil, expiryUS(nowUS, timeoutMS), timeoutMS, 0)
 }
 
 // insert is insertSeq for a new add.
@@ -193,20 +193,36 @@ func (c *Cache) insert(nowUS int64, buf []byte, idLen int, expiry int64, ttlMS u
 // lifetime it was added with (0 if not known), at place seq among equal
 // expiries (0: a new add's), making room first when the cache is full.
 func (c *Cache) insertSeq(nowUS int64, buf []byte, idLen int, expiry int64, ttlMS uint32, seq uint64) insertResult {
-	s := c.shard(buf[:idLen])
-	size := int64(cap(buf)) + EntryOverhead
+	return c.store(nowUS, buf[:idLen], nil, buf, expiry, ttlMS, seq)
+}
+
+// store is insertSeq of buf, or with buf nil of a copy of id and data made
+// under the shard's lock once id is known not to be live: an ADD refused as
+// a duplicate copies nothing.
+func (c *Cache) store(nowUS int64, id, data, buf []byte, expiry int64, ttlMS uint32, seq uint64) insertResult {
+	s := c.shard(id)
 	s.mu.Lock()
 	s.purge(nowUS)
-	if r := s.refuse(buf[:idLen], size); r != added {
+	if s.duplicate(id) {
 		s.mu.Unlock()
-		return r
+		return duplicate
+	}
+	if buf == nil {
+		buf = entryBuf(id, data)
+		id = buf[:len(id)]
+	}
+	idLen := len(id)
+	size := int64(cap(buf)) + EntryOverhead
+	if s.oversize(size) {
+		s.mu.Unlock()
+		return tooLarge
 	}
 	if c.full(size) {
 		// Making room locks every shard, in order: not while holding one.
 		s.mu.Unlock()
 		c.makeRoom(nowUS, size)
 		s.mu.Lock()
-		if r := s.refuse(buf[:idLen], size); r != added {
+		if r := s.refuse(id, size); r != added {
 			s.mu.Unlock()
 			return r // an add of the same id got in meanwhile
 		}

@@ -598,3 +598,21 @@ func TestEntryBufSizeClass(t *testing.T) {
 	}
 }
 
+// An ADD of a live id is refused before anything is copied.
+func TestAddDuplicateCopiesNothing(t *testing.T) {
+	c := New(Config{MaxSessions: 100})
+	id, data := []byte("session"), bytes.Repeat([]byte{'d'}, 4000)
+	if !c.Add(t0, 60000, id, data) {
+		t.Fatal("first add refused")
+	}
+	if n := testing.AllocsPerRun(100, func() {
+		if c.Add(t0, 60000, id, data) {
+			t.Fatal("duplicate added")
+		}
+	}); n != 0 {
+		t.Fatalf("a refused ADD allocates %v times", n)
+	}
+	if st := c.Stats(); st.AddsRefused != 101 {
+		t.Fatalf("%d adds refused, want 101", st.AddsRefused)
+	}
+}

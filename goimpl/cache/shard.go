@@ -38,15 +38,33 @@ const (
 // refuse says why an entry of id and size charged bytes cannot be added
 // (a live duplicate, or larger than the whole byte bound), or added.
 func (s *shard) refuse(id []byte, size int64) insertResult {
-	if _, dup := s.index[string(id)]; dup {
-		s.st.AddsRefused++
+	switch {
+	case s.duplicate(id):
 		return duplicate
-	}
-	if s.c.maxBytes > 0 && size > s.c.maxBytes {
-		s.st.AddsRefused++
+	case s.oversize(size):
 		return tooLarge
 	}
 	return added
+}
+
+// oversize reports (and counts as a refused add) whether an entry of size
+// charged bytes is larger than the whole byte bound.
+func (s *shard) oversize(size int64) bool {
+	if s.c.maxBytes > 0 && size > s.c.maxBytes {
+		s.st.AddsRefused++
+		return true
+	}
+	return false
+}
+
+// duplicate reports (and counts as a refused add) whether id is in the
+// shard.
+func (s *shard) duplicate(id []byte) bool {
+	if _, dup := s.index[string(id)]; dup {
+		s.st.AddsRefused++
+		return true
+	}
+	return false
 }
 
 // insert stores buf (id then data), whose id is not in the shard, with an
