@@ -19,6 +19,10 @@ var _ store.Store = Store{}
 // Store returns the cache's store.Store view.
 func (c *Cache) Store() Store { return Store{c} }
 
+// NeverBlocks says that the cache's calls wait for nothing but its shard
+// locks (store.NeverBlocks).
+func (v Store) NeverBlocks() bool { return true }
+
 // Cache returns the cache the view is of.
 func (v Store) Cache() *Cache { return v.c }
 

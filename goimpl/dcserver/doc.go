@@ -8,7 +8,8 @@
 // and wires a store (the in-memory cache, or another store.Store) into it.
 //
 // Plaintext connections are accepted and served by event loops (one per
-// P, goimpl/evloop) while they are between requests or answering requests
+// P, goimpl/evloop) when the store never blocks (the in-memory cache; a
+// loop waiting for Redis would stall all its connections), while they are between requests or answering requests
 // that have arrived whole; one that has to wait in the middle of a request
 // or for room to write leaves its loop for a goroutine of its own, as TLS
 // connections and handed-over ones always have. Either way the same code

@@ -74,7 +74,10 @@ type Options struct {
 	Info io.Writer
 	// Loops is how many event loops serve the plaintext connections of
 	// a Serve (loop.go; 0: GOMAXPROCS; negative: none, a goroutine per
-	// connection, as TLS connections always have).
+	// connection, as TLS connections always have). A loop calls the
+	// store itself, so loops serve only a Store that never blocks
+	// (store.NeverBlocks: the in-memory cache); with any other (Redis)
+	// every connection has a goroutine.
 	Loops int
 	// Metrics, when not nil, counts every request (distcache and
 	// sessiond), the connections and their bytes.
@@ -165,7 +168,7 @@ func (s *Server) Stats() Stats {
 // Serve accepts and serves connections on ln until ln is closed (by
 // Shutdown or anyone else) or fails.
 func (s *Server) Serve(ln net.Listener) {
-	if s.o.TLS == nil && s.o.Loops >= 0 && s.serveLoops(ln) {
+	if s.o.TLS == nil && s.o.Loops >= 0 && store.NeverBlocks(s.o.Store) && s.serveLoops(ln) {
 		return
 	}
 	s.set.Serve(ln, func(nc net.Conn) {

@@ -51,3 +51,13 @@ var (
 	ErrUnavailable = errors.New("store: unavailable")
 	ErrUnsupported = errors.New("store: operation not supported")
 )
+
+// NeverBlocks reports whether s says its calls never wait for anything but
+// short locks in this process (a method NeverBlocks returning true, as the
+// in-memory cache has): a server may then call it from a goroutine that
+// serves many connections, which a store waiting for the network (Redis,
+// an upstream dc_server) would stall. A Store that says nothing may block.
+func NeverBlocks(s Store) bool {
+	nb, ok := s.(interface{ NeverBlocks() bool })
+	return ok && nb.NeverBlocks()
+}
