@@ -25,6 +25,18 @@ func newLoop(t *testing.T) *Loop {
 	return l
 }
 
+// socketpair returns both ends of a non-blocking unix stream socket pair,
+// closed when the test ends.
+func socketpair(t *testing.T) [2]int {
+	t.Helper()
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_NONBLOCK, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Close(fds[0]); syscall.Close(fds[1]) })
+	return fds
+}
+
 // waitFor runs Wait until cond holds, failing after a few seconds.
 func waitFor(t *testing.T, l *Loop, cond func() bool) {
 	t.Helper()
@@ -148,12 +160,7 @@ func TestWakeAndDeadline(t *testing.T) {
 // An unwatched descriptor is not reported any more.
 func TestUnwatch(t *testing.T) {
 	l := newLoop(t)
-	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_NONBLOCK, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer syscall.Close(fds[0])
-	defer syscall.Close(fds[1])
+	fds := socketpair(t)
 	calls := 0
 	if err := l.Watch(fds[0], handlerFunc(func() { calls++ })); err != nil {
 		t.Fatal(err)
@@ -192,12 +199,7 @@ func TestPeerAddr(t *testing.T) {
 // that came before, from HungUp; not before.
 func TestHungUp(t *testing.T) {
 	l := newLoop(t)
-	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_NONBLOCK, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer syscall.Close(fds[0])
-	defer syscall.Close(fds[1])
+	fds := socketpair(t)
 	var seen []bool
 	if err := l.Watch(fds[0], handlerFunc(func() { seen = append(seen, l.HungUp()) })); err != nil {
 		t.Fatal(err)
