@@ -9,10 +9,11 @@
 //
 // Plaintext connections are accepted and served by event loops (one per
 // P, goimpl/evloop) when the store never blocks (the in-memory cache; a
-// loop waiting for Redis would stall all its connections), while they are between requests or answering requests
-// that have arrived whole; one that has to wait in the middle of a request
-// or for room to write leaves its loop for a goroutine of its own, as TLS
-// connections and handed-over ones always have. Either way the same code
+// loop waiting for Redis would stall all its connections), while they are
+// between requests or answering requests that have arrived whole; one that
+// has to wait in the middle of a request or for room to write leaves its
+// loop for a goroutine of its own, as TLS connections and handed-over ones
+// always have. Either way the same code
 // reads requests in order and answers them in order; pipelined requests
 // are answered in one batch write. A request the Handler answers by closing (an ADD shorter
 // than 8 bytes, an unknown operation) or a malformed stream loses its
