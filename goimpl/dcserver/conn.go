@@ -303,7 +303,7 @@ func (c *conn) end(why metrics.CloseReason, clean bool) {
 	s.limits.leave(&c.cs)
 	if c.loop != nil {
 		c.loop.closeConn(c)
-	} else {
+	} else if c.nc != nil { // nil: closed by a failed toNetConn
 		c.nc.Close()
 	}
 	c.uncharge()
@@ -326,8 +326,7 @@ func (c *conn) handOff(err error) bool {
 	}
 	in := append(c.rd.Pending(), c.pre...)
 	if c.loop != nil {
-		if err := c.loop.toNetConn(c); err != nil {
-			c.s.log.Printf("Warning, could not hand the connection from %s to the new process, closing it: %v", c.peer(), err)
+		if err := c.loop.toNetConn(c, "Warning, could not hand the connection from %s to the new process, closing it: %v"); err != nil {
 			c.out = c.out[:0]
 			return true
 		}

@@ -63,8 +63,8 @@ func (f fdSock) Close() error         { return syscall.Shutdown(int(f), syscall.
 func (f fdSock) RemoteAddr() net.Addr { return evloop.PeerAddr(int(f)) }
 
 func (c *conn) sock() sock {
-	if c.loop != nil {
-		return fdSock(c.fd)
+	if c.nc == nil {
+		return fdSock(c.fd) // -1 once closed by a failed toNetConn
 	}
 	return c.nc
 }
@@ -409,11 +409,14 @@ func (sl *srvLoop) closeConn(c *conn) {
 		c.watched = false
 	}
 	evloop.Close(c.fd)
-	c.loop, c.fd = nil, 0
+	c.loop, c.fd = nil, -1
 }
 
 // toNetConn takes c out of the loop and makes its socket a net.Conn (c.nc).
-func (sl *srvLoop) toNetConn(c *conn) error {
+// When that fails (no descriptor left for the duplicate) it logs failed
+// (a format for the peer and the error) and closes the socket: then c has
+// neither loop nor net.Conn, and conn.end closes nothing more.
+func (sl *srvLoop) toNetConn(c *conn, failed string) error {
 	sl.unlink(c)
 	if c.kept {
 		sl.kept.Add(-1)
@@ -426,12 +429,18 @@ func (sl *srvLoop) toNetConn(c *conn) error {
 	f := os.NewFile(uintptr(c.fd), "")
 	nc, err := net.FileConn(f) // a duplicate
 	if err != nil {
+		// Logged while the number is still the peer's; out of the
+		// limits' reach (they shut it down by number) before it is
+		// freed, and closed once.
+		c.s.log.Printf(failed, c.peer(), err)
+		c.s.limits.leave(&c.cs)
 		f.Close()
+		c.loop, c.fd = nil, -1
 		return err
 	}
 	c.s.limits.swap(&c.cs, nc)
 	f.Close()
-	c.loop, c.fd, c.nc, c.drained = nil, 0, nc, false
+	c.loop, c.fd, c.nc, c.drained = nil, -1, nc, false
 	c.rdl, c.wdl = time.Time{}, time.Time{} // none set on nc yet
 	c.io.Reset(nc)
 	if c.io.WriteWait == nil {
@@ -442,8 +451,7 @@ func (sl *srvLoop) toNetConn(c *conn) error {
 
 // detach passes c to a goroutine of its own, where conn.run goes on.
 func (sl *srvLoop) detach(c *conn) {
-	if err := sl.toNetConn(c); err != nil {
-		c.s.log.Printf("Warning, closing connection from %s: %v", c.peer(), err)
+	if err := sl.toNetConn(c, "Warning, closing connection from %s: %v"); err != nil {
 		c.end(metrics.CloseError, false)
 		return
 	}

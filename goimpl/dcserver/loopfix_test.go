@@ -6,6 +6,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -54,5 +56,116 @@ func TestBlockingStoreDoesNotStallOthers(t *testing.T) {
 				t.Fatalf("HAVE: uid %d, %x", m.UID, m.Payload)
 			}
 		})
+	}
+}
+
+// fdOpen reports whether fd is an open descriptor of this process.
+func fdOpen(fd int) bool {
+	_, _, e := syscall.Syscall(syscall.SYS_FCNTL, uintptr(fd), syscall.F_GETFD, 0)
+	return e == 0
+}
+
+// A connection that cannot leave its loop for a goroutine (no descriptor
+// left for net.FileConn's duplicate) is closed once: a descriptor opened
+// after the failure is left alone. The warning is the moment the old code
+// had closed the socket and was about to close its number again; the
+// descriptor the log hook opens then (or the test once the client sees
+// the end) takes that number.
+func TestLoopDetachFailureClosesOnce(t *testing.T) {
+	c := cache.New(cache.Config{})
+	opened := make(chan int, 1)
+	logged := make(chan string, 1)
+	var lf logFunc = func(f string, a ...any) {
+		msg := fmt.Sprintf(f, a...)
+		if !strings.Contains(msg, "closing connection") {
+			return
+		}
+		if fd, err := syscall.Open("/dev/null", syscall.O_RDONLY|syscall.O_CLOEXEC, 0); err == nil {
+			opened <- fd
+		}
+		select {
+		case logged <- msg:
+		default:
+		}
+	}
+	s, sock := serveT(t, Options{Store: c.Store(), Loops: 1, Log: lf})
+	cl := dial(t, sock) // Serve has begun: the loop accepts
+	cl.roundTrip(proto.OpHave, []byte("x"))
+	cfd, err := syscall.Socket(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Close(cfd)
+	// Every descriptor number up to the limit taken, but one: the accept
+	// takes it, net.FileConn's duplicate then fails.
+	var old syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &old); err != nil {
+		t.Fatal(err)
+	}
+	lim := syscall.Rlimit{Cur: uint64(cfd) + 64, Max: old.Max}
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	var fill []int
+	release := func() {
+		for _, fd := range fill {
+			syscall.Close(fd)
+		}
+		fill = nil
+		syscall.Setrlimit(syscall.RLIMIT_NOFILE, &old)
+	}
+	defer release()
+	for {
+		fd, err := syscall.Open("/dev/null", syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+		if err != nil {
+			break
+		}
+		fill = append(fill, fd)
+	}
+	syscall.Close(fill[len(fill)-1])
+	fill = fill[:len(fill)-1]
+	if err := syscall.Connect(cfd, &syscall.SockaddrUnix{Name: sock}); err != nil {
+		t.Fatal(err)
+	}
+	// Half a request: the loop passes the connection to a goroutine.
+	req := request(1, proto.OpHave, []byte("x"))
+	if _, err := syscall.Write(cfd, req[:5]); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case msg := <-logged:
+		t.Logf("logged: %s", msg)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the connection's move to a goroutine did not fail (no warning)")
+	}
+	// The client sees the end: the server has closed its socket.
+	tv := syscall.Timeval{Sec: 10}
+	syscall.SetsockoptTimeval(cfd, syscall.SOL_SOCKET, syscall.SO_RCVTIMEO, &tv)
+	if n, err := syscall.Read(cfd, make([]byte, 1)); n != 0 || err != nil {
+		t.Fatalf("read %d, %v: want the server's close", n, err)
+	}
+	var fd int
+	select {
+	case fd = <-opened:
+	default:
+		if fd, err = syscall.Open("/dev/null", syscall.O_RDONLY|syscall.O_CLOEXEC, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	defer syscall.Close(fd)
+	release()
+	// A round trip through the loop: whatever the loop did after the
+	// failure is done.
+	if p := cl.roundTrip(proto.OpHave, []byte("x")); !bytes.Equal(p, []byte{1}) {
+		t.Fatalf("HAVE: %x", p)
+	}
+	if !fdOpen(fd) {
+		t.Fatalf("descriptor %d, opened after the connection's socket was closed, was closed by the server", fd)
+	}
+	s.limits.mu.Lock()
+	n := len(s.limits.conns)
+	s.limits.mu.Unlock()
+	if n != 1 {
+		t.Fatalf("%d connections registered, want 1", n)
 	}
 }
