@@ -319,7 +319,9 @@ const (
 )
 
 // Add feeds one frame. When it completes a message, Add returns it and
-// true; the payload stays valid until the next call to Add or Reset.
+// true; the payload stays valid until the next call to Add or Reset, and
+// while the bytes f was parsed from are not changed (a message of one
+// frame is not copied: its payload is f.Data).
 func (a *Assembler) Add(f Frame) (*Message, bool, error) {
 	if a.Want == WantRequests && f.Response {
 		return nil, false, corrupt("response where a request was expected")
@@ -335,6 +337,12 @@ func (a *Assembler) Add(f Frame) (*Message, bool, error) {
 		a.inMsg = true
 		a.msg = Message{Response: f.Response, UID: f.UID, Op: f.Op}
 		a.payload = a.payload[:0]
+		if f.Complete {
+			// A message of one frame is that frame's data, where it lies.
+			a.complete = true
+			a.msg.Payload = f.Data
+			return &a.msg, true, nil
+		}
 	} else if f.UID != a.msg.UID || f.Op != a.msg.Op || f.Response != a.msg.Response {
 		return nil, false, corrupt("continuation frame does not match its message")
 	}
@@ -358,7 +366,8 @@ func (a *Assembler) Reset() { a.inMsg, a.complete = false, false; a.payload = a.
 
 // Decode consumes whole frames from the head of b until one message
 // completes or b runs out of whole frames. It returns the message (nil if
-// none completed) and how many bytes were consumed. Errors are always
+// none completed; its payload may alias b, see Add) and how many bytes
+// were consumed. Errors are always
 // *CorruptError; ErrIncomplete is never returned.
 func (a *Assembler) Decode(b []byte) (*Message, int, error) {
 	used := 0

@@ -453,3 +453,20 @@ func TestReaderPendingAtEveryOffset(t *testing.T) {
 		}
 	}
 }
+
+// A message of one frame is not copied: its payload is the frame's data
+// where it was read. A message of several frames is reassembled.
+func TestSingleFramePayloadInPlace(t *testing.T) {
+	for _, n := range []int{1, 200, MaxFrameData - 1, MaxFrameData + 1} {
+		b, _ := AppendMessage(nil, &Message{UID: 7, Op: OpAdd, Payload: bytes.Repeat([]byte{'p'}, n)})
+		var a Assembler
+		m, used, err := a.Decode(b)
+		if err != nil || m == nil || used != len(b) || len(m.Payload) != n {
+			t.Fatalf("%d bytes: %v, %v, used %d of %d", n, m, err, used, len(b))
+		}
+		inPlace := &m.Payload[0] == &b[HeaderSize]
+		if inPlace != (n <= MaxFrameData) {
+			t.Errorf("%d bytes: payload in place %v", n, inPlace)
+		}
+	}
+}
