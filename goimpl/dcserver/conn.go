@@ -251,6 +251,9 @@ func (c *conn) run() (ended bool) {
 		if err != nil {
 			clean := err == io.EOF && len(c.out) == 0
 			why := c.closeReason(err)
+			if c.loop != nil && len(c.out) > 0 && c.finishElsewhere(err, why) {
+				return true
+			}
 			c.report(err)
 			c.end(why, clean)
 			return true
@@ -262,7 +265,12 @@ func (c *conn) run() (ended bool) {
 		}
 		if err != nil {
 			s.log.Printf("Warning, closing connection from %s: %v", c.peer(), err)
-			c.flush()
+			if c.loop != nil && len(c.out) > 0 && c.finishElsewhere(nil, metrics.CloseCorrupt) {
+				return true
+			}
+			if len(c.out) > 0 {
+				c.flush()
+			}
 			c.end(metrics.CloseCorrupt, false)
 			return true
 		}
@@ -291,6 +299,31 @@ func (c *conn) run() (ended bool) {
 			}
 		}
 	}
+}
+
+// finishElsewhere writes, for a connection a loop serves, the answers
+// owed before it ends (a request answered by closing, a corrupt frame, a
+// half-close: E-12, E-38). What the socket does not take at once is
+// written from a goroutine of the connection's own, where the write may
+// wait (the frame timeout); that goroutine then reports err (nil: nothing
+// to report) and ends the connection (true). False: nothing is left to
+// write, the caller reports and ends it.
+func (c *conn) finishElsewhere(err error, why metrics.CloseReason) bool {
+	if c.flush() != rawio.ErrWouldBlock {
+		return false
+	}
+	if c.loop.toNetConn(c, "Warning, closing connection from %s: %v") != nil {
+		c.out = c.out[:0] // closed: lost
+		return false
+	}
+	c.s.set.Go(c.nc, func(net.Conn) {
+		c.flush()
+		if err != nil {
+			c.report(err)
+		}
+		c.end(why, false)
+	})
+	return true
 }
 
 // end closes the connection (why, for the metrics) and recycles its

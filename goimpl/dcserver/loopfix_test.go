@@ -169,3 +169,71 @@ func TestLoopDetachFailureClosesOnce(t *testing.T) {
 		t.Fatalf("%d connections registered, want 1", n)
 	}
 }
+
+// waitStuckOrDone waits until s has answered a request since it had
+// answered ops, and every connection left is blocked writing answers its
+// client does not take (none: all have ended).
+func waitStuckOrDone(t *testing.T, s *Server, ops uint64) {
+	t.Helper()
+	for end := time.Now().Add(10 * time.Second); ; {
+		s.limits.mu.Lock()
+		stuck := true
+		for cs := range s.limits.conns {
+			stuck = stuck && cs.state.Load() == stateWriting
+		}
+		s.limits.mu.Unlock()
+		if stuck && s.Ops() > ops {
+			return
+		}
+		if time.Now().After(end) {
+			t.Fatal("the server neither ended nor blocked writing")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// The answers owed before a request the server answers by closing (a
+// 7-byte ADD) all arrive, in a loop too, also when they fill the socket:
+// the client reads only once the server has seen the closing request.
+func TestAnswersBeforeCloseNotLost(t *testing.T) {
+	for _, loops := range []int{-1, 1} {
+		t.Run(fmt.Sprint(loops), func(t *testing.T) {
+			c := cache.New(cache.Config{})
+			s, sock := serveT(t, Options{Store: c.Store(), Loops: loops})
+			big := bytes.Repeat([]byte{7}, 20000)
+			setup := dial(t, sock)
+			setup.roundTrip(proto.OpAdd, proto.AppendAddRequest(nil, 60000, []byte("big"), big))
+			setup.nc.Close()
+			ops := s.Ops()
+			for k := 1; k <= 30; k++ {
+				cl := dial(t, sock)
+				var w []byte
+				for i := 0; i < k; i++ {
+					w = append(w, request(uint32(i), proto.OpGet, []byte("big"))...)
+				}
+				for i := 0; i < 3; i++ {
+					w = append(w, request(uint32(k+i), proto.OpHave, []byte("big"))...)
+				}
+				w = append(w, request(999, proto.OpAdd, make([]byte, 7))...)
+				if _, err := cl.nc.Write(w); err != nil {
+					t.Fatal(err)
+				}
+				waitStuckOrDone(t, s, ops)
+				ops = s.Ops()
+				for i := 0; i < k+3; i++ {
+					m, err := cl.rd.ReadMessage()
+					if err != nil {
+						t.Fatalf("%d GETs of %d bytes, 3 HAVEs, then a 7-byte ADD: answer %d: %v", k, len(big), i, err)
+					}
+					if m.UID != uint32(i) {
+						t.Fatalf("%d GETs: answer %d has uid %d", k, i, m.UID)
+					}
+				}
+				if m, err := cl.rd.ReadMessage(); err == nil {
+					t.Fatalf("%d GETs: an answer (uid %d) to the ADD, want the close", k, m.UID)
+				}
+				cl.nc.Close()
+			}
+		})
+	}
+}
