@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/distcache-go/distcache/goimpl/evloop"
 	"github.com/distcache-go/distcache/goimpl/metrics"
@@ -39,6 +40,7 @@ type srvLoop struct {
 	stopped, done func() // see accept.Set.AddLoop
 	accepted      chan struct{}
 
+	tcp   bool         // TCP connections (socket options as net's Accept sets)
 	all   []*srvLoop   // the loops of the Serve
 	kept  atomic.Int32 // connections that keep asking, served here
 	mu    sync.Mutex
@@ -103,8 +105,9 @@ func (s *Server) serveLoops(ln net.Listener) bool {
 		evloop.Close(lfd)
 		return false
 	}
+	tcp := ln.Addr().Network() == "tcp"
 	for _, sl := range loops {
-		sl.all = loops
+		sl.all, sl.tcp = loops, tcp
 	}
 	s.loopSet.Store(&loops)
 	s.loops.Add(int32(len(loops)))
@@ -332,8 +335,35 @@ func (sl *srvLoop) start(fd int) {
 		evloop.Close(fd)
 		return
 	}
+	if sl.tcp {
+		// As net's Accept: answers go out at once, not after the
+		// acknowledgement of the previous segment (Nagle).
+		setsockopt(fd, syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1)
+	}
 	c.start()
 	sl.turn(c) // the request may be there already
+}
+
+// testHookWatched, set by tests, sees each connection a loop begins to
+// watch.
+var testHookWatched func(fd int)
+
+// keepAlive turns on TCP keep-alive probes as net's Accept does (15 s
+// idle, every 15 s, 9 times), so a peer that vanished is noticed: for a
+// connection that waits between requests, not one answered in its first
+// turn.
+func keepAlive(fd int) {
+	setsockopt(fd, syscall.SOL_SOCKET, syscall.SO_KEEPALIVE, 1)
+	setsockopt(fd, syscall.IPPROTO_TCP, syscall.TCP_KEEPIDLE, 15)
+	setsockopt(fd, syscall.IPPROTO_TCP, syscall.TCP_KEEPINTVL, 15)
+	setsockopt(fd, syscall.IPPROTO_TCP, syscall.TCP_KEEPCNT, 9)
+}
+
+// setsockopt sets an integer socket option with a raw system call (a
+// failure changes nothing that matters to serving).
+func setsockopt(fd, level, opt, v int) {
+	v32 := int32(v)
+	syscall.RawSyscall6(syscall.SYS_SETSOCKOPT, uintptr(fd), uintptr(level), uintptr(opt), uintptr(unsafe.Pointer(&v32)), 4, 0)
 }
 
 // turn runs c until it would wait, and puts it where it waits.
@@ -358,6 +388,13 @@ func (sl *srvLoop) turn(c *conn) {
 				sl.s.log.Printf("Warning, connection from %s: %v", c.peer(), err)
 				sl.detach(c)
 				return
+			}
+			if sl.tcp && !c.keepAlive {
+				keepAlive(c.fd)
+				c.keepAlive = true
+			}
+			if testHookWatched != nil {
+				testHookWatched(c.fd)
 			}
 			c.watched = true
 		}

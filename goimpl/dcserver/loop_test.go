@@ -9,6 +9,7 @@ import (
 	"net"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -306,5 +307,46 @@ func TestLoopHalfCloseAfterRequests(t *testing.T) {
 			t.Fatalf("round %d: after the answer: %v, want the server's close", i, err)
 		}
 		cl.nc.Close()
+	}
+}
+
+// A TCP connection a loop serves has the socket options net's Accept
+// would have given it: no Nagle delay from the start, keep-alive probes
+// once it waits between requests.
+func TestLoopTCPSocketOptions(t *testing.T) {
+	type opts struct{ nodelay, keepalive, idle int }
+	got := make(chan opts, 4)
+	testHookWatched = func(fd int) {
+		var o opts
+		o.nodelay, _ = syscall.GetsockoptInt(fd, syscall.IPPROTO_TCP, syscall.TCP_NODELAY)
+		o.keepalive, _ = syscall.GetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_KEEPALIVE)
+		o.idle, _ = syscall.GetsockoptInt(fd, syscall.IPPROTO_TCP, syscall.TCP_KEEPIDLE)
+		got <- o
+	}
+	defer func() { testHookWatched = nil }()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := cache.New(cache.Config{})
+	s := New(Options{Store: c.Store(), Loops: 1})
+	done := make(chan struct{})
+	go func() { s.Serve(ln); close(done) }()
+	defer func() { s.Shutdown(ln); <-done }()
+	nc, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	nc.SetDeadline(time.Now().Add(10 * time.Second))
+	cl := &client{t, nc, proto.NewReader(nc, proto.WantResponses)}
+	cl.roundTrip(proto.OpHave, []byte("x"))
+	select {
+	case o := <-got:
+		if o != (opts{1, 1, 15}) {
+			t.Fatalf("TCP_NODELAY %d, SO_KEEPALIVE %d, TCP_KEEPIDLE %d; want 1, 1, 15", o.nodelay, o.keepalive, o.idle)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the connection was never watched")
 	}
 }
