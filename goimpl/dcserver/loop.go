@@ -244,6 +244,11 @@ func (sl *srvLoop) run() {
 			if sl.acceptMore {
 				sl.accept()
 			}
+			// Never waiting, the loop is never told of a deadline:
+			// it looks at the clock (idle times, the accept pause).
+			if dl := sl.deadline(); !dl.IsZero() && !time.Now().Before(dl) {
+				sl.timers()
+			}
 		} else {
 			err = sl.l.Wait(sl.deadline())
 		}

@@ -237,3 +237,79 @@ func TestAnswersBeforeCloseNotLost(t *testing.T) {
 		})
 	}
 }
+
+// spinningStore spends 50 us of CPU on each HAVE, as a busy store that
+// never waits would: a client streaming HAVEs keeps its loop busy.
+type spinningStore struct{ cache.Store }
+
+func (sp spinningStore) Have(ctx context.Context, id []byte) error {
+	for end := time.Now().Add(50 * time.Microsecond); time.Now().Before(end); {
+	}
+	return sp.Store.Have(ctx, id)
+}
+
+// A connection idle for Options.Idle is closed while another connection
+// of its loop streams requests (always more than a turn's budget waiting,
+// so the loop never waits): the stream goes on until the idle one is
+// closed.
+func TestLoopIdleWhileAnotherStreams(t *testing.T) {
+	c := cache.New(cache.Config{})
+	const idleFor = 200 * time.Millisecond
+	_, sock := serveT(t, Options{Store: spinningStore{c.Store()}, Loops: 1, Idle: idleFor})
+	idle := dial(t, sock)
+	idle.roundTrip(proto.OpHave, []byte("x"))
+	idleSince := time.Now()
+	idleClosed := make(chan time.Duration, 1)
+	go func() {
+		idle.nc.SetReadDeadline(time.Now().Add(20 * time.Second))
+		idle.nc.Read(make([]byte, 1))
+		idleClosed <- time.Since(idleSince)
+	}()
+	st := dial(t, sock)
+	st.nc.SetDeadline(time.Now().Add(30 * time.Second))
+	one := request(1, proto.OpHave, []byte("x"))
+	ans := len(request(1, proto.OpHave, []byte{0}))
+	progress := make(chan int, 1) // answers read so far, the latest
+	go func() {
+		buf := make([]byte, 1<<20)
+		got := 0
+		for {
+			k, err := st.nc.Read(buf)
+			if err != nil {
+				return
+			}
+			got += k
+			select {
+			case <-progress:
+			default:
+			}
+			progress <- got / ans
+		}
+	}()
+	// The writer keeps 2000..2500 requests (100 ms of the store's work)
+	// ahead of the answers until the idle connection is closed.
+	chunk := bytes.Repeat(one, 500)
+	sent, answered := 0, 0
+	var idleAfter time.Duration
+	deadline := time.After(15 * time.Second)
+stream:
+	for {
+		for sent-answered < 2000 {
+			if _, err := st.nc.Write(chunk); err != nil {
+				t.Fatal(err)
+			}
+			sent += 500
+		}
+		select {
+		case answered = <-progress:
+		case idleAfter = <-idleClosed:
+			break stream
+		case <-deadline:
+			t.Fatalf("the idle connection (-idle %v) not closed while another streamed (%d requests answered)", idleFor, answered)
+		}
+	}
+	if idleAfter < idleFor {
+		t.Fatalf("the idle connection closed after %v, before -idle %v", idleAfter, idleFor)
+	}
+	t.Logf("idle connection closed after %v, %d requests of the stream answered", idleAfter, answered)
+}
