@@ -43,7 +43,8 @@ type Config struct {
 	// order are the whole cache's whatever the number of shards. 0 picks
 	// 16 (fewer for small bounds).
 	Shards int
-	// Now is the clock of the Store view (nil = time.Now). The Cache
+	// Now is the clock of the Store view (nil = the wall clock time.Now
+	// reads, without its monotonic reading). The Cache
 	// methods take the caller's now instead.
 	Now func() time.Time
 	// OnHit, when not nil, is told the age of each entry a Get or Take of
@@ -114,7 +115,7 @@ func New(cfg Config) *Cache {
 	}
 	c := &Cache{shards: make([]shard, n), now: cfg.Now, onHit: cfg.OnHit, maxItems: int64(cfg.MaxSessions), maxBytes: cfg.MaxBytes}
 	if c.now == nil {
-		c.now = time.Now
+		c.now = wallClock
 	}
 	for i := range c.shards {
 		c.shards[i].index = make(map[string]int32)

@@ -616,3 +616,15 @@ func TestAddDuplicateCopiesNothing(t *testing.T) {
 		t.Fatalf("%d adds refused, want 101", st.AddsRefused)
 	}
 }
+
+// The default clock reads the wall clock time.Now reads, to the µs.
+func TestWallClock(t *testing.T) {
+	for i := 0; i < 100; i++ {
+		before := time.Now().UnixMicro()
+		got := wallClock().UnixMicro()
+		after := time.Now().UnixMicro()
+		if got < before-1 || got > after+1 {
+			t.Fatalf("wall clock %d, time.Now between %d and %d", got, before, after)
+		}
+	}
+}
