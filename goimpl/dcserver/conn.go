@@ -259,7 +259,7 @@ func (c *conn) run() (ended bool) {
 			c.end(why, clean)
 			return true
 		}
-		c.reads = 0
+		c.reads, c.msgStart = 0, time.Time{} // the next message's time starts with its first bytes
 		payload, err := s.handle(m, c.payload[:0])
 		if payload != nil {
 			c.payload = payload

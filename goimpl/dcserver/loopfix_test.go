@@ -313,3 +313,69 @@ stream:
 	}
 	t.Logf("idle connection closed after %v, %d requests of the stream answered", idleAfter, answered)
 }
+
+// A client that pipelines without a pause (every read finds the start of
+// the next request buffered) is not closed as a partial request at the
+// frame timeout: each request's time starts with its own first bytes.
+func TestPipelineStreamOutlivesFrameTimeout(t *testing.T) {
+	for _, loops := range []int{-1, 1} {
+		t.Run(fmt.Sprint(loops), func(t *testing.T) {
+			c := cache.New(cache.Config{})
+			const frame = 300 * time.Millisecond
+			_, sock := serveT(t, Options{Store: c.Store(), Loops: loops, FrameTimeout: frame})
+			st := dial(t, sock)
+			st.nc.SetDeadline(time.Now().Add(30 * time.Second))
+			one := request(1, proto.OpHave, []byte("x"))
+			ans := len(request(1, proto.OpHave, []byte{0}))
+			stream := bytes.Repeat(one, 200) // periodic: any offset starts a frame's bytes
+			rerr := make(chan error, 1)
+			progress := make(chan int, 1) // answers read so far, the latest
+			go func() {
+				buf := make([]byte, 1<<16)
+				got := 0
+				for {
+					k, err := st.nc.Read(buf)
+					if err != nil {
+						rerr <- err
+						return
+					}
+					got += k
+					select {
+					case <-progress:
+					default:
+					}
+					progress <- got / ans
+				}
+			}()
+			// Writes of 67 requests, each ending 7 bytes into a frame, never
+			// more than ~100 requests ahead of the answers, for over three
+			// frame timeouts.
+			start := time.Now()
+			sent, answered := 0, 0 // bytes, answers
+			write := func(n int) {
+				off := sent % len(one)
+				if _, err := st.nc.Write(stream[off : off+n]); err != nil {
+					t.Fatalf("after %v, %d answers: %v", time.Since(start), answered, err)
+				}
+				sent += n
+			}
+			wait := func(upTo int) {
+				for answered < upTo {
+					select {
+					case answered = <-progress:
+					case err := <-rerr:
+						t.Fatalf("closed after %v, %d requests answered: %v", time.Since(start), answered, err)
+					}
+				}
+			}
+			write(67*len(one) + 7)
+			for time.Since(start) < 3*frame+frame/3 {
+				write(67 * len(one))
+				wait(sent/len(one) - 100)
+			}
+			write(len(one) - 7) // the last frame whole
+			wait(sent / len(one))
+			t.Logf("%d requests answered in %v", answered, time.Since(start))
+		})
+	}
+}
