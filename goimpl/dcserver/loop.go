@@ -55,6 +55,7 @@ type srvLoop struct {
 	acceptMore  bool      // the listener may have more (edge-triggered)
 	acceptPause time.Time // after an accept error: when to try again
 	acceptDelay time.Duration
+	lnClosed    atomic.Bool // the listener was closed (untilClosed): stop accepting
 }
 
 // fdSock is a connection in an event loop as the limits see it: evicting
@@ -114,8 +115,35 @@ func (s *Server) serveLoops(ln net.Listener) bool {
 	for _, sl := range loops {
 		go sl.run()
 	}
-	<-loops[0].accepted
+	untilClosed(ln, loops[0])
 	return true
+}
+
+// untilClosed returns once sl (the accepting loop) stops accepting: at
+// Shutdown, or when anyone closes ln. The loop accepts on a duplicate,
+// which closing ln leaves open, and nothing tells of the close: this looks
+// at ln once a second (no system call), and then has sl stop.
+func untilClosed(ln net.Listener, sl *srvLoop) {
+	rc, err := ln.(syscall.Conn).SyscallConn() // as ListenerFD
+	if err != nil {
+		<-sl.accepted
+		return
+	}
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-sl.accepted:
+			return
+		case <-tick.C:
+			if rc.Control(func(uintptr) {}) != nil {
+				sl.lnClosed.Store(true)
+				sl.l.Wake()
+				<-sl.accepted
+				return
+			}
+		}
+	}
 }
 
 // newLoop makes a loop, accepting on lfd unless it is negative.
@@ -220,7 +248,7 @@ func (sl *srvLoop) run() {
 		sl.done()
 	}()
 	for {
-		if s.set.Stopping() {
+		if s.set.Stopping() || sl.lnClosed.Load() {
 			sl.stopAccepting()
 		}
 		if s.set.Closing() {

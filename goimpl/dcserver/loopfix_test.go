@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net"
 	"strings"
 	"syscall"
 	"testing"
@@ -377,5 +378,51 @@ func TestPipelineStreamOutlivesFrameTimeout(t *testing.T) {
 			wait(sent / len(one))
 			t.Logf("%d requests answered in %v", answered, time.Since(start))
 		})
+	}
+}
+
+// Closing the listener (not by Shutdown) stops Serve, with event loops
+// too: Serve returns, and a connection made afterwards is not accepted.
+func TestServeEndsWhenListenerClosed(t *testing.T) {
+	for _, network := range []string{"tcp", "unix"} {
+		for _, loops := range []int{-1, 1} {
+			t.Run(fmt.Sprint(network, loops), func(t *testing.T) {
+				c := cache.New(cache.Config{})
+				addr := "127.0.0.1:0"
+				if network == "unix" {
+					addr = t.TempDir() + "/s"
+				}
+				ln, err := net.Listen(network, addr)
+				if err != nil {
+					t.Fatal(err)
+				}
+				s := New(Options{Store: c.Store(), Loops: loops})
+				done := make(chan struct{})
+				go func() { s.Serve(ln); close(done) }()
+				defer func() { s.Shutdown(ln); <-done }()
+				nc, err := net.Dial(network, ln.Addr().String())
+				if err != nil {
+					t.Fatal(err)
+				}
+				cl := &client{t, nc, proto.NewReader(nc, proto.WantResponses)}
+				nc.SetDeadline(time.Now().Add(10 * time.Second))
+				cl.roundTrip(proto.OpHave, []byte("x"))
+				ln.Close()
+				select {
+				case <-done:
+				case <-time.After(10 * time.Second):
+					t.Fatal("Serve did not return after the listener was closed")
+				}
+				if nc2, err := net.DialTimeout(network, ln.Addr().String(), 5*time.Second); err == nil {
+					nc2.Close()
+					t.Fatal("a connection after the listener's close was accepted")
+				}
+				// The connection accepted before is served on.
+				if p := cl.roundTrip(proto.OpHave, []byte("x")); !bytes.Equal(p, []byte{1}) {
+					t.Fatalf("HAVE: %x", p)
+				}
+				nc.Close()
+			})
+		}
 	}
 }

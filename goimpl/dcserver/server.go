@@ -166,7 +166,8 @@ func (s *Server) Stats() Stats {
 }
 
 // Serve accepts and serves connections on ln until ln is closed (by
-// Shutdown or anyone else) or fails.
+// Shutdown or anyone else; event loops notice the latter within a second)
+// or fails. The connections it has accepted are served until Shutdown.
 func (s *Server) Serve(ln net.Listener) {
 	if s.o.TLS == nil && s.o.Loops >= 0 && store.NeverBlocks(s.o.Store) && s.serveLoops(ln) {
 		return
