@@ -69,7 +69,8 @@ func New() (*Loop, error) {
 	return l, nil
 }
 
-// epollExclusive is EPOLLEXCLUSIVE (Linux 4.5), which package syscall lacks.
+// epollExclusive is EPOLLEXCLUSIVE (Linux 4.5), which package syscall lacks
+// (see WatchListener for what it does not do here).
 const epollExclusive = 1 << 28
 
 // ctl adds (EPOLL_CTL_ADD) or removes fd, for reading, edge-triggered.
@@ -91,8 +92,12 @@ func (l *Loop) Watch(fd int, h Handler) error {
 	return l.watch(fd, h, 0)
 }
 
-// WatchListener is Watch for a listening socket several Loops watch: each
-// new connection wakes one of them, not all.
+// WatchListener is Watch for a listening socket. It asks the kernel for
+// EPOLLEXCLUSIVE, but that spares only epoll sets with a thread waiting in
+// epoll_wait: a Loop waits in the runtime's network poller instead, so a
+// new connection wakes every Loop watching the socket, and Accept gives it
+// to one (syscall.EAGAIN to the others). To wake one Loop per connection,
+// have one Loop watch the listener.
 func (l *Loop) WatchListener(fd int, h Handler) error {
 	return l.watch(fd, h, epollExclusive)
 }
