@@ -122,7 +122,9 @@ func (s *Server) serveLoops(ln net.Listener) bool {
 // untilClosed returns once sl (the accepting loop) stops accepting: at
 // Shutdown, or when anyone closes ln. The loop accepts on a duplicate,
 // which closing ln leaves open, and nothing tells of the close: this looks
-// at ln once a second (no system call), and then has sl stop.
+// at ln once a second, and then has sl stop. It also makes the socket
+// non-blocking again if something made it blocking (logged): the loop's
+// raw accept4 would wait holding its P.
 func untilClosed(ln net.Listener, sl *srvLoop) {
 	rc, err := ln.(syscall.Conn).SyscallConn() // as ListenerFD
 	if err != nil {
@@ -136,11 +138,15 @@ func untilClosed(ln net.Listener, sl *srvLoop) {
 		case <-sl.accepted:
 			return
 		case <-tick.C:
-			if rc.Control(func(uintptr) {}) != nil {
+			var changed bool
+			if rc.Control(func(fd uintptr) { changed, _ = evloop.Nonblock(int(fd)) }) != nil {
 				sl.lnClosed.Store(true)
 				sl.l.Wake()
 				<-sl.accepted
 				return
+			}
+			if changed {
+				sl.s.log.Printf("Warning, the listening socket had been made blocking; it is non-blocking again")
 			}
 		}
 	}

@@ -426,3 +426,36 @@ func TestServeEndsWhenListenerClosed(t *testing.T) {
 		}
 	}
 }
+
+// A listening socket made blocking while the loops serve it (the Fd of a
+// File of it does) is made non-blocking again, and that is logged.
+func TestLoopListenerMadeNonblockingAgain(t *testing.T) {
+	c := cache.New(cache.Config{})
+	logs, lf := logCh()
+	sock := t.TempDir() + "/s"
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := New(Options{Store: c.Store(), Loops: 1, Log: lf})
+	done := make(chan struct{})
+	go func() { s.Serve(ln); close(done) }()
+	defer func() { s.Shutdown(ln); <-done }()
+	dial(t, sock).roundTrip(proto.OpHave, []byte("x")) // the loop serves
+	rc, err := ln.(*net.UnixListener).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	flags := func() (fl uintptr) {
+		rc.Control(func(fd uintptr) { fl, _, _ = syscall.Syscall(syscall.SYS_FCNTL, fd, syscall.F_GETFL, 0) })
+		return fl
+	}
+	rc.Control(func(fd uintptr) { syscall.SetNonblock(int(fd), false) })
+	expectLog(t, logs, "non-blocking again")
+	if flags()&syscall.O_NONBLOCK == 0 {
+		t.Fatal("the listening socket is still blocking")
+	}
+	if p := dial(t, sock).roundTrip(proto.OpHave, []byte("x")); !bytes.Equal(p, []byte{1}) {
+		t.Fatalf("HAVE: %x", p)
+	}
+}

@@ -247,9 +247,11 @@ func Close(fd int) {
 // ListenerFD returns a duplicate of ln's descriptor (close-on-exec) for
 // Watch and Accept; the caller closes it. Closing ln does not stop the
 // duplicate from accepting. The socket must stay non-blocking, as the net
-// package keeps it; mind that the Fd of a File from the net package's
-// File methods (os.StartProcess calls it for ExtraFiles) makes it
-// blocking, for every descriptor of it: an os.NewFile of a ListenerFD
+// package keeps it (a blocking accept4 in a raw system call would hold
+// its P until a connection comes): ListenerFD makes it non-blocking again
+// if it is not (Nonblock). Mind that the Fd of a File from the net
+// package's File methods (os.StartProcess calls it for ExtraFiles) makes
+// it blocking, for every descriptor of it: an os.NewFile of a ListenerFD
 // does not.
 func ListenerFD(ln net.Listener) (int, error) {
 	sc, ok := ln.(syscall.Conn)
@@ -272,7 +274,29 @@ func ListenerFD(ln net.Listener) (int, error) {
 	}); err != nil {
 		return -1, err
 	}
+	if derr == nil {
+		if _, derr = Nonblock(fd); derr != nil {
+			Close(fd)
+			fd = -1
+		}
+	}
 	return fd, derr
+}
+
+// Nonblock makes the open file of fd non-blocking (for every descriptor
+// of it) if it is not, and reports whether it was not.
+func Nonblock(fd int) (changed bool, err error) {
+	fl, _, e := syscall.RawSyscall(syscall.SYS_FCNTL, uintptr(fd), syscall.F_GETFL, 0)
+	if e != 0 {
+		return false, os.NewSyscallError("fcntl", e)
+	}
+	if fl&syscall.O_NONBLOCK != 0 {
+		return false, nil
+	}
+	if _, _, e := syscall.RawSyscall(syscall.SYS_FCNTL, uintptr(fd), syscall.F_SETFL, fl|syscall.O_NONBLOCK); e != 0 {
+		return false, os.NewSyscallError("fcntl", e)
+	}
+	return true, nil
 }
 
 // PeerAddr is the address of fd's peer (a *net.TCPAddr, or a *net.UnixAddr

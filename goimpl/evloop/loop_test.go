@@ -213,3 +213,37 @@ func TestHungUp(t *testing.T) {
 		t.Fatalf("HungUp in the calls: %v, between them: %v", seen, l.HungUp())
 	}
 }
+
+// A listener someone made blocking (the Fd of its File does) is made
+// non-blocking again by ListenerFD: Accept then returns EAGAIN when there
+// is no connection instead of holding its P in a raw accept4.
+func TestListenerFDMakesNonblocking(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	rc, err := ln.(*net.TCPListener).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc.Control(func(fd uintptr) { syscall.SetNonblock(int(fd), false) })
+	fd, err := ListenerFD(ln)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer Close(fd)
+	fl, _, e := syscall.RawSyscall(syscall.SYS_FCNTL, uintptr(fd), syscall.F_GETFL, 0)
+	if e != 0 {
+		t.Fatal(e)
+	}
+	if fl&syscall.O_NONBLOCK == 0 {
+		t.Fatal("ListenerFD of a blocking listener is blocking: Accept would wait in a raw system call")
+	}
+	if _, err := Accept(fd); err != syscall.EAGAIN {
+		t.Fatalf("Accept with no connection: %v, want EAGAIN", err)
+	}
+	if changed, err := Nonblock(fd); changed || err != nil {
+		t.Fatalf("Nonblock of a non-blocking descriptor: %v, %v", changed, err)
+	}
+}
