@@ -327,7 +327,10 @@ func (sl *srvLoop) timers() {
 		sl.acceptPause = time.Time{}
 		if sl.lfd >= 0 {
 			if err := sl.l.WatchListener(sl.lfd, (*lnReady)(sl)); err != nil {
+				// Tried again after a longer pause, as accept4 is.
 				sl.s.log.Printf("Warning, accept failed: %v", err)
+				sl.acceptDelay = min(max(2*sl.acceptDelay, 5*time.Millisecond), time.Second)
+				sl.acceptPause = now.Add(sl.acceptDelay)
 			}
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/distcache-go/distcache/goimpl/cache"
+	"github.com/distcache-go/distcache/goimpl/evloop"
 	"github.com/distcache-go/distcache/goimpl/proto"
 	"github.com/distcache-go/distcache/goimpl/store"
 )
@@ -457,5 +458,37 @@ func TestLoopListenerMadeNonblockingAgain(t *testing.T) {
 	}
 	if p := dial(t, sock).roundTrip(proto.OpHave, []byte("x")); !bytes.Equal(p, []byte{1}) {
 		t.Fatalf("HAVE: %x", p)
+	}
+}
+
+// When watching the listener again after an accept error's pause fails,
+// it is tried again after a longer pause, not given up.
+func TestLoopListenerWatchRetried(t *testing.T) {
+	l, err := evloop.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Close() // every Watch now fails
+	ln, err := net.Listen("unix", t.TempDir()+"/s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	lfd, err := evloop.ListenerFD(ln)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer evloop.Close(lfd)
+	logs, lf := logCh()
+	sl := &srvLoop{s: New(Options{Store: cache.New(cache.Config{}).Store(), Log: lf}), l: l, lfd: lfd}
+	sl.acceptDelay = 5 * time.Millisecond
+	sl.acceptPause = time.Now().Add(-time.Millisecond)
+	sl.timers()
+	expectLog(t, logs, "accept failed")
+	if sl.acceptPause.IsZero() {
+		t.Fatal("a failed watch of the listener is not tried again")
+	}
+	if sl.acceptDelay <= 5*time.Millisecond {
+		t.Fatalf("tried again after %v, want a longer pause than 5ms", sl.acceptDelay)
 	}
 }
