@@ -52,6 +52,27 @@ func expectEnd(t *testing.T, c *client) {
 	}
 }
 
+// waitConn waits until a connection of s is as cond says (what, for the
+// failure).
+func waitConn(t *testing.T, s *Server, what string, cond func(*connState) bool) {
+	t.Helper()
+	for end := time.Now().Add(10 * time.Second); ; {
+		s.limits.mu.Lock()
+		ok := false
+		for cs := range s.limits.conns {
+			ok = ok || cond(cs)
+		}
+		s.limits.mu.Unlock()
+		if ok {
+			return
+		}
+		if time.Now().After(end) {
+			t.Fatalf("no connection %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 // Plaintext connections are served by event loops, one per P (or as many
 // as Options.Loops says), both those opened for one request and those
 // kept; with Loops negative, by a goroutine each, the same way.
@@ -101,14 +122,22 @@ func TestLoopsServe(t *testing.T) {
 func TestLoopPartialRequest(t *testing.T) {
 	c := cache.New(cache.Config{})
 	logs, lf := logCh()
-	_, sock := serveT(t, Options{Store: c.Store(), Loops: 1, FrameTimeout: 300 * time.Millisecond, Log: lf})
+	s, sock := serveT(t, Options{Store: c.Store(), Loops: 1, FrameTimeout: 300 * time.Millisecond, Log: lf})
 	req := request(3, proto.OpAdd, proto.AppendAddRequest(nil, 60000, []byte("id"), bytes.Repeat([]byte{1}, 3000)))
 	cl := dial(t, sock)
-	for _, part := range [][]byte{req[:5], req[5:2100], req[2100:]} {
+	if _, err := cl.nc.Write(req[:5]); err != nil {
+		t.Fatal(err)
+	}
+	// The loop reads the first piece, would wait for the rest, and passes
+	// the connection to a goroutine; the rest is that goroutine's to read.
+	waitConn(t, s, "in a goroutine, in the middle of a request", func(cs *connState) bool {
+		_, fd := cs.raw.(fdSock)
+		return !fd && cs.state.Load() == statePartial
+	})
+	for _, part := range [][]byte{req[5:2100], req[2100:]} {
 		if _, err := cl.nc.Write(part); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(20 * time.Millisecond) // each piece its own read
 	}
 	if m := cl.recv(); !bytes.Equal(m.Payload, []byte{0}) || m.UID != 3 {
 		t.Fatalf("ADD in pieces: uid %d, %x", m.UID, m.Payload)
@@ -165,7 +194,7 @@ func TestLoopIdle(t *testing.T) {
 // goroutine of the connection's own, and all of them arrive, in order.
 func TestLoopSlowReader(t *testing.T) {
 	c := cache.New(cache.Config{})
-	_, sock := serveT(t, Options{Store: c.Store(), Loops: 1})
+	s, sock := serveT(t, Options{Store: c.Store(), Loops: 1})
 	cl := dial(t, sock)
 	big := bytes.Repeat([]byte{7}, 20000)
 	cl.roundTrip(proto.OpAdd, proto.AppendAddRequest(nil, 60000, []byte("big"), big))
@@ -177,7 +206,12 @@ func TestLoopSlowReader(t *testing.T) {
 		}
 		cl.nc.Write(batch)
 	}()
-	time.Sleep(100 * time.Millisecond) // the server's writes fill the buffers
+	// The server's writes fill the buffers: the connection waits in a
+	// goroutine of its own for the client to take its answers.
+	waitConn(t, s, "in a goroutine, writing", func(cs *connState) bool {
+		_, fd := cs.raw.(fdSock)
+		return !fd && cs.state.Load() == stateWriting
+	})
 	for i := 0; i < n; i++ {
 		if m := cl.recv(); m.UID != uint32(i) || !bytes.Equal(m.Payload, big) {
 			t.Fatalf("answer %d: uid %d, %d bytes", i, m.UID, len(m.Payload))
