@@ -2,6 +2,10 @@
 
 package dcserver
 
+// The event loops at their edges: a store that blocks, no descriptor left,
+// a full socket before a close, a loop that never waits, a stream longer
+// than the frame timeout, a listener closed or made blocking by others.
+
 import (
 	"bytes"
 	"context"
@@ -240,6 +244,30 @@ func TestAnswersBeforeCloseNotLost(t *testing.T) {
 	}
 }
 
+// countAnswers reads answers of ans bytes each from nc until it fails:
+// progress holds the count read so far (the latest only), rerr the error.
+func countAnswers(nc net.Conn, ans int) (progress chan int, rerr chan error) {
+	progress, rerr = make(chan int, 1), make(chan error, 1)
+	go func() {
+		buf := make([]byte, 1<<16)
+		got := 0
+		for {
+			k, err := nc.Read(buf)
+			if err != nil {
+				rerr <- err
+				return
+			}
+			got += k
+			select {
+			case <-progress:
+			default:
+			}
+			progress <- got / ans
+		}
+	}()
+	return progress, rerr
+}
+
 // spinningStore spends 50 us of CPU on each HAVE, as a busy store that
 // never waits would: a client streaming HAVEs keeps its loop busy.
 type spinningStore struct{ cache.Store }
@@ -271,23 +299,7 @@ func TestLoopIdleWhileAnotherStreams(t *testing.T) {
 	st.nc.SetDeadline(time.Now().Add(30 * time.Second))
 	one := request(1, proto.OpHave, []byte("x"))
 	ans := len(request(1, proto.OpHave, []byte{0}))
-	progress := make(chan int, 1) // answers read so far, the latest
-	go func() {
-		buf := make([]byte, 1<<20)
-		got := 0
-		for {
-			k, err := st.nc.Read(buf)
-			if err != nil {
-				return
-			}
-			got += k
-			select {
-			case <-progress:
-			default:
-			}
-			progress <- got / ans
-		}
-	}()
+	progress, _ := countAnswers(st.nc, ans)
 	// The writer keeps 2000..2500 requests (100 ms of the store's work)
 	// ahead of the answers until the idle connection is closed.
 	chunk := bytes.Repeat(one, 500)
@@ -330,25 +342,7 @@ func TestPipelineStreamOutlivesFrameTimeout(t *testing.T) {
 			one := request(1, proto.OpHave, []byte("x"))
 			ans := len(request(1, proto.OpHave, []byte{0}))
 			stream := bytes.Repeat(one, 200) // periodic: any offset starts a frame's bytes
-			rerr := make(chan error, 1)
-			progress := make(chan int, 1) // answers read so far, the latest
-			go func() {
-				buf := make([]byte, 1<<16)
-				got := 0
-				for {
-					k, err := st.nc.Read(buf)
-					if err != nil {
-						rerr <- err
-						return
-					}
-					got += k
-					select {
-					case <-progress:
-					default:
-					}
-					progress <- got / ans
-				}
-			}()
+			progress, rerr := countAnswers(st.nc, ans)
 			// Writes of 67 requests, each ending 7 bytes into a frame, never
 			// more than ~100 requests ahead of the answers, for over three
 			// frame timeouts.
