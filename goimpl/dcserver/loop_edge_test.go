@@ -486,3 +486,65 @@ func TestLoopListenerWatchRetried(t *testing.T) {
 		t.Fatalf("tried again after %v, want a longer pause than 5ms", sl.acceptDelay)
 	}
 }
+
+// A handover passes every connection waiting in the loops (those kept by
+// the second loop too) to the successor once, with nothing owed: what the
+// successor writes on it reaches the client, and then this process's end
+// of it is closed.
+func TestLoopHandOver(t *testing.T) {
+	c := cache.New(cache.Config{})
+	sock := t.TempDir() + "/s"
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := New(Options{Store: c.Store(), Loops: 2})
+	done := make(chan struct{})
+	go func() { s.Serve(ln); close(done) }()
+	var cls []*client
+	for i := 0; i < 4; i++ {
+		cl := dial(t, sock)
+		cl.roundTrip(proto.OpHave, []byte("x"))
+		cl.roundTrip(proto.OpHave, []byte("x")) // kept: spread over the loops
+		cls = append(cls, cl)
+	}
+	passed := make(chan error, 8)
+	s.HandOver(func(nc net.Conn, out, in []byte) error {
+		if len(out) != 0 || len(in) != 0 {
+			passed <- fmt.Errorf("passed with %d bytes of answers and %d of requests, want none", len(out), len(in))
+			return nil
+		}
+		// The successor answers on it.
+		msg, _ := proto.AppendMessage(nil, &proto.Message{Response: true, UID: 77, Op: proto.OpHave, Payload: []byte{1}})
+		_, err := nc.Write(msg)
+		passed <- err
+		return nil
+	}, 0)
+	s.Shutdown(ln)
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Serve did not return")
+	}
+	for range cls {
+		select {
+		case err := <-passed:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("a connection was not handed over")
+		}
+	}
+	select {
+	case <-passed:
+		t.Fatal("a connection was handed over twice")
+	default:
+	}
+	for i, cl := range cls {
+		if m := cl.recv(); m.UID != 77 {
+			t.Fatalf("client %d: uid %d, want the successor's 77", i, m.UID)
+		}
+		expectEnd(t, cl)
+	}
+}
