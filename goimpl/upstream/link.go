@@ -291,6 +291,12 @@ func (l *link) readAnswers(rd *proto.Reader, gen uint64, c *call) {
 			return
 		}
 		delete(l.pending, m.UID)
+		// The answer is copied out of the reader's buffer before the
+		// role can pass: whoever reads next reuses that buffer (and m).
+		var res []byte
+		if p.c != nil {
+			res = append(p.c.dst, m.Payload...)
+		}
 		stop := c == nil && len(l.pending) == 0
 		if stop {
 			l.reading = false
@@ -302,7 +308,7 @@ func (l *link) readAnswers(rd *proto.Reader, gen uint64, c *call) {
 		}
 		l.answers.Add(1)
 		if p.c != nil {
-			p.c.finish(append(p.c.dst, m.Payload...), nil)
+			p.c.finish(res, nil)
 		}
 		if p.slot {
 			<-l.slots

@@ -5,6 +5,7 @@ package upstream
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"path/filepath"
 	"testing"
@@ -167,5 +168,45 @@ func TestWaitTried(t *testing.T) {
 	}
 	if !u.Connected() {
 		t.Error("not connected after the first attempt succeeded")
+	}
+}
+
+// Answers reach the callers that asked for them while the reader's role
+// passes between callers and readLoop. readLoop used to give the role up
+// before copying the last answer it had read, so a caller taking the role
+// could read the next answer into the same buffer meanwhile: a GET then
+// got another session's data (and -race saw the two goroutines).
+func TestAnswersWhileTheReaderRolePasses(t *testing.T) {
+	srv := prototest.Serve(t, filepath.Join(t.TempDir(), "s"), func(m *proto.Message) ([]byte, bool) {
+		if m.Op != proto.OpGet {
+			return prototest.Miss(m)
+		}
+		return append([]byte("data of "), m.Payload...), true
+	})
+	u := openHold(t, srv.Path, 5*time.Second)
+	const callers, gets = 6, 3000
+	errs := make(chan error, callers)
+	for w := 0; w < callers; w++ {
+		go func() {
+			var dst []byte
+			for i := 0; i < gets; i++ {
+				id := []byte(fmt.Sprintf("id-%d-%d", w, i))
+				var err error
+				dst, err = u.Get(context.Background(), id, dst[:0])
+				if err == nil && string(dst) != "data of "+string(id) {
+					err = fmt.Errorf("GET %s answered %q", id, dst)
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for w := 0; w < callers; w++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
 	}
 }
