@@ -72,13 +72,18 @@ func (s *Selector) Type() SelectorType {
 	return s.typ
 }
 
+// rawSliceUsec bounds how long a raw Select holds its P (microseconds):
+// an answer from a local dc_server or dc_client comes within 30-100 us.
+const rawSliceUsec = 200
+
 // SetRaw puts s in raw mode (or takes it out): Select's ppoll(2) and the
 // reads and sends of the socket connections bound to s are then made
 // without telling the Go scheduler (rawsys.go), so a caller that waits
 // briefly keeps its P instead of having it taken back and handed to
-// another thread mid-wait. Only for a goroutine that may hold its P for
-// the whole wait: nothing else runs on that P meanwhile, until a
-// preemption signal interrupts the wait (every 10 ms at most).
+// another thread mid-wait. Nothing else runs on that P meanwhile, so the
+// raw part of a wait is at most rawSliceUsec: a longer one goes on as an
+// ordinary system call (other goroutines, timers and the garbage
+// collector would otherwise wait for the runtime's preemption, 10-20 ms).
 func (s *Selector) SetRaw(on bool) {
 	if s.usable() {
 		s.raw = on
@@ -255,7 +260,18 @@ func (s *Selector) Select(usec uint64, useTimeout bool) (int, error) {
 	}
 	var n int
 	var err error
-	if s.raw {
+	if s.raw && (!useTimeout || usec > rawSliceUsec) {
+		// Raw for a short slice only: an answer that comes quickly keeps
+		// the P, one that is late gives it back for the rest of the wait.
+		n, err = rawPpoll(s.pfds, &unix.Timespec{Nsec: rawSliceUsec * 1000})
+		if err == nil && n == 0 {
+			if useTimeout {
+				rest := usec - rawSliceUsec
+				ts = &unix.Timespec{Sec: int64(rest / 1e6), Nsec: int64(rest%1e6) * 1000}
+			}
+			n, err = unix.Ppoll(s.pfds, ts, nil)
+		}
+	} else if s.raw {
 		n, err = rawPpoll(s.pfds, ts)
 	} else {
 		n, err = unix.Ppoll(s.pfds, ts, nil)

@@ -93,3 +93,47 @@ func TestRawWaitYieldsToGC(t *testing.T) {
 		t.Fatal("Options.RawWait was never asked")
 	}
 }
+
+// A raw wait holds the P for a short slice only: a caller whose answer is
+// late gives the P back, and the process's other goroutines run on while
+// it waits (they used to wait for the runtime's preemption, 10-20 ms at
+// a time, so a 1 ms sleep took about 20 ms).
+func TestRawWaitGivesThePBack(t *testing.T) {
+	if defaultTransport != TransportCaller {
+		t.Skip("raw waits are TransportCaller's")
+	}
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	// ticks counts the 1 ms sleeps this goroutine completes while a GET
+	// waits 300 ms for its answer.
+	ticks := func(raw bool) int {
+		data := bytes.Repeat([]byte{0x42}, 300)
+		target, got, release := holdServer(t, data)
+		c := newCtx(t, target, FlagPersistent|FlagLate, &Options{IOTimeout: 20 * time.Second, ConnectTimeout: 20 * time.Second,
+			RawWait: func() bool { return raw }})
+		res := make(chan bool, 1)
+		go func() {
+			buf := make([]byte, 1024)
+			n, ok := c.GetSession([]byte("held"), buf)
+			res <- ok && bytes.Equal(buf[:n], data)
+		}()
+		select {
+		case <-got:
+		case <-time.After(20 * time.Second):
+			t.Fatal("the request never arrived")
+		}
+		n := 0
+		for end := time.Now().Add(300 * time.Millisecond); time.Now().Before(end); n++ {
+			time.Sleep(time.Millisecond)
+		}
+		close(release)
+		if !<-res {
+			t.Fatal("the GET failed")
+		}
+		return n
+	}
+	plain, raw := ticks(false), ticks(true)
+	t.Logf("1 ms sleeps in 300 ms: %d during a plain wait, %d during a raw one", plain, raw)
+	if raw < plain/2 {
+		t.Fatalf("a raw wait kept the P: %d sleeps of 1 ms in 300 ms, against %d during a plain wait", raw, plain)
+	}
+}
