@@ -251,18 +251,26 @@ static void reg_remove(struct reg_slot *s, const void *p, int kind)
 			snap_objs[i] = NULL;
 }
 
-static int forget(const void *p, int kind)
+/* With the registry lock held: unregister p if it is a live handle of
+ * this kind and say 1; else release the lock, report p and say 0. */
+static int reg_take(const void *p, int kind)
 {
-	struct reg_slot *s;
+	struct reg_slot *s = reg_find(p);
 
-	obj_acquire();
-	s = reg_find(p);
 	if (!s || s->kind != kind) {
 		obj_release();
 		foreign(kind);
 		return 0;
 	}
 	reg_remove(s, p, kind);
+	return 1;
+}
+
+static int forget(const void *p, int kind)
+{
+	obj_acquire();
+	if (!reg_take(p, kind))
+		return 0;
 	obj_release();
 	return 1;
 }
@@ -348,17 +356,11 @@ DCF_HIDDEN void *dcf_hnew(size_t n, int kind)
  * copy, release it and say 1; else 0 (as dcf_forget: p is not read). */
 DCF_HIDDEN int dcf_hfree(const void *p, int kind, void *copy, size_t n)
 {
-	struct reg_slot *s;
 	int kept;
 
 	obj_acquire();
-	s = reg_find(p);
-	if (!s || s->kind != kind) {
-		obj_release();
-		foreign(kind);
+	if (!reg_take(p, kind))
 		return 0;
-	}
-	reg_remove(s, p, kind);
 	memcpy(copy, p, n);
 	kept = spare_give((void *)p, n);
 	obj_release();

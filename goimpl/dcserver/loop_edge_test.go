@@ -492,22 +492,7 @@ func TestLoopListenerWatchRetried(t *testing.T) {
 // successor writes on it reaches the client, and then this process's end
 // of it is closed.
 func TestLoopHandOver(t *testing.T) {
-	c := cache.New(cache.Config{})
-	sock := t.TempDir() + "/s"
-	ln, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := New(Options{Store: c.Store(), Loops: 2})
-	done := make(chan struct{})
-	go func() { s.Serve(ln); close(done) }()
-	var cls []*client
-	for i := 0; i < 4; i++ {
-		cl := dial(t, sock)
-		cl.roundTrip(proto.OpHave, []byte("x"))
-		cl.roundTrip(proto.OpHave, []byte("x")) // kept: spread over the loops
-		cls = append(cls, cl)
-	}
+	s, ln, _, done, cls := fourInLoops(t, true)
 	passed := make(chan error, 8)
 	s.HandOver(func(nc net.Conn, out, in []byte) error {
 		if len(out) != 0 || len(in) != 0 {

@@ -219,24 +219,34 @@ func TestLoopSlowReader(t *testing.T) {
 	}
 }
 
-// Shutdown closes the connections waiting in the loops and Serve returns
-// (serveT's cleanup waits for it); a connection made after it is refused.
-func TestLoopShutdown(t *testing.T) {
+// fourInLoops serves a cache with two event loops on a unix socket and
+// connects four clients that have each had an answer (those given
+// second, too, are kept: spread over the loops). Serve's end closes done.
+func fourInLoops(t *testing.T, second bool) (s *Server, ln net.Listener, sock string, done chan struct{}, cls []*client) {
 	c := cache.New(cache.Config{})
-	sock := t.TempDir() + "/s"
+	sock = t.TempDir() + "/s"
 	ln, err := net.Listen("unix", sock)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := New(Options{Store: c.Store(), Loops: 2})
-	done := make(chan struct{})
+	s = New(Options{Store: c.Store(), Loops: 2})
+	done = make(chan struct{})
 	go func() { s.Serve(ln); close(done) }()
-	var cls []*client
 	for i := 0; i < 4; i++ {
 		cl := dial(t, sock)
 		cl.roundTrip(proto.OpHave, []byte("x"))
+		if second {
+			cl.roundTrip(proto.OpHave, []byte("x"))
+		}
 		cls = append(cls, cl)
 	}
+	return s, ln, sock, done, cls
+}
+
+// Shutdown closes the connections waiting in the loops and Serve returns
+// (serveT's cleanup waits for it); a connection made after it is refused.
+func TestLoopShutdown(t *testing.T) {
+	s, ln, sock, done, cls := fourInLoops(t, false)
 	s.Shutdown(ln)
 	select {
 	case <-done:

@@ -52,6 +52,24 @@ func holdServer(t *testing.T, data []byte) (target string, got, release chan str
 	return "UNIX:" + path, got, release
 }
 
+// heldGet starts a GET of the held session on c and returns, once the
+// request is at the server, the channel that says whether it got data.
+func heldGet(t *testing.T, c *Ctx, got <-chan struct{}, data []byte) <-chan bool {
+	t.Helper()
+	res := make(chan bool, 1)
+	go func() {
+		buf := make([]byte, 1024)
+		n, ok := c.GetSession([]byte("held"), buf)
+		res <- ok && bytes.Equal(buf[:n], data)
+	}()
+	select {
+	case <-got:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the request never arrived")
+	}
+	return res
+}
+
 // An exchange waiting in raw mode keeps its P, on one P the only one: the
 // runtime must still get it back, for other goroutines (this test's) and
 // for a collection's stop of the world, while the answer is withheld.
@@ -65,17 +83,7 @@ func TestRawWaitYieldsToGC(t *testing.T) {
 	var asked atomic.Int32
 	c := newCtx(t, target, FlagPersistent|FlagLate, &Options{IOTimeout: 20 * time.Second, ConnectTimeout: 20 * time.Second,
 		RawWait: func() bool { asked.Add(1); return true }})
-	res := make(chan bool, 1)
-	go func() {
-		buf := make([]byte, 1024)
-		n, ok := c.GetSession([]byte("held"), buf)
-		res <- ok && bytes.Equal(buf[:n], data)
-	}()
-	select {
-	case <-got:
-	case <-time.After(20 * time.Second):
-		t.Fatal("the request never arrived")
-	}
+	res := heldGet(t, c, got, data)
 	gc := make(chan struct{})
 	go func() { runtime.GC(); close(gc) }()
 	select {
@@ -110,17 +118,7 @@ func TestRawWaitGivesThePBack(t *testing.T) {
 		target, got, release := holdServer(t, data)
 		c := newCtx(t, target, FlagPersistent|FlagLate, &Options{IOTimeout: 20 * time.Second, ConnectTimeout: 20 * time.Second,
 			RawWait: func() bool { return raw }})
-		res := make(chan bool, 1)
-		go func() {
-			buf := make([]byte, 1024)
-			n, ok := c.GetSession([]byte("held"), buf)
-			res <- ok && bytes.Equal(buf[:n], data)
-		}()
-		select {
-		case <-got:
-		case <-time.After(20 * time.Second):
-			t.Fatal("the request never arrived")
-		}
+		res := heldGet(t, c, got, data)
 		n := 0
 		for end := time.Now().Add(300 * time.Millisecond); time.Now().Before(end); n++ {
 			time.Sleep(time.Millisecond)
