@@ -68,7 +68,8 @@ const (
 // RawWait, when set, is asked at the start of each exchange of a
 // TransportCaller link; when it says yes, the exchange's system calls are
 // made in the selector's raw mode (nal.Selector.SetRaw): the goroutine
-// keeps its P while it waits for the answer. The C library says yes while
+// keeps its P while it waits for the answer, for 200 us at most (a later
+// answer is waited for as an ordinary system call). The C library says yes while
 // its caller is the only thread in the engine (internal/procs), so that
 // the Go runtime has no P to take back and hand over during the wait.
 //
