@@ -14,8 +14,7 @@ import (
 
 var t0 = time.UnixMicro(1_700_000_000_123_456)
 
-func ms(n int64) time.Duration { return time.Duration(n) * time.Millisecond }
-func id(i int) []byte          { return []byte(fmt.Sprintf("session-%04d", i)) }
+func id(i int) []byte { return []byte(fmt.Sprintf("session-%04d", i)) }
 
 func TestDefaultCacheSizeLimits(t *testing.T) {
 	for _, n := range []int{0, 1, 63, 60001} {

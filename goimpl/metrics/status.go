@@ -71,13 +71,13 @@ func (s *Sampler) Run(interval time.Duration, done <-chan struct{}) {
 
 // totals are the cumulative values a sample is the difference of.
 type totals struct {
-	t                  time.Time
-	ops, hits, misses  float64
-	errors             float64
-	evicted, expired   float64
-	bounds, cum        []float64 // request duration buckets, summed over ops
-	levels             Sample    // the gauges, already in sample form
-	haveLat, haveCache bool
+	t                 time.Time
+	ops, hits, misses float64
+	errors            float64
+	evicted, expired  float64
+	bounds, cum       []float64 // request duration buckets, summed over ops
+	levels            Sample    // the gauges, already in sample form
+	haveLat           bool
 }
 
 func (s *Sampler) read(now time.Time) totals {

@@ -37,7 +37,6 @@ type Handler struct {
 type UnavailablePolicy func(op proto.Op, err error) []byte
 
 var (
-	resultOK       = []byte{proto.ResultOK}
 	resultNotOK    = []byte{proto.ResultNotOK}
 	resultNotAdded = []byte{proto.AddErrMatching}
 	resultDisconn  = []byte{proto.ResultDisconnected}

@@ -99,17 +99,6 @@ func (l *testLog) Printf(format string, args ...any) {
 	l.mu.Unlock()
 }
 
-func (l *testLog) has(s string) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for _, line := range l.lines {
-		if strings.Contains(line, s) {
-			return true
-		}
-	}
-	return false
-}
-
 func open(t *testing.T, o upstream.Options) *upstream.Upstream {
 	t.Helper()
 	u, err := upstream.New(o)
