@@ -160,7 +160,7 @@ func (s *Server) newLoop(lfd int, others []*srvLoop) (*srvLoop, error) {
 	}
 	sl := &srvLoop{s: s, l: l, lfd: lfd, accepted: make(chan struct{})}
 	if lfd >= 0 {
-		if err := l.WatchListener(lfd, (*lnReady)(sl)); err != nil {
+		if err := l.Watch(lfd, (*lnReady)(sl)); err != nil {
 			l.Close()
 			return nil, err
 		}
@@ -326,7 +326,7 @@ func (sl *srvLoop) timers() {
 	if !sl.acceptPause.IsZero() && !now.Before(sl.acceptPause) {
 		sl.acceptPause = time.Time{}
 		if sl.lfd >= 0 {
-			if err := sl.l.WatchListener(sl.lfd, (*lnReady)(sl)); err != nil {
+			if err := sl.l.Watch(sl.lfd, (*lnReady)(sl)); err != nil {
 				// Tried again after a longer pause, as accept4 is.
 				sl.s.log.Printf("Warning, accept failed: %v", err)
 				sl.acceptDelay = min(max(2*sl.acceptDelay, 5*time.Millisecond), time.Second)

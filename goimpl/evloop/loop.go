@@ -58,7 +58,7 @@ func New() (*Loop, error) {
 	}
 	l := &Loop{ep: os.NewFile(uintptr(epfd), "epoll"), epd: epfd, efd: int(efd)}
 	if l.rc, err = l.ep.SyscallConn(); err == nil {
-		err = ctl(epfd, syscall.EPOLL_CTL_ADD, l.efd, 0)
+		err = ctl(epfd, syscall.EPOLL_CTL_ADD, l.efd)
 	}
 	if err != nil {
 		l.ep.Close()
@@ -69,16 +69,9 @@ func New() (*Loop, error) {
 	return l, nil
 }
 
-// epollExclusive is EPOLLEXCLUSIVE (Linux 4.5), which package syscall lacks
-// (see WatchListener for what it does not do here).
-const epollExclusive = 1 << 28
-
 // ctl adds (EPOLL_CTL_ADD) or removes fd, for reading, edge-triggered.
-func ctl(epfd, op, fd int, flags uint32) error {
-	if flags&epollExclusive == 0 {
-		flags |= syscall.EPOLLRDHUP // which EPOLLEXCLUSIVE refuses
-	}
-	ev := syscall.EpollEvent{Events: syscall.EPOLLIN | -syscall.EPOLLET | flags, Fd: int32(fd)}
+func ctl(epfd, op, fd int) error {
+	ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | -syscall.EPOLLET, Fd: int32(fd)}
 	_, _, e := syscall.RawSyscall6(syscall.SYS_EPOLL_CTL, uintptr(epfd), uintptr(op), uintptr(fd), uintptr(unsafe.Pointer(&ev)), 0, 0)
 	if e != 0 {
 		return os.NewSyscallError("epoll_ctl", e)
@@ -87,23 +80,12 @@ func ctl(epfd, op, fd int, flags uint32) error {
 }
 
 // Watch adds fd: h.Ready is called from Wait when fd becomes readable
-// (edge-triggered; see the package documentation).
+// (edge-triggered; see the package documentation). A listening socket's
+// new connection wakes every Loop watching it, and Accept gives it to one
+// (syscall.EAGAIN to the others): to wake one Loop per connection, have
+// one Loop watch the listener.
 func (l *Loop) Watch(fd int, h Handler) error {
-	return l.watch(fd, h, 0)
-}
-
-// WatchListener is Watch for a listening socket. It asks the kernel for
-// EPOLLEXCLUSIVE, but that spares only epoll sets with a thread waiting in
-// epoll_wait: a Loop waits in the runtime's network poller instead, so a
-// new connection wakes every Loop watching the socket, and Accept gives it
-// to one (syscall.EAGAIN to the others). To wake one Loop per connection,
-// have one Loop watch the listener.
-func (l *Loop) WatchListener(fd int, h Handler) error {
-	return l.watch(fd, h, epollExclusive)
-}
-
-func (l *Loop) watch(fd int, h Handler, flags uint32) error {
-	if err := ctl(l.epd, syscall.EPOLL_CTL_ADD, fd, flags); err != nil {
+	if err := ctl(l.epd, syscall.EPOLL_CTL_ADD, fd); err != nil {
 		return err
 	}
 	for fd >= len(l.h) {
@@ -120,7 +102,7 @@ func (l *Loop) Unwatch(fd int) error {
 	if fd < len(l.h) {
 		l.h[fd] = nil
 	}
-	return ctl(l.epd, syscall.EPOLL_CTL_DEL, fd, 0)
+	return ctl(l.epd, syscall.EPOLL_CTL_DEL, fd)
 }
 
 // HungUp reports, to the Handler being called, whether its peer has shut

@@ -85,7 +85,7 @@ func TestAcceptReadEcho(t *testing.T) {
 			}
 		})
 	}
-	if err := l.WatchListener(lfd, handlerFunc(func() {
+	if err := l.Watch(lfd, handlerFunc(func() {
 		for {
 			fd, err := Accept(lfd)
 			if err == syscall.EAGAIN {
