@@ -23,13 +23,14 @@ const (
 	FlagLate       = 0x8
 )
 
-// maxIdle is how many idle connections a persistent Ctx keeps. Concurrent
-// operations beyond that open extra connections, closed after use.
-const maxIdle = 32
+// MaxIdle is how many idle connections a Ctx keeps. Concurrent
+// operations beyond that open extra connections, closed after use. (The
+// C library's front keeps the same number: capi/gen writes it to C.)
+const MaxIdle = 32
 
-// minGetResponse: GET answers shorter than this are failures (a miss is the
+// MinGetResponse: GET answers shorter than this are failures (a miss is the
 // single byte 0x01; sessions of 1..4 bytes are unreadable, EDGES E-15).
-const minGetResponse = 5
+const MinGetResponse = 5
 
 // Ctx has the semantics of DC_CTX (DC_CTX_new(3) with the doc/EDGES.md
 // fixes) and is safe for concurrent use by many goroutines.
@@ -249,7 +250,7 @@ func (c *Ctx) hasIdle() bool {
 }
 
 // release ends an operation's use of l: a clean connection goes back to
-// the pool (up to maxIdle idle ones, persistent or not); otherwise it is
+// the pool (up to MaxIdle idle ones, persistent or not); otherwise it is
 // closed, and after a clean exchange kept (without its socket) for the
 // next dial.
 func (c *Ctx) release(l link, clean bool) {
@@ -263,12 +264,12 @@ func (c *Ctx) release(l link, clean bool) {
 		l.destroy()
 		return
 	}
-	if len(c.idle) < maxIdle && (c.persistent() || !c.opt.ConnPerOp) {
+	if len(c.idle) < MaxIdle && (c.persistent() || !c.opt.ConnPerOp) {
 		c.idle = append(c.idle, l)
 		c.mu.Unlock()
 		return
 	}
-	if len(c.spare) < maxIdle {
+	if len(c.spare) < MaxIdle {
 		c.mu.Unlock()
 		l.reset()
 		c.mu.Lock()
@@ -473,7 +474,7 @@ func (c *Ctx) GetSession(id, dst []byte) (used int, ok bool) {
 		return 0, false
 	}
 	err := c.roundTrip(context.Background(), &request{op: proto.OpGet, id: id}, func(p []byte) {
-		if len(p) < minGetResponse {
+		if len(p) < MinGetResponse {
 			return
 		}
 		used, ok = len(p), true
