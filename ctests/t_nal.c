@@ -101,6 +101,41 @@ static void buffers(void)
 		!NAL_BUFFER_data(d), "a sized buffer freed unused; a fresh buffer sized 0");
 	NAL_BUFFER_free(b);
 	NAL_BUFFER_free(d);
+
+	/* ... and written by the front too, until that first other use */
+	b = NAL_BUFFER_new();
+	d = NAL_BUFFER_new();
+	CHECK(b && d && NAL_BUFFER_write(b, U("abc"), 3) == 0 && NAL_BUFFER_set_size(d, 8) &&
+		NAL_BUFFER_write(d, U("abc"), 3) == 3 && NAL_BUFFER_write(d, NULL, 5) == 0 &&
+		NAL_BUFFER_write(d, U("d"), 0) == 0 && NAL_BUFFER_write(d, U("defghijk"), 8) == 5 &&
+		NAL_BUFFER_write(d, U("z"), 1) == 0 && NAL_BUFFER_set_size(d, 8) && NAL_BUFFER_used(d) == 8 &&
+		NAL_BUFFER_full(d) && memcmp(NAL_BUFFER_data(d), "abcdefgh", 8) == 0 && NAL_BUFFER_used(b) == 0,
+		"a fresh buffer written: what fits, kept by the same size, handed over with its size");
+	NAL_BUFFER_free(b);
+	NAL_BUFFER_free(d);
+	b = NAL_BUFFER_new();
+	d = NAL_BUFFER_new();
+	CHECK(b && d && NAL_BUFFER_set_size(b, 8) && NAL_BUFFER_write(b, U("abc"), 3) == 3 &&
+		NAL_BUFFER_set_size(b, 4) && NAL_BUFFER_write(b, U("wxyz12"), 6) == 4 && NAL_BUFFER_used(b) == 4 &&
+		NAL_BUFFER_size(b) == 4 && memcmp(NAL_BUFFER_data(b), "wxyz", 4) == 0 &&
+		NAL_BUFFER_set_size(d, 64) && NAL_BUFFER_write(d, U("0123456789"), 10) == 10 &&
+		NAL_BUFFER_set_size(d, 0) && NAL_BUFFER_write(d, U("x"), 1) == 0 && NAL_BUFFER_size(d) == 0 &&
+		NAL_BUFFER_empty(d), "a fresh buffer written, then sized anew: empty");
+	NAL_BUFFER_free(b);
+	NAL_BUFFER_free(d);
+	b = NAL_BUFFER_new();
+	d = NAL_BUFFER_new();
+	CHECK(b && d && NAL_BUFFER_set_size(b, 64) && NAL_BUFFER_write(b, U("0123456789"), 10) == 10 &&
+		NAL_BUFFER_set_size(d, 16) && NAL_BUFFER_write(d, U("abcdef"), 6) == 6 &&
+		NAL_BUFFER_transfer(d, b, 0) == 10 && NAL_BUFFER_used(d) == 16 && NAL_BUFFER_used(b) == 0 &&
+		memcmp(NAL_BUFFER_data(d), "abcdef0123456789", 16) == 0,
+		"two fresh buffers written, then a transfer between them");
+	NAL_BUFFER_free(b);
+	NAL_BUFFER_free(d);
+	b = NAL_BUFFER_new();
+	if (b && NAL_BUFFER_set_size(b, 64))
+		NAL_BUFFER_write(b, U("0123456789"), 10);
+	NAL_BUFFER_free(b);	/* written, freed unused: nothing leaks (ASan) */
 }
 
 /* Create s on a fresh handle with size; the handle (NULL if either failed). */
@@ -268,7 +303,7 @@ static void pair_and_socket(const char *dir)
 
 int main(int argc, char **argv)
 {
-	CT_PLAN(44 + 5 + 21);	/* 21: one per row of the address table */
+	CT_PLAN(47 + 5 + 21);	/* 21: one per row of the address table */
 	NAL_config_set_nagle(0);
 	addresses();
 	remembered(argc > 1 ? argv[1] : "/tmp");

@@ -552,21 +552,23 @@ func dce_NAL_BUFFER_new() (ret unsafe.Pointer) {
 
 // The engine object of a front buffer handle whose size was set before
 // (*out): it takes over the size bytes of C storage at mem (malloc'd by the
-// front; freed by the buffer from now on). *out is left alone (the storage
-// stays the front's) if the buffer refuses it.
+// front; freed by the buffer from now on), the first used of them written
+// already. *out is left alone (the storage stays the front's) if the buffer
+// refuses it.
 //
 //export dce_NAL_BUFFER_new_adopt
-func dce_NAL_BUFFER_new_adopt(mem unsafe.Pointer, size C.uint, out *unsafe.Pointer) {
+func dce_NAL_BUFFER_new_adopt(mem unsafe.Pointer, size, used C.uint, out *unsafe.Pointer) {
 	defer RescueVoid()
 	var st []byte
 	if mem != nil {
 		st = unsafe.Slice((*byte)(mem), int(size))
 	}
 	b, r := newBuf()
-	if !b.Adopt(st, cfree) {
+	if int(used) > len(st) || !b.Adopt(st, cfree) {
 		drop(r)
 		return
 	}
+	b.Wrote(uint32(used))
 	*out = r
 }
 

@@ -84,7 +84,7 @@ enum {
 	X(void, NAL_BUFFER_free, (dcf_ref b)) \
 	X(void, NAL_BUFFER_reset, (dcf_ref b)) \
 	X(int, NAL_BUFFER_set_size, (dcf_ref b, unsigned int size)) \
-	X(void, NAL_BUFFER_new_adopt, (void *mem, unsigned int size, dcf_ref *out)) \
+	X(void, NAL_BUFFER_new_adopt, (void *mem, unsigned int size, unsigned int used, dcf_ref *out)) \
 	X(int, NAL_BUFFER_empty, (dcf_ref b)) \
 	X(int, NAL_BUFFER_full, (dcf_ref b)) \
 	X(int, NAL_BUFFER_notempty, (dcf_ref b)) \

@@ -31,7 +31,7 @@ struct dcf_obj;
  * DCF_ENGINE_FUNCS it was built with (DCF_ENGINE_SIG), which the loader
  * compares with its own before using anything else, and dce_engine_version().
  */
-#define DCF_ENGINE_ABI 8
+#define DCF_ENGINE_ABI 9
 /* The largest NAL_BUFFER size (goimpl/nal BufferMaxSize; nal/ tests that
  * they agree): the front sets a fresh buffer's size itself (nal.c). */
 #define DCF_BUFFER_MAX 32768

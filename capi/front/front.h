@@ -58,9 +58,11 @@ struct st_NAL_BUFFER {
 	struct dcf_obj o;
 	unsigned int size;	/* as last set through the handle */
 	/* a standalone buffer sized before it had an engine object: its
-	 * storage (size bytes, malloc'd by NAL_BUFFER_set_size), the front's
-	 * until the engine object takes it over (dcf_make), then NULL */
+	 * storage (size bytes, malloc'd by NAL_BUFFER_set_size, the first used
+	 * of them written by NAL_BUFFER_write), the front's until the engine
+	 * object takes it over (dcf_make), then NULL */
 	void *mem;
+	unsigned int used;
 };
 struct st_NAL_CONNECTION {
 	struct dcf_obj o;
@@ -178,7 +180,8 @@ static inline dcf_ref dcf_make(struct dcf_obj *o)
 
 /*
  * A standalone buffer's engine object takes over the storage its handle
- * holds (NAL_BUFFER_set_size before any other use), under the object lock
+ * holds (NAL_BUFFER_set_size and NAL_BUFFER_write before any other use,
+ * nal.c) with the bytes written into it, under the object lock
  * so that two threads racing cannot both hand it over.  The storage stays
  * the front's if the engine makes no object.
  */
@@ -190,7 +193,7 @@ static inline dcf_ref dcf_make_buffer(struct dcf_obj *o, const struct dcf_engine
 	dcf_shared_get()->lock();
 	r = o->ref;
 	if (!r)
-		e->NAL_BUFFER_new_adopt(b->mem, b->mem ? b->size : 0, &r);
+		e->NAL_BUFFER_new_adopt(b->mem, b->mem ? b->size : 0, b->mem ? b->used : 0, &r);
 	if (r && !o->ref) {
 		b->mem = NULL;
 		o->gen = dcf_gen();

@@ -189,8 +189,9 @@ DCF_PUBLIC int NAL_ADDRESS_create(NAL_ADDRESS *a, const char *s, unsigned int si
  * given in its handle (malloc'd here, no crossing; handed over to the
  * engine with the object, dcf_make_buffer), as the engine's SetSize would
  * set it: a size above DCF_BUFFER_MAX fails and changes nothing, the same
- * size keeps it, another size replaces it (size 0: none), an allocation
- * failure leaves size 0.  Every other use goes to the engine.
+ * size keeps it and its contents, another size replaces it, empty (size 0:
+ * none), an allocation failure leaves size 0.  NAL_BUFFER_write appends to
+ * it as the engine's Write would.  Every other use goes to the engine.
  */
 static int pending_set_size(NAL_BUFFER *b, unsigned int size)
 {
@@ -203,6 +204,7 @@ static int pending_set_size(NAL_BUFFER *b, unsigned int size)
 	old = b->mem;
 	b->mem = NULL;
 	b->size = 0;
+	b->used = 0;
 	free(old);
 	if (size && !(b->mem = malloc(size)))
 		return 0;
@@ -233,6 +235,34 @@ DCF_PUBLIC int NAL_BUFFER_set_size(NAL_BUFFER *b, unsigned int size)
 	if (ok)
 		b->size = size;
 	return ok;
+}
+
+DCF_PUBLIC unsigned int NAL_BUFFER_write(NAL_BUFFER *b, const unsigned char *p, unsigned int n)
+{
+	const struct dcf_engine *e = dcf_e();
+	unsigned int k;
+	dcf_ref r;
+
+	if (!e || !b)
+		return 0;
+	if (dcf_fresh(&b->o) && b->o.make) {
+		dcf_shared_get()->lock();
+		if (!b->o.ref) {
+			k = 0;
+			if (p) {
+				k = b->size - b->used < n ? b->size - b->used : n;
+				if (k)
+					memcpy((unsigned char *)b->mem + b->used, p, k);
+				b->used += k;
+			}
+			dcf_shared_get()->unlock();
+			return k;
+		}
+		dcf_shared_get()->unlock();
+	}
+	if (!(r = dcf_ref_of(b)) || !p)
+		return 0;
+	return e->NAL_BUFFER_write(r, p, n);
 }
 
 /* Codec: big-endian, cursor style, all-or-nothing. */
