@@ -33,6 +33,15 @@ type Set struct {
 // Closing reports whether Shutdown has begun.
 func (s *Set) Closing() bool { return s.closing.Load() }
 
+// Count is the number of connections registered (accepted by Serve,
+// passed on by Go, adopted), for a caller that admits connections of its
+// own event loops under the same Max.
+func (s *Set) Count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}
+
 // Stopping reports whether Shutdown has begun, and accepting is to end
 // (before Closing).
 func (s *Set) Stopping() bool { return s.stopping.Load() }

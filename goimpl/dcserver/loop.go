@@ -126,30 +126,9 @@ func (s *Server) serveLoops(ln net.Listener) bool {
 // non-blocking again if something made it blocking (logged): the loop's
 // raw accept4 would wait holding its P.
 func untilClosed(ln net.Listener, sl *srvLoop) {
-	rc, err := ln.(syscall.Conn).SyscallConn() // as ListenerFD
-	if err != nil {
-		<-sl.accepted
-		return
-	}
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
-	for {
-		select {
-		case <-sl.accepted:
-			return
-		case <-tick.C:
-			var changed bool
-			if rc.Control(func(fd uintptr) { changed, _ = evloop.Nonblock(int(fd)) }) != nil {
-				sl.lnClosed.Store(true)
-				sl.l.Wake()
-				<-sl.accepted
-				return
-			}
-			if changed {
-				sl.s.log.Printf("Warning, the listening socket had been made blocking; it is non-blocking again")
-			}
-		}
-	}
+	evloop.WatchClosed(ln, sl.accepted, func() { sl.lnClosed.Store(true); sl.l.Wake() }, func() {
+		sl.s.log.Printf("Warning, the listening socket had been made blocking; it is non-blocking again")
+	})
 }
 
 // newLoop makes a loop, accepting on lfd unless it is negative.

@@ -95,6 +95,26 @@ func (l *Loop) Watch(fd int, h Handler) error {
 	return nil
 }
 
+// Lend registers h as fd's Handler without watching fd: Arm and Disarm,
+// from any goroutine, then start and stop the watching. Loops that pass
+// one descriptor between them (a listener that goes to whichever loop is
+// free) so pass it with one epoll_ctl each and no goroutine woken: the
+// Loop that gets it is woken only when there is something to take. Lend
+// belongs to the Loop's goroutine, or comes before it starts.
+func (l *Loop) Lend(fd int, h Handler) {
+	for fd >= len(l.h) {
+		l.h = append(l.h, nil)
+	}
+	l.h[fd] = h
+}
+
+// Arm watches a descriptor given to Lend; a Loop's own Wait reports what
+// is already there (epoll does, for a descriptor added ready).
+func (l *Loop) Arm(fd int) error { return ctl(l.epd, syscall.EPOLL_CTL_ADD, fd) }
+
+// Disarm stops watching a descriptor given to Lend, keeping its Handler.
+func (l *Loop) Disarm(fd int) error { return ctl(l.epd, syscall.EPOLL_CTL_DEL, fd) }
+
 // Unwatch removes fd. Closing fd removes it too (when it was its only
 // descriptor), so a handler closing its connection need not call Unwatch;
 // one passing the socket on (dup) must.
@@ -297,4 +317,42 @@ func PeerAddr(fd int) net.Addr {
 		return &net.UnixAddr{Name: a.Name, Net: "unix"}
 	}
 	return nil
+}
+
+// WatchClosed returns once stopped is closed (the loops have stopped
+// accepting on their duplicate of ln, ListenerFD), looking at ln once a
+// second meanwhile: when anyone has closed ln, which leaves the duplicate
+// open and tells no one, it calls closed (which has the loops stop) and
+// goes on waiting; when something has made the socket blocking, it makes
+// it non-blocking again and calls madeBlocking (a raw accept4 would wait
+// holding its P).
+func WatchClosed(ln net.Listener, stopped <-chan struct{}, closed, madeBlocking func()) {
+	sc, ok := ln.(syscall.Conn)
+	var rc syscall.RawConn
+	var err error
+	if ok {
+		rc, err = sc.SyscallConn()
+	}
+	if !ok || err != nil {
+		<-stopped
+		return
+	}
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-stopped:
+			return
+		case <-tick.C:
+			var changed bool
+			if rc.Control(func(fd uintptr) { changed, _ = Nonblock(int(fd)) }) != nil {
+				closed()
+				<-stopped
+				return
+			}
+			if changed {
+				madeBlocking()
+			}
+		}
+	}
 }

@@ -82,16 +82,22 @@ func New(o Options) *Proxy {
 		o.Log = new(accept.RateLog)
 	}
 	p := &Proxy{h: o.Handler, idle: o.Idle, log: o.Log, m: o.Metrics}
-	p.set = accept.Set{Max: o.MaxClients, Log: o.Log, OnFull: func(net.Conn) {
-		p.m.ConnRefused(metrics.RefuseLimit)
-		p.log.Printf("Error, rejected new client connection already at maximum (%d)", o.MaxClients)
-	}}
+	p.set = accept.Set{Max: o.MaxClients, Log: o.Log, OnFull: func(net.Conn) { p.refuse() }}
 	return p
+}
+
+// refuse reports a connection refused at MaxClients.
+func (p *Proxy) refuse() {
+	p.m.ConnRefused(metrics.RefuseLimit)
+	p.log.Printf("Error, rejected new client connection already at maximum (%d)", p.set.Max)
 }
 
 // Serve accepts and serves local clients until the listener is closed or
 // fails.
 func (p *Proxy) Serve(ln net.Listener) {
+	if p.serveLoops(ln) {
+		return
+	}
 	p.set.Serve(ln, func(nc net.Conn) { newClient(p, nc).serve() })
 }
 
@@ -133,8 +139,8 @@ func (p *Proxy) Shutdown(ln net.Listener, wait time.Duration) { p.set.Shutdown(l
 // operation.
 type client struct {
 	p     *Proxy
-	nc    net.Conn
-	io    rawio.Conn // reads and writes nc
+	nc    net.Conn   // nil while an event loop serves the connection
+	io    rawio.Conn // reads and writes nc (or fd)
 	rd    *proto.Reader
 	pay   []byte // the answer's payload
 	out   []byte // the answer's encoding
@@ -147,20 +153,35 @@ type client struct {
 	served int
 	quiet  bool
 	reg    rawio.Registration
+
+	// While an event loop serves the connection (loop.go): the loop, the
+	// socket, its place among the connections waiting there, and the
+	// part of an answer the socket did not take (written from the
+	// connection's goroutine).
+	lp         *pLoop
+	fd         int
+	watched    bool // in the loop's epoll set
+	waiting    bool // in the loop's list
+	prev, next *client
+	unsent     []byte
 }
 
 var clientPool sync.Pool
 
+// newClient returns a client of nc, or of nothing yet (nil: an event
+// loop's, which sets fd).
 func newClient(p *Proxy, nc net.Conn) *client {
-	if c, ok := clientPool.Get().(*client); ok {
+	c, ok := clientPool.Get().(*client)
+	if ok {
 		c.p, c.nc = p, nc
-		c.io.Reset(nc)
-		return c
+	} else {
+		c = &client{p: p, nc: nc}
+		c.io.WriteWait = c.armWrite // kept with c in clientPool
+		c.rd = proto.NewReader(c, proto.WantRequests)
 	}
-	c := &client{p: p, nc: nc}
-	c.io.Reset(nc)
-	c.io.WriteWait = c.armWrite // kept with c in clientPool
-	c.rd = proto.NewReader(c, proto.WantRequests)
+	if nc != nil {
+		c.io.Reset(nc)
+	}
 	return c
 }
 
@@ -175,7 +196,7 @@ func (c *client) Read(b []byte) (int, error) {
 	c.first = true
 	if !dl.Equal(c.rdl) {
 		c.rdl = dl
-		c.nc.SetReadDeadline(dl)
+		c.nc.SetReadDeadline(dl) // never in a loop: no loops with Idle
 	}
 	if c.p.set.Closing() {
 		return 0, errClosing
@@ -210,62 +231,136 @@ func (c *client) armWrite() {
 	}
 }
 
+// serve serves a connection accepted or adopted into a goroutine of its
+// own, in that goroutine, until it ends.
 func (c *client) serve() {
-	clean := false
-	why := metrics.CloseError
 	c.p.m.ConnAccepted()
-	defer func() {
-		c.p.m.ConnClosed(why)
-		c.nc.Close()
-		if clean && c.rd.Buffered() == 0 && cap(c.out) <= maxPooled && cap(c.pay) <= maxPooled {
-			*c = client{rd: c.rd, out: c.out[:0], pay: c.pay[:0], io: c.io}
-			clientPool.Put(c)
-		}
-	}()
-	ctx := context.Background()
-	for {
-		c.first = c.rd.Buffered() > 0
-		m, err := c.rd.ReadMessage()
-		if err != nil && c.handOff(err) {
-			why = metrics.CloseShutdown
+	c.goServe()
+}
+
+// goServe serves the connection in this goroutine until it ends, from
+// where it is (an event loop may have served it before: detach).
+func (c *client) goServe() {
+	if len(c.unsent) > 0 {
+		if !c.write(c.unsent) {
 			return
 		}
+		c.unsent = nil
+	}
+	c.run()
+}
+
+const closeError = metrics.CloseError
+
+// end closes the connection (why, for the metrics) and recycles it if the
+// application closed it cleanly.
+func (c *client) end(why metrics.CloseReason, clean bool) {
+	c.p.m.ConnClosed(why)
+	if c.lp != nil {
+		c.lp.closeConn(c)
+	} else if c.nc != nil { // nil: closed by a failed toNetConn
+		c.nc.Close()
+	}
+	if clean && c.rd.Buffered() == 0 && cap(c.out) <= maxPooled && cap(c.pay) <= maxPooled {
+		*c = client{rd: c.rd, out: c.out[:0], pay: c.pay[:0], io: c.io}
+		clientPool.Put(c)
+	}
+}
+
+// run reads and answers requests until the connection ends (true) or, in
+// an event loop, until it has to wait between two requests (false: the
+// loop watches it). A connection that has to wait otherwise, or has been
+// answered keptAfter times in its loop, goes on in a goroutine of its own
+// (true).
+func (c *client) run() (ended bool) {
+	ctx := context.Background()
+	for {
+		if c.lp != nil && c.served >= keptAfter {
+			c.lp.detach(c)
+			return true
+		}
+		c.first = c.rd.Buffered() > 0
+		m, err := c.rd.ReadMessage()
+		if err == rawio.ErrWouldBlock {
+			if c.rd.Buffered() == 0 && len(c.rd.Pending()) == 0 {
+				return false // between two requests
+			}
+			c.lp.detach(c) // in the middle of one: the frame waits
+			return true
+		}
+		if err != nil && c.handOff(err) {
+			c.end(metrics.CloseShutdown, false)
+			return true
+		}
 		if err != nil {
-			clean = err == io.EOF
+			clean := err == io.EOF
 			if clean && !c.p.set.Closing() {
-				why = metrics.CloseClient // the common end, without walking error chains
-				return
+				c.end(metrics.CloseClient, true) // the common end, without walking error chains
+				return true
 			}
 			if proto.IsCorrupt(err) {
 				c.p.log.Printf("Warning, closing local client: %v", err)
 			}
-			why = metrics.ReadCloseReason(err, c.p.set.Closing(), c.rd.Buffered() > 0)
-			return
+			c.end(metrics.ReadCloseReason(err, c.p.set.Closing(), c.rd.Buffered() > 0), clean)
+			return true
+		}
+		lp := c.lp
+		if lp != nil {
+			lp.busy() // the listener goes to another loop for the call
 		}
 		c.pay, err = c.p.h.Handle(ctx, m, c.pay[:0])
+		if lp != nil {
+			lp.idle()
+		}
 		if err != nil {
 			c.p.log.Printf("Warning, closing local client: %v", err)
-			why = metrics.CloseCorrupt
-			return
+			c.end(metrics.CloseCorrupt, false)
+			return true
 		}
 		c.out, _ = proto.AppendMessage(c.out[:0], &proto.Message{Response: true, UID: m.UID, Op: m.Op, Payload: c.pay})
-		// The write deadline is set when a write first has to wait
-		// (armWrite): most never do, and a timer per connection costs
-		// more than the write. Once set it is renewed at half time.
-		if now := time.Now(); !c.wdl.IsZero() && c.wdl.Sub(now) < clientWriteTimeout/2 {
-			c.wdl = now.Add(clientWriteTimeout)
-			c.nc.SetWriteDeadline(c.wdl)
+		if c.lp != nil {
+			n, err := c.io.Write(c.out)
+			c.p.m.BytesOut(n)
+			if err == rawio.ErrWouldBlock {
+				// The rest is written from a goroutine, where the
+				// write may wait (clientWriteTimeout).
+				c.unsent = c.out[n:]
+				c.lp.detach(c)
+				return true
+			}
+			if err != nil {
+				c.end(metrics.WriteCloseReason(err), false)
+				return true
+			}
+			c.served++
+			continue
 		}
-		n, err := c.io.Write(c.out)
-		c.p.m.BytesOut(n)
-		if err != nil {
-			why = metrics.WriteCloseReason(err)
-			return
-		}
-		if c.served++; c.served == quietAfter && c.io.Raw() {
-			c.reg, c.quiet = rawio.Quiet(c.nc)
+		if !c.write(c.out) {
+			return true
 		}
 	}
+}
+
+// write writes an answer (or its rest) from the connection's goroutine;
+// false when that fails and the connection has ended.
+func (c *client) write(b []byte) bool {
+	// The write deadline is set when a write first has to wait
+	// (armWrite): most never do, and a timer per connection costs more
+	// than the write. Once set it is renewed at half time.
+	if now := time.Now(); !c.wdl.IsZero() && c.wdl.Sub(now) < clientWriteTimeout/2 {
+		c.wdl = now.Add(clientWriteTimeout)
+		c.nc.SetWriteDeadline(c.wdl)
+	}
+	n, err := c.io.Write(b)
+	c.p.m.BytesOut(n)
+	if err != nil {
+		c.end(metrics.WriteCloseReason(err), false)
+		return false
+	}
+	if c.served++; c.served == quietAfter && c.io.Raw() {
+		c.reg, c.quiet = rawio.Quiet(c.nc)
+	}
+	return true
 }
 
 // handOff passes the client to the successor when err is the handover's
@@ -275,6 +370,9 @@ func (c *client) handOff(err error) bool {
 	var ne net.Error
 	if !c.p.set.HandingOff() || c.p.send == nil || !errors.Is(err, errClosing) && !(errors.As(err, &ne) && ne.Timeout()) {
 		return false
+	}
+	if c.lp != nil && !c.lp.toNetConn(c) {
+		return true // closed (logged)
 	}
 	if err := c.p.send(c.nc, nil, append(c.rd.Pending(), c.pre...)); err != nil {
 		c.p.log.Printf("Warning, could not hand a local client to the new process, closing it: %v", err)

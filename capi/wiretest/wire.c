@@ -1,1 +1,0 @@
-../front/wire.c
