@@ -297,14 +297,14 @@ func TestKindNumbersHaveOneSource(t *testing.T) {
 func TestACallTrampoline(t *testing.T) {
 	tab, _ := repoTable(t)
 	c := tab.trampolines("libnal", []string{"libnal/nal.h"})
-	want := `DCF_PUBLIC unsigned int NAL_BUFFER_write(NAL_BUFFER *b, const unsigned char *p, unsigned int n)
+	want := `DCF_PUBLIC int NAL_LISTENER_set_fs_perms(NAL_LISTENER *l, const char *octal)
 {
 	const struct dcf_engine *e = dcf_e();
-	dcf_ref r_b;
+	dcf_ref r_l;
 
-	if (!e || !(r_b = dcf_ref_of(b)) || !p)
+	if (!e || !(r_l = dcf_ref_of(l)) || !octal)
 		return 0;
-	return e->NAL_BUFFER_write(r_b, p, n);
+	return e->NAL_LISTENER_set_fs_perms(r_l, octal);
 }
 `
 	if !strings.Contains(c, want) {
