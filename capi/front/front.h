@@ -57,15 +57,31 @@ struct st_DC_CLIENT {
 	unsigned int flags;
 };
 
+#ifdef DCF_LIBNAL
+/* In libnal, the loader's state is read in place (loader.c): no call. */
+DCF_HIDDEN extern const struct dcf_engine *dcf_live_engine;
+DCF_HIDDEN extern volatile unsigned long dcf_generation;
+#endif
+
 /* The engine of this generation (loading it), or NULL. */
 static inline const struct dcf_engine *dcf_e(void)
 {
+#ifdef DCF_LIBNAL
+	const struct dcf_engine *e = __atomic_load_n(&dcf_live_engine, __ATOMIC_ACQUIRE);
+
+	if (e)
+		return e;
+#endif
 	return dcf_shared_get()->engine();
 }
 
 static inline unsigned long dcf_gen(void)
 {
+#ifdef DCF_LIBNAL
+	return dcf_generation;
+#else
 	return *dcf_shared_get()->generation;
+#endif
 }
 
 DCF_HIDDEN void dcf_stale(void);

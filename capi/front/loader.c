@@ -40,6 +40,7 @@
 #include <stdint.h>
 #include <unistd.h>
 
+#define DCF_LIBNAL 1	/* front.h: the loader's state read in place */
 #include "front.h"
 
 #ifndef DCF_VERSION
@@ -79,9 +80,12 @@ static void obj_release(void)
 {
 	__atomic_store_n(&obj_mu, 0, __ATOMIC_RELEASE);
 }
-static volatile unsigned long generation = 1;
+/* The process generation (1 + the forks since the library was loaded) and
+ * the engine loaded in it: libnal's own files read them in place (front.h,
+ * DCF_LIBNAL), the other two libraries through struct dcf_shared. */
+DCF_HIDDEN volatile unsigned long dcf_generation = 1;
 static struct dcf_engine table;
-static const struct dcf_engine *live;	/* loaded in this generation */
+DCF_HIDDEN const struct dcf_engine *dcf_live_engine;	/* loaded in this generation */
 static unsigned long failed_gen;	/* generation whose load failed */
 static int mapped;			/* an engine image exists in this process */
 
@@ -403,10 +407,10 @@ DCF_HIDDEN void dcf_free_later(int kind, dcf_ref r, unsigned int bytes)
 		later_n = 0;
 		later_bytes = 0;
 	}
-	gen = generation;
+	gen = dcf_generation;
 	obj_release();
-	e = __atomic_load_n(&live, __ATOMIC_ACQUIRE);
-	if (n && e && gen == generation)
+	e = __atomic_load_n(&dcf_live_engine, __ATOMIC_ACQUIRE);
+	if (n && e && gen == dcf_generation)
 		e->free_batch(kinds, refs, n);
 }
 
@@ -420,7 +424,7 @@ static void take_snapshot(void)
 	dcf_ref *refs;
 	size_t i;
 
-	if (!live)
+	if (!dcf_live_engine)
 		return;	/* no engine here: a pending snapshot passes on as it is */
 	snap_drop();
 	/* DISTCACHE_NO_FORK_RESTORE: children get no objects (tests use it to
@@ -436,13 +440,13 @@ static void take_snapshot(void)
 		if (!reg[i].p || reg[i].p == &reg_tomb || reg[i].kind == DCF_K_CTX)
 			continue;
 		o = (struct dcf_obj *)(void *)reg[i].p;
-		if (o->ref && o->gen == generation && n < reg_count) {
+		if (o->ref && o->gen == dcf_generation && n < reg_count) {
 			kinds[n] = reg[i].kind;
 			refs[n] = o->ref;
 			snap_objs[n++] = o;
 		}
 	}
-	if (n > 0 && live->snapshot(kinds, refs, n, &snap, &snap_len)) {
+	if (n > 0 && dcf_live_engine->snapshot(kinds, refs, n, &snap, &snap_len)) {
 		snap_n = n;
 		snap_fresh = 1;
 	}
@@ -478,14 +482,14 @@ static void restore_snapshot(const struct dcf_engine *e)
 			continue;
 		}
 		o->ref = nr[i];
-		o->gen = generation;
+		o->gen = dcf_generation;
 		if (o->kind == DCF_K_CONNECTION) {
 			NAL_CONNECTION *c = (NAL_CONNECTION *)(void *)o;
 			dcf_ref rd = NULL, sd = NULL;
 			e->conn_bufs(nr[i], &rd, &sd);
 			c->rd.o.ref = rd;
 			c->sd.o.ref = sd;
-			c->rd.o.gen = c->sd.o.gen = generation;
+			c->rd.o.gen = c->sd.o.gen = dcf_generation;
 		}
 	}
 	obj_release();
@@ -505,15 +509,15 @@ static void fork_prepare(void)
 	pthread_mutex_lock(&load_mu);
 	obj_acquire();
 	take_snapshot();
-	if (live)
+	if (dcf_live_engine)
 		kid_copy_make();
-	child_close_n = live ? live->fork_fds(child_close, child_close_cap) : 0;
+	child_close_n = dcf_live_engine ? dcf_live_engine->fork_fds(child_close, child_close_cap) : 0;
 	if (child_close_n > child_close_cap) {
 		int *n = realloc(child_close, sizeof *n * (size_t)child_close_n);
 		if (n) {
 			child_close = n;
 			child_close_cap = child_close_n;
-			child_close_n = live->fork_fds(child_close, child_close_cap);
+			child_close_n = dcf_live_engine->fork_fds(child_close, child_close_cap);
 		}
 		if (child_close_n > child_close_cap)
 			child_close_n = child_close_cap;	/* out of memory: the rest stay open */
@@ -522,8 +526,8 @@ static void fork_prepare(void)
 
 static void fork_parent(void)
 {
-	if (live)
-		live->fork_parent();
+	if (dcf_live_engine)
+		dcf_live_engine->fork_parent();
 	if (snap_fresh)
 		snap_drop();
 	snap_fresh = 0;
@@ -538,8 +542,8 @@ static void fork_child(void)
 	for (i = 0; i < child_close_n; i++)
 		close(child_close[i]);
 	child_close_n = 0;
-	generation++;
-	live = NULL;
+	dcf_generation++;
+	dcf_live_engine = NULL;
 	later_n = 0;
 	later_bytes = 0;
 	snap_fresh = 0;
@@ -791,19 +795,19 @@ fail:
 
 static const struct dcf_engine *get_engine(void)
 {
-	const struct dcf_engine *e = __atomic_load_n(&live, __ATOMIC_ACQUIRE);
+	const struct dcf_engine *e = __atomic_load_n(&dcf_live_engine, __ATOMIC_ACQUIRE);
 
 	if (e)
 		return e;
 	pthread_mutex_lock(&load_mu);
-	if (!live && failed_gen != generation) {
+	if (!dcf_live_engine && failed_gen != dcf_generation) {
 		e = load();
 		if (e)
-			__atomic_store_n(&live, e, __ATOMIC_RELEASE);
+			__atomic_store_n(&dcf_live_engine, e, __ATOMIC_RELEASE);
 		else
-			failed_gen = generation;
+			failed_gen = dcf_generation;
 	}
-	e = live;
+	e = dcf_live_engine;
 	pthread_mutex_unlock(&load_mu);
 	return e;
 }
@@ -812,8 +816,8 @@ static void stale(void)
 {
 	static unsigned long said;
 
-	if (said != generation) {
-		said = generation;
+	if (said != dcf_generation) {
+		said = dcf_generation;
 		fprintf(stderr, "distcache: an object created before fork() could not be "
 			"restored in this process; calls on it fail\n");
 	}
@@ -830,7 +834,7 @@ static void obj_unlock(void)
 }
 
 static const struct dcf_shared shared = {
-	DCF_SHARED_VERSION, get_engine, &generation, obj_lock, obj_unlock, track, forget, live_obj, stale,
+	DCF_SHARED_VERSION, get_engine, &dcf_generation, obj_lock, obj_unlock, track, forget, live_obj, stale,
 };
 
 DCF_HIDDEN const struct dcf_shared *dcf_shared_get(void)

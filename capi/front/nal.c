@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#define DCF_LIBNAL 1	/* front.h: the loader's state read in place */
 #include "front.h"
 
 DCF_PUBLIC int NAL_SELECTOR_select(NAL_SELECTOR *s, unsigned long usec, int use)

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <libnal/nal.h>
+#define DCF_LIBNAL 1	/* front.h: the loader's state read in place */
 #include "front.h"
 
 DCF_PUBLIC void NAL_config_set_nagle(int enabled)
@@ -117,7 +118,7 @@ DCF_PUBLIC void NAL_SELECTOR_free(NAL_SELECTOR *s)
 	const struct dcf_engine *e;
 	NAL_SELECTOR h;
 
-	if (!dcf_hfree(s, DCF_K_SELECTOR, &h, sizeof h))
+	if (!dcf_hfree(s, DCF_K_SELECTOR, &h, sizeof h.o))
 		return;
 	if ((e = dcf_owner(&h.o)))
 		e->NAL_SELECTOR_free(h.o.ref);
@@ -159,7 +160,7 @@ DCF_PUBLIC void NAL_LISTENER_free(NAL_LISTENER *l)
 	const struct dcf_engine *e;
 	NAL_LISTENER h;
 
-	if (!dcf_hfree(l, DCF_K_LISTENER, &h, sizeof h))
+	if (!dcf_hfree(l, DCF_K_LISTENER, &h, sizeof h.o))
 		return;
 	if ((e = dcf_owner(&h.o)))
 		e->NAL_LISTENER_free(h.o.ref);
@@ -251,7 +252,7 @@ DCF_PUBLIC void NAL_CONNECTION_free(NAL_CONNECTION *c)
 	const struct dcf_engine *e;
 	NAL_CONNECTION h;
 
-	if (!dcf_hfree(c, DCF_K_CONNECTION, &h, sizeof h))
+	if (!dcf_hfree(c, DCF_K_CONNECTION, &h, sizeof h.o))
 		return;
 	if ((e = dcf_owner(&h.o)))
 		e->NAL_CONNECTION_free(h.o.ref);

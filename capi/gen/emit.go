@@ -75,6 +75,9 @@ func (t *table) trampolines(lib string, headers []string) string {
 	for _, h := range headers {
 		fmt.Fprintf(&b, "#include <%s>\n", h)
 	}
+	if lib == "libnal" {
+		b.WriteString("#define DCF_LIBNAL 1	/* front.h: the loader's state read in place */\n")
+	}
 	b.WriteString("#include \"front.h\"\n")
 	for _, r := range t.public {
 		if r.lib != lib || r.form == formC {
@@ -148,7 +151,7 @@ func (t *table) emitFree(b *strings.Builder, r *row) {
 	a := p.params[0]
 	h := a.typ.handle(t.kindOf)
 	fmt.Fprintf(b, "DCF_PUBLIC %s\n{\n\tconst struct dcf_engine *e;\n\t%s h;\n\n", p, h)
-	fmt.Fprintf(b, "\tif (!dcf_hfree(%s, DCF_K_%s, &h, sizeof h))\n\t\treturn;\n", a.name, shortName(h))
+	fmt.Fprintf(b, "\tif (!dcf_hfree(%s, DCF_K_%s, &h, sizeof h.o))\n\t\treturn;\n", a.name, shortName(h))
 	fmt.Fprintf(b, "\tif ((e = dcf_owner(&h.o)))\n\t\te->%s(h.o.ref);\n}\n", p.name)
 }
 
