@@ -29,7 +29,8 @@ static DC_PLUG *q1, *q2, *s1;
 static DC_SERVER *srv;
 static NAL_ADDRESS *fresh_a;	/* made in the parent, never used there */
 static NAL_CONNECTION *fresh_c;
-static NAL_BUFFER *fresh_b;	/* sized in the parent (storage in the handle), never used */
+static NAL_BUFFER *fresh_b;	/* sized and written in the parent (storage in the handle), never used */
+static NAL_ADDRESS *again_a;	/* created in the parent with a string created before, never used */
 static struct timeval now;
 
 /* Run fn in a child with a deadline; 1 if it exited 0. */
@@ -167,16 +168,21 @@ static int child_stale(void)
 }
 
 /* A handle made before fork() and never used has no engine object yet: it
- * works in the child even without restore, as a fresh one. */
+ * works in the child even without restore, as a fresh one (an address
+ * created with a string created before, as a created one; a buffer only
+ * sized and written, with its size and contents). */
 static int child_fresh(void)
 {
 	NAL_CONNECTION *peer = NAL_CONNECTION_new();
 
 	return !(NAL_ADDRESS_create(fresh_a, "IP:127.0.0.1:9", 4096) && NAL_ADDRESS_can_connect(fresh_a) &&
+		NAL_ADDRESS_can_connect(again_a) && NAL_ADDRESS_get_def_buffer_size(again_a) == 777 &&
+		!NAL_ADDRESS_create(again_a, "IP:127.0.0.1:7", 777) &&
 		peer && NAL_CONNECTION_create_pair(fresh_c, peer, 4096) &&
 		NAL_BUFFER_write(NAL_CONNECTION_get_send(fresh_c), (const unsigned char *)"x", 1) == 1 &&
-		NAL_BUFFER_size(fresh_b) == 16 && NAL_BUFFER_write(fresh_b, U("abcdefghijklmnopq"), 17) == 16 &&
-		memcmp(NAL_BUFFER_data(fresh_b), "abcdefghijklmnop", 16) == 0);
+		NAL_BUFFER_size(fresh_b) == 16 && NAL_BUFFER_used(fresh_b) == 2 &&
+		NAL_BUFFER_write(fresh_b, U("abcdefghijklmnopq"), 17) == 14 &&
+		memcmp(NAL_BUFFER_data(fresh_b), "xyabcdefghijklmn", 16) == 0);
 }
 
 /* The original dc_server's pattern: listener + server, then daemon(). */
@@ -260,7 +266,7 @@ int main(int argc, char **argv)
 	NAL_CONNECTION *s1c = NAL_CONNECTION_new(), *s2c = NAL_CONNECTION_new();
 
 	setvbuf(stdout, NULL, _IONBF, 0);
-	CT_PLAN(18);
+	CT_PLAN(19);
 	snprintf(a, sizeof a, "UNIX:%s/forkobj.sock", dir);
 	addr = NAL_ADDRESS_new();
 	sel = NAL_SELECTOR_new();
@@ -271,12 +277,20 @@ int main(int argc, char **argv)
 	fresh_a = NAL_ADDRESS_new();
 	fresh_c = NAL_CONNECTION_new();
 	fresh_b = NAL_BUFFER_new();
+	again_a = NAL_ADDRESS_new();
+	{
+		NAL_ADDRESS *t = NAL_ADDRESS_new();
+		CHECK(t && NAL_ADDRESS_create(t, "IP:127.0.0.1:7", 100) && again_a &&
+			NAL_ADDRESS_create(again_a, "IP:127.0.0.1:7", 777), "parent: an address string created twice");
+		NAL_ADDRESS_free(t);
+	}
 	DC_SERVER_set_default_cache();
 	srv = DC_SERVER_new(100);
 	CHECK(addr && NAL_ADDRESS_create(addr, a, 4096) && NAL_LISTENER_create(lis, addr) &&
 		NAL_LISTENER_add_to_selector(lis, sel), "parent: address, listener on a selector");
 	CHECK(NAL_BUFFER_set_size(buf, 64) && NAL_BUFFER_write(buf, U("hello"), 5) == 5 &&
-		NAL_BUFFER_set_size(fresh_b, 16), "parent: buffer; another only sized");
+		NAL_BUFFER_used(buf) == 5 && NAL_BUFFER_set_size(fresh_b, 16) && NAL_BUFFER_write(fresh_b, U("xy"), 2) == 2,
+		"parent: buffer; another only sized and written");
 	CHECK(NAL_CONNECTION_create_pair(p1, p2, 4096) && NAL_CONNECTION_add_to_selector(p1, sel) &&
 		NAL_CONNECTION_add_to_selector(p2, sel), "parent: pair");
 	NAL_BUFFER_write(NAL_CONNECTION_get_send(p1), U("abcd"), 4);
@@ -324,6 +338,7 @@ int main(int argc, char **argv)
 	NAL_ADDRESS_free(addr);
 	NAL_BUFFER_free(buf);
 	NAL_ADDRESS_free(fresh_a);
+	NAL_ADDRESS_free(again_a);
 	NAL_CONNECTION_free(fresh_c);
 	NAL_BUFFER_free(fresh_b);
 	return ct_exit();

@@ -101,6 +101,116 @@ static void buffers(void)
 		!NAL_BUFFER_data(d), "a sized buffer freed unused; a fresh buffer sized 0");
 	NAL_BUFFER_free(b);
 	NAL_BUFFER_free(d);
+
+	/* ... and written by the front too, until that first other use */
+	b = NAL_BUFFER_new();
+	d = NAL_BUFFER_new();
+	CHECK(b && d && NAL_BUFFER_write(b, U("abc"), 3) == 0 && NAL_BUFFER_set_size(d, 8) &&
+		NAL_BUFFER_write(d, U("abc"), 3) == 3 && NAL_BUFFER_write(d, NULL, 5) == 0 &&
+		NAL_BUFFER_write(d, U("d"), 0) == 0 && NAL_BUFFER_write(d, U("defghijk"), 8) == 5 &&
+		NAL_BUFFER_write(d, U("z"), 1) == 0 && NAL_BUFFER_set_size(d, 8) && NAL_BUFFER_used(d) == 8 &&
+		NAL_BUFFER_full(d) && memcmp(NAL_BUFFER_data(d), "abcdefgh", 8) == 0 && NAL_BUFFER_used(b) == 0,
+		"a fresh buffer written: what fits, kept by the same size, handed over with its size");
+	NAL_BUFFER_free(b);
+	NAL_BUFFER_free(d);
+	b = NAL_BUFFER_new();
+	d = NAL_BUFFER_new();
+	CHECK(b && d && NAL_BUFFER_set_size(b, 8) && NAL_BUFFER_write(b, U("abc"), 3) == 3 &&
+		NAL_BUFFER_set_size(b, 4) && NAL_BUFFER_write(b, U("wxyz12"), 6) == 4 && NAL_BUFFER_used(b) == 4 &&
+		NAL_BUFFER_size(b) == 4 && memcmp(NAL_BUFFER_data(b), "wxyz", 4) == 0 &&
+		NAL_BUFFER_set_size(d, 64) && NAL_BUFFER_write(d, U("0123456789"), 10) == 10 &&
+		NAL_BUFFER_set_size(d, 0) && NAL_BUFFER_write(d, U("x"), 1) == 0 && NAL_BUFFER_size(d) == 0 &&
+		NAL_BUFFER_empty(d), "a fresh buffer written, then sized anew: empty");
+	NAL_BUFFER_free(b);
+	NAL_BUFFER_free(d);
+	b = NAL_BUFFER_new();
+	d = NAL_BUFFER_new();
+	CHECK(b && d && NAL_BUFFER_set_size(b, 64) && NAL_BUFFER_write(b, U("0123456789"), 10) == 10 &&
+		NAL_BUFFER_set_size(d, 16) && NAL_BUFFER_write(d, U("abcdef"), 6) == 6 &&
+		NAL_BUFFER_transfer(d, b, 0) == 10 && NAL_BUFFER_used(d) == 16 && NAL_BUFFER_used(b) == 0 &&
+		memcmp(NAL_BUFFER_data(d), "abcdef0123456789", 16) == 0,
+		"two fresh buffers written, then a transfer between them");
+	NAL_BUFFER_free(b);
+	NAL_BUFFER_free(d);
+	b = NAL_BUFFER_new();
+	if (b && NAL_BUFFER_set_size(b, 64))
+		NAL_BUFFER_write(b, U("0123456789"), 10);
+	NAL_BUFFER_free(b);	/* written, freed unused: nothing leaks (ASan) */
+}
+
+/* Create s on a fresh handle with size; the handle (NULL if either failed). */
+static NAL_ADDRESS *made(const char *s, unsigned int size)
+{
+	NAL_ADDRESS *a = NAL_ADDRESS_new();
+
+	if (a && !NAL_ADDRESS_create(a, s, size)) {
+		NAL_ADDRESS_free(a);
+		a = NULL;
+	}
+	return a;
+}
+
+/*
+ * An address string the engine created before, without a host name to look
+ * up, is created again by the front alone (the engine object comes with the
+ * first use): the address must be the one a first create makes, with the
+ * size, the limits and the misuse answers of any create, and work in a
+ * listener and a connection, after many other strings took its place too.
+ */
+static void remembered(const char *dir)
+{
+	static const char *const fixed[] = { "UNIX:/tmp/x.sock", "IP:9001", "IP:127.0.0.1:9001", "FD:3:4", "IPv6:9002" };
+	NAL_ADDRESS *a, *b, *many[100];
+	NAL_LISTENER *l = NAL_LISTENER_new();
+	NAL_CONNECTION *c = NAL_CONNECTION_new();
+	char s[300];
+	unsigned int i;
+	int ok;
+
+	for (i = 0, ok = 1; i < sizeof fixed / sizeof fixed[0]; i++) {
+		a = made(fixed[i], 100);
+		b = made(fixed[i], 200);
+		ok = ok && a && b && NAL_ADDRESS_can_connect(b) == NAL_ADDRESS_can_connect(a) &&
+			NAL_ADDRESS_can_listen(b) == NAL_ADDRESS_can_listen(a) &&
+			NAL_ADDRESS_get_def_buffer_size(a) == 100 && NAL_ADDRESS_get_def_buffer_size(b) == 200;
+		NAL_ADDRESS_free(a);
+		NAL_ADDRESS_free(b);
+	}
+	CHECK(ok, "a string created again: the same address, with its own default size");
+	a = NAL_ADDRESS_new();
+	b = NAL_ADDRESS_new();
+	CHECK(a && b && !NAL_ADDRESS_create(a, "UNIX:/tmp/x.sock", 32769) && NAL_ADDRESS_get_def_buffer_size(a) == 0 &&
+		!NAL_ADDRESS_can_listen(a) && NAL_ADDRESS_create(b, "UNIX:/tmp/x.sock", 32768) &&
+		!NAL_ADDRESS_create(b, "UNIX:/tmp/x.sock", 1) && NAL_ADDRESS_get_def_buffer_size(b) == 32768,
+		"created again: a size above 32768 fails, a second create fails");
+	NAL_ADDRESS_free(a);
+	a = b;
+	NAL_ADDRESS_reset(a);
+	CHECK(!NAL_ADDRESS_can_connect(a) && NAL_ADDRESS_create(a, "IP:9001", 5) && !NAL_ADDRESS_can_connect(a) &&
+		NAL_ADDRESS_can_listen(a) && NAL_ADDRESS_get_def_buffer_size(a) == 5, "reset, then created again as another");
+	NAL_ADDRESS_free(a);
+	/* unused, then freed: nothing to leak (ASan) */
+	NAL_ADDRESS_free(made("UNIX:/tmp/x.sock", 7));
+
+	snprintf(s, sizeof s, "UNIX:%s/again.sock", dir);
+	NAL_ADDRESS_free(made(s, 512));
+	a = made(s, 512);
+	for (i = 0; i < sizeof many / sizeof many[0]; i++) {
+		snprintf(s, sizeof s, "UNIX:/tmp/remembered-%u", i);
+		NAL_ADDRESS_free(made(s, 1));
+		many[i] = made(s, i);
+	}
+	for (i = 0, ok = 1; i < sizeof many / sizeof many[0]; i++) {
+		ok = ok && many[i] && NAL_ADDRESS_get_def_buffer_size(many[i]) == i && NAL_ADDRESS_can_connect(many[i]);
+		NAL_ADDRESS_free(many[i]);
+	}
+	CHECK(ok, "100 strings created again, each then used after the others took its place");
+	CHECK(a && NAL_LISTENER_create(l, a) && NAL_CONNECTION_create(c, a) &&
+		NAL_BUFFER_size(NAL_CONNECTION_get_send(c)) == 512,
+		"created again, first used by a listener and a connection");
+	NAL_CONNECTION_free(c);
+	NAL_LISTENER_free(l);
+	NAL_ADDRESS_free(a);
 }
 
 static void pair_and_socket(const char *dir)
@@ -193,9 +303,10 @@ static void pair_and_socket(const char *dir)
 
 int main(int argc, char **argv)
 {
-	CT_PLAN(44 + 21);	/* 21: one per row of the address table */
+	CT_PLAN(47 + 5 + 21);	/* 21: one per row of the address table */
 	NAL_config_set_nagle(0);
 	addresses();
+	remembered(argc > 1 ? argv[1] : "/tmp");
 	buffers();
 	pair_and_socket(argc > 1 ? argv[1] : "/tmp");
 	return ct_exit();

@@ -1,11 +1,15 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * One DC_CTX shared by 16 threads, 2000 verified operations each, no lock
- * in the caller (Apache worker/event MPMs): flags 0 and PERSISTENT.
+ * in the caller (Apache worker/event MPMs): flags 0 and PERSISTENT.  And
+ * 16 threads creating addresses from a set of strings larger than the
+ * front's table of strings created before, so that they take each other's
+ * place there while other threads' addresses still hold them.
  */
 #include <pthread.h>
 #include <unistd.h>
 #include <string.h>
+#include <libnal/nal.h>
 #include <distcache/dc_client.h>
 #include "ct.h"
 
@@ -37,6 +41,24 @@ static void *worker(void *arg)
 	return (void *)bad;
 }
 
+static void *addr_worker(void *arg)
+{
+	long t = (long)arg, bad = 0;
+	char s[64];
+	int k;
+
+	for (k = 0; k < OPS; k++) {
+		NAL_ADDRESS *a = NAL_ADDRESS_new();
+		unsigned int size = (unsigned int)(t * 100 + k % 100);
+		snprintf(s, sizeof s, "UNIX:/tmp/thr-%d.sock", (int)((t + k) % 150));
+		if (!a || !NAL_ADDRESS_create(a, s, size))
+			bad++;
+		else if (k % 3 && (NAL_ADDRESS_get_def_buffer_size(a) != size || !NAL_ADDRESS_can_connect(a)))
+			bad++;
+		NAL_ADDRESS_free(a);
+	}
+	return (void *)bad;
+}
 
 int main(int argc, char **argv)
 {
@@ -47,7 +69,7 @@ int main(int argc, char **argv)
 
 	if (argc != 2)
 		return 2;
-	CT_PLAN(2 * 2);
+	CT_PLAN(2 * 2 + 1);
 	for (f = 0; f < 2; f++) {
 		long bad = 0;
 		void *r;
@@ -66,6 +88,19 @@ int main(int argc, char **argv)
 		CHECK(bad == 0, "flags %#x: %d threads x %d verified operations on one DC_CTX: %ld failed or mismatched",
 			gflags, THREADS, OPS, bad);
 		DC_CTX_free(ctx);
+	}
+	{
+		long bad = 0;
+		void *r;
+
+		for (t = 0; t < THREADS; t++)
+			pthread_create(&th[t], NULL, addr_worker, (void *)t);
+		for (t = 0; t < THREADS; t++) {
+			pthread_join(th[t], &r);
+			bad += (long)r;
+		}
+		CHECK(bad == 0, "%d threads x %d addresses created (from 150 strings) and checked: %ld wrong",
+			THREADS, OPS, bad);
 	}
 	return ct_exit();
 }

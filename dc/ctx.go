@@ -3,7 +3,9 @@
 package dc
 
 /*
+#cgo CFLAGS: -I${SRCDIR}/../capi/front
 #include <stdlib.h>
+#include "engine.h"
 */
 import "C"
 
@@ -11,6 +13,8 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
+	"time"
 	"unsafe"
 
 	"github.com/distcache-go/distcache/goimpl/client/dcctx"
@@ -118,49 +122,86 @@ func dce_DC_CTX_free(ref unsafe.Pointer) {
 	}
 }
 
+// op runs one operation of the C library's DC_CTX (how: DCF_HOW_*) and
+// then hands the front one of the context's idle connections in link
+// (DCF_LINK_*, capi/front/engine.h): the front's fast path does the next
+// operations on it without entering the engine (dcctx/handoff.go).
+func op[T any](c *dcctx.Ctx, how C.int, link *C.long, fail T, first func(*dcctx.Ctx) T, resent func(dcctx.Resent) T) T {
+	if c == nil {
+		return fail
+	}
+	ctxOps.Add(1)
+	drops := c.Drops()
+	var r T
+	if how == C.DCF_HOW_RESENT {
+		r = resent(c.Resent())
+	} else {
+		r = first(c)
+	}
+	if link != nil {
+		l := unsafe.Slice(link, C.DCF_LINK_N)
+		h := c.Handoff()
+		l[C.DCF_LINK_FD] = C.long(h.FD)
+		l[C.DCF_LINK_BOUND_US] = C.long(h.Bound / time.Microsecond)
+		l[C.DCF_LINK_LIFETIME_MS] = C.long(h.Lifetime / time.Millisecond)
+		l[C.DCF_LINK_DROP] = 0
+		if c.Drops() != drops {
+			l[C.DCF_LINK_DROP] = 1
+		}
+	}
+	return r
+}
+
+// ctxOps counts the DC_CTX operations the engine performed (dce_ctx_ops).
+var ctxOps atomic.Uint64
+
+// dce_ctx_ops is the number of DC_CTX operations this engine performed:
+// the C suite checks that a warm operation of the front's fast path never
+// enters the engine.
+//
+//export dce_ctx_ops
+func dce_ctx_ops() (ret C.ulong) {
+	defer capinal.Rescue(&ret, 0)
+	return C.ulong(ctxOps.Load())
+}
+
 //export dce_DC_CTX_add_session
-func dce_DC_CTX_add_session(ref unsafe.Pointer, id *C.uchar, idLen C.uint, data *C.uchar, dataLen C.uint, timeout C.ulong) (ret C.int) {
+func dce_DC_CTX_add_session(ref unsafe.Pointer, id *C.uchar, idLen C.uint, data *C.uchar, dataLen C.uint, timeout C.ulong, how C.int, link *C.long) (ret C.int) {
 	defer capinal.Rescue(&ret, 0)
 	procs.Enter()
 	defer procs.Leave()
-	c := ctxOf(ref)
-	if c == nil || id == nil || data == nil || idLen == 0 || dataLen == 0 || idLen > maxLen || dataLen > maxLen {
+	if id == nil || data == nil || idLen == 0 || dataLen == 0 || idLen > maxLen || dataLen > maxLen {
 		return 0
 	}
-	if c.AddSession(cbytes(id, idLen), cbytes(data, dataLen), uint64(timeout)) {
+	i, d, t := cbytes(id, idLen), cbytes(data, dataLen), uint64(timeout)
+	return op(ctxOf(ref), how, link, 0,
+		func(c *dcctx.Ctx) C.int { return cbool(c.AddSession(i, d, t)) },
+		func(r dcctx.Resent) C.int { return cbool(r.AddSession(i, d, t)) })
+}
+
+func cbool(b bool) C.int {
+	if b {
 		return 1
 	}
 	return 0
 }
 
 //export dce_DC_CTX_remove_session
-func dce_DC_CTX_remove_session(ref unsafe.Pointer, id *C.uchar, idLen C.uint) (ret C.int) {
+func dce_DC_CTX_remove_session(ref unsafe.Pointer, id *C.uchar, idLen C.uint, how C.int, link *C.long) (ret C.int) {
 	defer capinal.Rescue(&ret, 0)
 	procs.Enter()
 	defer procs.Leave()
-	c := ctxOf(ref)
-	if c == nil || id == nil || idLen == 0 || idLen > maxLen {
+	if id == nil || idLen == 0 || idLen > maxLen {
 		return 0
 	}
-	if c.RemoveSession(cbytes(id, idLen)) {
-		return 1
-	}
-	return 0
+	i := cbytes(id, idLen)
+	return op(ctxOf(ref), how, link, 0,
+		func(c *dcctx.Ctx) C.int { return cbool(c.RemoveSession(i)) },
+		func(r dcctx.Resent) C.int { return cbool(r.RemoveSession(i)) })
 }
 
-func getLike(ref unsafe.Pointer, id *C.uchar, idLen C.uint, buf *C.uchar, size C.uint, used *C.uint, reget bool) C.int {
-	c := ctxOf(ref)
-	if c == nil || id == nil || idLen == 0 || idLen > maxLen {
-		return 0
-	}
-	dst := cbytes(buf, size)
-	var n int
-	var ok bool
-	if reget {
-		n, ok = c.RegetSession(cbytes(id, idLen), dst)
-	} else {
-		n, ok = c.GetSession(cbytes(id, idLen), dst)
-	}
+// getResult is GET's result for the C caller: used is set on success only.
+func getResult(n int, ok bool, used *C.uint) C.int {
 	if !ok {
 		return 0
 	}
@@ -171,11 +212,17 @@ func getLike(ref unsafe.Pointer, id *C.uchar, idLen C.uint, buf *C.uchar, size C
 }
 
 //export dce_DC_CTX_get_session
-func dce_DC_CTX_get_session(ref unsafe.Pointer, id *C.uchar, idLen C.uint, buf *C.uchar, size C.uint, used *C.uint) (ret C.int) {
+func dce_DC_CTX_get_session(ref unsafe.Pointer, id *C.uchar, idLen C.uint, buf *C.uchar, size C.uint, used *C.uint, how C.int, link *C.long) (ret C.int) {
 	defer capinal.Rescue(&ret, 0)
 	procs.Enter()
 	defer procs.Leave()
-	return getLike(ref, id, idLen, buf, size, used, false)
+	if id == nil || idLen == 0 || idLen > maxLen {
+		return 0
+	}
+	i, dst := cbytes(id, idLen), cbytes(buf, size)
+	return op(ctxOf(ref), how, link, 0,
+		func(c *dcctx.Ctx) C.int { n, ok := c.GetSession(i, dst); return getResult(n, ok, used) },
+		func(r dcctx.Resent) C.int { n, ok := r.GetSession(i, dst); return getResult(n, ok, used) })
 }
 
 //export dce_DC_CTX_reget_session
@@ -183,17 +230,32 @@ func dce_DC_CTX_reget_session(ref unsafe.Pointer, id *C.uchar, idLen C.uint, buf
 	defer capinal.Rescue(&ret, 0)
 	procs.Enter()
 	defer procs.Leave()
-	return getLike(ref, id, idLen, buf, size, used, true)
+	c := ctxOf(ref)
+	if c == nil || id == nil || idLen == 0 || idLen > maxLen {
+		return 0
+	}
+	n, ok := c.RegetSession(cbytes(id, idLen), cbytes(buf, size))
+	return getResult(n, ok, used)
 }
 
 //export dce_DC_CTX_has_session
-func dce_DC_CTX_has_session(ref unsafe.Pointer, id *C.uchar, idLen C.uint) (ret C.int) {
+func dce_DC_CTX_has_session(ref unsafe.Pointer, id *C.uchar, idLen C.uint, how C.int, link *C.long) (ret C.int) {
 	defer capinal.Rescue(&ret, -1)
 	procs.Enter()
 	defer procs.Leave()
-	c := ctxOf(ref)
-	if c == nil || id == nil || idLen == 0 || idLen > maxLen {
+	if id == nil || idLen == 0 || idLen > maxLen {
 		return -1
 	}
-	return C.int(c.HasSession(cbytes(id, idLen)))
+	i := cbytes(id, idLen)
+	return op(ctxOf(ref), how, link, -1,
+		func(c *dcctx.Ctx) C.int { return C.int(c.HasSession(i)) },
+		func(r dcctx.Resent) C.int { return C.int(r.HasSession(i)) })
+}
+
+//export dce_DC_CTX_failed
+func dce_DC_CTX_failed(ref unsafe.Pointer, timedout C.int, boundUS C.uint) {
+	defer capinal.RescueVoid()
+	if c := ctxOf(ref); c != nil {
+		c.Failed(timedout != 0, time.Duration(boundUS)*time.Microsecond)
+	}
 }

@@ -236,7 +236,10 @@ func dce_NAL_ADDRESS_new() (ret unsafe.Pointer) {
 
 // A fresh front handle's first NAL_ADDRESS_create, in one crossing: a new
 // address (*out), created; the result says whether the create succeeded
-// (the address is made either way, in the state a failed create leaves).
+// (the address is made either way, in the state a failed create leaves):
+// 0 it failed, 1 it succeeded, 2 it succeeded and the address is Fixed
+// (the front may then create the same string again without the engine,
+// as long as the size is at most gonal.BufferMaxSize).
 // The reference goes out through out, not as the result: cgo checks a
 // pointer result on every return (it is a C pointer, the check costs
 // ~20 ns), and not what Go stores in C memory.
@@ -246,7 +249,13 @@ func dce_NAL_ADDRESS_new_create(s *C.char, size C.uint, out *unsafe.Pointer) (re
 	defer Rescue(&ret, 0)
 	a, r := newAddr()
 	*out = r
-	return b2i(s != nil && a.CreateView(cview(s, gonal.AddressMaxStrLen), uint32(size)))
+	if s == nil || !a.CreateView(cview(s, gonal.AddressMaxStrLen), uint32(size)) {
+		return 0
+	}
+	if a.Fixed() {
+		return 2
+	}
+	return 1
 }
 
 // Kinds the front frees in batches (numbered as the front's DCF_K_*): the
@@ -543,21 +552,23 @@ func dce_NAL_BUFFER_new() (ret unsafe.Pointer) {
 
 // The engine object of a front buffer handle whose size was set before
 // (*out): it takes over the size bytes of C storage at mem (malloc'd by the
-// front; freed by the buffer from now on). *out is left alone (the storage
-// stays the front's) if the buffer refuses it.
+// front; freed by the buffer from now on), the first used of them written
+// already. *out is left alone (the storage stays the front's) if the buffer
+// refuses it.
 //
 //export dce_NAL_BUFFER_new_adopt
-func dce_NAL_BUFFER_new_adopt(mem unsafe.Pointer, size C.uint, out *unsafe.Pointer) {
+func dce_NAL_BUFFER_new_adopt(mem unsafe.Pointer, size, used C.uint, out *unsafe.Pointer) {
 	defer RescueVoid()
 	var st []byte
 	if mem != nil {
 		st = unsafe.Slice((*byte)(mem), int(size))
 	}
 	b, r := newBuf()
-	if !b.Adopt(st, cfree) {
+	if int(used) > len(st) || !b.Adopt(st, cfree) {
 		drop(r)
 		return
 	}
+	b.Wrote(uint32(used))
 	*out = r
 }
 

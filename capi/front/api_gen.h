@@ -84,7 +84,7 @@ enum {
 	X(void, NAL_BUFFER_free, (dcf_ref b)) \
 	X(void, NAL_BUFFER_reset, (dcf_ref b)) \
 	X(int, NAL_BUFFER_set_size, (dcf_ref b, unsigned int size)) \
-	X(void, NAL_BUFFER_new_adopt, (void *mem, unsigned int size, dcf_ref *out)) \
+	X(void, NAL_BUFFER_new_adopt, (void *mem, unsigned int size, unsigned int used, dcf_ref *out)) \
 	X(int, NAL_BUFFER_empty, (dcf_ref b)) \
 	X(int, NAL_BUFFER_full, (dcf_ref b)) \
 	X(int, NAL_BUFFER_notempty, (dcf_ref b)) \
@@ -122,10 +122,12 @@ enum {
 	X(int, DC_SERVER_clients_empty, (dcf_ref s)) \
 	X(dcf_ref, DC_CTX_new, (const char *target, unsigned int flags)) \
 	X(void, DC_CTX_free, (dcf_ref ctx)) \
-	X(int, DC_CTX_add_session, (dcf_ref ctx, const unsigned char *id, unsigned int id_len, const unsigned char *data, unsigned int data_len, unsigned long timeout)) \
-	X(int, DC_CTX_remove_session, (dcf_ref ctx, const unsigned char *id, unsigned int id_len)) \
-	X(int, DC_CTX_get_session, (dcf_ref ctx, const unsigned char *id, unsigned int id_len, unsigned char *buf, unsigned int size, unsigned int *used)) \
+	X(int, DC_CTX_add_session, (dcf_ref ctx, const unsigned char *id, unsigned int id_len, const unsigned char *data, unsigned int data_len, unsigned long timeout, int how, long *link)) \
+	X(int, DC_CTX_remove_session, (dcf_ref ctx, const unsigned char *id, unsigned int id_len, int how, long *link)) \
+	X(int, DC_CTX_get_session, (dcf_ref ctx, const unsigned char *id, unsigned int id_len, unsigned char *buf, unsigned int size, unsigned int *used, int how, long *link)) \
 	X(int, DC_CTX_reget_session, (dcf_ref ctx, const unsigned char *id, unsigned int id_len, unsigned char *buf, unsigned int size, unsigned int *used)) \
-	X(int, DC_CTX_has_session, (dcf_ref ctx, const unsigned char *id, unsigned int id_len))
+	X(int, DC_CTX_has_session, (dcf_ref ctx, const unsigned char *id, unsigned int id_len, int how, long *link)) \
+	X(void, DC_CTX_failed, (dcf_ref ctx, int timedout, unsigned int bound_us)) \
+	X(unsigned long, ctx_ops, (void))
 
 #endif

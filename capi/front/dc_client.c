@@ -9,10 +9,30 @@
  * form.  Each process
  * generation makes its own engine context on its first operation, so a
  * context made in a parent works in every forked child.
+ *
+ * The fast path.  Entering the Go engine costs a caller that calls now and
+ * then (an Apache child) more CPU than the exchange itself, so an
+ * operation on a connection the engine already made is done here, in C:
+ * after each of its operations the engine hands the front one of the
+ * context's idle connections (a descriptor, DCF_LINK_*), which the front
+ * keeps in the context's pool (per process generation, DCW_MAX_IDLE at
+ * most, closed in a forked child and by DC_CTX_free).  An operation takes
+ * one for itself, checks it as the engine would (a kept connection of a
+ * context without PERSISTENT must show nothing to read), writes the
+ * request, waits within the engine's bound and reads the answer with the
+ * codec of wire.c, and puts the connection back.  Whatever it cannot
+ * finish cleanly goes to the engine: nothing written yet, the operation
+ * itself; a connection that died before its answer began, the engine's one
+ * resend (when the engine would resend); else a failure the engine is told
+ * of (probation after a timeout).  The reget state is the front's: a GET
+ * done here is remembered here, one done by the engine is asked of it.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <netdb.h>
+#include <poll.h>
+#include <pthread.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -22,6 +42,7 @@
 #include <distcache/dc_client.h>
 #include "front.h"
 #include "target.h"
+#include "wire.h"
 
 /* ---- DC_PLUG (the rest is generated: dc_client_gen.c) ---- */
 
@@ -77,14 +98,112 @@ DCF_PUBLIC int DC_PLUG_read(DC_PLUG *p, int resume, unsigned long *uid, DC_CMD *
 
 /* ---- DC_CTX ---- */
 
+enum { REGET_NONE, REGET_FRONT, REGET_ENGINE };
+
 struct st_DC_CTX {
 	char *target;
 	unsigned int flags;
 	unsigned long gen;	/* generation of ref */
 	dcf_ref ref;		/* engine context of that generation, or NULL */
+	/* every context, for the fork child (under the object lock) */
+	struct st_DC_CTX *prev, *next;
+	/* under mu (a spin lock: reset in a forked child) */
+	int mu;
+	unsigned long pool_gen;	/* generation of idle */
+	int nidle;
+	int idle[DCW_MAX_IDLE];	/* connections handed over by the engine */
+	long bound_us, lifetime_ms;	/* as of the last handover */
+	int reget;		/* REGET_* */
+	unsigned int reget_id_len;
+	unsigned char reget_id[DCW_MAX_ID_LEN];
+	unsigned char *reget_data;	/* REGET_FRONT: the last GET's answer */
+	size_t reget_len, reget_cap;
+	uint32_t uid;		/* the fast path's request uids */
 };
 
 #define MAX_ID_OR_DATA 32768u
+
+static DC_CTX *ctx_list;
+
+static void ctx_lock(DC_CTX *c)
+{
+	int spins = 0;
+
+	while (__atomic_exchange_n(&c->mu, 1, __ATOMIC_ACQUIRE))
+		while (__atomic_load_n(&c->mu, __ATOMIC_RELAXED))
+			if (++spins > 100)
+				sched_yield();
+}
+
+static void ctx_unlock(DC_CTX *c)
+{
+	__atomic_store_n(&c->mu, 0, __ATOMIC_RELEASE);
+}
+
+/* Closes the pool's connections; under mu. */
+static void pool_drop(DC_CTX *c)
+{
+	while (c->nidle > 0)
+		close(c->idle[--c->nidle]);
+}
+
+/* A connection of the pool for one operation, or -1; the pool of another
+ * generation (a fork's parent) is closed first. */
+static int pool_take(DC_CTX *c)
+{
+	int fd = -1;
+
+	ctx_lock(c);
+	if (c->pool_gen != dcf_gen()) {
+		pool_drop(c);
+		c->pool_gen = dcf_gen();
+	}
+	if (c->nidle > 0)
+		fd = c->idle[--c->nidle];
+	ctx_unlock(c);
+	return fd;
+}
+
+static void pool_put(DC_CTX *c, int fd)
+{
+	ctx_lock(c);
+	if (c->pool_gen != dcf_gen()) {
+		pool_drop(c);
+		c->pool_gen = dcf_gen();
+	}
+	if (c->nidle < DCW_MAX_IDLE) {
+		c->idle[c->nidle++] = fd;
+		fd = -1;
+	}
+	ctx_unlock(c);
+	if (fd >= 0)
+		close(fd);
+}
+
+static void pool_clear(DC_CTX *c)
+{
+	ctx_lock(c);
+	pool_drop(c);
+	ctx_unlock(c);
+}
+
+/* In a forked child: the parent's connections are closed at once (the
+ * child's engine makes its own), and no reget crosses the fork. */
+static void ctx_fork_child(void)
+{
+	DC_CTX *c;
+
+	for (c = ctx_list; c; c = c->next) {
+		c->mu = 0;
+		pool_drop(c);
+		c->reget = REGET_NONE;
+	}
+}
+
+__attribute__((constructor)) static void dc_client_init(void)
+{
+	pthread_atfork(NULL, NULL, ctx_fork_child);
+}
 
 /* PERSISTENT without LATE connected in DC_CTX_new in the original, failing
  * at once for a unix socket nobody listens on; do the same check (the real
@@ -107,6 +226,7 @@ static int unix_reachable(const char *path)
 
 DCF_PUBLIC DC_CTX *DC_CTX_new(const char *target, unsigned int flags)
 {
+	const struct dcf_shared *sh;
 	DC_CTX *c;
 	int is_unix;
 	size_t n;
@@ -134,11 +254,18 @@ DCF_PUBLIC DC_CTX *DC_CTX_new(const char *target, unsigned int flags)
 		return NULL;
 	}
 	c->flags = flags;
-	if (!dcf_shared_get()->track(c, DCF_K_CTX)) {
+	sh = dcf_shared_get();
+	if (!sh->track(c, DCF_K_CTX)) {
 		free(c->target);
 		free(c);
 		return NULL;
 	}
+	sh->lock();
+	c->next = ctx_list;
+	if (ctx_list)
+		ctx_list->prev = c;
+	ctx_list = c;
+	sh->unlock();
 	return c;
 }
 
@@ -152,6 +279,15 @@ DCF_PUBLIC void DC_CTX_free(DC_CTX *c)
 	if (!dcf_forget(c, DCF_K_CTX))
 		return;
 	sh = dcf_shared_get();
+	sh->lock();
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		ctx_list = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	sh->unlock();
+	pool_clear(c);
 	/* Only a context used in this generation has an engine side (and then
 	 * the engine is loaded); never load the engine just to free. */
 	if (c->ref && c->gen == *sh->generation) {
@@ -161,6 +297,7 @@ DCF_PUBLIC void DC_CTX_free(DC_CTX *c)
 			e->DC_CTX_free(c->ref);
 		sh->unlock();
 	}
+	free(c->reget_data);
 	free(c->target);
 	free(c);
 }
@@ -185,44 +322,416 @@ static dcf_ref ctx_ref(DC_CTX *c, const struct dcf_engine **ep)
 	return r;
 }
 
+/* link before an engine operation: nothing handed over (what it stays
+ * if the engine fails before it fills it). */
+static long *link_init(long *link)
+{
+	link[DCF_LINK_FD] = -1;
+	link[DCF_LINK_DROP] = 0;
+	return link;
+}
+
+/* What the engine handed over with an operation (link, DCF_LINK_*). */
+static void handed(DC_CTX *c, const long *link)
+{
+	if (link[DCF_LINK_DROP])
+		pool_clear(c);
+	if (link[DCF_LINK_FD] < 0)
+		return;
+	ctx_lock(c);
+	c->bound_us = link[DCF_LINK_BOUND_US];
+	c->lifetime_ms = link[DCF_LINK_LIFETIME_MS];
+	ctx_unlock(c);
+	pool_put(c, (int)link[DCF_LINK_FD]);
+}
+
+/* The reget state after an operation: a GET's answer remembered here
+ * (data), one the engine remembers (REGET_ENGINE), or none. */
+static void reget_set(DC_CTX *c, int state, const unsigned char *id, unsigned int id_len,
+		const unsigned char *data, size_t len)
+{
+	ctx_lock(c);
+	c->reget = REGET_NONE;
+	if (state == REGET_FRONT && id_len <= DCW_MAX_ID_LEN) {
+		if (len > c->reget_cap) {
+			unsigned char *n = realloc(c->reget_data, len);
+			if (n) {
+				c->reget_data = n;
+				c->reget_cap = len;
+			}
+		}
+		if (len <= c->reget_cap) {
+			memcpy(c->reget_id, id, id_len);
+			c->reget_id_len = id_len;
+			memcpy(c->reget_data, data, len);
+			c->reget_len = len;
+			c->reget = REGET_FRONT;
+		}
+	} else if (state == REGET_ENGINE) {
+		c->reget = REGET_ENGINE;
+	}
+	ctx_unlock(c);
+}
+
+/* ---- the fast path's exchange ---- */
+
+enum {
+	FAST_NONE,	/* no connection fit: nothing was sent */
+	FAST_DONE,	/* answered (m) */
+	FAST_RESEND,	/* the connection died before the answer began; resend */
+	FAST_FAILED	/* failed, the engine was told; not to be resent */
+};
+
+/* a request of this size or less, and the answer, live on the stack */
+#define FAST_STACK 4096
+#define FAST_BIG (DCW_MAX_MESSAGE + DCW_HEADER_SIZE)
+
+struct fast_op {
+	unsigned op;
+	struct dcw_part parts[3];
+	int nparts;
+	unsigned char stack[FAST_STACK];
+	unsigned char *buf;	/* stack, or big */
+	unsigned char *big;	/* malloc'd FAST_BIG bytes, when needed */
+	struct dcw_msg m;
+	int fd;
+};
+
+static long long now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* An idle connection can carry the next request: nothing to read (the
+ * engine's own check: a peer's close or stray bytes discard it). */
+static int idle_alive(int fd)
+{
+	unsigned char b;
+	ssize_t n;
+
+	do
+		n = recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+	while (n < 0 && errno == EINTR);
+	return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
+enum { XCH_OK, XCH_NET, XCH_TIMEOUT, XCH_REJECT };
+
+/* Waits for fd (events) until *deadline, extending a wait that ended late
+ * as the engine does (latency.Late, DCW_MAX_EXTENSIONS); 1 when ready,
+ * 0 when the time is up, -1 on an error. */
+static int wait_fd(int fd, short events, long long *deadline, long bound, int *ext)
+{
+	int final = 0;
+
+	for (;;) {
+		long long now = now_us(), rest = *deadline - now;
+		struct pollfd p;
+		struct timespec ts;
+		int r;
+
+		if (rest <= 0) {
+			if (*ext < DCW_MAX_EXTENSIONS && now - *deadline > bound / DCW_LATE_DIVISOR) {
+				(*ext)++;
+				*deadline = now + bound;
+				continue;
+			}
+			if (final)
+				return 0;
+			final = 1;
+			rest = 0;
+		}
+		p.fd = fd;
+		p.events = events;
+		p.revents = 0;
+		ts.tv_sec = rest / 1000000;
+		ts.tv_nsec = (rest % 1000000) * 1000;
+		r = ppoll(&p, 1, &ts, NULL);
+		if (r < 0 && errno != EINTR)
+			return -1;
+		if (r > 0)
+			return 1;
+	}
+}
+
+/* One exchange on f->fd: XCH_OK with f->m the answer, or a failure class;
+ * *answered when bytes of an answer arrived. */
+static int exchange(struct fast_op *f, uint32_t uid, long bound, int *answered)
+{
+	size_t len, off = 0, have = 0, cap;
+	long long deadline = now_us() + bound;
+	int ext = 0;
+
+	f->buf = f->stack;
+	cap = FAST_STACK;
+	len = 0;
+	{
+		size_t total = 0;
+		int i;
+
+		for (i = 0; i < f->nparts; i++)
+			total += f->parts[i].n;
+		if (total + (total / DCW_MAX_FRAME_DATA + 1) * DCW_HEADER_SIZE > FAST_STACK) {
+			if (!f->big && !(f->big = malloc(FAST_BIG)))
+				return XCH_NET;
+			f->buf = f->big;
+			cap = FAST_BIG;
+		}
+	}
+	len = dcw_encode(f->buf, 0, uid, f->op, f->parts, f->nparts);
+	if (len == 0)
+		return XCH_REJECT;
+	while (off < len) {
+		ssize_t n = send(f->fd, f->buf + off, len - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+
+		if (n > 0) {
+			off += (size_t)n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			int w = wait_fd(f->fd, POLLOUT, &deadline, bound, &ext);
+			if (w > 0)
+				continue;
+			return w == 0 ? XCH_TIMEOUT : XCH_NET;
+		}
+		return XCH_NET;
+	}
+	for (;;) {
+		ssize_t n;
+		int st, w;
+
+		n = recv(f->fd, f->buf + have, cap - have, MSG_DONTWAIT);
+		if (n > 0) {
+			have += (size_t)n;
+			*answered = 1;
+			st = dcw_decode(f->buf, have, DCW_WANT_RESPONSES, &f->m);
+			if (st == DCW_CORRUPT)
+				return XCH_NET;
+			if (st == DCW_DONE) {
+				/* the answer to this request, and nothing more */
+				if (f->m.uid != uid || f->m.op != f->op || f->m.used != have)
+					return XCH_REJECT;
+				return XCH_OK;
+			}
+			if (have < cap)
+				continue;
+			if (f->buf == f->big)
+				return XCH_NET;	/* no valid message is this long */
+			if (!f->big && !(f->big = malloc(FAST_BIG)))
+				return XCH_NET;
+			memcpy(f->big, f->buf, have);
+			f->buf = f->big;
+			cap = FAST_BIG;
+			continue;
+		}
+		if (n == 0)
+			return XCH_NET;	/* closed by the peer */
+		if (errno == EINTR)
+			continue;
+		if (errno != EAGAIN && errno != EWOULDBLOCK)
+			return XCH_NET;
+		w = wait_fd(f->fd, POLLIN, &deadline, bound, &ext);
+		if (w == 0)
+			return XCH_TIMEOUT;
+		if (w < 0)
+			return XCH_NET;
+	}
+}
+
+/* The fast path of one operation (see the top of the file). */
+static int fast(DC_CTX *c, struct fast_op *f)
+{
+	int persistent = (c->flags & DCW_FLAG_PERSISTENT) != 0;
+	long bound;
+	int x, answered = 0;
+
+	for (;;) {
+		if ((f->fd = pool_take(c)) < 0)
+			return FAST_NONE;
+		if (persistent || idle_alive(f->fd))
+			break;
+		close(f->fd);
+	}
+	ctx_lock(c);
+	bound = c->bound_us;
+	ctx_unlock(c);
+	x = exchange(f, __atomic_add_fetch(&c->uid, 1, __ATOMIC_RELAXED), bound, &answered);
+	if (x == XCH_OK) {
+		pool_put(c, f->fd);
+		return FAST_DONE;
+	}
+	close(f->fd);
+	reget_set(c, REGET_NONE, NULL, 0, NULL, 0);
+	if (x == XCH_REJECT)
+		return FAST_FAILED;	/* the engine only closes such a connection */
+	/* the others lead to the same, probably restarted, server */
+	pool_clear(c);
+	if (x == XCH_NET && (persistent ? (c->flags & DCW_FLAG_RETRY) != 0 : !answered))
+		return FAST_RESEND;
+	{
+		const struct dcf_engine *e;
+		dcf_ref r = ctx_ref(c, &e);
+
+		if (r)
+			e->DC_CTX_failed(r, x == XCH_TIMEOUT, (unsigned int)bound);
+	}
+	return FAST_FAILED;
+}
+
 static int id_ok(const unsigned char *id, unsigned int id_len)
 {
 	return id && id_len >= 1 && id_len <= MAX_ID_OR_DATA;
+}
+
+static void fast_init(struct fast_op *f, unsigned op, const unsigned char *id, unsigned int id_len)
+{
+	f->op = op;
+	f->big = NULL;
+	f->parts[0].p = id;
+	f->parts[0].n = id_len;
+	f->nparts = 1;
+}
+
+/* The answer of ADD and REMOVE: done iff exactly DCW_RESULT_OK. */
+static int result_ok(const struct dcw_msg *m)
+{
+	return m->len == 1 && m->payload[0] == DCW_RESULT_OK;
 }
 
 DCF_PUBLIC int DC_CTX_add_session(DC_CTX *c, const unsigned char *id, unsigned int id_len,
 		const unsigned char *data, unsigned int data_len, unsigned long timeout)
 {
 	const struct dcf_engine *e;
-	dcf_ref r;
+	struct fast_op f;
+	unsigned char pre[DCW_ADD_PREFIX];
+	long link[DCF_LINK_N];
+	uint32_t t;
+	int r, how = DCF_HOW_FIRST;
+	dcf_ref ref;
 
 	if (!c || !id_ok(id, id_len) || !data || data_len < 1 ||
 	    8ul + id_len + data_len > MAX_ID_OR_DATA)
 		return 0;
-	if (!(r = ctx_ref(c, &e)))
+	fast_init(&f, DCW_OP_ADD, id, id_len);
+	ctx_lock(c);
+	t = (uint32_t)(timeout < 1000 ? (unsigned long)c->lifetime_ms : timeout);
+	ctx_unlock(c);
+	pre[0] = (unsigned char)(t >> 24);
+	pre[1] = (unsigned char)(t >> 16);
+	pre[2] = (unsigned char)(t >> 8);
+	pre[3] = (unsigned char)t;
+	pre[4] = (unsigned char)(id_len >> 24);
+	pre[5] = (unsigned char)(id_len >> 16);
+	pre[6] = (unsigned char)(id_len >> 8);
+	pre[7] = (unsigned char)id_len;
+	f.parts[0].p = pre;
+	f.parts[0].n = sizeof pre;
+	f.parts[1].p = id;
+	f.parts[1].n = id_len;
+	f.parts[2].p = data;
+	f.parts[2].n = data_len;
+	f.nparts = 3;
+	switch (fast(c, &f)) {
+	case FAST_DONE:
+		reget_set(c, REGET_NONE, NULL, 0, NULL, 0);
+		r = result_ok(&f.m);
+		free(f.big);
+		return r;
+	case FAST_FAILED:
+		free(f.big);
 		return 0;
-	return e->DC_CTX_add_session(r, id, id_len, data, data_len, timeout);
+	case FAST_RESEND:
+		how = DCF_HOW_RESENT;
+		break;
+	}
+	free(f.big);
+	if (!(ref = ctx_ref(c, &e)))
+		return 0;
+	r = e->DC_CTX_add_session(ref, id, id_len, data, data_len, timeout, how, link_init(link));
+	reget_set(c, REGET_NONE, NULL, 0, NULL, 0);
+	handed(c, link);
+	return r;
 }
 
 DCF_PUBLIC int DC_CTX_remove_session(DC_CTX *c, const unsigned char *id, unsigned int id_len)
 {
 	const struct dcf_engine *e;
-	dcf_ref r;
+	struct fast_op f;
+	long link[DCF_LINK_N];
+	int r, how = DCF_HOW_FIRST;
+	dcf_ref ref;
 
-	if (!c || !id_ok(id, id_len) || !(r = ctx_ref(c, &e)))
+	if (!c || !id_ok(id, id_len))
 		return 0;
-	return e->DC_CTX_remove_session(r, id, id_len);
+	fast_init(&f, DCW_OP_REMOVE, id, id_len);
+	switch (fast(c, &f)) {
+	case FAST_DONE:
+		reget_set(c, REGET_NONE, NULL, 0, NULL, 0);
+		r = result_ok(&f.m);
+		free(f.big);
+		return r;
+	case FAST_FAILED:
+		free(f.big);
+		return 0;
+	case FAST_RESEND:
+		how = DCF_HOW_RESENT;
+		break;
+	}
+	free(f.big);
+	if (!(ref = ctx_ref(c, &e)))
+		return 0;
+	r = e->DC_CTX_remove_session(ref, id, id_len, how, link_init(link));
+	reget_set(c, REGET_NONE, NULL, 0, NULL, 0);
+	handed(c, link);
+	return r;
 }
 
 DCF_PUBLIC int DC_CTX_get_session(DC_CTX *c, const unsigned char *id, unsigned int id_len,
 		unsigned char *buf, unsigned int size, unsigned int *used)
 {
 	const struct dcf_engine *e;
-	dcf_ref r;
+	struct fast_op f;
+	long link[DCF_LINK_N];
+	int r, how = DCF_HOW_FIRST;
+	dcf_ref ref;
 
-	if (!c || !id_ok(id, id_len) || !(r = ctx_ref(c, &e)))
+	if (!c || !id_ok(id, id_len))
 		return 0;
-	return e->DC_CTX_get_session(r, id, id_len, buf, buf ? size : 0, used);
+	if (!buf)
+		size = 0;
+	fast_init(&f, DCW_OP_GET, id, id_len);
+	switch (fast(c, &f)) {
+	case FAST_DONE:
+		r = 0;
+		if (f.m.len >= DCW_MIN_GET_RESPONSE) {
+			if (buf)
+				memcpy(buf, f.m.payload, f.m.len < size ? f.m.len : size);
+			if (used)
+				*used = (unsigned int)f.m.len;
+			r = 1;
+		}
+		reget_set(c, r ? REGET_FRONT : REGET_NONE, id, id_len, f.m.payload, f.m.len);
+		free(f.big);
+		return r;
+	case FAST_FAILED:
+		free(f.big);
+		return 0;
+	case FAST_RESEND:
+		how = DCF_HOW_RESENT;
+		break;
+	}
+	free(f.big);
+	if (!(ref = ctx_ref(c, &e)))
+		return 0;
+	r = e->DC_CTX_get_session(ref, id, id_len, buf, size, used, how, link_init(link));
+	reget_set(c, r ? REGET_ENGINE : REGET_NONE, NULL, 0, NULL, 0);
+	handed(c, link);
+	return r;
 }
 
 DCF_PUBLIC int DC_CTX_reget_session(DC_CTX *c, const unsigned char *id, unsigned int id_len,
@@ -230,8 +739,23 @@ DCF_PUBLIC int DC_CTX_reget_session(DC_CTX *c, const unsigned char *id, unsigned
 {
 	const struct dcf_engine *e;
 	dcf_ref r;
+	int state, ok = 0;
 
-	if (!c || !id_ok(id, id_len) || !(r = ctx_ref(c, &e)))
+	if (!c || !id_ok(id, id_len))
+		return 0;
+	ctx_lock(c);
+	state = c->reget;
+	if (state == REGET_FRONT && id_len == c->reget_id_len && memcmp(id, c->reget_id, id_len) == 0) {
+		if (buf)
+			memcpy(buf, c->reget_data, c->reget_len < size ? c->reget_len : size);
+		if (used)
+			*used = (unsigned int)c->reget_len;
+		ok = 1;
+	}
+	ctx_unlock(c);
+	if (state != REGET_ENGINE)
+		return ok;
+	if (!(r = ctx_ref(c, &e)))
 		return 0;
 	return e->DC_CTX_reget_session(r, id, id_len, buf, buf ? size : 0, used);
 }
@@ -239,9 +763,35 @@ DCF_PUBLIC int DC_CTX_reget_session(DC_CTX *c, const unsigned char *id, unsigned
 DCF_PUBLIC int DC_CTX_has_session(DC_CTX *c, const unsigned char *id, unsigned int id_len)
 {
 	const struct dcf_engine *e;
-	dcf_ref r;
+	struct fast_op f;
+	long link[DCF_LINK_N];
+	int r, how = DCF_HOW_FIRST;
+	dcf_ref ref;
 
-	if (!c || !id_ok(id, id_len) || !(r = ctx_ref(c, &e)))
+	if (!c || !id_ok(id, id_len))
 		return -1;
-	return e->DC_CTX_has_session(r, id, id_len);
+	fast_init(&f, DCW_OP_HAVE, id, id_len);
+	switch (fast(c, &f)) {
+	case FAST_DONE:
+		reget_set(c, REGET_NONE, NULL, 0, NULL, 0);
+		if (f.m.len != 1)
+			r = f.m.len > 1 ? 0 : -1;
+		else
+			r = f.m.payload[0] == DCW_RESULT_OK ? 1 : f.m.payload[0] == DCW_RESULT_NOTOK ? 0 : -1;
+		free(f.big);
+		return r;
+	case FAST_FAILED:
+		free(f.big);
+		return -1;
+	case FAST_RESEND:
+		how = DCF_HOW_RESENT;
+		break;
+	}
+	free(f.big);
+	if (!(ref = ctx_ref(c, &e)))
+		return -1;
+	r = e->DC_CTX_has_session(ref, id, id_len, how, link_init(link));
+	reget_set(c, REGET_NONE, NULL, 0, NULL, 0);
+	handed(c, link);
+	return r;
 }

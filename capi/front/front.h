@@ -26,7 +26,30 @@ struct dcf_obj {
 	unsigned int make, unmake;
 };
 
-struct st_NAL_ADDRESS { struct dcf_obj o; };
+/* An address string whose create the engine says always succeeds the same
+ * way (no host name to look up; nal.c keeps the recent ones): shared by
+ * the address handles created with it that have no engine object yet,
+ * freed when the last of them (and nal.c's table) lets go of it. */
+struct dcf_astr {
+	int refs;		/* atomic */
+	unsigned int len;
+	char s[];		/* NUL-terminated */
+};
+
+static inline void dcf_astr_put(struct dcf_astr *p)
+{
+	if (p && __atomic_sub_fetch(&p->refs, 1, __ATOMIC_ACQ_REL) == 0)
+		free(p);
+}
+
+struct st_NAL_ADDRESS {
+	struct dcf_obj o;
+	/* created without the engine (NAL_ADDRESS_create): the string and
+	 * default buffer size its engine object is to be created with when it
+	 * is made (dcf_make), then NULL */
+	struct dcf_astr *pend;
+	unsigned int psize;
+};
 struct st_NAL_SELECTOR { struct dcf_obj o; };
 struct st_NAL_LISTENER { struct dcf_obj o; };
 /* A connection's two buffer handles are embedded in its handle, not
@@ -35,9 +58,11 @@ struct st_NAL_BUFFER {
 	struct dcf_obj o;
 	unsigned int size;	/* as last set through the handle */
 	/* a standalone buffer sized before it had an engine object: its
-	 * storage (size bytes, malloc'd by NAL_BUFFER_set_size), the front's
-	 * until the engine object takes it over (dcf_make), then NULL */
+	 * storage (size bytes, malloc'd by NAL_BUFFER_set_size, the first used
+	 * of them written by NAL_BUFFER_write), the front's until the engine
+	 * object takes it over (dcf_make), then NULL */
 	void *mem;
+	unsigned int used;
 };
 struct st_NAL_CONNECTION {
 	struct dcf_obj o;
@@ -144,6 +169,7 @@ DCF_HIDDEN void dcf_free_later(int kind, dcf_ref r, unsigned int bytes);
  * object (the loser frees its own, with o->unmake).
  */
 static inline dcf_ref dcf_make_buffer(struct dcf_obj *o, const struct dcf_engine *e);
+static inline dcf_ref dcf_make_address(struct dcf_obj *o, const struct dcf_engine *e);
 
 static inline dcf_ref dcf_make(struct dcf_obj *o)
 {
@@ -156,6 +182,8 @@ static inline dcf_ref dcf_make(struct dcf_obj *o)
 		return NULL;
 	if (o->kind == DCF_K_BUFFER)
 		return dcf_make_buffer(o, e);
+	if (o->kind == DCF_K_ADDRESS)
+		return dcf_make_address(o, e);
 	memcpy(&make, (const char *)e + o->make, sizeof make);
 	memcpy(&unmake, (const char *)e + o->unmake, sizeof unmake);
 	if (!(r = make()))
@@ -168,7 +196,8 @@ static inline dcf_ref dcf_make(struct dcf_obj *o)
 
 /*
  * A standalone buffer's engine object takes over the storage its handle
- * holds (NAL_BUFFER_set_size before any other use), under the object lock
+ * holds (NAL_BUFFER_set_size and NAL_BUFFER_write before any other use,
+ * nal.c) with the bytes written into it, under the object lock
  * so that two threads racing cannot both hand it over.  The storage stays
  * the front's if the engine makes no object.
  */
@@ -180,13 +209,44 @@ static inline dcf_ref dcf_make_buffer(struct dcf_obj *o, const struct dcf_engine
 	dcf_shared_get()->lock();
 	r = o->ref;
 	if (!r)
-		e->NAL_BUFFER_new_adopt(b->mem, b->mem ? b->size : 0, &r);
+		e->NAL_BUFFER_new_adopt(b->mem, b->mem ? b->size : 0, b->mem ? b->used : 0, &r);
 	if (r && !o->ref) {
 		b->mem = NULL;
 		o->gen = dcf_gen();
 		__atomic_store_n(&o->ref, r, __ATOMIC_RELEASE);
 	}
 	dcf_shared_get()->unlock();
+	return r;
+}
+
+/*
+ * An address handle's engine object: made under the object lock, where
+ * NAL_ADDRESS_create (nal.c) gives a fresh handle its object or its string,
+ * so that two threads racing make one.  A handle created without the
+ * engine has it made and created with its string in one crossing (and lets
+ * go of the string).
+ */
+static inline dcf_ref dcf_make_address(struct dcf_obj *o, const struct dcf_engine *e)
+{
+	NAL_ADDRESS *a = (NAL_ADDRESS *)(void *)o;
+	struct dcf_astr *p = NULL;
+	dcf_ref r;
+
+	dcf_shared_get()->lock();
+	if (!(r = o->ref)) {
+		if ((p = a->pend))
+			e->NAL_ADDRESS_new_create(p->s, a->psize, &r);
+		else
+			r = e->NAL_ADDRESS_new();
+		if (r) {
+			a->pend = NULL;
+			o->gen = dcf_gen();
+			__atomic_store_n(&o->ref, r, __ATOMIC_RELEASE);
+		} else
+			p = NULL;
+	}
+	dcf_shared_get()->unlock();
+	dcf_astr_put(p);
 	return r;
 }
 

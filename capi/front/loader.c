@@ -281,7 +281,7 @@ static int forget(const void *p, int kind)
 
 /*
  * libnal's handles (the new and free forms, NAL_ADDRESS and NAL_BUFFER):
- * a freed one waits in a spare list for the next new of its size, taken
+ * a freed one waits in a spare list for the next new of its kind, taken
  * and given back inside the critical sections that register and forget it
  * anyway, so a new/free pair costs no malloc and free.  Off under
  * AddressSanitizer (a use after free of a handle is still reported).  Every
@@ -293,36 +293,21 @@ static int forget(const void *p, int kind)
 #else
 #define SPARE_MAX 64
 #endif
-#define SPARE_SIZES 4
-static size_t spare_size[SPARE_SIZES];	/* 0: unused */
-static int spare_n[SPARE_SIZES];
-static void *spare[SPARE_SIZES][SPARE_MAX + 1];
+/* by kind: every handle of a kind has its size */
+static int spare_n[DCF_K_MAX + 1];
+static void *spare[DCF_K_MAX + 1][SPARE_MAX + 1];
 
-static void *spare_take(size_t n)
+static void *spare_take(int kind)
 {
-	int i;
-
-	for (i = 0; i < SPARE_SIZES && spare_size[i]; i++)
-		if (spare_size[i] == n)
-			return spare_n[i] > 0 ? spare[i][--spare_n[i]] : NULL;
-	return NULL;
+	return spare_n[kind] > 0 ? spare[kind][--spare_n[kind]] : NULL;
 }
 
-static int spare_give(void *p, size_t n)
+static int spare_give(void *p, int kind)
 {
-	int i;
-
-	for (i = 0; SPARE_MAX > 0 && i < SPARE_SIZES; i++) {
-		if (!spare_size[i])
-			spare_size[i] = n;
-		if (spare_size[i] == n) {
-			if (spare_n[i] >= SPARE_MAX)
-				return 0;
-			spare[i][spare_n[i]++] = p;
-			return 1;
-		}
-	}
-	return 0;
+	if (SPARE_MAX == 0 || spare_n[kind] >= SPARE_MAX)
+		return 0;
+	spare[kind][spare_n[kind]++] = p;
+	return 1;
 }
 
 /* A zeroed handle of n bytes registered as kind (a spare if there is one),
@@ -332,7 +317,7 @@ DCF_HIDDEN void *dcf_hnew(size_t n, int kind)
 	struct dcf_obj *o;
 
 	obj_acquire();
-	if ((o = spare_take(n))) {
+	if ((o = spare_take(kind))) {
 		memset(o, 0, n);
 		o->kind = kind;
 		if (reg_room()) {
@@ -340,7 +325,7 @@ DCF_HIDDEN void *dcf_hnew(size_t n, int kind)
 			reg_used++;
 			reg_count++;
 		} else {
-			spare_give(o, n);
+			spare_give(o, kind);
 			o = NULL;
 		}
 		obj_release();
@@ -366,7 +351,7 @@ DCF_HIDDEN int dcf_hfree(const void *p, int kind, void *copy, size_t n)
 	if (!reg_take(p, kind))
 		return 0;
 	memcpy(copy, p, n);
-	kept = spare_give((void *)p, n);
+	kept = spare_give((void *)p, kind);
 	obj_release();
 	if (!kept)
 		free((void *)p);

@@ -56,6 +56,7 @@ DCF_PUBLIC void NAL_ADDRESS_free(NAL_ADDRESS *a)
 
 	if (!dcf_hfree(a, DCF_K_ADDRESS, &h, sizeof h))
 		return;
+	dcf_astr_put(h.pend);
 	if (h.o.ref && h.o.gen == dcf_gen())
 		dcf_free_later(DCF_K_ADDRESS, h.o.ref, 0);
 }
@@ -71,24 +72,113 @@ DCF_PUBLIC void NAL_BUFFER_free(NAL_BUFFER *b)
 	free(h.mem);	/* storage the engine never took over */
 }
 
+/*
+ * The address strings the engine last created with an outcome that is the
+ * same every time (its new_create said 2: no host name to look up), in a
+ * table indexed by a hash of the string (a newer string takes its slot),
+ * under the object lock.  A fresh handle created with one of them, with a
+ * default buffer size the engine accepts, succeeds at once and keeps the
+ * string: its engine object is made and created with it when first needed
+ * (dcf_make_address), as it would have been made now.  So a program making
+ * an address per connection crosses into the engine once per connection,
+ * not twice.
+ */
+#define ASTR_SLOTS 64
+/* the engine's longest address string (goimpl/nal AddressMaxStrLen): a
+ * longer one is never in the table, and is not read to its end here */
+#define ASTR_MAX 255
+static struct dcf_astr *astr_tab[ASTR_SLOTS];
+
+/* The length of s (at most ASTR_MAX; longer: -1) and its hash. */
+static long astr_hash(const char *s, unsigned int *h)
+{
+	unsigned int x = 2166136261u;
+	long n;
+
+	for (n = 0; s[n]; n++) {
+		if (n == ASTR_MAX)
+			return -1;
+		x = (x ^ (unsigned char)s[n]) * 16777619u;
+	}
+	*h = x;
+	return n;
+}
+
+/*
+ * A fresh handle (no engine object, no string) gets the one it is to have
+ * (under the object lock, as dcf_make_address makes one): the engine
+ * object r, or else the string of the table that equals s (n bytes, hash
+ * h) with size.  1 if it did; 0 if the handle is fresh no longer (r stays
+ * the caller's) or s is not in the table.
+ */
+static int addr_give(NAL_ADDRESS *a, dcf_ref r, const char *s, long n, unsigned int h, unsigned int size)
+{
+	struct dcf_astr *p;
+	int ok = 0;
+
+	dcf_shared_get()->lock();
+	if (!a->o.ref && !a->pend) {
+		if (r) {
+			a->o.gen = dcf_gen();
+			__atomic_store_n(&a->o.ref, r, __ATOMIC_RELEASE);
+			ok = 1;
+		} else if ((p = astr_tab[h % ASTR_SLOTS]) && p->len == (unsigned long)n &&
+				memcmp(p->s, s, (size_t)n) == 0) {
+			__atomic_add_fetch(&p->refs, 1, __ATOMIC_RELAXED);
+			a->pend = p;
+			a->psize = size;
+			ok = 1;
+		}
+	}
+	dcf_shared_get()->unlock();
+	return ok;
+}
+
+/* Remember s (n bytes, hash h), which the engine created with the same
+ * outcome every time. */
+static void astr_keep(const char *s, long n, unsigned int h)
+{
+	struct dcf_astr *p, *old;
+
+	if (!(p = malloc(sizeof *p + (size_t)n + 1)))
+		return;
+	p->refs = 1;
+	p->len = (unsigned int)n;
+	memcpy(p->s, s, (size_t)n + 1);
+	dcf_shared_get()->lock();
+	old = astr_tab[h % ASTR_SLOTS];
+	astr_tab[h % ASTR_SLOTS] = p;
+	dcf_shared_get()->unlock();
+	dcf_astr_put(old);
+}
+
 /* The first use of a fresh address or buffer is usually create or set_size:
- * the engine makes the object and does that in one crossing. */
+ * the engine makes the object and does that in one crossing, or none for
+ * for an address string the engine created before (addr_give). */
 DCF_PUBLIC int NAL_ADDRESS_create(NAL_ADDRESS *a, const char *s, unsigned int size)
 {
 	const struct dcf_engine *e = dcf_e();
+	unsigned int h = 0;
+	long n;
 	dcf_ref r;
 
 	if (!e || !a || !s)
 		return 0;
-	if (dcf_fresh(&a->o)) {
+	if (dcf_fresh(&a->o) && !__atomic_load_n(&a->pend, __ATOMIC_ACQUIRE)) {
 		int ok;
+		n = astr_hash(s, &h);
+		if (n >= 0 && size <= DCF_BUFFER_MAX && addr_give(a, NULL, s, n, h, size))
+			return 1;
 		r = NULL;
 		ok = e->NAL_ADDRESS_new_create(s, size, &r);
 		if (!r)
 			return 0;
-		if (dcf_install(&a->o, r))
-			return ok;
-		e->NAL_ADDRESS_free(r);	/* another thread made one first */
+		if (addr_give(a, r, NULL, 0, 0, 0)) {
+			if (ok == 2 && n >= 0)
+				astr_keep(s, n, h);
+			return ok != 0;
+		}
+		e->NAL_ADDRESS_free(r);	/* another thread was first */
 	}
 	if (!(r = dcf_ref_of(a)))
 		return 0;
@@ -100,8 +190,9 @@ DCF_PUBLIC int NAL_ADDRESS_create(NAL_ADDRESS *a, const char *s, unsigned int si
  * given in its handle (malloc'd here, no crossing; handed over to the
  * engine with the object, dcf_make_buffer), as the engine's SetSize would
  * set it: a size above DCF_BUFFER_MAX fails and changes nothing, the same
- * size keeps it, another size replaces it (size 0: none), an allocation
- * failure leaves size 0.  Every other use goes to the engine.
+ * size keeps it and its contents, another size replaces it, empty (size 0:
+ * none), an allocation failure leaves size 0.  NAL_BUFFER_write appends to
+ * it as the engine's Write would.  Every other use goes to the engine.
  */
 static int pending_set_size(NAL_BUFFER *b, unsigned int size)
 {
@@ -114,6 +205,7 @@ static int pending_set_size(NAL_BUFFER *b, unsigned int size)
 	old = b->mem;
 	b->mem = NULL;
 	b->size = 0;
+	b->used = 0;
 	free(old);
 	if (size && !(b->mem = malloc(size)))
 		return 0;
@@ -144,6 +236,34 @@ DCF_PUBLIC int NAL_BUFFER_set_size(NAL_BUFFER *b, unsigned int size)
 	if (ok)
 		b->size = size;
 	return ok;
+}
+
+DCF_PUBLIC unsigned int NAL_BUFFER_write(NAL_BUFFER *b, const unsigned char *p, unsigned int n)
+{
+	const struct dcf_engine *e = dcf_e();
+	unsigned int k;
+	dcf_ref r;
+
+	if (!e || !b)
+		return 0;
+	if (dcf_fresh(&b->o) && b->o.make) {
+		dcf_shared_get()->lock();
+		if (!b->o.ref) {
+			k = 0;
+			if (p) {
+				k = b->size - b->used < n ? b->size - b->used : n;
+				if (k)
+					memcpy((unsigned char *)b->mem + b->used, p, k);
+				b->used += k;
+			}
+			dcf_shared_get()->unlock();
+			return k;
+		}
+		dcf_shared_get()->unlock();
+	}
+	if (!(r = dcf_ref_of(b)) || !p)
+		return 0;
+	return e->NAL_BUFFER_write(r, p, n);
 }
 
 /* Codec: big-endian, cursor style, all-or-nothing. */

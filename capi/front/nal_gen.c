@@ -449,16 +449,6 @@ DCF_PUBLIC const unsigned char *NAL_BUFFER_data(const NAL_BUFFER *b)
 	return e->NAL_BUFFER_data(r_b);
 }
 
-DCF_PUBLIC unsigned int NAL_BUFFER_write(NAL_BUFFER *b, const unsigned char *p, unsigned int n)
-{
-	const struct dcf_engine *e = dcf_e();
-	dcf_ref r_b;
-
-	if (!e || !(r_b = dcf_ref_of(b)) || !p)
-		return 0;
-	return e->NAL_BUFFER_write(r_b, p, n);
-}
-
 DCF_PUBLIC unsigned int NAL_BUFFER_read(NAL_BUFFER *b, unsigned char *p, unsigned int n)
 {
 	const struct dcf_engine *e = dcf_e();

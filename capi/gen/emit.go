@@ -23,6 +23,7 @@ func (t *table) generate() (map[string]string, error) {
 	}
 	out["dc/kinds_gen.go"] = g
 	out["ctests/failvals_gen.c"] = t.failTest()
+	out["capi/front/wire_gen.h"] = wireHeader()
 	return out, nil
 }
 

@@ -95,5 +95,9 @@ func (b *Bound) Timeout(now time.Time) time.Duration {
 // now fired late enough (by over a quarter of t) to say that this process
 // was starved of the CPU rather than that the server is silent.
 func Late(due, now time.Time, t time.Duration) bool {
-	return now.Sub(due) > t/4
+	return now.Sub(due) > t/LateDivisor
 }
+
+// LateDivisor: a timer of t is late when it fired over t/LateDivisor
+// after it was due (see Late).
+const LateDivisor = 4

@@ -64,6 +64,9 @@ type parsed struct {
 	fdRead, fdWrite int
 
 	canConnect, canListen bool
+	// fixed: the string names no host to look up, so creating it again
+	// gives the same address (see Fixed).
+	fixed bool
 }
 
 // NewAddress returns an un-created address (NAL_ADDRESS_new).
@@ -121,6 +124,13 @@ func (a *Address) CanConnect() bool { return a.Created() && a.canConnect }
 // CanListen reports whether a listener can be created on the address.
 func (a *Address) CanListen() bool { return a.Created() && a.canListen }
 
+// Fixed reports whether the address is created from a string that needs no
+// lookup (a literal host, a path, descriptors): Create of the same string,
+// on any un-created address and with an acceptable default buffer size,
+// succeeds again and gives the same address. The C front relies on it to
+// create such a string again without asking the engine.
+func (a *Address) Fixed() bool { return a.Created() && a.fixed }
+
 // Create parses s with the address grammar (see Parse) and resolves a host
 // name now (NAL_ADDRESS_create). It fails if the address is already created,
 // if defBufSize > BufferMaxSize, if Parse refuses s or if the host does not
@@ -175,6 +185,7 @@ func (a *Address) create(s string, defBufSize uint32, view bool) bool {
 		p.fdRead, p.fdWrite = sp.FDRead, sp.FDWrite
 	}
 	if same {
+		p.fixed = true
 		recentPut(p)
 	}
 	a.parsed = p

@@ -171,6 +171,9 @@ func TestAddressCreateAgain(t *testing.T) {
 			for j := range buf {
 				buf[j] = '#'
 			}
+			if !a.Fixed() {
+				t.Fatalf("%s: create %d: not Fixed (it needs no lookup)", s, i)
+			}
 			st := a.Export()
 			if st.Str != s {
 				t.Fatalf("%s: the address keeps %q after its caller reused the bytes", s, st.Str)
@@ -181,6 +184,9 @@ func TestAddressCreateAgain(t *testing.T) {
 				t.Fatalf("%s: create %d gave %+v, the first %+v", s, i, st, first)
 			}
 			a.Reset()
+			if a.Fixed() {
+				t.Fatalf("%s: Fixed after reset", s)
+			}
 			if a.Created() || a.DefBufferSize() != 100 {
 				t.Fatalf("%s: reset left created=%v size=%d", s, a.Created(), a.DefBufferSize())
 			}
@@ -197,6 +203,9 @@ func TestAddressCreateAgain(t *testing.T) {
 		a := NewAddress()
 		if !a.Create("IP:some.host:80", 0) {
 			t.Fatal("create of a host name failed")
+		}
+		if a.Fixed() {
+			t.Fatal("an address made by a lookup is Fixed")
 		}
 		if lookups != i || a.Export().IP != fmt.Sprintf("10.0.0.%d", i) {
 			t.Fatalf("create %d: %d lookups, address %s (a name is resolved by every create)", i, lookups, a.Export().IP)

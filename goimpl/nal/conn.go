@@ -73,6 +73,21 @@ func (c *Connection) Reset() {
 	c.kind, c.tcp, c.established, c.addr = connNone, false, false, ""
 }
 
+// Detach hands over the descriptor of an established socket connection
+// whose buffers are empty: the connection becomes unused (as after
+// Reset) without closing it, and the caller owns the descriptor (the C
+// library's fast path takes its kept connections this way). It returns
+// -1, changing nothing, for any other connection.
+func (c *Connection) Detach() int {
+	if !c.usable() || c.kind != connSock || !c.established || c.read.NotEmpty() || c.send.NotEmpty() {
+		return -1
+	}
+	fd := c.fd
+	c.fd = -1
+	c.Reset()
+	return fd
+}
+
 func (c *Connection) closeFDs() {
 	switch c.kind {
 	case connSock:

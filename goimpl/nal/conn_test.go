@@ -875,3 +875,44 @@ func TestWriteNow(t *testing.T) {
 		t.Fatal("WriteNow to a closed peer kept succeeding")
 	}
 }
+
+// Detach hands over an established socket with empty buffers, open, and
+// leaves the connection unused; anything else keeps its descriptor.
+func TestDetach(t *testing.T) {
+	a, b := NewConnection(), NewConnection()
+	defer a.Free()
+	defer b.Free()
+	if a.Detach() != -1 {
+		t.Fatal("an unused connection detached a descriptor")
+	}
+	if !a.CreatePair(b, 1024) {
+		t.Fatal("CreatePair")
+	}
+	a.Send().Write([]byte("x"))
+	if a.Detach() != -1 || !a.Live() {
+		t.Fatal("a connection with unsent bytes detached")
+	}
+	a.Send().Reset()
+	fd := a.Detach()
+	if fd < 0 || a.Live() {
+		t.Fatalf("Detach = %d, live %v", fd, a.Live())
+	}
+	defer unix.Close(fd)
+	if _, err := unix.Write(fd, []byte("hi")); err != nil {
+		t.Fatalf("the detached descriptor: %v", err)
+	}
+	for i := 0; !b.Read().NotEmpty(); i++ {
+		if i == 10 {
+			t.Fatal("the peer got nothing in 10 s")
+		}
+		sel := NewSelectorFdPoll()
+		b.AddToSelector(sel)
+		sel.Select(1000000, true)
+		b.IO()
+		b.DelFromSelector()
+		sel.Free()
+	}
+	if got := string(b.Read().Data()); got != "hi" {
+		t.Fatalf("peer read %q", got)
+	}
+}

@@ -50,6 +50,10 @@ type link interface {
 	reset()
 	destroy()
 	fd() int // the socket, or -1
+	// detach gives up the socket of a clean, established link without
+	// closing it (the link is then as after reset), or returns -1 and
+	// changes nothing.
+	detach() int
 	// alive checks, without blocking, that an idle link can carry the
 	// next request: the peer has not closed it and sent nothing.
 	alive() bool
@@ -192,6 +196,10 @@ func (l *netLink) fd() int {
 	}
 	return fd
 }
+
+// A socket of Go's net package stays with its poller: it is never handed
+// over.
+func (l *netLink) detach() int { return -1 }
 
 func (l *netLink) alive() bool { return idleAlive(l.fd()) }
 

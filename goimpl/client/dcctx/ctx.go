@@ -23,13 +23,14 @@ const (
 	FlagLate       = 0x8
 )
 
-// maxIdle is how many idle connections a persistent Ctx keeps. Concurrent
-// operations beyond that open extra connections, closed after use.
-const maxIdle = 32
+// MaxIdle is how many idle connections a Ctx keeps. Concurrent
+// operations beyond that open extra connections, closed after use. (The
+// C library's front keeps the same number: capi/gen writes it to C.)
+const MaxIdle = 32
 
-// minGetResponse: GET answers shorter than this are failures (a miss is the
+// MinGetResponse: GET answers shorter than this are failures (a miss is the
 // single byte 0x01; sessions of 1..4 bytes are unreadable, EDGES E-15).
-const minGetResponse = 5
+const MinGetResponse = 5
 
 // Ctx has the semantics of DC_CTX (DC_CTX_new(3) with the doc/EDGES.md
 // fixes) and is safe for concurrent use by many goroutines.
@@ -96,8 +97,9 @@ type Ctx struct {
 	stalled atomic.Bool   // on probation (probation.go)
 	done    chan struct{} // closed by Close
 	probeMu sync.Mutex
-	probeFD int          // the probe's socket, or -1
-	lastLog atomic.Int64 // when probation was last logged (unix ns)
+	probeFD int           // the probe's socket, or -1
+	lastLog atomic.Int64  // when probation was last logged (unix ns)
+	drops   atomic.Uint32 // idle connections dropped, probations begun (Drops)
 }
 
 // New creates a context for target (DC_CTX_new) over opt's Transport
@@ -161,8 +163,12 @@ func (c *Ctx) Close() {
 	c.drop(&c.spare)
 }
 
-// dropIdle closes the pooled connections.
-func (c *Ctx) dropIdle() { c.drop(&c.idle) }
+// dropIdle closes the pooled connections (and tells a holder of handed
+// over ones to close them too: Drops).
+func (c *Ctx) dropIdle() {
+	c.drops.Add(1)
+	c.drop(&c.idle)
+}
 
 // drop empties one of the lists under mu and destroys its links outside.
 func (c *Ctx) drop(list *[]link) {
@@ -249,7 +255,7 @@ func (c *Ctx) hasIdle() bool {
 }
 
 // release ends an operation's use of l: a clean connection goes back to
-// the pool (up to maxIdle idle ones, persistent or not); otherwise it is
+// the pool (up to MaxIdle idle ones, persistent or not); otherwise it is
 // closed, and after a clean exchange kept (without its socket) for the
 // next dial.
 func (c *Ctx) release(l link, clean bool) {
@@ -263,12 +269,12 @@ func (c *Ctx) release(l link, clean bool) {
 		l.destroy()
 		return
 	}
-	if len(c.idle) < maxIdle && (c.persistent() || !c.opt.ConnPerOp) {
+	if len(c.idle) < MaxIdle && (c.persistent() || !c.opt.ConnPerOp) {
 		c.idle = append(c.idle, l)
 		c.mu.Unlock()
 		return
 	}
-	if len(c.spare) < maxIdle {
+	if len(c.spare) < MaxIdle {
 		c.mu.Unlock()
 		l.reset()
 		c.mu.Lock()
@@ -286,6 +292,9 @@ type request struct {
 	id        []byte
 	data      []byte // ADD only
 	timeoutMS uint32 // ADD only
+	// resent: the C library's front sent it on a kept connection that
+	// died; this is the one resend, on a new connection (Resent)
+	resent bool
 }
 
 // Do performs one transaction: op on id (with data and lifetimeMS for
@@ -316,12 +325,20 @@ func (c *Ctx) roundTrip(ctx context.Context, rq *request, handle func([]byte)) e
 	// Options.RawWait agrees (the C library: alone in the engine).
 	raw := c.busy.Add(1) == 1 && c.opt.RawWait != nil && c.opt.RawWait()
 	defer c.busy.Add(-1)
-	l, reused, err := c.acquire(ctx)
+	var l link
+	var reused bool
+	var err error
+	retried := rq.resent
+	if retried {
+		c.dropIdle()
+		l, err = c.dial(ctx)
+	} else {
+		l, reused, err = c.acquire(ctx)
+	}
 	if err != nil {
 		c.dialFailed(ctx, err)
 		return err
 	}
-	retried := false
 	for {
 		start := time.Now()
 		b := budget{t: c.bound(start), raw: raw}
@@ -394,6 +411,10 @@ func (c *Ctx) setReget(id, data []byte) {
 // truncated to 32 bits (the server answers 0x66 above 7 days). Never aborts
 // (E-7).
 func (c *Ctx) AddSession(id, data []byte, timeoutMS uint64) bool {
+	return c.addSession(id, data, timeoutMS, false)
+}
+
+func (c *Ctx) addSession(id, data []byte, timeoutMS uint64, resent bool) bool {
 	if c == nil {
 		return false
 	}
@@ -404,12 +425,14 @@ func (c *Ctx) AddSession(id, data []byte, timeoutMS uint64) bool {
 	if timeoutMS < 1000 {
 		timeoutMS = uint64(c.opt.DefaultLifetime / time.Millisecond)
 	}
-	return c.simple(context.Background(), &request{op: proto.OpAdd, id: id, data: data, timeoutMS: uint32(timeoutMS)}) == 0
+	return c.simple(context.Background(), &request{op: proto.OpAdd, id: id, data: data, timeoutMS: uint32(timeoutMS), resent: resent}) == 0
 }
 
 // RemoveSession removes a session (DC_CTX_remove_session): true iff the
 // server answered exactly 0x00 (removed).
-func (c *Ctx) RemoveSession(id []byte) bool {
+func (c *Ctx) RemoveSession(id []byte) bool { return c.removeSession(id, false) }
+
+func (c *Ctx) removeSession(id []byte, resent bool) bool {
 	if c == nil {
 		return false
 	}
@@ -417,13 +440,15 @@ func (c *Ctx) RemoveSession(id []byte) bool {
 	if !validID(id) {
 		return false
 	}
-	return c.simple(context.Background(), &request{op: proto.OpRemove, id: id}) == 0
+	return c.simple(context.Background(), &request{op: proto.OpRemove, id: id, resent: resent}) == 0
 }
 
 // HasSession asks whether a session exists (DC_CTX_has_session): 1 if the
 // answer is exactly 0x00, 0 if it is 0x01 or longer than one byte, -1 for
 // any other byte (0x02 from dc_client), an empty answer or a failure.
-func (c *Ctx) HasSession(id []byte) int {
+func (c *Ctx) HasSession(id []byte) int { return c.hasSession(id, false) }
+
+func (c *Ctx) hasSession(id []byte, resent bool) int {
 	if c == nil {
 		return -1
 	}
@@ -431,7 +456,7 @@ func (c *Ctx) HasSession(id []byte) int {
 	if !validID(id) {
 		return -1
 	}
-	switch r := c.simple(context.Background(), &request{op: proto.OpHave, id: id}); r {
+	switch r := c.simple(context.Background(), &request{op: proto.OpHave, id: id, resent: resent}); r {
 	case 0x00:
 		return 1
 	case 0x01, -2:
@@ -465,6 +490,10 @@ func validID(id []byte) bool { return len(id) >= 1 && len(id) <= proto.MaxPayloa
 // untouched) on any failure or an answer shorter than 5 bytes (a miss is
 // the byte 0x01; E-15).
 func (c *Ctx) GetSession(id, dst []byte) (used int, ok bool) {
+	return c.getSession(id, dst, false)
+}
+
+func (c *Ctx) getSession(id, dst []byte, resent bool) (used int, ok bool) {
 	if c == nil {
 		return 0, false
 	}
@@ -472,8 +501,8 @@ func (c *Ctx) GetSession(id, dst []byte) (used int, ok bool) {
 		c.clearReget()
 		return 0, false
 	}
-	err := c.roundTrip(context.Background(), &request{op: proto.OpGet, id: id}, func(p []byte) {
-		if len(p) < minGetResponse {
+	err := c.roundTrip(context.Background(), &request{op: proto.OpGet, id: id, resent: resent}, func(p []byte) {
+		if len(p) < MinGetResponse {
 			return
 		}
 		used, ok = len(p), true

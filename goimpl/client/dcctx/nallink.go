@@ -104,6 +104,13 @@ func (l *nalLink) fd() int {
 	return -1
 }
 
+func (l *nalLink) detach() int {
+	if l.fresh || l.p.Partial() || l.p.ReadState() != plug.ReadEmpty {
+		return -1
+	}
+	return l.p.Conn().Detach()
+}
+
 // cancelSlice bounds one wait when ctx can be cancelled.
 const cancelSlice = 20 * time.Millisecond
 

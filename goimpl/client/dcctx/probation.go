@@ -106,6 +106,7 @@ func (c *Ctx) stall(t time.Duration) {
 	if c.closed.Load() || !c.stalled.CompareAndSwap(false, true) {
 		return
 	}
+	c.drops.Add(1)
 	now := time.Now()
 	// at most one line a second: the line that ends a probation is
 	// printed when the one that began it was

@@ -1,0 +1,501 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The front's fast path (t_fast DC_BIN OUT): a DC_CTX operation on a
+ * connection the engine already made is done in C, without entering the
+ * engine (counted with the engine's dce_ctx_ops), and whatever the fast
+ * path cannot finish ends as the engine would end it:
+ *
+ *   - warm operations of flags 0 and PERSISTENT contexts cross zero times,
+ *     and their results (get, has, add, remove, reget) are right;
+ *   - a server restarted between two operations: flags 0 and
+ *     PERSISTENT|RETRY contexts succeed (the stale connection is seen and
+ *     the engine connects again), PERSISTENT alone fails once (E-35);
+ *   - a forked child finds the parent's pooled connections closed and
+ *     makes its own; the parent's still work, without crossing;
+ *   - a server answering garbage, another uid, a frame too long, more than
+ *     the answer: that connection is closed, the operation fails, the next
+ *     one works on a new connection; an empty answer keeps the connection;
+ *     a silent server: the operation fails after its bound, and the context
+ *     is on probation (the next fails at once).
+ *
+ * The misbehaving server is a thread of this program (fake_server), which
+ * writes its frames by hand: the test must not share the codec it tests.
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <link.h>
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <distcache/dc_client.h>
+#include "ct.h"
+
+/* ---- the engine's count of DC_CTX operations ---- */
+
+static unsigned long (*ctx_ops)(void);
+
+static int find_engine(struct dl_phdr_info *info, size_t size, void *data)
+{
+	(void)size;
+	if (info->dlpi_name && strstr(info->dlpi_name, "libdistcache-engine")) {
+		snprintf(data, PATH_MAX, "%s", info->dlpi_name);
+		return 1;
+	}
+	return 0;
+}
+
+static unsigned long ops(void)
+{
+	if (!ctx_ops) {
+		char path[PATH_MAX] = "";
+		void *h;
+
+		dl_iterate_phdr(find_engine, path);
+		if (path[0] && (h = dlopen(path, RTLD_NOW | RTLD_NOLOAD)))
+			ctx_ops = (unsigned long (*)(void))dlsym(h, "dce_ctx_ops");
+		if (!ctx_ops)
+			return (unsigned long)-1;
+	}
+	return ctx_ops();
+}
+
+/* ---- dc_server, started and restarted here ---- */
+
+static pid_t start_server(const char *bin, const char *sock, const char *log)
+{
+	pid_t pid;
+
+	unlink(sock);
+	if ((pid = fork()) == 0) {
+		int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+		char listen[PATH_MAX + 8];
+
+		if (fd >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+		}
+		snprintf(listen, sizeof listen, "UNIX:%s", sock);
+		execl(bin, bin, "-listen", listen, (char *)NULL);
+		_exit(127);
+	}
+	return pid;
+}
+
+/* until the socket accepts (10 s at most) */
+static int up(const char *sock)
+{
+	double end = ct_now_us() + 10e6;
+	struct sockaddr_un sa;
+
+	memset(&sa, 0, sizeof sa);
+	sa.sun_family = AF_UNIX;
+	snprintf(sa.sun_path, sizeof sa.sun_path, "%s", sock);
+	while (ct_now_us() < end) {
+		int fd = socket(AF_UNIX, SOCK_STREAM, 0), ok;
+
+		ok = connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
+		close(fd);
+		if (ok)
+			return 1;
+		usleep(2000);
+	}
+	return 0;
+}
+
+static void stop_server(pid_t pid)
+{
+	kill(pid, SIGTERM);
+	waitpid(pid, NULL, 0);
+}
+
+/* ---- warm operations: no crossing ---- */
+
+#define WARM 200
+
+/* 7 checks */
+static void warm(const char *target, unsigned int flags)
+{
+	DC_CTX *c = DC_CTX_new(target, flags);
+	unsigned char buf[8192], big[6000];
+	unsigned int used = 0;
+	unsigned long before, after;
+	int i, bad = 0;
+
+	memset(big, 'b', sizeof big);
+	CHECK(c && DC_CTX_add_session(c, U("warm-1"), 6, U("the session"), 11, 60000) == 1,
+		"flags %#x: the first operation (the engine's) stores a session", flags);
+	before = ops();
+	for (i = 0; i < WARM; i++) {
+		used = 0;
+		bad += DC_CTX_get_session(c, U("warm-1"), 6, buf, sizeof buf, &used) != 1 || used != 11 ||
+			memcmp(buf, "the session", 11) != 0;
+		bad += DC_CTX_has_session(c, U("warm-1"), 6) != 1;
+	}
+	bad += DC_CTX_get_session(c, U("warm-1"), 6, buf, 4, &used) != 1 || used != 11;
+	after = ops();
+	CHECK(before != (unsigned long)-1 && bad == 0 && after == before,
+		"flags %#x: %d warm get+has are right (%d wrong) and enter the engine %lu times", flags, WARM, bad,
+		after - before);
+	CHECK(DC_CTX_reget_session(c, U("warm-1"), 6, buf, sizeof buf, &used) == 1 && used == 11 &&
+		memcmp(buf, "the session", 11) == 0 &&
+		DC_CTX_reget_session(c, U("warm-2"), 6, buf, sizeof buf, &used) == 0,
+		"flags %#x: reget after a fast get returns its answer, not another id's", flags);
+	bad = DC_CTX_add_session(c, U("warm-2"), 6, big, sizeof big, 60000) != 1;
+	bad += DC_CTX_reget_session(c, U("warm-1"), 6, buf, sizeof buf, &used) != 0;
+	used = 0;
+	bad += DC_CTX_get_session(c, U("warm-2"), 6, buf, 10, &used) != 1 || used != sizeof big;
+	bad += DC_CTX_get_session(c, U("warm-2"), 6, NULL, 0, &used) != 1 || used != sizeof big;
+	bad += DC_CTX_get_session(c, U("warm-2"), 6, buf, sizeof buf, &used) != 1 ||
+		memcmp(buf, big, sizeof big) != 0;
+	CHECK(bad == 0, "flags %#x: a session of %zu bytes (several frames) in and out; reget cleared by add; "
+		"a short buffer gets the full length", flags, sizeof big);
+	bad = DC_CTX_remove_session(c, U("warm-2"), 6) != 1;
+	bad += DC_CTX_remove_session(c, U("warm-2"), 6) != 0;
+	bad += DC_CTX_has_session(c, U("warm-2"), 6) != 0;
+	bad += DC_CTX_get_session(c, U("warm-2"), 6, buf, sizeof buf, &used) != 0;
+	bad += DC_CTX_add_session(c, U("warm-1"), 6, U("again"), 5, 60000) != 0;	/* present: refused */
+	CHECK(bad == 0, "flags %#x: remove, remove again, has, get of a removed session, add of a present one", flags);
+	CHECK(ops() == before, "flags %#x: none of them entered the engine (%lu)", flags, ops() - before);
+	DC_CTX_remove_session(c, U("warm-1"), 6);
+	DC_CTX_free(c);
+	CHECK(1, "flags %#x: freed", flags);
+}
+
+/* ---- a restarted server ---- */
+
+/* 6 checks */
+static void restarted(const char *bin, const char *sock, const char *log, pid_t *server)
+{
+	static const unsigned int fl[3] = { 0, DC_CTX_FLAG_PERSISTENT | DC_CTX_FLAG_PERSISTENT_LATE | DC_CTX_FLAG_PERSISTENT_RETRY,
+		DC_CTX_FLAG_PERSISTENT | DC_CTX_FLAG_PERSISTENT_LATE };
+	char target[PATH_MAX + 8];
+	DC_CTX *c[3];
+	int i, ok = 1;
+	unsigned long before;
+
+	snprintf(target, sizeof target, "UNIX:%s", sock);
+	for (i = 0; i < 3; i++)
+		ok &= (c[i] = DC_CTX_new(target, fl[i])) && DC_CTX_add_session(c[i], U("r"), 1, U("data1"), 5, 60000) >= 0 &&
+			DC_CTX_has_session(c[i], U("r"), 1) == 1;
+	CHECK(ok, "restart: three contexts warm");
+	stop_server(*server);
+	*server = start_server(bin, sock, log);
+	CHECK(up(sock), "restart: dc_server restarted");
+	before = ops();
+	CHECK(DC_CTX_add_session(c[0], U("r"), 1, U("data2"), 5, 60000) == 1 && ops() > before,
+		"restart, flags 0: the stale connection is noticed, the add goes through the engine and succeeds");
+	CHECK(DC_CTX_has_session(c[1], U("r"), 1) == 1, "restart, PERSISTENT|RETRY: has succeeds (resent once)");
+	CHECK(DC_CTX_has_session(c[2], U("r"), 1) == -1 && DC_CTX_has_session(c[2], U("r"), 1) == 1,
+		"restart, PERSISTENT: the first operation fails, the next connects again (E-35)");
+	before = ops();
+	CHECK(DC_CTX_has_session(c[0], U("r"), 1) == 1 && DC_CTX_has_session(c[1], U("r"), 1) == 1 &&
+		DC_CTX_has_session(c[2], U("r"), 1) == 1 && ops() == before,
+		"restart: then all three are warm again (no crossing)");
+	for (i = 0; i < 3; i++)
+		DC_CTX_free(c[i]);
+}
+
+/* ---- fork ---- */
+
+/* the socket descriptors open in this process: a bitmap over 0..1023 */
+static void sockets(unsigned char *map)
+{
+	int fd;
+	struct stat st;
+
+	memset(map, 0, 1024);
+	for (fd = 0; fd < 1024; fd++)
+		map[fd] = fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode);
+}
+
+/* 4 checks */
+static void forked(const char *target)
+{
+	DC_CTX *c = DC_CTX_new(target, 0);
+	unsigned char before[1024], after[1024], buf[64];
+	unsigned int used;
+	int fd, n = 0, st = -1;
+	pid_t pid;
+	unsigned long o;
+
+	sockets(before);
+	CHECK(c && DC_CTX_add_session(c, U("f"), 1, U("fdata"), 5, 60000) == 1 &&
+		DC_CTX_get_session(c, U("f"), 1, buf, sizeof buf, &used) == 1, "fork: the parent's context is warm");
+	sockets(after);
+	for (fd = 0; fd < 1024; fd++)
+		n += after[fd] && !before[fd];
+	if ((pid = fork()) == 0) {
+		int open_ = 0;
+
+		for (fd = 0; fd < 1024; fd++)
+			open_ += after[fd] && !before[fd] && fcntl(fd, F_GETFD) != -1;
+		if (open_)
+			_exit(1);
+		if (DC_CTX_get_session(c, U("f"), 1, buf, sizeof buf, &used) != 1 || used != 5)
+			_exit(2);
+		_exit(DC_CTX_has_session(c, U("f"), 1) == 1 ? 0 : 3);
+	}
+	waitpid(pid, &st, 0);
+	CHECK(n >= 1, "fork: the parent holds %d new socket(s)", n);
+	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+		"fork: the child finds the parent's connections closed and works on its own (status %d)", st);
+	o = ops();
+	CHECK(DC_CTX_get_session(c, U("f"), 1, buf, sizeof buf, &used) == 1 && used == 5 && ops() == o,
+		"fork: the parent's connection still works, without crossing");
+	DC_CTX_remove_session(c, U("f"), 1);
+	DC_CTX_free(c);
+}
+
+/* ---- a misbehaving server ---- */
+
+enum { GOOD, GARBAGE, WRONG_UID, TOO_LONG, TRAILING, EMPTY, SILENT };
+static volatile int mode = GOOD;
+static int accepted, closed_by_peer;	/* under mu */
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static int lfd;
+
+static void put16(unsigned char *p, unsigned v)
+{
+	p[0] = (unsigned char)(v >> 8);
+	p[1] = (unsigned char)v;
+}
+
+/* Answers one request frame req (14 header bytes + data) as mode says. */
+static void answer(int fd, const unsigned char *req, size_t len)
+{
+	unsigned char out[64];
+	size_t n = 14;
+	int m = mode;
+
+	memcpy(out, req, 14);	/* level, uid, op as the request's */
+	out[4] = 1;		/* a response */
+	out[11] = 1;		/* complete */
+	if (req[10] == 1) {	/* GET: a 10-byte session */
+		memcpy(out + 14, "fake-sess!", 10);
+		n += 10;
+	} else {
+		out[14] = 0;	/* OK */
+		n += 1;
+	}
+	(void)len;
+	switch (m) {
+	case SILENT:
+		return;
+	case GARBAGE:
+		memcpy(out, "HTTP/1.1 400 Bad", 16);
+		n = 16;
+		break;
+	case WRONG_UID:
+		out[8] ^= 1;
+		break;
+	case TOO_LONG:
+		put16(out + 12, 5000);
+		break;
+	case TRAILING:
+		memcpy(out + n, out, n);
+		n *= 2;
+		break;
+	case EMPTY:
+		n = 14;
+		break;
+	}
+	if (m != TOO_LONG && m != GARBAGE)
+		put16(out + 12, (unsigned)((m == TRAILING ? n / 2 : n) - 14));
+	(void)!send(fd, out, n, MSG_NOSIGNAL);
+}
+
+static void *fake_server(void *arg)
+{
+	struct pollfd p[17];
+	unsigned char in[16][4200];
+	size_t have[16];
+	int n = 0, i;
+
+	(void)arg;
+	p[0].fd = lfd;
+	p[0].events = POLLIN;
+	for (;;) {
+		if (poll(p, (nfds_t)n + 1, -1) < 0)
+			continue;
+		if (p[0].revents && n < 16) {
+			int fd = accept(lfd, NULL, NULL);
+
+			if (fd >= 0) {
+				p[n + 1].fd = fd;
+				p[n + 1].events = POLLIN;
+				have[n] = 0;
+				n++;
+				pthread_mutex_lock(&mu);
+				accepted++;
+				pthread_mutex_unlock(&mu);
+			}
+		}
+		for (i = 0; i < n; i++) {
+			ssize_t k;
+			size_t dl;
+
+			if (!p[i + 1].revents)
+				continue;
+			k = read(p[i + 1].fd, in[i] + have[i], sizeof in[i] - have[i]);
+			if (k <= 0) {
+				close(p[i + 1].fd);
+				pthread_mutex_lock(&mu);
+				closed_by_peer++;
+				pthread_mutex_unlock(&mu);
+				p[i + 1] = p[n];
+				memcpy(in[i], in[n - 1], have[n - 1]);
+				have[i] = have[n - 1];
+				n--;
+				i--;
+				continue;
+			}
+			have[i] += (size_t)k;
+			while (have[i] >= 14 && have[i] >= 14 + (dl = (size_t)in[i][12] << 8 | in[i][13])) {
+				answer(p[i + 1].fd, in[i], 14 + dl);
+				memmove(in[i], in[i] + 14 + dl, have[i] - 14 - dl);
+				have[i] -= 14 + dl;
+			}
+		}
+	}
+	return NULL;
+}
+
+static int counter(int *v)
+{
+	int r;
+
+	pthread_mutex_lock(&mu);
+	r = *v;
+	pthread_mutex_unlock(&mu);
+	return r;
+}
+
+/* until *v is at least want (5 s at most) */
+static int reaches(int *v, int want)
+{
+	double end = ct_now_us() + 5e6;
+
+	while (counter(v) < want)
+		if (ct_now_us() > end)
+			return 0;
+		else
+			usleep(1000);
+	return 1;
+}
+
+/* 5 checks per bad answer */
+static void bad_answer(DC_CTX *c, int m, const char *what)
+{
+	unsigned char buf[64];
+	unsigned int used;
+	int acc, cl;
+
+	mode = GOOD;
+	CHECK(DC_CTX_get_session(c, U("x"), 1, buf, sizeof buf, &used) == 1 && used == 10,
+		"%s: a good answer before", what);
+	acc = counter(&accepted);
+	cl = counter(&closed_by_peer);
+	mode = m;
+	CHECK(DC_CTX_get_session(c, U("x"), 1, buf, sizeof buf, &used) == 0, "%s: the get fails", what);
+	CHECK(reaches(&closed_by_peer, cl + 1), "%s: that connection is closed", what);
+	mode = GOOD;
+	CHECK(DC_CTX_get_session(c, U("x"), 1, buf, sizeof buf, &used) == 1 && used == 10,
+		"%s: the next get works", what);
+	CHECK(counter(&accepted) == acc + 1, "%s: on a new connection", what);
+}
+
+/* 5 * 4 + 3 + 3 checks */
+static void misbehaving(const char *out)
+{
+	struct sockaddr_un sa;
+	pthread_t th;
+	char target[PATH_MAX + 8];
+	DC_CTX *c;
+	unsigned char buf[64];
+	unsigned int used;
+	unsigned long o;
+	int acc;
+	double t0, t;
+
+	memset(&sa, 0, sizeof sa);
+	sa.sun_family = AF_UNIX;
+	snprintf(sa.sun_path, sizeof sa.sun_path, "%s/fake.sock", out);
+	unlink(sa.sun_path);
+	lfd = socket(AF_UNIX, SOCK_STREAM, 0);
+	if (bind(lfd, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(lfd, 16) != 0 ||
+	    pthread_create(&th, NULL, fake_server, NULL) != 0) {
+		fprintf(stderr, "t_fast: cannot start the fake server\n");
+		exit(1);
+	}
+	snprintf(target, sizeof target, "UNIX:%s", sa.sun_path);
+	c = DC_CTX_new(target, 0);
+	bad_answer(c, GARBAGE, "garbage");
+	bad_answer(c, WRONG_UID, "another uid");
+	bad_answer(c, TOO_LONG, "a frame of 5000 data bytes");
+	bad_answer(c, TRAILING, "more than the answer");
+
+	mode = EMPTY;
+	acc = counter(&accepted);
+	o = ops();
+	CHECK(DC_CTX_get_session(c, U("x"), 1, buf, sizeof buf, &used) == 0 &&
+		DC_CTX_has_session(c, U("x"), 1) == -1 && DC_CTX_add_session(c, U("x"), 1, U("d"), 1, 60000) == 0,
+		"an empty answer (dc_client without a server): get, has and add fail");
+	mode = GOOD;
+	CHECK(DC_CTX_has_session(c, U("x"), 1) == 1 && counter(&accepted) == acc && ops() == o,
+		"and the connection is kept (no new one, no crossing)");
+	DC_CTX_free(c);
+	CHECK(reaches(&closed_by_peer, counter(&accepted)), "DC_CTX_free closes the pooled connections");
+
+	/* silent: the bound (100 ms: DISTCACHE_TIMEOUT_MS unset), then probation */
+	c = DC_CTX_new(target, 0);
+	CHECK(DC_CTX_has_session(c, U("x"), 1) == 1 && DC_CTX_has_session(c, U("x"), 1) == 1,
+		"silent: the context is warm");
+	mode = SILENT;
+	t0 = ct_now_us();
+	CHECK(DC_CTX_has_session(c, U("x"), 1) == -1 && (t = (ct_now_us() - t0) / 1e3) >= 90 && t < 5000,
+		"silent: the operation fails after its bound (%.0f ms)", (ct_now_us() - t0) / 1e3);
+	t0 = ct_now_us();
+	CHECK(DC_CTX_get_session(c, U("x"), 1, buf, sizeof buf, &used) == 0 && (ct_now_us() - t0) / 1e3 < 250,
+		"silent: the next fails at once, on probation (%.1f ms)", (ct_now_us() - t0) / 1e3);
+	mode = GOOD;
+	DC_CTX_free(c);
+}
+
+int main(int argc, char **argv)
+{
+	char sock[PATH_MAX], log[PATH_MAX], target[PATH_MAX + 8], bin[PATH_MAX];
+	pid_t server;
+
+	if (argc != 3) {
+		fprintf(stderr, "usage: t_fast DC_BIN OUT\n");
+		return 2;
+	}
+	unsetenv("DISTCACHE_TIMEOUT_MS");
+	CT_PLAN(7 * 2 + 6 + 4 + 5 * 4 + 3 + 3);
+	snprintf(bin, sizeof bin, "%s/dc_server", argv[1]);
+	snprintf(sock, sizeof sock, "%s/fast.sock", argv[2]);
+	snprintf(log, sizeof log, "%s/t_fast.dc_server.log", argv[2]);
+	snprintf(target, sizeof target, "UNIX:%s", sock);
+	server = start_server(bin, sock, log);
+	if (!up(sock)) {
+		fprintf(stderr, "t_fast: dc_server did not come up\n");
+		return 1;
+	}
+	warm(target, 0);
+	warm(target, DC_CTX_FLAG_PERSISTENT | DC_CTX_FLAG_PERSISTENT_LATE);
+	restarted(bin, sock, log, &server);
+	forked(target);
+	misbehaving(argv[2]);
+	stop_server(server);
+	return ct_exit();
+}
