@@ -14,6 +14,12 @@
 // operation, a malformed frame) closes that one local connection; the
 // others, and the store, never see it.
 //
+// The connections of a unix listener are served by event loops while
+// they are young (loop.go): no goroutine or net.Conn per connection for
+// an application that connects once per request, the listener passed
+// between the loops while one waits for the store. Persistent ones go on
+// in a goroutine of their own.
+//
 // A local connection that is kept (Apache's, through the C library) is
 // watched by the runtime's poller for reading only once it has served a
 // few requests (rawio.Quiet): on a unix socket, each answer the
