@@ -60,47 +60,44 @@ static void *addr_worker(void *arg)
 	return (void *)bad;
 }
 
+/* THREADS threads of fn (each given its number): the sum of what they return. */
+static long run_threads(void *(*fn)(void *))
+{
+	pthread_t th[THREADS];
+	long t, bad = 0;
+	void *r;
+
+	for (t = 0; t < THREADS; t++)
+		pthread_create(&th[t], NULL, fn, (void *)t);
+	for (t = 0; t < THREADS; t++) {
+		pthread_join(th[t], &r);
+		bad += (long)r;
+	}
+	return bad;
+}
+
 int main(int argc, char **argv)
 {
 	static const unsigned int fl[] = { 0, DC_CTX_FLAG_PERSISTENT };
-	pthread_t th[THREADS];
 	unsigned int f;
-	long t;
+	long bad;
 
 	if (argc != 2)
 		return 2;
 	CT_PLAN(2 * 2 + 1);
 	for (f = 0; f < 2; f++) {
-		long bad = 0;
-		void *r;
-
 		gflags = fl[f];
 		ctx = DC_CTX_new(argv[1], gflags);
 		CHECK(ctx != NULL, "flags %#x: DC_CTX_new", gflags);
 		if (!ctx)
 			continue;
-		for (t = 0; t < THREADS; t++)
-			pthread_create(&th[t], NULL, worker, (void *)t);
-		for (t = 0; t < THREADS; t++) {
-			pthread_join(th[t], &r);
-			bad += (long)r;
-		}
+		bad = run_threads(worker);
 		CHECK(bad == 0, "flags %#x: %d threads x %d verified operations on one DC_CTX: %ld failed or mismatched",
 			gflags, THREADS, OPS, bad);
 		DC_CTX_free(ctx);
 	}
-	{
-		long bad = 0;
-		void *r;
-
-		for (t = 0; t < THREADS; t++)
-			pthread_create(&th[t], NULL, addr_worker, (void *)t);
-		for (t = 0; t < THREADS; t++) {
-			pthread_join(th[t], &r);
-			bad += (long)r;
-		}
-		CHECK(bad == 0, "%d threads x %d addresses created (from 150 strings) and checked: %ld wrong",
-			THREADS, OPS, bad);
-	}
+	bad = run_threads(addr_worker);
+	CHECK(bad == 0, "%d threads x %d addresses created (from 150 strings) and checked: %ld wrong",
+		THREADS, OPS, bad);
 	return ct_exit();
 }

@@ -213,6 +213,19 @@ static int pending_set_size(NAL_BUFFER *b, unsigned int size)
 	return 1;
 }
 
+/* 1 with the object lock held if b is a standalone buffer without an
+ * engine object (its storage the handle's), else 0. */
+static int pending_lock(NAL_BUFFER *b)
+{
+	if (!dcf_fresh(&b->o) || !b->o.make)
+		return 0;
+	dcf_shared_get()->lock();
+	if (!b->o.ref)
+		return 1;
+	dcf_shared_get()->unlock();
+	return 0;
+}
+
 DCF_PUBLIC int NAL_BUFFER_set_size(NAL_BUFFER *b, unsigned int size)
 {
 	const struct dcf_engine *e = dcf_e();
@@ -221,14 +234,10 @@ DCF_PUBLIC int NAL_BUFFER_set_size(NAL_BUFFER *b, unsigned int size)
 
 	if (!e || !b)
 		return 0;
-	if (dcf_fresh(&b->o) && b->o.make) {
-		dcf_shared_get()->lock();
-		if (!b->o.ref) {
-			ok = pending_set_size(b, size);
-			dcf_shared_get()->unlock();
-			return ok;
-		}
+	if (pending_lock(b)) {
+		ok = pending_set_size(b, size);
 		dcf_shared_get()->unlock();
+		return ok;
 	}
 	if (!(r = dcf_ref_of(b)))
 		return 0;
@@ -246,20 +255,16 @@ DCF_PUBLIC unsigned int NAL_BUFFER_write(NAL_BUFFER *b, const unsigned char *p, 
 
 	if (!e || !b)
 		return 0;
-	if (dcf_fresh(&b->o) && b->o.make) {
-		dcf_shared_get()->lock();
-		if (!b->o.ref) {
-			k = 0;
-			if (p) {
-				k = b->size - b->used < n ? b->size - b->used : n;
-				if (k)
-					memcpy((unsigned char *)b->mem + b->used, p, k);
-				b->used += k;
-			}
-			dcf_shared_get()->unlock();
-			return k;
+	if (pending_lock(b)) {
+		k = 0;
+		if (p) {
+			k = b->size - b->used < n ? b->size - b->used : n;
+			if (k)
+				memcpy((unsigned char *)b->mem + b->used, p, k);
+			b->used += k;
 		}
 		dcf_shared_get()->unlock();
+		return k;
 	}
 	if (!(r = dcf_ref_of(b)) || !p)
 		return 0;
