@@ -16,7 +16,8 @@
  *     the answer: that connection is closed, the operation fails, the next
  *     one works on a new connection; an empty answer keeps the connection;
  *     a silent server: the operation fails after its bound, and the context
- *     is on probation (the next fails at once).
+ *     is on probation (the next fails at once); after slow answers the
+ *     bound is ten times the slowest (the engine's rule), not the floor.
  *
  * The misbehaving server is a thread of this program (fake_server), which
  * writes its frames by hand: the test must not share the codec it tests.
@@ -258,7 +259,7 @@ static void forked(const char *target)
 
 /* ---- a misbehaving server ---- */
 
-enum { GOOD, GARBAGE, WRONG_UID, TOO_LONG, TRAILING, EMPTY, SILENT };
+enum { GOOD, GARBAGE, WRONG_UID, TOO_LONG, TRAILING, EMPTY, SILENT, SLOW };
 static volatile int mode = GOOD;
 static int accepted, closed_by_peer;	/* under mu */
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
@@ -291,6 +292,9 @@ static void answer(int fd, const unsigned char *req, size_t len)
 	switch (m) {
 	case SILENT:
 		return;
+	case SLOW:
+		usleep(40000);
+		break;
 	case GARBAGE:
 		memcpy(out, "HTTP/1.1 400 Bad", 16);
 		n = 16;
@@ -414,7 +418,7 @@ static void bad_answer(DC_CTX *c, int m, const char *what)
 	CHECK(counter(&accepted) == acc + 1, "%s: on a new connection", what);
 }
 
-/* 5 * 4 + 3 + 3 checks */
+/* 5 * 4 + 3 + 3 + 3 checks */
 static void misbehaving(const char *out)
 {
 	struct sockaddr_un sa;
@@ -469,6 +473,22 @@ static void misbehaving(const char *out)
 		"silent: the next fails at once, on probation (%.1f ms)", (ct_now_us() - t0) / 1e3);
 	mode = GOOD;
 	DC_CTX_free(c);
+
+	/* a slow server: the bound follows its answers, as the engine's does */
+	c = DC_CTX_new(target, 0);
+	CHECK(DC_CTX_has_session(c, U("x"), 1) == 1, "slow: the context is warm");
+	mode = SLOW;
+	acc = DC_CTX_has_session(c, U("x"), 1) == 1 && DC_CTX_has_session(c, U("x"), 1) == 1 &&
+		DC_CTX_has_session(c, U("x"), 1) == 1;
+	CHECK(acc, "slow: answers after 40 ms are taken");
+	mode = SILENT;
+	t0 = ct_now_us();
+	acc = DC_CTX_has_session(c, U("x"), 1);
+	t = (ct_now_us() - t0) / 1e3;
+	CHECK(acc == -1 && t >= 300 && t < 5000,
+		"slow, then silent: the operation waits ten times the slowest answer, not the 100 ms floor (%.0f ms)", t);
+	mode = GOOD;
+	DC_CTX_free(c);
 }
 
 int main(int argc, char **argv)
@@ -481,7 +501,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	unsetenv("DISTCACHE_TIMEOUT_MS");
-	CT_PLAN(7 * 2 + 6 + 4 + 5 * 4 + 3 + 3);
+	CT_PLAN(7 * 2 + 6 + 4 + 5 * 4 + 3 + 3 + 3);
 	snprintf(bin, sizeof bin, "%s/dc_server", argv[1]);
 	snprintf(sock, sizeof sock, "%s/fast.sock", argv[2]);
 	snprintf(log, sizeof log, "%s/t_fast.dc_server.log", argv[2]);

@@ -143,6 +143,8 @@ func op[T any](c *dcctx.Ctx, how C.int, link *C.long, fail T, first func(*dcctx.
 		h := c.Handoff()
 		l[C.DCF_LINK_FD] = C.long(h.FD)
 		l[C.DCF_LINK_BOUND_US] = C.long(h.Bound / time.Microsecond)
+		l[C.DCF_LINK_FLOOR_US] = C.long(h.Floor / time.Microsecond)
+		l[C.DCF_LINK_CEIL_US] = C.long(h.Ceil / time.Microsecond)
 		l[C.DCF_LINK_LIFETIME_MS] = C.long(h.Lifetime / time.Millisecond)
 		l[C.DCF_LINK_DROP] = 0
 		if c.Drops() != drops {

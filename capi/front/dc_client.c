@@ -112,7 +112,12 @@ struct st_DC_CTX {
 	unsigned long pool_gen;	/* generation of idle */
 	int nidle;
 	int idle[DCW_MAX_IDLE];	/* connections handed over by the engine */
-	long bound_us, lifetime_ms;	/* as of the last handover */
+	long lifetime_ms;	/* as of the last handover */
+	/* the bound of an exchange: the engine's at the last handover (when),
+	 * the limits, and the answers seen here (latency, below) */
+	long bound_us, floor_us, ceil_us;
+	long long bound_at;
+	long long lat_cur, lat_prev, lat_start, lat_at;
 	int reget;		/* REGET_* */
 	unsigned int reget_id_len;
 	unsigned char reget_id[DCW_MAX_ID_LEN];
@@ -322,6 +327,52 @@ static dcf_ref ctx_ref(DC_CTX *c, const struct dcf_engine **ep)
 	return r;
 }
 
+static long long now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* The bound of an exchange starting at now, goimpl/latency's rule over
+ * the answers the front saw: DCW_LAT_FACTOR times the slowest of the last
+ * one to two windows, between the floor and the ceiling the engine gave;
+ * and at least the engine's own bound at the last handover, for two
+ * windows.  Under mu. */
+static long ctx_bound(const DC_CTX *c, long long now)
+{
+	long long b = c->floor_us;
+
+	if (c->lat_at && now - c->lat_at <= 2 * DCW_LAT_WINDOW_US) {
+		long long t = DCW_LAT_FACTOR * (c->lat_cur > c->lat_prev ? c->lat_cur : c->lat_prev);
+
+		if (t > b)
+			b = t;
+	}
+	if (now - c->bound_at <= 2 * DCW_LAT_WINDOW_US && c->bound_us > b)
+		b = c->bound_us;
+	return (long)(b < c->ceil_us ? b : c->ceil_us);
+}
+
+/* An answer that took d, seen at now (latency.Bound.Observe).  Under mu. */
+static void ctx_observe(DC_CTX *c, long long d, long long now)
+{
+	long long since = now - c->lat_start;
+
+	if (since > 2 * DCW_LAT_WINDOW_US) {
+		c->lat_prev = c->lat_cur = 0;
+		c->lat_start = now;
+	} else if (since > DCW_LAT_WINDOW_US) {
+		c->lat_prev = c->lat_cur;
+		c->lat_cur = 0;
+		c->lat_start = now;
+	}
+	if (d > c->lat_cur)
+		c->lat_cur = d;
+	c->lat_at = now;
+}
+
 /* link before an engine operation: nothing handed over (what it stays
  * if the engine fails before it fills it). */
 static long *link_init(long *link)
@@ -340,6 +391,9 @@ static void handed(DC_CTX *c, const long *link)
 		return;
 	ctx_lock(c);
 	c->bound_us = link[DCF_LINK_BOUND_US];
+	c->bound_at = now_us();
+	c->floor_us = link[DCF_LINK_FLOOR_US];
+	c->ceil_us = link[DCF_LINK_CEIL_US];
 	c->lifetime_ms = link[DCF_LINK_LIFETIME_MS];
 	ctx_unlock(c);
 	pool_put(c, (int)link[DCF_LINK_FD]);
@@ -397,14 +451,6 @@ struct fast_op {
 	int fd;
 };
 
-static long long now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 /* An idle connection can carry the next request: nothing to read (the
  * engine's own check: a peer's close or stray bytes discard it). */
 static int idle_alive(int fd)
@@ -459,10 +505,10 @@ static int wait_fd(int fd, short events, long long *deadline, long bound, int *e
 
 /* One exchange on f->fd: XCH_OK with f->m the answer, or a failure class;
  * *answered when bytes of an answer arrived. */
-static int exchange(struct fast_op *f, uint32_t uid, long bound, int *answered)
+static int exchange(struct fast_op *f, uint32_t uid, long long start, long bound, int *answered)
 {
 	size_t len, off = 0, have = 0, cap;
-	long long deadline = now_us() + bound;
+	long long deadline = start + bound;
 	int ext = 0;
 
 	f->buf = f->stack;
@@ -547,6 +593,7 @@ static int exchange(struct fast_op *f, uint32_t uid, long bound, int *answered)
 static int fast(DC_CTX *c, struct fast_op *f)
 {
 	int persistent = (c->flags & DCW_FLAG_PERSISTENT) != 0;
+	long long start;
 	long bound;
 	int x, answered = 0;
 
@@ -557,11 +604,17 @@ static int fast(DC_CTX *c, struct fast_op *f)
 			break;
 		close(f->fd);
 	}
+	start = now_us();
 	ctx_lock(c);
-	bound = c->bound_us;
+	bound = ctx_bound(c, start);
 	ctx_unlock(c);
-	x = exchange(f, __atomic_add_fetch(&c->uid, 1, __ATOMIC_RELAXED), bound, &answered);
+	x = exchange(f, __atomic_add_fetch(&c->uid, 1, __ATOMIC_RELAXED), start, bound, &answered);
 	if (x == XCH_OK) {
+		long long end = now_us();
+
+		ctx_lock(c);
+		ctx_observe(c, end - start, end);
+		ctx_unlock(c);
 		pool_put(c, f->fd);
 		return FAST_DONE;
 	}

@@ -37,11 +37,12 @@ struct dcf_obj;
 #define DCF_BUFFER_MAX 32768
 /* What a DC_CTX operation of the engine hands the front in long
  * link[DCF_LINK_N] (the fast path, dc_client.c): a connected socket the
- * front now owns (or -1), the bound of an exchange and the default
- * lifetime then, and whether the front must close the sockets it holds
+ * front now owns (or -1), the bound of an exchange then and the limits it
+ * adapts within (equal: fixed), the default lifetime, and whether the front must close the sockets it holds
  * (the engine dropped its own, or went on probation).  how: the operation
  * itself, or its one resend after the front's connection died. */
-enum { DCF_LINK_FD, DCF_LINK_BOUND_US, DCF_LINK_LIFETIME_MS, DCF_LINK_DROP, DCF_LINK_N };
+enum { DCF_LINK_FD, DCF_LINK_BOUND_US, DCF_LINK_FLOOR_US, DCF_LINK_CEIL_US, DCF_LINK_LIFETIME_MS,
+	DCF_LINK_DROP, DCF_LINK_N };
 enum { DCF_HOW_FIRST = 0, DCF_HOW_RESENT = 1 };
 #define DCF_XSTR(x) DCF_STR(x)
 #define DCF_STR(x) #x

@@ -38,6 +38,8 @@
 #define DCW_MAX_IDLE                 32	/* idle connections a context keeps at most */
 #define DCW_MAX_EXTENSIONS           2	/* more bounds a wait that ended late gets */
 #define DCW_LATE_DIVISOR             4	/* a wait is late when it ended over bound/this past due */
+#define DCW_LAT_FACTOR               10	/* the bound is this many times the slowest recent answer */
+#define DCW_LAT_WINDOW_US            5000000	/* over the last one to two windows of this many us */
 #define DCW_FLAG_PERSISTENT          1
 #define DCW_FLAG_RETRY               4
 

@@ -5,6 +5,7 @@ package main
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/distcache-go/distcache/goimpl/client/dcctx"
 	"github.com/distcache-go/distcache/goimpl/latency"
@@ -69,6 +70,8 @@ func wireHeader() string {
 	def("DCW_MAX_IDLE", dcctx.MaxIdle, "idle connections a context keeps at most")
 	def("DCW_MAX_EXTENSIONS", latency.MaxExtensions, "more bounds a wait that ended late gets")
 	def("DCW_LATE_DIVISOR", latency.LateDivisor, "a wait is late when it ended over bound/this past due")
+	def("DCW_LAT_FACTOR", latency.Factor, "the bound is this many times the slowest recent answer")
+	def("DCW_LAT_WINDOW_US", int64(latency.Window/time.Microsecond), "over the last one to two windows of this many us")
 	def("DCW_FLAG_PERSISTENT", dcctx.FlagPersistent, "")
 	def("DCW_FLAG_RETRY", dcctx.FlagRetry, "")
 	b.WriteString("\n#endif\n")

@@ -22,6 +22,10 @@ type Handoff struct {
 	FD       int           // a connected socket the caller now owns, or -1
 	Bound    time.Duration // the bound of one exchange now (Options.Timeout, adapted)
 	Lifetime time.Duration // Options.DefaultLifetime
+	// Floor and Ceil: the bound adapts between them to the answers the
+	// caller sees (goimpl/latency's rule); equal when it is fixed
+	// (Options.IOTimeout).
+	Floor, Ceil time.Duration
 }
 
 // Handoff gives up the socket of one idle connection (the most recently
@@ -35,6 +39,10 @@ func (c *Ctx) Handoff() Handoff {
 	}
 	h.Lifetime = c.opt.DefaultLifetime
 	h.Bound = c.bound(time.Now())
+	h.Floor, h.Ceil = c.lat.Floor(), c.lat.Ceil()
+	if c.opt.IOTimeout > 0 {
+		h.Floor, h.Ceil = c.opt.IOTimeout, c.opt.IOTimeout
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	n := len(c.idle)

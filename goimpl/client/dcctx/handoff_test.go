@@ -17,7 +17,10 @@ func TestHandoff(t *testing.T) {
 	for _, nw := range networks {
 		t.Run(nw, func(t *testing.T) {
 			s := fake.Start(t, nw, "", nil)
-			c := newCtx(t, s.Target, 0, nil)
+			// (the suite runs again over TransportNet, whose links stay)
+			opt := *testOptions
+			opt.Transport = TransportCaller
+			c := newCtx(t, s.Target, 0, &opt)
 			if h := c.Handoff(); h.FD != -1 {
 				t.Fatalf("a Ctx without a connection handed over %d", h.FD)
 			}
@@ -25,7 +28,9 @@ func TestHandoff(t *testing.T) {
 				t.Fatalf("has = %d, want 0", got)
 			}
 			h := c.Handoff()
-			if h.FD < 0 || h.Bound <= 0 || h.Lifetime != DefaultDefaultLifetime {
+			// testOptions fixes the bound (IOTimeout): no room to adapt
+			if h.FD < 0 || h.Bound <= 0 || h.Lifetime != DefaultDefaultLifetime ||
+				h.Floor != testOptions.IOTimeout || h.Ceil != testOptions.IOTimeout {
 				t.Fatalf("handoff %+v", h)
 			}
 			if fds := c.IdleFDs(); len(fds) != 0 {
@@ -68,6 +73,11 @@ func TestResentAndFailed(t *testing.T) {
 	s := fake.Start(t, "unix", "", nil)
 	c := newCtx(t, s.Target, 0, nil)
 	c.HasSession([]byte("a"))
+	if a := newCtx(t, fake.Start(t, "unix", "", nil).Target, 0, &Options{}); a.HasSession([]byte("a")) != 0 {
+		t.Fatal("has on an adaptive Ctx")
+	} else if h := a.Handoff(); h.Floor != DefaultTimeout || h.Ceil != MaxTimeoutFactor*DefaultTimeout {
+		t.Fatalf("adaptive handoff %+v", h)
+	}
 	d := c.Drops()
 	if got := c.Resent().HasSession([]byte("b")); got != 0 || s.Accepts.Load() != 2 || c.Drops() == d {
 		t.Fatalf("resent has = %d, %d accepts, drops %d -> %d", got, s.Accepts.Load(), d, c.Drops())
