@@ -6,6 +6,9 @@ import (
 	"errors"
 	"net"
 	"os"
+	"os/exec"
+	"runtime"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -245,5 +248,143 @@ func TestListenerFDMakesNonblocking(t *testing.T) {
 	}
 	if changed, err := Nonblock(fd); changed || err != nil {
 		t.Fatalf("Nonblock of a non-blocking descriptor: %v, %v", changed, err)
+	}
+}
+
+// sleeps counts the 1 ms sleeps the calling goroutine completes in d.
+func sleeps(d time.Duration) int {
+	n := 0
+	for end := time.Now().Add(d); time.Now().Before(end); n++ {
+		time.Sleep(time.Millisecond)
+	}
+	return n
+}
+
+// bestSleeps is the most 1 ms sleeps of three runs of 100 ms, which a
+// loaded machine disturbs less than one.
+func bestSleeps() int {
+	best := 0
+	for i := 0; i < 3; i++ {
+		best = max(best, sleeps(100*time.Millisecond))
+	}
+	return best
+}
+
+// serveInBackground runs l's Waits in a goroutine until the returned
+// function is called.
+func serveInBackground(t *testing.T, l *Loop) (stop func()) {
+	t.Helper()
+	quit := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-quit:
+				return
+			default:
+			}
+			if err := l.Wait(time.Time{}); err != nil && !errors.Is(err, ErrWake) {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	return func() {
+		close(quit)
+		l.Wake()
+		<-done
+	}
+}
+
+// An active Loop waits in raw system calls, holding its P: it yields it
+// at its ticks when every P is held by one, so that on one P a goroutine's
+// 1 ms sleeps go on about as often while another process keeps the Loop
+// busy (without the yields, they would wait for the runtime's preemption,
+// 10 ms).
+func TestBusyLoopYields(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	plain := bestSleeps()
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Close(fds[0])
+	peer := os.NewFile(uintptr(fds[1]), "peer") // blocking, for the shell
+	defer peer.Close()
+	syscall.SetNonblock(fds[0], true)
+	// Small writes, each a new event, as requests are: the loop's turns
+	// stay short (a dc_server connection's turn is bounded too).
+	sh := exec.Command("sh", "-c", "while :; do echo x; done")
+	sh.Stdout = peer
+	if err := sh.Start(); err != nil {
+		t.Skip("no shell to keep the loop busy:", err)
+	}
+	defer func() { sh.Process.Kill(); sh.Wait() }()
+	l := newLoop(t)
+	var got atomic.Int64
+	buf := make([]byte, 64<<10)
+	if err := l.Watch(fds[0], handlerFunc(func() {
+		for {
+			n, _ := syscall.Read(fds[0], buf)
+			if n <= 0 {
+				return
+			}
+			got.Add(int64(n))
+		}
+	})); err != nil {
+		t.Fatal(err)
+	}
+	stop := serveInBackground(t, l)
+	busy := bestSleeps()
+	stop()
+	t.Logf("1 ms sleeps in 100 ms: %d alone, %d beside a busy loop (%d bytes read)", plain, busy, got.Load())
+	if got.Load() == 0 {
+		t.Fatal("the loop read nothing")
+	}
+	// A yield a tick lets a sleep end within a tick or two: about half
+	// as many; the runtime's preemption alone about a tenth to a fifth.
+	if busy < plain/3 {
+		t.Fatalf("a busy loop kept the P: %d sleeps of 1 ms in 100 ms, against %d without it", busy, plain)
+	}
+}
+
+// A Loop that has nothing more to do stops its tick and waits in an
+// ordinary system call: on one P, a goroutine's sleeps go on as without it.
+func TestIdleLoopGivesThePBack(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	plain := bestSleeps()
+	l := newLoop(t)
+	fds := socketpair(t)
+	var calls atomic.Int32
+	if err := l.Watch(fds[0], handlerFunc(func() {
+		var b [8]byte
+		for {
+			if n, _ := syscall.Read(fds[0], b[:]); n <= 0 {
+				break
+			}
+		}
+		calls.Add(1)
+	})); err != nil {
+		t.Fatal(err)
+	}
+	before := active.Load()
+	stop := serveInBackground(t, l)
+	defer stop()
+	syscall.Write(fds[1], []byte("x"))
+	for end := time.Now().Add(5 * time.Second); calls.Load() == 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatal("the loop never saw the write")
+		}
+	}
+	for end := time.Now().Add(5 * time.Second); active.Load() != before; time.Sleep(time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatal("the loop never stopped ticking")
+		}
+	}
+	idle := bestSleeps()
+	t.Logf("1 ms sleeps in 100 ms: %d alone, %d beside an idle loop", plain, idle)
+	if idle < plain/2 {
+		t.Fatalf("an idle loop kept the P: %d sleeps of 1 ms in 100 ms, against %d without it", idle, plain)
 	}
 }
