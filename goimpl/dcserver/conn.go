@@ -43,7 +43,6 @@ type conn struct {
 	prev, next *conn
 	where      int8 // inList, inRunq
 	watched    bool // in the loop's epoll set
-	keepAlive  bool // TCP keep-alive set (srvLoop.turn)
 	kept       bool // counted in its loop's kept (srvLoop.keep)
 	answered   int  // requests answered while in a loop
 	expired    bool // its idle time is up

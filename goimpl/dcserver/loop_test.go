@@ -355,8 +355,8 @@ func TestLoopHalfCloseAfterRequests(t *testing.T) {
 }
 
 // A TCP connection a loop serves has the socket options net's Accept
-// would have given it: no Nagle delay from the start, keep-alive probes
-// once it waits between requests.
+// would have given it (from the listening socket): no Nagle delay,
+// keep-alive probes.
 func TestLoopTCPSocketOptions(t *testing.T) {
 	type opts struct{ nodelay, keepalive, idle int }
 	got := make(chan opts, 4)
