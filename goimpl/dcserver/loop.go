@@ -51,10 +51,11 @@ type srvLoop struct {
 	head, tail *conn
 	runq       []*conn
 
-	acceptMore  bool      // the listener may have more (edge-triggered)
-	acceptPause time.Time // after an accept error: when to try again
-	acceptDelay time.Duration
-	lnClosed    atomic.Bool // the listener was closed (untilClosed): stop accepting
+	optsUntilEmpty bool      // TCP: set tcpOptions on each accepted until the queue is empty
+	acceptMore     bool      // the listener may have more (edge-triggered)
+	acceptPause    time.Time // after an accept error: when to try again
+	acceptDelay    time.Duration
+	lnClosed       atomic.Bool // the listener was closed (untilClosed): stop accepting
 }
 
 // fdSock is a connection in an event loop as the limits see it: evicting
@@ -107,6 +108,8 @@ func (s *Server) serveLoops(ln net.Listener) bool {
 	}
 	if ln.Addr().Network() == "tcp" {
 		tcpOptions(lfd)
+		// Those already queued were made without them.
+		loops[0].optsUntilEmpty = true
 	}
 	for _, sl := range loops {
 		sl.all = loops
@@ -136,6 +139,12 @@ func untilClosed(ln net.Listener, sl *srvLoop) {
 func (s *Server) newLoop(lfd int, others []*srvLoop) (*srvLoop, error) {
 	l, err := evloop.New()
 	if err != nil {
+		return nil, err
+	}
+	// A loop's goroutine waits for nothing but its descriptors (the
+	// store is in memory): its waits may hold the P.
+	if err := l.RawWaits(); err != nil {
+		l.Close()
 		return nil, err
 	}
 	sl := &srvLoop{s: s, l: l, lfd: lfd, accepted: make(chan struct{})}
@@ -332,6 +341,7 @@ func (sl *srvLoop) accept() {
 		}
 		fd, err := evloop.Accept(sl.lfd)
 		if err == syscall.EAGAIN {
+			sl.optsUntilEmpty = false
 			return
 		}
 		if err != nil {
@@ -343,6 +353,9 @@ func (sl *srvLoop) accept() {
 			return
 		}
 		sl.acceptDelay = 0
+		if sl.optsUntilEmpty {
+			tcpOptions(fd)
+		}
 		sl.start(fd)
 	}
 	sl.acceptMore = true
@@ -371,7 +384,9 @@ var testHookWatched func(fd int)
 // previous segment (Nagle), and keep-alive probes (15 s idle, every 15 s,
 // 9 times) notice a peer that vanished. Set once, not per connection (the
 // original distcache sets TCP_NODELAY on each; a connection opened for a
-// request then costs one system call less than its).
+// request then costs one system call less than its). The connections
+// queued before they were set on the listener are made without them: the
+// accepting loop sets them on each until it finds the queue empty.
 func tcpOptions(fd int) {
 	setsockopt(fd, syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1)
 	setsockopt(fd, syscall.SOL_SOCKET, syscall.SO_KEEPALIVE, 1)

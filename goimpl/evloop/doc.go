@@ -2,10 +2,10 @@
 
 // Package evloop lets one goroutine serve many sockets: a Loop is an epoll
 // set of descriptors the caller owns (a listener, accepted connections),
-// and Wait waits in epoll_pwait2 itself until one of them is readable,
-// then calls its Handler; while the Loop is active that wait is a raw
-// system call keeping the goroutine's P, bounded by a tick (see the notes
-// above Wait). A daemon accepting a connection per request (Apache
+// and Wait parks the goroutine in the runtime's network poller until one
+// of them is readable, then calls its Handler; with RawWaits, it waits in
+// epoll_pwait2 itself, while the Loop is active in a raw system call that
+// keeps the goroutine's P, bounded by a tick (see the notes above Wait). A daemon accepting a connection per request (Apache
 // through dc_client, or straight to dc_server) so answers it from the
 // accepting goroutine: no goroutine, net.Conn, poller registration or
 // getsockname per connection, and every system call on the way (accept4,

@@ -29,13 +29,21 @@ var ErrWake = errors.New("evloop: woken")
 type Loop struct {
 	epd int // the epoll descriptor
 	efd int // eventfd: Wake
-	tfd int // timerfd: ticks every tick while the Loop is active
+	tfd int // timerfd: ticks every tick while the Loop is active (RawWaits)
+
+	// Without RawWaits: epd in the runtime's poller, made on the first
+	// Wait that parks.
+	ep     *os.File
+	rc     syscall.RawConn
+	waitFn func(uintptr) bool // pollFn, made once
+	dl     time.Time          // the deadline set on ep
 
 	h   []Handler // by descriptor
 	ev  [64]syscall.EpollEvent
 	n   int    // events returned by the last epoll wait
 	cur uint32 // the events of the Handler being called
 
+	raw     bool // RawWaits
 	ticking bool // tfd is armed: waits are raw
 	busy    bool // an event other than a tick since the last tick
 	noWait2 bool // the kernel has no epoll_pwait2 (before Linux 5.11)
@@ -62,23 +70,42 @@ func New() (*Loop, error) {
 	return l, nil
 }
 
-// open makes the Loop's eventfd (Wake) and timerfd (its tick) and watches
-// them.
+// open makes the Loop's eventfd (Wake) and watches it.
 func (l *Loop) open() error {
+	// Non-blocking, so that os.NewFile puts it in the netpoller (an epoll
+	// descriptor is readable while it has events to report).
+	if err := syscall.SetNonblock(l.epd, true); err != nil {
+		return os.NewSyscallError("fcntl", err)
+	}
 	efd, _, e := syscall.RawSyscall(syscall.SYS_EVENTFD2, 0, syscall.O_CLOEXEC|syscall.O_NONBLOCK, 0)
 	if e != 0 {
 		return os.NewSyscallError("eventfd2", e)
 	}
 	l.efd = int(efd)
+	return ctl(l.epd, syscall.EPOLL_CTL_ADD, l.efd)
+}
+
+// RawWaits has the Loop wait in raw system calls while it is active (see
+// the notes above Wait), from its next Wait on, instead of parking its
+// goroutine in the runtime's poller: for a Loop whose goroutine never
+// waits elsewhere (dc_server's, answering from memory). A Loop whose
+// goroutine also waits for other goroutines (dc_client's, for the
+// upstream's answer) parks: an active Loop holds its P, and the goroutines
+// it waits for would wait for that P's next tick.
+func (l *Loop) RawWaits() error {
+	if l.raw {
+		return nil
+	}
 	tfd, err := unix.TimerfdCreate(unix.CLOCK_MONOTONIC, unix.TFD_CLOEXEC|unix.TFD_NONBLOCK)
 	if err != nil {
 		return os.NewSyscallError("timerfd_create", err)
 	}
-	l.tfd = tfd
-	if err := ctl(l.epd, syscall.EPOLL_CTL_ADD, l.efd); err != nil {
+	if err := ctl(l.epd, syscall.EPOLL_CTL_ADD, tfd); err != nil {
+		syscall.Close(tfd)
 		return err
 	}
-	return ctl(l.epd, syscall.EPOLL_CTL_ADD, l.tfd)
+	l.tfd, l.raw = tfd, true
+	return nil
 }
 
 // ctl adds (EPOLL_CTL_ADD) or removes fd, for reading, edge-triggered.
@@ -153,7 +180,11 @@ func (l *Loop) Forget(fd int) {
 	}
 }
 
-// How a Loop waits. While it is active, it waits in raw system calls
+// How a Loop waits. Without RawWaits, it parks its goroutine in the
+// runtime's poller, where its epoll descriptor is registered: a wait then
+// costs two epoll_waits (the poller's, then the Loop's own) and the
+// scheduler's park and wake-up. With RawWaits, while the Loop is active
+// it waits in raw system calls
 // (epoll_pwait2 without the scheduler's bookkeeping), keeping its
 // goroutine's P: a client that is answered asks again within 20-100 us
 // (the original dc_test, Apache through dc_client), and a raw wait costs
@@ -201,6 +232,9 @@ func (l *Loop) setTicking(on bool) {
 // descriptors. It returns nil after calling Handlers, ErrWake when woken,
 // os.ErrDeadlineExceeded at the deadline.
 func (l *Loop) Wait(deadline time.Time) error {
+	if !l.raw {
+		return l.park(deadline)
+	}
 	for {
 		d := time.Duration(-1) // no timeout
 		if !deadline.IsZero() {
@@ -231,6 +265,45 @@ func (l *Loop) Wait(deadline time.Time) error {
 		if called, err := l.dispatch(); called {
 			return err
 		}
+	}
+}
+
+// park is Wait in the runtime's poller.
+func (l *Loop) park(deadline time.Time) error {
+	if l.ep == nil {
+		l.ep = os.NewFile(uintptr(l.epd), "epoll")
+		rc, err := l.ep.SyscallConn()
+		if err != nil {
+			return err
+		}
+		l.rc, l.waitFn = rc, l.pollFn
+	}
+	if !deadline.Equal(l.dl) {
+		l.dl = deadline
+		l.ep.SetReadDeadline(deadline)
+	}
+	l.n = 0
+	if err := l.rc.Read(l.waitFn); err != nil {
+		return err
+	}
+	_, err := l.dispatch()
+	return err
+}
+
+// pollFn collects the ready events without waiting, for park's RawConn
+// Read; false when there are none (the netpoller then parks the goroutine
+// until there are).
+func (l *Loop) pollFn(fd uintptr) bool {
+	for {
+		r, _, e := syscall.RawSyscall6(syscall.SYS_EPOLL_PWAIT, fd, uintptr(unsafe.Pointer(&l.ev[0])), uintptr(len(l.ev)), 0, 0, 0)
+		if e == syscall.EINTR {
+			continue
+		}
+		if e != 0 {
+			return true // with no events: Wait returns, the caller retries
+		}
+		l.n = int(r)
+		return r > 0
 	}
 }
 
@@ -281,7 +354,7 @@ func (l *Loop) dispatch() (called bool, err error) {
 	for i := 0; i < l.n; i++ {
 		fd := int(l.ev[i].Fd)
 		switch {
-		case fd == l.tfd:
+		case fd == l.tfd && l.raw:
 			var b [8]byte
 			syscall.RawSyscall(syscall.SYS_READ, uintptr(l.tfd), uintptr(unsafe.Pointer(&b[0])), 8)
 			ticked = true
@@ -299,6 +372,7 @@ func (l *Loop) dispatch() (called bool, err error) {
 	}
 	l.n = 0
 	switch {
+	case !l.raw:
 	case ticked:
 		// Active until a tick finds nothing since the previous one.
 		if called || l.busy {
@@ -336,8 +410,13 @@ func (l *Loop) Close() error {
 	l.closed = true
 	syscall.Close(l.efd)
 	l.mu.Unlock()
-	l.setTicking(false)
-	syscall.Close(l.tfd)
+	if l.raw {
+		l.setTicking(false)
+		syscall.Close(l.tfd)
+	}
+	if l.ep != nil {
+		return l.ep.Close()
+	}
 	return syscall.Close(l.epd)
 }
 

@@ -18,14 +18,26 @@ type handlerFunc func()
 
 func (f handlerFunc) Ready() { f() }
 
-func newLoop(t *testing.T) *Loop {
+func newLoop(t *testing.T, raw bool) *Loop {
 	t.Helper()
 	l, err := New()
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { l.Close() })
+	if raw {
+		if err := l.RawWaits(); err != nil {
+			t.Fatal(err)
+		}
+	}
 	return l
+}
+
+// bothWays runs f for a Loop that parks in the runtime's poller and for
+// one with raw waits.
+func bothWays(t *testing.T, f func(t *testing.T, raw bool)) {
+	t.Run("parked", func(t *testing.T) { f(t, false) })
+	t.Run("raw", func(t *testing.T) { f(t, true) })
 }
 
 // socketpair returns both ends of a non-blocking unix stream socket pair,
@@ -57,126 +69,132 @@ func waitFor(t *testing.T, l *Loop, cond func() bool) {
 // A listener and its connections, served from one goroutine: accept,
 // read until EAGAIN, answer, and see the end of the stream.
 func TestAcceptReadEcho(t *testing.T) {
-	ln, err := net.Listen("unix", t.TempDir()+"/s")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	lfd, err := ListenerFD(ln)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer Close(lfd)
-	l := newLoop(t)
-	var conns, ended int
-	var buf [64]byte
-	var serve func(fd int) Handler
-	serve = func(fd int) Handler {
-		return handlerFunc(func() {
+	bothWays(t, func(t *testing.T, raw bool) {
+		ln, err := net.Listen("unix", t.TempDir()+"/s")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		lfd, err := ListenerFD(ln)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer Close(lfd)
+		l := newLoop(t, raw)
+		var conns, ended int
+		var buf [64]byte
+		var serve func(fd int) Handler
+		serve = func(fd int) Handler {
+			return handlerFunc(func() {
+				for {
+					n, err := syscall.Read(fd, buf[:])
+					if err == syscall.EAGAIN {
+						return
+					}
+					if err != nil || n == 0 {
+						l.Forget(fd)
+						Close(fd)
+						ended++
+						return
+					}
+					syscall.Write(fd, buf[:n])
+				}
+			})
+		}
+		if err := l.Watch(lfd, handlerFunc(func() {
 			for {
-				n, err := syscall.Read(fd, buf[:])
+				fd, err := Accept(lfd)
 				if err == syscall.EAGAIN {
 					return
 				}
-				if err != nil || n == 0 {
-					l.Forget(fd)
-					Close(fd)
-					ended++
+				if err != nil {
+					t.Error(err)
 					return
 				}
-				syscall.Write(fd, buf[:n])
-			}
-		})
-	}
-	if err := l.Watch(lfd, handlerFunc(func() {
-		for {
-			fd, err := Accept(lfd)
-			if err == syscall.EAGAIN {
-				return
-			}
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			conns++
-			if err := l.Watch(fd, serve(fd)); err != nil {
-				t.Error(err)
-			}
-		}
-	})); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() {
-		var err error
-		for i := 0; i < 3 && err == nil; i++ {
-			var c net.Conn
-			if c, err = net.Dial("unix", ln.Addr().String()); err != nil {
-				break
-			}
-			c.SetDeadline(time.Now().Add(5 * time.Second))
-			if _, err = c.Write([]byte("ping")); err == nil {
-				var b [4]byte
-				if _, err = c.Read(b[:]); err == nil && string(b[:]) != "ping" {
-					err = errors.New("echoed " + string(b[:]))
+				conns++
+				if err := l.Watch(fd, serve(fd)); err != nil {
+					t.Error(err)
 				}
 			}
-			c.Close()
+		})); err != nil {
+			t.Fatal(err)
 		}
-		done <- err
-	}()
-	waitFor(t, l, func() bool { return ended == 3 })
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	if conns != 3 {
-		t.Fatalf("%d connections accepted, want 3", conns)
-	}
+		done := make(chan error, 1)
+		go func() {
+			var err error
+			for i := 0; i < 3 && err == nil; i++ {
+				var c net.Conn
+				if c, err = net.Dial("unix", ln.Addr().String()); err != nil {
+					break
+				}
+				c.SetDeadline(time.Now().Add(5 * time.Second))
+				if _, err = c.Write([]byte("ping")); err == nil {
+					var b [4]byte
+					if _, err = c.Read(b[:]); err == nil && string(b[:]) != "ping" {
+						err = errors.New("echoed " + string(b[:]))
+					}
+				}
+				c.Close()
+			}
+			done <- err
+		}()
+		waitFor(t, l, func() bool { return ended == 3 })
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if conns != 3 {
+			t.Fatalf("%d connections accepted, want 3", conns)
+		}
+	})
 }
 
 // Wake interrupts a Wait from another goroutine, also one not yet begun;
 // the deadline ends one; Wake after Close is harmless.
 func TestWakeAndDeadline(t *testing.T) {
-	l := newLoop(t)
-	l.Wake()
-	if err := l.Wait(time.Time{}); !errors.Is(err, ErrWake) {
-		t.Fatalf("Wait after Wake: %v", err)
-	}
-	go func() { time.Sleep(10 * time.Millisecond); l.Wake() }()
-	if err := l.Wait(time.Now().Add(10 * time.Second)); !errors.Is(err, ErrWake) {
-		t.Fatalf("Wait during Wake: %v", err)
-	}
-	start := time.Now()
-	if err := l.Wait(start.Add(50 * time.Millisecond)); !errors.Is(err, os.ErrDeadlineExceeded) {
-		t.Fatalf("Wait to a deadline: %v", err)
-	}
-	if d := time.Since(start); d < 50*time.Millisecond {
-		t.Fatalf("the deadline ended Wait after %v", d)
-	}
-	if err := l.Poll(); err != nil {
-		t.Fatalf("Poll with nothing ready: %v", err)
-	}
-	l.Close()
-	l.Wake()
+	bothWays(t, func(t *testing.T, raw bool) {
+		l := newLoop(t, raw)
+		l.Wake()
+		if err := l.Wait(time.Time{}); !errors.Is(err, ErrWake) {
+			t.Fatalf("Wait after Wake: %v", err)
+		}
+		go func() { time.Sleep(10 * time.Millisecond); l.Wake() }()
+		if err := l.Wait(time.Now().Add(10 * time.Second)); !errors.Is(err, ErrWake) {
+			t.Fatalf("Wait during Wake: %v", err)
+		}
+		start := time.Now()
+		if err := l.Wait(start.Add(50 * time.Millisecond)); !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("Wait to a deadline: %v", err)
+		}
+		if d := time.Since(start); d < 50*time.Millisecond {
+			t.Fatalf("the deadline ended Wait after %v", d)
+		}
+		if err := l.Poll(); err != nil {
+			t.Fatalf("Poll with nothing ready: %v", err)
+		}
+		l.Close()
+		l.Wake()
+	})
 }
 
 // An unwatched descriptor is not reported any more.
 func TestUnwatch(t *testing.T) {
-	l := newLoop(t)
-	fds := socketpair(t)
-	calls := 0
-	if err := l.Watch(fds[0], handlerFunc(func() { calls++ })); err != nil {
-		t.Fatal(err)
-	}
-	syscall.Write(fds[1], []byte("x"))
-	waitFor(t, l, func() bool { return calls == 1 })
-	if err := l.Unwatch(fds[0]); err != nil {
-		t.Fatal(err)
-	}
-	syscall.Write(fds[1], []byte("y"))
-	if err := l.Wait(time.Now().Add(50 * time.Millisecond)); !errors.Is(err, os.ErrDeadlineExceeded) || calls != 1 {
-		t.Fatalf("after Unwatch: %v, %d calls", err, calls)
-	}
+	bothWays(t, func(t *testing.T, raw bool) {
+		l := newLoop(t, raw)
+		fds := socketpair(t)
+		calls := 0
+		if err := l.Watch(fds[0], handlerFunc(func() { calls++ })); err != nil {
+			t.Fatal(err)
+		}
+		syscall.Write(fds[1], []byte("x"))
+		waitFor(t, l, func() bool { return calls == 1 })
+		if err := l.Unwatch(fds[0]); err != nil {
+			t.Fatal(err)
+		}
+		syscall.Write(fds[1], []byte("y"))
+		if err := l.Wait(time.Now().Add(50 * time.Millisecond)); !errors.Is(err, os.ErrDeadlineExceeded) || calls != 1 {
+			t.Fatalf("after Unwatch: %v, %d calls", err, calls)
+		}
+	})
 }
 
 func TestPeerAddr(t *testing.T) {
@@ -201,20 +219,22 @@ func TestPeerAddr(t *testing.T) {
 // A Handler learns that the peer has shut down its side with the data
 // that came before, from HungUp; not before.
 func TestHungUp(t *testing.T) {
-	l := newLoop(t)
-	fds := socketpair(t)
-	var seen []bool
-	if err := l.Watch(fds[0], handlerFunc(func() { seen = append(seen, l.HungUp()) })); err != nil {
-		t.Fatal(err)
-	}
-	syscall.Write(fds[1], []byte("x"))
-	waitFor(t, l, func() bool { return len(seen) == 1 })
-	syscall.Write(fds[1], []byte("y"))
-	syscall.Shutdown(fds[1], syscall.SHUT_WR)
-	waitFor(t, l, func() bool { return len(seen) == 2 })
-	if seen[0] || !seen[1] || l.HungUp() {
-		t.Fatalf("HungUp in the calls: %v, between them: %v", seen, l.HungUp())
-	}
+	bothWays(t, func(t *testing.T, raw bool) {
+		l := newLoop(t, raw)
+		fds := socketpair(t)
+		var seen []bool
+		if err := l.Watch(fds[0], handlerFunc(func() { seen = append(seen, l.HungUp()) })); err != nil {
+			t.Fatal(err)
+		}
+		syscall.Write(fds[1], []byte("x"))
+		waitFor(t, l, func() bool { return len(seen) == 1 })
+		syscall.Write(fds[1], []byte("y"))
+		syscall.Shutdown(fds[1], syscall.SHUT_WR)
+		waitFor(t, l, func() bool { return len(seen) == 2 })
+		if seen[0] || !seen[1] || l.HungUp() {
+			t.Fatalf("HungUp in the calls: %v, between them: %v", seen, l.HungUp())
+		}
+	})
 }
 
 // A listener someone made blocking (the Fd of its File does) is made
@@ -321,7 +341,7 @@ func TestBusyLoopYields(t *testing.T) {
 		t.Skip("no shell to keep the loop busy:", err)
 	}
 	defer func() { sh.Process.Kill(); sh.Wait() }()
-	l := newLoop(t)
+	l := newLoop(t, true)
 	var got atomic.Int64
 	buf := make([]byte, 64<<10)
 	if err := l.Watch(fds[0], handlerFunc(func() {
@@ -354,7 +374,7 @@ func TestBusyLoopYields(t *testing.T) {
 func TestIdleLoopGivesThePBack(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 	plain := bestSleeps()
-	l := newLoop(t)
+	l := newLoop(t, true)
 	fds := socketpair(t)
 	var calls atomic.Int32
 	if err := l.Watch(fds[0], handlerFunc(func() {
