@@ -129,9 +129,18 @@ func TestRawWaitGivesThePBack(t *testing.T) {
 		}
 		return n
 	}
-	plain, raw := ticks(false), ticks(true)
-	t.Logf("1 ms sleeps in 300 ms: %d during a plain wait, %d during a raw one", plain, raw)
-	if raw < plain/2 {
-		t.Fatalf("a raw wait kept the P: %d sleeps of 1 ms in 300 ms, against %d during a plain wait", raw, plain)
+	// A raw wait that keeps the P completes a few sleeps where a plain
+	// one completes hundreds (15 against 275 before the cap). On a
+	// loaded machine (load 20, the whole package running) one pair of
+	// runs can still differ by 3 to 1 for want of CPU, so a pair is
+	// measured again, at most three times, before the test fails.
+	var plain, raw int
+	for try := 1; try <= 3; try++ {
+		plain, raw = ticks(false), ticks(true)
+		t.Logf("try %d: 1 ms sleeps in 300 ms: %d during a plain wait, %d during a raw one", try, plain, raw)
+		if raw >= plain/3 {
+			return
+		}
 	}
+	t.Fatalf("a raw wait kept the P: %d sleeps of 1 ms in 300 ms, against %d during a plain wait", raw, plain)
 }
