@@ -33,6 +33,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -80,6 +81,8 @@ static pid_t start_server(const char *bin, const char *sock, const char *log)
 	if ((pid = fork()) == 0) {
 		int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
 		char listen[PATH_MAX + 8];
+
+		prctl(PR_SET_PDEATHSIG, SIGTERM);	/* not left running if this test dies */
 
 		if (fd >= 0) {
 			dup2(fd, 1);
