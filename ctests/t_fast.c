@@ -17,7 +17,10 @@
  *     one works on a new connection; an empty answer keeps the connection;
  *     a silent server: the operation fails after its bound, and the context
  *     is on probation (the next fails at once); after slow answers the
- *     bound is ten times the slowest (the engine's rule), not the floor.
+ *     bound is ten times the slowest (the engine's rule), not the floor;
+ *   - a child forked while another thread waits for its answer closes
+ *     its copy of that connection too (the server sees it closed once the
+ *     parent closes it, the child still alive).
  *
  * The misbehaving server is a thread of this program (fake_server), which
  * writes its frames by hand: the test must not share the codec it tests.
@@ -264,7 +267,8 @@ static void forked(const char *target)
 
 enum { GOOD, GARBAGE, WRONG_UID, TOO_LONG, TRAILING, EMPTY, SILENT, SLOW };
 static volatile int mode = GOOD;
-static int accepted, closed_by_peer;	/* under mu */
+static int accepted, closed_by_peer, requests;	/* under mu */
+static volatile int hold;	/* the fake server waits before it answers */
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static int lfd;
 
@@ -296,6 +300,8 @@ static void answer(int fd, const unsigned char *req, size_t len)
 	case SILENT:
 		return;
 	case SLOW:
+		while (hold)
+			usleep(1000);	/* the server's wait for its release */
 		usleep(40000);
 		break;
 	case GARBAGE:
@@ -368,6 +374,9 @@ static void *fake_server(void *arg)
 			}
 			have[i] += (size_t)k;
 			while (have[i] >= 14 && have[i] >= 14 + (dl = (size_t)in[i][12] << 8 | in[i][13])) {
+				pthread_mutex_lock(&mu);
+				requests++;
+				pthread_mutex_unlock(&mu);
 				answer(p[i + 1].fd, in[i], 14 + dl);
 				memmove(in[i], in[i] + 14 + dl, have[i] - 14 - dl);
 				have[i] -= 14 + dl;
@@ -421,7 +430,52 @@ static void bad_answer(DC_CTX *c, int m, const char *what)
 	CHECK(counter(&accepted) == acc + 1, "%s: on a new connection", what);
 }
 
-/* 5 * 4 + 3 + 3 + 3 checks */
+static void *has_x(void *c)
+{
+	return (void *)(long)DC_CTX_has_session(c, U("x"), 1);
+}
+
+/* 3 checks: fork while another thread's operation holds its connection */
+static void forked_in_flight(const char *target)
+{
+	DC_CTX *c = DC_CTX_new(target, 0);
+	pthread_t th;
+	void *res = NULL;
+	int go[2], cl, req, st = -1;
+	pid_t pid;
+
+	/* 40 ms answers: a bound of 400 ms, for the fork in between */
+	mode = SLOW;
+	CHECK(c && DC_CTX_has_session(c, U("x"), 1) == 1 && DC_CTX_has_session(c, U("x"), 1) == 1,
+		"fork in flight: the context is warm, on one connection");
+	cl = counter(&closed_by_peer);
+	req = counter(&requests);
+	hold = 1;
+	if (pipe(go) != 0 || pthread_create(&th, NULL, has_x, c) != 0) {
+		fprintf(stderr, "t_fast: pipe or thread\n");
+		exit(1);
+	}
+	reaches(&requests, req + 1);	/* the thread's request is at the server */
+	if ((pid = fork()) == 0) {
+		char b;
+
+		close(go[1]);
+		(void)!read(go[0], &b, 1);	/* until the parent has looked */
+		_exit(0);
+	}
+	close(go[0]);
+	hold = 0;
+	pthread_join(th, &res);
+	CHECK((long)res == 1, "fork in flight: the thread's operation succeeds (%ld)", (long)res);
+	DC_CTX_free(c);
+	CHECK(reaches(&closed_by_peer, cl + 1),
+		"fork in flight: freed by the parent, the connection is closed (the child holds no copy)");
+	close(go[1]);
+	waitpid(pid, &st, 0);
+	mode = GOOD;
+}
+
+/* 5 * 4 + 3 + 3 + 3 + 3 checks */
 static void misbehaving(const char *out)
 {
 	struct sockaddr_un sa;
@@ -492,6 +546,8 @@ static void misbehaving(const char *out)
 		"slow, then silent: the operation waits ten times the slowest answer, not the 100 ms floor (%.0f ms)", t);
 	mode = GOOD;
 	DC_CTX_free(c);
+
+	forked_in_flight(target);
 }
 
 int main(int argc, char **argv)
@@ -504,7 +560,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	unsetenv("DISTCACHE_TIMEOUT_MS");
-	CT_PLAN(7 * 2 + 6 + 4 + 5 * 4 + 3 + 3 + 3);
+	CT_PLAN(7 * 2 + 6 + 4 + 5 * 4 + 3 + 3 + 3 + 3);
 	snprintf(bin, sizeof bin, "%s/dc_server", argv[1]);
 	snprintf(sock, sizeof sock, "%s/fast.sock", argv[2]);
 	snprintf(log, sizeof log, "%s/t_fast.dc_server.log", argv[2]);

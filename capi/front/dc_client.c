@@ -100,6 +100,14 @@ DCF_PUBLIC int DC_PLUG_read(DC_PLUG *p, int resume, unsigned long *uid, DC_CMD *
 
 enum { REGET_NONE, REGET_FRONT, REGET_ENGINE };
 
+/* A connection an operation took from the pool (on the operation's
+ * stack), listed in the context until it is back or closed, so that a
+ * child forked meanwhile closes its copy too. */
+struct busy_fd {
+	int fd;
+	struct busy_fd *prev, *next;
+};
+
 struct st_DC_CTX {
 	char *target;
 	unsigned int flags;
@@ -112,6 +120,7 @@ struct st_DC_CTX {
 	unsigned long pool_gen;	/* generation of idle */
 	int nidle;
 	int idle[DCW_MAX_IDLE];	/* connections handed over by the engine */
+	struct busy_fd *busy;	/* connections taken by operations in flight */
 	long lifetime_ms;	/* as of the last handover */
 	/* the bound of an exchange: the engine's at the last handover (when),
 	 * the limits, and the answers seen here (latency, below) */
@@ -152,9 +161,10 @@ static void pool_drop(DC_CTX *c)
 		close(c->idle[--c->nidle]);
 }
 
-/* A connection of the pool for one operation, or -1; the pool of another
- * generation (a fork's parent) is closed first. */
-static int pool_take(DC_CTX *c)
+/* A connection of the pool for one operation (listed busy in b until
+ * busy_end), or -1; the pool of another generation (a fork's parent) is
+ * closed first. */
+static int pool_take(DC_CTX *c, struct busy_fd *b)
 {
 	int fd = -1;
 
@@ -163,15 +173,33 @@ static int pool_take(DC_CTX *c)
 		pool_drop(c);
 		c->pool_gen = dcf_gen();
 	}
-	if (c->nidle > 0)
-		fd = c->idle[--c->nidle];
+	if (c->nidle > 0) {
+		fd = b->fd = c->idle[--c->nidle];
+		b->prev = NULL;
+		b->next = c->busy;
+		if (c->busy)
+			c->busy->prev = b;
+		c->busy = b;
+	}
 	ctx_unlock(c);
 	return fd;
 }
 
-static void pool_put(DC_CTX *c, int fd)
+/* Under mu: b's connection is no longer busy. */
+static void busy_unlink(DC_CTX *c, struct busy_fd *b)
 {
-	ctx_lock(c);
+	if (b->prev)
+		b->prev->next = b->next;
+	else
+		c->busy = b->next;
+	if (b->next)
+		b->next->prev = b->prev;
+}
+
+/* Under mu: fd into the pool; -1, or fd when there is no room (the caller
+ * closes it). */
+static int pool_put_locked(DC_CTX *c, int fd)
+{
 	if (c->pool_gen != dcf_gen()) {
 		pool_drop(c);
 		c->pool_gen = dcf_gen();
@@ -180,6 +208,28 @@ static void pool_put(DC_CTX *c, int fd)
 		c->idle[c->nidle++] = fd;
 		fd = -1;
 	}
+	return fd;
+}
+
+static void pool_put(DC_CTX *c, int fd)
+{
+	ctx_lock(c);
+	fd = pool_put_locked(c, fd);
+	ctx_unlock(c);
+	if (fd >= 0)
+		close(fd);
+}
+
+/* An operation is done with its connection b: back into the pool
+ * (reuse), else closed; no longer busy either way, at once. */
+static void busy_end(DC_CTX *c, struct busy_fd *b, int reuse)
+{
+	int fd = b->fd;
+
+	ctx_lock(c);
+	busy_unlink(c, b);
+	if (reuse)
+		fd = pool_put_locked(c, fd);
 	ctx_unlock(c);
 	if (fd >= 0)
 		close(fd);
@@ -192,15 +242,20 @@ static void pool_clear(DC_CTX *c)
 	ctx_unlock(c);
 }
 
-/* In a forked child: the parent's connections are closed at once (the
- * child's engine makes its own), and no reget crosses the fork. */
+/* In a forked child: the parent's connections are closed at once, the
+ * pooled ones and those other threads were using (the child's engine makes
+ * its own), and no reget crosses the fork. */
 static void ctx_fork_child(void)
 {
 	DC_CTX *c;
+	struct busy_fd *b;
 
 	for (c = ctx_list; c; c = c->next) {
 		c->mu = 0;
 		pool_drop(c);
+		for (b = c->busy; b; b = b->next)
+			close(b->fd);
+		c->busy = NULL;
 		c->reget = REGET_NONE;
 	}
 }
@@ -449,6 +504,7 @@ struct fast_op {
 	unsigned char *big;	/* malloc'd FAST_BIG bytes, when needed */
 	struct dcw_msg m;
 	int fd;
+	struct busy_fd busy;	/* fd, while the operation holds it */
 };
 
 /* An idle connection can carry the next request: nothing to read (the
@@ -598,11 +654,11 @@ static int fast(DC_CTX *c, struct fast_op *f)
 	int x, answered = 0;
 
 	for (;;) {
-		if ((f->fd = pool_take(c)) < 0)
+		if ((f->fd = pool_take(c, &f->busy)) < 0)
 			return FAST_NONE;
 		if (persistent || idle_alive(f->fd))
 			break;
-		close(f->fd);
+		busy_end(c, &f->busy, 0);
 	}
 	start = now_us();
 	ctx_lock(c);
@@ -615,10 +671,10 @@ static int fast(DC_CTX *c, struct fast_op *f)
 		ctx_lock(c);
 		ctx_observe(c, end - start, end);
 		ctx_unlock(c);
-		pool_put(c, f->fd);
+		busy_end(c, &f->busy, 1);
 		return FAST_DONE;
 	}
-	close(f->fd);
+	busy_end(c, &f->busy, 0);
 	reget_set(c, REGET_NONE, NULL, 0, NULL, 0);
 	if (x == XCH_REJECT)
 		return FAST_FAILED;	/* the engine only closes such a connection */
