@@ -505,6 +505,11 @@ struct fast_op {
 	struct dcw_msg m;
 	int fd;
 	struct busy_fd busy;	/* fd, while the operation holds it */
+	/* ADD: the caller's timeout, written to pre[0..4) once a connection
+	 * is taken: one under 1000 ms means the lifetime handed over with the
+	 * connections, perhaps by another thread just now */
+	unsigned char *pre;
+	unsigned long timeout;
 };
 
 /* An idle connection can carry the next request: nothing to read (the
@@ -663,6 +668,14 @@ static int fast(DC_CTX *c, struct fast_op *f)
 	start = now_us();
 	ctx_lock(c);
 	bound = ctx_bound(c, start);
+	if (f->pre) {
+		uint32_t t = (uint32_t)(f->timeout < 1000 ? (unsigned long)c->lifetime_ms : f->timeout);
+
+		f->pre[0] = (unsigned char)(t >> 24);
+		f->pre[1] = (unsigned char)(t >> 16);
+		f->pre[2] = (unsigned char)(t >> 8);
+		f->pre[3] = (unsigned char)t;
+	}
 	ctx_unlock(c);
 	x = exchange(f, __atomic_add_fetch(&c->uid, 1, __ATOMIC_RELAXED), start, bound, &answered);
 	if (x == XCH_OK) {
@@ -701,6 +714,7 @@ static void fast_init(struct fast_op *f, unsigned op, const unsigned char *id, u
 {
 	f->op = op;
 	f->big = NULL;
+	f->pre = NULL;
 	f->parts[0].p = id;
 	f->parts[0].n = id_len;
 	f->nparts = 1;
@@ -719,7 +733,6 @@ DCF_PUBLIC int DC_CTX_add_session(DC_CTX *c, const unsigned char *id, unsigned i
 	struct fast_op f;
 	unsigned char pre[DCW_ADD_PREFIX];
 	long link[DCF_LINK_N];
-	uint32_t t;
 	int r, how = DCF_HOW_FIRST;
 	dcf_ref ref;
 
@@ -727,13 +740,8 @@ DCF_PUBLIC int DC_CTX_add_session(DC_CTX *c, const unsigned char *id, unsigned i
 	    8ul + id_len + data_len > MAX_ID_OR_DATA)
 		return 0;
 	fast_init(&f, DCW_OP_ADD, id, id_len);
-	ctx_lock(c);
-	t = (uint32_t)(timeout < 1000 ? (unsigned long)c->lifetime_ms : timeout);
-	ctx_unlock(c);
-	pre[0] = (unsigned char)(t >> 24);
-	pre[1] = (unsigned char)(t >> 16);
-	pre[2] = (unsigned char)(t >> 8);
-	pre[3] = (unsigned char)t;
+	f.pre = pre;	/* pre[0..4): the timeout, in fast() */
+	f.timeout = timeout;
 	pre[4] = (unsigned char)(id_len >> 24);
 	pre[5] = (unsigned char)(id_len >> 16);
 	pre[6] = (unsigned char)(id_len >> 8);
