@@ -163,7 +163,8 @@ func (pl *pLoop) run() {
 		pl.done()
 	}()
 	for {
-		if p.set.Stopping() || pl.set.lnClosed.Load() {
+		lnClosed := pl.set.lnClosed.Load()
+		if p.set.Stopping() || lnClosed {
 			pl.stopAccepting()
 		}
 		if p.set.Closing() {
@@ -173,6 +174,15 @@ func (pl *pLoop) run() {
 				c := pl.head
 				pl.unlink(c)
 				pl.turn(c)
+			}
+			return
+		}
+		if lnClosed && !p.set.Stopping() {
+			// Serve has returned, and no Shutdown may come to end
+			// the loop: its connections go on in goroutines of
+			// their own, as those of a Serve without loops do.
+			for pl.head != nil {
+				pl.detach(pl.head)
 			}
 			return
 		}
@@ -335,7 +345,7 @@ func (pl *pLoop) busy() {
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
 	pl.inCall = true
-	if ls.holder != pl || !ls.pause.IsZero() || ls.lfd < 0 || ls.p.set.Stopping() {
+	if ls.holder != pl || !ls.pause.IsZero() || ls.lfd < 0 || ls.p.set.Stopping() || ls.lnClosed.Load() {
 		return
 	}
 	var to *pLoop

@@ -5,6 +5,8 @@ package proxy
 import (
 	"context"
 	"errors"
+	"fmt"
+	"math/rand"
 	"net"
 	"path/filepath"
 	"runtime"
@@ -281,4 +283,178 @@ func TestLoopListenerClosed(t *testing.T) {
 		t.Fatal("Serve did not return after its listener was closed")
 	}
 	p.Shutdown(ln, time.Second)
+}
+
+// After its listener is closed by anyone, Serve returns and the loops
+// end: the connections they had go on in goroutines of their own, and
+// once those end nothing of the Proxy is left running.
+func TestLoopListenerClosedLoopsEnd(t *testing.T) {
+	g0 := runtime.NumGoroutine()
+	g := &gate{release: make(chan struct{})}
+	p := New(Options{Handler: &store.Handler{Store: g}, Log: nolog{}})
+	ln, err := net.Listen("unix", filepath.Join(t.TempDir(), "p"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { p.Serve(ln); close(done) }()
+	slow, err := net.Dial("unix", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Close()
+	sendGet(t, slow, 1, "slow")
+	waitFor(t, "the slow GET to reach the store", func() bool { return g.waiters() == 1 })
+	kept, rd := dialGet(t, ln.Addr().String(), "a") // waits in a second loop
+	ln.Close()
+	close(g.release)
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Serve did not return after its listener was closed")
+	}
+	get(t, kept, rd, "b")
+	slow.SetDeadline(time.Now().Add(5 * time.Second))
+	if m, err := proto.NewReader(slow, proto.WantResponses).ReadMessage(); err != nil || string(m.Payload) != "ok:slow" {
+		t.Fatalf("the slow GET: %v %+v", err, m)
+	}
+	kept.Close()
+	slow.Close()
+	waitFor(t, "the loops to end with their connections", func() bool { return runtime.NumGoroutine() <= g0 })
+}
+
+// jitter answers like echo, after a random short wait for some ids (so
+// that loops pass the listener and several are in calls at once), with a
+// big answer for ids starting with "big".
+type jitter struct{ echo }
+
+func (jitter) Get(_ context.Context, id, dst []byte) ([]byte, error) {
+	if rand.Intn(3) == 0 {
+		time.Sleep(time.Duration(rand.Intn(300)) * time.Microsecond)
+	}
+	dst = append(append(dst, "ok:"...), id...)
+	if len(id) > 3 && string(id[:3]) == "big" {
+		for len(dst) < 30000 {
+			dst = append(dst, '.')
+		}
+	}
+	return dst, nil
+}
+
+// Connections per request from many clients at once, with requests one
+// at a time, pipelined, in pieces, and big answers left unread until all
+// are sent, while store calls take turns: each connection gets the
+// answers to its own requests, in order.
+func TestLoopOwnAnswersInOrder(t *testing.T) {
+	_, _, sock := startLoops(t, Options{Handler: &store.Handler{Store: jitter{}}})
+	var wg sync.WaitGroup
+	errs := make(chan error, 100)
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			r := rand.New(rand.NewSource(int64(w)))
+			for k := 0; k < 60; k++ {
+				if err := oneConn(r, sock, fmt.Sprintf("w%d-%d", w, k)); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}(w)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
+
+// oneConn opens a connection, sends it 1-6 GETs in one of the ways
+// above and checks the answers.
+func oneConn(r *rand.Rand, sock, name string) error {
+	c, err := net.Dial("unix", sock)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	rd := proto.NewReader(c, proto.WantResponses)
+	n := 1 + r.Intn(6)
+	var ids []string
+	var reqs [][]byte
+	var uids []uint32
+	for i := 0; i < n; i++ {
+		id := fmt.Sprintf("%s-%d", name, i)
+		if r.Intn(5) == 0 {
+			id = "big" + id
+		}
+		uids = append(uids, uint32(r.Int31()))
+		b, _ := proto.AppendMessage(nil, &proto.Message{UID: uids[i], Op: proto.OpGet, Payload: []byte(id)})
+		ids = append(ids, id)
+		reqs = append(reqs, b)
+	}
+	check := func(i int) error {
+		m, err := rd.ReadMessage()
+		if err != nil {
+			return fmt.Errorf("%s: answer %d: %v", name, i, err)
+		}
+		if m.UID != uids[i] {
+			return fmt.Errorf("%s: answer %d has uid %d, want %d", name, i, m.UID, uids[i])
+		}
+		if got := string(m.Payload); len(got) < 3+len(ids[i]) || got[:3+len(ids[i])] != "ok:"+ids[i] {
+			return fmt.Errorf("%s: answer %d is %.40q, want ok:%s", name, i, got, ids[i])
+		}
+		return nil
+	}
+	switch r.Intn(4) {
+	case 0: // one after the other
+		for i := range reqs {
+			c.Write(reqs[i])
+			if err := check(i); err != nil {
+				return err
+			}
+		}
+	case 1: // all in one write, then read
+		var all []byte
+		for _, b := range reqs {
+			all = append(all, b...)
+		}
+		c.Write(all)
+		for i := range reqs {
+			if err := check(i); err != nil {
+				return err
+			}
+		}
+	case 2: // byte pieces
+		var all []byte
+		for _, b := range reqs {
+			all = append(all, b...)
+		}
+		r2 := rand.New(rand.NewSource(r.Int63()))
+		go func() {
+			for len(all) > 0 {
+				k := min(len(all), 1+r2.Intn(40))
+				c.Write(all[:k])
+				all = all[k:]
+				if r2.Intn(3) == 0 {
+					time.Sleep(50 * time.Microsecond)
+				}
+			}
+		}()
+		for i := range reqs {
+			if err := check(i); err != nil {
+				return err
+			}
+		}
+	case 3: // write all one by one without reading, then read
+		for _, b := range reqs {
+			c.Write(b)
+		}
+		for i := range reqs {
+			if err := check(i); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
