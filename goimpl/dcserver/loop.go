@@ -114,6 +114,14 @@ func (s *Server) serveLoops(ln net.Listener) bool {
 	for _, sl := range loops {
 		sl.all = loops
 	}
+	// A loop's goroutine waits for nothing but its descriptors (the
+	// store is in memory): its waits may hold the P. The loops that may
+	// (GOMAXPROCS-1 at most: evloop.RawWaits) are the last, which a
+	// persistent client goes to first (keep); the others park (also if
+	// RawWaits fails).
+	for i := len(loops) - 1; i >= 0; i-- {
+		loops[i].l.RawWaits()
+	}
 	s.loopSet.Store(&loops)
 	s.loops.Add(int32(len(loops)))
 	for _, sl := range loops {
@@ -139,12 +147,6 @@ func untilClosed(ln net.Listener, sl *srvLoop) {
 func (s *Server) newLoop(lfd int, others []*srvLoop) (*srvLoop, error) {
 	l, err := evloop.New()
 	if err != nil {
-		return nil, err
-	}
-	// A loop's goroutine waits for nothing but its descriptors (the
-	// store is in memory): its waits may hold the P.
-	if err := l.RawWaits(); err != nil {
-		l.Close()
 		return nil, err
 	}
 	sl := &srvLoop{s: s, l: l, lfd: lfd, accepted: make(chan struct{})}

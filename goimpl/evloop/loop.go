@@ -92,21 +92,41 @@ func (l *Loop) open() error {
 // goroutine also waits for other goroutines (dc_client's, for the
 // upstream's answer) parks: an active Loop holds its P, and the goroutines
 // it waits for would wait for that P's next tick.
+//
+// At most GOMAXPROCS-1 Loops of the process wait raw (none on one P):
+// RawWaits does nothing for the others, which park. A P is so left to
+// the runtime, whose poller is polled by a thread that finds nothing else
+// to run. With every P held by a raw wait nothing polls it but the
+// monitor thread, every 5-10 ms, and every goroutine that waits for a
+// socket (in dc_server: a connection served by a goroutine, the metrics
+// server, a handover) waits that long for each read; the ticks' yields do
+// not help (the scheduler runs the goroutine that yielded again before it
+// polls), nor do ordinary system calls for the waits beyond GOMAXPROCS-1
+// (a short one keeps its P).
 func (l *Loop) RawWaits() error {
 	if l.raw {
 		return nil
 	}
+	if n := rawLoops.Add(1); n >= int32(runtime.GOMAXPROCS(0)) {
+		rawLoops.Add(-1)
+		return nil
+	}
 	tfd, err := unix.TimerfdCreate(unix.CLOCK_MONOTONIC, unix.TFD_CLOEXEC|unix.TFD_NONBLOCK)
 	if err != nil {
+		rawLoops.Add(-1)
 		return os.NewSyscallError("timerfd_create", err)
 	}
 	if err := ctl(l.epd, syscall.EPOLL_CTL_ADD, tfd); err != nil {
+		rawLoops.Add(-1)
 		syscall.Close(tfd)
 		return err
 	}
 	l.tfd, l.raw = tfd, true
 	return nil
 }
+
+// rawLoops counts the Loops of the process with RawWaits.
+var rawLoops atomic.Int32
 
 // ctl adds (EPOLL_CTL_ADD) or removes fd, for reading, edge-triggered.
 func ctl(epfd, op, fd int) error {
@@ -413,6 +433,8 @@ func (l *Loop) Close() error {
 	if l.raw {
 		l.setTicking(false)
 		syscall.Close(l.tfd)
+		rawLoops.Add(-1)
+		l.raw = false
 	}
 	if l.ep != nil {
 		return l.ep.Close()

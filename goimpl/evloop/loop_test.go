@@ -8,10 +8,13 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"strconv"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 type handlerFunc func()
@@ -317,8 +320,9 @@ func serveInBackground(t *testing.T, l *Loop) (stop func()) {
 	}
 }
 
-// An active Loop waits in raw system calls, holding its P: it yields it
-// at its ticks when every P is held by one, so that on one P a goroutine's
+// An active Loop keeps its P (in a raw wait, where another P is left to
+// the runtime, or running Handlers): it yields it at its ticks when every
+// P is held by one, so that on one P a goroutine's
 // 1 ms sleeps go on about as often while another process keeps the Loop
 // busy (without the yields, they would wait for the runtime's preemption,
 // 10 ms).
@@ -406,5 +410,74 @@ func TestIdleLoopGivesThePBack(t *testing.T) {
 	t.Logf("1 ms sleeps in 100 ms: %d alone, %d beside an idle loop", plain, idle)
 	if idle < plain/2 {
 		t.Fatalf("an idle loop kept the P: %d sleeps of 1 ms in 100 ms, against %d without it", idle, plain)
+	}
+}
+
+// pollerTrips counts, in d, the 1 ms waits of a goroutine woken by the
+// runtime's poller (a timerfd read through an os.File, as a goroutine
+// reading a socket waits).
+func pollerTrips(t *testing.T, d time.Duration) int {
+	t.Helper()
+	fd, err := unix.TimerfdCreate(unix.CLOCK_MONOTONIC, unix.TFD_CLOEXEC|unix.TFD_NONBLOCK)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := os.NewFile(uintptr(fd), "timerfd")
+	defer f.Close()
+	its := unix.ItimerSpec{Value: unix.NsecToTimespec(int64(time.Millisecond))}
+	n := 0
+	for end := time.Now().Add(d); time.Now().Before(end); n++ {
+		unix.TimerfdSettime(fd, 0, &its, nil)
+		var b [8]byte
+		if _, err := f.Read(b[:]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return n
+}
+
+// bestTrips is the most pollerTrips of three runs of 100 ms.
+func bestTrips(t *testing.T) int {
+	best := 0
+	for i := 0; i < 3; i++ {
+		best = max(best, pollerTrips(t, 100*time.Millisecond))
+	}
+	return best
+}
+
+// As many active Loops with raw waits as Ps, each woken every 200 us,
+// leave the runtime a P to poll its poller with: a goroutine waiting for a
+// socket (in dc_server: a TLS connection's, the metrics server's, a
+// handover's, a backend's) is woken about as soon as without them. With
+// every P in a raw wait, nothing but the monitor thread polls it, every
+// 5-10 ms.
+func TestActiveLoopsLeaveAPToThePoller(t *testing.T) {
+	for _, n := range []int{1, 2} {
+		t.Run(strconv.Itoa(n), func(t *testing.T) {
+			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(n))
+			plain := bestTrips(t)
+			for i := 0; i < n; i++ {
+				l := newLoop(t, true)
+				tfd, err := unix.TimerfdCreate(unix.CLOCK_MONOTONIC, unix.TFD_CLOEXEC|unix.TFD_NONBLOCK)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer syscall.Close(tfd)
+				every := unix.NsecToTimespec(int64(200 * time.Microsecond))
+				unix.TimerfdSettime(tfd, 0, &unix.ItimerSpec{Interval: every, Value: every}, nil)
+				if err := l.Watch(tfd, handlerFunc(func() {
+					var b [8]byte
+					syscall.Read(tfd, b[:])
+				})); err != nil {
+					t.Fatal(err)
+				}
+				defer serveInBackground(t, l)()
+			}
+			busy := bestTrips(t)
+			t.Logf("1 ms waits in the runtime's poller in 100 ms: %d alone, %d beside %d active loops", plain, busy, n)
+			if busy < plain/2 {
+				t.Fatalf("active loops kept every P: %d waits of 1 ms in 100 ms, against %d without them", busy, plain)
+			}
+		})
 	}
 }
