@@ -39,7 +39,12 @@ CAPI_CFLAGS := $(CAPI_HARDEN_CFLAGS) $(CFLAGS) -ffile-prefix-map=$(CURDIR)=. -fP
 CAPI_LDFLAGS := $(CAPI_HARDEN_LDFLAGS) $(LDFLAGS)
 # The engine's cgo C code: hardened the same way; the caller's CGO_CFLAGS
 # (not CFLAGS, which may carry build paths the go command would record).
-CAPI_CGO_CFLAGS := $(CAPI_HARDEN_CPPFLAGS) $(CAPI_HARDEN_CFLAGS) $(or $(CGO_CFLAGS),-O2 -g)
+# Go's build cache does not notice an edit of a header outside a package's
+# own directory, and capi/, dc/ and nal/ include capi/front/*.h: a checksum
+# of those headers rides in the engine's C flags, so that such an edit (a
+# new DCF_ENGINE_ABI, say) rebuilds the engine instead of reusing a stale one.
+CAPI_FRONT_SUM := $(shell cat capi/front/*.h | cksum | cut -d' ' -f1)
+CAPI_CGO_CFLAGS := $(CAPI_HARDEN_CPPFLAGS) $(CAPI_HARDEN_CFLAGS) $(or $(CGO_CFLAGS),-O2 -g) -DDCF_FRONT_SUM=$(CAPI_FRONT_SUM)
 CAPI_CGO_LDFLAGS := $(CAPI_HARDEN_LDFLAGS) $(CGO_LDFLAGS)
 CAPI_FRONT_H := mk/capi.mk capi/front/engine.h capi/front/api_gen.h capi/front/wire.h capi/front/wire_gen.h capi/front/front.h capi/front/target.h \
   $(wildcard include/*/*.h)

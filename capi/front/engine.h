@@ -25,13 +25,14 @@ struct dcf_obj;
 
 /*
  * The engine's interface version: bump it whenever DCF_ENGINE_FUNCS (the
- * engine rows of api.tab and the rows that call the engine) changes.
+ * engine rows of api.tab and the rows that call the engine) or the layout
+ * of what an operation hands the front (DCF_LINK_FIELDS) changes.
  * It names the engine file (libdistcache-engine-N.so; mk/capi.mk reads it
  * from here).  Beyond the name, the engine exports dce_abi(), the text of
  * DCF_ENGINE_FUNCS it was built with (DCF_ENGINE_SIG), which the loader
  * compares with its own before using anything else, and dce_engine_version().
  */
-#define DCF_ENGINE_ABI 9
+#define DCF_ENGINE_ABI 10
 /* The largest NAL_BUFFER size (goimpl/nal BufferMaxSize; nal/ tests that
  * they agree): the front sets a fresh buffer's size itself (nal.c). */
 #define DCF_BUFFER_MAX 32768
@@ -41,14 +42,19 @@ struct dcf_obj;
  * adapts within (equal: fixed), the default lifetime, and whether the front must close the sockets it holds
  * (the engine dropped its own, or went on probation).  how: the operation
  * itself, or its one resend after the front's connection died. */
-enum { DCF_LINK_FD, DCF_LINK_BOUND_US, DCF_LINK_FLOOR_US, DCF_LINK_CEIL_US, DCF_LINK_LIFETIME_MS,
-	DCF_LINK_DROP, DCF_LINK_N };
+#define DCF_LINK_FIELDS(X) X(FD) X(BOUND_US) X(FLOOR_US) X(CEIL_US) X(LIFETIME_MS) X(DROP)
+#define DCF_LINK_ENUM(f) DCF_LINK_##f,
+enum { DCF_LINK_FIELDS(DCF_LINK_ENUM) DCF_LINK_N };
+#undef DCF_LINK_ENUM
 enum { DCF_HOW_FIRST = 0, DCF_HOW_RESENT = 1 };
 #define DCF_XSTR(x) DCF_STR(x)
 #define DCF_STR(x) #x
 #define DCF_ENGINE_FILE "libdistcache-engine-" DCF_XSTR(DCF_ENGINE_ABI) ".so"
 #define DCF_SIG_X(r, n, a) #r " " #n #a ";"
-#define DCF_ENGINE_SIG "abi " DCF_XSTR(DCF_ENGINE_ABI) ": " DCF_ENGINE_FUNCS(DCF_SIG_X)
+/* The link's layout is part of the interface too. */
+#define DCF_LINK_SIG_X(f) #f " "
+#define DCF_ENGINE_SIG "abi " DCF_XSTR(DCF_ENGINE_ABI) ": " DCF_ENGINE_FUNCS(DCF_SIG_X) \
+	" link: " DCF_LINK_FIELDS(DCF_LINK_SIG_X)
 
 struct dcf_engine {
 #define DCF_X(r, n, a) r (*n) a;
