@@ -726,6 +726,28 @@ static int result_ok(const struct dcw_msg *m)
 	return m->len == 1 && m->payload[0] == DCW_RESULT_OK;
 }
 
+/* An ADD or a REMOVE done by the front (one-byte answers): 1 or 0 as the
+ * engine would return, or -1 when the engine must do it, as *how says. */
+static int fast_result(DC_CTX *c, struct fast_op *f, int *how)
+{
+	int r = -1;
+
+	switch (fast(c, f)) {
+	case FAST_DONE:
+		reget_set(c, REGET_NONE, NULL, 0, NULL, 0);
+		r = result_ok(&f->m);
+		break;
+	case FAST_FAILED:
+		r = 0;
+		break;
+	case FAST_RESEND:
+		*how = DCF_HOW_RESENT;
+		break;
+	}
+	free(f->big);
+	return r;
+}
+
 DCF_PUBLIC int DC_CTX_add_session(DC_CTX *c, const unsigned char *id, unsigned int id_len,
 		const unsigned char *data, unsigned int data_len, unsigned long timeout)
 {
@@ -753,20 +775,8 @@ DCF_PUBLIC int DC_CTX_add_session(DC_CTX *c, const unsigned char *id, unsigned i
 	f.parts[2].p = data;
 	f.parts[2].n = data_len;
 	f.nparts = 3;
-	switch (fast(c, &f)) {
-	case FAST_DONE:
-		reget_set(c, REGET_NONE, NULL, 0, NULL, 0);
-		r = result_ok(&f.m);
-		free(f.big);
+	if ((r = fast_result(c, &f, &how)) >= 0)
 		return r;
-	case FAST_FAILED:
-		free(f.big);
-		return 0;
-	case FAST_RESEND:
-		how = DCF_HOW_RESENT;
-		break;
-	}
-	free(f.big);
 	if (!(ref = ctx_ref(c, &e)))
 		return 0;
 	r = e->DC_CTX_add_session(ref, id, id_len, data, data_len, timeout, how, link_init(link));
@@ -786,20 +796,8 @@ DCF_PUBLIC int DC_CTX_remove_session(DC_CTX *c, const unsigned char *id, unsigne
 	if (!c || !id_ok(id, id_len))
 		return 0;
 	fast_init(&f, DCW_OP_REMOVE, id, id_len);
-	switch (fast(c, &f)) {
-	case FAST_DONE:
-		reget_set(c, REGET_NONE, NULL, 0, NULL, 0);
-		r = result_ok(&f.m);
-		free(f.big);
+	if ((r = fast_result(c, &f, &how)) >= 0)
 		return r;
-	case FAST_FAILED:
-		free(f.big);
-		return 0;
-	case FAST_RESEND:
-		how = DCF_HOW_RESENT;
-		break;
-	}
-	free(f.big);
 	if (!(ref = ctx_ref(c, &e)))
 		return 0;
 	r = e->DC_CTX_remove_session(ref, id, id_len, how, link_init(link));
