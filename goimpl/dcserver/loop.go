@@ -15,7 +15,6 @@ import (
 
 	"github.com/distcache-go/distcache/goimpl/evloop"
 	"github.com/distcache-go/distcache/goimpl/metrics"
-	"github.com/distcache-go/distcache/goimpl/rawio"
 )
 
 // An event loop (goimpl/evloop) accepts plaintext connections and serves
@@ -37,9 +36,6 @@ type srvLoop struct {
 	s   *Server
 	l   *evloop.Loop
 	lfd int // the listener (a duplicate), -1 once accepting has stopped
-	// The listener, out of the runtime poller's epoll set while lfd
-	// accepts (see serveLoops).
-	muted rawio.MutedListener
 
 	stopped, done func() // see accept.Set.AddLoop
 	accepted      chan struct{}
@@ -109,13 +105,6 @@ func (s *Server) serveLoops(ln net.Listener) bool {
 	if len(loops) == 0 {
 		evloop.Close(lfd)
 		return false
-	}
-	// Only the loops accept: in the runtime poller's set too, each new
-	// connection would wake its thread (another CPU) for nothing.
-	// Nothing calls ln.Accept meanwhile (Serve serves ln one way), and
-	// the listener goes back once the loops stop accepting.
-	if sc, ok := ln.(syscall.Conn); ok {
-		loops[0].muted, _ = rawio.Mute(sc)
 	}
 	if ln.Addr().Network() == "tcp" {
 		tcpOptions(lfd)
@@ -547,7 +536,6 @@ func (sl *srvLoop) stopAccepting() {
 	sl.l.Unwatch(sl.lfd)
 	evloop.Close(sl.lfd)
 	sl.lfd = -1
-	sl.muted.Unmute()
 	sl.stopped()
 	close(sl.accepted)
 }

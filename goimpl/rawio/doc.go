@@ -11,7 +11,5 @@
 // Other connections (TLS, pipes) are read and written through net.Conn.
 // A socket an event loop (goimpl/evloop) serves is read and written by its
 // descriptor instead (ResetFD), never waiting: ErrWouldBlock says when a
-// call would have to. A listener the loops accept on leaves the runtime
-// poller's epoll set meanwhile (Mute), so that a new connection wakes no
-// runtime thread besides the loop's.
+// call would have to.
 package rawio

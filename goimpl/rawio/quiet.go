@@ -61,9 +61,36 @@ func Quiet(nc net.Conn) (Registration, bool) {
 }
 
 func quiet(fd int) (Registration, bool) {
+	var st syscall.Stat_t
+	if syscall.Fstat(fd, &st) != nil {
+		return Registration{}, false
+	}
 	poller.mu.Lock()
 	defer poller.mu.Unlock()
-	r, ok := lookup(fd)
+	r, ok := Registration{}, false
+	switch {
+	case poller.fd > 0:
+		r, ok = findRegistration(poller.fd, fd, st.Ino)
+	case poller.fd == 0:
+		poller.fd = -1
+		ents, err := os.ReadDir("/proc/self/fd")
+		if err != nil {
+			return r, false
+		}
+		for _, e := range ents {
+			n, err := strconv.Atoi(e.Name())
+			if err != nil || n == fd {
+				continue
+			}
+			if l, err := os.Readlink("/proc/self/fd/" + e.Name()); err != nil || l != "anon_inode:[eventpoll]" {
+				continue
+			}
+			if r, ok = findRegistration(n, fd, st.Ino); ok {
+				poller.fd = n
+				break
+			}
+		}
+	}
 	if !ok || r.events&syscall.EPOLLOUT == 0 || r.events&syscall.EPOLLIN == 0 || r.events&epollET == 0 {
 		return Registration{}, false
 	}
@@ -71,40 +98,6 @@ func quiet(fd int) (Registration, bool) {
 		return Registration{}, false
 	}
 	return r, true
-}
-
-// lookup returns fd's entry in the runtime poller's epoll set, finding
-// that set first if it has not been found yet (poller.mu held).
-func lookup(fd int) (Registration, bool) {
-	var st syscall.Stat_t
-	if syscall.Fstat(fd, &st) != nil {
-		return Registration{}, false
-	}
-	switch {
-	case poller.fd > 0:
-		return findRegistration(poller.fd, fd, st.Ino)
-	case poller.fd < 0:
-		return Registration{}, false
-	}
-	poller.fd = -1
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		return Registration{}, false
-	}
-	for _, e := range ents {
-		n, err := strconv.Atoi(e.Name())
-		if err != nil || n == fd {
-			continue
-		}
-		if l, err := os.Readlink("/proc/self/fd/" + e.Name()); err != nil || l != "anon_inode:[eventpoll]" {
-			continue
-		}
-		if r, ok := findRegistration(n, fd, st.Ino); ok {
-			poller.fd = n
-			return r, true
-		}
-	}
-	return Registration{}, false
 }
 
 // Loud puts the registration back as it was before Quiet; the socket must
@@ -135,15 +128,11 @@ func QuietCount() int {
 }
 
 func (r Registration) set(events uint32) error {
-	return r.ctl(syscall.EPOLL_CTL_MOD, events)
-}
-
-func (r Registration) ctl(op int, events uint32) error {
 	ev := syscall.EpollEvent{Events: events}
 	// The data field follows events (packed on amd64, aligned elsewhere);
 	// package syscall names its two halves Fd and Pad.
 	*(*uint64)(unsafe.Pointer(&ev.Fd)) = r.data
-	if _, _, e := syscall.RawSyscall6(syscall.SYS_EPOLL_CTL, uintptr(r.epfd), uintptr(op), uintptr(r.fd), uintptr(unsafe.Pointer(&ev)), 0, 0); e != 0 {
+	if _, _, e := syscall.RawSyscall6(syscall.SYS_EPOLL_CTL, uintptr(r.epfd), syscall.EPOLL_CTL_MOD, uintptr(r.fd), uintptr(unsafe.Pointer(&ev)), 0, 0); e != 0 {
 		return e
 	}
 	return nil
