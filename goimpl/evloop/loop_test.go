@@ -475,7 +475,11 @@ func TestActiveLoopsLeaveAPToThePoller(t *testing.T) {
 			}
 			busy := bestTrips(t)
 			t.Logf("1 ms waits in the runtime's poller in 100 ms: %d alone, %d beside %d active loops", plain, busy, n)
-			if busy < plain/2 {
+			// Every P in a raw wait leaves only the monitor thread's
+			// polls, 10 in 100 ms; loops woken 5000 times a second still
+			// share the CPU with this goroutine (44 against 93 with one
+			// P at load 5-10, where no loop waits raw).
+			if busy < plain/3 {
 				t.Fatalf("active loops kept every P: %d waits of 1 ms in 100 ms, against %d without them", busy, plain)
 			}
 		})
