@@ -228,6 +228,11 @@ const tick = time.Millisecond
 // active counts the Loops of the process whose tick is armed.
 var active atomic.Int32
 
+// yields counts the ticks at which an active Loop gave its P away (every
+// P held by an active Loop: GOMAXPROCS lowered after Loops began to wait
+// raw, as the runtime does when the process's CPU limit shrinks).
+var yields atomic.Int64
+
 // setTicking arms (on) or disarms the tick.
 func (l *Loop) setTicking(on bool) {
 	var its unix.ItimerSpec
@@ -401,6 +406,7 @@ func (l *Loop) dispatch() (called bool, err error) {
 			l.setTicking(false)
 		}
 		if int(active.Load()) >= runtime.GOMAXPROCS(0) {
+			yields.Add(1)
 			runtime.Gosched()
 		}
 	case called && !l.ticking:
