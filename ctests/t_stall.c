@@ -32,7 +32,7 @@
 #include <distcache/dc_client.h>
 #include "ct.h"
 
-#define LIMIT_MS 1000   /* one operation against a stalled cache */
+#define LIMIT_MS 1500   /* one operation against a stalled cache */
 #define COLD_MS 2500    /* the same, on a context that never had an answer (bound 1 s) */
 #define BURST 100       /* operations on probation, together under LIMIT_MS */
 
