@@ -287,8 +287,10 @@ func TestLoopIdleWhileAnotherStreams(t *testing.T) {
 	const idleFor = 200 * time.Millisecond
 	_, sock := serveT(t, Options{Store: spinningStore{c.Store()}, Loops: 1, Idle: idleFor})
 	idle := dial(t, sock)
-	idle.roundTrip(proto.OpHave, []byte("x"))
+	// From before its last request: the server's clock for it starts when
+	// that request arrives, and its answer may take a few ms to come back.
 	idleSince := time.Now()
+	idle.roundTrip(proto.OpHave, []byte("x"))
 	idleClosed := make(chan time.Duration, 1)
 	go func() {
 		idle.nc.SetReadDeadline(time.Now().Add(20 * time.Second))
