@@ -41,6 +41,7 @@ var (
 	scale  = flag.Float64("scale", 1, "multiplies every case's operation count")
 	only   = flag.String("only", "", "run only cases whose name contains this string")
 	pinned = flag.String("pin", "both", "unpinned, pinned or both")
+	gaps   = flag.String("gaps", "500us,2ms", "the idle gaps before each request of the spaced cases (comma-separated durations)")
 )
 
 // A case is one load: the original dc_test's options, how many of it run
@@ -53,6 +54,11 @@ type bcase struct {
 	tcp      bool // the client reaches the server (or dc_client its server) over TCP loopback
 	viaProxy bool // through dc_client
 	prefill  int  // sessions stored before measuring
+
+	// The spaced cases (spaced.go): our own load, one GET at a time
+	// with this idle gap before each, instead of dc_test.
+	gap     time.Duration
+	perConn bool // a connection per GET
 }
 
 var cases = []bcase{
@@ -77,6 +83,10 @@ type impl struct {
 type result struct {
 	opsPerSec float64
 	cpuPerOp  time.Duration // server + proxy CPU time per operation
+
+	// The spaced cases only.
+	p50, p99  time.Duration // round trips
+	wakePerOp float64       // times a daemon thread was put on a CPU, per operation
 }
 
 func main() {
@@ -94,22 +104,39 @@ func main() {
 			os.Exit(1)
 		}
 	}
+	gs, err := parseGaps(*gaps)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "vsorig:", err)
+		flag.Usage()
+		os.Exit(2)
+	}
+	all := append(append([]bcase(nil), cases...), spacedCases(gs)...)
 	dir, err := os.MkdirTemp("", "vsorig")
 	check(err)
 	defer os.RemoveAll(dir)
 	load, _ := os.ReadFile("/proc/loadavg")
 	fmt.Printf("load average at start: %s", load)
-	fmt.Printf("%-36s %-8s %11s %11s %6s %10s %10s %6s\n", "case", "pin", "ours op/s", "orig op/s", "ratio", "ours CPU/op", "orig CPU/op", "ratio")
+	headed, spacedHeaded := false, false
 	modes := map[string][]bool{"unpinned": {false}, "pinned": {true}, "both": {false, true}}[*pinned]
-	var opsRatios, cpuRatios []float64
+	var opsRatios, cpuRatios, spacedCPU, spacedP50 []float64
 	var failed []failure
 	var notes []string // where the original dc_test's own check failed
 	oursChecked := false
-	for _, c := range cases {
+	for _, c := range all {
 		if *only != "" && !strings.Contains(c.name, *only) {
 			continue
 		}
-		c.ops = int(float64(c.ops) * *scale)
+		c.ops = max(int(float64(c.ops)**scale), 1)
+		switch {
+		case c.gap == 0 && !headed:
+			headed = true
+			fmt.Printf("%-36s %-8s %11s %11s %6s %10s %10s %6s\n", "case", "pin", "ours op/s", "orig op/s", "ratio", "ours CPU/op", "orig CPU/op", "ratio")
+		case c.gap > 0 && !spacedHeaded:
+			spacedHeaded = true
+			fmt.Printf("\none GET at a time after an idle gap (our load); CPU/op and wk (wake-ups per op): server + proxy; p50/p99: round trip\n")
+			fmt.Printf("%-40s %-8s %10s %10s %6s %9s %9s %6s %9s %9s %6s %7s %7s\n", "case", "pin",
+				"ours CPU/op", "orig CPU/op", "ratio", "ours p50", "orig p50", "ratio", "ours p99", "orig p99", "ratio", "ours wk", "orig wk")
+		}
 		for _, pin := range modes {
 			var rs [2][]result
 			var errs [2]error
@@ -144,6 +171,16 @@ func main() {
 			us, or := median(rs[0]), median(rs[1])
 			opsR := us.opsPerSec / or.opsPerSec
 			cpuR := float64(us.cpuPerOp) / float64(or.cpuPerOp)
+			if c.gap > 0 {
+				spacedCPU = append(spacedCPU, cpuR)
+				spacedP50 = append(spacedP50, float64(us.p50)/float64(or.p50))
+				fmt.Printf("%-40s %-8s %10s %10s %6.2f %9s %9s %6.2f %9s %9s %6.2f %7.1f %7.1f\n", c.name, pinName,
+					us.cpuPerOp.Round(100*time.Nanosecond), or.cpuPerOp.Round(100*time.Nanosecond), cpuR,
+					us.p50.Round(time.Microsecond), or.p50.Round(time.Microsecond), float64(us.p50)/float64(or.p50),
+					us.p99.Round(time.Microsecond), or.p99.Round(time.Microsecond), float64(us.p99)/float64(or.p99),
+					us.wakePerOp, or.wakePerOp)
+				continue
+			}
 			opsRatios, cpuRatios = append(opsRatios, opsR), append(cpuRatios, cpuR)
 			fmt.Printf("%-36s %-8s %11.0f %11.0f %6.2f %10s %10s %6.2f\n", c.name, pinName,
 				us.opsPerSec, or.opsPerSec, opsR, us.cpuPerOp.Round(100*time.Nanosecond), or.cpuPerOp.Round(100*time.Nanosecond), cpuR)
@@ -151,7 +188,12 @@ func main() {
 	}
 	load, _ = os.ReadFile("/proc/loadavg")
 	fmt.Printf("load average at end: %s", load)
-	fmt.Printf("throughput ours/orig: %s; server CPU per op ours/orig: %s\n", summary(opsRatios), summary(cpuRatios))
+	if headed {
+		fmt.Printf("throughput ours/orig: %s; server CPU per op ours/orig: %s\n", summary(opsRatios), summary(cpuRatios))
+	}
+	if spacedHeaded {
+		fmt.Printf("spaced: CPU per op ours/orig: %s; median round trip ours/orig: %s\n", summary(spacedCPU), summary(spacedP50))
+	}
 	if len(notes) > 0 {
 		fmt.Printf("\nThe original dc_test's own check failed (%q) in these cases: a round so\n"+
 			"ended counts the operations done before it if there were at least %d of one\n"+
@@ -206,15 +248,19 @@ func summary(v []float64) string {
 	return fmt.Sprintf("min %.2f, median %.2f, max %.2f over %d cases", v[0], v[len(v)/2], v[len(v)-1], len(v))
 }
 
+// median is the median of each figure, each on its own.
 func median(rs []result) result {
-	ops := make([]float64, len(rs))
-	cpu := make([]float64, len(rs))
-	for i, r := range rs {
-		ops[i], cpu[i] = r.opsPerSec, float64(r.cpuPerOp)
+	var ops, cpu, p50, p99, wake []float64
+	for _, r := range rs {
+		ops, cpu = append(ops, r.opsPerSec), append(cpu, float64(r.cpuPerOp))
+		p50, p99, wake = append(p50, float64(r.p50)), append(p99, float64(r.p99)), append(wake, r.wakePerOp)
 	}
-	sort.Float64s(ops)
-	sort.Float64s(cpu)
-	return result{ops[len(ops)/2], time.Duration(cpu[len(cpu)/2])}
+	mid := func(v []float64) float64 {
+		sort.Float64s(v)
+		return v[len(v)/2]
+	}
+	return result{opsPerSec: mid(ops), cpuPerOp: time.Duration(mid(cpu)),
+		p50: time.Duration(mid(p50)), p99: time.Duration(mid(p99)), wakePerOp: mid(wake)}
 }
 
 // command runs argv, pinned to CPU 0 when pin is set.
@@ -283,6 +329,9 @@ func runCase(dir string, im impl, c bcase, pin bool, partial *bool) (result, err
 		if err := prefill(target, c.prefill); err != nil {
 			return result{}, fmt.Errorf("prefill: %v", err)
 		}
+	}
+	if c.gap > 0 {
+		return measureSpaced(target, c, pin, srv, proxy)
 	}
 	cpu0 := cpuTime(srv) + cpuTime(proxy)
 	t0 := time.Now()

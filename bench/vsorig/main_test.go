@@ -2,7 +2,17 @@
 
 package main
 
-import "testing"
+import (
+	"io"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/distcache-go/distcache/goimpl/cache"
+	"github.com/distcache-go/distcache/goimpl/dcserver"
+	"github.com/distcache-go/distcache/goimpl/proto"
+)
 
 // The operations the original dc_test did before its own check failed
 // are read from its last lines; a round is measured over them.
@@ -31,5 +41,96 @@ func TestCheckNote(t *testing.T) {
 	}
 	if checkNote([2]clientChecks{}) != "" || (clientChecks{}).any() {
 		t.Fatal("a note without any failed check")
+	}
+}
+
+// The spaced load reads its session back from a real dc_server, on one
+// connection and on a connection per GET, and counts only the measured
+// GETs (after the warm-up it reports with begin).
+func TestSpacedLoad(t *testing.T) {
+	sock := t.TempDir() + "/s"
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := dcserver.New(dcserver.Options{Store: cache.New(cache.Config{}).Store(), Info: io.Discard})
+	done := make(chan struct{})
+	go func() { srv.Serve(ln); close(done) }()
+	defer func() { srv.Shutdown(ln); <-done }()
+	for _, perConn := range []bool{false, true} {
+		began := 0
+		lat, err := spacedLoad("UNIX:"+sock, bcase{ops: 7, gap: 100 * time.Microsecond, perConn: perConn}, false, func() { began++ })
+		if err != nil {
+			t.Fatalf("perConn %v: %v", perConn, err)
+		}
+		if len(lat) != 7 || began != 1 {
+			t.Fatalf("perConn %v: %d round trips, begin called %d times; want 7 and 1", perConn, len(lat), began)
+		}
+		for _, d := range lat {
+			if d <= 0 {
+				t.Fatalf("perConn %v: round trip %v", perConn, d)
+			}
+		}
+	}
+}
+
+// A server that answers a GET with anything but the session stored fails
+// the spaced load, which names the GET.
+func TestSpacedLoadChecksTheAnswer(t *testing.T) {
+	sock := t.TempDir() + "/s"
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		nc, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer nc.Close()
+		rd := proto.NewReader(nc, proto.WantRequests)
+		for {
+			m, err := rd.ReadMessage()
+			if err != nil {
+				return
+			}
+			out, _ := proto.AppendMessage(nil, &proto.Message{Response: true, UID: m.UID, Op: m.Op, Payload: []byte{proto.ResultOK}})
+			nc.Write(out) // OK to the ADD, and a 1-byte "session" to the GET
+		}
+	}()
+	_, err = spacedLoad("UNIX:"+sock, bcase{ops: 3, gap: time.Microsecond}, false, func() {})
+	if err == nil || !strings.Contains(err.Error(), "GET 0 answered 1 bytes") {
+		t.Fatalf("spaced load against a wrong answer: %v", err)
+	}
+}
+
+// The spaced cases' names keep -only persistent and -only connection to
+// the tight-loop cases, and -only spaced to them; -gaps is checked.
+func TestSpacedCases(t *testing.T) {
+	gs, err := parseGaps("500us, 2ms")
+	if err != nil || len(gs) != 2 || gs[0] != 500*time.Microsecond || gs[1] != 2*time.Millisecond {
+		t.Fatalf("parseGaps: %v %v", gs, err)
+	}
+	for _, bad := range []string{"2", "-1ms", "5s"} {
+		if _, err := parseGaps(bad); err == nil {
+			t.Errorf("parseGaps(%q) took it", bad)
+		}
+	}
+	cs := spacedCases(gs)
+	if len(cs) != 8 || cs[0].name != "spaced 500us, unix, kept conn" || cs[7].name != "spaced 2ms, via dc_client, conn per op" {
+		t.Fatalf("spaced cases: %+v", cs)
+	}
+	for _, c := range cs {
+		if strings.Contains(c.name, "persistent") || strings.Contains(c.name, "connection") || !strings.Contains(c.name, "spaced") {
+			t.Errorf("case %q", c.name)
+		}
+		if c.ops < 500 {
+			t.Errorf("case %q: %d GETs, too few for a p99", c.name, c.ops)
+		}
+	}
+	ds := []time.Duration{5, 1, 4, 2, 3}
+	if percentile(ds, 50) != 3 || percentile(ds, 99) != 5 || percentile(ds, 0) != 1 {
+		t.Fatalf("percentile of %v", ds)
 	}
 }

@@ -1,0 +1,304 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/distcache-go/distcache/goimpl/proto"
+)
+
+// The spaced cases are Apache's pace rather than dc_test's: one GET at a
+// time with an idle gap before each (a resumed handshake makes one cache
+// lookup, and one openssl s_time client makes one handshake at a time),
+// so every request finds the daemons idle and wakes them. The load is
+// ours (dc_test has no gap), the same for both implementations: one
+// thread, blocking system calls, a nanosleep for the gap, pinned with the
+// daemons when they are.
+
+// spacedCases makes the spaced cases for each gap: straight to dc_server
+// over unix and through dc_client (unix to it, TCP to its server), on one
+// connection kept open ("kept conn") and on a connection per operation.
+// Their names avoid "persistent" and "connection" so that -only picks
+// either kind alone.
+func spacedCases(gaps []time.Duration) []bcase {
+	var cs []bcase
+	for _, g := range gaps {
+		// About 2-3 s a round: enough GETs for a p99 at either gap.
+		ops := int(2500 * time.Millisecond / (g + 100*time.Microsecond))
+		name := "spaced " + gapName(g) + ", "
+		cs = append(cs,
+			bcase{name: name + "unix, kept conn", ops: ops, clients: 1, gap: g},
+			bcase{name: name + "unix, conn per op", ops: ops, clients: 1, gap: g, perConn: true},
+			bcase{name: name + "via dc_client, kept conn", ops: ops, clients: 1, tcp: true, viaProxy: true, gap: g},
+			bcase{name: name + "via dc_client, conn per op", ops: ops, clients: 1, tcp: true, viaProxy: true, gap: g, perConn: true},
+		)
+	}
+	return cs
+}
+
+// gapName is a gap as a case name shows it: 500us, 2ms.
+func gapName(g time.Duration) string {
+	if g%time.Millisecond == 0 {
+		return strconv.Itoa(int(g/time.Millisecond)) + "ms"
+	}
+	return strconv.Itoa(int(g/time.Microsecond)) + "us"
+}
+
+// parseGaps reads -gaps: durations separated by commas.
+func parseGaps(s string) ([]time.Duration, error) {
+	var gs []time.Duration
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		g, err := time.ParseDuration(f)
+		if err != nil || g <= 0 || g > time.Second {
+			return nil, fmt.Errorf("-gaps: %q is not a duration between 0 and 1s", f)
+		}
+		gs = append(gs, g)
+	}
+	return gs, nil
+}
+
+// spacedData is the session the spaced load reads: about the size of a
+// TLS 1.2 session Apache stores; each load stores it under an id of its
+// own (spacedRuns).
+var (
+	spacedData = bytes.Repeat([]byte{0x73}, 200)
+	spacedRuns atomic.Int64
+)
+
+// spacedLoad stores the session at target, then GETs it c.ops times, one
+// every c.gap, from one thread (pinned to CPU 0 when pin is set), and
+// returns each GET's round trip: from before the connect (per operation)
+// or the write to the end of the answer. It calls begin when the
+// measured GETs begin, after the ADD and a few GETs to warm up.
+func spacedLoad(target string, c bcase, pin bool, begin func()) ([]time.Duration, error) {
+	type out struct {
+		lat []time.Duration
+		err error
+	}
+	ch := make(chan out, 1)
+	go func() {
+		// The thread stays locked: it ends with the goroutine, and its
+		// affinity with it.
+		runtime.LockOSThread()
+		if pin {
+			var set unix.CPUSet
+			set.Set(0)
+			if err := unix.SchedSetaffinity(0, &set); err != nil {
+				ch <- out{err: fmt.Errorf("sched_setaffinity: %v", err)}
+				return
+			}
+		}
+		lat, err := spacedRun(target, c, begin)
+		ch <- out{lat, err}
+	}()
+	o := <-ch
+	return o.lat, o.err
+}
+
+func spacedRun(target string, c bcase, begin func()) ([]time.Duration, error) {
+	id := []byte(fmt.Sprintf("vsorig-spaced-%d-%d", os.Getpid(), spacedRuns.Add(1)))
+	add, _ := proto.AppendMessage(nil, &proto.Message{UID: 1, Op: proto.OpAdd,
+		Payload: proto.AppendAddRequest(nil, 600000, id, spacedData)})
+	get, _ := proto.AppendMessage(nil, &proto.Message{UID: 2, Op: proto.OpGet, Payload: id})
+	var cn *blockingConn
+	defer func() {
+		if cn != nil {
+			cn.close()
+		}
+	}()
+	var err error
+	if cn, err = dialBlocking(target); err != nil {
+		return nil, err
+	}
+	if p, err := cn.roundTrip(add); err != nil {
+		return nil, fmt.Errorf("ADD: %v", err)
+	} else if len(p) != 1 || p[0] != proto.ResultOK {
+		return nil, fmt.Errorf("ADD answered % x", p)
+	}
+	lat := make([]time.Duration, 0, c.ops)
+	gap := unix.NsecToTimespec(int64(c.gap))
+	const warm = 20 // not measured: the connection, the daemons' first use
+	for i := 0; i < c.ops+warm; i++ {
+		if i == warm {
+			begin()
+		}
+		unix.Nanosleep(&gap, nil)
+		t0 := time.Now()
+		if c.perConn {
+			cn.close()
+			if cn, err = dialBlocking(target); err != nil {
+				return nil, err
+			}
+		}
+		p, err := cn.roundTrip(get)
+		el := time.Since(t0)
+		if err != nil {
+			return nil, fmt.Errorf("GET %d: %v", i, err)
+		}
+		if !bytes.Equal(p, spacedData) {
+			return nil, fmt.Errorf("GET %d answered %d bytes, not the session's %d", i, len(p), len(spacedData))
+		}
+		if i >= warm {
+			lat = append(lat, el)
+		}
+	}
+	return lat, nil
+}
+
+// blockingConn is a blocking socket read and written with plain system
+// calls: a C client's transport, without the runtime's poller.
+type blockingConn struct {
+	fd int
+	rd *proto.Reader
+}
+
+func (b *blockingConn) Read(p []byte) (int, error) {
+	for {
+		n, err := syscall.Read(b.fd, p)
+		if err == syscall.EINTR {
+			continue
+		}
+		if n == 0 && err == nil {
+			return 0, os.ErrClosed
+		}
+		return max(n, 0), err
+	}
+}
+
+func (b *blockingConn) roundTrip(msg []byte) ([]byte, error) {
+	for w := msg; len(w) > 0; {
+		n, err := syscall.Write(b.fd, w)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		w = w[n:]
+	}
+	m, err := b.rd.ReadMessage()
+	if err != nil {
+		return nil, err
+	}
+	return m.Payload, nil
+}
+
+func (b *blockingConn) close() { syscall.Close(b.fd) }
+
+// dialBlocking connects to a UNIX: or IP: address.
+func dialBlocking(addr string) (*blockingConn, error) {
+	var sa syscall.Sockaddr
+	family := syscall.AF_UNIX
+	switch {
+	case strings.HasPrefix(addr, "UNIX:"):
+		sa = &syscall.SockaddrUnix{Name: strings.TrimPrefix(addr, "UNIX:")}
+	case strings.HasPrefix(addr, "IP:"):
+		a := strings.TrimPrefix(addr, "IP:")
+		i := strings.LastIndexByte(a, ':')
+		port, err := strconv.Atoi(a[i+1:])
+		if i < 0 || err != nil {
+			return nil, fmt.Errorf("address %q", addr)
+		}
+		in := &syscall.SockaddrInet4{Port: port}
+		copy(in.Addr[:], []byte{127, 0, 0, 1})
+		sa, family = in, syscall.AF_INET
+	default:
+		return nil, fmt.Errorf("address %q", addr)
+	}
+	fd, err := syscall.Socket(family, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	for {
+		err = syscall.Connect(fd, sa)
+		if err != syscall.EINTR {
+			break
+		}
+	}
+	if err != nil {
+		syscall.Close(fd)
+		return nil, fmt.Errorf("connect %s: %v", addr, err)
+	}
+	b := &blockingConn{fd: fd}
+	b.rd = proto.NewReader(b, proto.WantResponses)
+	return b, nil
+}
+
+// schedStat sums, over the threads of a process, the time they ran and
+// the times they were put on a CPU (from /proc/PID/task/*/schedstat, in
+// nanoseconds, so finer than /proc/PID/stat's ticks); the latter counts
+// wake-ups. A thread that ends during a round takes its share with it
+// (the daemons keep theirs).
+func schedStat(pid int) (run time.Duration, slices int64) {
+	dirs, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/schedstat", pid))
+	for _, d := range dirs {
+		b, err := os.ReadFile(d)
+		if err != nil {
+			continue
+		}
+		f := strings.Fields(string(b))
+		if len(f) < 3 {
+			continue
+		}
+		ns, _ := strconv.ParseInt(f[0], 10, 64)
+		n, _ := strconv.ParseInt(f[2], 10, 64)
+		run += time.Duration(ns)
+		slices += n
+	}
+	return run, slices
+}
+
+// percentile is the p-th percentile (0-100) of ds, which it sorts.
+func percentile(ds []time.Duration, p float64) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
+	i := int(float64(len(ds)-1)*p/100 + 0.5)
+	return ds[i]
+}
+
+// measureSpaced runs the spaced load against the daemons started
+// (proxy nil when straight to the server) and reads their CPU time and
+// wake-ups over it.
+func measureSpaced(target string, c bcase, pin bool, srv, proxy *exec.Cmd) (result, error) {
+	stat := func() (time.Duration, int64) {
+		r, n := schedStat(srv.Process.Pid)
+		if proxy != nil {
+			pr, pn := schedStat(proxy.Process.Pid)
+			r, n = r+pr, n+pn
+		}
+		return r, n
+	}
+	var r0 time.Duration
+	var n0 int64
+	var t0 time.Time
+	lat, err := spacedLoad(target, c, pin, func() { r0, n0 = stat(); t0 = time.Now() })
+	el := time.Since(t0)
+	r1, n1 := stat()
+	if err != nil {
+		return result{}, err
+	}
+	ops := len(lat)
+	res := result{opsPerSec: float64(ops) / el.Seconds(), cpuPerOp: (r1 - r0) / time.Duration(ops),
+		wakePerOp: float64(n1-n0) / float64(ops)}
+	res.p50, res.p99 = percentile(lat, 50), percentile(lat, 99)
+	return res, nil
+}
