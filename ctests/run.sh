@@ -167,6 +167,7 @@ compile t_panic distcacheserver || true
 compile t_chroot distcache || true
 compile t_stall distcache || true
 compile t_fast distcache || true
+compile t_sigpipe libnal || true
 compile failvals_gen distcacheserver || true
 
 # The server: our dc_server, else the C server built on our own ABI.
@@ -208,6 +209,7 @@ run t_server 60 "$OUT/t_server"
 run t_garbage 60 "$OUT/t_garbage"
 run t_forkobj 240 "$OUT/t_forkobj" "$OUT"
 run t_forkcache 240 "$OUT/t_forkcache"
+run t_sigpipe 60 "$OUT/t_sigpipe"
 if [ -x "$DC_BIN/dc_server" ] && [ -x "$DC_BIN/dc_client" ]; then
 	run t_stall 120 "$OUT/t_stall" "$DC_BIN" "$OUT"
 else

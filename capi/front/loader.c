@@ -32,6 +32,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -729,13 +730,43 @@ static void *open_copy(const char *path, char *err, size_t errn)
 	return h;
 }
 
+/*
+ * SIGPIPE.  A Go runtime in a c-shared library installs a handler for
+ * SIGPIPE even where the program ignores the signal (it then forwards the
+ * signals of threads that are not Go's to the program's disposition,
+ * SIG_IGN: nothing).  A server that ignores SIGPIPE and writes to clients
+ * that went away (Apache, whose every TLS connection a client closes first
+ * ends in a write that fails with EPIPE) then takes a signal delivery, Go's
+ * handler and a sigreturn per such write: one per resumed handshake under
+ * openssl s_time.  So once the runtime is up (its first exported call has
+ * returned: its handlers are in place), a disposition of SIG_IGN the
+ * program had before the load is put back; nothing changes for a program
+ * that did not ignore the signal.  With SIGPIPE ignored, a write of the
+ * engine's to a closed socket fails with EPIPE, as the engine expects
+ * (it writes with MSG_NOSIGNAL anyway).
+ */
+static void sigpipe_before(struct sigaction *old)
+{
+	memset(old, 0, sizeof *old);
+	if (sigaction(SIGPIPE, NULL, old) != 0)
+		old->sa_handler = SIG_DFL;
+}
+
+static void sigpipe_after(const struct sigaction *old)
+{
+	if (!(old->sa_flags & SA_SIGINFO) && old->sa_handler == SIG_IGN)
+		sigaction(SIGPIPE, old, NULL);
+}
+
 static const struct dcf_engine *load(void)
 {
 	char path[PATH_MAX], err[PATH_MAX + 256];
 	struct dcf_engine t;
+	struct sigaction pipe_was;
 	void *h;
 
 	err[0] = 0;
+	sigpipe_before(&pipe_was);
 	if (!eng_path_ok) {
 		snprintf(err, sizeof err, "cannot locate the engine");
 		goto fail;
@@ -765,6 +796,7 @@ static const struct dcf_engine *load(void)
 			goto fail;
 		}
 	}
+	sigpipe_after(&pipe_was);
 #define DCF_X(r, n, a) \
 	*(void **)&t.n = dlsym(h, "dce_" #n); \
 	if (!t.n) { snprintf(err, sizeof err, "%s: no symbol dce_%s", path, #n); goto fail; }
@@ -774,6 +806,7 @@ static const struct dcf_engine *load(void)
 	restore_snapshot(&table);
 	return &table;
 fail:
+	sigpipe_after(&pipe_was);
 	fprintf(stderr, "distcache: cannot load the engine: %s\n", err);
 	return NULL;
 }
