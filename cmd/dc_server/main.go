@@ -236,6 +236,10 @@ func main() {
 		Progress:     cfg.progress,
 		TLS:          tlsSrv,
 		Metrics:      reg,
+		// Nothing else in this process serves clients but the metrics
+		// server, whose scrapes may wait a millisecond (sessiond's
+		// datagrams should not).
+		HoldLastP: sd == nil,
 	}
 	var c *cache.Cache // the in-memory store; nil with -backend
 	if cfg.backend != "" {

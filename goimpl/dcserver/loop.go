@@ -117,10 +117,16 @@ func (s *Server) serveLoops(ln net.Listener) bool {
 	// A loop's goroutine waits for nothing but its descriptors (the
 	// store is in memory): its waits may hold the P. The loops that may
 	// (GOMAXPROCS-1 at most: evloop.RawWaits) are the last, which a
-	// persistent client goes to first (keep); the others park (also if
-	// RawWaits fails).
+	// persistent client goes to first (keep); on one P, with HoldLastP,
+	// the only loop does while no connection is served by a goroutine,
+	// which would wait for its ticks (evloop.RawWaitsWhile); the others
+	// park (also if RawWaits fails).
 	for i := len(loops) - 1; i >= 0; i-- {
-		loops[i].l.RawWaits()
+		if s.o.HoldLastP {
+			loops[i].l.RawWaitsWhile(s.noGoroutines)
+		} else {
+			loops[i].l.RawWaits()
+		}
 	}
 	s.loopSet.Store(&loops)
 	s.loops.Add(int32(len(loops)))
@@ -142,6 +148,11 @@ func untilClosed(ln net.Listener, sl *srvLoop) {
 		sl.s.log.Printf("Warning, the listening socket had been made blocking; it is non-blocking again")
 	})
 }
+
+// noGoroutines reports whether no connection is served by a goroutine of
+// its own (TLS, handed over, detached from a loop): then a loop may hold
+// the last P in its raw waits.
+func (s *Server) noGoroutines() bool { return s.set.Count() == 0 }
 
 // newLoop makes a loop, accepting on lfd unless it is negative.
 func (s *Server) newLoop(lfd int, others []*srvLoop) (*srvLoop, error) {

@@ -82,6 +82,14 @@ type Options struct {
 	// Metrics, when not nil, counts every request (distcache and
 	// sessiond), the connections and their bytes.
 	Metrics *metrics.Registry
+	// HoldLastP lets the loop of a process with one P (GOMAXPROCS 1, as
+	// when dc_server is pinned to one CPU) wait raw, keeping the P,
+	// while no connection is served by a goroutine
+	// (evloop.RawWaitsWhile): for a process in which nothing else serves
+	// clients (cmd/dc_server without sessiond), since what else waits for
+	// a socket meanwhile (a metrics scrape) is woken at the loop's ticks
+	// only, up to a millisecond late.
+	HoldLastP bool
 }
 
 // Stats are the counters the progress line prints.

@@ -6,7 +6,10 @@
 // of them is readable, then calls its Handler; with RawWaits, it waits in
 // epoll_pwait2 itself, while the Loop is active in a raw system call that
 // keeps the goroutine's P, bounded by a tick (see the notes above Wait;
-// GOMAXPROCS-1 such Loops at most, so that the runtime keeps a P). A daemon accepting a connection per request (Apache
+// GOMAXPROCS-1 such Loops at most, so that the runtime keeps a P; on one
+// P, RawWaitsWhile lets the only Loop hold it while its owner says
+// nothing else needs it, and that Loop lets the runtime's poller run at
+// its ticks). A daemon accepting a connection per request (Apache
 // through dc_client, or straight to dc_server) so answers it from the
 // accepting goroutine: no goroutine, net.Conn, poller registration or
 // getsockname per connection, and every system call on the way (accept4,

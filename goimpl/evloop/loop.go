@@ -31,8 +31,9 @@ type Loop struct {
 	efd int // eventfd: Wake
 	tfd int // timerfd: ticks every tick while the Loop is active (RawWaits)
 
-	// Without RawWaits: epd in the runtime's poller, made on the first
-	// Wait that parks.
+	// Without RawWaits: a duplicate of epd in the runtime's poller, made
+	// on the first Wait that parks (closed again when the last P's Loop,
+	// RawWaitsWhile, goes back to raw waits).
 	ep     *os.File
 	rc     syscall.RawConn
 	waitFn func(uintptr) bool // pollFn, made once
@@ -43,10 +44,17 @@ type Loop struct {
 	n   int    // events returned by the last epoll wait
 	cur uint32 // the events of the Handler being called
 
-	raw     bool // RawWaits
-	ticking bool // tfd is armed: waits are raw
-	busy    bool // an event other than a tick since the last tick
-	noWait2 bool // the kernel has no epoll_pwait2 (before Linux 5.11)
+	raw     bool        // RawWaits (or RawWaitsWhile, while quiet says so)
+	quiet   func() bool // RawWaitsWhile past GOMAXPROCS-1: when raw waits may hold the last P
+	ticking bool        // tfd is armed: waits are raw
+	busy    bool        // an event other than a tick since the last tick
+	noWait2 bool        // the kernel has no epoll_pwait2 (before Linux 5.11)
+
+	// A trip through the runtime's poller (trip): an eventfd in it.
+	tf       *os.File
+	trc      syscall.RawConn
+	tripFn   func(uintptr) bool
+	tripping bool // tripFn's first call of a trip is past
 
 	mu     sync.Mutex // Wake against Close
 	closed bool
@@ -103,11 +111,30 @@ func (l *Loop) open() error {
 // not help (the scheduler runs the goroutine that yielded again before it
 // polls), nor do ordinary system calls for the waits beyond GOMAXPROCS-1
 // (a short one keeps its P).
-func (l *Loop) RawWaits() error {
-	if l.raw {
+func (l *Loop) RawWaits() error { return l.rawWaits(nil) }
+
+// RawWaitsWhile is RawWaits, and on one P, where RawWaits does nothing,
+// the process's first such Loop waits raw too, but only while quiet
+// reports true: its owner knows then that no goroutine of the process
+// waits for a socket where a tick's delay would matter (dc_server: no
+// connection is served by a goroutine, nothing else in the process serves
+// clients). The Loop asks quiet when it becomes active and at each tick;
+// while quiet says false it parks as without RawWaits. What else waits
+// for the runtime's poller (a metrics scrape) is woken at the Loop's
+// ticks, where it goes through the poller (trip): a tick's wait at most.
+// On more Ps the Loop past GOMAXPROCS-1 parks: there a raw wait of the
+// loop that accepts a connection per request cost more than it saved.
+func (l *Loop) RawWaitsWhile(quiet func() bool) error { return l.rawWaits(quiet) }
+
+func (l *Loop) rawWaits(quiet func() bool) error {
+	if l.raw || l.quiet != nil {
 		return nil
 	}
-	if n := rawLoops.Add(1); n >= int32(runtime.GOMAXPROCS(0)) {
+	n := rawLoops.Add(1)
+	switch max := int32(runtime.GOMAXPROCS(0)); {
+	case n < max:
+		quiet = nil // within the limit: always raw
+	case n > max || max > 1 || quiet == nil:
 		rawLoops.Add(-1)
 		return nil
 	}
@@ -121,11 +148,12 @@ func (l *Loop) RawWaits() error {
 		syscall.Close(tfd)
 		return err
 	}
-	l.tfd, l.raw = tfd, true
+	l.tfd, l.raw, l.quiet = tfd, quiet == nil, quiet
 	return nil
 }
 
-// rawLoops counts the Loops of the process with RawWaits.
+// rawLoops counts the Loops of the process with RawWaits (and
+// RawWaitsWhile).
 var rawLoops atomic.Int32
 
 // ctl adds (EPOLL_CTL_ADD) or removes fd, for reading, edge-triggered.
@@ -215,9 +243,9 @@ func (l *Loop) Forget(fd int) {
 // every tick. At a tick that finds no other event since the previous
 // one, the Loop is idle: the timer stops and the Loop waits in an
 // ordinary system call, which gives the P up, until an event makes it
-// active again. At the other ticks it yields the P (runtime.Gosched) to
-// the goroutines and timers waiting for it, when every P is held by an
-// active Loop (otherwise an idle P takes them, and a yield would only
+// active again. At the other ticks it yields the P (trip: through the
+// runtime's poller too) to the goroutines and timers waiting for it, when
+// every P is held by an active Loop (otherwise an idle P takes them, and a yield would only
 // wake that P's thread to take the Loop's goroutine instead). The tick
 // bounds every raw wait without a timeout of its own: a timer set and
 // cancelled at each wait, shorter than the kernel's own tick, costs more
@@ -257,10 +285,16 @@ func (l *Loop) setTicking(on bool) {
 // descriptors. It returns nil after calling Handlers, ErrWake when woken,
 // os.ErrDeadlineExceeded at the deadline.
 func (l *Loop) Wait(deadline time.Time) error {
+	if l.quiet != nil && !l.ticking {
+		l.holdLastP(l.quiet())
+	}
 	if !l.raw {
 		return l.park(deadline)
 	}
 	for {
+		if !l.raw {
+			return l.park(deadline) // RawWaitsWhile: no longer quiet
+		}
 		d := time.Duration(-1) // no timeout
 		if !deadline.IsZero() {
 			if d = time.Until(deadline); d <= 0 {
@@ -293,10 +327,33 @@ func (l *Loop) Wait(deadline time.Time) error {
 	}
 }
 
+// holdLastP has the Loop of RawWaitsWhile wait raw (on) or park. Its
+// epoll descriptor leaves the runtime's poller while it waits raw: there
+// every event would also wake a thread waiting in the poller for nothing.
+func (l *Loop) holdLastP(on bool) {
+	if on == l.raw {
+		return
+	}
+	l.raw = on
+	if !on {
+		l.setTicking(false)
+		return
+	}
+	if l.ep != nil {
+		l.ep.Close() // the duplicate
+		l.ep, l.dl = nil, time.Time{}
+	}
+}
+
 // park is Wait in the runtime's poller.
 func (l *Loop) park(deadline time.Time) error {
 	if l.ep == nil {
-		l.ep = os.NewFile(uintptr(l.epd), "epoll")
+		// A duplicate, which holdLastP may close.
+		fd, _, e := syscall.RawSyscall(syscall.SYS_FCNTL, uintptr(l.epd), syscall.F_DUPFD_CLOEXEC, 0)
+		if e != 0 {
+			return os.NewSyscallError("fcntl", e)
+		}
+		l.ep = os.NewFile(fd, "epoll")
 		rc, err := l.ep.SyscallConn()
 		if err != nil {
 			return err
@@ -379,7 +436,7 @@ func (l *Loop) dispatch() (called bool, err error) {
 	for i := 0; i < l.n; i++ {
 		fd := int(l.ev[i].Fd)
 		switch {
-		case fd == l.tfd && l.raw:
+		case fd == l.tfd:
 			var b [8]byte
 			syscall.RawSyscall(syscall.SYS_READ, uintptr(l.tfd), uintptr(unsafe.Pointer(&b[0])), 8)
 			ticked = true
@@ -407,7 +464,10 @@ func (l *Loop) dispatch() (called bool, err error) {
 		}
 		if int(active.Load()) >= runtime.GOMAXPROCS(0) {
 			yields.Add(1)
-			runtime.Gosched()
+			l.trip()
+		}
+		if l.quiet != nil && l.ticking {
+			l.holdLastP(l.quiet())
 		}
 	case called && !l.ticking:
 		l.setTicking(true)
@@ -415,6 +475,48 @@ func (l *Loop) dispatch() (called bool, err error) {
 		l.busy = true
 	}
 	return called, err
+}
+
+// trip gives the P to what waits for it, when every P is held by an active
+// Loop: the goroutines and timers that are due, and the runtime's poller,
+// which the scheduler polls only when it has nothing else to run (a
+// Gosched alone would run this goroutine again first). The goroutine
+// parks reading an eventfd of its own in the poller, made readable just
+// before, so it is woken by the scheduler's next poll, right after the
+// goroutines that were waiting. A trip costs three system calls.
+func (l *Loop) trip() {
+	if l.tf == nil {
+		efd, _, e := syscall.RawSyscall(syscall.SYS_EVENTFD2, 0, syscall.O_CLOEXEC|syscall.O_NONBLOCK, 0)
+		if e != 0 {
+			runtime.Gosched()
+			return
+		}
+		f := os.NewFile(efd, "evloop-trip")
+		rc, err := f.SyscallConn()
+		if err != nil {
+			f.Close()
+			runtime.Gosched()
+			return
+		}
+		l.tf, l.trc = f, rc
+		l.tripFn = func(fd uintptr) bool {
+			if !l.tripping {
+				// After the poller's reset of the descriptor's
+				// readiness (RawConn.Read), so its next poll sees this.
+				l.tripping = true
+				one := uint64(1)
+				syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&one)), 8)
+				return false
+			}
+			var b [8]byte
+			_, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&b[0])), 8)
+			return e != syscall.EAGAIN
+		}
+	}
+	l.tripping = false
+	if l.trc.Read(l.tripFn) != nil {
+		runtime.Gosched()
+	}
 }
 
 // Wake makes the current or next Wait return ErrWake (after the Handlers
@@ -436,14 +538,17 @@ func (l *Loop) Close() error {
 	l.closed = true
 	syscall.Close(l.efd)
 	l.mu.Unlock()
-	if l.raw {
+	if l.tfd >= 0 {
 		l.setTicking(false)
 		syscall.Close(l.tfd)
 		rawLoops.Add(-1)
-		l.raw = false
+		l.tfd, l.raw, l.quiet = -1, false, nil
+	}
+	if l.tf != nil {
+		l.tf.Close()
 	}
 	if l.ep != nil {
-		return l.ep.Close()
+		l.ep.Close()
 	}
 	return syscall.Close(l.epd)
 }

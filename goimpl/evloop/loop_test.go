@@ -491,3 +491,107 @@ func TestActiveLoopsLeaveAPToThePoller(t *testing.T) {
 		})
 	}
 }
+
+// On one P, the Loop of RawWaitsWhile waits raw while its quiet says so
+// and parks otherwise (its epoll descriptor in the runtime's poller only
+// then); a second such Loop does not wait raw at all.
+func TestLastPLoopWaitsRawWhileQuiet(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	var quiet atomic.Bool
+	quiet.Store(true)
+	l := newLoop(t, false)
+	if err := l.RawWaitsWhile(quiet.Load); err != nil {
+		t.Fatal(err)
+	}
+	other := newLoop(t, false)
+	if err := other.RawWaitsWhile(quiet.Load); err != nil {
+		t.Fatal(err)
+	}
+	if other.raw || other.quiet != nil || other.tfd >= 0 {
+		t.Fatal("a second Loop past GOMAXPROCS-1 may wait raw too")
+	}
+	fds := socketpair(t)
+	var calls atomic.Int32
+	if err := l.Watch(fds[0], handlerFunc(func() {
+		var b [64]byte
+		for {
+			if n, _ := syscall.Read(fds[0], b[:]); n <= 0 {
+				break
+			}
+		}
+		calls.Add(1)
+	})); err != nil {
+		t.Fatal(err)
+	}
+	// raw: whether the Loop waits raw after Waits that see a write each
+	// (its ticks come meanwhile), until it does as wanted.
+	until := func(raw bool) {
+		t.Helper()
+		for end := time.Now().Add(5 * time.Second); l.raw != raw; {
+			if time.Now().After(end) {
+				t.Fatalf("the Loop never went to raw=%v waits", raw)
+			}
+			syscall.Write(fds[1], []byte("x"))
+			if err := l.Wait(time.Now().Add(5 * time.Millisecond)); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Fatal(err)
+			}
+		}
+	}
+	syscall.Write(fds[1], []byte("x"))
+	waitFor(t, l, func() bool { return calls.Load() > 0 })
+	if !l.raw || !l.ticking || l.ep != nil {
+		t.Fatalf("a quiet Loop on the last P: raw %v, ticking %v, in the poller %v; want raw, ticking, not in the poller", l.raw, l.ticking, l.ep != nil)
+	}
+	quiet.Store(false)
+	until(false)
+	n := calls.Load()
+	syscall.Write(fds[1], []byte("x"))
+	waitFor(t, l, func() bool { return calls.Load() > n })
+	if l.raw || l.ticking || l.ep == nil {
+		t.Fatalf("no longer quiet: raw %v, ticking %v, in the poller %v; want a Loop parked in the poller", l.raw, l.ticking, l.ep != nil)
+	}
+	quiet.Store(true)
+	until(true)
+	if l.ep != nil {
+		t.Fatal("back to raw waits, the Loop's epoll descriptor is still in the runtime's poller")
+	}
+}
+
+// The Loop of RawWaitsWhile holding the only P, woken every 200 us, goes
+// through the runtime's poller at its ticks: a goroutine waiting for a
+// socket waits about a tick more, not until the monitor thread polls
+// (every 10 ms: 10 waits of 1 ms in 100 ms where a yield was all).
+func TestLastPLoopLetsThePollerRun(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	plain := bestTrips(t)
+	l := newLoop(t, false)
+	if err := l.RawWaitsWhile(func() bool { return true }); err != nil {
+		t.Fatal(err)
+	}
+	tfd, err := unix.TimerfdCreate(unix.CLOCK_MONOTONIC, unix.TFD_CLOEXEC|unix.TFD_NONBLOCK)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Close(tfd)
+	every := unix.NsecToTimespec(int64(200 * time.Microsecond))
+	unix.TimerfdSettime(tfd, 0, &unix.ItimerSpec{Interval: every, Value: every}, nil)
+	var raw atomic.Bool
+	if err := l.Watch(tfd, handlerFunc(func() {
+		var b [8]byte
+		syscall.Read(tfd, b[:])
+		raw.Store(l.raw)
+	})); err != nil {
+		t.Fatal(err)
+	}
+	y0 := yields.Load()
+	stop := serveInBackground(t, l)
+	busy := bestTrips(t)
+	stop()
+	t.Logf("1 ms waits in the runtime's poller in 100 ms: %d alone, %d beside the last P's active loop (%d trips)", plain, busy, yields.Load()-y0)
+	if !raw.Load() {
+		t.Fatal("the Loop did not wait raw")
+	}
+	if busy < plain/3 {
+		t.Fatalf("the loop holding the only P kept the poller from running: %d waits of 1 ms in 100 ms, against %d without it", busy, plain)
+	}
+}
