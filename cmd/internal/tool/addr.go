@@ -3,6 +3,7 @@
 package tool
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -138,7 +139,13 @@ func Listen(a Addr) (*Listener, error) {
 		l.sockInfo, _ = os.Lstat(a.Address)
 		return l, nil
 	}
-	ln, err := net.Listen(a.Network, a.Address)
+	// Plain TCP, not the Multipath TCP that Go's listeners default to:
+	// distcache clients (the original library, Apache's module, dc_client)
+	// open plain TCP connections, which an MPTCP listener accepts through
+	// its fallback, at a cost for each connection.
+	var lc net.ListenConfig
+	lc.SetMultipathTCP(false)
+	ln, err := lc.Listen(context.Background(), a.Network, a.Address)
 	if err != nil {
 		return nil, err
 	}

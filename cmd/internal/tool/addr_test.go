@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -135,4 +136,40 @@ func TestListenUnixSocketHygiene(t *testing.T) {
 		t.Errorf("RemoveSocket removed another process's socket")
 	}
 	l3.Close()
+}
+
+// TestListenTCPIsPlain: a TCP listener is a plain TCP socket, not the
+// Multipath TCP one Go's listeners are by default where the kernel has it
+// (distcache clients open plain TCP connections, which an MPTCP listener
+// takes through its fallback at a cost per connection).
+func TestListenTCPIsPlain(t *testing.T) {
+	for _, s := range []string{"IP:127.0.0.1:0", "IPv6:[::1]:0"} {
+		a, err := ParseAddr(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ln, err := Listen(a)
+		if err != nil {
+			if a.Network == "tcp6" {
+				t.Logf("%s: %v (no IPv6 loopback here)", s, err)
+				continue
+			}
+			t.Fatal(err)
+		}
+		rc, err := ln.Listener.(syscall.Conn).SyscallConn()
+		if err != nil {
+			t.Fatal(err)
+		}
+		proto, serr := -1, error(nil)
+		rc.Control(func(fd uintptr) {
+			proto, serr = syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_PROTOCOL)
+		})
+		ln.Close()
+		if serr != nil {
+			t.Fatal(serr)
+		}
+		if proto != syscall.IPPROTO_TCP {
+			t.Errorf("%s: the listening socket's protocol is %d, want IPPROTO_TCP (%d); 262 is IPPROTO_MPTCP", s, proto, syscall.IPPROTO_TCP)
+		}
+	}
 }
