@@ -14,8 +14,10 @@
 // has to wait in the middle of a request or for room to write leaves its
 // loop for a goroutine of its own, as TLS connections and handed-over ones
 // always have. A loop waits in epoll_pwait2 itself, in a raw system call
-// that keeps its P while it is active (evloop.Loop.RawWaits; on one P,
-// with Options.HoldLastP, while no connection is served by a goroutine):
+// that keeps its P while requests keep coming, a few milliseconds apart at
+// most, and parks in the runtime's poller when they stop
+// (evloop.Loop.RawWaits; on one P, with Options.HoldLastP, while no
+// connection is served by a goroutine):
 // three system calls per request of a persistent client. TCP connections get their
 // socket options from the listener. Either way the same code
 // reads requests in order and answers them in order; pipelined requests

@@ -4,8 +4,9 @@
 // set of descriptors the caller owns (a listener, accepted connections),
 // and Wait parks the goroutine in the runtime's network poller until one
 // of them is readable, then calls its Handler; with RawWaits, it waits in
-// epoll_pwait2 itself, while the Loop is active in a raw system call that
-// keeps the goroutine's P, bounded by a tick (see the notes above Wait;
+// epoll_pwait2 itself, in a raw system call that keeps the goroutine's P
+// while events come at most a few milliseconds apart, bounded by a tick,
+// and parks when they stop (see the notes above Wait;
 // GOMAXPROCS-1 such Loops at most, so that the runtime keeps a P; on one
 // P, RawWaitsWhile lets the only Loop hold it while its owner says
 // nothing else needs it, and that Loop lets the runtime's poller run at

@@ -29,11 +29,11 @@ var ErrWake = errors.New("evloop: woken")
 type Loop struct {
 	epd int // the epoll descriptor
 	efd int // eventfd: Wake
-	tfd int // timerfd: ticks every tick while the Loop is active (RawWaits)
+	tfd int // timerfd: the tick while the Loop waits raw (RawWaits)
 
-	// Without RawWaits: a duplicate of epd in the runtime's poller, made
-	// on the first Wait that parks (closed again when the last P's Loop,
-	// RawWaitsWhile, goes back to raw waits).
+	// While the Loop parks: a duplicate of epd in the runtime's poller,
+	// made on the first Wait that parks (closed again when a Loop with
+	// RawWaits goes back to raw waits).
 	ep     *os.File
 	rc     syscall.RawConn
 	waitFn func(uintptr) bool // pollFn, made once
@@ -44,11 +44,12 @@ type Loop struct {
 	n   int    // events returned by the last epoll wait
 	cur uint32 // the events of the Handler being called
 
-	raw     bool        // RawWaits (or RawWaitsWhile, while quiet says so)
-	quiet   func() bool // RawWaitsWhile past GOMAXPROCS-1: when raw waits may hold the last P
-	ticking bool        // tfd is armed: waits are raw
-	busy    bool        // an event other than a tick since the last tick
-	noWait2 bool        // the kernel has no epoll_pwait2 (before Linux 5.11)
+	raw     bool          // RawWaits (or RawWaitsWhile, while quiet says so)
+	quiet   func() bool   // RawWaitsWhile past GOMAXPROCS-1: when raw waits may hold the last P
+	period  time.Duration // of the tick (tick, slowTick): waits are raw; 0: disarmed, the Loop parks
+	busy    bool          // an event other than a tick since the last tick
+	lastEv  int64         // when the Loop last had events while not active (mono)
+	noWait2 bool          // the kernel has no epoll_pwait2 (before Linux 5.11)
 
 	// A trip through the runtime's poller (trip): an eventfd in it.
 	tf       *os.File
@@ -93,9 +94,9 @@ func (l *Loop) open() error {
 	return ctl(l.epd, syscall.EPOLL_CTL_ADD, l.efd)
 }
 
-// RawWaits has the Loop wait in raw system calls while it is active (see
-// the notes above Wait), from its next Wait on, instead of parking its
-// goroutine in the runtime's poller: for a Loop whose goroutine never
+// RawWaits has the Loop wait in raw system calls while it has events
+// coming (see the notes above Wait), from its next Wait on, instead of
+// always parking its goroutine in the runtime's poller: for a Loop whose goroutine never
 // waits elsewhere (dc_server's, answering from memory). A Loop whose
 // goroutine also waits for other goroutines (dc_client's, for the
 // upstream's answer) parks: an active Loop holds its P, and the goroutines
@@ -121,7 +122,8 @@ func (l *Loop) RawWaits() error { return l.rawWaits(nil) }
 // clients). The Loop asks quiet when it becomes active and at each tick;
 // while quiet says false it parks as without RawWaits. What else waits
 // for the runtime's poller (a metrics scrape) is woken at the Loop's
-// ticks, where it goes through the poller (trip): a tick's wait at most.
+// ticks, where it goes through the poller (trip): a tick's wait at most
+// (slowTick while the Loop's events come milliseconds apart).
 // On more Ps the Loop past GOMAXPROCS-1 parks: there a raw wait of the
 // loop that accepts a connection per request cost more than it saved.
 func (l *Loop) RawWaitsWhile(quiet func() bool) error { return l.rawWaits(quiet) }
@@ -229,71 +231,125 @@ func (l *Loop) Forget(fd int) {
 }
 
 // How a Loop waits. Without RawWaits, it parks its goroutine in the
-// runtime's poller, where its epoll descriptor is registered: a wait then
-// costs two epoll_waits (the poller's, then the Loop's own) and the
-// scheduler's park and wake-up. With RawWaits, while the Loop is active
-// it waits in raw system calls
-// (epoll_pwait2 without the scheduler's bookkeeping), keeping its
-// goroutine's P: a client that is answered asks again within 20-100 us
-// (the original dc_test, Apache through dc_client), and a raw wait costs
-// neither the scheduler's parking and waking nor the second epoll_wait of
-// its poller (the original distcache needs four system calls per request
-// of a persistent client, poll, read, poll, write; a Loop three). Nothing
-// else runs on that P meanwhile, so an active Loop has a timerfd tick
-// every tick. At a tick that finds no other event since the previous
-// one, the Loop is idle: the timer stops and the Loop waits in an
-// ordinary system call, which gives the P up, until an event makes it
-// active again. At the other ticks it yields the P (trip: through the
-// runtime's poller too) to the goroutines and timers waiting for it, when
-// every P is held by an active Loop (otherwise an idle P takes them, and a yield would only
-// wake that P's thread to take the Loop's goroutine instead). The tick
-// bounds every raw wait without a timeout of its own: a timer set and
-// cancelled at each wait, shorter than the kernel's own tick, costs more
-// than the system call (4 us a wait in a virtual machine, where
-// programming the timer leaves the guest).
-const tick = time.Millisecond
+// runtime's poller, where a duplicate of its epoll descriptor is
+// registered: a wait then costs two epoll_waits (the poller's, then the
+// Loop's own) and the scheduler's park and wake-up. With RawWaits, it
+// waits in one of three ways, chosen by how soon its events come after
+// one another:
+//
+//   - Active (events within activeGap of each other: a client that is
+//     answered asks again within 20-100 us, the original dc_test, Apache
+//     under load): raw epoll_pwait2 calls, keeping its goroutine's P. A
+//     raw wait costs neither the scheduler's parking and waking nor the
+//     poller's second epoll_wait (the original distcache needs four
+//     system calls per request of a persistent client, poll, read, poll,
+//     write; a Loop three). Nothing else runs on that P meanwhile, so the
+//     Loop has a timerfd tick every tick, at which it yields the P (trip:
+//     through the runtime's poller too) to the goroutines and timers
+//     waiting for it when every P is held by a Loop waiting raw
+//     (otherwise an idle P takes them, and a yield would only wake that
+//     P's thread to take the Loop's goroutine instead). A tick that finds
+//     no other event since the previous one makes the Loop
+//   - slow: raw waits as well, with a tick every slowTick, for events
+//     that come one at a time but often (one Apache child's lookups, one
+//     a handshake): each wakes the Loop's own thread, which answers it at
+//     once. An event within activeGap of the previous one makes the Loop
+//     active again; a tick that finds nothing since the previous one
+//     makes it
+//   - parked, in the runtime's poller as without RawWaits, without a P
+//     or a tick: an idle dc_server wakes for nothing. An event makes it
+//     active or slow again when it comes within activeGap or slowTick of
+//     the last one, and leaves it parked otherwise (a lookup every 20 ms
+//     costs the same parked, without a tick to arm and disarm for each).
+//     Its epoll descriptor is in the poller only while it parks: there
+//     every event of a Loop waiting raw would also wake a thread waiting
+//     in the poller, for nothing.
+//
+// A Loop that waited in an ordinary system call once idle, instead of
+// parking, kept the runtime's monitor thread (sysmon) awake: the
+// goroutine, never rescheduled, was found in a system call on the same
+// scheduling tick after 10 ms, its P taken back, and the monitor went
+// back to polling every 20 us, about 60 wake-ups each time: 6 wake-ups
+// per request 2 ms apart and 73 per request 20 ms apart, against 1.5 for
+// the original distcache. Waiting raw, the goroutine is preempted by a
+// signal (EINTR) now and then instead, and yields.
+//
+// The tick bounds every raw wait without a timeout of its own: a timer
+// set and cancelled at each wait, shorter than the kernel's own tick,
+// costs more than the system call (4 us a wait in a virtual machine,
+// where programming the timer leaves the guest).
+const (
+	tick      = time.Millisecond
+	slowTick  = 10 * time.Millisecond
+	activeGap = 250 * time.Microsecond
+)
 
-// active counts the Loops of the process whose tick is armed.
-var active atomic.Int32
+// active counts the Loops of the process whose tick is armed (active or
+// slow: holding their P in raw waits); armed counts the times a Loop
+// became active; parks the times a Loop with RawWaits parked.
+var (
+	active atomic.Int32
+	armed  atomic.Int64
+	parks  atomic.Int64
+)
 
-// yields counts the ticks at which an active Loop gave its P away (every
-// P held by an active Loop: GOMAXPROCS lowered after Loops began to wait
-// raw, as the runtime does when the process's CPU limit shrinks).
+// yields counts the ticks at which a Loop gave its P away (every P held
+// by a Loop waiting raw: GOMAXPROCS lowered after Loops began to wait
+// raw, as the runtime does when the process's CPU limit shrinks, or the
+// last P's Loop of RawWaitsWhile).
 var yields atomic.Int64
 
-// setTicking arms (on) or disarms the tick.
-func (l *Loop) setTicking(on bool) {
-	var its unix.ItimerSpec
-	if on {
-		its.Interval = unix.NsecToTimespec(int64(tick))
-		its.Value = its.Interval
-	}
+// setPeriod arms the tick with period p (tick, slowTick), or disarms it
+// (0: the Loop parks), and keeps the counts.
+func (l *Loop) setPeriod(p time.Duration) {
 	l.busy = false
-	if on == l.ticking || unix.TimerfdSettime(l.tfd, 0, &its, nil) != nil {
+	if p == l.period {
 		return
 	}
-	l.ticking = on
-	if on {
+	var its unix.ItimerSpec
+	if p > 0 {
+		its.Interval = unix.NsecToTimespec(int64(p))
+		its.Value = its.Interval
+	}
+	if unix.TimerfdSettime(l.tfd, 0, &its, nil) != nil {
+		return
+	}
+	was := l.period
+	l.period = p
+	switch {
+	case was == 0:
 		active.Add(1)
-	} else {
+	case p == 0:
 		active.Add(-1)
 	}
+	if p == tick {
+		armed.Add(1)
+	}
+	if p > 0 && l.ep != nil {
+		l.ep.Close() // the duplicate: out of the poller while waiting raw
+		l.ep, l.dl = nil, time.Time{}
+	}
 }
+
+// epoch is the origin of mono.
+var epoch = time.Now()
+
+// mono is a monotonic clock in nanoseconds.
+func mono() int64 { return int64(time.Since(epoch)) }
 
 // Wait waits until a watched descriptor is ready, Wake is called or the
 // deadline passes (zero: none), and calls the Handlers of the ready
 // descriptors. It returns nil after calling Handlers, ErrWake when woken,
 // os.ErrDeadlineExceeded at the deadline.
 func (l *Loop) Wait(deadline time.Time) error {
-	if l.quiet != nil && !l.ticking {
+	if l.quiet != nil && l.period == 0 {
 		l.holdLastP(l.quiet())
 	}
-	if !l.raw {
-		return l.park(deadline)
-	}
 	for {
-		if !l.raw {
-			return l.park(deadline) // RawWaitsWhile: no longer quiet
+		if !l.raw || l.period == 0 {
+			// Without raw waits, parked, or RawWaitsWhile no longer
+			// quiet.
+			return l.park(deadline)
 		}
 		d := time.Duration(-1) // no timeout
 		if !deadline.IsZero() {
@@ -304,11 +360,10 @@ func (l *Loop) Wait(deadline time.Time) error {
 				return os.ErrDeadlineExceeded
 			}
 		}
-		raw := l.ticking
-		if raw && d >= tick {
+		if d >= l.period {
 			d = -1 // the tick ends it soon enough
 		}
-		r, e := l.epollWait(d, raw)
+		r, e := l.epollWait(d)
 		switch {
 		case e == syscall.EINTR:
 			// A signal, maybe the runtime's preemption (a raw wait is
@@ -327,28 +382,22 @@ func (l *Loop) Wait(deadline time.Time) error {
 	}
 }
 
-// holdLastP has the Loop of RawWaitsWhile wait raw (on) or park. Its
-// epoll descriptor leaves the runtime's poller while it waits raw: there
-// every event would also wake a thread waiting in the poller for nothing.
+// holdLastP lets the Loop of RawWaitsWhile wait raw (on), as RawWaits
+// does, or has it park.
 func (l *Loop) holdLastP(on bool) {
 	if on == l.raw {
 		return
 	}
 	l.raw = on
 	if !on {
-		l.setTicking(false)
-		return
-	}
-	if l.ep != nil {
-		l.ep.Close() // the duplicate
-		l.ep, l.dl = nil, time.Time{}
+		l.setPeriod(0)
 	}
 }
 
 // park is Wait in the runtime's poller.
 func (l *Loop) park(deadline time.Time) error {
 	if l.ep == nil {
-		// A duplicate, which holdLastP may close.
+		// A duplicate, which setPeriod may close.
 		fd, _, e := syscall.RawSyscall(syscall.SYS_FCNTL, uintptr(l.epd), syscall.F_DUPFD_CLOEXEC, 0)
 		if e != 0 {
 			return os.NewSyscallError("fcntl", e)
@@ -359,6 +408,9 @@ func (l *Loop) park(deadline time.Time) error {
 			return err
 		}
 		l.rc, l.waitFn = rc, l.pollFn
+		if l.tfd >= 0 {
+			parks.Add(1)
+		}
 	}
 	if !deadline.Equal(l.dl) {
 		l.dl = deadline
@@ -390,12 +442,9 @@ func (l *Loop) pollFn(fd uintptr) bool {
 }
 
 // epollWait waits up to d (negative: without end) for events into l.ev,
-// in a raw system call (keeping the P) or an ordinary one.
-func (l *Loop) epollWait(d time.Duration, raw bool) (int, syscall.Errno) {
-	call := syscall.Syscall6
-	if raw {
-		call = syscall.RawSyscall6
-	}
+// in a raw system call (keeping the P).
+func (l *Loop) epollWait(d time.Duration) (int, syscall.Errno) {
+	call := syscall.RawSyscall6
 	ev := uintptr(unsafe.Pointer(&l.ev[0]))
 	if !l.noWait2 {
 		var ts *unix.Timespec
@@ -456,21 +505,35 @@ func (l *Loop) dispatch() (called bool, err error) {
 	switch {
 	case !l.raw:
 	case ticked:
-		// Active until a tick finds nothing since the previous one.
+		// Active, then slow, then parked, each until a tick finds
+		// nothing since the previous one.
 		if called || l.busy {
 			l.busy = false
+		} else if l.period == tick {
+			l.setPeriod(slowTick)
 		} else {
-			l.setTicking(false)
+			l.setPeriod(0)
 		}
 		if int(active.Load()) >= runtime.GOMAXPROCS(0) {
 			yields.Add(1)
 			l.trip()
 		}
-		if l.quiet != nil && l.ticking {
+		if l.quiet != nil && l.period > 0 {
 			l.holdLastP(l.quiet())
 		}
-	case called && !l.ticking:
-		l.setTicking(true)
+	case called && l.period != tick:
+		// Slow or parked: how long since the last events says what next.
+		now := mono()
+		gap := time.Duration(now - l.lastEv)
+		switch {
+		case gap < activeGap:
+			l.setPeriod(tick)
+		case l.period == 0 && gap < slowTick:
+			l.setPeriod(slowTick)
+		default:
+			l.busy = true
+		}
+		l.lastEv = now
 	case called:
 		l.busy = true
 	}
@@ -539,7 +602,7 @@ func (l *Loop) Close() error {
 	syscall.Close(l.efd)
 	l.mu.Unlock()
 	if l.tfd >= 0 {
-		l.setTicking(false)
+		l.setPeriod(0)
 		syscall.Close(l.tfd)
 		rawLoops.Add(-1)
 		l.tfd, l.raw, l.quiet = -1, false, nil
