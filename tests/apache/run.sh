@@ -20,7 +20,7 @@
 #                     runs only the side-by-side benchmark of session caches
 #                     (make bench-socache): APACHE_BENCH_PARTS="resume failover";
 #                     resume: APACHE_RESUME_SECS, APACHE_RESUME_ROUNDS,
-#                     APACHE_RESUME_MPMS, APACHE_ORIG; failover:
+#                     APACHE_RESUME_MPMS, APACHE_ORIG, APACHE_RESUME_ALT; failover:
 #                     APACHE_BENCH_N handshakes a run
 set -euo pipefail
 
@@ -787,7 +787,9 @@ redis_ok() {
 # s_time run), APACHE_RESUME_ROUNDS, APACHE_RESUME_MPMS, APACHE_ORIG (a
 # distcache 1.5 prefix: its library, built into mod_socache_dc, and its
 # dc_server as one more row, when its libraries can be linked into a
-# module).
+# module), APACHE_RESUME_ALT (a directory of other builds of our tools:
+# one more row, dc-client-alt, through its dc_client to its dc_server, or
+# to ours when it has none, for comparing two builds in one run).
 RESUME_PROVIDERS=()   # row names, in table order
 declare -A RESUME_CACHE RESUME_DAEMONS RESUME_MOD RESUME_ENV
 cpu_ticks() { # cpu_ticks PID...: utime+stime of the processes, in clock ticks
@@ -832,6 +834,25 @@ resume_setup() { # the stores and daemons every MPM's instances use
 	RESUME_DAEMONS[dc-straight]=$dcs_unix
 	RESUME_CACHE[dc-client]=dc:UNIX:$T/rs-dcc.sock
 	RESUME_DAEMONS[dc-client]="$dcc $dcs_tcp"
+	if [ -n "${APACHE_RESUME_ALT:-}" ]; then
+		local alt=$APACHE_RESUME_ALT altsrv=$APACHE_RESUME_ALT/dc_server aport
+		[ -x "$alt/dc_client" ] || die "APACHE_RESUME_ALT=$alt has no dc_client"
+		[ -x "$altsrv" ] || altsrv=$BIN/dc_server
+		aport=$(free_port)
+		while [ "$aport" = "$dport" ]; do aport=$(free_port); done
+		"$altsrv" -listen "IP:127.0.0.1:$aport" >>"$T/rs-dc_server-alt.log" 2>&1 &
+		PIDS+=("$!")
+		local alts=$!
+		wait_until 10 port_open "$aport" || die "the other dc_server does not listen on $aport"
+		rm -f "$T/rs-dcc-alt.sock"
+		"$alt/dc_client" -listen "UNIX:$T/rs-dcc-alt.sock" -server "IP:127.0.0.1:$aport" \
+			-sockgroup www-data -sockperms 0660 >>"$T/rs-dc_client-alt.log" 2>&1 &
+		PIDS+=("$!")
+		RESUME_DAEMONS[dc-client-alt]="$! $alts"
+		wait_until 10 test -S "$T/rs-dcc-alt.sock" || die "the other dc_client made no socket"
+		RESUME_PROVIDERS+=(dc-client-alt)
+		RESUME_CACHE[dc-client-alt]=dc:UNIX:$T/rs-dcc-alt.sock
+	fi
 	local p
 	for p in "${RESUME_PROVIDERS[@]}"; do RESUME_MOD[$p]=$MODSO; RESUME_ENV[$p]=; done
 
@@ -930,7 +951,8 @@ run_resume() {
 	# the rows: shmcb (shared memory), memcache: (memcached), redis:
 	# (redis-server), dc-straight (dc: to dc_server's unix socket), dc-client
 	# (dc: to dc_client's unix socket, dc_client to dc_server on TCP
-	# loopback), orig (distcache 1.5's library and dc_server, unix socket)
+	# loopback), dc-client-alt (the same through APACHE_RESUME_ALT's tools),
+	# orig (distcache 1.5's library and dc_server, unix socket)
 	RESUME_TABLES=("${tables[@]}")
 }
 
