@@ -22,19 +22,20 @@ import (
 // connection per operation (Apache through dc_client) cost no large
 // allocations.
 type conn struct {
-	s        *Server
-	nc       net.Conn   // nil while an event loop serves the connection
-	io       rawio.Conn // reads and writes nc (or fd)
-	rd       *proto.Reader
-	out      []byte // encoded responses not yet written
-	payload  []byte // response payload scratch
-	reads    int    // Read calls during the current ReadMessage
-	msgStart time.Time
-	timedOut string
-	rdl, wdl time.Time // deadlines currently set on nc
-	head     []byte    // the first bytes read (a TLS client on a plaintext listener?)
-	pre      []byte    // request bytes a predecessor read and did not answer (Adopt)
-	cs       connState // what the connection limits see (limits.go)
+	s         *Server
+	nc        net.Conn   // nil while an event loop serves the connection
+	io        rawio.Conn // reads and writes nc (or fd)
+	rd        *proto.Reader
+	out       []byte // encoded responses not yet written
+	payload   []byte // response payload scratch
+	reads     int    // Read calls during the current ReadMessage
+	msgStart  time.Time
+	flushTime time.Time // when flush last began
+	timedOut  string
+	rdl, wdl  time.Time // deadlines currently set on nc
+	head      []byte    // the first bytes read (a TLS client on a plaintext listener?)
+	pre       []byte    // request bytes a predecessor read and did not answer (Adopt)
+	cs        connState // what the connection limits see (limits.go)
 
 	// While an event loop serves the connection (loop.go): its socket,
 	// its place in the loop's list, and why the loop runs it.
@@ -82,10 +83,12 @@ var errClosing = errors.New("server shutting down")
 // get one batched write and a client never waits for an answer that sits
 // in our buffer. It also arms the idle and partial-request deadlines.
 func (c *conn) Read(p []byte) (int, error) {
+	flushed := false
 	if len(c.out) > 0 && !c.pending() {
 		if err := c.flush(); err != nil {
 			return 0, err
 		}
+		flushed = c.loop != nil // a loop's writes never wait
 	}
 	s := c.s
 	var dl time.Time
@@ -93,13 +96,21 @@ func (c *conn) Read(p []byte) (int, error) {
 	if idle {
 		c.msgStart = time.Time{}
 		c.trim()
-		now := time.Now()
-		if c.cs.state.Load() != stateNew {
-			c.cs.set(stateIdle, now)
-		}
-		if s.o.Idle > 0 {
-			dl = now.Add(s.o.Idle)
-			c.timedOut = "idle"
+		// The clock is read only when needed: not for a new connection's
+		// first read without Idle (its state keeps the accept's time),
+		// and not right after a loop's write, whose time serves.
+		if st := c.cs.state.Load(); st != stateNew || s.o.Idle > 0 {
+			now := c.flushTime
+			if !flushed {
+				now = time.Now()
+			}
+			if st != stateNew {
+				c.cs.set(stateIdle, now)
+			}
+			if s.o.Idle > 0 {
+				dl = now.Add(s.o.Idle)
+				c.timedOut = "idle"
+			}
 		}
 	} else {
 		if c.msgStart.IsZero() {
@@ -175,6 +186,7 @@ func (c *conn) flush() error {
 		return errClosing // the successor writes them
 	}
 	now := time.Now()
+	c.flushTime = now
 	if !c.wdl.IsZero() && c.wdl.Sub(now) < c.s.o.FrameTimeout/2 {
 		c.wdl = now.Add(c.s.o.FrameTimeout)
 		c.nc.SetWriteDeadline(c.wdl)
