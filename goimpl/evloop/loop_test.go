@@ -380,8 +380,8 @@ func TestBusyLoopYields(t *testing.T) {
 	}
 }
 
-// A Loop that has nothing more to do stops its tick and waits in an
-// ordinary system call: on one P, a goroutine's sleeps go on as without it.
+// A Loop that has nothing more to do stops its tick and parks in the
+// runtime's poller: on one P, a goroutine's sleeps go on as without it.
 func TestIdleLoopGivesThePBack(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 	plain := bestSleeps()
