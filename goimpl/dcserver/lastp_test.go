@@ -112,10 +112,10 @@ func TestHoldLastPParksForGoroutines(t *testing.T) {
 	beside := bestRoundTrips(g)
 	ops := s.Ops() - ops0 - uint64(3*beside)
 	t.Logf("round trips of a goroutine's connection in 100 ms: %d beside an idle loop, %d beside a loop busy with another process (%d of its requests answered meanwhile)", plain, beside, ops)
-	if ops < 1000 {
+	if ops < 200 { // a starved busy client (a loaded machine) tests nothing
 		t.Fatalf("the loop was not kept busy: %d requests of the other process answered", ops)
 	}
-	if beside < plain/5 {
+	if beside < plain/10 { // waiting raw: at most about 50, against thousands
 		t.Fatalf("beside a busy loop on one P, a goroutine's connection made %d round trips in 100 ms, against %d beside an idle one", beside, plain)
 	}
 }

@@ -106,7 +106,10 @@ func TestWithDCClient(t *testing.T) {
 	srv, cli := filepath.Join(dir, "srv"), filepath.Join(dir, "cli")
 	store := fake.NewStore()
 	s := fake.Start(t, "unix", srv, store)
-	startTool(t, cli, cliBin, "-listen", "UNIX:"+cli, "-server", "UNIX:"+srv, "-retry", "100")
+	// -reqtimeout: with the race detector on a loaded machine the fake
+	// server in this process took more than the default 100 ms (17 of the
+	// hammer's operations failed); this test is not about timeouts.
+	startTool(t, cli, cliBin, "-listen", "UNIX:"+cli, "-server", "UNIX:"+srv, "-retry", "100", "-reqtimeout", "2000")
 	c := newCtx(t, "UNIX:"+cli, FlagPersistent, nil)
 	id := []byte("via-proxy")
 	fake.WaitFor(t, "dc_client to reach the server", func() bool { return c.HasSession(id) != -1 })
