@@ -3,9 +3,12 @@
 package dcserver
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -50,22 +53,21 @@ func TestBusyClientProcess(t *testing.T) {
 	}
 }
 
-// roundTrips counts c's HAVE round trips in d.
-func roundTrips(c *client, d time.Duration) int {
-	n := 0
-	for end := time.Now().Add(d); time.Now().Before(end); n++ {
+// roundTrips times c's HAVE round trips for d, one by one.
+func roundTrips(c *client, d time.Duration) []time.Duration {
+	var took []time.Duration
+	for end := time.Now().Add(d); time.Now().Before(end); {
+		t0 := time.Now()
 		c.roundTrip(proto.OpHave, []byte("x"))
+		took = append(took, time.Since(t0))
 	}
-	return n
+	return took
 }
 
-// bestRoundTrips is the most of three counts over 100 ms.
-func bestRoundTrips(c *client) int {
-	best := 0
-	for i := 0; i < 3; i++ {
-		best = max(best, roundTrips(c, 100*time.Millisecond))
-	}
-	return best
+// quantile is the q-quantile of d (which it sorts).
+func quantile(d []time.Duration, q float64) time.Duration {
+	slices.Sort(d)
+	return d[int(q*float64(len(d)-1))]
 }
 
 // On one P with HoldLastP the loop waits raw, keeping the P, while every
@@ -74,7 +76,10 @@ func bestRoundTrips(c *client) int {
 // that connection is answered as promptly as beside an idle loop while
 // another process keeps the loop busy. Waiting raw, the loop would let
 // the poller run at its ticks only: a round trip per two ticks at best
-// (the server's read, then the client's), 50 in 100 ms.
+// (the server's read, then the client's), 2 ms, or a few at a tick now
+// and then. So three round trips in four are to take under half a tick
+// (a loaded machine that takes the CPU away for a while lengthens a few
+// round trips, not most).
 func TestHoldLastPParksForGoroutines(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 	c := cache.New(cache.Config{})
@@ -94,7 +99,7 @@ func TestHoldLastPParksForGoroutines(t *testing.T) {
 	}
 	g.recv()
 	g.nc.SetDeadline(time.Now().Add(time.Minute))
-	plain := bestRoundTrips(g)
+	plain := quantile(roundTrips(g, 300*time.Millisecond), 0.75)
 
 	busy := exec.Command(os.Args[0], "-test.run=^TestBusyClientProcess$")
 	busy.Env = append(os.Environ(), busyClientEnv+"="+sock)
@@ -108,14 +113,38 @@ func TestHoldLastPParksForGoroutines(t *testing.T) {
 			t.Fatal("the busy client process asked nothing")
 		}
 	}
-	ops0 = s.Ops()
-	beside := bestRoundTrips(g)
-	ops := s.Ops() - ops0 - uint64(3*beside)
-	t.Logf("round trips of a goroutine's connection in 100 ms: %d beside an idle loop, %d beside a loop busy with another process (%d of its requests answered meanwhile)", plain, beside, ops)
-	if ops < 200 { // a starved busy client (a loaded machine) tests nothing
-		t.Fatalf("the loop was not kept busy: %d requests of the other process answered", ops)
+	// Windows of 100 ms in which the loop answered the other process
+	// at least once every two ticks on average (the server's count
+	// less g's own), so that it was active most of the time: waiting
+	// raw, it would have held the P then (round trips of 2 ms, most of
+	// them). A loaded machine may starve that process (on one CPU it
+	// shares it with this one, which keeps it busy): the windows
+	// without enough of its requests do not count. It may also slow
+	// most round trips for a while (at load 10, with -race and two
+	// runs on one CPU, 1 run in 20 measured three in four over 1 ms
+	// three times): up to five measures, each of five windows that
+	// count. With raw waits every measure is over 2 ms.
+	var fails []string
+	for try := 0; try < 5; try++ {
+		var took []time.Duration
+		var busyOps []int
+		for windows := 0; len(busyOps) < 5 && windows < 50; windows++ {
+			ops0 = s.Ops()
+			w := roundTrips(g, 100*time.Millisecond)
+			if ops := int(s.Ops()-ops0) - len(w); ops >= 50 {
+				took, busyOps = append(took, w...), append(busyOps, ops)
+			}
+		}
+		if len(busyOps) < 5 {
+			fails = append(fails, fmt.Sprintf("the loop was not kept busy: the other process had 50 requests answered in only %d of 50 windows of 100 ms (%v)", len(busyOps), busyOps))
+			continue
+		}
+		beside := quantile(took, 0.75)
+		t.Logf("a goroutine's connection's round trips, three in four within: %v beside an idle loop, %v beside a loop busy with another process (%d round trips in 500 ms, median %v, while %v of its requests were answered in each 100 ms)", plain, beside, len(took), quantile(took, 0.5), busyOps)
+		if beside < 500*time.Microsecond {
+			return
+		}
+		fails = append(fails, fmt.Sprintf("beside a busy loop on one P, a goroutine's connection made %d round trips in 500 ms, one in four over %v, against %v beside an idle one: it waits for the loop's ticks", len(took), beside, plain))
 	}
-	if beside < plain/10 { // waiting raw: at most about 50, against thousands
-		t.Fatalf("beside a busy loop on one P, a goroutine's connection made %d round trips in 100 ms, against %d beside an idle one", beside, plain)
-	}
+	t.Fatal(strings.Join(fails, "; "))
 }
