@@ -51,6 +51,12 @@ type conn struct {
 	drained    bool // the last read emptied the socket (watched, so the loop hears of more)
 	hup        bool // the loop reported the peer's shutdown in this turn
 	budget     int  // requests it may still answer in this turn
+	// Served by a goroutine because its request came in pieces: it goes
+	// back to a loop once answered (toLoop).
+	fromLoop bool
+	// In a loop, when it stops waiting for the rest of its request
+	// (waitPartial); zero between requests.
+	partialUntil time.Time
 }
 
 var connPool sync.Pool
@@ -78,6 +84,10 @@ func (c *conn) recycle() {
 
 var errClosing = errors.New("server shutting down")
 
+// errToLoop is what Read returns, to run, for a connection that may go
+// back to an event loop now (toLoop).
+var errToLoop = errors.New("back to an event loop")
+
 // Read is what the proto.Reader reads through. It writes the responses
 // queued so far before every read that may block, so pipelined requests
 // get one batched write and a client never waits for an answer that sits
@@ -93,6 +103,9 @@ func (c *conn) Read(p []byte) (int, error) {
 	s := c.s
 	var dl time.Time
 	idle := c.reads == 0 && c.rd.Buffered() == 0
+	if idle && c.fromLoop && len(c.out) == 0 && len(c.pre) == 0 && !s.set.Closing() {
+		return 0, errToLoop
+	}
 	if idle {
 		c.msgStart = time.Time{}
 		c.trim()
@@ -113,10 +126,12 @@ func (c *conn) Read(p []byte) (int, error) {
 			}
 		}
 	} else {
+		// Partial again after each piece read (busy meanwhile), since
+		// the request's first bytes.
 		if c.msgStart.IsZero() {
 			c.msgStart = time.Now()
-			c.cs.set(statePartial, c.msgStart)
 		}
+		c.cs.set(statePartial, c.msgStart)
 		dl = c.msgStart.Add(s.o.FrameTimeout)
 		c.timedOut = "partial request"
 	}
@@ -256,6 +271,13 @@ func (c *conn) run() (ended bool) {
 		if err == rawio.ErrWouldBlock {
 			return false
 		}
+		if err == errToLoop {
+			if c.toLoop() {
+				return true // the loop's from now on
+			}
+			c.fromLoop = false // it stays here
+			continue
+		}
 		if err != nil && c.handOff(err) {
 			c.end(metrics.CloseShutdown, false)
 			return true
@@ -271,6 +293,7 @@ func (c *conn) run() (ended bool) {
 			return true
 		}
 		c.reads, c.msgStart = 0, time.Time{} // the next message's time starts with its first bytes
+		c.partialUntil = time.Time{}
 		payload, err := s.handle(m, c.payload[:0])
 		if payload != nil {
 			c.payload = payload

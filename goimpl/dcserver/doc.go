@@ -13,7 +13,9 @@
 // between requests or answering requests that have arrived whole; one that
 // has to wait in the middle of a request or for room to write leaves its
 // loop for a goroutine of its own, as TLS connections and handed-over ones
-// always have. A loop waits in epoll_pwait2 itself, in a raw system call
+// always have (one whose request comes in pieces waits in its loop for
+// the rest for 5 ms first, and has the goroutine for that request only).
+// A loop waits in epoll_pwait2 itself, in a raw system call
 // that keeps its P while requests keep coming, a few milliseconds apart at
 // most, and parks in the runtime's poller when they stop
 // (evloop.Loop.RawWaits; on one P, with Options.HoldLastP, while no

@@ -4,6 +4,7 @@ package dcserver
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"runtime"
@@ -53,6 +54,31 @@ func TestBusyClientProcess(t *testing.T) {
 	}
 }
 
+// adopted is a client of a connection s serves in a goroutine of its own,
+// as one handed over by the process s replaces (Adopt): a connection whose
+// request came in pieces goes back to a loop once answered.
+func adopted(t *testing.T, s *Server) *client {
+	t.Helper()
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ncs [2]net.Conn
+	for i, fd := range fds {
+		f := os.NewFile(uintptr(fd), "socketpair")
+		nc, err := net.FileConn(f)
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ncs[i] = nc
+	}
+	s.Adopt(ncs[0], nil, nil)
+	t.Cleanup(func() { ncs[1].Close() })
+	ncs[1].SetDeadline(time.Now().Add(10 * time.Second))
+	return &client{t, ncs[1], proto.NewReader(ncs[1], proto.WantResponses)}
+}
+
 // roundTrips times c's HAVE round trips for d, one by one.
 func roundTrips(c *client, d time.Duration) []time.Duration {
 	var took []time.Duration
@@ -71,8 +97,8 @@ func quantile(d []time.Duration, q float64) time.Duration {
 }
 
 // On one P with HoldLastP the loop waits raw, keeping the P, while every
-// connection is served by it; once one is served by a goroutine (its
-// request came in pieces), the loop parks in the runtime's poller, and
+// connection is served by it; once one is served by a goroutine (here one
+// handed over by a predecessor), the loop parks in the runtime's poller, and
 // that connection is answered as promptly as beside an idle loop while
 // another process keeps the loop busy. Waiting raw, the loop would let
 // the poller run at its ticks only: a round trip per two ticks at best
@@ -84,20 +110,11 @@ func TestHoldLastPParksForGoroutines(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 	c := cache.New(cache.Config{})
 	s, sock := serveT(t, Options{Store: c.Store(), HoldLastP: true})
-	g := dial(t, sock)
-	req := request(9, proto.OpHave, []byte("x"))
-	if _, err := g.nc.Write(req[:5]); err != nil {
-		t.Fatal(err)
+	g := adopted(t, s)
+	g.roundTrip(proto.OpHave, []byte("x"))
+	if s.set.Count() != 1 {
+		t.Fatalf("%d connections served by goroutines, want the adopted one", s.set.Count())
 	}
-	for end := time.Now().Add(10 * time.Second); s.set.Count() == 0; time.Sleep(time.Millisecond) {
-		if time.Now().After(end) {
-			t.Fatal("a connection whose request came in pieces is still served by the loop")
-		}
-	}
-	if _, err := g.nc.Write(req[5:]); err != nil {
-		t.Fatal(err)
-	}
-	g.recv()
 	g.nc.SetDeadline(time.Now().Add(time.Minute))
 	plain := quantile(roundTrips(g, 300*time.Millisecond), 0.75)
 

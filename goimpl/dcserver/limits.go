@@ -124,7 +124,7 @@ func (r *registry) evict(cs *connState) *victim {
 
 // swap makes nc what evicting cs closes (a connection leaving its event
 // loop for a goroutine).
-func (r *registry) swap(cs *connState, nc net.Conn) {
+func (r *registry) swap(cs *connState, nc sock) {
 	r.mu.Lock()
 	cs.raw = nc
 	r.mu.Unlock()

@@ -117,8 +117,9 @@ func TestLoopsServe(t *testing.T) {
 }
 
 // A request that arrives in pieces leaves the loop for a goroutine, whose
-// frame timeout applies: completed in time it is answered, left partial
-// the connection is closed and logged.
+// frame timeout applies: completed in time it is answered, and the
+// connection goes back to a loop for its next requests; left partial it
+// is closed and logged.
 func TestLoopPartialRequest(t *testing.T) {
 	c := cache.New(cache.Config{})
 	logs, lf := logCh()
@@ -142,9 +143,34 @@ func TestLoopPartialRequest(t *testing.T) {
 	if m := cl.recv(); !bytes.Equal(m.Payload, []byte{0}) || m.UID != 3 {
 		t.Fatalf("ADD in pieces: uid %d, %x", m.UID, m.Payload)
 	}
-	// Kept in its goroutine, the connection serves on.
-	if p := cl.roundTrip(proto.OpHave, []byte("id")); !bytes.Equal(p, []byte{0}) {
-		t.Fatalf("HAVE: %x", p)
+	// Back in a loop, the connection serves on.
+	waitConn(t, s, "back in a loop", func(cs *connState) bool {
+		_, fd := cs.raw.(fdSock)
+		return fd
+	})
+	for end := time.Now().Add(10 * time.Second); s.set.Count() != 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatalf("%d connections still served by goroutines", s.set.Count())
+		}
+	}
+	for i := 0; i < 3; i++ {
+		if p := cl.roundTrip(proto.OpHave, []byte("id")); !bytes.Equal(p, []byte{0}) {
+			t.Fatalf("HAVE: %x", p)
+		}
+	}
+	// And in pieces again, it leaves the loop again.
+	if _, err := cl.nc.Write(req[:5]); err != nil {
+		t.Fatal(err)
+	}
+	waitConn(t, s, "in a goroutine again", func(cs *connState) bool {
+		_, fd := cs.raw.(fdSock)
+		return !fd && cs.state.Load() == statePartial
+	})
+	if _, err := cl.nc.Write(req[5:]); err != nil {
+		t.Fatal(err)
+	}
+	if m := cl.recv(); !bytes.Equal(m.Payload, []byte{proto.AddErrMatching}) {
+		t.Fatalf("the same ADD again, in pieces: %x", m.Payload)
 	}
 	slow := dial(t, sock)
 	slow.nc.Write(req[:20])
@@ -154,6 +180,39 @@ func TestLoopPartialRequest(t *testing.T) {
 		t.Fatalf("a partial request closed after %v, before the frame timeout", d)
 	}
 	expectLog(t, logs, "partial request timed out")
+}
+
+// A request whose pieces come within partialGrace of each other (here a
+// minute) is read and answered by its loop: the connection waits there
+// for each next piece, and never has a goroutine.
+func TestLoopWaitsForTheRestOfARequest(t *testing.T) {
+	g := partialGrace
+	t.Cleanup(func() { partialGrace = g }) // after the server's end
+	partialGrace = time.Minute
+	c := cache.New(cache.Config{})
+	s, sock := serveT(t, Options{Store: c.Store(), Loops: 1})
+	req := request(3, proto.OpAdd, proto.AppendAddRequest(nil, 60000, []byte("id"), bytes.Repeat([]byte{1}, 3000)))
+	cl := dial(t, sock)
+	for i, part := range [][]byte{req[:5], req[5:2100], req[2100:]} {
+		if _, err := cl.nc.Write(part); err != nil {
+			t.Fatal(err)
+		}
+		if i < 2 {
+			waitConn(t, s, "waiting in its loop for the rest of a request", func(cs *connState) bool {
+				_, fd := cs.raw.(fdSock)
+				return fd && cs.state.Load() == statePartial
+			})
+		}
+	}
+	if m := cl.recv(); !bytes.Equal(m.Payload, []byte{0}) || m.UID != 3 {
+		t.Fatalf("ADD in pieces: uid %d, %x", m.UID, m.Payload)
+	}
+	if p := cl.roundTrip(proto.OpHave, []byte("id")); !bytes.Equal(p, []byte{0}) {
+		t.Fatalf("HAVE: %x", p)
+	}
+	if n := s.set.Count(); n != 0 {
+		t.Fatalf("%d connections served by goroutines, want none", n)
+	}
 }
 
 // A connection waiting in the loop between requests is closed once idle

@@ -400,7 +400,10 @@ func (l *Loop) park(deadline time.Time) error {
 		// A duplicate, which setPeriod may close.
 		fd, _, e := syscall.RawSyscall(syscall.SYS_FCNTL, uintptr(l.epd), syscall.F_DUPFD_CLOEXEC, 0)
 		if e != 0 {
-			return os.NewSyscallError("fcntl", e)
+			// No descriptor left for it (the process at its limit):
+			// this wait is an ordinary system call's, which gives the P
+			// up too (when the runtime's monitor takes it back).
+			return l.waitSyscall(deadline)
 		}
 		l.ep = os.NewFile(fd, "epoll")
 		rc, err := l.ep.SyscallConn()
@@ -420,6 +423,28 @@ func (l *Loop) park(deadline time.Time) error {
 	if err := l.rc.Read(l.waitFn); err != nil {
 		return err
 	}
+	_, err := l.dispatch()
+	return err
+}
+
+// waitSyscall is park without the runtime's poller: an epoll_pwait in an
+// ordinary system call, until the deadline (zero: none).
+func (l *Loop) waitSyscall(deadline time.Time) error {
+	ms := -1
+	if !deadline.IsZero() {
+		ms = int((max(time.Until(deadline), 0) + time.Millisecond - 1) / time.Millisecond)
+	}
+	l.n = 0
+	r, _, e := syscall.Syscall6(syscall.SYS_EPOLL_PWAIT, uintptr(l.epd), uintptr(unsafe.Pointer(&l.ev[0])), uintptr(len(l.ev)), uintptr(ms), 0, 0)
+	switch {
+	case e == syscall.EINTR:
+		return nil // the caller waits again
+	case e != 0:
+		return os.NewSyscallError("epoll_pwait", e)
+	case r == 0 && !deadline.IsZero() && !time.Now().Before(deadline):
+		return os.ErrDeadlineExceeded
+	}
+	l.n = int(r)
 	_, err := l.dispatch()
 	return err
 }

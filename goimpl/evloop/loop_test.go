@@ -771,3 +771,57 @@ func TestSpacedEventsLeaveTheRuntimeAtRest(t *testing.T) {
 	}
 	t.Fatalf("%d voluntary context switches of the process per event 20 ms apart", per)
 }
+
+// A Loop that parks when the process has no descriptor left for the
+// duplicate of its epoll descriptor (at RLIMIT_NOFILE) still waits: for
+// its deadline, and for its descriptors.
+func TestParkWithoutADescriptorLeft(t *testing.T) {
+	l := newLoop(t, false)
+	fds := socketpair(t)
+	var calls atomic.Int32
+	if err := l.Watch(fds[0], handlerFunc(func() {
+		var b [8]byte
+		for {
+			if n, _ := syscall.Read(fds[0], b[:]); n <= 0 {
+				break
+			}
+		}
+		calls.Add(1)
+	})); err != nil {
+		t.Fatal(err)
+	}
+	var old syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &old); err != nil {
+		t.Fatal(err)
+	}
+	lim := syscall.Rlimit{Cur: uint64(fds[1]) + 16, Max: old.Max}
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	var fill []int
+	defer func() {
+		for _, fd := range fill {
+			syscall.Close(fd)
+		}
+		syscall.Setrlimit(syscall.RLIMIT_NOFILE, &old)
+	}()
+	for {
+		fd, err := syscall.Open("/dev/null", syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+		if err != nil {
+			break
+		}
+		fill = append(fill, fd)
+	}
+	if err := l.Wait(time.Now().Add(20 * time.Millisecond)); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("Wait with no descriptor left: %v, want the deadline's error", err)
+	}
+	syscall.Write(fds[1], []byte("x"))
+	for end := time.Now().Add(5 * time.Second); calls.Load() == 0; {
+		if time.Now().After(end) {
+			t.Fatal("the write never reached the Loop's Handler")
+		}
+		if err := l.Wait(end); err != nil && !errors.Is(err, ErrWake) {
+			t.Fatal(err)
+		}
+	}
+}
