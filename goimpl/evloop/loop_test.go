@@ -452,6 +452,20 @@ func bestTrips(t *testing.T) int {
 	return best
 }
 
+// every200us is a timerfd that expires every 200 us, closed when the test
+// ends.
+func every200us(t *testing.T) int {
+	t.Helper()
+	tfd, err := unix.TimerfdCreate(unix.CLOCK_MONOTONIC, unix.TFD_CLOEXEC|unix.TFD_NONBLOCK)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Close(tfd) })
+	every := unix.NsecToTimespec(int64(200 * time.Microsecond))
+	unix.TimerfdSettime(tfd, 0, &unix.ItimerSpec{Interval: every, Value: every}, nil)
+	return tfd
+}
+
 // As many active Loops with raw waits as Ps, each woken every 200 us,
 // leave the runtime a P to poll its poller with: a goroutine waiting for a
 // socket (in dc_server: a TLS connection's, the metrics server's, a
@@ -465,13 +479,7 @@ func TestActiveLoopsLeaveAPToThePoller(t *testing.T) {
 			plain := bestTrips(t)
 			for i := 0; i < n; i++ {
 				l := newLoop(t, true)
-				tfd, err := unix.TimerfdCreate(unix.CLOCK_MONOTONIC, unix.TFD_CLOEXEC|unix.TFD_NONBLOCK)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer syscall.Close(tfd)
-				every := unix.NsecToTimespec(int64(200 * time.Microsecond))
-				unix.TimerfdSettime(tfd, 0, &unix.ItimerSpec{Interval: every, Value: every}, nil)
+				tfd := every200us(t)
 				if err := l.Watch(tfd, handlerFunc(func() {
 					var b [8]byte
 					syscall.Read(tfd, b[:])
@@ -511,19 +519,8 @@ func TestLastPLoopWaitsRawWhileQuiet(t *testing.T) {
 	if other.raw || other.quiet != nil || other.tfd >= 0 {
 		t.Fatal("a second Loop past GOMAXPROCS-1 may wait raw too")
 	}
-	fds := socketpair(t)
-	var calls atomic.Int32
-	if err := l.Watch(fds[0], handlerFunc(func() {
-		var b [64]byte
-		for {
-			if n, _ := syscall.Read(fds[0], b[:]); n <= 0 {
-				break
-			}
-		}
-		calls.Add(1)
-	})); err != nil {
-		t.Fatal(err)
-	}
+	c := watchCounted(t, l)
+	fds, calls := c.fds, &c.calls
 	// until: Waits that see a write each, in quick succession (so the
 	// Loop becomes active when it may; its ticks come meanwhile), until
 	// cond holds.
@@ -572,13 +569,7 @@ func TestLastPLoopLetsThePollerRun(t *testing.T) {
 	if err := l.RawWaitsWhile(func() bool { return true }); err != nil {
 		t.Fatal(err)
 	}
-	tfd, err := unix.TimerfdCreate(unix.CLOCK_MONOTONIC, unix.TFD_CLOEXEC|unix.TFD_NONBLOCK)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer syscall.Close(tfd)
-	every := unix.NsecToTimespec(int64(200 * time.Microsecond))
-	unix.TimerfdSettime(tfd, 0, &unix.ItimerSpec{Interval: every, Value: every}, nil)
+	tfd := every200us(t)
 	var raw atomic.Bool
 	if err := l.Watch(tfd, handlerFunc(func() {
 		var b [8]byte
@@ -777,24 +768,12 @@ func TestSpacedEventsLeaveTheRuntimeAtRest(t *testing.T) {
 // its deadline, and for its descriptors.
 func TestParkWithoutADescriptorLeft(t *testing.T) {
 	l := newLoop(t, false)
-	fds := socketpair(t)
-	var calls atomic.Int32
-	if err := l.Watch(fds[0], handlerFunc(func() {
-		var b [8]byte
-		for {
-			if n, _ := syscall.Read(fds[0], b[:]); n <= 0 {
-				break
-			}
-		}
-		calls.Add(1)
-	})); err != nil {
-		t.Fatal(err)
-	}
+	c := watchCounted(t, l)
 	var old syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &old); err != nil {
 		t.Fatal(err)
 	}
-	lim := syscall.Rlimit{Cur: uint64(fds[1]) + 16, Max: old.Max}
+	lim := syscall.Rlimit{Cur: uint64(c.fds[1]) + 16, Max: old.Max}
 	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
 		t.Fatal(err)
 	}
@@ -815,8 +794,8 @@ func TestParkWithoutADescriptorLeft(t *testing.T) {
 	if err := l.Wait(time.Now().Add(20 * time.Millisecond)); !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("Wait with no descriptor left: %v, want the deadline's error", err)
 	}
-	syscall.Write(fds[1], []byte("x"))
-	for end := time.Now().Add(5 * time.Second); calls.Load() == 0; {
+	syscall.Write(c.fds[1], []byte("x"))
+	for end := time.Now().Add(5 * time.Second); c.calls.Load() == 0; {
 		if time.Now().After(end) {
 			t.Fatal("the write never reached the Loop's Handler")
 		}
