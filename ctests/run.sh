@@ -167,7 +167,7 @@ compile t_panic distcacheserver || true
 compile t_chroot distcache || true
 compile t_stall distcache || true
 compile t_fast distcache || true
-compile t_sigpipe libnal || true
+compile t_sigpipe distcache || true
 compile failvals_gen distcacheserver || true
 
 # The server: our dc_server, else the C server built on our own ABI.

@@ -15,9 +15,11 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <libnal/nal.h>
+#include <distcache/dc_client.h>
 #include "ct.h"
 
 static int find_engine(struct dl_phdr_info *info, size_t size, void *data)
@@ -71,7 +73,7 @@ int main(void)
 	pid_t pid;
 	int st = 0, loaded;
 
-	CT_PLAN(6);
+	CT_PLAN(7);
 
 	/* 1: a program that leaves SIGPIPE alone keeps its default: a child
 	 * that loads the engine and writes to a closed peer dies of it */
@@ -104,7 +106,45 @@ int main(void)
 	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0,
 	      "in a forked child that loads its own engine, SIGPIPE stays ignored (status %#x)", st);
 
-	/* 4: the engine works with it ignored */
+	/* 4: the engine's own lines on stderr (here: a cache that does not
+	 * answer within the bound puts the context on probation, and says so)
+	 * go to a pipe whose reader is gone (Apache's piped error log after
+	 * its logger died): the write fails with EPIPE and the process goes
+	 * on (written through Go's os.Stderr, it ended the process with
+	 * SIGPIPE although the program ignores the signal) */
+	if ((pid = fork()) == 0) {
+		struct sockaddr_un sun;
+		int ls = socket(AF_UNIX, SOCK_STREAM, 0), p[2];
+		char target[sizeof sun.sun_path + 8];
+		DC_CTX *ctx;
+		unsigned char id[] = "t_sigpipe";
+
+		memset(&sun, 0, sizeof sun);
+		sun.sun_family = AF_UNIX;
+		snprintf(sun.sun_path, sizeof sun.sun_path, "/tmp/t_sigpipe.%d", (int)getpid());
+		unlink(sun.sun_path);
+		if (ls < 0 || bind(ls, (struct sockaddr *)&sun, sizeof sun) != 0 || listen(ls, 8) != 0)
+			_exit(3);
+		snprintf(target, sizeof target, "UNIX:%s", sun.sun_path);
+		if (!(ctx = DC_CTX_new(target, 0)) || pipe(p) != 0)
+			_exit(4);
+		close(p[0]);
+		dup2(p[1], 2);
+		/* connected (the backlog), never answered: fails after the bound */
+		DC_CTX_has_session(ctx, id, sizeof id - 1);
+		_exit(0);
+	}
+	waitpid(pid, &st, 0);
+	{
+		char path[64];
+
+		snprintf(path, sizeof path, "/tmp/t_sigpipe.%d", (int)pid);
+		unlink(path);
+	}
+	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+	      "a line of the engine's to a stderr whose reader is gone does not end a program that ignores SIGPIPE (status %#x)", st);
+
+	/* 5: the engine works with it ignored */
 	{
 		NAL_ADDRESS *a = NAL_ADDRESS_new();
 		int ok = a && NAL_ADDRESS_create(a, "UNIX:/tmp/t_sigpipe.none", 1024);

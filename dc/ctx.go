@@ -102,7 +102,7 @@ func newCtx(target string, flags uint32) *dcctx.Ctx {
 // probationLog prints a context's probation changes on stderr (in Apache,
 // its error log).
 func probationLog(format string, args ...any) {
-	fmt.Fprintf(os.Stderr, format+"\n", args...)
+	capinal.Warn(fmt.Sprintf(format, args...))
 }
 
 // freeCtx closes c and forgets it.

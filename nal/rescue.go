@@ -4,10 +4,10 @@ package nal
 
 import (
 	"fmt"
-	"os"
 	"runtime"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 	"unsafe"
 )
@@ -58,7 +58,30 @@ func report(p any) {
 		more = fmt.Sprintf(" (and %d more since the last line)", rescued.dropped)
 	}
 	rescued.last, rescued.dropped = now, 0
-	fmt.Fprintf(os.Stderr, "distcache: internal error in %s: %s; the call failed%s\n", exportName(), msg, more)
+	Warn(fmt.Sprintf("distcache: internal error in %s: %s; the call failed%s", exportName(), msg, more))
+}
+
+// stderrFD is the descriptor Warn writes to (a test's pipe in tests).
+var stderrFD = 2
+
+// Warn writes line and a newline to standard error with write(2) itself,
+// for the engine's lines (an internal error, dc's probation). Not through
+// os.Stderr: when a write to an os.File of descriptor 1 or 2 fails with
+// EPIPE, the Go runtime ends the process with SIGPIPE, also in a program
+// that ignores the signal, so an Apache child whose piped error log lost
+// its reader would die of a warning. What cannot be written is dropped.
+func Warn(line string) {
+	b := []byte(line + "\n")
+	for len(b) > 0 {
+		n, err := syscall.Write(stderrFD, b)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil || n <= 0 {
+			return
+		}
+		b = b[n:]
+	}
 }
 
 // exportName is the C name of the export being unwound (the innermost dce_*

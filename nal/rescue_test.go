@@ -22,17 +22,18 @@ func panicky(fail bool) (ret int) {
 	return 7
 }
 
-// captureStderr runs fn with os.Stderr redirected and returns what it wrote.
+// captureStderr runs fn with Warn's descriptor redirected and returns what
+// it wrote.
 func captureStderr(t *testing.T, fn func()) string {
 	t.Helper()
 	r, w, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	old := os.Stderr
-	os.Stderr = w
+	old := stderrFD
+	stderrFD = int(w.Fd())
 	fn()
-	os.Stderr = old
+	stderrFD = old
 	w.Close()
 	b, _ := io.ReadAll(r)
 	return string(b)
