@@ -344,13 +344,17 @@ func runCase(dir string, im impl, c bcase, pin bool, partial *bool) (result, err
 		go func() {
 			defer wg.Done()
 			argv := append([]string{im.dtest, "-connect", target, "-ops", strconv.Itoa(c.ops)}, c.args...)
-			out, err := command(pin, argv...).CombinedOutput()
+			out, killed, err := runLoad(command(pin, argv...), loadTimeout)
 			done := c.ops
 			if err != nil {
 				done = -1
 				ce := &clientCheckError{err: fmt.Errorf("%s: %v\n%s", strings.Join(argv, " "), err, lastLines(out))}
 				if bytes.Contains(out, []byte(mismatch)) {
 					ce.check, ce.done = true, succeededBefore(out)
+				}
+				if killed {
+					ce.err = fmt.Errorf("%s: killed after %v without finishing\n%s", strings.Join(argv, " "), loadTimeout, lastLines(out))
+					ce.check = true // run again, as for its own check
 				}
 				err = ce
 				if ce.check && c.clients == 1 && ce.done >= minPartial {
@@ -375,6 +379,19 @@ func runCase(dir string, im impl, c bcase, pin bool, partial *bool) (result, err
 	return result{opsPerSec: float64(total) / el.Seconds(), cpuPerOp: cpu / time.Duration(total)}, nil
 }
 
+// runLoad runs cmd, its output combined, killing it when it has not
+// finished within limit (killed then says so).
+func runLoad(cmd *exec.Cmd, limit time.Duration) (out []byte, killed bool, err error) {
+	var ob bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &ob, &ob
+	if err := cmd.Start(); err != nil {
+		return nil, false, err
+	}
+	hung := time.AfterFunc(limit, func() { cmd.Process.Kill() })
+	err = cmd.Wait()
+	return ob.Bytes(), !hung.Stop(), err
+}
+
 // mismatch is what the original dc_test prints when a session it reads
 // back is not the one it stored: its own check, which fails now and then
 // against either server with multi-frame sessions (against the
@@ -384,9 +401,15 @@ const mismatch = "received mismatched session"
 // A round whose client failed that check is measured over the operations
 // done before it when they are at least minPartial (one client only), and
 // is run again otherwise, maxTries times at most.
+//
+// A load that has not finished after loadTimeout is killed and its round
+// run again the same way: the original dc_test and dc_server once both
+// slept for ten minutes in a multi-frame round (a deadlock between them),
+// and the benchmark waited with them.
 const (
-	minPartial = 2000
-	maxTries   = 5
+	minPartial  = 2000
+	maxTries    = 5
+	loadTimeout = 2 * time.Minute
 )
 
 // clientCheckError is a load's failure, and whether it is dc_test's own

@@ -5,6 +5,7 @@ package main
 import (
 	"io"
 	"net"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -132,5 +133,17 @@ func TestSpacedCases(t *testing.T) {
 	ds := []time.Duration{5, 1, 4, 2, 3}
 	if percentile(ds, 50) != 3 || percentile(ds, 99) != 5 || percentile(ds, 0) != 1 {
 		t.Fatalf("percentile of %v", ds)
+	}
+}
+
+// A load that hangs is killed at its limit; one that ends is not.
+func TestRunLoadKillsAHungLoad(t *testing.T) {
+	out, killed, err := runLoad(exec.Command("sh", "-c", "echo started; exec sleep 60"), 200*time.Millisecond)
+	if !killed || err == nil || !strings.Contains(string(out), "started") {
+		t.Fatalf("hung load: killed %v, err %v, output %q", killed, err, out)
+	}
+	out, killed, err = runLoad(exec.Command("sh", "-c", "echo done"), time.Minute)
+	if killed || err != nil || string(out) != "done\n" {
+		t.Fatalf("finished load: killed %v, err %v, output %q", killed, err, out)
 	}
 }
