@@ -218,8 +218,13 @@ func TestLoopWaitsForTheRestOfARequest(t *testing.T) {
 // A connection waiting in the loop between requests is closed once idle
 // for Options.Idle, and one that keeps sending is not.
 func TestLoopIdle(t *testing.T) {
+	// 1 s: the busy connection's requests 50 ms apart stay within it
+	// when the machine gives the test no CPU for a while (with 200 ms,
+	// pinned to one CPU with -race and two runs at once, 2 runs in 6 had
+	// the busy connection closed).
+	const idleFor = time.Second
 	c := cache.New(cache.Config{})
-	_, sock := serveT(t, Options{Store: c.Store(), Loops: 1, Idle: 200 * time.Millisecond})
+	_, sock := serveT(t, Options{Store: c.Store(), Loops: 1, Idle: idleFor})
 	idle := dial(t, sock)
 	busy := dial(t, sock)
 	start := time.Now() // the idle time begins after the answer is written
@@ -233,15 +238,20 @@ func TestLoopIdle(t *testing.T) {
 		}
 		close(closed)
 	}()
-	for i := 0; i < 8; i++ {
+	var d time.Duration
+	ok := false
+	for wait := true; wait; {
 		busy.roundTrip(proto.OpHave, []byte("x")) // within its idle time each
-		time.Sleep(50 * time.Millisecond)
+		select {
+		case d, ok = <-closed:
+			wait = false
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
-	d, ok := <-closed
 	if !ok {
 		t.Fatal("the idle connection was not closed")
 	}
-	if d < 200*time.Millisecond {
+	if d < idleFor {
 		t.Fatalf("closed after %v idle, before -idle", d)
 	}
 	if p := busy.roundTrip(proto.OpHave, []byte("x")); !bytes.Equal(p, []byte{1}) {
