@@ -363,7 +363,7 @@ func (l *Loop) Wait(deadline time.Time) error {
 		if d >= l.period {
 			d = -1 // the tick ends it soon enough
 		}
-		r, e := l.epollWait(d)
+		r, e := l.epollWait(d, true)
 		switch {
 		case e == syscall.EINTR:
 			// A signal, maybe the runtime's preemption (a raw wait is
@@ -427,15 +427,15 @@ func (l *Loop) park(deadline time.Time) error {
 	return err
 }
 
-// waitSyscall is park without the runtime's poller: an epoll_pwait in an
+// waitSyscall is park without the runtime's poller: an epoll wait in an
 // ordinary system call, until the deadline (zero: none).
 func (l *Loop) waitSyscall(deadline time.Time) error {
-	ms := -1
+	d := time.Duration(-1)
 	if !deadline.IsZero() {
-		ms = int((max(time.Until(deadline), 0) + time.Millisecond - 1) / time.Millisecond)
+		d = max(time.Until(deadline), 0)
 	}
 	l.n = 0
-	r, _, e := syscall.Syscall6(syscall.SYS_EPOLL_PWAIT, uintptr(l.epd), uintptr(unsafe.Pointer(&l.ev[0])), uintptr(len(l.ev)), uintptr(ms), 0, 0)
+	r, e := l.epollWait(d, false)
 	switch {
 	case e == syscall.EINTR:
 		return nil // the caller waits again
@@ -444,7 +444,7 @@ func (l *Loop) waitSyscall(deadline time.Time) error {
 	case r == 0 && !deadline.IsZero() && !time.Now().Before(deadline):
 		return os.ErrDeadlineExceeded
 	}
-	l.n = int(r)
+	l.n = r
 	_, err := l.dispatch()
 	return err
 }
@@ -467,9 +467,12 @@ func (l *Loop) pollFn(fd uintptr) bool {
 }
 
 // epollWait waits up to d (negative: without end) for events into l.ev,
-// in a raw system call (keeping the P).
-func (l *Loop) epollWait(d time.Duration) (int, syscall.Errno) {
-	call := syscall.RawSyscall6
+// in a raw system call (keeping the P) or an ordinary one.
+func (l *Loop) epollWait(d time.Duration, raw bool) (int, syscall.Errno) {
+	call := syscall.Syscall6
+	if raw {
+		call = syscall.RawSyscall6
+	}
 	ev := uintptr(unsafe.Pointer(&l.ev[0]))
 	if !l.noWait2 {
 		var ts *unix.Timespec
