@@ -182,17 +182,24 @@ func (s *Server) newLoop(lfd int, others []*srvLoop) (*srvLoop, error) {
 	return sl, nil
 }
 
+// fewestKept is the loop of loops with the fewest kept connections, a
+// tie going to the later loop (the first accepts).
+func fewestKept(loops []*srvLoop) *srvLoop {
+	to := loops[len(loops)-1]
+	for i := len(loops) - 2; i >= 0; i-- {
+		if o := loops[i]; o.kept.Load() < to.kept.Load() {
+			to = o
+		}
+	}
+	return to
+}
+
 // keep spreads the connections that keep asking: c, waiting in sl for its
 // next request, goes to the loop with the fewest of them (the accepting
 // loop last on a tie). It reports whether c has left sl.
 func (sl *srvLoop) keep(c *conn) bool {
 	c.kept = true
-	to := sl.all[len(sl.all)-1]
-	for i := len(sl.all) - 2; i >= 0; i-- {
-		if o := sl.all[i]; o.kept.Load() < to.kept.Load() {
-			to = o // a tie goes to the later loop: the first accepts
-		}
-	}
+	to := fewestKept(sl.all)
 	to.kept.Add(1)
 	if to == sl {
 		return false
@@ -633,13 +640,7 @@ func (c *conn) toLoop() bool {
 	if fd < 0 {
 		return false
 	}
-	loops := *lp
-	to := loops[len(loops)-1]
-	for i := len(loops) - 2; i >= 0; i-- {
-		if o := loops[i]; o.kept.Load() < to.kept.Load() {
-			to = o
-		}
-	}
+	to := fewestKept(*lp)
 	to.mu.Lock()
 	defer to.mu.Unlock()
 	if to.shut {
