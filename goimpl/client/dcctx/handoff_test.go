@@ -91,6 +91,9 @@ func TestResentAndFailed(t *testing.T) {
 		t.Fatalf("after Failed(net): idle %v, drops %d -> %d, stalled %v", fds, d, c.Drops(), c.Stalled())
 	}
 	d = c.Drops()
+	// the probe that Failed starts must not be answered before the test
+	// looks: a silent server keeps the Ctx on probation
+	s.SetMode(fake.ModeSilent)
 	c.Failed(true, 100*time.Millisecond)
 	if !c.Stalled() || c.Drops() == d {
 		t.Fatalf("after Failed(timeout): stalled %v, drops %d -> %d", c.Stalled(), d, c.Drops())
