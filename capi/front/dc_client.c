@@ -608,6 +608,15 @@ static int exchange(struct fast_op *f, uint32_t uid, long long start, long bound
 		}
 		return XCH_NET;
 	}
+	/* wait before the first read: the server has rarely answered yet */
+	{
+		int w = wait_fd(f->fd, POLLIN, &deadline, bound, &ext);
+
+		if (w == 0)
+			return XCH_TIMEOUT;
+		if (w < 0)
+			return XCH_NET;
+	}
 	for (;;) {
 		ssize_t n;
 		int st, w;
