@@ -49,7 +49,7 @@ type conn struct {
 	expired    bool // its idle time is up
 	idleWait   bool // the last read would wait, between two requests
 	drained    bool // the last read emptied the socket (watched, so the loop hears of more)
-	hup        bool // the loop reported the peer's shutdown in this turn
+	hup        bool // the loop reported the peer's shutdown (for this turn, or while it was queued for it)
 	budget     int  // requests it may still answer in this turn
 	// Served by a goroutine because its request came in pieces: it goes
 	// back to a loop once answered (toLoop).

@@ -247,7 +247,11 @@ func (c *conn) Ready() {
 		c.loop.unlink(c)
 		c.hup = c.loop.l.HungUp()
 		c.loop.turn(c)
-	case inRunq: // its turn comes
+	case inRunq:
+		// Its turn comes. A hang-up is reported once (edge-triggered):
+		// kept, so that the turn reads up to the end even after a read
+		// that took all there was.
+		c.hup = c.hup || c.loop.l.HungUp()
 	}
 }
 
