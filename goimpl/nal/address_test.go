@@ -225,3 +225,36 @@ func TestInetAtonForms(t *testing.T) {
 		}
 	}
 }
+
+// Go's resolver is bounded by ResolveTimeout; a lookup handed over with
+// SetLookup (the engine's getaddrinfo, which has its own bounds) gets the
+// caller's context as it is: no timer per lookup.
+func TestSetLookupContext(t *testing.T) {
+	savedF, savedB := lookupNetIP, lookupBounded
+	defer func() { lookupNetIP, lookupBounded = savedF, savedB }()
+	var deadline []bool
+	f := func(ctx context.Context, network, host string) ([]netip.Addr, error) {
+		_, ok := ctx.Deadline()
+		deadline = append(deadline, ok)
+		return []netip.Addr{netip.AddrFrom4([4]byte{10, 0, 0, 1})}, nil
+	}
+	sp, err := Parse("IP:some.host:80")
+	if err != nil {
+		t.Fatal(err)
+	}
+	SetLookup(f)
+	if ip, err := sp.ResolveIP(context.Background()); err != nil || ip.String() != "10.0.0.1" {
+		t.Fatalf("through SetLookup's lookup: %v %v", ip, err)
+	}
+	SetLookup(nil)
+	if !lookupBounded {
+		t.Fatal("SetLookup(nil): Go's resolver is not bounded by ResolveTimeout")
+	}
+	lookupNetIP = f // Go's resolver's place, without asking DNS
+	if _, err := sp.ResolveIP(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(deadline) != 2 || deadline[0] || !deadline[1] {
+		t.Fatalf("deadlines seen (SetLookup's lookup, then Go's resolver's place): %v, want [false true]", deadline)
+	}
+}

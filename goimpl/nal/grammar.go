@@ -254,25 +254,36 @@ func (sp Spec) Literal() (netip.Addr, bool) {
 // lookupNetIP resolves host names; tests replace it.
 var lookupNetIP = net.DefaultResolver.LookupNetIP
 
+// lookupBounded: ResolveIP bounds lookupNetIP by ResolveTimeout (Go's
+// resolver, which honours its context). A lookup given to SetLookup gets
+// the caller's context as it is.
+var lookupBounded = true
+
 // SetLookup replaces the host name lookup of ResolveIP (nil: Go's
-// resolver); network is "ip4" or "ip6". Call it before resolving anything
-// (e.g. in an init). The cgo layer hands it the C library's getaddrinfo:
-// a C program's NAL_ADDRESS_create of a name then costs what it costs in
-// C (Go's resolver starts goroutines and hands the calling thread's work
-// to others for every lookup, and follows its own rules, not nsswitch).
+// resolver, bounded by ResolveTimeout); network is "ip4" or "ip6". Call
+// it before resolving anything (e.g. in an init). The cgo layer hands it
+// the C library's getaddrinfo: a C program's NAL_ADDRESS_create of a name
+// then costs what it costs in C (Go's resolver starts goroutines and
+// hands the calling thread's work to others for every lookup, and follows
+// its own rules, not nsswitch). f is called with ResolveIP's context
+// unchanged: no timeout of ResolveIP's own (getaddrinfo has its own, and
+// cannot be interrupted; a timer per lookup was 7 % of a C program's
+// NAL_ADDRESS_create of "IP:localhost:9001").
 func SetLookup(f func(ctx context.Context, network, host string) ([]netip.Addr, error)) {
+	lookupBounded = f == nil
 	if f == nil {
 		f = net.DefaultResolver.LookupNetIP
 	}
 	lookupNetIP = f
 }
 
-// ResolveTimeout bounds one host name lookup.
+// ResolveTimeout bounds one host name lookup by Go's resolver.
 const ResolveTimeout = 10 * time.Second
 
 // ResolveIP returns the IP address of an IPv4 or IPv6 address: the
 // literal, the wildcard, or the first address of the family its host name
-// resolves to (within ResolveTimeout). An IPv6 zone must be a decimal
+// resolves to (within ResolveTimeout, or the bounds of SetLookup's
+// lookup). An IPv6 zone must be a decimal
 // interface index or the name of an existing interface.
 func (sp Spec) ResolveIP(ctx context.Context) (netip.Addr, error) {
 	if sp.Kind != KindIPv4 && sp.Kind != KindIPv6 {
@@ -288,8 +299,11 @@ func (sp Spec) ResolveIP(ctx context.Context) (netip.Addr, error) {
 	if sp.Kind == KindIPv6 {
 		network = "ip6"
 	}
-	ctx, cancel := context.WithTimeout(ctx, ResolveTimeout)
-	defer cancel()
+	if lookupBounded {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, ResolveTimeout)
+		defer cancel()
+	}
 	ips, err := lookupNetIP(ctx, network, sp.Host)
 	if err != nil {
 		return netip.Addr{}, &AddressError{Addr: sp.Str, Msg: "cannot resolve " + strconv.Quote(sp.Host), Err: err}
