@@ -470,9 +470,12 @@ func realPair(t *testing.T, clientArgs ...string) (dir string, srv, cli *tooltes
 // Issue #10 item 5: a local client that sends what dc_server answers by
 // closing (an ADD shorter than 8 bytes, ten a second) loses its own
 // connection; the shared server connection, and every other client's
-// operations, are untouched.
+// operations, are untouched. (-reqtimeout 10000: at load 27 an answer
+// took over the default 100 ms once in ten runs, and the operations
+// answered at once meanwhile counted as failed; a lost server
+// connection still fails them, and is logged.)
 func TestBadLocalClientCutsOffNobody(t *testing.T) {
-	dir, _, cli := realPair(t)
+	dir, _, cli := realPair(t, "-reqtimeout", "10000")
 	sock := dir + "/cli"
 	stop := make(chan struct{})
 	badDone := make(chan int)
@@ -550,36 +553,49 @@ func TestStoppedServerCostsOneTimeout(t *testing.T) {
 	get := func(uid uint32) (*proto.Message, time.Duration) {
 		start := time.Now()
 		c.Write(tooltest.Request(uid, proto.OpGet, []byte("stall-id")))
-		m, err := tooltest.ReadResponse(c, rd, 5*time.Second)
+		m, err := tooltest.ReadResponse(c, rd, 10*time.Second)
 		if err != nil {
 			t.Fatalf("GET %d: %v", uid, err)
 		}
 		return m, time.Since(start)
 	}
-	if m := tooltest.RoundTrip(t, c, 1, proto.OpAdd, tooltest.AddPayload(600000, []byte("stall-id"), []byte("data"))); m.Payload[0] != 0 {
-		t.Fatalf("ADD: %x", m.Payload)
-	}
-	if m, _ := get(2); string(m.Payload) != "data" {
-		t.Fatalf("GET before the stop: %q", m.Payload)
-	}
+	// Before any answer the timeout is the floor, 100 ms, which a loaded
+	// machine's first answer can take (at load 27, 1 run in 20: "ADD:
+	// 02"); the requests answered at once while dc_client then probes
+	// fail too. So the session is added, and read back, once the server
+	// answers in time.
+	tooltest.Eventually(t, 10*time.Second, func() bool {
+		m := tooltest.RoundTrip(t, c, 1, proto.OpAdd, tooltest.AddPayload(600000, []byte("stall-id"), []byte("data")))
+		if len(m.Payload) == 1 && m.Payload[0] == proto.AddErrMatching {
+			m.Payload[0] = 0 // added by an earlier try whose answer came too late
+		}
+		if len(m.Payload) != 1 || m.Payload[0] != 0 {
+			return false
+		}
+		m, _ = get(2)
+		return string(m.Payload) == "data"
+	}, "an ADD and a GET answered before the stop")
 	stop(t, srv)
 	m, d := get(3)
 	if !bytes.Equal(m.Payload, []byte{proto.ResultDisconnected}) {
 		t.Errorf("first GET to the stopped server: %x, want 02", m.Payload)
 	}
 	// 100 ms after quick answers; on a loaded machine the timeout follows
-	// the latency seen, up to 20 times.
-	if d < 100*time.Millisecond || d > 2500*time.Millisecond {
-		t.Errorf("first GET to the stopped server took %v, want 100 ms to 2 s", d)
+	// the latency seen, up to 20 times (2 s), and a timer that fired late
+	// (dc_client short of CPU) gets up to two more: 6 s at most.
+	if d < 100*time.Millisecond || d > 6500*time.Millisecond {
+		t.Errorf("first GET to the stopped server took %v, want 100 ms to 6 s", d)
 	}
 	t.Logf("the first GET to the stopped server took %v", d)
+	// Each GET waiting for a timeout would cost at least -reqtimeout,
+	// 100 ms: 2 s for the 20.
 	start := time.Now()
 	for i := uint32(0); i < 20; i++ {
 		if m, _ := get(10 + i); len(m.Payload) != 0 {
 			t.Fatalf("GET while the server is stopped: %x, want an empty answer", m.Payload)
 		}
 	}
-	if d := time.Since(start); d > time.Second {
+	if d := time.Since(start); d >= 20*100*time.Millisecond {
 		t.Errorf("20 GETs while the server is stopped took %v: not answered at once", d)
 	}
 	cli.WaitOutput("did not answer within", 5*time.Second)
