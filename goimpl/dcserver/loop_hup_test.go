@@ -25,6 +25,14 @@ func (gatedNeverBlocks) NeverBlocks() bool { return true }
 // connection is queued, and the next turn reads up to the end, although
 // one of its reads took all there was.
 func TestLoopHalfCloseWhileQueued(t *testing.T) {
+	watched := make(chan struct{}, 1)
+	testHookWatched = func(int) {
+		select {
+		case watched <- struct{}{}:
+		default:
+		}
+	}
+	t.Cleanup(func() { testHookWatched = nil }) // after the server's end
 	c := cache.New(cache.Config{})
 	g := gatedNeverBlocks{gatedStore{c.Store(), make(chan struct{}, 1), make(chan struct{})}}
 	_, sock := serveT(t, Options{Store: g, Loops: 1})
@@ -32,6 +40,11 @@ func TestLoopHalfCloseWhileQueued(t *testing.T) {
 	// Answered once: the connection waits in its loop, watched.
 	if p := cl.roundTrip(proto.OpHave, []byte("x")); !bytes.Equal(p, []byte{1}) {
 		t.Fatalf("HAVE: %x", p)
+	}
+	select {
+	case <-watched:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the connection is not watched by its loop")
 	}
 	// More pipelined requests than a turn answers, in one write (one
 	// read of the loop's takes them all), the gated GET within the
