@@ -17,7 +17,10 @@
  * Each line is "case value unit": objects give CPU nanoseconds per
  * iteration (user + system, getrusage, as the original's nal_test counts);
  * latency gives the median microseconds of one call and the client's CPU
- * microseconds per call (every thread of the process: our engine's too).
+ * microseconds per call (every thread of the process: our engine's too),
+ * and for a persistent GET the client's voluntary and involuntary context
+ * switches per call (pinned to one CPU with the server: whether the client
+ * blocks for its answer or is preempted by the server it woke).
  */
 #include <stdio.h>
 #include "ct.h"
@@ -109,6 +112,15 @@ static void objects(long n)
 		NAL_BUFFER_free(b); });
 }
 
+/* the process's voluntary (0) or involuntary (1) context switches */
+static double csw(int involuntary)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return (double)(involuntary ? ru.ru_nivcsw : ru.ru_nvcsw);
+}
+
 static void latency(const char *target, int n)
 {
 	static const char *const ops[] = { "add", "get", "remove" };
@@ -126,6 +138,8 @@ static void latency(const char *target, int n)
 		if (!c)
 			fail("DC_CTX_new");
 		for (op = 0; op < 3; op++) {
+			double v0 = csw(0), i0 = csw(1);
+
 			c0 = cpu_us();
 			for (i = 0; i < n; i++) {
 				double t0;
@@ -144,18 +158,14 @@ static void latency(const char *target, int n)
 			}
 			printf("%s:%s:cpu %.2f us\n", m, ops[op], (cpu_us() - c0) / n);
 			printf("%s:%s %.2f us\n", m, ops[op], ct_median(t, n));
+			if (mode && op == 1) {
+				printf("%s:%s:vcsw %.2f n\n", m, ops[op], (csw(0) - v0) / n);
+				printf("%s:%s:ivcsw %.2f n\n", m, ops[op], (csw(1) - i0) / n);
+			}
 		}
 		DC_CTX_free(c);
 	}
 	free(t);
-}
-
-static double vcsw(void)
-{
-	struct rusage ru;
-
-	getrusage(RUSAGE_SELF, &ru);
-	return (double)ru.ru_nvcsw;
 }
 
 /* What a call costs when the caller was idle before it: the idle gap is a
@@ -180,14 +190,14 @@ static void spaced(const char *target, int n, int gap_us)
 		if (!DC_CTX_get_session(c, id, idl, buf, sizeof buf, &used))
 			fail("get");
 	c0 = cpu_us();
-	s0 = vcsw();
+	s0 = csw(0);
 	for (i = 0; i < n; i++) {
 		nanosleep(&ts, NULL);
 		if (!DC_CTX_get_session(c, id, idl, buf, sizeof buf, &used) || used != sizeof data)
 			fail("get");
 	}
 	printf("spaced-%dus:get:cpu %.2f us\n", gap_us, (cpu_us() - c0) / n);
-	printf("spaced-%dus:get:cswitch %.2f n\n", gap_us, (vcsw() - s0) / n);
+	printf("spaced-%dus:get:cswitch %.2f n\n", gap_us, (csw(0) - s0) / n);
 	DC_CTX_remove_session(c, id, idl);
 	DC_CTX_free(c);
 }

@@ -6,7 +6,7 @@
 # run in alternating rounds: libnal object creation (pinned to one CPU when
 # taskset is there) and DC_CTX latency against one dc_server of ours on a
 # unix socket, the same server for both (unpinned, and with client and
-# server pinned to one CPU), and the CPU and context switches of a
+# server pinned to one CPU; a persistent GET's context switches), and the CPU and context switches of a
 # persistent GET made every 2 ms (spaced: what an Apache child's lookup
 # between handshakes costs).  Prints medians over the rounds and
 # the ratios ours/original (below 1: ours is cheaper or faster).
