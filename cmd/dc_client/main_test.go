@@ -417,11 +417,13 @@ func TestKillable(t *testing.T) {
 
 // E-5: concurrent GETs of a large session through dc_client to our
 // dc_server all succeed (the original pair answered 0x02 to every one).
+// With -reqtimeout 10000, so that a slow answer on a loaded machine is not
+// taken for a dropped one; a request dc_server dropped still times out.
 func TestE5ConcurrentLargeGetsViaDCServer(t *testing.T) {
 	dir := tooltest.TempDir(t)
 	srv := tooltest.Start(t, tooltest.Bin(t, "dc_server"), "-listen", "UNIX:"+dir+"/srv")
 	tooltest.WaitDial(t, srv, "unix", dir+"/srv")
-	p := tooltest.Start(t, tooltest.Bin(t, "dc_client"), "-listen", "UNIX:"+dir+"/cli", "-server", "UNIX:"+dir+"/srv")
+	p := tooltest.Start(t, tooltest.Bin(t, "dc_client"), "-listen", "UNIX:"+dir+"/cli", "-server", "UNIX:"+dir+"/srv", "-reqtimeout", "10000")
 	tooltest.WaitDial(t, p, "unix", dir+"/cli")
 	p.WaitOutput("connected to the server", 10*time.Second)
 	data := pattern(20000)

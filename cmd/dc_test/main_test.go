@@ -43,7 +43,9 @@ func TestPassesDirect(t *testing.T) {
 
 func TestPassesThroughProxy(t *testing.T) {
 	dir := server(t)
-	p := tooltest.Start(t, tooltest.Bin(t, "dc_client"), "-listen", "UNIX:"+dir+"/c", "-server", "UNIX:"+dir+"/s")
+	// -reqtimeout 10000: dc_test stops at its first failure, and an
+	// answer over the default 100 ms on a loaded machine would be one.
+	p := tooltest.Start(t, tooltest.Bin(t, "dc_client"), "-listen", "UNIX:"+dir+"/c", "-server", "UNIX:"+dir+"/s", "-reqtimeout", "10000")
 	tooltest.WaitDial(t, p, "unix", dir+"/c")
 	p.WaitOutput("connected to the server", 10*time.Second)
 	for _, args := range [][]string{
