@@ -352,7 +352,13 @@ func (c *conn) finishElsewhere(err error, why metrics.CloseReason) bool {
 		return false
 	}
 	c.s.set.Go(c.nc, func(net.Conn) {
-		c.flush()
+		if c.flush() == errClosing && c.handOff(errClosing) {
+			// A handover began: the successor writes the rest, then
+			// reads what this process did not (the end, or the
+			// frame that closes the connection) and closes it.
+			c.end(metrics.CloseShutdown, false)
+			return
+		}
 		if err != nil {
 			c.report(err)
 		}
