@@ -84,6 +84,22 @@ func pairs(r string) map[string]string {
 	return m
 }
 
+// SetDownAfter makes every sentinel of g take the master for dead after
+// d without an answer (and sets the failover timeout StartSentinelGroup
+// derives from it). A short d makes a failover test quick, and makes a
+// loaded machine's stalled master look dead: a failover then, with
+// replication asynchronous, loses the latest writes.
+func (g *SentinelGroup) SetDownAfter(t testing.TB, d time.Duration) {
+	t.Helper()
+	for _, s := range g.Sentinels {
+		if _, err := s.Do("SENTINEL", "SET", g.Name, "down-after-milliseconds", strconv.FormatInt(d.Milliseconds(), 10),
+			"failover-timeout", strconv.FormatInt(max(4*d.Milliseconds(), 2000), 10)); err != nil {
+			t.Fatalf("SENTINEL SET on %s: %v", s.Addr(), err)
+		}
+	}
+	g.DownAfter = d
+}
+
 // Addr is the group's redis-sentinel:// address.
 func (g *SentinelGroup) Addr() string {
 	var hs []string
