@@ -9,8 +9,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -18,6 +16,7 @@ import (
 	"github.com/distcache-go/distcache/goimpl/client/internal/fake"
 	"github.com/distcache-go/distcache/goimpl/latency"
 	"github.com/distcache-go/distcache/goimpl/proto"
+	"github.com/distcache-go/distcache/goimpl/redisstore/redistest"
 )
 
 // A stalled server (stopped, black-holed, accepting and never answering)
@@ -38,47 +37,23 @@ const (
 // defaults: the Options a C program gets (no environment).
 var defaults = &Options{}
 
-// stallDuring runs f while a goroutine notes how late its 5 ms sleeps
-// end: the longest this process was kept from running meanwhile.
-func stallDuring(f func()) time.Duration {
-	done := make(chan struct{})
-	var worst atomic.Int64
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			start := time.Now()
-			select {
-			case <-done:
-				return
-			case <-time.After(5 * time.Millisecond):
-			}
-			if late := time.Since(start) - 5*time.Millisecond; int64(late) > worst.Load() {
-				worst.Store(int64(late))
-			}
-		}
-	}()
-	f()
-	close(done)
-	wg.Wait()
-	return time.Duration(worst.Load())
-}
-
 // checkStalls runs one operation against a stalled server and 100 more.
 // A wait that ended late, this process kept from the CPU for over a
 // quarter of the bound, is rightly extended (latency.Late), up to
-// latency.MaxExtensions times: when the test saw such a stall, the first
-// operation may take that much longer (pinned to one CPU beside other
-// tests, a context without an answer yet took 2.8 and 4.3 s, its bound
-// 1 s, 1 run in 3). A stall over a quarter of that 1 s counts; each
-// extension is allowed the ceiling of the bound, MaxTimeoutFactor times
-// the default Timeout (2 s).
+// latency.MaxExtensions times. So when the test process stalled that long
+// during the first operation (redistest.StallWatch: a goroutine's 5 ms
+// sleeps ending late), the operation may take that much longer (pinned to
+// one CPU beside other tests, a context without an answer yet took 2.8 and
+// 4.3 s, its bound 1 s, 1 run in 3). A stall over a quarter of that 1 s
+// counts; each extension is allowed the ceiling of the bound,
+// MaxTimeoutFactor times the default Timeout (2 s).
 func checkStalls(t *testing.T, c *Ctx, limit time.Duration) {
 	t.Helper()
 	start := time.Now()
-	var got int
-	stall := stallDuring(func() { got = c.HasSession([]byte("stalled")) })
+	watch, stop := redistest.StallWatch()
+	got := c.HasSession([]byte("stalled"))
+	stall := watch()
+	stop()
 	if got != -1 {
 		t.Fatalf("has = %d from a stalled server, want -1", got)
 	}
