@@ -56,10 +56,15 @@ func startServer(t *testing.T, args ...string) (*tooltest.Proc, string) {
 
 // startClient runs dc_client towards server; it returns the process and
 // its local socket. The caller waits for what it expects in the log.
+//
+// With -reqtimeout 10000 unless args say otherwise: before its first
+// answer dc_client's timeout is the 100 ms floor, which a loaded machine's
+// answer can take (at load 25 TestSealedSessions's first GET was answered
+// 02, taken for the miss it compares to: "altered entry read as \"\x01\"").
 func startClient(t *testing.T, server string, args ...string) (*tooltest.Proc, string) {
 	sock := tooltest.TempDir(t) + "/local"
 	p := tooltest.Start(t, tooltest.Bin(t, "dc_client"),
-		append([]string{"-server", server, "-listen", "UNIX:" + sock, "-retry", "100"}, args...)...)
+		append([]string{"-server", server, "-listen", "UNIX:" + sock, "-retry", "100", "-reqtimeout", "10000"}, args...)...)
 	tooltest.WaitDial(t, p, "unix", sock)
 	return p, sock
 }
@@ -262,10 +267,11 @@ func TestExposureWarnings(t *testing.T) {
 func TestCertificateReloadUnderLoad(t *testing.T) {
 	c := newCerts(t)
 	srv, addr := startServer(t, c.serverArgs()...)
-	// -reqtimeout 10000: at load 30 an answer took over the default
-	// 100 ms, and dc_test stopped at the miss dc_client answered
-	// ("remove failed!"); a request a reload breaks still fails it.
-	cli, sock := startClient(t, addr, append(c.clientArgs(c.cliCert, c.cliKey), "-reqtimeout", "10000")...)
+	// (startClient's -reqtimeout 10000: at load 30 an answer took over
+	// the default 100 ms, and dc_test stopped at the miss dc_client
+	// answered, "remove failed!"; a request a reload breaks still fails
+	// it.)
+	cli, sock := startClient(t, addr, c.clientArgs(c.cliCert, c.cliKey)...)
 	cli.WaitOutput("Info, connected to the server", 10*time.Second)
 	hostport := strings.TrimPrefix(addr, "IP:")
 
