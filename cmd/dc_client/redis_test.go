@@ -227,7 +227,9 @@ func TestRedisSentinelFailover(t *testing.T) {
 	_, checkSock := startRedisClient(t, g.Addr(), "-redistimeout", "10000")
 	old := g.Master(t)
 	rec := wireLoad(t, sock, checkSock, func() { redistest.WaitReplicated(t, old) }, old.Kill)
-	if limit := g.DownAfter + 10*time.Second; rec > limit {
+	// (20 s, as redisstore's TestSentinel: at load 30 a cluster's writes
+	// came back through dc_client 15 s after the kill.)
+	if limit := g.DownAfter + 20*time.Second; rec > limit {
 		t.Errorf("ADDs failed for %v after the kill, over %v", rec, limit)
 	}
 	t.Logf("dc_client -> Sentinel (down-after-milliseconds %v): ADDs back %v after kill -9 of the master", g.DownAfter, rec)
@@ -245,7 +247,7 @@ func TestRedisClusterFailover(t *testing.T) {
 			redistest.WaitReplicated(t, m)
 		}
 	}, ms[0].Kill)
-	if limit := nodeTimeout + 10*time.Second; rec > limit {
+	if limit := nodeTimeout + 20*time.Second; rec > limit {
 		t.Errorf("ADDs failed for %v after the kill, over %v", rec, limit)
 	}
 	t.Logf("dc_client -> Cluster (cluster-node-timeout %v): ADDs back %v after kill -9 of a master", nodeTimeout, rec)
