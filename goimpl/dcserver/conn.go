@@ -288,6 +288,10 @@ func (c *conn) run() (ended bool) {
 			if c.loop != nil && len(c.out) > 0 && c.finishElsewhere(err, why) {
 				return true
 			}
+			if c.handOffOwed(err) {
+				c.end(metrics.CloseShutdown, false)
+				return true
+			}
 			c.report(err)
 			c.end(why, clean)
 			return true
@@ -352,12 +356,12 @@ func (c *conn) finishElsewhere(err error, why metrics.CloseReason) bool {
 		return false
 	}
 	c.s.set.Go(c.nc, func(net.Conn) {
-		if c.flush() == errClosing && c.handOff(errClosing) {
-			// A handover began: the successor writes the rest, then
-			// reads what this process did not (the end, or the
-			// frame that closes the connection) and closes it.
+		if c.handOffOwed(err) {
 			c.end(metrics.CloseShutdown, false)
 			return
+		}
+		if len(c.out) > 0 {
+			c.flush()
 		}
 		if err != nil {
 			c.report(err)
@@ -365,6 +369,17 @@ func (c *conn) finishElsewhere(err error, why metrics.CloseReason) bool {
 		c.end(why, false)
 	})
 	return true
+}
+
+// handOffOwed writes the answers owed before the reader's error err (the
+// end of the stream, a corrupt frame: E-12, E-38), and when a handover
+// interrupts that, hands the connection over with them instead (true): the
+// successor writes them, then reads what this process did not read (the
+// end, or the same corrupt frame) and closes the connection itself. A
+// request the Handler answers by closing (err nil) is not handed over:
+// the successor would serve on.
+func (c *conn) handOffOwed(err error) bool {
+	return err != nil && len(c.out) > 0 && c.flush() == errClosing && c.handOff(errClosing)
 }
 
 // end closes the connection (why, for the metrics) and recycles its

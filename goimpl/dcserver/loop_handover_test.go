@@ -3,6 +3,7 @@
 package dcserver
 
 import (
+	"bytes"
 	"io"
 	"net"
 	"syscall"
@@ -109,5 +110,120 @@ func TestOwedAnswersHandedOver(t *testing.T) {
 	h.nc.Close()
 	if err := <-got; err != nil {
 		t.Fatalf("the owed answers, with the successor's part (%d bytes): %v", len(h.out), err)
+	}
+}
+
+// A handover that comes while a loop answers pipelined requests followed
+// by a corrupt frame (E-38), all read at once, hands the connection over
+// with the answers not yet written: the loop meets the frame in the turn
+// it gives every connection at the handover, before any read, and the
+// answers must not be lost there either.
+func TestQueuedAnswersBeforeCorruptFrameHandedOver(t *testing.T) {
+	c := cache.New(cache.Config{})
+	g := gatedNeverBlocks{gatedStore{c.Store(), make(chan struct{}, 1), make(chan struct{})}}
+	_, lf := logCh()
+	sock := t.TempDir() + "/s"
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	watched := make(chan struct{}, 2)
+	testHookWatched = func(int) { watched <- struct{}{} }
+	t.Cleanup(func() { testHookWatched = nil }) // after the server's end
+	// Two loops: the connection is held in the one that does not accept
+	// (a handover begins once accepting has stopped).
+	s := New(Options{Store: g, Loops: 2, Log: lf})
+	done := make(chan struct{})
+	go func() { s.Serve(ln); close(done) }()
+	released := false
+	t.Cleanup(func() {
+		if !released {
+			close(g.release)
+		}
+		s.Shutdown(ln)
+		<-done
+	})
+	cl := dial(t, sock)
+	// Answered twice, the connection goes to the other loop (keep),
+	// watched there.
+	for i := 0; i < 2; i++ {
+		cl.roundTrip(proto.OpHave, []byte("x"))
+		select {
+		case <-watched:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the connection is not watched by a loop")
+		}
+	}
+	// More requests than a turn answers, a gated GET in the first turn,
+	// then a corrupt frame, in one write.
+	n := loopBudget + 8
+	var batch []byte
+	for i := 0; i < n; i++ {
+		op, id := proto.OpHave, "x"
+		if i == loopBudget/2 {
+			op, id = proto.OpGet, "slow"
+		}
+		batch = append(batch, request(uint32(i), op, []byte(id))...)
+	}
+	batch = append(batch, "GET / HTTP/1.0\r\n\r\n"...)
+	if _, err := cl.nc.Write(batch); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-g.entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the GET never reached the store")
+	}
+	type handed struct {
+		nc      net.Conn
+		out, in []byte
+	}
+	passed := make(chan handed, 1)
+	s.HandOver(func(nc net.Conn, out, in []byte) error {
+		f, err := nc.(*net.UnixConn).File()
+		if err != nil {
+			return err
+		}
+		dup, err := net.FileConn(f)
+		f.Close()
+		if err != nil {
+			return err
+		}
+		passed <- handed{dup, append([]byte(nil), out...), append([]byte(nil), in...)}
+		return nil
+	}, 0)
+	shut := make(chan struct{})
+	go func() { s.Shutdown(ln); close(shut) }()
+	for end := time.Now().Add(10 * time.Second); !s.set.HandingOff(); time.Sleep(time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatal("the handover did not begin")
+		}
+	}
+	close(g.release)
+	released = true
+	var h handed
+	select {
+	case h = <-passed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the connection was closed with its answers, not handed over")
+	}
+	<-shut
+	if !bytes.HasPrefix(h.in, []byte("GET / ")) {
+		t.Errorf("handed over with %q to read, want the corrupt frame (the successor closes the connection on it)", h.in)
+	}
+	// The successor's part: the answers, which this process did not write.
+	if _, err := h.nc.Write(h.out); err != nil {
+		t.Fatal(err)
+	}
+	h.nc.Close()
+	cl.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for i := 0; i < n; i++ {
+		m, err := cl.rd.ReadMessage()
+		if err != nil {
+			t.Fatalf("answer %d of %d: %v", i+1, n, err)
+		}
+		if m.UID != uint32(i) {
+			t.Fatalf("answer %d has uid %d", i, m.UID)
+		}
 	}
 }
