@@ -231,6 +231,7 @@ func main() {
 		return st
 	}
 	var h *store.Handler
+	var poll proxy.Pollable // the upstream: its answers read by the proxy's loop
 	if useRedis {
 		rs, err := cfg.redis.Open(cfg.servers[0], func(f string, a ...any) { fmt.Fprintf(os.Stderr, f+"\n", a...) })
 		if err != nil {
@@ -265,6 +266,7 @@ func main() {
 			up.WaitTried(time.Second)
 		}
 		h = &store.Handler{Store: reg.WrapStore(sealed(up), metrics.Distcache), Unavailable: upstream.Answer, Features: up.Features}
+		poll = up
 	}
 	cfg.daemon.Start(args.Rewritten(), files)
 	cfg.secure.ReloadOnHUP()
@@ -274,6 +276,7 @@ func main() {
 		Idle:       cfg.idle,
 		Log:        log,
 		Metrics:    reg,
+		Poll:       poll,
 	})
 	if conns != nil {
 		// The local clients of the predecessor, each between two requests.

@@ -43,6 +43,9 @@ type Loop struct {
 	ev  [64]syscall.EpollEvent
 	n   int    // events returned by the last epoll wait
 	cur uint32 // the events of the Handler being called
+	// passive: the Handler being called said its event is an answer to
+	// what the Loop did (Passive).
+	passive bool
 
 	raw     bool          // RawWaits (or RawWaitsWhile, while quiet says so)
 	quiet   func() bool   // RawWaitsWhile past GOMAXPROCS-1: when raw waits may hold the last P
@@ -509,7 +512,7 @@ func (l *Loop) Poll() error {
 // dispatch calls the Handlers of the l.n events in l.ev, and reports
 // whether it called any or was woken (ErrWake); it keeps the tick.
 func (l *Loop) dispatch() (called bool, err error) {
-	ticked := false
+	ticked, answers := false, false
 	for i := 0; i < l.n; i++ {
 		fd := int(l.ev[i].Fd)
 		switch {
@@ -526,6 +529,11 @@ func (l *Loop) dispatch() (called bool, err error) {
 			l.cur = l.ev[i].Events
 			l.h[fd].Ready()
 			l.cur = 0
+			if l.passive {
+				l.passive = false
+				answers = true
+				continue
+			}
 		}
 		called = true
 	}
@@ -562,11 +570,20 @@ func (l *Loop) dispatch() (called bool, err error) {
 			l.busy = true
 		}
 		l.lastEv = now
-	case called:
+	case called, answers:
 		l.busy = true
 	}
-	return called, err
+	return called || answers, err
 }
+
+// Passive tells the Loop, from the Handler it is calling, that this
+// event answers something the Loop did (dc_client's upstream answer to
+// the request its loop wrote): it keeps the Loop as busy as it is, but
+// does not count as an event that came close after the last, so a
+// request and its answer do not make a Loop waiting for requests
+// milliseconds apart active (a tick every millisecond), only the
+// requests' own pace does.
+func (l *Loop) Passive() { l.passive = true }
 
 // trip gives the P to what waits for it, when every P is held by an active
 // Loop: the goroutines and timers that are due, and the runtime's poller,

@@ -16,7 +16,8 @@ import (
 )
 
 // Event loops (goimpl/evloop) serve the local connections of a unix
-// listener while they are young: Apache through the C library opens a
+// listener while they are young, when the store cannot start calls
+// without waiting (async.go serves the others): Apache through the C library opens a
 // connection per operation, and a goroutine, a net.Conn and a poller
 // registration per connection cost more than the request. A loop accepts
 // with a raw accept4, reads the request, asks the store and writes the

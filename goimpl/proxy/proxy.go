@@ -14,9 +14,15 @@
 // operation, a malformed frame) closes that one local connection; the
 // others, and the store, never see it.
 //
-// The connections of a unix listener are served by event loops while
-// they are young (loop.go): no goroutine or net.Conn per connection for
-// an application that connects once per request, the listener passed
+// When the Handler can start its store's calls without waiting (a
+// *store.Handler over a store.Async: the upstream), one event loop
+// serves every connection of a unix listener, kept ones too (async.go):
+// it reads a request, starts the call and goes back to its wait, and the
+// answer is written back by whoever has it, normally the same loop, which
+// also reads the upstream connection (Options.Poll). Otherwise the
+// connections of a unix listener are served by event loops while they
+// are young (loop.go): no goroutine or net.Conn per connection for an
+// application that connects once per request, the listener passed
 // between the loops while one waits for the store. Persistent ones go on
 // in a goroutine of their own.
 //
@@ -36,6 +42,7 @@ import (
 	"time"
 
 	"github.com/distcache-go/distcache/goimpl/accept"
+	"github.com/distcache-go/distcache/goimpl/evloop"
 	"github.com/distcache-go/distcache/goimpl/metrics"
 	"github.com/distcache-go/distcache/goimpl/proto"
 	"github.com/distcache-go/distcache/goimpl/rawio"
@@ -57,6 +64,21 @@ type Options struct {
 	// Metrics, when not nil, counts the local connections (accepted,
 	// refused, closed by reason) and their bytes.
 	Metrics *metrics.Registry
+	// Poll, when set, is given the event loop of a unix listener whose
+	// Handler starts store calls without waiting (async.go) while it
+	// runs, and nil when it ends: an upstream.Upstream, so that the loop
+	// reads the server's answers itself.
+	Poll Pollable
+}
+
+// Pollable is a store whose connections an event loop may read
+// (*upstream.Upstream).
+type Pollable interface {
+	// Poll has p's loop read the connections (nil: no more).
+	Poll(p evloop.Poller)
+	// Polled reports whether every connection is read by the loop: no
+	// goroutine then waits for an answer.
+	Polled() bool
 }
 
 // Handler answers one request message: the response payload appended to
@@ -74,6 +96,7 @@ type Proxy struct {
 	set  accept.Set
 	m    *metrics.Registry
 	send HandOff // set by HandOver; read once set.HandingOff()
+	poll Pollable
 }
 
 // HandOff passes a local connection to the process that replaces this one
@@ -87,7 +110,7 @@ func New(o Options) *Proxy {
 	if o.Log == nil {
 		o.Log = new(accept.RateLog)
 	}
-	p := &Proxy{h: o.Handler, idle: o.Idle, log: o.Log, m: o.Metrics}
+	p := &Proxy{h: o.Handler, idle: o.Idle, log: o.Log, m: o.Metrics, poll: o.Poll}
 	p.set = accept.Set{Max: o.MaxClients, Log: o.Log, OnFull: func(net.Conn) { p.refuse() }}
 	return p
 }
@@ -101,7 +124,7 @@ func (p *Proxy) refuse() {
 // Serve accepts and serves local clients until the listener is closed or
 // fails.
 func (p *Proxy) Serve(ln net.Listener) {
-	if p.serveLoops(ln) {
+	if p.serveAsync(ln) || p.serveLoops(ln) {
 		return
 	}
 	p.set.Serve(ln, func(nc net.Conn) { newClient(p, nc).serve() })
@@ -165,11 +188,16 @@ type client struct {
 	// part of an answer the socket did not take (written from the
 	// connection's goroutine).
 	lp         *pLoop
+	al         *aLoop // the async loop serving it (async.go)
 	fd         int
 	watched    bool // in the loop's epoll set
 	waiting    bool // in the loop's list
 	prev, next *client
 	unsent     []byte
+
+	// While the event loop of a store that starts calls serves it
+	// (async.go).
+	as aConn
 }
 
 var clientPool sync.Pool
@@ -182,6 +210,7 @@ func newClient(p *Proxy, nc net.Conn) *client {
 		c.p, c.nc = p, nc
 	} else {
 		c = &client{p: p, nc: nc}
+		c.as.c = c
 		c.io.WriteWait = c.armWrite // kept with c in clientPool
 		c.rd = proto.NewReader(c, proto.WantRequests)
 	}
@@ -211,6 +240,9 @@ func (c *client) Read(b []byte) (int, error) {
 		n := copy(b, c.pre)
 		c.pre = c.pre[n:]
 		return n, nil
+	}
+	if c.al != nil {
+		c.as.edge.Store(false) // this read sees what the edge said
 	}
 	n, err := c.io.Read(b)
 	c.p.m.BytesIn(n)
@@ -264,11 +296,13 @@ func (c *client) end(why metrics.CloseReason, clean bool) {
 	c.p.m.ConnClosed(why)
 	if c.lp != nil {
 		c.lp.closeConn(c)
+	} else if c.al != nil {
+		c.al.closeConn(c)
 	} else if c.nc != nil { // nil: closed by a failed toNetConn
 		c.nc.Close()
 	}
 	if clean && c.rd.Buffered() == 0 && cap(c.out) <= maxPooled && cap(c.pay) <= maxPooled {
-		*c = client{rd: c.rd, out: c.out[:0], pay: c.pay[:0], io: c.io}
+		*c = client{rd: c.rd, out: c.out[:0], pay: c.pay[:0], io: c.io, as: aConn{c: c}}
 		clientPool.Put(c)
 	}
 }
@@ -294,20 +328,8 @@ func (c *client) run() (ended bool) {
 			c.lp.detach(c) // in the middle of one: the frame waits
 			return true
 		}
-		if err != nil && c.handOff(err) {
-			c.end(metrics.CloseShutdown, false)
-			return true
-		}
 		if err != nil {
-			clean := err == io.EOF
-			if clean && !c.p.set.Closing() {
-				c.end(metrics.CloseClient, true) // the common end, without walking error chains
-				return true
-			}
-			if proto.IsCorrupt(err) {
-				c.p.log.Printf("Warning, closing local client: %v", err)
-			}
-			c.end(metrics.ReadCloseReason(err, c.p.set.Closing(), c.rd.Buffered() > 0), clean)
+			c.readFailed(err)
 			return true
 		}
 		lp := c.lp
@@ -347,6 +369,24 @@ func (c *client) run() (ended bool) {
 	}
 }
 
+// readFailed ends the connection (or hands it over) after its read
+// failed, ended or was interrupted.
+func (c *client) readFailed(err error) {
+	if c.handOff(err) {
+		c.end(metrics.CloseShutdown, false)
+		return
+	}
+	clean := err == io.EOF
+	if clean && !c.p.set.Closing() {
+		c.end(metrics.CloseClient, true) // the common end, without walking error chains
+		return
+	}
+	if proto.IsCorrupt(err) {
+		c.p.log.Printf("Warning, closing local client: %v", err)
+	}
+	c.end(metrics.ReadCloseReason(err, c.p.set.Closing(), c.rd.Buffered() > 0), clean)
+}
+
 // write writes an answer (or its rest) from the connection's goroutine;
 // false when that fails and the connection has ended.
 func (c *client) write(b []byte) bool {
@@ -377,7 +417,7 @@ func (c *client) handOff(err error) bool {
 	if !c.p.set.HandingOff() || c.p.send == nil || !errors.Is(err, errClosing) && !(errors.As(err, &ne) && ne.Timeout()) {
 		return false
 	}
-	if c.lp != nil && !c.lp.toNetConn(c) {
+	if c.lp != nil && !c.lp.toNetConn(c) || c.al != nil && !c.al.toNetConn(c) {
 		return true // closed (logged)
 	}
 	if err := c.p.send(c.nc, nil, append(c.rd.Pending(), c.pre...)); err != nil {

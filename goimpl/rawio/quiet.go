@@ -108,6 +108,25 @@ func (r Registration) Loud() {
 	}
 }
 
+// Mute has the runtime's poller watch the socket for nothing, for a
+// socket an event loop of the process watches and reads without waiting
+// (Conn.NoWait): its readable edges would otherwise also wake a thread
+// waiting in the poller, for nothing. Quiet puts reading back, Loud
+// everything; a write must call Loud before it waits for room, as for
+// Quiet.
+func (r Registration) Mute() {
+	if r.epfd > 0 {
+		r.set(r.events &^ (syscall.EPOLLIN | syscall.EPOLLOUT | syscall.EPOLLRDHUP))
+	}
+}
+
+// Quiet makes a registration Mute or Loud made quiet again.
+func (r Registration) Quiet() {
+	if r.epfd > 0 {
+		r.set(r.events &^ syscall.EPOLLOUT)
+	}
+}
+
 // QuietCount is how many sockets the runtime's poller watches for reading
 // only (0 before the first Quiet): for tests and diagnostics.
 func QuietCount() int {

@@ -20,6 +20,13 @@ type Conn struct {
 	// before every Write). A caller can so set the write deadline only
 	// for the writes that wait, instead of a timer update for every one.
 	WriteWait func()
+	// NoWait has Read of a raw connection (Reset) return ErrWouldBlock
+	// instead of waiting, for an event loop that watches the socket
+	// itself; set it only while no Read runs.
+	NoWait bool
+	// drained: the last NoWait read took less than it could, so the
+	// socket had nothing more (Readable clears it).
+	drained bool
 
 	nc net.Conn
 	rc syscall.RawConn // nil: use nc, or fd when nb
@@ -31,13 +38,16 @@ type Conn struct {
 	r, w    op
 	readFn  func(uintptr) bool
 	writeFn func(uintptr) bool
+	tryRFn  func(uintptr) bool
+	tryWFn  func(uintptr) bool
 }
 
 type op struct {
-	p      []byte
-	n      int
-	errno  syscall.Errno
-	waited bool
+	p       []byte
+	n       int
+	errno   syscall.Errno
+	waited  bool
+	blocked bool // a try found the socket not ready (NoWait, TryWrite)
 }
 
 // ErrWouldBlock is what Read and Write of a descriptor given to ResetFD
@@ -56,6 +66,7 @@ func (c *Conn) Reset(nc net.Conn) {
 	}
 	if c.rc != nil && c.readFn == nil {
 		c.readFn, c.writeFn = c.read, c.write
+		c.tryRFn, c.tryWFn = c.tryRead, c.tryWrite
 	}
 }
 
@@ -109,6 +120,23 @@ func (c *Conn) Read(p []byte) (int, error) {
 		c.r.p = nil
 		return c.result()
 	}
+	if c.NoWait {
+		if c.drained {
+			c.r.p = nil
+			return 0, ErrWouldBlock
+		}
+		c.r.blocked = false
+		err := c.rc.Read(c.tryRFn)
+		c.r.p = nil
+		if err != nil {
+			return 0, err
+		}
+		if c.r.blocked {
+			return 0, ErrWouldBlock
+		}
+		c.drained = c.r.errno == 0 && c.r.n > 0 && c.r.n < len(p)
+		return c.result()
+	}
 	err := c.rc.Read(c.readFn)
 	c.r.p = nil
 	if err != nil {
@@ -150,6 +178,47 @@ func (c *Conn) write(fd uintptr) bool {
 		}
 	}
 	return true
+}
+
+// Readable tells a NoWait Conn that its socket has become readable: a
+// read that took less than it asked for (a stream socket's read empties
+// its queue then) has NoWait's next Read say ErrWouldBlock without the
+// system call that would find nothing, until Readable is called. For an
+// event loop watching the socket edge-triggered, which reports what
+// comes after that read.
+func (c *Conn) Readable() { c.drained = false }
+
+// tryRead is read for NoWait: it never asks to wait.
+func (c *Conn) tryRead(fd uintptr) bool {
+	c.r.blocked = !c.read(fd)
+	return true
+}
+
+// tryWrite is write for TryWrite: it never asks to wait.
+func (c *Conn) tryWrite(fd uintptr) bool {
+	c.w.blocked = !c.write(fd)
+	return true
+}
+
+// TryWrite is Write without the waiting, for a raw connection (Reset) or a
+// descriptor (ResetFD): what the socket takes now, and ErrWouldBlock when
+// that is not all of p. Other connections are written as by Write.
+func (c *Conn) TryWrite(p []byte) (int, error) {
+	if c.rc == nil {
+		return c.Write(p)
+	}
+	c.w = op{p: p, waited: true} // no WriteWait
+	err := c.rc.Write(c.tryWFn)
+	c.w.p = nil
+	switch {
+	case err != nil:
+		return c.w.n, err
+	case c.w.errno != 0:
+		return c.w.n, c.opError("write", c.w.errno)
+	case c.w.blocked:
+		return c.w.n, ErrWouldBlock
+	}
+	return c.w.n, nil
 }
 
 // Write writes all of p like net.Conn's Write, or fails saying how much

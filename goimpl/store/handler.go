@@ -109,14 +109,7 @@ func (h *Handler) Handle(ctx context.Context, req *proto.Message, out []byte) ([
 		if add.TimeoutMS < 1000 && h.MinLifetime > 0 {
 			ttl = h.MinLifetime
 		}
-		switch err := h.Store.Add(ctx, add.ID, add.Data, ttl); {
-		case err == nil:
-			return append(out, proto.ResultOK), nil
-		case errors.Is(err, ErrDuplicate), errors.Is(err, ErrInvalid), errors.Is(err, ErrNotFound):
-			return append(out, proto.AddErrMatching), nil
-		default:
-			return h.unavailable(req.Op, err, out), nil
-		}
+		return h.addAnswer(req.Op, h.Store.Add(ctx, add.ID, add.Data, ttl), out), nil
 	case proto.OpGet, proto.OpTake:
 		if req.Op == proto.OpTake && h.features()&proto.FeatureTake == 0 {
 			return nil, ErrBadOp
@@ -137,17 +130,7 @@ func (h *Handler) Handle(ctx context.Context, req *proto.Message, out []byte) ([
 		default:
 			d, err = h.Store.Get(ctx, req.Payload, out)
 		}
-		switch {
-		case err == nil && len(d) > proto.MaxPayload:
-			return nil, ErrOversizeGet
-		case err == nil && len(d) > 0:
-			return d, nil
-		case err == nil, errors.Is(err, ErrNotFound), errors.Is(err, ErrInvalid):
-			// Empty data reads as a miss, as in the original.
-			return append(out[:0], proto.ResultNotOK), nil
-		default:
-			return h.unavailable(req.Op, err, out), nil
-		}
+		return h.getAnswer(req.Op, d, err, out)
 	case proto.OpRemove, proto.OpHave:
 		if !ValidID(req.Payload) {
 			return append(out, proto.ResultNotOK), nil
@@ -158,14 +141,7 @@ func (h *Handler) Handle(ctx context.Context, req *proto.Message, out []byte) ([
 		} else {
 			err = h.Store.Have(ctx, req.Payload)
 		}
-		switch {
-		case err == nil:
-			return append(out, proto.ResultOK), nil
-		case errors.Is(err, ErrNotFound), errors.Is(err, ErrInvalid):
-			return append(out, proto.ResultNotOK), nil
-		default:
-			return h.unavailable(req.Op, err, out), nil
-		}
+		return h.boolAnswer(req.Op, err, out), nil
 	}
 	return nil, ErrBadOp
 }

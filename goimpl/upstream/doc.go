@@ -17,6 +17,17 @@
 // to the first server of the list that is connected and answering; a
 // server that is down is redialled every Retry.
 //
+// dc_client's event loop starts its requests instead (Start,
+// store.Async), without waiting, and reads the connections that are
+// plain sockets itself (Poll, evloop.Poller): the loop holds the reader's
+// role, reads the answers that are in when the socket is readable
+// (rawio.Conn.NoWait) and delivers them to the started calls' Done, so a
+// request is written, answered and written back to its local client by
+// one thread, and the idle connection needs no goroutine to notice the
+// server's close. The runtime's poller then watches such a socket for
+// nothing (rawio.Registration.Mute), and the loop's writes never wait:
+// what the socket does not take is written by a goroutine.
+//
 // A request that gets no answer within Timeout, while the server answers
 // nothing else either, fails (ErrDisconnected),
 // and its server is put on probation: requests go to the next server, or

@@ -10,12 +10,15 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
+	"github.com/distcache-go/distcache/goimpl/evloop"
 	"github.com/distcache-go/distcache/goimpl/latency"
 	"github.com/distcache-go/distcache/goimpl/metrics"
 	"github.com/distcache-go/distcache/goimpl/proto"
 	"github.com/distcache-go/distcache/goimpl/rawio"
+	"github.com/distcache-go/distcache/goimpl/store"
 )
 
 // The states of a server link.
@@ -73,6 +76,15 @@ type link struct {
 	reading    bool
 	readerCall *call
 	intr       bool
+	// quiet is the connection's registration in the runtime's poller
+	// when rawio.Quiet could change it (nil otherwise).
+	quiet *quietReg
+	// toPoll says Poll set a past read deadline to stop readLoop's read
+	// of the idle connection, so that the poller's loop can have it.
+	toPoll bool
+	// polled: the connection is read by an event loop (Upstream.Poll),
+	// which holds the reader's role for as long as it reads it.
+	polled bool
 	// lastUse is when the last request was sent: after idleAfter without
 	// one, readLoop reads the idle connection, so that a server that
 	// closes it is noticed at once.
@@ -103,6 +115,10 @@ type pend struct {
 
 // call carries one request of one caller; calls are pooled.
 type call struct {
+	// sc is the store.Call of a request started (Upstream.Start): its
+	// answer goes to sc.Done instead of done, and op says how to read it.
+	sc    *store.Call
+	op    proto.Op
 	done  chan struct{} // buffered, 1: res/err are set
 	dst   []byte        // the answer is appended here
 	res   []byte
@@ -113,6 +129,19 @@ type call struct {
 }
 
 func (c *call) finish(res []byte, err error) {
+	if sc := c.sc; sc != nil {
+		c.sc = nil
+		if c.op == proto.OpGet {
+			sc.Res, sc.Err = getResult(res, c.dst, err)
+		} else {
+			sc.Res, sc.Err = nil, status(c.op, res, err)
+			c.rbuf = res[:0]
+		}
+		c.dst = nil
+		callPool.Put(c)
+		sc.Done.Complete(sc)
+		return
+	}
 	c.res, c.err = res, err
 	c.done <- struct{}{}
 }
@@ -176,18 +205,16 @@ func (l *link) connect() {
 	l.nc = nc
 	l.io = new(rawio.Conn)
 	l.io.Reset(nc)
+	l.quiet = nil
 	if l.io.Raw() {
 		// A unix socket's writing edges (the server reading our
 		// requests) would each wake a thread for nothing: the poller
-		// watches the connection for reading until a write must wait.
+		// watches the connection for reading until a write must wait
+		// (and for nothing while an event loop reads it: Mute).
 		if reg, ok := rawio.Quiet(nc); ok {
-			loud := false
-			l.io.WriteWait = func() {
-				if !loud {
-					loud = true
-					reg.Loud()
-				}
-			}
+			q := &quietReg{reg: reg}
+			l.quiet = q
+			l.io.WriteWait = q.loud
 		}
 	}
 	l.rd = proto.NewReader(l.io, proto.WantResponses)
@@ -197,6 +224,7 @@ func (l *link) connect() {
 	l.gen++
 	l.w = &writer{l: l, nc: nc, io: l.io, gen: l.gen}
 	l.armDog(l.connectedAt.Add(idleAfter))
+	attach := l.becomePolled()
 	rd, wake, dead := l.rd, l.wake, l.dead
 	gen, probe := l.gen, l.onProbation
 	if probe {
@@ -210,6 +238,7 @@ func (l *link) connect() {
 	}
 	l.m.Up(!probe)
 	go l.readLoop(rd, gen, wake, dead)
+	attach.do()
 	if probe {
 		l.u.log.Printf("Info, connected to the server '%s'; probing it before use", l.srv.Name)
 		go l.probe(gen)
@@ -261,77 +290,107 @@ const idleAfter = 100 * time.Millisecond
 func (l *link) readAnswers(rd *proto.Reader, gen uint64, c *call) {
 	for {
 		if c != nil && len(c.done) > 0 {
+			var a pollAttach
 			l.mu.Lock()
 			if l.gen == gen && l.nc != nil {
-				l.release()
+				a = l.release()
 			}
 			l.mu.Unlock()
+			a.do()
 			return
 		}
 		m, err := rd.ReadMessage()
 		if err != nil {
 			l.mu.Lock()
 			if c != nil && l.gen == gen && l.nc != nil && l.intr && l.readerCall == c {
-				l.release() // the watchdog stopped this read: c has failed
+				a := l.release() // the watchdog stopped this read: c has failed
 				l.mu.Unlock()
+				a.do()
+				return
+			}
+			if c == nil && l.gen == gen && l.nc != nil && l.toPoll {
+				// Poll stopped readLoop's read: the loop reads now.
+				l.reading = false
+				a := l.becomePolled()
+				l.mu.Unlock()
+				a.do()
 				return
 			}
 			l.mu.Unlock()
-			if err == io.EOF {
-				err = errServerClosed
-			}
-			l.fail(gen, err, false)
+			l.readFailed(gen, err)
 			return
 		}
-		l.mu.Lock()
-		p, ok := l.pending[m.UID]
-		if !ok || p.op != m.Op {
-			l.mu.Unlock()
-			l.fail(gen, kindError{fmt.Sprintf("the server answered uid %d op %v, which was not asked", m.UID, m.Op), &proto.CorruptError{}}, false)
-			return
-		}
-		delete(l.pending, m.UID)
-		// The answer is copied out of the reader's buffer before the
-		// role can pass: whoever reads next reuses that buffer (and m).
-		var res []byte
-		if p.c != nil {
-			res = append(p.c.dst, m.Payload...)
-		}
-		stop := c == nil && len(l.pending) == 0
-		if stop {
-			l.reading = false
-		}
-		l.mu.Unlock()
-		if l.u.timeout > 0 {
-			now := time.Now()
-			l.lat.Observe(now.Sub(p.sent), now)
-		}
-		l.answers.Add(1)
-		if p.c != nil {
-			p.c.finish(res, nil)
-		}
-		if p.slot {
-			<-l.slots
-		}
-		if stop {
+		if more, ok := l.deliver(gen, m, c == nil); !ok || !more {
 			return
 		}
 	}
 }
 
+// readFailed drops connection gen after its reader's error.
+func (l *link) readFailed(gen uint64, err error) {
+	if err == io.EOF {
+		err = errServerClosed
+	}
+	l.fail(gen, err, false)
+}
+
+// deliver hands answer m of connection gen to its caller; ok is false
+// when m was not asked (the connection is dropped). With last, the
+// reader's role ends once no request waits for an answer (more false).
+func (l *link) deliver(gen uint64, m *proto.Message, last bool) (more, ok bool) {
+	l.mu.Lock()
+	p, ok := l.pending[m.UID]
+	if !ok || p.op != m.Op {
+		l.mu.Unlock()
+		l.fail(gen, kindError{fmt.Sprintf("the server answered uid %d op %v, which was not asked", m.UID, m.Op), &proto.CorruptError{}}, false)
+		return false, false
+	}
+	delete(l.pending, m.UID)
+	// The answer is copied out of the reader's buffer before the
+	// role can pass: whoever reads next reuses that buffer (and m).
+	var res []byte
+	if p.c != nil {
+		res = append(p.c.dst, m.Payload...)
+	}
+	stop := last && len(l.pending) == 0
+	var a pollAttach
+	if stop {
+		l.reading = false
+		a = l.becomePolled()
+	}
+	l.mu.Unlock()
+	a.do()
+	if l.u.timeout > 0 {
+		now := time.Now()
+		l.lat.Observe(now.Sub(p.sent), now)
+	}
+	l.answers.Add(1)
+	if p.c != nil {
+		p.c.finish(res, nil)
+	}
+	if p.slot {
+		<-l.slots
+	}
+	return !stop, true
+}
+
 // release gives up the reading caller's role (l.mu held): to readLoop
 // when requests still wait for answers.
-func (l *link) release() {
+func (l *link) release() pollAttach {
 	if l.intr {
 		l.intr = false
 		l.nc.SetReadDeadline(time.Time{})
 	}
 	l.readerCall = nil
-	if len(l.pending) == 0 {
-		l.reading = false
-		return
+	l.reading = false
+	if a := l.becomePolled(); a.p != nil {
+		return a
 	}
-	l.wake <- struct{}{} // cap 1, and only the holder of the role sends
+	if len(l.pending) > 0 {
+		l.reading = true
+		l.wake <- struct{}{} // cap 1, and only the holder of the role sends
+	}
+	return pollAttach{}
 }
 
 // armDog makes the watchdog fire at at, unless it fires sooner (l.mu
@@ -428,6 +487,7 @@ func (l *link) fail(gen uint64, err error, probation bool) {
 	l.nc = nil
 	close(l.dead)
 	l.reading, l.readerCall, l.intr = false, nil, false
+	l.polled, l.toPoll = false, false
 	l.onProbation = probation || l.state.Load() == stateProbing
 	l.state.Store(stateDown)
 	l.m.Up(false)
@@ -462,6 +522,9 @@ func (l *link) fail(gen uint64, err error, probation bool) {
 // connection's reader: the caller must call readAnswers); otherwise
 // someone is made to read.
 func (l *link) send(c *call, op proto.Op, payload []byte, slot bool, want int32, t time.Duration, deadline time.Time, read bool) (uid uint32, gen uint64, rd *proto.Reader, ok bool) {
+	// A started request (Start): the caller must not wait. (Read now:
+	// once registered, c may complete and be reused at any time.)
+	nowait := c.sc != nil
 	l.mu.Lock()
 	if l.nc == nil || l.state.Load() != want {
 		l.mu.Unlock()
@@ -500,7 +563,7 @@ func (l *link) send(c *call, op proto.Op, payload []byte, slot bool, want int32,
 	// held up by a writer waiting for a server that is itself waiting for
 	// us to read. A failed write fails the connection, and this request
 	// with it.
-	w.send(&proto.Message{UID: uid, Op: op, Payload: payload}, deadline, others)
+	w.send(&proto.Message{UID: uid, Op: op, Payload: payload}, deadline, others && !nowait, nowait)
 	return uid, gen, rd, true
 }
 
@@ -644,5 +707,156 @@ func (l *link) probe(gen uint64) {
 	case <-c.timer.C:
 		// The call stays registered until fail drops it: not pooled.
 		l.fail(gen, kindError{fmt.Sprintf("no answer to a probe within %v", l.u.deadAfter), os.ErrDeadlineExceeded}, true)
+	}
+}
+
+// A link's connection read by an event loop (Upstream.Poll): the loop
+// holds the reader's role while it watches the socket, and reads what
+// comes without waiting (rawio.Conn.NoWait), so that an answer is read
+// and delivered by the loop's own thread, which writes it back to the
+// local client: no goroutine is woken for it, and the idle connection
+// needs no readLoop to notice that the server closed it.
+
+// pollAttach is an attachment to make once l.mu is released (p nil:
+// none).
+type pollAttach struct {
+	p  evloop.Poller
+	rc syscall.RawConn
+	h  *polledConn
+}
+
+func (a pollAttach) do() {
+	if a.p != nil && !a.p.Attach(a.h.l, a.rc, a.h) {
+		a.h.Unpolled()
+	}
+}
+
+// polledConn is one connection's Handler in the poller's loop.
+type polledConn struct {
+	l   *link
+	gen uint64
+}
+
+func (h *polledConn) Ready()    { h.l.readPolled(h.gen) }
+func (h *polledConn) Unpolled() { h.l.unpolled(h.gen) }
+
+// becomePolled gives the reader's role to the poller, when there is one,
+// no one has the role and the connection is a plain socket (l.mu held);
+// the caller makes the returned attachment after releasing l.mu.
+func (l *link) becomePolled() pollAttach {
+	p := l.u.poller()
+	if p == nil || l.nc == nil || l.reading || l.polled || !l.io.Raw() {
+		return pollAttach{}
+	}
+	sc, ok := l.nc.(syscall.Conn)
+	if !ok {
+		return pollAttach{}
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return pollAttach{}
+	}
+	if l.toPoll {
+		l.toPoll = false
+		l.nc.SetReadDeadline(time.Time{})
+	}
+	l.reading, l.polled = true, true
+	l.io.NoWait = true
+	l.quiet.set(true)
+	return pollAttach{p, rc, &polledConn{l, l.gen}}
+}
+
+// pollNow has the poller read the connection: at once when no one is
+// reading it, by stopping readLoop's read when it watches the idle
+// connection, or when the reading caller is answered.
+func (l *link) pollNow() {
+	l.mu.Lock()
+	if l.nc != nil && l.reading && !l.polled && l.readerCall == nil && !l.toPoll {
+		l.toPoll = true
+		l.nc.SetReadDeadline(time.Unix(1, 0))
+	}
+	a := l.becomePolled()
+	l.mu.Unlock()
+	a.do()
+}
+
+// readPolled reads the answers that are in on connection gen, from the
+// poller's loop, and delivers them.
+func (l *link) readPolled(gen uint64) {
+	l.mu.Lock()
+	ok := l.gen == gen && l.polled
+	rd, io := l.rd, l.io
+	l.mu.Unlock()
+	if !ok {
+		return
+	}
+	io.Readable()
+	for {
+		m, err := rd.ReadMessage()
+		if err == rawio.ErrWouldBlock {
+			return
+		}
+		if err != nil {
+			l.readFailed(gen, err)
+			return
+		}
+		if _, ok := l.deliver(gen, m, false); !ok {
+			return
+		}
+	}
+}
+
+// unpolled takes the reader's role back from a poller that no longer
+// reads connection gen: readLoop reads it from now on.
+func (l *link) unpolled(gen uint64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.gen != gen || !l.polled || l.nc == nil {
+		return
+	}
+	l.polled, l.reading = false, false
+	l.io.NoWait = false
+	l.quiet.set(false)
+	if len(l.pending) > 0 {
+		l.reading = true
+		l.wake <- struct{}{}
+	}
+}
+
+// quietReg is a connection's quiet registration in the runtime's poller
+// (rawio.Quiet), muted while an event loop reads the connection, and
+// loud for good once a write has had to wait for room.
+type quietReg struct {
+	mu     sync.Mutex
+	reg    rawio.Registration
+	muted  bool
+	louder bool
+}
+
+// loud is the connection's rawio.Conn.WriteWait.
+func (q *quietReg) loud() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if !q.louder {
+		q.louder = true
+		q.reg.Loud()
+	}
+}
+
+// set mutes the registration (on) or makes it quiet again.
+func (q *quietReg) set(on bool) {
+	if q == nil {
+		return
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.louder || q.muted == on {
+		return
+	}
+	q.muted = on
+	if on {
+		q.reg.Mute()
+	} else {
+		q.reg.Quiet()
 	}
 }

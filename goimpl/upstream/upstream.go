@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/distcache-go/distcache/goimpl/accept"
+	"github.com/distcache-go/distcache/goimpl/evloop"
 	"github.com/distcache-go/distcache/goimpl/metrics"
 	"github.com/distcache-go/distcache/goimpl/proto"
 	"github.com/distcache-go/distcache/goimpl/store"
@@ -114,6 +115,9 @@ type Upstream struct {
 	log       accept.Logger
 	stop      chan struct{}
 	closeOnce sync.Once
+
+	pmu sync.Mutex
+	pl  evloop.Poller // Poll's
 }
 
 // New starts an Upstream: it connects to every server at once, in the

@@ -41,10 +41,12 @@ const maxRounds = 8
 const maxKeep = 256 << 10
 
 // send queues m and writes what is queued when no one else is writing;
-// others says other requests are in flight on the connection.
+// others says other requests are in flight on the connection. With
+// nowait the caller (an event loop) does not wait for room: what the
+// socket does not take at once is written by a goroutine.
 // It fails the connection (and returns false) when m cannot be encoded or
 // the write fails; the requests in flight then fail with it.
-func (w *writer) send(m *proto.Message, deadline time.Time, others bool) bool {
+func (w *writer) send(m *proto.Message, deadline time.Time, others, nowait bool) bool {
 	w.mu.Lock()
 	if w.failed {
 		w.mu.Unlock()
@@ -57,9 +59,7 @@ func (w *writer) send(m *proto.Message, deadline time.Time, others bool) bool {
 		w.l.fail(w.gen, err, false)
 		return false
 	}
-	if deadline.After(w.deadline) {
-		w.deadline = deadline
-	}
+	w.deadline = later(w.deadline, deadline)
 	if w.busy {
 		w.mu.Unlock()
 		return true
@@ -74,19 +74,19 @@ func (w *writer) send(m *proto.Message, deadline time.Time, others bool) bool {
 		runtime.Gosched()
 		w.mu.Lock()
 	}
-	return w.drain(maxRounds)
+	return w.drain(maxRounds, nowait)
 }
 
 // drain writes until nothing is queued, at most rounds times; then, when
 // more is queued, a goroutine takes over. Called with mu held and busy
 // set; returns with mu released.
-func (w *writer) drain(rounds int) bool {
+func (w *writer) drain(rounds int, nowait bool) bool {
 	for ; len(w.buf) > 0; rounds-- {
 		if rounds == 0 {
 			w.mu.Unlock()
 			go func() {
 				w.mu.Lock()
-				w.drain(-1)
+				w.drain(-1, false)
 			}()
 			return true
 		}
@@ -104,7 +104,20 @@ func (w *writer) drain(rounds int) bool {
 			}
 			w.nc.SetWriteDeadline(w.wdl)
 		}
-		_, err := w.io.Write(buf)
+		var err error
+		if nowait {
+			var n int
+			if n, err = w.io.TryWrite(buf); err == rawio.ErrWouldBlock {
+				// The rest goes first, then what was queued meanwhile.
+				w.mu.Lock()
+				w.buf = append(append(w.spare[:0:0], buf[n:]...), w.buf...)
+				w.deadline = later(w.deadline, dl)
+				rounds = 1 // the next round hands over to a goroutine
+				continue
+			}
+		} else {
+			_, err = w.io.Write(buf)
+		}
 		w.mu.Lock()
 		if cap(buf) <= maxKeep {
 			w.spare = buf[:0]
@@ -120,4 +133,11 @@ func (w *writer) drain(rounds int) bool {
 	w.busy = false
 	w.mu.Unlock()
 	return true
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }

@@ -1,0 +1,617 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package proxy
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/distcache-go/distcache/goimpl/evloop"
+	"github.com/distcache-go/distcache/goimpl/metrics"
+	"github.com/distcache-go/distcache/goimpl/proto"
+	"github.com/distcache-go/distcache/goimpl/rawio"
+	"github.com/distcache-go/distcache/goimpl/store"
+)
+
+// When the Handler can start its store's calls without waiting for them
+// (a *store.Handler over a store.Async: the upstream, with or without
+// metrics), one event loop serves every connection of a unix listener,
+// young or kept, as the original dc_client's select loop does: it reads a
+// request, starts the store call (the upstream writes the request to its
+// server) and goes back to its wait; the answer is written to the local
+// socket by whoever has it, normally the same loop, which also reads the
+// upstream connection (Options.Poll: evloop.Poller), so that a request
+// costs its reads and writes and the loop's waits, and no goroutine is
+// woken. The loop waits raw while events come close together
+// (evloop.Loop.RawWaits) and parks in the runtime's poller otherwise.
+//
+// A connection's state says who may touch it: the loop (connIdle), or,
+// while its call is in flight, whoever completes the call (connCalling;
+// connReadable when the loop saw the socket readable meanwhile). The
+// completion writes the answer with a raw write that never waits, and
+// gives the connection back: at once when nothing came meanwhile, or
+// through the loop's queue (connQueued, and the loop's eventfd) when the
+// loop must look at it again (it became readable, the answer did not fit
+// in the socket, or the connection is to close). An answer that does
+// not fit goes on from a goroutine of its own, as in loop.go; requests
+// the store cannot start (TAKE, the feature probe) are answered by
+// Handle in a goroutine, and completed the same way. Loops are not used
+// with Idle or on other listeners than unix sockets.
+
+// The states of a connection of the async loop.
+const (
+	connIdle     int32 = iota // the loop's: waiting for a request, or being served
+	connCalling               // its call is in flight
+	connReadable              // in flight, and the loop saw the socket readable
+	connQueued                // complete, in the loop's queue
+)
+
+// maxTurn bounds the requests of one connection answered in one turn of
+// the loop without a store call (a flood of malformed ids), so that the
+// others are not held up.
+const maxTurn = 16
+
+// starter is a Handler that can start store calls (*store.Handler).
+type starter interface {
+	Handler
+	CanStart() bool
+	Start(req *proto.Message, out []byte, c *store.Call) ([]byte, store.Started, error)
+	Finish(c *store.Call, out []byte) ([]byte, error)
+}
+
+// aConn is a connection's part for the async loop: its Handler there,
+// its Completion, and the state of its call.
+type aConn struct {
+	c     *client
+	state atomic.Int32
+	sc    store.Call
+	uid   uint32
+	op    proto.Op
+	// edge: the socket became readable since the loop last read it. A
+	// request served from what the reader had buffered leaves the
+	// socket unread, so a completion that finds edge set gives the
+	// connection back through the queue, not to the next edge, which
+	// has come already.
+	edge atomic.Bool
+	// Set by the completion for the loop (connQueued).
+	werr   error // the answer's write failed
+	closer error // the Handler closes the connection (ErrClose)
+	turns  int   // requests answered at once in this turn
+	queued bool  // in the loop's queue for its own reasons (maxTurn)
+	next   *client
+	prev   *client
+	inList bool
+}
+
+// aLoop is the one loop of a Serve.
+type aLoop struct {
+	p  *Proxy
+	h  starter
+	l  *evloop.Loop
+	ln net.Listener
+
+	stopped, done func()
+	lfd           int // the listener's duplicate; -1 once accepting has stopped
+	acceptMore    bool
+	pause         time.Time // accepting resumes (after an accept error)
+	delay         time.Duration
+	lnClosed      atomic.Bool
+	stopCh        chan struct{}
+	inLoop        atomic.Int32 // connections the loop serves (MaxClients)
+	blocking      atomic.Int32 // requests answered by Handle in goroutines
+	head          *client      // every connection of the loop
+	n             int
+
+	// onLoop is set while the loop reads a polled socket, whose
+	// completions then need not wake it: it looks at its queue next.
+	onLoop atomic.Bool
+
+	mu      sync.Mutex
+	queue   []*client
+	spare   []*client
+	attach  []attachReq
+	polled  map[any]evloop.Polled
+	ended   bool
+	started bool // Options.Poll was given the loop
+}
+
+type attachReq struct {
+	owner any
+	rc    syscall.RawConn
+	h     evloop.Polled
+}
+
+// serveAsync serves ln from the async loop until accepting stops; false
+// when it cannot (the Handler cannot start calls, not a unix listener,
+// Idle, no descriptor), and nothing is started.
+func (p *Proxy) serveAsync(ln net.Listener) bool {
+	h, ok := p.h.(starter)
+	if !ok || !h.CanStart() || p.idle > 0 || ln.Addr().Network() != "unix" {
+		return false
+	}
+	lfd, err := evloop.ListenerFD(ln)
+	if err != nil {
+		return false
+	}
+	l, err := evloop.New()
+	if err != nil {
+		evloop.Close(lfd)
+		return false
+	}
+	al := &aLoop{p: p, h: h, l: l, ln: ln, lfd: lfd, stopCh: make(chan struct{}), polled: make(map[any]evloop.Polled)}
+	if al.stopped, al.done, ok = p.set.AddLoop(l.Wake); !ok {
+		l.Close()
+		evloop.Close(lfd)
+		return false
+	}
+	l.Lend(lfd, (*aListener)(al))
+	if err := l.Arm(lfd); err != nil {
+		l.Close()
+		evloop.Close(lfd)
+		al.done()
+		return false
+	}
+	// On one P the loop waits raw only while no goroutine waits for a
+	// socket: no connection served by a goroutine, no request answered
+	// by one, every upstream connection read by the loop.
+	l.RawWaitsWhile(func() bool {
+		return p.set.Count() == 0 && al.blocking.Load() == 0 && (p.poll == nil || p.poll.Polled())
+	})
+	if p.poll != nil {
+		al.started = true
+		p.poll.Poll(al)
+	}
+	go al.run()
+	evloop.WatchClosed(ln, al.stopCh, func() {
+		al.lnClosed.Store(true)
+		al.l.Wake()
+	}, func() {
+		p.log.Printf("Warning, the listening socket had been made blocking; it is non-blocking again")
+	})
+	return true
+}
+
+// Attach implements evloop.Poller.
+func (al *aLoop) Attach(owner any, rc syscall.RawConn, h evloop.Polled) bool {
+	al.mu.Lock()
+	defer al.mu.Unlock()
+	if al.ended {
+		return false
+	}
+	al.attach = append(al.attach, attachReq{owner, rc, h})
+	al.l.Wake()
+	return true
+}
+
+// polledReady is a polled socket's Handler in the loop.
+type polledReady struct {
+	al *aLoop
+	h  evloop.Polled
+}
+
+func (r *polledReady) Ready() {
+	r.al.l.Passive() // the answers to what the loop wrote
+	r.al.onLoop.Store(true)
+	r.h.Ready()
+	r.al.onLoop.Store(false)
+	r.al.drain()
+}
+
+// aListener is the listener's Handler.
+type aListener aLoop
+
+func (h *aListener) Ready() { (*aLoop)(h).accept() }
+
+func (al *aLoop) run() {
+	p := al.p
+	defer al.end()
+	closing := false
+	for {
+		lnClosed := al.lnClosed.Load()
+		if p.set.Stopping() || lnClosed {
+			al.stopAccepting()
+		}
+		if p.set.Closing() && !closing {
+			// Each connection's next read says so: it ends, or is
+			// handed over, as in a goroutine of its own; those in
+			// flight do once their call completes.
+			closing = true
+			al.each(al.serve)
+		}
+		if lnClosed && !p.set.Stopping() {
+			// Serve has returned, and no Shutdown may come to end
+			// the loop: its connections go on in goroutines of
+			// their own, as those of a Serve without loops do.
+			al.each(al.detach)
+			if al.n == 0 {
+				return
+			}
+		}
+		if closing && al.n == 0 {
+			return
+		}
+		var err error
+		if al.acceptMore {
+			err = al.l.Poll()
+			al.accept()
+		} else {
+			err = al.l.Wait(al.pause)
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			al.resume()
+		}
+		al.drain()
+	}
+}
+
+// each calls f for every connection of the loop that is not in flight.
+func (al *aLoop) each(f func(*client)) {
+	for c := al.head; c != nil; {
+		next := c.as.next
+		if c.as.state.Load() == connIdle && !c.as.queued {
+			f(c)
+		}
+		c = next
+	}
+}
+
+// end stops the loop: the polled sockets are read by their owners again.
+func (al *aLoop) end() {
+	al.stopAccepting()
+	if al.started {
+		al.p.poll.Poll(nil)
+	}
+	al.mu.Lock()
+	al.ended = true
+	polled, reqs := al.polled, al.attach
+	al.polled, al.attach = nil, nil
+	al.mu.Unlock()
+	al.l.Close()
+	for _, h := range polled {
+		h.Unpolled()
+	}
+	for _, r := range reqs {
+		r.h.Unpolled()
+	}
+	al.done()
+}
+
+// drain serves the connections whose calls completed, and adds the
+// sockets Attach was given.
+func (al *aLoop) drain() {
+	al.mu.Lock()
+	q, reqs := al.queue, al.attach
+	al.queue, al.spare = al.spare[:0], nil
+	al.attach = nil
+	al.mu.Unlock()
+	for _, r := range reqs {
+		pr := &polledReady{al, r.h}
+		var werr error
+		err := r.rc.Control(func(fd uintptr) { werr = al.l.Watch(int(fd), pr) })
+		if err != nil || werr != nil {
+			r.h.Unpolled()
+			continue
+		}
+		al.polled[r.owner] = r.h // a new connection of the owner replaces its last
+	}
+	for i, c := range q {
+		q[i] = nil
+		al.completed(c)
+	}
+	al.mu.Lock()
+	if al.spare == nil {
+		al.spare = q[:0]
+	}
+	al.mu.Unlock()
+}
+
+// completed serves a connection from the queue.
+func (al *aLoop) completed(c *client) {
+	a := &c.as
+	a.state.Store(connIdle)
+	a.queued = false
+	switch {
+	case a.closer != nil:
+		c.p.log.Printf("Warning, closing local client: %v", a.closer)
+		a.closer = nil
+		c.end(metrics.CloseCorrupt, false)
+	case a.werr != nil:
+		err := a.werr
+		a.werr = nil
+		c.end(metrics.WriteCloseReason(err), false)
+	case len(c.unsent) > 0, al.lnClosed.Load() && !al.p.set.Stopping():
+		al.detach(c)
+	default:
+		al.serve(c)
+	}
+}
+
+// post gives a connection to the loop (from any goroutine).
+func (al *aLoop) post(c *client) {
+	al.mu.Lock()
+	al.queue = append(al.queue, c)
+	al.mu.Unlock()
+	if !al.onLoop.Load() {
+		al.l.Wake()
+	}
+}
+
+// stopAccepting closes the listener's duplicate and says the loop
+// accepts no more.
+func (al *aLoop) stopAccepting() {
+	if al.lfd >= 0 {
+		al.l.Disarm(al.lfd)
+		evloop.Close(al.lfd)
+		al.lfd = -1
+		close(al.stopCh)
+		al.stopped()
+	}
+}
+
+// resume accepts again after an accept error's pause.
+func (al *aLoop) resume() {
+	if al.lfd < 0 || al.pause.IsZero() || time.Now().Before(al.pause) {
+		return
+	}
+	if err := al.l.Arm(al.lfd); err != nil {
+		al.p.log.Printf("Warning, accept failed: %v", err)
+		al.delay = min(max(2*al.delay, 5*time.Millisecond), time.Second)
+		al.pause = time.Now().Add(al.delay)
+		return
+	}
+	al.pause = time.Time{}
+}
+
+// accept takes the connections waiting on the listener (a batch per
+// turn) and serves each at once.
+func (al *aLoop) accept() {
+	p := al.p
+	al.acceptMore = false
+	for i := 0; i < 16; i++ {
+		if al.lfd < 0 || !al.pause.IsZero() || p.set.Stopping() {
+			return
+		}
+		fd, err := evloop.Accept(al.lfd)
+		if err == syscall.EAGAIN {
+			return
+		}
+		if err != nil {
+			// As accept.Set.Serve: back off instead of spinning (E-25).
+			p.log.Printf("Warning, accept failed: %v", err)
+			al.delay = min(max(2*al.delay, 5*time.Millisecond), time.Second)
+			al.pause = time.Now().Add(al.delay)
+			al.l.Disarm(al.lfd)
+			return
+		}
+		al.delay = 0
+		if p.set.Max > 0 && p.set.Count()+int(al.inLoop.Load()) >= p.set.Max {
+			p.refuse()
+			evloop.Close(fd)
+			continue
+		}
+		c := newClient(p, nil)
+		c.al, c.fd = al, fd
+		c.io.ResetFD(fd)
+		c.as.sc.Done = &c.as
+		if err := al.l.Watch(fd, &c.as); err != nil {
+			p.log.Printf("Warning, local client: %v", err)
+			evloop.Close(fd)
+			c.al, c.fd = nil, -1
+			continue
+		}
+		c.watched = true
+		al.inLoop.Add(1)
+		al.link(c)
+		p.m.ConnAccepted()
+		al.serve(c) // the request may be there already
+	}
+	al.acceptMore = true
+}
+
+func (al *aLoop) link(c *client) {
+	a := &c.as
+	a.prev, a.next, a.inList = nil, al.head, true
+	if al.head != nil {
+		al.head.as.prev = c
+	}
+	al.head = c
+	al.n++
+}
+
+func (al *aLoop) unlink(c *client) {
+	a := &c.as
+	if !a.inList {
+		return
+	}
+	a.inList = false
+	if a.prev != nil {
+		a.prev.as.next = a.next
+	} else {
+		al.head = a.next
+	}
+	if a.next != nil {
+		a.next.as.prev = a.prev
+	}
+	a.prev, a.next = nil, nil
+	al.n--
+}
+
+// Ready is the loop's Handler of a connection: its socket is readable.
+func (a *aConn) Ready() {
+	c := a.c
+	a.edge.Store(true)
+	switch a.state.Load() {
+	case connIdle:
+		if !a.queued {
+			c.al.serve(c)
+		}
+	case connCalling:
+		if !a.state.CompareAndSwap(connCalling, connReadable) && a.state.Load() == connIdle {
+			c.al.serve(c) // completed meanwhile
+		}
+	}
+}
+
+// serve reads and answers c's requests until it has to wait for the next
+// one, or for its call (on the loop's goroutine, c connIdle).
+func (al *aLoop) serve(c *client) {
+	a := &c.as
+	a.turns = 0
+	for {
+		c.first = c.rd.Buffered() > 0
+		m, err := c.rd.ReadMessage()
+		if err == rawio.ErrWouldBlock {
+			return // the loop watches it
+		}
+		if err != nil {
+			c.readFailed(err)
+			return
+		}
+		a.uid, a.op = m.UID, m.Op
+		a.state.Store(connCalling)
+		pay, how, err := al.h.Start(m, c.pay[:0], &a.sc)
+		switch how {
+		case store.Answered:
+			a.state.Store(connIdle)
+			if err != nil {
+				c.p.log.Printf("Warning, closing local client: %v", err)
+				c.end(metrics.CloseCorrupt, false)
+				return
+			}
+			c.pay = pay
+			if !c.answer(pay) {
+				return
+			}
+			if a.turns++; a.turns >= maxTurn {
+				a.queued = true
+				al.post(c)
+				return
+			}
+			continue
+		case store.Blocking:
+			al.blocking.Add(1)
+			go c.handleBlocking(m)
+			return
+		}
+		if a.state.Load() != connIdle {
+			return // in flight, or queued
+		}
+	}
+}
+
+// answer writes the answer payload pay to a connection of the loop (on
+// the loop's goroutine); false when it is no longer the loop's.
+func (c *client) answer(pay []byte) bool {
+	a := &c.as
+	c.out, _ = proto.AppendMessage(c.out[:0], &proto.Message{Response: true, UID: a.uid, Op: a.op, Payload: pay})
+	n, err := c.io.Write(c.out)
+	c.p.m.BytesOut(n)
+	switch {
+	case err == rawio.ErrWouldBlock:
+		c.unsent = c.out[n:]
+		c.al.detach(c)
+		return false
+	case err != nil:
+		c.end(metrics.WriteCloseReason(err), false)
+		return false
+	}
+	c.served++
+	return true
+}
+
+// handleBlocking answers a request the store cannot start, in a goroutine
+// of its own (the loop does not touch c meanwhile).
+func (c *client) handleBlocking(m *proto.Message) {
+	pay, err := c.p.h.Handle(context.Background(), m, c.pay[:0])
+	c.al.blocking.Add(-1)
+	c.completeWith(pay, err)
+}
+
+// Complete implements store.Completion: c's call is complete.
+func (a *aConn) Complete(sc *store.Call) {
+	c := a.c
+	pay, err := c.al.h.Finish(sc, c.pay[:0])
+	c.completeWith(pay, err)
+}
+
+// completeWith writes the answer of c's call, from whoever completed it,
+// and gives c back to the loop.
+func (c *client) completeWith(pay []byte, err error) {
+	a, al := &c.as, c.al
+	if pay != nil {
+		c.pay = pay
+	}
+	if err != nil {
+		a.closer = err
+	} else {
+		c.out, _ = proto.AppendMessage(c.out[:0], &proto.Message{Response: true, UID: a.uid, Op: a.op, Payload: pay})
+		n, err := c.io.Write(c.out)
+		c.p.m.BytesOut(n)
+		switch {
+		case err == rawio.ErrWouldBlock:
+			c.unsent = c.out[n:]
+		case err != nil:
+			a.werr = err
+		default:
+			c.served++
+			if c.rd.Buffered() == 0 && !a.edge.Load() && !c.p.set.Closing() && a.state.CompareAndSwap(connCalling, connIdle) {
+				return // the loop sees its next request come
+			}
+		}
+	}
+	a.state.Store(connQueued)
+	al.post(c)
+}
+
+// closeConn closes a connection of the loop.
+func (al *aLoop) closeConn(c *client) {
+	al.unlink(c)
+	if c.watched {
+		al.l.Forget(c.fd)
+		c.watched = false
+	}
+	evloop.Close(c.fd)
+	al.inLoop.Add(-1)
+	c.al, c.fd = nil, -1
+}
+
+// toNetConn takes c out of the loop and makes its socket a net.Conn
+// (c.nc); false when that fails (logged, the socket closed).
+func (al *aLoop) toNetConn(c *client) bool {
+	al.unlink(c)
+	if c.watched {
+		al.l.Unwatch(c.fd)
+		c.watched = false
+	}
+	al.inLoop.Add(-1)
+	f := os.NewFile(uintptr(c.fd), "")
+	nc, err := net.FileConn(f) // a duplicate
+	f.Close()
+	c.al, c.fd = nil, -1
+	if err != nil {
+		al.p.log.Printf("Warning, closing local client: %v", err)
+		return false
+	}
+	c.nc = nc
+	c.io.Reset(nc)
+	return true
+}
+
+// detach passes c to a goroutine of its own, where client.goServe goes
+// on.
+func (al *aLoop) detach(c *client) {
+	if testHookDetach != nil {
+		testHookDetach()
+	}
+	if !al.toNetConn(c) {
+		c.end(closeError, false)
+		return
+	}
+	al.p.set.Go(c.nc, func(net.Conn) { c.goServe() })
+}

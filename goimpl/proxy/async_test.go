@@ -1,0 +1,353 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"math/rand"
+	"net"
+	"os"
+	"runtime"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/distcache-go/distcache/goimpl/evloop"
+	"github.com/distcache-go/distcache/goimpl/proto"
+	"github.com/distcache-go/distcache/goimpl/store"
+)
+
+// async is a store.Async over a blocking store: each started call is
+// carried out by a goroutine of its own (or at once, inline), as an
+// upstream's answer comes from whoever reads it. GETs of ids starting
+// with "slow" wait until release is closed, when it is set.
+type async struct {
+	store.Store
+	inline  bool
+	release chan struct{}
+	starts  atomic.Int64
+	held    atomic.Int64
+}
+
+func (a *async) Start(c *store.Call) bool {
+	a.starts.Add(1)
+	// The ids and data are the store's only until Start returns.
+	id, data := append([]byte(nil), c.ID...), append([]byte(nil), c.Data...)
+	run := func() {
+		ctx := context.Background()
+		switch c.Op {
+		case proto.OpAdd:
+			c.Err = a.Store.Add(ctx, id, data, c.TTL)
+		case proto.OpGet:
+			if a.release != nil && len(id) >= 4 && string(id[:4]) == "slow" {
+				a.held.Add(1)
+				<-a.release
+			}
+			c.Res, c.Err = a.Store.Get(ctx, id, c.Dst)
+		case proto.OpRemove:
+			c.Err = a.Store.Remove(ctx, id)
+		default:
+			c.Err = a.Store.Have(ctx, id)
+		}
+		c.Done.Complete(c)
+	}
+	if a.inline {
+		run()
+	} else {
+		go run()
+	}
+	return true
+}
+
+// detachCount counts the connections that leave their loop for a
+// goroutine, from now until the test ends.
+func detachCount(t *testing.T) *atomic.Int64 {
+	n := new(atomic.Int64)
+	testHookDetach = func() { n.Add(1) }
+	t.Cleanup(func() { testHookDetach = nil }) // after the proxy's (LIFO)
+	return n
+}
+
+// With a store that starts calls, kept connections stay in the loop for
+// good, with no goroutine of their own, and every request is started,
+// none answered by a blocking call.
+func TestAsyncKeptConnectionsStayInTheLoop(t *testing.T) {
+	detached := detachCount(t)
+	st := &async{Store: echo{}}
+	g0 := runtime.NumGoroutine()
+	_, _, sock := startLoops(t, Options{Handler: &store.Handler{Store: st}})
+	type conn struct {
+		c  net.Conn
+		rd *proto.Reader
+	}
+	var conns []conn
+	for i := 0; i < 20; i++ {
+		c, rd := dialGet(t, sock, "first")
+		conns = append(conns, conn{c, rd})
+	}
+	for k := 0; k < 10; k++ {
+		for i, c := range conns {
+			get(t, c.c, c.rd, fmt.Sprintf("c%d-%d", i, k))
+		}
+	}
+	if n := detached.Load(); n != 0 {
+		t.Errorf("%d kept connections left the loop", n)
+	}
+	if n := st.starts.Load(); n != 20*11 {
+		t.Errorf("%d calls started, want %d", n, 20*11)
+	}
+	waitFor(t, "the calls' goroutines to end", func() bool { return runtime.NumGoroutine()-g0 <= 8 })
+}
+
+// Connections per request and kept ones, requests one at a time,
+// pipelined, in pieces, and answers too big for the socket, with calls
+// completed by other goroutines after random waits or at once: each
+// connection gets the answers to its own requests, in order.
+func TestAsyncOwnAnswersInOrder(t *testing.T) {
+	for _, inline := range []bool{false, true} {
+		t.Run("inline="+strconv.FormatBool(inline), func(t *testing.T) {
+			_, _, sock := startLoops(t, Options{Handler: &store.Handler{Store: &async{Store: jitter{}, inline: inline}}})
+			var wg sync.WaitGroup
+			errs := make(chan error, 100)
+			for w := 0; w < 8; w++ {
+				wg.Add(1)
+				go func(w int) {
+					defer wg.Done()
+					r := rand.New(rand.NewSource(int64(w)))
+					for k := 0; k < 60; k++ {
+						if err := oneConn(r, sock, fmt.Sprintf("w%d-%d", w, k)); err != nil {
+							errs <- err
+							return
+						}
+					}
+				}(w)
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				t.Error(err)
+			}
+		})
+	}
+}
+
+// A malformed request closes its own connection, logged, while another
+// connection of the loop, with its call in flight, is answered.
+func TestAsyncMalformedClosesOnlyItsConnection(t *testing.T) {
+	log := new(countLog)
+	st := &async{Store: echo{}, release: make(chan struct{})}
+	_, _, sock := startLoops(t, Options{Handler: &store.Handler{Store: st}, Log: log})
+	slow, err := net.Dial("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Close()
+	sendGet(t, slow, 7, "slow-1")
+	waitFor(t, "the slow GET to be started", func() bool { return st.held.Load() == 1 })
+	bad, err := net.Dial("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bad.Close()
+	bad.Write(bytes.Repeat([]byte{0xff}, 64)) // no distcache frame
+	bad.SetDeadline(time.Now().Add(5 * time.Second))
+	if n, err := bad.Read(make([]byte, 64)); err == nil {
+		t.Fatalf("a request of an unknown operation was answered (%d bytes)", n)
+	}
+	close(st.release)
+	slow.SetDeadline(time.Now().Add(5 * time.Second))
+	if m, err := proto.NewReader(slow, proto.WantResponses).ReadMessage(); err != nil || m.UID != 7 || string(m.Payload) != "ok:slow-1" {
+		t.Fatalf("the slow GET: %v %+v", err, m)
+	}
+	if n := log.n(); n != 1 {
+		t.Errorf("%d lines logged, want 1", n)
+	}
+}
+
+// Requests the store cannot start (TAKE, and the feature probe, which
+// may ask the server) are answered by Handle from a goroutine, and the
+// connection goes on in the loop.
+func TestAsyncBlockingRequests(t *testing.T) {
+	detached := detachCount(t)
+	st := &async{Store: echo{}}
+	h := &store.Handler{Store: st, Features: func() uint32 { return proto.FeatureTake }}
+	_, _, sock := startLoops(t, Options{Handler: h})
+	c, rd := dialGet(t, sock, "a")
+	b, _ := proto.AppendMessage(nil, &proto.Message{UID: 2, Op: proto.OpTake, Payload: []byte("t")})
+	c.Write(b)
+	if m, err := rd.ReadMessage(); err != nil || m.UID != 2 || string(m.Payload) != "\x01" {
+		t.Fatalf("TAKE: %v %+v, want a miss (echo cannot take)", err, m)
+	}
+	b, _ = proto.AppendMessage(nil, &proto.Message{UID: 3, Op: proto.OpGet, Payload: proto.FeaturesID})
+	c.Write(b)
+	if m, err := rd.ReadMessage(); err != nil || m.UID != 3 || proto.ParseFeatures(m.Payload)&proto.FeatureTake == 0 {
+		t.Fatalf("the feature probe: %v %+v", err, m)
+	}
+	get(t, c, rd, "b")
+	if n := st.starts.Load(); n != 2 {
+		t.Errorf("%d calls started, want the 2 GETs", n)
+	}
+	if n := detached.Load(); n != 0 {
+		t.Errorf("the connection left the loop %d times", n)
+	}
+}
+
+// A handover passes every connection of the loop, the one whose call is
+// in flight once it is answered, each with nothing owed.
+func TestAsyncHandOverWaitsForTheCall(t *testing.T) {
+	st := &async{Store: echo{}, release: make(chan struct{})}
+	p, ln, sock := startLoops(t, Options{Handler: &store.Handler{Store: st}})
+	var conns []net.Conn
+	for i := 0; i < 3; i++ {
+		c, _ := dialGet(t, sock, "x")
+		conns = append(conns, c)
+	}
+	slow, err := net.Dial("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Close()
+	sendGet(t, slow, 5, "slow")
+	waitFor(t, "the slow GET to be started", func() bool { return st.held.Load() == 1 })
+	var passed atomic.Int64
+	p.HandOver(func(nc net.Conn, out, in []byte) error {
+		if len(out) != 0 || len(in) != 0 {
+			return fmt.Errorf("something owed")
+		}
+		passed.Add(1)
+		_, err := nc.Write([]byte{'!'})
+		return err
+	}, time.Second)
+	done := make(chan struct{})
+	go func() { p.Shutdown(ln, 10*time.Second); close(done) }()
+	waitFor(t, "the idle connections passed on", func() bool { return passed.Load() == 3 })
+	close(st.release)
+	<-done
+	if n := passed.Load(); n != 4 {
+		t.Fatalf("%d of 4 connections passed on", n)
+	}
+	// The slow connection: its answer, then the successor's byte.
+	want, _ := proto.AppendMessage(nil, &proto.Message{Response: true, UID: 5, Op: proto.OpGet, Payload: []byte("ok:slow")})
+	got := make([]byte, len(want)+1)
+	slow.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadFull(slow, got); err != nil || !bytes.Equal(got, append(want, '!')) {
+		t.Fatalf("the slow connection: %v %q, want its answer then the successor's", err, got)
+	}
+	for i, c := range conns {
+		b := make([]byte, 1)
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := c.Read(b); err != nil || b[0] != '!' {
+			t.Fatalf("connection %d: %v %q", i, err, b)
+		}
+	}
+}
+
+// MaxClients counts the connections of the loop.
+func TestAsyncMaxClients(t *testing.T) {
+	log := new(countLog)
+	_, _, sock := startLoops(t, Options{Handler: &store.Handler{Store: &async{Store: echo{}}}, MaxClients: 2, Log: log})
+	dialGet(t, sock, "a")
+	dialGet(t, sock, "b")
+	c, err := net.Dial("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if n, err := c.Read(make([]byte, 1)); err == nil {
+		t.Fatalf("a third client with MaxClients 2: read %d bytes", n)
+	}
+	waitFor(t, "the refusal to be logged", func() bool { return log.n() == 1 })
+}
+
+// polledSock counts its Handler's calls.
+type polledSock struct {
+	ready, unpolled atomic.Int64
+	fd              int
+}
+
+func (s *polledSock) Ready() {
+	s.ready.Add(1)
+	var b [64]byte
+	for {
+		if n, err := syscall.Read(s.fd, b[:]); n <= 0 || err != nil {
+			return
+		}
+	}
+}
+func (s *polledSock) Unpolled() { s.unpolled.Add(1) }
+
+// Options.Poll is given the loop while it runs, and nil when it ends; a
+// socket attached to it has its Handler called by the loop when it is
+// readable, and is told Unpolled when the loop ends.
+func TestAsyncPoller(t *testing.T) {
+	var mu sync.Mutex
+	var polls []evloop.Poller
+	poll := pollable(func(p evloop.Poller) {
+		mu.Lock()
+		polls = append(polls, p)
+		mu.Unlock()
+	})
+	p, ln, sock := startLoops(t, Options{Handler: &store.Handler{Store: &async{Store: echo{}}}, Poll: poll})
+	dialGet(t, sock, "a")
+	mu.Lock()
+	if len(polls) != 1 || polls[0] == nil {
+		mu.Unlock()
+		t.Fatalf("Poll calls while serving: %v", polls)
+	}
+	pl := polls[0]
+	mu.Unlock()
+	ua, ub, err := unixPair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ua.Close()
+	defer ub.Close()
+	rc, _ := ub.(syscall.Conn).SyscallConn()
+	s := new(polledSock)
+	rc.Control(func(fd uintptr) { s.fd = int(fd) })
+	if !pl.Attach(s, rc, s) {
+		t.Fatal("Attach refused while the loop runs")
+	}
+	ua.Write([]byte("hello"))
+	waitFor(t, "the loop to call the attached socket's Handler", func() bool { return s.ready.Load() >= 1 })
+	p.Shutdown(ln, time.Second)
+	waitFor(t, "Unpolled at the loop's end", func() bool { return s.unpolled.Load() == 1 })
+	mu.Lock()
+	defer mu.Unlock()
+	if len(polls) != 2 || polls[1] != nil {
+		t.Fatalf("Poll calls after the end: %v, want the loop then nil", polls)
+	}
+	if pl.Attach(s, rc, s) {
+		t.Error("Attach accepted after the loop ended")
+	}
+}
+
+type pollable func(evloop.Poller)
+
+func (f pollable) Poll(p evloop.Poller) { f(p) }
+func (pollable) Polled() bool           { return true }
+
+func unixPair() (net.Conn, net.Conn, error) {
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	var cs [2]net.Conn
+	for i, fd := range fds {
+		f := os.NewFile(uintptr(fd), "pair")
+		c, err := net.FileConn(f)
+		f.Close()
+		if err != nil {
+			return nil, nil, err
+		}
+		cs[i] = c
+	}
+	return cs[0], cs[1], nil
+}
