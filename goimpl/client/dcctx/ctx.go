@@ -358,7 +358,7 @@ func (c *Ctx) roundTrip(ctx context.Context, rq *request, handle func([]byte)) e
 			return nil
 		}
 		c.release(l, false)
-		if xerr.kind == failTimeout && ctx.Err() == nil {
+		if xerr.kind == failTimeout && !callerExpired(ctx) {
 			c.stall(b.t)
 		}
 		if xerr.kind == failNet {
@@ -534,4 +534,16 @@ func (c *Ctx) RegetSession(id, dst []byte) (used int, ok bool) {
 	}
 	copy(dst, c.regetData)
 	return len(c.regetData), true
+}
+
+// callerExpired reports whether ctx has ended or its deadline has passed:
+// an exchange that timed out then waited for the caller, not for a
+// stalled server. (The deadline is read too: the exchange's own timer at
+// that deadline can fire before the context's, and Err is still nil.)
+func callerExpired(ctx context.Context) bool {
+	if ctx.Err() != nil {
+		return true
+	}
+	d, ok := ctx.Deadline()
+	return ok && !time.Now().Before(d)
 }

@@ -4,6 +4,7 @@ package dcctx
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"github.com/distcache-go/distcache/goimpl/client/internal/fake"
@@ -268,6 +269,37 @@ func TestSilentServerTimesOut(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// deadlineOnly reports a deadline but never ends: the moment after a
+// context's deadline has passed and before its timer has ended it, held
+// open.
+type deadlineOnly struct {
+	context.Context
+	d time.Time
+}
+
+func (c deadlineOnly) Deadline() (time.Time, bool) { return c.d, true }
+
+// An exchange that times out at the caller's deadline leaves the Ctx off
+// probation, also when the context's own timer has not ended it yet: the
+// exchange's timer at the same deadline can fire first (under load the
+// Ctx then went on probation for the caller's 50 ms deadline, and the next
+// operation failed with ErrStalled: goimpl/client's TestClientErrors).
+func TestCallerDeadlineIsNoStall(t *testing.T) {
+	s := fake.Start(t, "unix", "", nil)
+	c := newCtx(t, s.Target, FlagPersistent, &Options{IOTimeout: 20 * time.Second, ConnectTimeout: 20 * time.Second})
+	if c.HasSession([]byte("x")) != 0 {
+		t.Fatal("has before the silence")
+	}
+	s.SetMode(fake.ModeSilent)
+	ctx := deadlineOnly{context.Background(), time.Now().Add(50 * time.Millisecond)}
+	if err := c.Do(ctx, proto.OpHave, []byte("x"), nil, 0, func([]byte) {}); err == nil {
+		t.Fatal("an operation on a silent server succeeded")
+	}
+	if c.Stalled() {
+		t.Fatal("on probation after the caller's deadline passed")
 	}
 }
 
