@@ -70,7 +70,8 @@ func (u *Upstream) Start(sc *store.Call) bool {
 	default:
 		return false
 	}
-	if err == nil && u.pick() == nil {
+	l := u.pick()
+	if err == nil && l == nil {
 		err = ErrNoServer
 	}
 	if err != nil {
@@ -78,7 +79,6 @@ func (u *Upstream) Start(sc *store.Call) bool {
 		sc.Done.Complete(sc)
 		return true
 	}
-	l := u.pick()
 	c := callPool.Get().(*call)
 	c.op, c.dst = sc.Op, sc.Dst
 	if sc.Op != proto.OpGet {
