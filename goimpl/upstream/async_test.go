@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
+
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -328,4 +329,48 @@ func TestStartNeverWaitsForRoom(t *testing.T) {
 			t.Fatalf("ADD %d: %v", i, d.c.Err)
 		}
 	}
+}
+
+// countCall counts the completions of started calls.
+type countCall struct{ n *atomic.Int64 }
+
+func (d countCall) Complete(*store.Call) { d.n.Add(1) }
+
+// Start picks its server once: a server that goes out of use while a
+// request is being started (here its state flips between up and on
+// probation under the starter's feet, as a request that times out and
+// the probe answered after it make it) fails that request with
+// ErrNoServer or serves it, and never leaves Start without a server.
+// Before, Start asked twice, and a server gone between the two asks was a
+// nil one (a panic).
+func TestStartWhileTheServerGoesAway(t *testing.T) {
+	path, _, _ := holdServer(t)
+	u := openHold(t, path, 0)
+	l := u.links[0]
+	stop := make(chan struct{})
+	flipped := make(chan struct{})
+	go func() {
+		defer close(flipped)
+		for {
+			select {
+			case <-stop:
+				l.state.Store(stateUp)
+				return
+			default:
+			}
+			l.state.CompareAndSwap(stateUp, stateProbing)
+			l.state.CompareAndSwap(stateProbing, stateUp)
+		}
+	}()
+	var n atomic.Int64
+	const calls = 100000
+	for i := 0; i < calls; i++ {
+		sc := &store.Call{Op: proto.OpHave, ID: []byte("x"), Done: countCall{&n}}
+		if !u.Start(sc) {
+			t.Fatal("Start refused a HAVE")
+		}
+	}
+	close(stop)
+	<-flipped
+	waitFor(t, "every started call's completion", func() bool { return n.Load() == calls })
 }
