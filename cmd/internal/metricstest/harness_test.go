@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/distcache-go/distcache/cmd/internal/tooltest"
+	"github.com/distcache-go/distcache/goimpl/client"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -31,6 +32,15 @@ type pair struct {
 	cliSock        string // UNIX: address of dc_client
 }
 
+// clientOptions are the test clients' options: fixed, generous bounds.
+// With the adaptive 100 ms floor a GET through dc_client timed out on a
+// loaded machine (a clean-clone make check at load 10-20:
+// TestStatusPageInChromium's "GET present: ... i/o timeout"); these tests
+// count requests, they do not time them.
+var clientOptions = &client.Options{ConnectTimeout: 20 * time.Second, IOTimeout: 20 * time.Second}
+
+// startPair starts the pair; dc_client gets -reqtimeout 10000 (for the
+// same reason) unless clientArgs say otherwise.
 func startPair(t *testing.T, clientArgs ...string) *pair {
 	t.Helper()
 	dir := tooltest.TempDir(t)
@@ -42,7 +52,7 @@ func startPair(t *testing.T, clientArgs ...string) *pair {
 		"-metrics", "IP:127.0.0.1:"+strconv.Itoa(sport))
 	tooltest.WaitDial(t, p.srv, "unix", strings.TrimPrefix(p.srvSock, "UNIX:"))
 	p.cli = tooltest.Start(t, tooltest.Bin(t, "dc_client"), append([]string{"-listen", p.cliSock, "-server", p.srvSock,
-		"-metrics", "IP:127.0.0.1:" + strconv.Itoa(cport)}, clientArgs...)...)
+		"-metrics", "IP:127.0.0.1:" + strconv.Itoa(cport), "-reqtimeout", "10000"}, clientArgs...)...)
 	tooltest.WaitDial(t, p.cli, "unix", strings.TrimPrefix(p.cliSock, "UNIX:"))
 	tooltest.WaitDial(t, p.srv, "tcp4", strings.TrimPrefix(p.srvURL, "http://"))
 	tooltest.WaitDial(t, p.cli, "tcp4", strings.TrimPrefix(p.cliURL, "http://"))

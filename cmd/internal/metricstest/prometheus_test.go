@@ -28,7 +28,7 @@ import (
 // It returns the number of GETs done.
 func load(t *testing.T, addr string, workers int, stop <-chan struct{}) *atomic.Int64 {
 	t.Helper()
-	c, err := client.Dial(t.Context(), addr, nil)
+	c, err := client.Dial(t.Context(), addr, clientOptions)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,7 +23,7 @@ import (
 // returns the requests_total and histogram counts it must produce.
 func knownLoad(t *testing.T, addr string) map[string]float64 {
 	t.Helper()
-	c, err := client.Dial(t.Context(), addr, nil)
+	c, err := client.Dial(t.Context(), addr, clientOptions)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,7 +162,7 @@ func TestUpstreamDownAndBack(t *testing.T) {
 		s := scrape(t, p.cliURL)
 		return s[up] == 0 && s[`distcache_upstream_errors_total{kind="closed",server="`+p.srvSock+`"}`] == 1
 	}, "the upstream to be down, its loss counted as closed")
-	c, err := client.Dial(t.Context(), p.cliSock, nil)
+	c, err := client.Dial(t.Context(), p.cliSock, clientOptions)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -217,7 +217,7 @@ func sealKeyFile(t *testing.T) string {
 func TestSealFailures(t *testing.T) {
 	p := startPair(t, "-sealkey", sealKeyFile(t))
 	ctx := context.Background()
-	direct, err := client.Dial(t.Context(), p.srvSock, nil)
+	direct, err := client.Dial(t.Context(), p.srvSock, clientOptions)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -225,7 +225,7 @@ func TestSealFailures(t *testing.T) {
 	if err := direct.Add(ctx, []byte("forged"), []byte("not sealed by anyone"), time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	c, err := client.Dial(t.Context(), p.cliSock, nil)
+	c, err := client.Dial(t.Context(), p.cliSock, clientOptions)
 	if err != nil {
 		t.Fatal(err)
 	}
