@@ -217,10 +217,12 @@ func (al *aLoop) run() {
 		if p.set.Stopping() || lnClosed {
 			al.stopAccepting()
 		}
-		if p.set.Closing() && !closing {
+		if p.set.Closing() {
 			// Each connection's next read says so: it ends, or is
 			// handed over, as in a goroutine of its own; those in
-			// flight do once their call completes.
+			// flight do once their call completes, through the queue,
+			// or here, at the next turn, when the completion saw
+			// Closing only after giving the connection back idle.
 			closing = true
 			al.each(al.serve)
 		}
@@ -560,14 +562,32 @@ func (c *client) completeWith(pay []byte, err error) {
 			a.werr = err
 		default:
 			c.served++
-			if c.rd.Buffered() == 0 && !a.edge.Load() && !c.p.set.Closing() && a.state.CompareAndSwap(connCalling, connIdle) {
-				return // the loop sees its next request come
+			if c.rd.Buffered() == 0 && !a.edge.Load() && !c.p.set.Closing() {
+				if h := testHookIdle.Load(); h != nil {
+					(*h)()
+				}
+				px := c.p // c is the loop's once idle: not to be touched
+				if a.state.CompareAndSwap(connCalling, connIdle) {
+					// The loop sees its next request come; a Shutdown
+					// begun since the check above has the loop look at
+					// it again (run serves the idle ones at every turn
+					// while closing).
+					if px.set.Closing() {
+						al.l.Wake()
+					}
+					return
+				}
 			}
 		}
 	}
 	a.state.Store(connQueued)
 	al.post(c)
 }
+
+// testHookIdle, set by tests, runs in a completion that is about to give
+// its connection back to the loop idle (atomic: completions of an earlier
+// test may still run).
+var testHookIdle atomic.Pointer[func()]
 
 // closeConn closes a connection of the loop.
 func (al *aLoop) closeConn(c *client) {

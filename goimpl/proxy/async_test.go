@@ -351,3 +351,54 @@ func unixPair() (net.Conn, net.Conn, error) {
 	}
 	return cs[0], cs[1], nil
 }
+
+// A call that completes as a Shutdown begins, after the loop looked at
+// its connections (the completion saw no Shutdown, then gave the
+// connection back idle), still has its connection handed over at once:
+// the loop looks at the idle ones again. Before, the connection stayed
+// in the loop, idle and never read, until Shutdown's wait ran out.
+func TestAsyncHandOverOfACallCompletingAsShutdownBegins(t *testing.T) {
+	st := &async{Store: echo{}, release: make(chan struct{})}
+	p, ln, sock := startLoops(t, Options{Handler: &store.Handler{Store: st}})
+	dialGet(t, sock, "witness") // an idle connection, handed over first
+	slow, err := net.Dial("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Close()
+	sendGet(t, slow, 5, "slow")
+	waitFor(t, "the slow GET to be started", func() bool { return st.held.Load() == 1 })
+	var passed atomic.Int64
+	p.HandOver(func(nc net.Conn, out, in []byte) error {
+		passed.Add(1)
+		_, err := nc.Write([]byte{'!'})
+		return err
+	}, time.Second)
+	done := make(chan struct{})
+	var once sync.Once
+	hook := func() {
+		once.Do(func() {
+			go func() { p.Shutdown(ln, time.Minute); close(done) }()
+			// Until the loop has handed the idle witness over: it has
+			// looked at its connections, and passed this one by.
+			for end := time.Now().Add(20 * time.Second); passed.Load() < 1 && time.Now().Before(end); {
+				time.Sleep(time.Millisecond)
+			}
+		})
+	}
+	testHookIdle.Store(&hook)
+	t.Cleanup(func() { testHookIdle.Store(nil) })
+	close(st.release)
+	waitFor(t, "the slow connection handed over", func() bool { return passed.Load() == 2 })
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("Shutdown did not return once every connection was handed over")
+	}
+	want, _ := proto.AppendMessage(nil, &proto.Message{Response: true, UID: 5, Op: proto.OpGet, Payload: []byte("ok:slow")})
+	got := make([]byte, len(want)+1)
+	slow.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadFull(slow, got); err != nil || !bytes.Equal(got, append(want, '!')) {
+		t.Fatalf("the slow connection: %v %q, want its answer then the successor's", err, got)
+	}
+}
