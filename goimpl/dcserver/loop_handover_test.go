@@ -4,7 +4,6 @@ package dcserver
 
 import (
 	"bytes"
-	"io"
 	"net"
 	"syscall"
 	"testing"
@@ -31,15 +30,7 @@ func TestOwedAnswersHandedOver(t *testing.T) {
 	t.Cleanup(func() { testHookWatched = nil }) // after the server's end
 	c := cache.New(cache.Config{})
 	_, lf := logCh()
-	sock := t.TempDir() + "/s"
-	ln, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := New(Options{Store: c.Store(), Loops: 1, Log: lf})
-	done := make(chan struct{})
-	go func() { s.Serve(ln); close(done) }()
-	t.Cleanup(func() { s.Shutdown(ln); <-done })
+	s, ln, sock := serveLn(t, Options{Store: c.Store(), Loops: 1, Log: lf})
 	cl := dial(t, sock)
 	cl.roundTrip(proto.OpHave, []byte("x"))
 	select {
@@ -62,24 +53,7 @@ func TestOwedAnswersHandedOver(t *testing.T) {
 		_, fd := cs.raw.(fdSock)
 		return !fd && cs.state.Load() == stateWriting
 	})
-	type handed struct {
-		nc  net.Conn
-		out []byte
-	}
-	passed := make(chan handed, 1)
-	s.HandOver(func(nc net.Conn, out, in []byte) error {
-		f, err := nc.(*net.UnixConn).File()
-		if err != nil {
-			return err
-		}
-		dup, err := net.FileConn(f)
-		f.Close()
-		if err != nil {
-			return err
-		}
-		passed <- handed{dup, append([]byte(nil), out...)}
-		return nil
-	}, 0)
+	passed := catchHandOver(s)
 	s.Shutdown(ln)
 	var h handed
 	select {
@@ -87,29 +61,12 @@ func TestOwedAnswersHandedOver(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the connection owing answers was closed, not handed over")
 	}
-	// The successor's part: the answers this process did not write.
-	got := make(chan error, 1)
-	go func() {
-		cl.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
-		for i := 0; i < n; i++ {
-			m, err := cl.rd.ReadMessage()
-			if err != nil {
-				got <- err
-				return
-			}
-			if m.UID != uint32(i) {
-				got <- io.ErrUnexpectedEOF
-				return
-			}
-		}
-		got <- nil
-	}()
-	if _, err := h.nc.Write(h.out); err != nil {
+	// This process's part of the answers, then the successor's.
+	werr := make(chan error, 1)
+	go func() { werr <- h.successor() }()
+	recvUIDs(t, cl, n)
+	if err := <-werr; err != nil {
 		t.Fatal(err)
-	}
-	h.nc.Close()
-	if err := <-got; err != nil {
-		t.Fatalf("the owed answers, with the successor's part (%d bytes): %v", len(h.out), err)
 	}
 }
 
@@ -122,27 +79,18 @@ func TestQueuedAnswersBeforeCorruptFrameHandedOver(t *testing.T) {
 	c := cache.New(cache.Config{})
 	g := gatedNeverBlocks{gatedStore{c.Store(), make(chan struct{}, 1), make(chan struct{})}}
 	_, lf := logCh()
-	sock := t.TempDir() + "/s"
-	ln, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
 	watched := make(chan struct{}, 2)
 	testHookWatched = func(int) { watched <- struct{}{} }
 	t.Cleanup(func() { testHookWatched = nil }) // after the server's end
-	// Two loops: the connection is held in the one that does not accept
-	// (a handover begins once accepting has stopped).
-	s := New(Options{Store: g, Loops: 2, Log: lf})
-	done := make(chan struct{})
-	go func() { s.Serve(ln); close(done) }()
 	released := false
 	t.Cleanup(func() {
 		if !released {
 			close(g.release)
 		}
-		s.Shutdown(ln)
-		<-done
-	})
+	}) // before the server's end
+	// Two loops: the connection is held in the one that does not accept
+	// (a handover begins once accepting has stopped).
+	s, ln, sock := serveLn(t, Options{Store: g, Loops: 2, Log: lf})
 	cl := dial(t, sock)
 	// Answered twice, the connection goes to the other loop (keep),
 	// watched there.
@@ -156,42 +104,8 @@ func TestQueuedAnswersBeforeCorruptFrameHandedOver(t *testing.T) {
 	}
 	// More requests than a turn answers, a gated GET in the first turn,
 	// then a corrupt frame, in one write.
-	n := loopBudget + 8
-	var batch []byte
-	for i := 0; i < n; i++ {
-		op, id := proto.OpHave, "x"
-		if i == loopBudget/2 {
-			op, id = proto.OpGet, "slow"
-		}
-		batch = append(batch, request(uint32(i), op, []byte(id))...)
-	}
-	batch = append(batch, "GET / HTTP/1.0\r\n\r\n"...)
-	if _, err := cl.nc.Write(batch); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-g.entered:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the GET never reached the store")
-	}
-	type handed struct {
-		nc      net.Conn
-		out, in []byte
-	}
-	passed := make(chan handed, 1)
-	s.HandOver(func(nc net.Conn, out, in []byte) error {
-		f, err := nc.(*net.UnixConn).File()
-		if err != nil {
-			return err
-		}
-		dup, err := net.FileConn(f)
-		f.Close()
-		if err != nil {
-			return err
-		}
-		passed <- handed{dup, append([]byte(nil), out...), append([]byte(nil), in...)}
-		return nil
-	}, 0)
+	n := sendGatedBatch(t, cl, g, []byte("GET / HTTP/1.0\r\n\r\n"))
+	passed := catchHandOver(s)
 	shut := make(chan struct{})
 	go func() { s.Shutdown(ln); close(shut) }()
 	for end := time.Now().Add(10 * time.Second); !s.set.HandingOff(); time.Sleep(time.Millisecond) {
@@ -212,10 +126,49 @@ func TestQueuedAnswersBeforeCorruptFrameHandedOver(t *testing.T) {
 		t.Errorf("handed over with %q to read, want the corrupt frame (the successor closes the connection on it)", h.in)
 	}
 	// The successor's part: the answers, which this process did not write.
-	if _, err := h.nc.Write(h.out); err != nil {
+	if err := h.successor(); err != nil {
 		t.Fatal(err)
 	}
+	recvUIDs(t, cl, n)
+}
+
+// handed is a connection passed to a successor: a duplicate of its
+// socket, the answers and the request bytes passed with it.
+type handed struct {
+	nc      net.Conn
+	out, in []byte
+}
+
+// catchHandOver makes s's coming Shutdown a handover whose successor is
+// the returned channel.
+func catchHandOver(s *Server) chan handed {
+	passed := make(chan handed, 1)
+	s.HandOver(func(nc net.Conn, out, in []byte) error {
+		f, err := nc.(*net.UnixConn).File()
+		if err != nil {
+			return err
+		}
+		dup, err := net.FileConn(f)
+		f.Close()
+		if err != nil {
+			return err
+		}
+		passed <- handed{dup, append([]byte(nil), out...), append([]byte(nil), in...)}
+		return nil
+	}, 0)
+	return passed
+}
+
+// successor writes, as the successor would, the answers h was passed with.
+func (h handed) successor() error {
+	_, err := h.nc.Write(h.out)
 	h.nc.Close()
+	return err
+}
+
+// recvUIDs reads n answers from cl, uids 0 to n-1.
+func recvUIDs(t *testing.T, cl *client, n int) {
+	t.Helper()
 	cl.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
 	for i := 0; i < n; i++ {
 		m, err := cl.rd.ReadMessage()
@@ -223,7 +176,7 @@ func TestQueuedAnswersBeforeCorruptFrameHandedOver(t *testing.T) {
 			t.Fatalf("answer %d of %d: %v", i+1, n, err)
 		}
 		if m.UID != uint32(i) {
-			t.Fatalf("answer %d has uid %d", i, m.UID)
+			t.Fatalf("answer %d has uid %d", i+1, m.UID)
 		}
 	}
 }

@@ -19,6 +19,32 @@ type gatedNeverBlocks struct{ gatedStore }
 
 func (gatedNeverBlocks) NeverBlocks() bool { return true }
 
+// sendGatedBatch writes, in one write, more pipelined requests than a turn
+// answers (loopBudget + 8, uids from 0) with g's gated GET within the
+// first turn, then tail, and waits until the GET is in the store; it
+// returns the number of requests.
+func sendGatedBatch(t *testing.T, cl *client, g gatedNeverBlocks, tail []byte) int {
+	t.Helper()
+	n := loopBudget + 8
+	var batch []byte
+	for i := 0; i < n; i++ {
+		op, id := proto.OpHave, "x"
+		if i == loopBudget/2 {
+			op, id = proto.OpGet, "slow"
+		}
+		batch = append(batch, request(uint32(i), op, []byte(id))...)
+	}
+	if _, err := cl.nc.Write(append(batch, tail...)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-g.entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the GET never reached the store")
+	}
+	return n
+}
+
 // A client that half-closes while its connection waits for another turn
 // (it used up its budget on pipelined requests read at once) gets every
 // answer and then the end: the loop hears of the shutdown while the
@@ -49,23 +75,7 @@ func TestLoopHalfCloseWhileQueued(t *testing.T) {
 	// More pipelined requests than a turn answers, in one write (one
 	// read of the loop's takes them all), the gated GET within the
 	// first turn.
-	n := loopBudget + 8
-	var batch []byte
-	for i := 0; i < n; i++ {
-		op, id := proto.OpHave, "x"
-		if i == loopBudget/2 {
-			op, id = proto.OpGet, "slow"
-		}
-		batch = append(batch, request(uint32(i), op, []byte(id))...)
-	}
-	if _, err := cl.nc.Write(batch); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-g.entered:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the GET never reached the store")
-	}
+	n := sendGatedBatch(t, cl, g, nil)
 	// One more request and the half-close, while the loop is in that
 	// turn: the connection's next turn reads them.
 	cl.send(uint32(n), proto.OpHave, []byte("x"))

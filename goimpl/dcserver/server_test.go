@@ -21,6 +21,13 @@ import (
 // serveT serves o on a unix socket until the test ends.
 func serveT(t *testing.T, o Options) (*Server, string) {
 	t.Helper()
+	s, _, sock := serveLn(t, o)
+	return s, sock
+}
+
+// serveLn is serveT that also returns the listener (for Shutdown).
+func serveLn(t *testing.T, o Options) (*Server, net.Listener, string) {
+	t.Helper()
 	sock := t.TempDir() + "/s"
 	ln, err := net.Listen("unix", sock)
 	if err != nil {
@@ -30,7 +37,7 @@ func serveT(t *testing.T, o Options) (*Server, string) {
 	done := make(chan struct{})
 	go func() { s.Serve(ln); close(done) }()
 	t.Cleanup(func() { s.Shutdown(ln); <-done })
-	return s, sock
+	return s, ln, sock
 }
 
 type client struct {
