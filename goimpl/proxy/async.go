@@ -79,6 +79,13 @@ type aConn struct {
 	// connection back through the queue, not to the next edge, which
 	// has come already.
 	edge atomic.Bool
+	// full: the last read filled its buffer, so the socket may hold
+	// more; hup: the loop saw the peer's shutdown (EPOLLRDHUP), which
+	// the read that took the last requests did not report. Either way a
+	// completion gives the connection back through the queue, so that
+	// the loop reads on: no new edge would come for what is there.
+	full atomic.Bool
+	hup  atomic.Bool
 	// Set by the completion for the loop (connQueued).
 	werr   error // the answer's write failed
 	closer error // the Handler closes the connection (ErrClose)
@@ -448,6 +455,9 @@ func (al *aLoop) unlink(c *client) {
 func (a *aConn) Ready() {
 	c := a.c
 	a.edge.Store(true)
+	if c.al.l.HungUp() {
+		a.hup.Store(true)
+	}
 	switch a.state.Load() {
 	case connIdle:
 		if !a.queued {
@@ -562,7 +572,7 @@ func (c *client) completeWith(pay []byte, err error) {
 			a.werr = err
 		default:
 			c.served++
-			if c.rd.Buffered() == 0 && !a.edge.Load() && !c.p.set.Closing() {
+			if c.rd.Buffered() == 0 && !a.edge.Load() && !a.full.Load() && !a.hup.Load() && !c.p.set.Closing() {
 				if h := testHookIdle.Load(); h != nil {
 					(*h)()
 				}

@@ -402,3 +402,71 @@ func TestAsyncHandOverOfACallCompletingAsShutdownBegins(t *testing.T) {
 		t.Fatalf("the slow connection: %v %q, want its answer then the successor's", err, got)
 	}
 }
+
+// holdAsync starts a GET of "hold" inline, on the loop's goroutine, and
+// holds the loop there until release is closed; every other call is
+// completed by a goroutine of its own after a few milliseconds.
+type holdAsync struct {
+	echo
+	release chan struct{}
+	held    atomic.Int64
+}
+
+func (h *holdAsync) Start(c *store.Call) bool {
+	id := string(c.ID)
+	if id == "hold" {
+		h.held.Add(1)
+		<-h.release
+		c.Res, c.Err = h.echo.Get(context.Background(), c.ID, c.Dst)
+		c.Done.Complete(c)
+		return true
+	}
+	go func() {
+		time.Sleep(5 * time.Millisecond)
+		if c.Op == proto.OpGet {
+			c.Res, c.Err = h.echo.Get(context.Background(), []byte(id), c.Dst)
+		} else {
+			c.Err = h.echo.Have(context.Background(), []byte(id))
+		}
+		c.Done.Complete(c)
+	}()
+	return true
+}
+
+// A kept connection whose two requests and shutdown all come while the
+// loop is busy (one edge-triggered event for the three) gets its answers
+// and then the end of the stream: the loop reads on after the last
+// answer, as no new edge will come for the end already in the socket.
+func TestAsyncHalfCloseAfterPipelinedRequests(t *testing.T) {
+	h := &holdAsync{release: make(chan struct{})}
+	_, _, sock := startLoops(t, Options{Handler: &store.Handler{Store: h}})
+	a, rd := dialGet(t, sock, "first") // idle and watched from here on
+	defer a.Close()
+	b, err := net.Dial("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	sendGet(t, b, 9, "hold")
+	waitFor(t, "the loop to be held", func() bool { return h.held.Load() == 1 })
+	var req []byte
+	req, _ = proto.AppendMessage(req, &proto.Message{UID: 1, Op: proto.OpGet, Payload: []byte("x")})
+	req, _ = proto.AppendMessage(req, &proto.Message{UID: 2, Op: proto.OpGet, Payload: []byte("y")})
+	if _, err := a.Write(req); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.(*net.UnixConn).CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	close(h.release)
+	a.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for uid := uint32(1); uid <= 2; uid++ {
+		m, err := rd.ReadMessage()
+		if err != nil || m.UID != uid {
+			t.Fatalf("answer %d: %+v, %v", uid, m, err)
+		}
+	}
+	if m, err := rd.ReadMessage(); err != io.EOF {
+		t.Fatalf("after the answers: %+v, %v; want the end of the stream", m, err)
+	}
+}

@@ -245,6 +245,9 @@ func (c *client) Read(b []byte) (int, error) {
 		c.as.edge.Store(false) // this read sees what the edge said
 	}
 	n, err := c.io.Read(b)
+	if c.al != nil {
+		c.as.full.Store(n == len(b))
+	}
 	c.p.m.BytesIn(n)
 	return n, err
 }
