@@ -134,7 +134,7 @@ fi
 if [ -n "$LIBS_SYSTEM" ]; then
 	[ -e /usr/include/distcache/dc_client.h ] || die "/usr/include/distcache/dc_client.h is not installed"
 	for l in libdistcache.so.1 libnal.so.1; do
-		ldconfig -p | grep -q "^[[:space:]]*$l " || die "$l is not installed system-wide (ldconfig -p)"
+		ldconfig -p | grep "^[[:space:]]*$l " >/dev/null || die "$l is not installed system-wide (ldconfig -p)"
 	done
 else
 	for f in include/distcache/dc_client.h lib/libdistcache.so.1 lib/libnal.so.1; do
@@ -161,7 +161,7 @@ cp "$modc" "$T/mod/mod_socache_dc.c" # unmodified; apxs builds next to it
 	>"$T/apxs.log" 2>&1 || { cat "$T/apxs.log"; die "apxs failed"; }
 MODSO=$T/mod/.libs/mod_socache_dc.so
 [ -f "$MODSO" ] || die "apxs built no $MODSO"
-readelf -d "$MODSO" | grep -q 'NEEDED.*libdistcache\.so\.1' || die "$MODSO does not link libdistcache.so.1"
+readelf -d "$MODSO" | grep 'NEEDED.*libdistcache\.so\.1' >/dev/null || die "$MODSO does not link libdistcache.so.1"
 # Apache finds the libraries as if they were installed system-wide (apxs'
 # libtool drops -Wl,-rpath, and ldconfig is not for a temporary prefix).
 [ -n "$LIBS_SYSTEM" ] || export LD_LIBRARY_PATH=$PREFIX/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
@@ -419,7 +419,7 @@ no_probation() {
 		n=$(new_log "$i" | grep -c 'did not answer within' || true)
 		if [ "$n" != 0 ]; then
 			say "$n probation line(s) in $i/error.log, e.g.:"
-			new_log "$i" | grep 'did not answer within' | head -3
+			new_log "$i" | grep 'did not answer within' | head -3 || true
 			bad=1
 		fi
 	done
@@ -446,7 +446,7 @@ status() { # status NAME: mod_status machine-readable page
 	curl -sk --max-time 5 --resolve "$SN:${PORT[$1]}:127.0.0.1" \
 		"https://$SN:${PORT[$1]}/server-status?auto"
 }
-only_status_busy() { status "$1" | grep -qx 'BusyWorkers: 1'; }
+only_status_busy() { status "$1" | grep -x 'BusyWorkers: 1' >/dev/null; }
 # current_generation NAME: no child of NAME predates its last graceful restart
 current_generation() {
 	local f=$T/$1/graceful.uptime k st hz
@@ -490,7 +490,7 @@ hold_once() {
 children_have_engine() {
 	local k n=0
 	for k in $(children "$1"); do
-		tr '\0' '\n' <"/proc/$k/environ" | grep -qx "GOGC=$LOW_GOGC" ||
+		tr '\0' '\n' <"/proc/$k/environ" | grep -x "GOGC=$LOW_GOGC" >/dev/null ||
 			{ say "child $k lacks GOGC=$LOW_GOGC"; return 1; }
 		grep -q 'libdistcache-engine\|memfd:distcache-engine' "/proc/$k/maps" ||
 			{ say "child $k has no engine mapped"; return 1; }
@@ -518,7 +518,7 @@ load() {
 		-timeout 15 "$@" >"$T/load.out" 2>"$T/load.err" || rc=$?
 	tail -1 "$T/load.out" >"$T/load.sum"
 	say "$label: $(cat "$T/load.sum")"
-	[ -s "$T/load.err" ] && sed 's/^/    /' "$T/load.err" | head -25
+	[ -s "$T/load.err" ] && { sed 's/^/    /' "$T/load.err" | head -25 || true; }
 	local h ok f pct p50
 	h=$(kv handshakes) ok=$(kv ok) f=$(kv failed) pct=$(kv resumed_pct) p50=$(kv p50_ms)
 	SUMMARY+=("$(printf '%-8s %-5s %-4s %-22s %6s %9s %8s %8s' "$mpm" "$cache" "$ver" "$label" "$h" "$pct" "$f" "$p50")")
@@ -576,7 +576,7 @@ tier_secure() {
 		grep -q "Info, connected to the server" "$T/dc_client-$c.log" || return 1
 		! grep -Eq "did not open|refused|TLS handshake" "$T/dc_client-$c.log" || { cat "$T/dc_client-$c.log"; return 1; }
 	done
-	! grep -v "the client does not speak TLS" "$T/dc_server.log" | grep -q "refused" || { cat "$T/dc_server.log"; return 1; }
+	! grep -v "the client does not speak TLS" "$T/dc_server.log" | grep "refused" >/dev/null || { cat "$T/dc_server.log"; return 1; }
 	local n
 	n=$(grep -c "the client does not speak TLS" "$T/dc_server.log")
 	printf 'plaintext' >/dev/tcp/127.0.0.1/$DC_PORT || return 1
@@ -667,7 +667,7 @@ run_mpm() {
 		eval "load 'dc outage' $mpm 1.2 dc ${PORT[A]},${PORT[B]} \
 			-at '$((LOAD_N / 4)):$T/ctl dc-stop' -at '$((LOAD_N * 3 / 4)):$T/ctl dc-start'"
 	check "$mpm: outage: cache failures were logged (the outage happened)" \
-		eval "new_log A | grep -q 'scache' || new_log B | grep -q 'scache'"
+		eval "new_log A | grep 'scache' >/dev/null || new_log B | grep 'scache' >/dev/null"
 	check "$mpm: outage: no child crashed" no_crash A B
 	check "$mpm: resumption returns within -retry after dc_server restarts" \
 		wait_until $((RETRY_MS / 1000 + 15)) resumes A B 1.2 0
@@ -687,7 +687,7 @@ run_mpm() {
 			&& load_ok 0 && awk -v p=\"\$(kv p99_ms)\" 'BEGIN { exit !(p < 3000) }'"
 	"$T/ctl" dcc-cont A; "$T/ctl" dcc-cont B
 	check "$mpm: stalled: the contexts went on probation (the stall happened) and came off" \
-		eval "new_log A | grep -q 'did not answer within' && new_log A | grep -q 'answers again'"
+		eval "new_log A | grep 'did not answer within' >/dev/null && new_log A | grep 'answers again' >/dev/null"
 	check "$mpm: stalled: resumption returns after SIGCONT" wait_until 15 resumes A B 1.2 0
 
 	stop_apache A

@@ -59,8 +59,8 @@ synced() { # the master has 2 online replicas
 watched() { # every sentinel knows the 2 others and the 2 replicas
 	local s
 	for s in "$@"; do
-		cli "$s" sentinel master $NAME | tr -d '\r' | paste - - | grep -qx $'num-other-sentinels\t2' || return 1
-		cli "$s" sentinel master $NAME | tr -d '\r' | paste - - | grep -qx $'num-slaves\t2' || return 1
+		cli "$s" sentinel master $NAME | tr -d '\r' | paste - - | grep -x $'num-other-sentinels\t2' >/dev/null || return 1
+		cli "$s" sentinel master $NAME | tr -d '\r' | paste - - | grep -x $'num-slaves\t2' >/dev/null || return 1
 	done
 }
 sentinels() { cat "$dir/sentinels"; }
