@@ -90,6 +90,13 @@ func (s *Set) wakeLoops() {
 // write instead of being served or closed.
 func (s *Set) HandingOff() bool { return s.closing.Load() && s.handoff.Load() > 0 }
 
+// Backoff is the pause after an accept error that followed a pause of d
+// (0 after a success): 5 ms doubling up to a second, so that a listener
+// out of descriptors is retried without spinning.
+func Backoff(d time.Duration) time.Duration {
+	return min(max(2*d, 5*time.Millisecond), time.Second)
+}
+
 // Serve accepts until the listener is closed or fails, running serve for
 // each admitted connection in a goroutine of its own. serve closes its
 // connection.
@@ -104,7 +111,7 @@ func (s *Set) Serve(ln net.Listener, serve func(net.Conn)) {
 				return
 			}
 			s.logf("Warning, accept failed: %v", err)
-			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			delay = Backoff(delay)
 			time.Sleep(delay)
 			continue
 		}

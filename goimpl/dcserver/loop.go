@@ -13,6 +13,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/distcache-go/distcache/goimpl/accept"
 	"github.com/distcache-go/distcache/goimpl/evloop"
 	"github.com/distcache-go/distcache/goimpl/metrics"
 )
@@ -361,7 +362,7 @@ func (sl *srvLoop) timers() {
 			if err := sl.l.Watch(sl.lfd, (*lnReady)(sl)); err != nil {
 				// Tried again after a longer pause, as accept4 is.
 				sl.s.log.Printf("Warning, accept failed: %v", err)
-				sl.acceptDelay = min(max(2*sl.acceptDelay, 5*time.Millisecond), time.Second)
+				sl.acceptDelay = accept.Backoff(sl.acceptDelay)
 				sl.acceptPause = now.Add(sl.acceptDelay)
 			}
 		}
@@ -395,7 +396,7 @@ func (sl *srvLoop) accept() {
 		if err != nil {
 			// As accept.Set.Serve: back off instead of spinning (E-25).
 			sl.s.log.Printf("Warning, accept failed: %v", err)
-			sl.acceptDelay = min(max(2*sl.acceptDelay, 5*time.Millisecond), time.Second)
+			sl.acceptDelay = accept.Backoff(sl.acceptDelay)
 			sl.acceptPause = time.Now().Add(sl.acceptDelay)
 			sl.l.Unwatch(sl.lfd)
 			return

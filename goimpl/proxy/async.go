@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/distcache-go/distcache/goimpl/accept"
 	"github.com/distcache-go/distcache/goimpl/evloop"
 	"github.com/distcache-go/distcache/goimpl/metrics"
 	"github.com/distcache-go/distcache/goimpl/proto"
@@ -370,7 +371,7 @@ func (al *aLoop) resume() {
 	}
 	if err := al.l.Arm(al.lfd); err != nil {
 		al.p.log.Printf("Warning, accept failed: %v", err)
-		al.delay = min(max(2*al.delay, 5*time.Millisecond), time.Second)
+		al.delay = accept.Backoff(al.delay)
 		al.pause = time.Now().Add(al.delay)
 		return
 	}
@@ -393,7 +394,7 @@ func (al *aLoop) accept() {
 		if err != nil {
 			// As accept.Set.Serve: back off instead of spinning (E-25).
 			p.log.Printf("Warning, accept failed: %v", err)
-			al.delay = min(max(2*al.delay, 5*time.Millisecond), time.Second)
+			al.delay = accept.Backoff(al.delay)
 			al.pause = time.Now().Add(al.delay)
 			al.l.Disarm(al.lfd)
 			return

@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/distcache-go/distcache/goimpl/accept"
 	"github.com/distcache-go/distcache/goimpl/evloop"
 )
 
@@ -221,7 +222,7 @@ func (pl *pLoop) resume() {
 	}
 	if err := pl.l.Arm(ls.lfd); err != nil {
 		ls.p.log.Printf("Warning, accept failed: %v", err)
-		ls.delay = min(max(2*ls.delay, 5*time.Millisecond), time.Second)
+		ls.delay = accept.Backoff(ls.delay)
 		ls.pause = time.Now().Add(ls.delay)
 		return
 	}
@@ -267,7 +268,7 @@ func (pl *pLoop) accept() {
 			// As accept.Set.Serve: back off instead of spinning (E-25).
 			p.log.Printf("Warning, accept failed: %v", err)
 			ls.mu.Lock()
-			ls.delay = min(max(2*ls.delay, 5*time.Millisecond), time.Second)
+			ls.delay = accept.Backoff(ls.delay)
 			ls.pause = time.Now().Add(ls.delay)
 			pl.l.Disarm(lfd)
 			ls.mu.Unlock()
