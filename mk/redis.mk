@@ -12,8 +12,10 @@
 #    dc_server (and the original distcache 1.5 given as ORIG=/prefix, when
 #    its libraries link into a module), rounds alternating, medians and
 #    ratios; BENCH_SOCACHE_SECS each run (default 4), BENCH_SOCACHE_ROUNDS
-#    (default 3); BENCH_SOCACHE_ALT=DIR adds a row through DIR's dc_client
-#    (and dc_server), to compare two builds in one run;
+#    (default 3); BENCH_SOCACHE_ALT=DIR adds rows straight to DIR's
+#    dc_server and through its dc_client (with DIR/lib's libraries if it has
+#    them), to compare two builds in one run; BENCH_SOCACHE_ONLY="redis
+#    dc-straight ..." runs only the rows named;
 #  - failover: the two-instance load of the end-to-end test with four
 #    caches (dc: -> dc_client -> Redis, redis:, memcache:, dc: -> dc_client
 #    -> dc_server), each also with its store killed for 10 s;
@@ -30,4 +32,5 @@ bench-socache: all
 	flock -o /tmp/e2e.lock env APACHE_REDIS=bench APACHE_MPMS=event APACHE_BENCH_N=$(or $(BENCH_SOCACHE_N),6000) \
 	  APACHE_BENCH_PARTS="$(or $(BENCH_SOCACHE_PARTS),resume failover)" APACHE_RESUME_SECS=$(or $(BENCH_SOCACHE_SECS),4) \
 	  APACHE_RESUME_ROUNDS=$(or $(BENCH_SOCACHE_ROUNDS),3) APACHE_ORIG="$(ORIG)" APACHE_RESUME_ALT="$(BENCH_SOCACHE_ALT)" \
+	  APACHE_RESUME_ONLY="$(BENCH_SOCACHE_ONLY)" \
 	  MAKE="$(MAKE)" BUILD="$(BUILD)" DC_BIN="$(BUILD)/bin" ./tests/apache/run.sh

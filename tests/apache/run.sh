@@ -20,7 +20,8 @@
 #                     runs only the side-by-side benchmark of session caches
 #                     (make bench-socache): APACHE_BENCH_PARTS="resume failover";
 #                     resume: APACHE_RESUME_SECS, APACHE_RESUME_ROUNDS,
-#                     APACHE_RESUME_MPMS, APACHE_ORIG, APACHE_RESUME_ALT; failover:
+#                     APACHE_RESUME_MPMS, APACHE_ORIG, APACHE_RESUME_ALT,
+#                     APACHE_RESUME_ONLY; failover:
 #                     APACHE_BENCH_N handshakes a run
 set -euo pipefail
 
@@ -788,8 +789,11 @@ redis_ok() {
 # distcache 1.5 prefix: its library, built into mod_socache_dc, and its
 # dc_server as one more row, when its libraries can be linked into a
 # module), APACHE_RESUME_ALT (a directory of other builds of our tools:
-# one more row, dc-client-alt, through its dc_client to its dc_server, or
-# to ours when it has none, for comparing two builds in one run).
+# a row dc-straight-alt straight to its dc_server, a row dc-client-alt
+# through its dc_client to its dc_server, or to ours when it has none, and
+# in both its libraries when it has DIR/lib/libdistcache.so.1, for
+# comparing two builds in one run), APACHE_RESUME_ONLY (the rows to run,
+# by name, separated by spaces).
 RESUME_PROVIDERS=()   # row names, in table order
 declare -A RESUME_CACHE RESUME_DAEMONS RESUME_MOD RESUME_ENV
 cpu_ticks() { # cpu_ticks PID...: utime+stime of the processes, in clock ticks
@@ -834,9 +838,24 @@ resume_setup() { # the stores and daemons every MPM's instances use
 	RESUME_DAEMONS[dc-straight]=$dcs_unix
 	RESUME_CACHE[dc-client]=dc:UNIX:$T/rs-dcc.sock
 	RESUME_DAEMONS[dc-client]="$dcc $dcs_tcp"
-	if [ -n "${APACHE_RESUME_ALT:-}" ]; then
-		local alt=$APACHE_RESUME_ALT altsrv=$APACHE_RESUME_ALT/dc_server aport
-		[ -x "$alt/dc_client" ] || die "APACHE_RESUME_ALT=$alt has no dc_client"
+	local alt=${APACHE_RESUME_ALT:-} altenv= aport
+	[ -z "$alt" ] || [ -x "$alt/dc_client" ] || [ -x "$alt/dc_server" ] ||
+		die "APACHE_RESUME_ALT=$alt has neither dc_client nor dc_server"
+	# the other build's libraries too, when it has them (make install of it)
+	[ -z "$alt" ] || [ ! -e "$alt/lib/libdistcache.so.1" ] || altenv="LD_LIBRARY_PATH=$alt/lib"
+	if [ -n "$alt" ] && [ -x "$alt/dc_server" ]; then
+		# its dc_server straight, on a unix socket
+		rm -f "$T/rs-dcs-alt.sock"
+		"$alt/dc_server" -listen "UNIX:$T/rs-dcs-alt.sock" -sockgroup www-data -sockperms 0660 \
+			>>"$T/rs-dc_server-unix-alt.log" 2>&1 &
+		PIDS+=("$!")
+		RESUME_DAEMONS[dc-straight-alt]=$!
+		wait_until 10 test -S "$T/rs-dcs-alt.sock" || die "the other dc_server made no socket"
+		RESUME_PROVIDERS+=(dc-straight-alt)
+		RESUME_CACHE[dc-straight-alt]=dc:UNIX:$T/rs-dcs-alt.sock
+	fi
+	if [ -n "$alt" ] && [ -x "$alt/dc_client" ]; then
+		local altsrv=$alt/dc_server
 		[ -x "$altsrv" ] || altsrv=$BIN/dc_server
 		aport=$(free_port)
 		while [ "$aport" = "$dport" ]; do aport=$(free_port); done
@@ -855,6 +874,7 @@ resume_setup() { # the stores and daemons every MPM's instances use
 	fi
 	local p
 	for p in "${RESUME_PROVIDERS[@]}"; do RESUME_MOD[$p]=$MODSO; RESUME_ENV[$p]=; done
+	for p in dc-straight-alt dc-client-alt; do [ -z "${RESUME_CACHE[$p]:-}" ] || RESUME_ENV[$p]=$altenv; done
 
 	[ -n "${APACHE_ORIG:-}" ] || return 0
 	# the original: its library in the module, its dc_server on a unix socket
@@ -903,6 +923,15 @@ resume_once() {
 run_resume() {
 	local rport=$1 mport=$2 mpm p i r rounds=${APACHE_RESUME_ROUNDS:-3} order res line
 	resume_setup "$rport" "$mport"
+	if [ -n "${APACHE_RESUME_ONLY:-}" ]; then
+		# only the rows named (the others' daemons stay idle)
+		local keep=()
+		for p in "${RESUME_PROVIDERS[@]}"; do
+			[[ " $APACHE_RESUME_ONLY " != *" $p "* ]] || keep+=("$p")
+		done
+		[ ${#keep[@]} -gt 0 ] || die "APACHE_RESUME_ONLY=$APACHE_RESUME_ONLY names none of ${RESUME_PROVIDERS[*]}"
+		RESUME_PROVIDERS=("${keep[@]}")
+	fi
 	local -A RES
 	local tables=()
 	for mpm in ${APACHE_RESUME_MPMS:-event prefork}; do
@@ -935,7 +964,8 @@ run_resume() {
 			no_errors "rs-$p" || say "rs-$p: errors in the log (above)"
 			stop_apache "rs-$p"
 		done
-		local base_redis=${MED[redis]%% *} base_mc=${MED[memcache]%% *} base_shm=${MED[shmcb]%% *}
+		local base_redis=${MED[redis]:-} base_mc=${MED[memcache]:-} base_shm=${MED[shmcb]:-}
+		base_redis=${base_redis%% *} base_mc=${base_mc%% *} base_shm=${base_shm%% *}
 		tables+=("" "mpm_$mpm, TLS 1.2, one openssl s_time -reuse client, medians of $rounds rounds of ${APACHE_RESUME_SECS:-4} s; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 			"| SSLSessionCache | resumed handshakes/s | vs redis: | vs memcache: | vs shmcb | resumed % | Apache CPU µs/handshake | cache daemons' CPU µs/handshake |"
 			"|---|---|---|---|---|---|---|---|")
@@ -951,8 +981,8 @@ run_resume() {
 	# the rows: shmcb (shared memory), memcache: (memcached), redis:
 	# (redis-server), dc-straight (dc: to dc_server's unix socket), dc-client
 	# (dc: to dc_client's unix socket, dc_client to dc_server on TCP
-	# loopback), dc-client-alt (the same through APACHE_RESUME_ALT's tools),
-	# orig (distcache 1.5's library and dc_server, unix socket)
+	# loopback), dc-straight-alt and dc-client-alt (the same through
+	# APACHE_RESUME_ALT's tools and libraries), orig (distcache 1.5's library and dc_server, unix socket)
 	RESUME_TABLES=("${tables[@]}")
 }
 
