@@ -348,11 +348,23 @@ func TestLoopMaxConnsEvicts(t *testing.T) {
 }
 
 // Connections that keep asking (a second request) spread over the loops
-// (the accepting one last), and go on being answered there; those that
-// ask once stay with the accepting loop.
+// that wait raw, or over all when none or all do (the accepting one
+// last), and go on being answered there; those that ask once stay with
+// the accepting loop.
 func TestLoopsSpreadKeptConnections(t *testing.T) {
 	c := cache.New(cache.Config{})
 	s, sock := serveT(t, Options{Store: c.Store(), Loops: 2})
+	for end := time.Now().Add(5 * time.Second); s.loopSet.Load() == nil; {
+		if time.Now().After(end) {
+			t.Fatal("no loops after 5 s")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	want := [2]int32{2, 2}
+	if ls := *s.loopSet.Load(); !ls[0].raw && ls[1].raw {
+		// Two Ps: the second waits raw (the first accepts, and parks).
+		want = [2]int32{0, 4}
+	}
 	kept := func() (n [2]int32) {
 		if ls := s.loopSet.Load(); ls != nil {
 			for i, sl := range *ls {
@@ -374,11 +386,11 @@ func TestLoopsSpreadKeptConnections(t *testing.T) {
 		cl.roundTrip(proto.OpHave, []byte("x"))
 	}
 	end := time.Now().Add(5 * time.Second)
-	for kept() != [2]int32{2, 2} && time.Now().Before(end) {
+	for kept() != want && time.Now().Before(end) {
 		time.Sleep(time.Millisecond)
 	}
-	if n := kept(); n != [2]int32{2, 2} {
-		t.Fatalf("kept connections per loop: %v, want 2 and 2", n)
+	if n := kept(); n != want {
+		t.Fatalf("kept connections per loop: %v, want %v", n, want)
 	}
 	for i := 0; i < 20; i++ {
 		for _, cl := range cls {
@@ -461,5 +473,45 @@ func TestLoopTCPSocketOptions(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("the connection was never watched")
+	}
+}
+
+// fewestKept picks, among the loops that wait raw when there are any, the
+// one with the fewest kept connections, a tie going to the later loop: a
+// loop that parks in the runtime's poller pays the scheduler's park and
+// wake-up at every wait, which the persistent clients it would serve
+// make often.
+func TestFewestKeptPrefersRawLoops(t *testing.T) {
+	mk := func(raw []bool, kept []int32) []*srvLoop {
+		var ls []*srvLoop
+		for i := range raw {
+			sl := &srvLoop{raw: raw[i]}
+			sl.kept.Store(kept[i])
+			ls = append(ls, sl)
+		}
+		return ls
+	}
+	for _, tc := range []struct {
+		raw  []bool
+		kept []int32
+		want int
+	}{
+		{[]bool{false, true}, []int32{0, 0}, 1},
+		{[]bool{false, true}, []int32{0, 5}, 1}, // the parking loop gets none
+		{[]bool{false, true, true}, []int32{0, 3, 2}, 2},
+		{[]bool{false, true, true}, []int32{0, 2, 3}, 1},
+		{[]bool{false, true, true}, []int32{0, 2, 2}, 2},
+		{[]bool{false, false}, []int32{0, 1}, 0}, // none waits raw: all spread
+		{[]bool{false, false}, []int32{1, 1}, 1},
+		{[]bool{true}, []int32{7}, 0},
+	} {
+		ls := mk(tc.raw, tc.kept)
+		if got := fewestKept(ls); got != ls[tc.want] {
+			for i, sl := range ls {
+				if sl == got {
+					t.Errorf("raw %v kept %v: loop %d, want %d", tc.raw, tc.kept, i, tc.want)
+				}
+			}
+		}
 	}
 }

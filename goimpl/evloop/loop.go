@@ -157,6 +157,13 @@ func (l *Loop) rawWaits(quiet func() bool) error {
 	return nil
 }
 
+// WaitsRaw reports whether RawWaits or RawWaitsWhile took effect: the
+// Loop waits raw while its events come often (for RawWaitsWhile, also
+// only while its quiet says so), and a caller spreading work over Loops
+// may prefer it to one that always parks. For the Loop's goroutine, or
+// before it starts.
+func (l *Loop) WaitsRaw() bool { return l.tfd >= 0 }
+
 // rawLoops counts the Loops of the process with RawWaits (and
 // RawWaitsWhile).
 var rawLoops atomic.Int32
