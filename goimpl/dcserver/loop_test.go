@@ -336,9 +336,13 @@ func TestLoopShutdown(t *testing.T) {
 func TestLoopMaxConnsEvicts(t *testing.T) {
 	c := cache.New(cache.Config{})
 	logs, lf := logCh()
-	_, sock := serveT(t, Options{Store: c.Store(), Loops: 1, MaxConns: 1, Log: lf})
+	s, sock := serveT(t, Options{Store: c.Store(), Loops: 1, MaxConns: 1, Log: lf})
 	old := dial(t, sock)
-	time.Sleep(minVictimAge + 100*time.Millisecond) // old enough to be a victim
+	// Old enough to be a victim by the server's clock: its age counts from
+	// the accept, which a loaded machine can run well after the dial.
+	waitConn(t, s, "old enough to be a victim", func(cs *connState) bool {
+		return time.Since(time.Unix(0, cs.since.Load())) > minVictimAge+50*time.Millisecond
+	})
 	cl := dial(t, sock)
 	if p := cl.roundTrip(proto.OpHave, []byte("x")); !bytes.Equal(p, []byte{1}) {
 		t.Fatalf("the new connection: %x", p)
