@@ -221,13 +221,32 @@ func TestLoopIdle(t *testing.T) {
 	// 1 s: the busy connection's requests 50 ms apart stay within it
 	// when the machine gives the test no CPU for a while (with 200 ms,
 	// pinned to one CPU with -race and two runs at once, 2 runs in 6 had
-	// the busy connection closed).
+	// the busy connection closed). A whole process descheduled for a
+	// second still outlasts it (pinned, -cpu 1,2, load 10: 1 run in 6),
+	// so a try in which the busy connection's requests came over half
+	// of it apart does not count against the server: up to three tries.
 	const idleFor = time.Second
+	for try := 1; ; try++ {
+		gap, err := loopIdleTry(t, idleFor)
+		if err == nil {
+			return
+		}
+		if gap <= idleFor/2 || try == 3 {
+			t.Fatalf("%v (the busy connection's requests at most %v apart)", err, gap)
+		}
+		t.Logf("try %d: %v, with the busy connection's requests %v apart: again", try, err, gap)
+	}
+}
+
+// loopIdleTry is one TestLoopIdle on a fresh server: the longest gap
+// between the busy connection's requests, and what went wrong.
+func loopIdleTry(t *testing.T, idleFor time.Duration) (time.Duration, error) {
 	c := cache.New(cache.Config{})
 	_, sock := serveT(t, Options{Store: c.Store(), Loops: 1, Idle: idleFor})
 	idle := dial(t, sock)
 	busy := dial(t, sock)
-	start := time.Now() // the idle time begins after the answer is written
+	last, gap := time.Now(), time.Duration(0) // the busy connection's last request (or its dial)
+	start := time.Now()                       // the idle time begins after the answer is written
 	idle.roundTrip(proto.OpHave, []byte("x"))
 	closed := make(chan time.Duration, 1)
 	go func() {
@@ -238,10 +257,27 @@ func TestLoopIdle(t *testing.T) {
 		}
 		close(closed)
 	}()
+	busyTrip := func() error { // within its idle time each
+		now := time.Now()
+		gap, last = max(gap, now.Sub(last)), now
+		if _, err := busy.nc.Write(request(9, proto.OpHave, []byte("x"))); err != nil {
+			return fmt.Errorf("the busy connection: %v", err)
+		}
+		m, err := busy.rd.ReadMessage()
+		if err != nil {
+			return fmt.Errorf("the busy connection: %v", err)
+		}
+		if !bytes.Equal(m.Payload, []byte{1}) {
+			t.Fatalf("the busy connection: %x", m.Payload)
+		}
+		return nil
+	}
 	var d time.Duration
 	ok := false
 	for wait := true; wait; {
-		busy.roundTrip(proto.OpHave, []byte("x")) // within its idle time each
+		if err := busyTrip(); err != nil {
+			return gap, err
+		}
 		select {
 		case d, ok = <-closed:
 			wait = false
@@ -254,9 +290,7 @@ func TestLoopIdle(t *testing.T) {
 	if d < idleFor {
 		t.Fatalf("closed after %v idle, before -idle", d)
 	}
-	if p := busy.roundTrip(proto.OpHave, []byte("x")); !bytes.Equal(p, []byte{1}) {
-		t.Fatalf("the busy connection: %x", p)
-	}
+	return gap, busyTrip()
 }
 
 // A client that sends and reads only later: its answers wait in a
