@@ -500,7 +500,7 @@ func TestActiveLoopsLeaveAPToThePoller(t *testing.T) {
 	for _, n := range []int{1, 2} {
 		t.Run(strconv.Itoa(n), func(t *testing.T) {
 			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(n))
-			plain := bestTrips(t)
+			var loops []*Loop
 			for i := 0; i < n; i++ {
 				l := newLoop(t, true)
 				tfd := every200us(t)
@@ -510,17 +510,31 @@ func TestActiveLoopsLeaveAPToThePoller(t *testing.T) {
 				})); err != nil {
 					t.Fatal(err)
 				}
-				defer serveInBackground(t, l)()
+				loops = append(loops, l)
 			}
-			busy := bestTrips(t)
-			t.Logf("1 ms waits in the runtime's poller in 100 ms: %d alone, %d beside %d active loops", plain, busy, n)
 			// Every P in a raw wait leaves only the monitor thread's
 			// polls, 10 in 100 ms; loops woken 5000 times a second still
 			// share the CPU with this goroutine (44 against 93 with one
-			// P at load 5-10, where no loop waits raw).
-			if busy < plain/3 {
-				t.Fatalf("active loops kept every P: %d waits of 1 ms in 100 ms, against %d without them", busy, plain)
+			// P at load 5-10, where no loop waits raw). The load can
+			// change between the two measures (under two busy loops,
+			// once): up to three, each beside a fresh one alone.
+			var plain, busy int
+			for try := 0; try < 3; try++ {
+				plain = bestTrips(t)
+				var stops []func()
+				for _, l := range loops {
+					stops = append(stops, serveInBackground(t, l))
+				}
+				busy = bestTrips(t)
+				for _, stop := range stops {
+					stop()
+				}
+				t.Logf("1 ms waits in the runtime's poller in 100 ms: %d alone, %d beside %d active loops", plain, busy, n)
+				if busy >= plain/3 {
+					return
+				}
 			}
+			t.Fatalf("active loops kept every P: %d waits of 1 ms in 100 ms, against %d without them", busy, plain)
 		})
 	}
 }
