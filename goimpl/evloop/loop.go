@@ -434,6 +434,23 @@ func (l *Loop) park(deadline time.Time) error {
 		return err
 	}
 	_, err := l.dispatch()
+	if l.period > 0 {
+		// From here on the Loop waits raw, holding its P. The thread
+		// now running it is most likely the one that was waiting in
+		// the runtime's poller for the whole process, and it will not
+		// go back there: the scheduler has a thread wait in the poller
+		// only when that thread has nothing else to do, and idle ones
+		// sleep. Every goroutine parked in the poller (another Loop's,
+		// a connection served by a goroutine) would then wait for the
+		// monitor thread's poll, every 10 ms, or for this Loop to park
+		// again: a GET on the other Loop of dc_server with two kept
+		// connections took 5-10 ms, and the monitor went back to
+		// polling every 20 us. A yield puts this goroutine in the run
+		// queue and wakes an idle thread for the idle P: of the two,
+		// the one that does not run the Loop finds nothing to do and
+		// goes to wait in the poller.
+		runtime.Gosched()
+	}
 	return err
 }
 

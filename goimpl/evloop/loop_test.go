@@ -4,6 +4,7 @@ package evloop
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -853,4 +854,188 @@ func TestParkWithoutADescriptorLeft(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// helperEnv, set in the environment of a copy of the test binary, makes
+// TestHelperRawBesideParked that copy's whole work (a process of its own:
+// this one's test goroutines would wait in the runtime's poller too).
+const helperEnv = "EVLOOP_TEST_HELPER"
+
+// TestHelperRawBesideParked is not a test: in a copy of the test binary
+// started by TestRawLoopLeavesThePollerWatched, it echoes every byte read
+// on descriptor 3 from a Loop with raw waits and every byte read on
+// descriptor 4 from a goroutine parked in the runtime's poller, with two
+// Ps, until descriptor 3 ends.
+func TestHelperRawBesideParked(t *testing.T) {
+	if os.Getenv(helperEnv) == "" {
+		t.Skip("the helper process of TestRawLoopLeavesThePollerWatched")
+	}
+	runtime.GOMAXPROCS(2)
+	l, err := New()
+	if err == nil {
+		err = l.RawWaits()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, fd := range []int{3, 4} {
+		if _, err := Nonblock(fd); err != nil {
+			t.Fatal(err)
+		}
+	}
+	nc, err := net.FileConn(os.NewFile(4, "parked"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		var b [64]byte
+		for {
+			n, err := nc.Read(b[:])
+			if err != nil {
+				return
+			}
+			nc.Write(b[:n])
+		}
+	}()
+	end := false
+	if err := l.Watch(3, handlerFunc(func() {
+		var b [64]byte
+		for {
+			n, err := syscall.Read(3, b[:])
+			if n == 0 && err == nil {
+				end = true
+			}
+			if n <= 0 {
+				return
+			}
+			syscall.Write(3, b[:n])
+		}
+	})); err != nil {
+		t.Fatal(err)
+	}
+	for !end {
+		if err := l.Wait(time.Time{}); err != nil && !errors.Is(err, ErrWake) {
+			t.Fatal(err)
+		}
+	}
+}
+
+// taskSwitches sums the voluntary context switches of the threads of
+// process pid (each time one of them went to sleep).
+func taskSwitches(pid int) int64 {
+	dirs, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	var n int64
+	for _, d := range dirs {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/status", pid, d.Name()))
+		if err != nil {
+			continue // ended meanwhile
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "voluntary_ctxt_switches:"); ok {
+				k, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+				n += k
+			}
+		}
+	}
+	return n
+}
+
+// A Loop that goes from parking to raw waits leaves a thread waiting in
+// the runtime's poller, so that the goroutines parked there are woken
+// when their sockets are ready: the thread that woke the Loop from the
+// poller used to go on running it, nothing waited in the poller any
+// more, and a request to the other one of dc_server's two loops (two
+// kept connections, an Apache of two processes) waited for the runtime's
+// monitor thread, which polls every 10 ms and went back to waking every
+// 20 us. A process of its own (TestHelperRawBesideParked) serves two
+// sockets, one from a Loop waiting raw and one from a goroutine in the
+// poller; this process asks each in turn, 1 ms apart (the Loop's events
+// 2 ms apart: raw waits on the slow tick), in bursts of 20 requests
+// after a pause in which the Loop parks. Counted, not timed: the helper's
+// threads slept 9-12 times per request that way, 5 now (most of them the
+// monitor thread's after each pause); fewer than 7, in one of three
+// tries.
+func TestRawLoopLeavesThePollerWatched(t *testing.T) {
+	if _, err := os.Stat("/proc/self/task"); err != nil {
+		t.Skip("no /proc/self/task:", err)
+	}
+	var pairs [2][2]int
+	var files []*os.File
+	for i := range pairs {
+		fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pairs[i] = [2]int{fds[0], fds[1]}
+		defer syscall.Close(fds[0])
+		f := os.NewFile(uintptr(fds[1]), "helper")
+		defer f.Close()
+		files = append(files, f)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperRawBesideParked$")
+	cmd.Env = append(os.Environ(), helperEnv+"=1")
+	cmd.ExtraFiles = files
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		syscall.Shutdown(pairs[0][0], syscall.SHUT_WR) // the helper's end
+		if err := cmd.Wait(); err != nil {
+			t.Errorf("helper: %v\n%s", err, out.String())
+		}
+	}()
+	for _, f := range files {
+		f.Close() // the helper's now
+	}
+	// Blocking system calls on a locked thread: this process's own
+	// scheduler stays out of the helper's way.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	ask := func(fd int) {
+		b := []byte{'x'}
+		if _, err := syscall.Write(fd, b); err != nil {
+			t.Fatal(err)
+		}
+		for {
+			n, err := syscall.Read(fd, b)
+			if err == syscall.EINTR {
+				continue
+			}
+			if n != 1 || err != nil {
+				t.Fatalf("helper's answer: %d bytes, %v\n%s", n, err, out.String())
+			}
+			return
+		}
+	}
+	gap := unix.NsecToTimespec(int64(time.Millisecond))
+	round := func(n int) {
+		for i := 0; i < n; i++ {
+			for _, p := range pairs {
+				unix.Nanosleep(&gap, nil)
+				ask(p[0])
+			}
+		}
+	}
+	round(20) // the helper's start, the Loop's first waits
+	// Bursts after a pause in which the Loop parks: whether the thread
+	// that wakes it was the one in the poller is up to the scheduler,
+	// and each burst is a new draw.
+	pause := unix.NsecToTimespec(int64(3 * slowTick))
+	const bursts, rounds = 10, 10
+	var per float64
+	for try := 0; try < 3; try++ {
+		v0 := taskSwitches(cmd.Process.Pid)
+		for i := 0; i < bursts; i++ {
+			unix.Nanosleep(&pause, nil)
+			round(rounds)
+		}
+		per = float64(taskSwitches(cmd.Process.Pid)-v0) / (2 * bursts * rounds)
+		t.Logf("the helper's threads slept %.1f times per request", per)
+		if per < 7 {
+			return
+		}
+	}
+	t.Fatalf("the helper's threads slept %.1f times per request", per)
 }
