@@ -87,6 +87,9 @@ type result struct {
 	// The spaced cases only.
 	p50, p99  time.Duration // round trips
 	wakePerOp float64       // times a daemon thread was put on a CPU, per operation
+	// dc_client's own share of cpuPerOp and wakePerOp (through dc_client)
+	proxyCPU  time.Duration
+	proxyWake float64
 }
 
 func main() {
@@ -133,9 +136,11 @@ func main() {
 			fmt.Printf("%-36s %-8s %11s %11s %6s %10s %10s %6s\n", "case", "pin", "ours op/s", "orig op/s", "ratio", "ours CPU/op", "orig CPU/op", "ratio")
 		case c.gap > 0 && !spacedHeaded:
 			spacedHeaded = true
-			fmt.Printf("\none GET at a time after an idle gap (our load); CPU/op and wk (wake-ups per op): server + proxy; p50/p99: round trip\n")
-			fmt.Printf("%-40s %-8s %10s %10s %6s %9s %9s %6s %9s %9s %6s %7s %7s\n", "case", "pin",
-				"ours CPU/op", "orig CPU/op", "ratio", "ours p50", "orig p50", "ratio", "ours p99", "orig p99", "ratio", "ours wk", "orig wk")
+			fmt.Printf("\none GET at a time after an idle gap (our load); CPU/op and wk (wake-ups per op): server + proxy; p50/p99: round trip;\n" +
+				"dcc: dc_client's own CPU/op and wake-ups per op (through dc_client)\n")
+			fmt.Printf("%-40s %-8s %10s %10s %6s %9s %9s %6s %9s %9s %6s %7s %7s %9s %9s %6s %7s %7s\n", "case", "pin",
+				"ours CPU/op", "orig CPU/op", "ratio", "ours p50", "orig p50", "ratio", "ours p99", "orig p99", "ratio", "ours wk", "orig wk",
+				"ours dcc", "orig dcc", "ratio", "dcc wk", "orig")
 		}
 		for _, pin := range modes {
 			var rs [2][]result
@@ -174,11 +179,11 @@ func main() {
 			if c.gap > 0 {
 				spacedCPU = append(spacedCPU, cpuR)
 				spacedP50 = append(spacedP50, float64(us.p50)/float64(or.p50))
-				fmt.Printf("%-40s %-8s %10s %10s %6.2f %9s %9s %6.2f %9s %9s %6.2f %7.1f %7.1f\n", c.name, pinName,
+				fmt.Printf("%-40s %-8s %10s %10s %6.2f %9s %9s %6.2f %9s %9s %6.2f %7.1f %7.1f%s\n", c.name, pinName,
 					us.cpuPerOp.Round(100*time.Nanosecond), or.cpuPerOp.Round(100*time.Nanosecond), cpuR,
 					us.p50.Round(time.Microsecond), or.p50.Round(time.Microsecond), float64(us.p50)/float64(or.p50),
 					us.p99.Round(time.Microsecond), or.p99.Round(time.Microsecond), float64(us.p99)/float64(or.p99),
-					us.wakePerOp, or.wakePerOp)
+					us.wakePerOp, or.wakePerOp, proxyColumns(c, us, or))
 				continue
 			}
 			opsRatios, cpuRatios = append(opsRatios, opsR), append(cpuRatios, cpuR)
@@ -248,19 +253,32 @@ func summary(v []float64) string {
 	return fmt.Sprintf("min %.2f, median %.2f, max %.2f over %d cases", v[0], v[len(v)/2], v[len(v)-1], len(v))
 }
 
+// proxyColumns are a spaced row's dc_client columns: its CPU per op for
+// both, their ratio, and its wake-ups per op for both (none straight to
+// dc_server).
+func proxyColumns(c bcase, us, or result) string {
+	if !c.viaProxy {
+		return ""
+	}
+	return fmt.Sprintf(" %9s %9s %6.2f %7.1f %7.1f", us.proxyCPU.Round(100*time.Nanosecond), or.proxyCPU.Round(100*time.Nanosecond),
+		float64(us.proxyCPU)/float64(or.proxyCPU), us.proxyWake, or.proxyWake)
+}
+
 // median is the median of each figure, each on its own.
 func median(rs []result) result {
-	var ops, cpu, p50, p99, wake []float64
+	var ops, cpu, p50, p99, wake, pcpu, pwake []float64
 	for _, r := range rs {
 		ops, cpu = append(ops, r.opsPerSec), append(cpu, float64(r.cpuPerOp))
 		p50, p99, wake = append(p50, float64(r.p50)), append(p99, float64(r.p99)), append(wake, r.wakePerOp)
+		pcpu, pwake = append(pcpu, float64(r.proxyCPU)), append(pwake, r.proxyWake)
 	}
 	mid := func(v []float64) float64 {
 		sort.Float64s(v)
 		return v[len(v)/2]
 	}
 	return result{opsPerSec: mid(ops), cpuPerOp: time.Duration(mid(cpu)),
-		p50: time.Duration(mid(p50)), p99: time.Duration(mid(p99)), wakePerOp: mid(wake)}
+		p50: time.Duration(mid(p50)), p99: time.Duration(mid(p99)), wakePerOp: mid(wake),
+		proxyCPU: time.Duration(mid(pcpu)), proxyWake: mid(pwake)}
 }
 
 // command runs argv, pinned to CPU 0 when pin is set.

@@ -5,6 +5,7 @@ package main
 import (
 	"io"
 	"net"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -72,6 +73,45 @@ func TestSpacedLoad(t *testing.T) {
 				t.Fatalf("perConn %v: round trip %v", perConn, d)
 			}
 		}
+	}
+}
+
+// The spaced measure splits dc_client's share out of the daemons' CPU
+// and wake-ups: here the "server" is the test process, which serves the
+// load, and the "proxy" a sleep that does nothing meanwhile.
+func TestMeasureSpacedSplitsTheProxy(t *testing.T) {
+	sock := t.TempDir() + "/s"
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := dcserver.New(dcserver.Options{Store: cache.New(cache.Config{}).Store(), Info: io.Discard})
+	done := make(chan struct{})
+	go func() { srv.Serve(ln); close(done) }()
+	defer func() { srv.Shutdown(ln); <-done }()
+	idle := exec.Command("sleep", "60")
+	if err := idle.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { idle.Process.Kill(); idle.Wait() }()
+	self, err := os.FindProcess(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := measureSpaced("UNIX:"+sock, bcase{ops: 200, gap: 50 * time.Microsecond, viaProxy: true}, false,
+		&exec.Cmd{Process: self}, idle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.cpuPerOp <= 0 || res.proxyCPU < 0 || res.proxyCPU >= res.cpuPerOp || res.proxyWake > res.wakePerOp {
+		t.Fatalf("CPU per op %v, of it the proxy's %v; wake-ups %.2f, the proxy's %.2f", res.cpuPerOp, res.proxyCPU, res.wakePerOp, res.proxyWake)
+	}
+	if got := proxyColumns(bcase{}, res, res); got != "" {
+		t.Fatalf("straight to dc_server, proxy columns %q", got)
+	}
+	us, or := result{proxyCPU: 30 * time.Microsecond, proxyWake: 2.5}, result{proxyCPU: 20 * time.Microsecond, proxyWake: 2}
+	if got := strings.Fields(proxyColumns(bcase{viaProxy: true}, us, or)); strings.Join(got, " ") != "30µs 20µs 1.50 2.5 2.0" {
+		t.Fatalf("proxy columns %q", got)
 	}
 }
 

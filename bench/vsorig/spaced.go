@@ -279,26 +279,27 @@ func percentile(ds []time.Duration, p float64) time.Duration {
 // (proxy nil when straight to the server) and reads their CPU time and
 // wake-ups over it.
 func measureSpaced(target string, c bcase, pin bool, srv, proxy *exec.Cmd) (result, error) {
-	stat := func() (time.Duration, int64) {
-		r, n := schedStat(srv.Process.Pid)
+	// the server's and the proxy's run time and wake-ups
+	stat := func() (r, n, pr, pn int64) {
+		sr, sn := schedStat(srv.Process.Pid)
 		if proxy != nil {
-			pr, pn := schedStat(proxy.Process.Pid)
-			r, n = r+pr, n+pn
+			p, k := schedStat(proxy.Process.Pid)
+			pr, pn = int64(p), k
 		}
-		return r, n
+		return int64(sr) + pr, sn + pn, pr, pn
 	}
-	var r0 time.Duration
-	var n0 int64
+	var r0, n0, pr0, pn0 int64
 	var t0 time.Time
-	lat, err := spacedLoad(target, c, pin, func() { r0, n0 = stat(); t0 = time.Now() })
+	lat, err := spacedLoad(target, c, pin, func() { r0, n0, pr0, pn0 = stat(); t0 = time.Now() })
 	el := time.Since(t0)
-	r1, n1 := stat()
+	r1, n1, pr1, pn1 := stat()
 	if err != nil {
 		return result{}, err
 	}
 	ops := len(lat)
-	res := result{opsPerSec: float64(ops) / el.Seconds(), cpuPerOp: (r1 - r0) / time.Duration(ops),
-		wakePerOp: float64(n1-n0) / float64(ops)}
+	res := result{opsPerSec: float64(ops) / el.Seconds(), cpuPerOp: time.Duration(r1-r0) / time.Duration(ops),
+		wakePerOp: float64(n1-n0) / float64(ops),
+		proxyCPU:  time.Duration(pr1-pr0) / time.Duration(ops), proxyWake: float64(pn1-pn0) / float64(ops)}
 	res.p50, res.p99 = percentile(lat, 50), percentile(lat, 99)
 	return res, nil
 }
