@@ -353,12 +353,15 @@ func (al *aLoop) post(c *client) {
 }
 
 // stopAccepting closes the listener's duplicate and says the loop
-// accepts no more.
+// accepts no more. An accept error's pause ends with it: it is the
+// loop's deadline, which would otherwise stay behind, passed, at every
+// Wait.
 func (al *aLoop) stopAccepting() {
 	if al.lfd >= 0 {
 		al.l.Disarm(al.lfd)
 		evloop.Close(al.lfd)
 		al.lfd = -1
+		al.pause = time.Time{}
 		close(al.stopCh)
 		al.stopped()
 	}

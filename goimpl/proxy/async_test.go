@@ -10,8 +10,10 @@ import (
 	"math/rand"
 	"net"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -469,4 +471,137 @@ func TestAsyncHalfCloseAfterPipelinedRequests(t *testing.T) {
 	if m, err := rd.ReadMessage(); err != io.EOF {
 		t.Fatalf("after the answers: %+v, %v; want the end of the stream", m, err)
 	}
+}
+
+// matchLog counts the warnings that contain a string, and keeps the time
+// of the last.
+type matchLog struct {
+	sub  string
+	n    atomic.Int64
+	last atomic.Int64 // UnixNano
+}
+
+func (l *matchLog) Printf(f string, a ...any) {
+	if strings.Contains(fmt.Sprintf(f, a...), l.sub) {
+		l.last.Store(time.Now().UnixNano())
+		l.n.Add(1)
+	}
+}
+
+// A Shutdown that stops accepting while accepting is paused after an
+// accept error (accept.Backoff) leaves no pause behind: the loop serves
+// its connections on, here a kept connection's request sent in the grace
+// period, and gets its answer. Before, the pause stayed the loop's
+// deadline once it had passed, and a parked loop found it passed at each
+// Wait, before looking at its sockets: it spun without serving, and the
+// request was cut off at the end of the grace.
+func TestAsyncStopAcceptingDuringAnAcceptPause(t *testing.T) {
+	// One P, and a connection served by a goroutine (adopted before
+	// Serve): the loop parks at every wait from its first on
+	// (evloop.RawWaitsWhile), as it does on more Ps once its events are
+	// 10 ms apart, its epoll descriptor's duplicate in the runtime's
+	// poller made before the descriptors run out below.
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	log := &matchLog{sub: "accept failed"}
+	sock := filepath.Join(t.TempDir(), "p")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := New(Options{Handler: &store.Handler{Store: &async{Store: echo{}}}, Log: log})
+	ours, theirs, err := unixPair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ours.Close()
+	p.Adopt(theirs, nil)
+	served := make(chan struct{})
+	go func() { p.Serve(ln); close(served) }()
+	defer func() { <-served }()
+	kept, rd := dialGet(t, sock, "a")
+	// The loop's duplicate of the listener: the other descriptor of its
+	// socket.
+	rc, err := ln.(*net.UnixListener).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st syscall.Stat_t
+	lnfd := -1
+	rc.Control(func(fd uintptr) { lnfd, err = int(fd), syscall.Fstat(int(fd), &st) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	ino := st.Ino
+	sameSocket := func(fd int) bool { var s syscall.Stat_t; return syscall.Fstat(fd, &s) == nil && s.Ino == ino }
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dup := -1
+	for _, e := range ents {
+		if fd, err := strconv.Atoi(e.Name()); err == nil && fd != lnfd && sameSocket(fd) {
+			dup = fd
+		}
+	}
+	if dup < 0 {
+		t.Fatal("no duplicate of the listener found")
+	}
+
+	// Every descriptor number taken: the next accept fails (EMFILE).
+	var old syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &old); err != nil {
+		t.Fatal(err)
+	}
+	var fill []int
+	release := func() {
+		for _, fd := range fill {
+			syscall.Close(fd)
+		}
+		fill = nil
+		syscall.Setrlimit(syscall.RLIMIT_NOFILE, &old)
+	}
+	defer release()
+	extra, err := syscall.Socket(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Close(extra)
+	lim := syscall.Rlimit{Cur: uint64(extra) + 64, Max: old.Max}
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		fd, err := syscall.Open("/dev/null", syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+		if err != nil {
+			break
+		}
+		fill = append(fill, fd)
+	}
+	if err := syscall.Connect(extra, &syscall.SockaddrUnix{Name: sock}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "an accept to fail", func() bool { return log.n.Load() > 0 })
+
+	// Shutdown with a grace period: accepting stops (the loop closes its
+	// duplicate), then the connections are served for the grace; the
+	// request comes once the pause after the last failure (5 ms, doubled
+	// at each one) is over.
+	p.HandOver(nil, 3*time.Second)
+	done := make(chan struct{})
+	go func() { p.Shutdown(ln, 5*time.Second); close(done) }()
+	waitFor(t, "the loop to stop accepting", func() bool { return !sameSocket(dup) })
+	release()
+	pause := time.Second
+	if n := log.n.Load(); n < 8 {
+		pause = 5 * time.Millisecond << (n - 1)
+	}
+	last := time.Unix(0, log.last.Load())
+	waitFor(t, "the accept pause to be over", func() bool { return time.Since(last) > pause+50*time.Millisecond })
+	sendGet(t, kept, 7, "b")
+	kept.SetReadDeadline(time.Now().Add(10 * time.Second))
+	m, err := rd.ReadMessage()
+	if err != nil || m.UID != 7 || string(m.Payload) != "ok:b" {
+		t.Fatalf("a request in the grace period after an accept pause: %v %v, want its answer", m, err)
+	}
+	<-done
 }
