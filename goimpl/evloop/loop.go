@@ -350,7 +350,12 @@ func mono() int64 { return int64(time.Since(epoch)) }
 // Wait waits until a watched descriptor is ready, Wake is called or the
 // deadline passes (zero: none), and calls the Handlers of the ready
 // descriptors. It returns nil after calling Handlers, ErrWake when woken,
-// os.ErrDeadlineExceeded at the deadline.
+// os.ErrDeadlineExceeded at the deadline: once the deadline has passed,
+// always (a raw wait calls the Handlers of what is ready first; a parked
+// one leaves them, and a Wake, to the next Wait), so that a caller runs
+// its timers also while some descriptor is ready at every Wait. A caller
+// must so move its deadline on once it has passed: a parked Loop waiting
+// for a passed deadline again and again never looks at its descriptors.
 func (l *Loop) Wait(deadline time.Time) error {
 	if l.quiet != nil && l.period == 0 {
 		l.holdLastP(l.quiet())
@@ -364,10 +369,10 @@ func (l *Loop) Wait(deadline time.Time) error {
 		d := time.Duration(-1) // no timeout
 		if !deadline.IsZero() {
 			if d = time.Until(deadline); d <= 0 {
-				if err := l.Poll(); err != nil || l.n > 0 {
+				if err := l.Poll(); err != nil {
 					return err
 				}
-				return os.ErrDeadlineExceeded
+				return os.ErrDeadlineExceeded // also after Handlers
 			}
 		}
 		if d >= l.period {

@@ -181,6 +181,54 @@ func TestWakeAndDeadline(t *testing.T) {
 	})
 }
 
+// Once its deadline has passed, Wait returns os.ErrDeadlineExceeded
+// even when a descriptor is ready, so that the caller's timers run while
+// a client streams (dc_server's idle connections next to a busy one):
+// for a Loop waiting raw with its tick armed, after calling the Handler
+// (a raw wait looks without waiting), and parked, without (the runtime's
+// poller reports the deadline first; the next Wait with a later one calls
+// it).
+func TestWaitPastDeadlineReportsIt(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
+	bothWays(t, func(t *testing.T, raw bool) {
+		l := newLoop(t, raw)
+		if raw {
+			if !l.raw {
+				t.Fatal("RawWaits did not make the Loop wait raw on 2 Ps")
+			}
+			l.setPeriod(tick) // active: Wait looks without waiting
+			defer l.setPeriod(0)
+		}
+		fds := socketpair(t)
+		calls := 0
+		if err := l.Watch(fds[0], handlerFunc(func() { calls++ })); err != nil {
+			t.Fatal(err)
+		}
+		past := time.Now().Add(-time.Millisecond)
+		for i := 1; i <= 3; i++ {
+			if _, err := syscall.Write(fds[1], []byte("x")); err != nil {
+				t.Fatal(err)
+			}
+			if err := l.Wait(past); !errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Fatalf("Wait %d past its deadline with a descriptor ready: %v, want the deadline", i, err)
+			}
+			want := i
+			if !raw {
+				want = 0
+			}
+			if calls != want {
+				t.Fatalf("after Wait %d past its deadline: %d calls of the Handler, want %d", i, calls, want)
+			}
+		}
+		if !raw {
+			// What was ready is there for the next Wait.
+			if err := l.Wait(time.Now().Add(5 * time.Second)); err != nil || calls != 1 {
+				t.Fatalf("Wait after the passed deadline: %v, %d calls of the Handler, want nil, 1", err, calls)
+			}
+		}
+	})
+}
+
 // An unwatched descriptor is not reported any more.
 func TestUnwatch(t *testing.T) {
 	bothWays(t, func(t *testing.T, raw bool) {
