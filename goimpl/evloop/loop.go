@@ -100,10 +100,12 @@ func (l *Loop) open() error {
 // RawWaits has the Loop wait in raw system calls while it has events
 // coming (see the notes above Wait), from its next Wait on, instead of
 // always parking its goroutine in the runtime's poller: for a Loop whose goroutine never
-// waits elsewhere (dc_server's, answering from memory). A Loop whose
-// goroutine also waits for other goroutines (dc_client's, for the
-// upstream's answer) parks: an active Loop holds its P, and the goroutines
-// it waits for would wait for that P's next tick.
+// waits elsewhere (dc_server's, answering from memory; dc_client's over
+// an upstream whose calls it starts and whose answers it reads itself). A
+// Loop whose goroutine also waits for other goroutines (dc_client's over
+// a store that cannot start calls, for the store's answer) parks: an
+// active Loop holds its P, and the goroutines it waits for would wait for
+// that P's next tick.
 //
 // At most GOMAXPROCS-1 Loops of the process wait raw (none on one P):
 // RawWaits does nothing for the others, which park. A P is so left to
