@@ -135,3 +135,24 @@ func BenchmarkConnectPerGetRaw(b *testing.B) {
 	cpu := time.Duration(ru1.Utime.Nano()+ru1.Stime.Nano()-ru0.Utime.Nano()-ru0.Stime.Nano()) * time.Nanosecond
 	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-us/op")
 }
+
+// BenchmarkRegistry: a connection's admission to the limits and its
+// leaving, with others live (the per-connection bookkeeping of
+// MaxConns).
+func BenchmarkRegistry(b *testing.B) {
+	for _, live := range []int{1, 100} {
+		b.Run(strconv.Itoa(live), func(b *testing.B) {
+			var r registry
+			for i := 0; i < live; i++ {
+				r.admit(new(connState), DefaultMaxConns, time.Now(), time.Second)
+			}
+			cs := new(connState)
+			now := time.Now()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				r.admit(cs, DefaultMaxConns, now, time.Second)
+				r.leave(cs)
+			}
+		})
+	}
+}

@@ -115,7 +115,7 @@ func (c *conn) Read(p []byte) (int, error) {
 		if st := c.cs.state.Load(); st != stateNew || s.o.Idle > 0 {
 			now := c.flushTime
 			if !flushed {
-				now = time.Now()
+				now = c.clock()
 			}
 			if st != stateNew {
 				c.cs.set(stateIdle, now)
@@ -200,7 +200,7 @@ func (c *conn) flush() error {
 	if c.handingOff() {
 		return errClosing // the successor writes them
 	}
-	now := time.Now()
+	now := c.clock()
 	c.flushTime = now
 	if !c.wdl.IsZero() && c.wdl.Sub(now) < c.s.o.FrameTimeout/2 {
 		c.wdl = now.Add(c.s.o.FrameTimeout)
@@ -225,6 +225,15 @@ func (c *conn) flush() error {
 		c.timedOut = "response not taken"
 	}
 	return err
+}
+
+// clock is the time for the connection's state and deadlines: its loop's
+// (srvLoop.clock) while a loop serves it.
+func (c *conn) clock() time.Time {
+	if c.loop != nil {
+		return c.loop.clock()
+	}
+	return time.Now()
 }
 
 // armWrite sets the write deadline before a write waits for the first

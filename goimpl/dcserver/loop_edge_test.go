@@ -181,7 +181,7 @@ func TestLoopDetachFailureClosesOnce(t *testing.T) {
 		t.Fatalf("descriptor %d, opened after the connection's socket was closed, was closed by the server", fd)
 	}
 	s.limits.mu.Lock()
-	n := len(s.limits.conns)
+	n := s.limits.n
 	s.limits.mu.Unlock()
 	if n != 1 {
 		t.Fatalf("%d connections registered, want 1", n)
@@ -196,9 +196,7 @@ func waitStuckOrDone(t *testing.T, s *Server, ops uint64) {
 	for end := time.Now().Add(10 * time.Second); ; {
 		s.limits.mu.Lock()
 		stuck := true
-		for cs := range s.limits.conns {
-			stuck = stuck && cs.state.Load() == stateWriting
-		}
+		s.limits.each(func(cs *connState) { stuck = stuck && cs.state.Load() == stateWriting })
 		s.limits.mu.Unlock()
 		if stuck && s.Ops() > ops {
 			return

@@ -59,9 +59,7 @@ func waitConn(t *testing.T, s *Server, what string, cond func(*connState) bool) 
 	for end := time.Now().Add(10 * time.Second); ; {
 		s.limits.mu.Lock()
 		ok := false
-		for cs := range s.limits.conns {
-			ok = ok || cond(cs)
-		}
+		s.limits.each(func(cs *connState) { ok = ok || cond(cs) })
 		s.limits.mu.Unlock()
 		if ok {
 			return

@@ -240,7 +240,7 @@ func (s *Server) Adopt(nc net.Conn, out, in []byte) {
 // idle one to make room if need be; false (logged) when it is refused.
 func (s *Server) admit(c *conn) bool {
 	c.cs.raw = c.sock()
-	now := time.Now()
+	now := c.clock()
 	c.cs.set(stateNew, now)
 	v, ok := s.limits.admit(&c.cs, s.o.MaxConns, now, s.o.FrameTimeout)
 	if !ok {
