@@ -150,6 +150,7 @@ func (d *Daemon) Start(args []string, files []*os.File) {
 	for _, f := range files {
 		f.Close()
 	}
+	holdUpgradeSignal() // before anything names this process
 	if d.PIDFile != "" {
 		if err := writePIDFile(d.PIDFile); err != nil {
 			d.cleanup()

@@ -84,11 +84,15 @@ func TestPrepareSocketDir(t *testing.T) {
 	}
 }
 
-// TestMain doubles as the squatter: with DC_TEST_SQUAT set it listens on
+// TestMain doubles as the daemon of TestUpgradeSignalBeforeOnSignal (with
+// DC_TEST_EARLY_UPGRADE set), as the squatter: with DC_TEST_SQUAT set it listens on
 // that unix path, says so on stdout, and waits to be killed; and as the
 // other user's client: with DC_TEST_CONNECT set it connects to that unix
 // path and says "connected" or why not.
 func TestMain(m *testing.M) {
+	if os.Getenv("DC_TEST_EARLY_UPGRADE") != "" {
+		earlyUpgradeHelper()
+	}
 	if p := os.Getenv("DC_TEST_CONNECT"); p != "" {
 		c, err := net.Dial("unix", p)
 		if err != nil {

@@ -191,6 +191,27 @@ func Upgrade(args []string, files []*os.File, writeState func(io.Writer) error, 
 	return 0, nil, errors.New("the new process exited during startup")
 }
 
+// upgradeSig receives UpgradeSignal from the moment the daemon reports
+// itself ready (Daemon.Start) on: a signal that comes before OnSignal
+// runs waits there, instead of being lost to the signal's default action
+// (stop, or nothing in an orphaned process group), as one sent right
+// after the pid file names the process, or right after the predecessor
+// of a re-exec has gone, was.
+var (
+	upgradeSigOnce sync.Once
+	upgradeSig     chan os.Signal
+)
+
+// holdUpgradeSignal starts (once) delivering UpgradeSignal to upgradeSig
+// and returns it.
+func holdUpgradeSignal() chan os.Signal {
+	upgradeSigOnce.Do(func() {
+		upgradeSig = make(chan os.Signal, 1)
+		signal.Notify(upgradeSig, UpgradeSignal)
+	})
+	return upgradeSig
+}
+
 // Upgrader is what a daemon hands over on UpgradeSignal.
 type Upgrader struct {
 	Args []string // the daemon's (rewritten) arguments
@@ -215,8 +236,7 @@ type Upgrader struct {
 // failed attempt is logged and leaves this process serving.
 func (u Upgrader) OnSignal() <-chan *Handed {
 	handed := make(chan *Handed, 1)
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, UpgradeSignal)
+	sig := holdUpgradeSignal()
 	state := u.State
 	if state == nil {
 		state = func(io.Writer) error { return nil }
