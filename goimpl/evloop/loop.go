@@ -31,10 +31,13 @@ type Loop struct {
 	efd int // eventfd: Wake
 	tfd int // timerfd: the tick while the Loop waits raw (RawWaits)
 
-	// While the Loop parks: a duplicate of epd in the runtime's poller,
-	// made on the first Wait that parks (closed again when a Loop with
-	// RawWaits goes back to raw waits).
+	// While the Loop parks: an epoll set of its own in the runtime's
+	// poller, made on the first Wait that parks, which holds epd only
+	// while the Loop parks (nested: a Loop with RawWaits takes epd out
+	// of it when it goes back to raw waits).
 	ep     *os.File
+	epfd   int // ep's descriptor
+	nested bool
 	rc     syscall.RawConn
 	waitFn func(uintptr) bool // pollFn, made once
 	dl     time.Time          // the deadline set on ep
@@ -243,8 +246,9 @@ func (l *Loop) Forget(fd int) {
 }
 
 // How a Loop waits. Without RawWaits, it parks its goroutine in the
-// runtime's poller, where a duplicate of its epoll descriptor is
-// registered: a wait then costs two epoll_waits (the poller's, then the
+// runtime's poller, where an epoll set holding its own is registered
+// (a second epoll descriptor, so that taking the first out costs one raw
+// epoll_ctl, never a close): a wait then costs two epoll_waits (the poller's, then the
 // Loop's own) and the scheduler's park and wake-up. With RawWaits, it
 // waits in one of three ways, chosen by how soon its events come after
 // one another:
@@ -323,7 +327,11 @@ func (l *Loop) setPeriod(p time.Duration) {
 		its.Interval = unix.NsecToTimespec(int64(p))
 		its.Value = its.Interval
 	}
-	if unix.TimerfdSettime(l.tfd, 0, &its, nil) != nil {
+	// Raw, as every system call on the way between parked and raw
+	// waits: an ordinary one wakes the runtime's monitor thread from its
+	// sleep when every P was idle, and it then polls every 20 us for a
+	// while (about 60 wake-ups).
+	if _, _, e := syscall.RawSyscall6(unix.SYS_TIMERFD_SETTIME, uintptr(l.tfd), 0, uintptr(unsafe.Pointer(&its)), 0, 0, 0); e != 0 {
 		return
 	}
 	was := l.period
@@ -337,9 +345,11 @@ func (l *Loop) setPeriod(p time.Duration) {
 	if p == tick {
 		armed.Add(1)
 	}
-	if p > 0 && l.ep != nil {
-		l.ep.Close() // the duplicate: out of the poller while waiting raw
-		l.ep, l.dl = nil, time.Time{}
+	if p > 0 && l.nested {
+		// Out of the poller's reach while waiting raw (each event
+		// would also wake a thread waiting there).
+		ctl(l.epfd, syscall.EPOLL_CTL_DEL, l.epd)
+		l.nested = false
 	}
 }
 
@@ -414,20 +424,30 @@ func (l *Loop) holdLastP(on bool) {
 // park is Wait in the runtime's poller.
 func (l *Loop) park(deadline time.Time) error {
 	if l.ep == nil {
-		// A duplicate, which setPeriod may close.
-		fd, _, e := syscall.RawSyscall(syscall.SYS_FCNTL, uintptr(l.epd), syscall.F_DUPFD_CLOEXEC, 0)
+		fd, _, e := syscall.RawSyscall(syscall.SYS_EPOLL_CREATE1, syscall.EPOLL_CLOEXEC, 0, 0)
 		if e != 0 {
 			// No descriptor left for it (the process at its limit):
 			// this wait is an ordinary system call's, which gives the P
 			// up too (when the runtime's monitor takes it back).
 			return l.waitSyscall(deadline)
 		}
-		l.ep = os.NewFile(fd, "epoll")
+		// Non-blocking, so that os.NewFile puts it in the poller.
+		if _, err := Nonblock(int(fd)); err != nil {
+			Close(int(fd))
+			return l.waitSyscall(deadline)
+		}
+		l.ep, l.epfd = os.NewFile(fd, "epoll"), int(fd)
 		rc, err := l.ep.SyscallConn()
 		if err != nil {
 			return err
 		}
 		l.rc, l.waitFn = rc, l.pollFn
+	}
+	if !l.nested {
+		if ctl(l.epfd, syscall.EPOLL_CTL_ADD, l.epd) != nil {
+			return l.waitSyscall(deadline)
+		}
+		l.nested = true
 		if l.tfd >= 0 {
 			parks.Add(1)
 		}
@@ -483,12 +503,12 @@ func (l *Loop) waitSyscall(deadline time.Time) error {
 	return err
 }
 
-// pollFn collects the ready events without waiting, for park's RawConn
-// Read; false when there are none (the netpoller then parks the goroutine
-// until there are).
-func (l *Loop) pollFn(fd uintptr) bool {
+// pollFn collects the ready events of epd without waiting, for park's
+// RawConn Read (of ep); false when there are none (the netpoller then
+// parks the goroutine until there are).
+func (l *Loop) pollFn(uintptr) bool {
 	for {
-		r, _, e := syscall.RawSyscall6(syscall.SYS_EPOLL_PWAIT, fd, uintptr(unsafe.Pointer(&l.ev[0])), uintptr(len(l.ev)), 0, 0, 0)
+		r, _, e := syscall.RawSyscall6(syscall.SYS_EPOLL_PWAIT, uintptr(l.epd), uintptr(unsafe.Pointer(&l.ev[0])), uintptr(len(l.ev)), 0, 0, 0)
 		if e == syscall.EINTR {
 			continue
 		}
