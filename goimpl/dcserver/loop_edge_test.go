@@ -85,10 +85,10 @@ func TestLoopDetachFailureClosesOnce(t *testing.T) {
 	t.Cleanup(func() { partialGrace = g }) // after the server's end
 	partialGrace = 0
 	// On one P the loop never waits raw: it parks from its first wait
-	// on, its epoll descriptor's duplicate in the runtime's poller open
-	// throughout. A loop that went from raw waits to parked between the
-	// filling below and the accept took the one free number for that
-	// duplicate, and the accept failed instead (seen under load).
+	// on, the epoll set it parks in (evloop: made at its first park) open
+	// throughout. A loop that first parked between the filling below and
+	// the accept took the one free number for that set, and the accept
+	// failed instead (seen under load).
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 	c := cache.New(cache.Config{})
 	opened := make(chan int, 1)

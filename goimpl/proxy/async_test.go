@@ -499,8 +499,8 @@ func TestAsyncStopAcceptingDuringAnAcceptPause(t *testing.T) {
 	// One P, and a connection served by a goroutine (adopted before
 	// Serve): the loop parks at every wait from its first on
 	// (evloop.RawWaitsWhile), as it does on more Ps once its events are
-	// 10 ms apart, its epoll descriptor's duplicate in the runtime's
-	// poller made before the descriptors run out below.
+	// 10 ms apart, the epoll set it parks in (made at its first park)
+	// open before the descriptors run out below.
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 	log := &matchLog{sub: "accept failed"}
 	sock := filepath.Join(t.TempDir(), "p")
