@@ -19,6 +19,7 @@ import (
 
 	"github.com/distcache-go/distcache/goimpl/cache"
 	"github.com/distcache-go/distcache/goimpl/evloop"
+	"github.com/distcache-go/distcache/goimpl/internal/fdtest"
 	"github.com/distcache-go/distcache/goimpl/proto"
 	"github.com/distcache-go/distcache/goimpl/store"
 )
@@ -116,32 +117,8 @@ func TestLoopDetachFailureClosesOnce(t *testing.T) {
 	defer syscall.Close(cfd)
 	// Every descriptor number up to the limit taken, but one: the accept
 	// takes it, net.FileConn's duplicate then fails.
-	var old syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &old); err != nil {
-		t.Fatal(err)
-	}
-	lim := syscall.Rlimit{Cur: uint64(cfd) + 64, Max: old.Max}
-	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		t.Fatal(err)
-	}
-	var fill []int
-	release := func() {
-		for _, fd := range fill {
-			syscall.Close(fd)
-		}
-		fill = nil
-		syscall.Setrlimit(syscall.RLIMIT_NOFILE, &old)
-	}
+	release := fdtest.Exhaust(t, cfd, 1)
 	defer release()
-	for {
-		fd, err := syscall.Open("/dev/null", syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
-		if err != nil {
-			break
-		}
-		fill = append(fill, fd)
-	}
-	syscall.Close(fill[len(fill)-1])
-	fill = fill[:len(fill)-1]
 	if err := syscall.Connect(cfd, &syscall.SockaddrUnix{Name: sock}); err != nil {
 		t.Fatal(err)
 	}

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/distcache-go/distcache/goimpl/evloop"
+	"github.com/distcache-go/distcache/goimpl/internal/fdtest"
 	"github.com/distcache-go/distcache/goimpl/proto"
 	"github.com/distcache-go/distcache/goimpl/store"
 )
@@ -548,35 +549,12 @@ func TestAsyncStopAcceptingDuringAnAcceptPause(t *testing.T) {
 	}
 
 	// Every descriptor number taken: the next accept fails (EMFILE).
-	var old syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &old); err != nil {
-		t.Fatal(err)
-	}
-	var fill []int
-	release := func() {
-		for _, fd := range fill {
-			syscall.Close(fd)
-		}
-		fill = nil
-		syscall.Setrlimit(syscall.RLIMIT_NOFILE, &old)
-	}
-	defer release()
 	extra, err := syscall.Socket(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer syscall.Close(extra)
-	lim := syscall.Rlimit{Cur: uint64(extra) + 64, Max: old.Max}
-	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		t.Fatal(err)
-	}
-	for {
-		fd, err := syscall.Open("/dev/null", syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
-		if err != nil {
-			break
-		}
-		fill = append(fill, fd)
-	}
+	release := fdtest.Exhaust(t, extra, 0)
 	if err := syscall.Connect(extra, &syscall.SockaddrUnix{Name: sock}); err != nil {
 		t.Fatal(err)
 	}
