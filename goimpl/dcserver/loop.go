@@ -11,7 +11,6 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
-	"unsafe"
 
 	"github.com/distcache-go/distcache/goimpl/accept"
 	"github.com/distcache-go/distcache/goimpl/evloop"
@@ -455,28 +454,13 @@ func (sl *srvLoop) start(fd int) {
 var testHookWatched func(fd int)
 
 // tcpOptions gives the listening socket the options net's Accept sets
-// on each connection, which Linux copies to every connection accepted from
-// it: answers go out at once, not after the acknowledgement of the
-// previous segment (Nagle), and keep-alive probes (15 s idle, every 15 s,
-// 9 times) notice a peer that vanished. Set once, not per connection (the
+// on each connection (evloop.TCPOptions), which Linux copies to every
+// connection accepted from it: set once, not per connection (the
 // original distcache sets TCP_NODELAY on each; a connection opened for a
 // request then costs one system call less than its). The connections
 // queued before they were set on the listener are made without them: the
 // accepting loop sets them on each until it finds the queue empty.
-func tcpOptions(fd int) {
-	setsockopt(fd, syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1)
-	setsockopt(fd, syscall.SOL_SOCKET, syscall.SO_KEEPALIVE, 1)
-	setsockopt(fd, syscall.IPPROTO_TCP, syscall.TCP_KEEPIDLE, 15)
-	setsockopt(fd, syscall.IPPROTO_TCP, syscall.TCP_KEEPINTVL, 15)
-	setsockopt(fd, syscall.IPPROTO_TCP, syscall.TCP_KEEPCNT, 9)
-}
-
-// setsockopt sets an integer socket option with a raw system call (a
-// failure changes nothing that matters to serving).
-func setsockopt(fd, level, opt, v int) {
-	v32 := int32(v)
-	syscall.RawSyscall6(syscall.SYS_SETSOCKOPT, uintptr(fd), uintptr(level), uintptr(opt), uintptr(unsafe.Pointer(&v32)), 4, 0)
-}
+func tcpOptions(fd int) { evloop.TCPOptions(fd) }
 
 // turn runs c until it would wait, and puts it where it waits.
 func (sl *srvLoop) turn(c *conn) {

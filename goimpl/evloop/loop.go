@@ -174,8 +174,11 @@ func (l *Loop) WaitsRaw() bool { return l.tfd >= 0 }
 var rawLoops atomic.Int32
 
 // ctl adds (EPOLL_CTL_ADD) or removes fd, for reading, edge-triggered.
-func ctl(epfd, op, fd int) error {
-	ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | -syscall.EPOLLET, Fd: int32(fd)}
+func ctl(epfd, op, fd int) error { return ctlEvents(epfd, op, fd, 0) }
+
+// ctlEvents is ctl, watching for more than reading (EPOLLOUT).
+func ctlEvents(epfd, op, fd int, more uint32) error {
+	ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | -syscall.EPOLLET | more, Fd: int32(fd)}
 	_, _, e := syscall.RawSyscall6(syscall.SYS_EPOLL_CTL, uintptr(epfd), uintptr(op), uintptr(fd), uintptr(unsafe.Pointer(&ev)), 0, 0)
 	if e != 0 {
 		return os.NewSyscallError("epoll_ctl", e)
@@ -218,6 +221,17 @@ func (l *Loop) Arm(fd int) error { return ctl(l.epd, syscall.EPOLL_CTL_ADD, fd) 
 
 // Disarm stops watching a descriptor given to Lend, keeping its Handler.
 func (l *Loop) Disarm(fd int) error { return ctl(l.epd, syscall.EPOLL_CTL_DEL, fd) }
+
+// WatchWrites has a watched fd's Handler called also when fd becomes
+// writable (on), or no longer (off): for a socket whose answer waits
+// for room. epoll reports a descriptor that is writable already at once.
+func (l *Loop) WatchWrites(fd int, on bool) error {
+	var more uint32
+	if on {
+		more = syscall.EPOLLOUT
+	}
+	return ctlEvents(l.epd, syscall.EPOLL_CTL_MOD, fd, more)
+}
 
 // Unwatch removes fd. Closing fd removes it too (when it was its only
 // descriptor), so a handler closing its connection need not call Unwatch;
@@ -746,7 +760,14 @@ func ListenerFD(ln net.Listener) (int, error) {
 	if !ok {
 		return -1, errors.New("evloop: the listener has no descriptor")
 	}
-	rc, err := sc.SyscallConn()
+	return FD(sc)
+}
+
+// FD returns a duplicate of the descriptor of c (a socket of the net
+// package), close-on-exec and non-blocking (Nonblock), for a Loop; the
+// caller closes it.
+func FD(c syscall.Conn) (int, error) {
+	rc, err := c.SyscallConn()
 	if err != nil {
 		return -1, err
 	}
@@ -785,6 +806,26 @@ func Nonblock(fd int) (changed bool, err error) {
 		return false, os.NewSyscallError("fcntl", e)
 	}
 	return true, nil
+}
+
+// TCPOptions gives a TCP socket the options net's Accept sets on each
+// connection: answers go out at once, not after the acknowledgement of
+// the previous segment (Nagle), and keep-alive probes (15 s idle, every
+// 15 s, 9 times) notice a peer that vanished. Linux copies them from a
+// listening socket to every connection accepted from it. A failure
+// changes nothing that matters to serving.
+func TCPOptions(fd int) {
+	setsockopt(fd, syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1)
+	setsockopt(fd, syscall.SOL_SOCKET, syscall.SO_KEEPALIVE, 1)
+	setsockopt(fd, syscall.IPPROTO_TCP, syscall.TCP_KEEPIDLE, 15)
+	setsockopt(fd, syscall.IPPROTO_TCP, syscall.TCP_KEEPINTVL, 15)
+	setsockopt(fd, syscall.IPPROTO_TCP, syscall.TCP_KEEPCNT, 9)
+}
+
+// setsockopt sets an integer socket option with a raw system call.
+func setsockopt(fd, level, opt, v int) {
+	v32 := int32(v)
+	syscall.RawSyscall6(syscall.SYS_SETSOCKOPT, uintptr(fd), uintptr(level), uintptr(opt), uintptr(unsafe.Pointer(&v32)), 4, 0)
 }
 
 // PeerAddr is the address of fd's peer (a *net.TCPAddr, or a *net.UnixAddr

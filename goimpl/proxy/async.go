@@ -20,32 +20,39 @@ import (
 	"github.com/distcache-go/distcache/goimpl/store"
 )
 
+// One event loop serves every connection of a listener, young or kept,
+// as the original dc_client's select loop does: it reads a request,
+// starts the store call and goes back to its wait, and the answer is
+// written to the local socket, with a raw write that never waits, by
+// whoever has it.
+//
 // When the Handler can start its store's calls without waiting for them
 // (a *store.Handler over a store.Async: the upstream, with or without
-// metrics), one event loop serves every connection of a unix listener,
-// young or kept, as the original dc_client's select loop does: it reads a
-// request, starts the store call (the upstream writes the request to its
-// server) and goes back to its wait; the answer is written to the local
-// socket by whoever has it, normally the same loop, which also reads the
-// upstream connection (Options.Poll: evloop.Poller), so that a request
-// costs its reads and writes and the loop's waits, and no goroutine is
-// woken. The loop waits raw while events come close together
-// (evloop.Loop.RawWaits) and parks in the runtime's poller otherwise.
+// metrics), the upstream writes the request to its server, and the loop
+// also reads the upstream connection (Options.Poll: evloop.Poller), so
+// that a request costs its reads and writes and the loop's waits, and no
+// goroutine is woken; the loop waits raw while events come close
+// together (evloop.Loop.RawWaits) and parks in the runtime's poller
+// otherwise. Requests the store cannot start (TAKE, the feature probe,
+// and every request of a store that cannot start calls: Redis, the
+// sealing wrapper) are answered by Handle in a goroutine, and completed
+// the same way; the loop then always parks (a raw wait would keep a P
+// from those goroutines).
 //
 // A connection's state says who may touch it: the loop (connIdle), or,
 // while its call is in flight, whoever completes the call (connCalling;
 // connReadable when the loop saw the socket readable meanwhile). The
-// completion writes the answer with a raw write that never waits, and
-// gives the connection back: at once when nothing came meanwhile, or
-// through the loop's queue (connQueued, and the loop's eventfd) when the
-// loop must look at it again (it became readable, the answer did not fit
-// in the socket, or the connection is to close). An answer that does
-// not fit goes on from a goroutine of its own, as in loop.go; requests
-// the store cannot start (TAKE, the feature probe) are answered by
-// Handle in a goroutine, and completed the same way. Loops are not used
-// with Idle or on other listeners than unix sockets.
+// completion writes the answer and gives the connection back: at once
+// when nothing came meanwhile, or through the loop's queue (connQueued,
+// and the loop's eventfd) when the loop must look at it again (it became
+// readable, the answer did not fit in the socket, or the connection is
+// to close). An answer that does not fit waits in the loop for room
+// (evloop.Loop.WatchWrites), no request of its connection read
+// meanwhile, for clientWriteTimeout at most. With Idle the loop looks
+// at its connections every Idle/8 and closes those that have waited for
+// a request longer than Idle.
 
-// The states of a connection of the async loop.
+// The states of a connection of the loop.
 const (
 	connIdle     int32 = iota // the loop's: waiting for a request, or being served
 	connCalling               // its call is in flight
@@ -66,8 +73,29 @@ type starter interface {
 	Finish(c *store.Call, out []byte) ([]byte, error)
 }
 
-// aConn is a connection's part for the async loop: its Handler there,
-// its Completion, and the state of its call.
+// blocking is the starter of a Handler whose store cannot start calls
+// (Redis, the sealing wrapper, a Handler that is not a *store.Handler):
+// every request is answered by Handle in a goroutine.
+type blocking struct{ Handler }
+
+func (blocking) CanStart() bool { return false }
+func (blocking) Start(*proto.Message, []byte, *store.Call) ([]byte, store.Started, error) {
+	return nil, store.Blocking, nil
+}
+func (blocking) Finish(*store.Call, []byte) ([]byte, error) { return nil, errNoCall }
+
+var errNoCall = errors.New("no call was started")
+
+// starterOf is the starter that serves h's requests in the loop.
+func starterOf(h Handler) starter {
+	if s, ok := h.(starter); ok && s.CanStart() {
+		return s
+	}
+	return blocking{h}
+}
+
+// aConn is a connection's part for the loop: its Handler there, its
+// Completion, and the state of its call.
 type aConn struct {
 	c     *client
 	state atomic.Int32
@@ -87,6 +115,9 @@ type aConn struct {
 	// the loop reads on: no new edge would come for what is there.
 	full atomic.Bool
 	hup  atomic.Bool
+	// since is when the connection began to wait for its next request
+	// (monotonic nanoseconds, with Idle only).
+	since atomic.Int64
 	// Set by the completion for the loop (connQueued).
 	werr   error // the answer's write failed
 	closer error // the Handler closes the connection (ErrClose)
@@ -97,12 +128,13 @@ type aConn struct {
 	inList bool
 }
 
-// aLoop is the one loop of a Serve.
+// aLoop is the loop of one Serve.
 type aLoop struct {
-	p  *Proxy
-	h  starter
-	l  *evloop.Loop
-	ln net.Listener
+	p   *Proxy
+	h   starter
+	l   *evloop.Loop
+	ln  net.Listener
+	tcp bool // a TCP listener: each connection accepted gets evloop.TCPOptions
 
 	stopped, done func()
 	lfd           int // the listener's duplicate; -1 once accepting has stopped
@@ -111,10 +143,11 @@ type aLoop struct {
 	delay         time.Duration
 	lnClosed      atomic.Bool
 	stopCh        chan struct{}
-	inLoop        atomic.Int32 // connections the loop serves (MaxClients)
 	blocking      atomic.Int32 // requests answered by Handle in goroutines
 	head          *client      // every connection of the loop
 	n             int
+	rooms         int       // connections waiting for room for their answer
+	sweep         time.Time // when the loop next looks for idle connections and stalled answers
 
 	// onLoop is set while the loop reads a polled socket, whose
 	// completions then need not wake it: it looks at its queue next.
@@ -124,6 +157,7 @@ type aLoop struct {
 	queue   []*client
 	spare   []*client
 	attach  []attachReq
+	adopts  []adoption
 	polled  map[any]evloop.Polled
 	ended   bool
 	started bool // Options.Poll was given the loop
@@ -135,42 +169,52 @@ type attachReq struct {
 	h     evloop.Polled
 }
 
-// serveAsync serves ln from the async loop until accepting stops; false
-// when it cannot (the Handler cannot start calls, not a unix listener,
-// Idle, no descriptor), and nothing is started.
-func (p *Proxy) serveAsync(ln net.Listener) bool {
-	h, ok := p.h.(starter)
-	if !ok || !h.CanStart() || p.idle > 0 || ln.Addr().Network() != "unix" {
-		return false
-	}
+// serveLoop serves ln from a loop until accepting stops; an error when
+// it cannot, and nothing is started.
+func (p *Proxy) serveLoop(ln net.Listener) error {
+	h := starterOf(p.h)
 	lfd, err := evloop.ListenerFD(ln)
 	if err != nil {
-		return false
+		return err
 	}
 	l, err := evloop.New()
 	if err != nil {
 		evloop.Close(lfd)
-		return false
+		return err
 	}
 	al := &aLoop{p: p, h: h, l: l, ln: ln, lfd: lfd, stopCh: make(chan struct{}), polled: make(map[any]evloop.Polled)}
+	if nw := ln.Addr().Network(); nw == "tcp" || nw == "tcp4" || nw == "tcp6" {
+		al.tcp = true
+	}
+	var ok bool
 	if al.stopped, al.done, ok = p.set.AddLoop(l.Wake); !ok {
 		l.Close()
 		evloop.Close(lfd)
-		return false
+		return errClosing
 	}
 	l.Lend(lfd, (*aListener)(al))
 	if err := l.Arm(lfd); err != nil {
 		l.Close()
 		evloop.Close(lfd)
 		al.done()
-		return false
+		return err
 	}
-	// On one P the loop waits raw only while no goroutine waits for a
-	// socket: no connection served by a goroutine, no request answered
-	// by one, every upstream connection read by the loop.
-	l.RawWaitsWhile(func() bool {
-		return p.set.Count() == 0 && al.blocking.Load() == 0 && (p.poll == nil || p.poll.Polled())
-	})
+	// The loop waits raw only when it reads the store's answers itself
+	// (Poll: the upstream), and on one P only while no goroutine waits
+	// for a socket: no request answered by one, every upstream
+	// connection read by the loop. A store whose answers come from
+	// goroutines (Redis's client, or Handle's when the store cannot start
+	// calls) needs them to run as soon as the answer is in: a raw wait
+	// would leave them one P fewer, on one P none until its tick.
+	if h.CanStart() && p.poll != nil {
+		l.RawWaitsWhile(func() bool {
+			return al.blocking.Load() == 0 && (p.poll == nil || p.poll.Polled())
+		})
+	}
+	p.mu.Lock()
+	p.loop = al
+	al.adopts, p.adopted = p.adopted, nil
+	p.mu.Unlock()
 	if p.poll != nil {
 		al.started = true
 		p.poll.Poll(al)
@@ -182,7 +226,7 @@ func (p *Proxy) serveAsync(ln net.Listener) bool {
 	}, func() {
 		p.log.Printf("Warning, the listening socket had been made blocking; it is non-blocking again")
 	})
-	return true
+	return nil
 }
 
 // Attach implements evloop.Poller.
@@ -195,6 +239,18 @@ func (al *aLoop) Attach(owner any, rc syscall.RawConn, h evloop.Polled) bool {
 	al.attach = append(al.attach, attachReq{owner, rc, h})
 	al.l.Wake()
 	return true
+}
+
+// adopt has the loop serve a connection Adopt was given.
+func (al *aLoop) adopt(a adoption) {
+	al.mu.Lock()
+	defer al.mu.Unlock()
+	if al.ended {
+		evloop.Close(a.fd)
+		return
+	}
+	al.adopts = append(al.adopts, a)
+	al.l.Wake()
 }
 
 // polledReady is a polled socket's Handler in the loop.
@@ -219,6 +275,7 @@ func (h *aListener) Ready() { (*aLoop)(h).accept() }
 func (al *aLoop) run() {
 	p := al.p
 	defer al.end()
+	al.drain() // what Adopt was given before
 	closing := false
 	for {
 		lnClosed := al.lnClosed.Load()
@@ -227,23 +284,17 @@ func (al *aLoop) run() {
 		}
 		if p.set.Closing() {
 			// Each connection's next read says so: it ends, or is
-			// handed over, as in a goroutine of its own; those in
-			// flight do once their call completes, through the queue,
-			// or here, at the next turn, when the completion saw
-			// Closing only after giving the connection back idle.
+			// handed over; those in flight do once their call
+			// completes, through the queue, or here, at the next turn,
+			// when the completion saw Closing only after giving the
+			// connection back idle.
 			closing = true
 			al.each(al.serve)
 		}
-		if lnClosed && !p.set.Stopping() {
-			// Serve has returned, and no Shutdown may come to end
-			// the loop: its connections go on in goroutines of
-			// their own, as those of a Serve without loops do.
-			al.each(al.detach)
-			if al.n == 0 {
-				return
-			}
-		}
-		if closing && al.n == 0 {
+		// After its listener was closed by anyone (Serve has
+		// returned, and no Shutdown may come) the loop serves the
+		// connections it has until they end.
+		if (closing || lnClosed) && al.n == 0 {
 			return
 		}
 		var err error
@@ -251,12 +302,84 @@ func (al *aLoop) run() {
 			err = al.l.Poll()
 			al.accept()
 		} else {
-			err = al.l.Wait(al.pause)
+			err = al.l.Wait(al.deadline())
 		}
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			al.resume()
 		}
 		al.drain()
+		if !al.sweep.IsZero() {
+			al.sweepConns()
+		}
+	}
+}
+
+// deadline is when the loop's wait ends: accepting resumes after an
+// accept error's pause, or the loop looks at its connections (zero:
+// none).
+func (al *aLoop) deadline() time.Time {
+	dl := al.pause
+	if al.sweep.IsZero() && (al.p.idle > 0 && al.n > 0 || al.rooms > 0) {
+		al.sweep = time.Now().Add(al.sweepEvery())
+	}
+	if !al.sweep.IsZero() && (dl.IsZero() || al.sweep.Before(dl)) {
+		dl = al.sweep
+	}
+	return dl
+}
+
+// sweepEvery is how often the loop looks for idle connections and
+// stalled answers: an eighth of Idle and of clientWriteTimeout, within
+// 5 ms and a second.
+func (al *aLoop) sweepEvery() time.Duration {
+	d := time.Second
+	if al.p.idle > 0 {
+		d = min(d, al.p.idle/8)
+	}
+	if al.rooms > 0 {
+		d = min(d, clientWriteTimeout/8)
+	}
+	return max(d, 5*time.Millisecond)
+}
+
+// sweepConns closes, once the sweep is due, the connections that have
+// waited longer than Idle for a request, and those whose answer has
+// waited longer than clientWriteTimeout for room.
+func (al *aLoop) sweepConns() {
+	now := time.Now()
+	if now.Before(al.sweep) {
+		return
+	}
+	al.sweep = time.Time{}
+	idle := al.p.idle
+	since := int64(time.Since(epoch) - idle)
+	for c := al.head; c != nil; {
+		next := c.as.next
+		a := &c.as
+		switch {
+		case a.state.Load() != connIdle || a.queued:
+		case c.room:
+			if now.After(c.wdl) {
+				c.end(metrics.CloseResponseTimeout, false)
+			}
+		case idle > 0 && a.since.Load() < since:
+			why := metrics.CloseIdle
+			if c.rd.Buffered() > 0 || len(c.rd.Pending()) > 0 || len(c.pre) > 0 {
+				why = metrics.ClosePartialRequest
+			}
+			c.end(why, false)
+		}
+		c = next
+	}
+}
+
+// epoch is the origin of aConn.since.
+var epoch = time.Now()
+
+// waiting notes that c begins to wait for its next request (Idle).
+func (c *client) waiting() {
+	if c.p.idle > 0 {
+		c.as.since.Store(int64(time.Since(epoch)))
 	}
 }
 
@@ -277,10 +400,16 @@ func (al *aLoop) end() {
 	if al.started {
 		al.p.poll.Poll(nil)
 	}
+	p := al.p
+	p.mu.Lock()
+	if p.loop == al {
+		p.loop = nil
+	}
+	p.mu.Unlock()
 	al.mu.Lock()
 	al.ended = true
-	polled, reqs := al.polled, al.attach
-	al.polled, al.attach = nil, nil
+	polled, reqs, adopts := al.polled, al.attach, al.adopts
+	al.polled, al.attach, al.adopts = nil, nil, nil
 	al.mu.Unlock()
 	al.l.Close()
 	for _, h := range polled {
@@ -289,16 +418,19 @@ func (al *aLoop) end() {
 	for _, r := range reqs {
 		r.h.Unpolled()
 	}
+	for _, a := range adopts {
+		evloop.Close(a.fd)
+	}
 	al.done()
 }
 
-// drain serves the connections whose calls completed, and adds the
-// sockets Attach was given.
+// drain serves the connections whose calls completed and those Adopt
+// was given, and adds the sockets Attach was given.
 func (al *aLoop) drain() {
 	al.mu.Lock()
-	q, reqs := al.queue, al.attach
+	q, reqs, adopts := al.queue, al.attach, al.adopts
 	al.queue, al.spare = al.spare[:0], nil
-	al.attach = nil
+	al.attach, al.adopts = nil, nil
 	al.mu.Unlock()
 	for _, r := range reqs {
 		pr := &polledReady{al, r.h}
@@ -319,6 +451,13 @@ func (al *aLoop) drain() {
 		al.spare = q[:0]
 	}
 	al.mu.Unlock()
+	for _, a := range adopts {
+		if al.p.set.Closing() {
+			evloop.Close(a.fd)
+			continue
+		}
+		al.add(a.fd, a.in)
+	}
 }
 
 // completed serves a connection from the queue.
@@ -335,8 +474,8 @@ func (al *aLoop) completed(c *client) {
 		err := a.werr
 		a.werr = nil
 		c.end(metrics.WriteCloseReason(err), false)
-	case len(c.unsent) > 0, al.lnClosed.Load() && !al.p.set.Stopping():
-		al.detach(c)
+	case len(c.unsent) > 0:
+		al.waitRoom(c)
 	default:
 		al.serve(c)
 	}
@@ -395,7 +534,7 @@ func (al *aLoop) accept() {
 			return
 		}
 		if err != nil {
-			// As accept.Set.Serve: back off instead of spinning (E-25).
+			// Back off instead of spinning (E-25).
 			p.log.Printf("Warning, accept failed: %v", err)
 			al.delay = accept.Backoff(al.delay)
 			al.pause = time.Now().Add(al.delay)
@@ -403,28 +542,37 @@ func (al *aLoop) accept() {
 			return
 		}
 		al.delay = 0
-		if p.set.Max > 0 && p.set.Count()+int(al.inLoop.Load()) >= p.set.Max {
+		if al.tcp {
+			evloop.TCPOptions(fd)
+		}
+		if p.set.Max > 0 && int(p.conns.Load()) >= p.set.Max {
 			p.refuse()
 			evloop.Close(fd)
 			continue
 		}
-		c := newClient(p, nil)
-		c.al, c.fd = al, fd
-		c.io.ResetFD(fd)
-		c.as.sc.Done = &c.as
-		if err := al.l.Watch(fd, &c.as); err != nil {
-			p.log.Printf("Warning, local client: %v", err)
-			evloop.Close(fd)
-			c.al, c.fd = nil, -1
-			continue
-		}
-		c.watched = true
-		al.inLoop.Add(1)
-		al.link(c)
-		p.m.ConnAccepted()
-		al.serve(c) // the request may be there already
+		al.add(fd, nil)
 	}
 	al.acceptMore = true
+}
+
+// add serves a new connection of the loop (accepted, or adopted with the
+// request bytes pre).
+func (al *aLoop) add(fd int, pre []byte) {
+	p := al.p
+	c := newClient(p, al, fd)
+	if err := al.l.Watch(fd, &c.as); err != nil {
+		p.log.Printf("Warning, local client: %v", err)
+		evloop.Close(fd)
+		c.al, c.fd = nil, -1
+		return
+	}
+	c.watched = true
+	c.pre = pre
+	p.conns.Add(1)
+	al.link(c)
+	p.m.ConnAccepted()
+	c.waiting()
+	al.serve(c) // the request may be there already
 }
 
 func (al *aLoop) link(c *client) {
@@ -455,7 +603,8 @@ func (al *aLoop) unlink(c *client) {
 	al.n--
 }
 
-// Ready is the loop's Handler of a connection: its socket is readable.
+// Ready is the loop's Handler of a connection: its socket is readable
+// (or, while its answer waits for room, writable).
 func (a *aConn) Ready() {
 	c := a.c
 	a.edge.Store(true)
@@ -464,7 +613,10 @@ func (a *aConn) Ready() {
 	}
 	switch a.state.Load() {
 	case connIdle:
-		if !a.queued {
+		switch {
+		case c.room:
+			c.al.flush(c)
+		case !a.queued:
 			c.al.serve(c)
 		}
 	case connCalling:
@@ -475,12 +627,12 @@ func (a *aConn) Ready() {
 }
 
 // serve reads and answers c's requests until it has to wait for the next
-// one, or for its call (on the loop's goroutine, c connIdle).
+// one, for its call, or for room for an answer (on the loop's goroutine,
+// c connIdle).
 func (al *aLoop) serve(c *client) {
 	a := &c.as
 	a.turns = 0
-	for {
-		c.first = c.rd.Buffered() > 0
+	for !c.room {
 		m, err := c.rd.ReadMessage()
 		if err == rawio.ErrWouldBlock {
 			return // the loop watches it
@@ -522,7 +674,8 @@ func (al *aLoop) serve(c *client) {
 }
 
 // answer writes the answer payload pay to a connection of the loop (on
-// the loop's goroutine); false when it is no longer the loop's.
+// the loop's goroutine); false when it has to wait for room, or has
+// ended.
 func (c *client) answer(pay []byte) bool {
 	a := &c.as
 	c.out, _ = proto.AppendMessage(c.out[:0], &proto.Message{Response: true, UID: a.uid, Op: a.op, Payload: pay})
@@ -531,14 +684,60 @@ func (c *client) answer(pay []byte) bool {
 	switch {
 	case err == rawio.ErrWouldBlock:
 		c.unsent = c.out[n:]
-		c.al.detach(c)
+		c.al.waitRoom(c)
 		return false
 	case err != nil:
 		c.end(metrics.WriteCloseReason(err), false)
 		return false
 	}
-	c.served++
+	c.waiting()
 	return true
+}
+
+// waitRoom has c's answer, whose rest is c.unsent, wait for room in the
+// socket (on the loop's goroutine, c connIdle).
+func (al *aLoop) waitRoom(c *client) {
+	if err := al.l.WatchWrites(c.fd, true); err != nil {
+		c.p.log.Printf("Warning, local client: %v", err)
+		c.end(metrics.CloseError, false)
+		return
+	}
+	c.room = true
+	c.wdl = time.Now().Add(clientWriteTimeout)
+	al.rooms++
+}
+
+// flush writes what c's answer has left when its socket may have room,
+// and serves c on once it is written.
+func (al *aLoop) flush(c *client) {
+	n, err := c.io.Write(c.unsent)
+	c.p.m.BytesOut(n)
+	switch {
+	case err == rawio.ErrWouldBlock:
+		c.unsent = c.unsent[n:]
+		return
+	case err != nil:
+		c.end(metrics.WriteCloseReason(err), false)
+		return
+	}
+	c.unsent = nil
+	al.roomDone(c)
+	if err := al.l.WatchWrites(c.fd, false); err != nil {
+		c.p.log.Printf("Warning, local client: %v", err)
+		c.end(metrics.CloseError, false)
+		return
+	}
+	c.waiting()
+	al.serve(c)
+}
+
+// roomDone says c's answer no longer waits for room.
+func (al *aLoop) roomDone(c *client) {
+	if c.room {
+		c.room = false
+		c.wdl = time.Time{}
+		al.rooms--
+	}
 }
 
 // handleBlocking answers a request the store cannot start, in a goroutine
@@ -575,7 +774,7 @@ func (c *client) completeWith(pay []byte, err error) {
 		case err != nil:
 			a.werr = err
 		default:
-			c.served++
+			c.waiting()
 			if c.rd.Buffered() == 0 && !a.edge.Load() && !a.full.Load() && !a.hup.Load() && !c.p.set.Closing() {
 				if h := testHookIdle.Load(); h != nil {
 					(*h)()
@@ -606,24 +805,27 @@ var testHookIdle atomic.Pointer[func()]
 // closeConn closes a connection of the loop.
 func (al *aLoop) closeConn(c *client) {
 	al.unlink(c)
+	al.roomDone(c)
 	if c.watched {
 		al.l.Forget(c.fd)
 		c.watched = false
 	}
 	evloop.Close(c.fd)
-	al.inLoop.Add(-1)
+	al.p.conns.Add(-1)
 	c.al, c.fd = nil, -1
 }
 
 // toNetConn takes c out of the loop and makes its socket a net.Conn
-// (c.nc); false when that fails (logged, the socket closed).
+// (c.nc), to be handed over; false when that fails (logged, the socket
+// closed).
 func (al *aLoop) toNetConn(c *client) bool {
 	al.unlink(c)
+	al.roomDone(c)
 	if c.watched {
 		al.l.Unwatch(c.fd)
 		c.watched = false
 	}
-	al.inLoop.Add(-1)
+	al.p.conns.Add(-1)
 	f := os.NewFile(uintptr(c.fd), "")
 	nc, err := net.FileConn(f) // a duplicate
 	f.Close()
@@ -633,19 +835,5 @@ func (al *aLoop) toNetConn(c *client) bool {
 		return false
 	}
 	c.nc = nc
-	c.io.Reset(nc)
 	return true
-}
-
-// detach passes c to a goroutine of its own, where client.goServe goes
-// on.
-func (al *aLoop) detach(c *client) {
-	if testHookDetach != nil {
-		testHookDetach()
-	}
-	if !al.toNetConn(c) {
-		c.end(closeError, false)
-		return
-	}
-	al.p.set.Go(c.nc, func(net.Conn) { c.goServe() })
 }

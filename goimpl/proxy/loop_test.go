@@ -6,12 +6,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand"
 	"net"
+	"os"
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -46,8 +50,18 @@ func (g *gate) waiters() int {
 
 func startLoops(t *testing.T, o Options) (*Proxy, net.Listener, string) {
 	t.Helper()
-	sock := filepath.Join(t.TempDir(), "p")
-	ln, err := net.Listen("unix", sock)
+	return startOn(t, o, "unix")
+}
+
+// startOn serves o on a new listener of network ("unix": a socket in a
+// temporary directory, "tcp": loopback, port 0), and returns its address.
+func startOn(t *testing.T, o Options, network string) (*Proxy, net.Listener, string) {
+	t.Helper()
+	addr := "127.0.0.1:0"
+	if network == "unix" {
+		addr = filepath.Join(t.TempDir(), "p")
+	}
+	ln, err := net.Listen(network, addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,12 +72,20 @@ func startLoops(t *testing.T, o Options) (*Proxy, net.Listener, string) {
 	done := make(chan struct{})
 	go func() { p.Serve(ln); close(done) }()
 	t.Cleanup(func() { p.Shutdown(ln, time.Second); <-done })
-	return p, ln, sock
+	return p, ln, ln.Addr().String()
+}
+
+// netOf is the network of an address startOn returned.
+func netOf(addr string) string {
+	if strings.Contains(addr, "/") {
+		return "unix"
+	}
+	return "tcp"
 }
 
 func dialGet(t *testing.T, sock, id string) (net.Conn, *proto.Reader) {
 	t.Helper()
-	c, err := net.Dial("unix", sock)
+	c, err := net.Dial(netOf(sock), sock)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,16 +103,166 @@ func sendGet(t *testing.T, c net.Conn, uid uint32, id string) {
 	}
 }
 
-// Local connections served by the event loops cost no goroutine each: a
-// hundred connections, each answered once and kept open, add none.
+// Local connections served by the loop cost no goroutine each: a
+// hundred connections, each answered once and kept open, add none, on a
+// unix socket or TCP, with Idle or without, with a store that starts its
+// calls or one that cannot (whose calls' goroutines end with them).
 func TestLoopConnectionsHaveNoGoroutine(t *testing.T) {
-	startLoopsGoroutines := runtime.NumGoroutine()
-	_, _, sock := startLoops(t, Options{Handler: &store.Handler{Store: echo{}}})
-	for i := 0; i < 100; i++ {
-		dialGet(t, sock, "id"+strconv.Itoa(i))
+	for _, network := range []string{"unix", "tcp"} {
+		for _, idle := range []time.Duration{0, time.Hour} {
+			for _, starts := range []bool{false, true} {
+				t.Run(fmt.Sprintf("%s/idle=%v/starts=%v", network, idle, starts), func(t *testing.T) {
+					var st store.Store = echo{}
+					if starts {
+						st = &async{Store: echo{}}
+					}
+					g0 := runtime.NumGoroutine()
+					_, _, addr := startOn(t, Options{Handler: &store.Handler{Store: st}, Idle: idle}, network)
+					var conns []net.Conn
+					for i := 0; i < 100; i++ {
+						c, _ := dialGet(t, addr, "id"+strconv.Itoa(i))
+						conns = append(conns, c)
+					}
+					waitFor(t, "no goroutine per connection", func() bool { return runtime.NumGoroutine()-g0 <= 10 })
+					for i := 0; i < 5; i++ {
+						get(t, conns[i], proto.NewReader(conns[i], proto.WantResponses), "again")
+					}
+				})
+			}
+		}
 	}
-	if n := runtime.NumGoroutine() - startLoopsGoroutines; n > 10 {
-		t.Fatalf("100 local connections waiting between requests: %d more goroutines", n)
+}
+
+// The loop sets on each TCP connection it accepts what net's Accept
+// does: TCP_NODELAY (pipelined answers are not held back) and
+// keep-alives.
+func TestLoopTCPOptions(t *testing.T) {
+	_, _, addr := startOn(t, Options{Handler: &store.Handler{Store: echo{}}}, "tcp")
+	c, _ := dialGet(t, addr, "a")
+	// The server's side of c is the connection whose local address is
+	// c's remote one: find its descriptor in this process.
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skip(err)
+	}
+	want := c.LocalAddr().(*net.TCPAddr)
+	found := false
+	for _, e := range fds {
+		fd, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		sa, err := syscall.Getpeername(fd)
+		if a, ok := sa.(*syscall.SockaddrInet4); err != nil || !ok || a.Port != want.Port {
+			continue
+		}
+		found = true
+		nd, err1 := syscall.GetsockoptInt(fd, syscall.IPPROTO_TCP, syscall.TCP_NODELAY)
+		ka, err2 := syscall.GetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_KEEPALIVE)
+		if err1 != nil || err2 != nil || nd == 0 || ka == 0 {
+			t.Errorf("the accepted connection: TCP_NODELAY %d (%v), SO_KEEPALIVE %d (%v), want both set", nd, err1, ka, err2)
+		}
+	}
+	if !found {
+		t.Fatal("the accepted connection was not found")
+	}
+}
+
+// With Idle, a connection that sends nothing, or half a request, for
+// that long is closed, while one whose call takes longer than Idle is
+// not: it is answered, and served on. With a store that starts its calls
+// and one that cannot.
+func TestLoopIdle(t *testing.T) {
+	for _, starts := range []bool{false, true} {
+		t.Run("starts="+strconv.FormatBool(starts), func(t *testing.T) {
+			g := &gate{release: make(chan struct{})}
+			var st store.Store = g
+			held := g.waiters
+			if starts {
+				a := &async{Store: echo{}, release: make(chan struct{})}
+				st, held = a, func() int { return int(a.held.Load()) }
+				g.release = a.release
+			}
+			_, _, sock := startLoops(t, Options{Handler: &store.Handler{Store: st}, Idle: 50 * time.Millisecond})
+			slow, err := net.Dial("unix", sock)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer slow.Close()
+			sendGet(t, slow, 1, "slow")
+			waitFor(t, "the slow GET to reach the store", func() bool { return held() == 1 })
+			quiet, _ := dialGet(t, sock, "q")
+			half, err := net.Dial("unix", sock)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer half.Close()
+			b, _ := proto.AppendMessage(nil, &proto.Message{UID: 2, Op: proto.OpGet, Payload: []byte("half")})
+			half.Write(b[:len(b)-2])
+			for _, c := range []net.Conn{quiet, half} {
+				c.SetDeadline(time.Now().Add(10 * time.Second))
+				if n, err := c.Read(make([]byte, 1)); err != io.EOF {
+					t.Fatalf("an idle connection: read %d, %v, want EOF", n, err)
+				}
+			}
+			// Both were closed, each after Idle: the slow call has
+			// taken longer than that.
+			close(g.release)
+			slow.SetDeadline(time.Now().Add(10 * time.Second))
+			rd := proto.NewReader(slow, proto.WantResponses)
+			if m, err := rd.ReadMessage(); err != nil || string(m.Payload) != "ok:slow" {
+				t.Fatalf("the slow GET: %v %+v", err, m)
+			}
+			get(t, slow, rd, "next")
+		})
+	}
+}
+
+// Adopt serves a connection handed over in the loop, given before Serve
+// or while it runs, the request bytes it comes with first.
+func TestLoopAdopt(t *testing.T) {
+	for _, before := range []bool{true, false} {
+		t.Run("beforeServe="+strconv.FormatBool(before), func(t *testing.T) {
+			g0 := runtime.NumGoroutine()
+			p := New(Options{Handler: &store.Handler{Store: echo{}}, Log: nolog{}})
+			var clients []net.Conn
+			adopt := func() {
+				for i := 0; i < 20; i++ {
+					ours, theirs, err := unixPair()
+					if err != nil {
+						t.Fatal(err)
+					}
+					t.Cleanup(func() { theirs.Close() })
+					req, _ := proto.AppendMessage(nil, &proto.Message{UID: 7, Op: proto.OpGet, Payload: []byte("pre" + strconv.Itoa(i))})
+					p.Adopt(ours, req[:5]) // the predecessor read the first bytes
+					theirs.Write(req[5:])
+					clients = append(clients, theirs)
+				}
+			}
+			if before {
+				adopt()
+			}
+			ln, err := net.Listen("unix", filepath.Join(t.TempDir(), "p"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan struct{})
+			go func() { p.Serve(ln); close(done) }()
+			defer func() { p.Shutdown(ln, time.Second); <-done }()
+			if !before {
+				dialGet(t, ln.Addr().String(), "x") // the loop runs
+				adopt()
+			}
+			for i, c := range clients {
+				c.SetDeadline(time.Now().Add(10 * time.Second))
+				rd := proto.NewReader(c, proto.WantResponses)
+				if m, err := rd.ReadMessage(); err != nil || m.UID != 7 || string(m.Payload) != "ok:pre"+strconv.Itoa(i) {
+					t.Fatalf("adopted connection %d: %v %+v", i, err, m)
+				}
+				get(t, c, rd, "then")
+			}
+			waitFor(t, "no goroutine per adopted connection", func() bool { return runtime.NumGoroutine()-g0 <= 8 })
+		})
 	}
 }
 
@@ -116,52 +288,9 @@ func TestLoopStoreCallHoldsUpNobody(t *testing.T) {
 	}
 }
 
-// With every loop waiting for the store, the loop holding the listener
-// keeps it through its call: the connections that come meanwhile are
-// answered once the calls return, none lost.
-func TestLoopAllLoopsWaiting(t *testing.T) {
-	old := maxLoops
-	t.Cleanup(func() { maxLoops = old }) // after the proxy's (LIFO)
-	maxLoops = 2
-	g := &gate{release: make(chan struct{})}
-	_, _, sock := startLoops(t, Options{Handler: &store.Handler{Store: g}})
-	var slow []net.Conn
-	for i := 0; i < 2; i++ {
-		c, err := net.Dial("unix", sock)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		sendGet(t, c, uint32(i), "slow-"+strconv.Itoa(i))
-		waitFor(t, "a slow GET to reach the store", func() bool { return g.waiters() == i+1 })
-		slow = append(slow, c)
-	}
-	late, err := net.Dial("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer late.Close()
-	sendGet(t, late, 9, "late")
-	close(g.release)
-	for i, c := range append(slow, late) {
-		want := "ok:late"
-		if i < 2 {
-			want = "ok:slow-" + strconv.Itoa(i)
-		}
-		c.SetDeadline(time.Now().Add(5 * time.Second))
-		if m, err := proto.NewReader(c, proto.WantResponses).ReadMessage(); err != nil || string(m.Payload) != want {
-			t.Fatalf("connection %d: %v %q, want %q", i, err, m.Payload, want)
-		}
-	}
-}
-
-// A request that comes in pieces, and requests pipelined on a new
-// connection (the loop answers keptAfter, a goroutine the rest), are
-// answered in order.
+// With a store that cannot start calls, a request that comes in pieces,
+// and requests pipelined on a new connection, are answered in order.
 func TestLoopPartialAndPipelined(t *testing.T) {
-	detached := make(chan struct{}, 10)
-	testHookDetach = func() { detached <- struct{}{} }
-	t.Cleanup(func() { testHookDetach = nil }) // after the proxy's (LIFO)
 	_, _, sock := startLoops(t, Options{Handler: &store.Handler{Store: echo{}}})
 	c, err := net.Dial("unix", sock)
 	if err != nil {
@@ -172,11 +301,6 @@ func TestLoopPartialAndPipelined(t *testing.T) {
 	rd := proto.NewReader(c, proto.WantResponses)
 	b, _ := proto.AppendMessage(nil, &proto.Message{UID: 1, Op: proto.OpGet, Payload: []byte("pieces")})
 	c.Write(b[:5])
-	select {
-	case <-detached: // the loop read the first piece alone
-	case <-time.After(5 * time.Second):
-		t.Fatal("a connection with half a request stayed in its loop")
-	}
 	c.Write(b[5:])
 	if m, err := rd.ReadMessage(); err != nil || string(m.Payload) != "ok:pieces" {
 		t.Fatalf("a request in pieces: %v %q", err, m.Payload)
@@ -197,9 +321,6 @@ func TestLoopPartialAndPipelined(t *testing.T) {
 		if m, err := rd.ReadMessage(); err != nil || m.UID != uint32(i) || string(m.Payload) != "ok:p"+strconv.Itoa(i) {
 			t.Fatalf("pipelined answer %d: %v %+v", i, err, m)
 		}
-	}
-	if len(detached) != 1 {
-		t.Fatalf("the pipelining connection left its loop %d times, want 1", len(detached))
 	}
 }
 

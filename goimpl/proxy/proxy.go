@@ -5,32 +5,22 @@
 // distcache requests from a store.Store through the protocol Handler, so
 // that the same rules dc_server applies are applied here, before anything
 // leaves the host. The store is a distcache upstream (goimpl/upstream) or
-// any other store.Store.
+// any other store.Store (Redis, the sealing wrapper).
 //
-// Each local connection is served one request at a time, in order: the
-// next request is read only after the previous answer is written, so a
-// client may pipeline and answers never interleave (E-4). A request the
+// One event loop serves every connection of a listener, young or kept,
+// unix or TCP, and those Adopt is given (async.go): it reads a request,
+// and either starts the store call (a *store.Handler over a store.Async:
+// the upstream, which writes the request to its server) or has Handle
+// answer it in a goroutine (a store that cannot start calls), and goes
+// back to its wait; the answer is written back raw by whoever has it. A
+// distcache upstream's connection is read by the same loop
+// (Options.Poll). Each local connection is served one request at a time,
+// in order: the next request is read only after the previous answer is
+// written, so a client may pipeline and answers never interleave (E-4),
+// and a slow call holds up only its own connection. A request the
 // Handler answers by closing (an ADD shorter than 8 bytes, an unknown
 // operation, a malformed frame) closes that one local connection; the
 // others, and the store, never see it.
-//
-// When the Handler can start its store's calls without waiting (a
-// *store.Handler over a store.Async: the upstream), one event loop
-// serves every connection of a unix listener, kept ones too (async.go):
-// it reads a request, starts the call and goes back to its wait, and the
-// answer is written back by whoever has it, normally the same loop, which
-// also reads the upstream connection (Options.Poll). Otherwise the
-// connections of a unix listener are served by event loops while they
-// are young (loop.go): no goroutine or net.Conn per connection for an
-// application that connects once per request, the listener passed
-// between the loops while one waits for the store. Persistent ones go on
-// in a goroutine of their own.
-//
-// A local connection that is kept (Apache's, through the C library) is
-// watched by the runtime's poller for reading only once it has served a
-// few requests (rawio.Quiet): on a unix socket, each answer the
-// application reads would otherwise wake a thread of this process for
-// nothing.
 package proxy
 
 import (
@@ -39,6 +29,8 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/distcache-go/distcache/goimpl/accept"
@@ -64,10 +56,9 @@ type Options struct {
 	// Metrics, when not nil, counts the local connections (accepted,
 	// refused, closed by reason) and their bytes.
 	Metrics *metrics.Registry
-	// Poll, when set, is given the event loop of a unix listener whose
-	// Handler starts store calls without waiting (async.go) while it
-	// runs, and nil when it ends: an upstream.Upstream, so that the loop
-	// reads the server's answers itself.
+	// Poll, when set, is given the event loop of Serve while it runs,
+	// and nil when it ends: an upstream.Upstream, so that the loop reads
+	// the server's answers itself.
 	Poll Pollable
 }
 
@@ -90,19 +81,25 @@ type Handler interface {
 
 // Proxy serves local clients. Its zero value is not usable: use New.
 type Proxy struct {
-	h    Handler
-	idle time.Duration
-	log  accept.Logger
-	set  accept.Set
-	m    *metrics.Registry
-	send HandOff // set by HandOver; read once set.HandingOff()
-	poll Pollable
+	h     Handler
+	idle  time.Duration
+	log   accept.Logger
+	set   accept.Set
+	m     *metrics.Registry
+	send  HandOff // set by HandOver; read once set.HandingOff()
+	poll  Pollable
+	conns atomic.Int32 // local connections served (MaxClients)
+
+	mu      sync.Mutex
+	loop    *aLoop     // the loop of the last Serve, while it runs
+	adopted []adoption // given to Adopt before a loop runs
 }
 
 // HandOff passes a local connection to the process that replaces this one
 // with the request bytes read but not yet answered (out, the answers not
 // yet written, is always empty here: an answer is written before the next
-// read); handover.Sender.Send is one.
+// read, and a connection whose answer waits for room in its socket is
+// passed on once it is written); handover.Sender.Send is one.
 type HandOff func(nc net.Conn, out, in []byte) error
 
 // New returns a Proxy; Serve runs it.
@@ -111,7 +108,7 @@ func New(o Options) *Proxy {
 		o.Log = new(accept.RateLog)
 	}
 	p := &Proxy{h: o.Handler, idle: o.Idle, log: o.Log, m: o.Metrics, poll: o.Poll}
-	p.set = accept.Set{Max: o.MaxClients, Log: o.Log, OnFull: func(net.Conn) { p.refuse() }}
+	p.set = accept.Set{Max: o.MaxClients, Log: o.Log}
 	return p
 }
 
@@ -122,12 +119,13 @@ func (p *Proxy) refuse() {
 }
 
 // Serve accepts and serves local clients until the listener is closed or
-// fails.
+// fails (or Shutdown); the connections it has are served on until they
+// end. It returns at once, logged, when it cannot serve the listener
+// (no descriptor, no epoll set).
 func (p *Proxy) Serve(ln net.Listener) {
-	if p.serveAsync(ln) || p.serveLoops(ln) {
-		return
+	if err := p.serveLoop(ln); err != nil {
+		p.log.Printf("Error, cannot serve the local listener: %v", err)
 	}
-	p.set.Serve(ln, func(nc net.Conn) { newClient(p, nc).serve() })
 }
 
 // HandOver makes the coming Shutdown a handover to a process that shares
@@ -145,15 +143,45 @@ func (p *Proxy) HandOver(send HandOff, grace time.Duration) {
 	p.set.SetHandOff(false)
 }
 
+// adoption is a connection Adopt was given: its descriptor (a
+// duplicate, non-blocking) and the request bytes its predecessor read.
+type adoption struct {
+	fd int
+	in []byte
+}
+
 // Adopt serves a local connection the process this one replaces handed
-// over (HandOver there); the request bytes in are read before the
-// connection's own.
+// over (HandOver there), in the loop of the running Serve (or of the
+// next one); the request bytes in are read before the connection's own.
+// After Shutdown has begun it is closed.
 func (p *Proxy) Adopt(nc net.Conn, in []byte) {
-	p.set.Adopt(nc, func(nc net.Conn) {
-		c := newClient(p, nc)
-		c.pre = in
-		c.serve()
-	})
+	fd, err := connFD(nc)
+	nc.Close()
+	if err != nil {
+		p.log.Printf("Warning, could not take a local client over, closing it: %v", err)
+		return
+	}
+	p.mu.Lock()
+	al := p.loop
+	switch {
+	case p.set.Closing():
+		evloop.Close(fd)
+	case al == nil:
+		p.adopted = append(p.adopted, adoption{fd, in})
+	}
+	p.mu.Unlock()
+	if al != nil && !p.set.Closing() {
+		al.adopt(adoption{fd, in})
+	}
+}
+
+// connFD returns a non-blocking duplicate of nc's descriptor.
+func connFD(nc net.Conn) (int, error) {
+	sc, ok := nc.(syscall.Conn)
+	if !ok {
+		return -1, errors.New("the connection has no descriptor")
+	}
+	return evloop.FD(sc)
 }
 
 // Closing reports whether Shutdown has begun.
@@ -163,76 +191,52 @@ func (p *Proxy) Closing() bool { return p.set.Closing() }
 // waiting for, and waits up to wait for them to go.
 func (p *Proxy) Shutdown(ln net.Listener, wait time.Duration) { p.set.Shutdown(ln, wait) }
 
-// client is one local connection. Its buffers are recycled when the
-// application closes cleanly, since most applications connect once per
-// operation.
+// client is one local connection, served by the loop. Its buffers are
+// recycled when the application closes cleanly, since most applications
+// connect once per operation.
 type client struct {
-	p     *Proxy
-	nc    net.Conn   // nil while an event loop serves the connection
-	io    rawio.Conn // reads and writes nc (or fd)
-	rd    *proto.Reader
-	pay   []byte // the answer's payload
-	out   []byte // the answer's encoding
-	first bool   // a Read call already happened for the current request
-	rdl   time.Time
-	wdl   time.Time
-	pre   []byte // request bytes a predecessor read and did not answer (Adopt)
-	// served counts the answers written; at quietAfter the connection is
-	// made quiet (quiet.go): reg is then its registration as it was.
-	served int
-	quiet  bool
-	reg    rawio.Registration
+	p   *Proxy
+	io  rawio.Conn // reads and writes fd
+	rd  *proto.Reader
+	pay []byte // the answer's payload
+	out []byte // the answer's encoding
+	pre []byte // request bytes a predecessor read and did not answer (Adopt)
 
-	// While an event loop serves the connection (loop.go): the loop, the
-	// socket, its place among the connections waiting there, and the
-	// part of an answer the socket did not take (written from the
-	// connection's goroutine).
-	lp         *pLoop
-	al         *aLoop // the async loop serving it (async.go)
-	fd         int
-	watched    bool // in the loop's epoll set
-	waiting    bool // in the loop's list
-	prev, next *client
-	unsent     []byte
-
-	// While the event loop of a store that starts calls serves it
-	// (async.go).
-	as aConn
+	al      *aLoop // nil once the connection has left the loop
+	fd      int
+	watched bool     // in the loop's epoll set
+	nc      net.Conn // the socket as a net.Conn, once it left the loop to be handed over
+	// unsent is the part of an answer the socket did not take: the loop
+	// writes it when the socket has room (room), and reads no request
+	// meanwhile; wdl is when the connection is dropped if it has not.
+	unsent []byte
+	room   bool
+	wdl    time.Time
+	as     aConn
 }
 
 var clientPool sync.Pool
 
-// newClient returns a client of nc, or of nothing yet (nil: an event
-// loop's, which sets fd).
-func newClient(p *Proxy, nc net.Conn) *client {
+// newClient returns a client of the loop al's socket fd.
+func newClient(p *Proxy, al *aLoop, fd int) *client {
 	c, ok := clientPool.Get().(*client)
 	if ok {
-		c.p, c.nc = p, nc
+		c.p = p
 	} else {
-		c = &client{p: p, nc: nc}
+		c = &client{p: p}
 		c.as.c = c
-		c.io.WriteWait = c.armWrite // kept with c in clientPool
 		c.rd = proto.NewReader(c, proto.WantRequests)
 	}
-	if nc != nil {
-		c.io.Reset(nc)
-	}
+	c.al, c.fd = al, fd
+	c.io.ResetFD(fd)
+	c.as.sc.Done = &c.as
 	return c
 }
 
 var errClosing = errors.New("shutting down")
 
-// Read arms the idle deadline before waiting for a new request.
+// Read reads the socket for the Reader (after the bytes of Adopt).
 func (c *client) Read(b []byte) (int, error) {
-	var dl time.Time
-	if !c.first && c.p.idle > 0 {
-		dl = time.Now().Add(c.p.idle)
-	}
-	c.first = true
-	if !dl.Equal(c.rdl) {
-		c.rdl = dl
-		c.nc.SetReadDeadline(dl) // never in a loop: no loops with Idle
-	}
 	if c.p.set.Closing() {
 		return 0, errClosing
 	}
@@ -241,13 +245,9 @@ func (c *client) Read(b []byte) (int, error) {
 		c.pre = c.pre[n:]
 		return n, nil
 	}
-	if c.al != nil {
-		c.as.edge.Store(false) // this read sees what the edge said
-	}
+	c.as.edge.Store(false) // this read sees what the edge said
 	n, err := c.io.Read(b)
-	if c.al != nil {
-		c.as.full.Store(n == len(b))
-	}
+	c.as.full.Store(n == len(b))
 	c.p.m.BytesIn(n)
 	return n, err
 }
@@ -259,116 +259,18 @@ var clientWriteTimeout = 30 * time.Second
 // maxPooled is the largest buffer a recycled client keeps.
 const maxPooled = 64 << 10
 
-// armWrite sets the write deadline before a write waits for the first
-// time (rawio.Conn.WriteWait).
-func (c *client) armWrite() {
-	if c.quiet {
-		c.quiet = false // the wait needs the writing edge
-		c.reg.Loud()
-	}
-	if c.wdl.IsZero() {
-		c.wdl = time.Now().Add(clientWriteTimeout)
-		c.nc.SetWriteDeadline(c.wdl)
-	}
-}
-
-// serve serves a connection accepted or adopted into a goroutine of its
-// own, in that goroutine, until it ends.
-func (c *client) serve() {
-	c.p.m.ConnAccepted()
-	c.goServe()
-}
-
-// goServe serves the connection in this goroutine until it ends, from
-// where it is (an event loop may have served it before: detach).
-func (c *client) goServe() {
-	if len(c.unsent) > 0 {
-		if !c.write(c.unsent) {
-			return
-		}
-		c.unsent = nil
-	}
-	c.run()
-}
-
-const closeError = metrics.CloseError
-
 // end closes the connection (why, for the metrics) and recycles it if the
 // application closed it cleanly.
 func (c *client) end(why metrics.CloseReason, clean bool) {
 	c.p.m.ConnClosed(why)
-	if c.lp != nil {
-		c.lp.closeConn(c)
-	} else if c.al != nil {
+	if c.al != nil {
 		c.al.closeConn(c)
-	} else if c.nc != nil { // nil: closed by a failed toNetConn
+	} else if c.nc != nil {
 		c.nc.Close()
 	}
 	if clean && c.rd.Buffered() == 0 && cap(c.out) <= maxPooled && cap(c.pay) <= maxPooled {
 		*c = client{rd: c.rd, out: c.out[:0], pay: c.pay[:0], io: c.io, as: aConn{c: c}}
 		clientPool.Put(c)
-	}
-}
-
-// run reads and answers requests until the connection ends (true) or, in
-// an event loop, until it has to wait between two requests (false: the
-// loop watches it). A connection that has to wait otherwise, or has been
-// answered keptAfter times in its loop, goes on in a goroutine of its own
-// (true).
-func (c *client) run() (ended bool) {
-	ctx := context.Background()
-	for {
-		if c.lp != nil && c.served >= keptAfter {
-			c.lp.detach(c)
-			return true
-		}
-		c.first = c.rd.Buffered() > 0
-		m, err := c.rd.ReadMessage()
-		if err == rawio.ErrWouldBlock {
-			if c.rd.Buffered() == 0 && len(c.rd.Pending()) == 0 {
-				return false // between two requests
-			}
-			c.lp.detach(c) // in the middle of one: the frame waits
-			return true
-		}
-		if err != nil {
-			c.readFailed(err)
-			return true
-		}
-		lp := c.lp
-		if lp != nil {
-			lp.busy() // the listener goes to another loop for the call
-		}
-		c.pay, err = c.p.h.Handle(ctx, m, c.pay[:0])
-		if lp != nil {
-			lp.idle()
-		}
-		if err != nil {
-			c.p.log.Printf("Warning, closing local client: %v", err)
-			c.end(metrics.CloseCorrupt, false)
-			return true
-		}
-		c.out, _ = proto.AppendMessage(c.out[:0], &proto.Message{Response: true, UID: m.UID, Op: m.Op, Payload: c.pay})
-		if c.lp != nil {
-			n, err := c.io.Write(c.out)
-			c.p.m.BytesOut(n)
-			if err == rawio.ErrWouldBlock {
-				// The rest is written from a goroutine, where the
-				// write may wait (clientWriteTimeout).
-				c.unsent = c.out[n:]
-				c.lp.detach(c)
-				return true
-			}
-			if err != nil {
-				c.end(metrics.WriteCloseReason(err), false)
-				return true
-			}
-			c.served++
-			continue
-		}
-		if !c.write(c.out) {
-			return true
-		}
 	}
 }
 
@@ -390,37 +292,14 @@ func (c *client) readFailed(err error) {
 	c.end(metrics.ReadCloseReason(err, c.p.set.Closing(), c.rd.Buffered() > 0), clean)
 }
 
-// write writes an answer (or its rest) from the connection's goroutine;
-// false when that fails and the connection has ended.
-func (c *client) write(b []byte) bool {
-	// The write deadline is set when a write first has to wait
-	// (armWrite): most never do, and a timer per connection costs more
-	// than the write. Once set it is renewed at half time.
-	if now := time.Now(); !c.wdl.IsZero() && c.wdl.Sub(now) < clientWriteTimeout/2 {
-		c.wdl = now.Add(clientWriteTimeout)
-		c.nc.SetWriteDeadline(c.wdl)
-	}
-	n, err := c.io.Write(b)
-	c.p.m.BytesOut(n)
-	if err != nil {
-		c.end(metrics.WriteCloseReason(err), false)
-		return false
-	}
-	if c.served++; c.served == quietAfter && c.io.Raw() {
-		c.reg, c.quiet = rawio.Quiet(c.nc)
-	}
-	return true
-}
-
 // handOff passes the client to the successor when err is the handover's
 // interruption; it reports whether the client is gone (passed, or dropped
 // because it could not be: logged).
 func (c *client) handOff(err error) bool {
-	var ne net.Error
-	if !c.p.set.HandingOff() || c.p.send == nil || !errors.Is(err, errClosing) && !(errors.As(err, &ne) && ne.Timeout()) {
+	if !c.p.set.HandingOff() || c.p.send == nil || !errors.Is(err, errClosing) {
 		return false
 	}
-	if c.lp != nil && !c.lp.toNetConn(c) || c.al != nil && !c.al.toNetConn(c) {
+	if c.al != nil && !c.al.toNetConn(c) {
 		return true // closed (logged)
 	}
 	if err := c.p.send(c.nc, nil, append(c.rd.Pending(), c.pre...)); err != nil {
