@@ -284,6 +284,11 @@ func (st *Store) Add(ctx context.Context, id, data []byte, ttl time.Duration) er
 	if err != nil {
 		return err
 	}
+	return st.addResult(r)
+}
+
+// addResult is Add's result from SET's answer.
+func (st *Store) addResult(r rueidis.RedisResult) error {
 	switch err := r.Error(); {
 	case err == nil:
 		return nil
@@ -318,6 +323,11 @@ func (st *Store) get(ctx context.Context, op string, id, dst []byte) ([]byte, er
 	if err != nil {
 		return dst, err
 	}
+	return st.getResult(op, r, dst)
+}
+
+// getResult is Get's or Take's result from the answer, appended to dst.
+func (st *Store) getResult(op string, r rueidis.RedisResult, dst []byte) ([]byte, error) {
 	v, err := r.ToString()
 	switch {
 	case err == nil:
@@ -353,6 +363,11 @@ func (st *Store) count(ctx context.Context, op string, id []byte) error {
 	if err != nil {
 		return err
 	}
+	return st.countResult(op, r)
+}
+
+// countResult is Remove's or Have's result from the answer (a count).
+func (st *Store) countResult(op string, r rueidis.RedisResult) error {
 	n, err := r.AsInt64()
 	switch {
 	case err != nil:
@@ -361,4 +376,71 @@ func (st *Store) count(ctx context.Context, op string, id []byte) error {
 		return store.ErrNotFound
 	}
 	return nil
+}
+
+var _ store.Async = (*Store)(nil)
+
+// Start implements store.Async: the command is built (the id and data
+// copied) and given to the client from a goroutine, the one each
+// blocking call makes too, which completes the call with the answer, or
+// with a timeout error at the store's deadline if the client has not
+// answered by then (the answer is then dropped). Start declines what
+// the blocking methods answer without asking Redis or ask it otherwise
+// (no client yet, an invalid request, an ADD under a millisecond), and
+// what it does not know.
+func (st *Store) Start(c *store.Call) bool {
+	cp := st.client.Load()
+	if cp == nil || !validID(c.ID) {
+		return false
+	}
+	cl := *cp
+	k := st.key(c.ID)
+	var op string
+	var cmd rueidis.Completed
+	switch c.Op {
+	case proto.OpAdd:
+		ms := c.TTL.Milliseconds()
+		if len(c.Data) == 0 || len(c.Data) > proto.MaxDataLen || ms <= 0 || c.TTL > proto.MaxExpiry*time.Millisecond {
+			return false
+		}
+		op, cmd = "add", cl.B().Set().Key(k).Value(string(c.Data)).Nx().PxMilliseconds(ms).Build()
+	case proto.OpGet:
+		op, cmd = "get", cl.B().Get().Key(k).Build()
+	case proto.OpRemove:
+		op, cmd = "remove", cl.B().Del().Key(k).Build()
+	case proto.OpHave:
+		op, cmd = "have", cl.B().Exists().Key(k).Build()
+	default:
+		return false
+	}
+	go st.finish(cl, op, cmd, c)
+	return true
+}
+
+// finish carries out a call Start started.
+func (st *Store) finish(cl rueidis.Client, op string, cmd rueidis.Completed, c *store.Call) {
+	ctx, cancel := context.WithTimeout(context.Background(), st.timeout)
+	var done atomic.Bool // the call was completed (once)
+	stop := context.AfterFunc(ctx, func() {
+		if done.CompareAndSwap(false, true) {
+			c.Res, c.Err = c.Dst, st.fail(op, ctx.Err())
+			c.Done.Complete(c)
+		}
+	})
+	r := cl.Do(ctx, cmd)
+	stop() // before cancel, which would run it
+	cancel()
+	if !done.CompareAndSwap(false, true) {
+		return // timed out: c may be another call's by now
+	}
+	c.Res, c.Err = c.Dst, nil
+	switch c.Op {
+	case proto.OpAdd:
+		c.Err = st.addResult(r)
+	case proto.OpGet:
+		c.Res, c.Err = st.getResult(op, r, c.Dst)
+	default:
+		c.Err = st.countResult(op, r)
+	}
+	c.Done.Complete(c)
 }
