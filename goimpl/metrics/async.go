@@ -44,14 +44,24 @@ func (s *Store) Start(c *store.Call) bool {
 		countedPool.Put(k)
 		return false
 	}
-	c.Done = k
-	if !a.Start(c) {
-		c.Done = k.next
+	if !startWith(a, c, k) {
 		*k = counted{}
 		countedPool.Put(k)
 		return false
 	}
 	return true
+}
+
+// startWith starts c on a with k told of its completion in place of
+// c.Done (k passes it on); false, c as it was, when a does not start it.
+func startWith(a store.Async, c *store.Call, k store.Completion) bool {
+	next := c.Done
+	c.Done = k
+	if a.Start(c) {
+		return true
+	}
+	c.Done = next
+	return false
 }
 
 // Complete counts the call and passes it on.
@@ -60,6 +70,57 @@ func (k *counted) Complete(c *store.Call) {
 	next := k.next
 	*k = counted{}
 	countedPool.Put(k)
+	c.Done = next
+	next.Complete(c)
+}
+
+// timed is a call of a wrapped backend in flight: when it began, and the
+// Completion it replaced.
+type timed struct {
+	b    *backendStore
+	o    op
+	t    int64
+	next store.Completion
+}
+
+var timedPool = sync.Pool{New: func() any { return new(timed) }}
+
+// Start implements store.Async when the backend does: the call is timed
+// and its error counted as the blocking methods' are, when it completes.
+func (b *backendStore) Start(c *store.Call) bool {
+	a, ok := b.next.(store.Async)
+	if !ok {
+		return false
+	}
+	k := timedPool.Get().(*timed)
+	k.b, k.t, k.next = b, monoNow(), c.Done
+	switch c.Op {
+	case proto.OpAdd:
+		k.o = opAdd
+	case proto.OpGet:
+		k.o = opGet
+	case proto.OpRemove:
+		k.o = opRemove
+	case proto.OpHave:
+		k.o = opHave
+	default:
+		timedPool.Put(k)
+		return false
+	}
+	if !startWith(a, c, k) {
+		*k = timed{}
+		timedPool.Put(k)
+		return false
+	}
+	return true
+}
+
+// Complete times the call and passes it on.
+func (k *timed) Complete(c *store.Call) {
+	k.b.done(k.o, k.t, c.Err)
+	next := k.next
+	*k = timed{}
+	timedPool.Put(k)
 	c.Done = next
 	next.Complete(c)
 }

@@ -5,6 +5,7 @@ package metrics
 import (
 	"context"
 	"fmt"
+	"io"
 	"testing"
 	"time"
 
@@ -84,5 +85,49 @@ func TestWrapStoreCountsStartedCalls(t *testing.T) {
 	plain := r.WrapStore(newMapStore(), Distcache)
 	if store.CanStart(plain) || plain.(store.Async).Start(&store.Call{Op: proto.OpGet, ID: []byte("x"), Done: d}) {
 		t.Error("a wrapped blocking store starts calls")
+	}
+}
+
+// The backend's started calls are timed and their errors counted as the
+// blocking ones are, and passed on; over a backend that cannot start
+// calls, Start refuses.
+func TestWrapBackendTimesStartedCalls(t *testing.T) {
+	r := New(Options{Program: "dc_client", Version: "test"})
+	base := newMapStore()
+	be := r.WrapBackend(startable{base})
+	if !store.CanStart(be) {
+		t.Fatal("CanStart of a wrapped Async backend: false")
+	}
+	d := new(completions)
+	start := func(op proto.Op, id string) {
+		t.Helper()
+		c := &store.Call{Op: op, ID: []byte(id), Data: []byte("data"), TTL: time.Minute, Done: d}
+		if !be.(store.Async).Start(c) {
+			t.Fatalf("Start(%v %s) refused", op, id)
+		}
+	}
+	start(proto.OpAdd, "a")
+	start(proto.OpGet, "a")
+	start(proto.OpGet, "missing") // a miss: not an error
+	base.fail = io.EOF
+	start(proto.OpHave, "a")
+	if d.n != 4 {
+		t.Fatalf("%d completions passed on, want 4", d.n)
+	}
+	got := scrape(t, r)
+	for k, v := range map[string]float64{
+		`distcache_backend_errors_total{kind="closed"}`:               1,
+		`distcache_backend_errors_total{kind="other"}`:                0,
+		`distcache_backend_request_duration_seconds_count{op="add"}`:  1,
+		`distcache_backend_request_duration_seconds_count{op="get"}`:  2,
+		`distcache_backend_request_duration_seconds_count{op="have"}`: 1,
+	} {
+		if g, ok := got[k]; !ok || g != v {
+			t.Errorf("%s = %v (present %v), want %v", k, g, ok, v)
+		}
+	}
+	plain := r.WrapBackend(base)
+	if store.CanStart(plain) || plain.(store.Async).Start(&store.Call{Op: proto.OpGet, ID: []byte("x"), Done: d}) {
+		t.Fatal("a wrapped blocking backend started a call")
 	}
 }
