@@ -566,3 +566,29 @@ func TestAsyncStopAcceptingDuringAnAcceptPause(t *testing.T) {
 	}
 	<-done
 }
+
+// A connection adopted as Shutdown begins is closed, by Adopt or by the
+// loop, never left with its descriptor open and nobody serving it.
+// Before, Adopt looked at Closing once more after deciding that the loop
+// would take it, and a Shutdown begun in between had it do neither.
+func TestAdoptAsShutdownBegins(t *testing.T) {
+	p, ln, _ := startLoops(t, Options{Handler: &store.Handler{Store: &async{Store: echo{}}}})
+	waitFor(t, "the loop to run", func() bool { p.mu.Lock(); defer p.mu.Unlock(); return p.loop != nil })
+	ours, theirs, err := unixPair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ours.Close()
+	done := make(chan struct{})
+	testHookAdopt = func() {
+		go func() { p.Shutdown(ln, 5*time.Second); close(done) }()
+		waitFor(t, "Shutdown to begin", p.set.Closing)
+	}
+	defer func() { testHookAdopt = nil }()
+	p.Adopt(theirs, nil)
+	ours.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if n, err := ours.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("the connection adopted as Shutdown began: read %d, %v; want it closed", n, err)
+	}
+	<-done
+}

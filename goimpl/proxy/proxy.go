@@ -162,18 +162,27 @@ func (p *Proxy) Adopt(nc net.Conn, in []byte) {
 		return
 	}
 	p.mu.Lock()
-	al := p.loop
+	al, closing := p.loop, p.set.Closing()
 	switch {
-	case p.set.Closing():
+	case closing:
 		evloop.Close(fd)
 	case al == nil:
 		p.adopted = append(p.adopted, adoption{fd, in})
 	}
 	p.mu.Unlock()
-	if al != nil && !p.set.Closing() {
+	if testHookAdopt != nil {
+		testHookAdopt()
+	}
+	if al != nil && !closing {
+		// Also if Shutdown has begun since: the loop closes it (drain,
+		// end).
 		al.adopt(adoption{fd, in})
 	}
 }
+
+// testHookAdopt, set by tests, runs in Adopt once it has decided where
+// the connection goes.
+var testHookAdopt func()
 
 // connFD returns a non-blocking duplicate of nc's descriptor.
 func connFD(nc net.Conn) (int, error) {
