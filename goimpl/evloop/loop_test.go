@@ -834,24 +834,10 @@ func TestEventsMillisecondsApartWaitRaw(t *testing.T) {
 // the process: each time one went to sleep.
 func voluntarySwitches(t *testing.T) int64 {
 	t.Helper()
-	dirs, err := os.ReadDir("/proc/self/task")
-	if err != nil {
+	if _, err := os.ReadDir("/proc/self/task"); err != nil {
 		t.Skip("no /proc/self/task:", err)
 	}
-	var n int64
-	for _, d := range dirs {
-		b, err := os.ReadFile("/proc/self/task/" + d.Name() + "/status")
-		if err != nil {
-			continue // ended meanwhile
-		}
-		for _, line := range strings.Split(string(b), "\n") {
-			if v, ok := strings.CutPrefix(line, "voluntary_ctxt_switches:"); ok {
-				k, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
-				n += k
-			}
-		}
-	}
-	return n
+	return taskSwitches(os.Getpid())
 }
 
 // Between events 20 ms apart the process stays at rest: the Loop parks
@@ -1025,8 +1011,9 @@ func taskSwitches(pid int) int64 {
 // the runtime's poller, so that the goroutines parked there are woken
 // when their sockets are ready: the thread that woke the Loop from the
 // poller used to go on running it, nothing waited in the poller any
-// more, and a request to the other one of dc_server's two loops (two
-// kept connections, an Apache of two processes) waited for the runtime's
+// more, and a request to the other one of dc_server's two loops (the
+// accepting loop, which parks: a new connection, or a kept one while
+// kept connections were spread over both) waited for the runtime's
 // monitor thread, which polls every 10 ms and went back to waking every
 // 20 us. A process of its own (TestHelperRawBesideParked) serves two
 // sockets, one from a Loop waiting raw and one from a goroutine in the
