@@ -46,10 +46,10 @@ func TestCheckNote(t *testing.T) {
 	}
 }
 
-// The spaced load reads its session back from a real dc_server, on one
-// connection and on a connection per GET, and counts only the measured
-// GETs (after the warm-up it reports with begin).
-func TestSpacedLoad(t *testing.T) {
+// serveCache runs a dc_server loop over a fresh cache on a unix socket
+// until the test ends, and returns the socket's path.
+func serveCache(t *testing.T) string {
+	t.Helper()
 	sock := t.TempDir() + "/s"
 	ln, err := net.Listen("unix", sock)
 	if err != nil {
@@ -58,7 +58,15 @@ func TestSpacedLoad(t *testing.T) {
 	srv := dcserver.New(dcserver.Options{Store: cache.New(cache.Config{}).Store(), Info: io.Discard})
 	done := make(chan struct{})
 	go func() { srv.Serve(ln); close(done) }()
-	defer func() { srv.Shutdown(ln); <-done }()
+	t.Cleanup(func() { srv.Shutdown(ln); <-done })
+	return sock
+}
+
+// The spaced load reads its session back from a real dc_server, on one
+// connection and on a connection per GET, and counts only the measured
+// GETs (after the warm-up it reports with begin).
+func TestSpacedLoad(t *testing.T) {
+	sock := serveCache(t)
 	for _, perConn := range []bool{false, true} {
 		began := 0
 		lat, err := spacedLoad("UNIX:"+sock, bcase{ops: 7, gap: 100 * time.Microsecond, perConn: perConn}, false, func() { began++ })
@@ -80,15 +88,7 @@ func TestSpacedLoad(t *testing.T) {
 // and wake-ups: here the "server" is the test process, which serves the
 // load, and the "proxy" a sleep that does nothing meanwhile.
 func TestMeasureSpacedSplitsTheProxy(t *testing.T) {
-	sock := t.TempDir() + "/s"
-	ln, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := dcserver.New(dcserver.Options{Store: cache.New(cache.Config{}).Store(), Info: io.Discard})
-	done := make(chan struct{})
-	go func() { srv.Serve(ln); close(done) }()
-	defer func() { srv.Shutdown(ln); <-done }()
+	sock := serveCache(t)
 	idle := exec.Command("sleep", "60")
 	if err := idle.Start(); err != nil {
 		t.Fatal(err)

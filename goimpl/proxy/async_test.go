@@ -133,13 +133,7 @@ func TestAsyncMalformedClosesOnlyItsConnection(t *testing.T) {
 	log := new(countLog)
 	st := &async{Store: echo{}, release: make(chan struct{})}
 	_, _, sock := startLoops(t, Options{Handler: &store.Handler{Store: st}, Log: log})
-	slow, err := net.Dial("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer slow.Close()
-	sendGet(t, slow, 7, "slow-1")
-	waitFor(t, "the slow GET to be started", func() bool { return st.held.Load() == 1 })
+	slow := heldGet(t, sock, st, 7, "slow-1")
 	bad, err := net.Dial("unix", sock)
 	if err != nil {
 		t.Fatal(err)
@@ -194,13 +188,7 @@ func TestAsyncHandOverWaitsForTheCall(t *testing.T) {
 		c, _ := dialGet(t, sock, "x")
 		conns = append(conns, c)
 	}
-	slow, err := net.Dial("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer slow.Close()
-	sendGet(t, slow, 5, "slow")
-	waitFor(t, "the slow GET to be started", func() bool { return st.held.Load() == 1 })
+	slow := heldGet(t, sock, st, 5, "slow")
 	var passed atomic.Int64
 	p.HandOver(func(nc net.Conn, out, in []byte) error {
 		if len(out) != 0 || len(in) != 0 {
@@ -347,13 +335,7 @@ func TestAsyncHandOverOfACallCompletingAsShutdownBegins(t *testing.T) {
 	st := &async{Store: echo{}, release: make(chan struct{})}
 	p, ln, sock := startLoops(t, Options{Handler: &store.Handler{Store: st}})
 	dialGet(t, sock, "witness") // an idle connection, handed over first
-	slow, err := net.Dial("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer slow.Close()
-	sendGet(t, slow, 5, "slow")
-	waitFor(t, "the slow GET to be started", func() bool { return st.held.Load() == 1 })
+	slow := heldGet(t, sock, st, 5, "slow")
 	var passed atomic.Int64
 	p.HandOver(func(nc net.Conn, out, in []byte) error {
 		passed.Add(1)
@@ -591,4 +573,18 @@ func TestAdoptAsShutdownBegins(t *testing.T) {
 		t.Fatalf("the connection adopted as Shutdown began: read %d, %v; want it closed", n, err)
 	}
 	<-done
+}
+
+// heldGet sends a GET of id on a new connection and waits until st holds
+// it (st.held 1); the connection is closed when the test ends.
+func heldGet(t *testing.T, sock string, st *async, uid uint32, id string) net.Conn {
+	t.Helper()
+	slow, err := net.Dial("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { slow.Close() })
+	sendGet(t, slow, uid, id)
+	waitFor(t, "the slow GET to be started", func() bool { return st.held.Load() == 1 })
+	return slow
 }
