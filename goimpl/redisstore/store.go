@@ -279,7 +279,7 @@ func (st *Store) Add(ctx context.Context, id, data []byte, ttl time.Duration) er
 	// The value is copied: after a deadline the command may still be
 	// queued, and the caller may reuse data.
 	r, err := st.do(ctx, "add", func(b rueidis.Builder) rueidis.Completed {
-		return b.Set().Key(k).Value(string(data)).Nx().PxMilliseconds(ms).Build()
+		return command(b, "add", k, data, ms)
 	})
 	if err != nil {
 		return err
@@ -299,6 +299,25 @@ func (st *Store) addResult(r rueidis.RedisResult) error {
 	}
 }
 
+// command is op's Redis command on key k, for the blocking methods and
+// Start alike: add is SET k data NX PX ms (data copied: the command may
+// still be queued after a deadline, and the caller may reuse data), take
+// GETDEL, get GET, remove DEL, have EXISTS.
+func command(b rueidis.Builder, op, k string, data []byte, ms int64) rueidis.Completed {
+	switch op {
+	case "add":
+		return b.Set().Key(k).Value(string(data)).Nx().PxMilliseconds(ms).Build()
+	case "take":
+		return b.Getdel().Key(k).Build()
+	case "get":
+		return b.Get().Key(k).Build()
+	case "remove":
+		return b.Del().Key(k).Build()
+	default:
+		return b.Exists().Key(k).Build()
+	}
+}
+
 // Get implements store.Store.
 func (st *Store) Get(ctx context.Context, id, dst []byte) ([]byte, error) {
 	return st.get(ctx, "get", id, dst)
@@ -315,10 +334,7 @@ func (st *Store) get(ctx context.Context, op string, id, dst []byte) ([]byte, er
 	}
 	k := st.key(id)
 	r, err := st.do(ctx, op, func(b rueidis.Builder) rueidis.Completed {
-		if op == "take" {
-			return b.Getdel().Key(k).Build()
-		}
-		return b.Get().Key(k).Build()
+		return command(b, op, k, nil, 0)
 	})
 	if err != nil {
 		return dst, err
@@ -355,10 +371,7 @@ func (st *Store) count(ctx context.Context, op string, id []byte) error {
 	}
 	k := st.key(id)
 	r, err := st.do(ctx, op, func(b rueidis.Builder) rueidis.Completed {
-		if op == "remove" {
-			return b.Del().Key(k).Build()
-		}
-		return b.Exists().Key(k).Build()
+		return command(b, op, k, nil, 0)
 	})
 	if err != nil {
 		return err
@@ -403,13 +416,13 @@ func (st *Store) Start(c *store.Call) bool {
 		if len(c.Data) == 0 || len(c.Data) > proto.MaxDataLen || ms <= 0 || c.TTL > proto.MaxExpiry*time.Millisecond {
 			return false
 		}
-		op, cmd = "add", cl.B().Set().Key(k).Value(string(c.Data)).Nx().PxMilliseconds(ms).Build()
+		op, cmd = "add", command(cl.B(), "add", k, c.Data, ms)
 	case proto.OpGet:
-		op, cmd = "get", cl.B().Get().Key(k).Build()
+		op, cmd = "get", command(cl.B(), "get", k, nil, 0)
 	case proto.OpRemove:
-		op, cmd = "remove", cl.B().Del().Key(k).Build()
+		op, cmd = "remove", command(cl.B(), "remove", k, nil, 0)
 	case proto.OpHave:
-		op, cmd = "have", cl.B().Exists().Key(k).Build()
+		op, cmd = "have", command(cl.B(), "have", k, nil, 0)
 	default:
 		return false
 	}
