@@ -130,11 +130,15 @@ type aConn struct {
 
 // aLoop is the loop of one Serve.
 type aLoop struct {
-	p   *Proxy
-	h   starter
-	l   *evloop.Loop
-	ln  net.Listener
-	tcp bool // a TCP listener: each connection accepted gets evloop.TCPOptions
+	p  *Proxy
+	h  starter
+	l  *evloop.Loop
+	ln net.Listener
+	// A TCP listener gets evloop.TCPOptions once, and Linux copies them
+	// to every connection accepted from it; those queued before were
+	// made without them, so each accepted gets them too until the queue
+	// is first found empty (optsUntilEmpty), as in dc_server's loop.
+	optsUntilEmpty bool
 
 	stopped, done func()
 	lfd           int // the listener's duplicate; -1 once accepting has stopped
@@ -184,7 +188,8 @@ func (p *Proxy) serveLoop(ln net.Listener) error {
 	}
 	al := &aLoop{p: p, h: h, l: l, ln: ln, lfd: lfd, stopCh: make(chan struct{}), polled: make(map[any]evloop.Polled)}
 	if nw := ln.Addr().Network(); nw == "tcp" || nw == "tcp4" || nw == "tcp6" {
-		al.tcp = true
+		evloop.TCPOptions(lfd)
+		al.optsUntilEmpty = true
 	}
 	var ok bool
 	if al.stopped, al.done, ok = p.set.AddLoop(l.Wake); !ok {
@@ -531,6 +536,7 @@ func (al *aLoop) accept() {
 		}
 		fd, err := evloop.Accept(al.lfd)
 		if err == syscall.EAGAIN {
+			al.optsUntilEmpty = false
 			return
 		}
 		if err != nil {
@@ -542,7 +548,7 @@ func (al *aLoop) accept() {
 			return
 		}
 		al.delay = 0
-		if al.tcp {
+		if al.optsUntilEmpty {
 			evloop.TCPOptions(fd)
 		}
 		if p.set.Max > 0 && int(p.conns.Load()) >= p.set.Max {

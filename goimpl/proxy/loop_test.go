@@ -133,9 +133,9 @@ func TestLoopConnectionsHaveNoGoroutine(t *testing.T) {
 	}
 }
 
-// The loop sets on each TCP connection it accepts what net's Accept
-// does: TCP_NODELAY (pipelined answers are not held back) and
-// keep-alives.
+// Each TCP connection the loop accepts has what net's Accept sets:
+// TCP_NODELAY (pipelined answers are not held back) and keep-alives
+// (from the listener, or set on it when it was queued before).
 func TestLoopTCPOptions(t *testing.T) {
 	_, _, addr := startOn(t, Options{Handler: &store.Handler{Store: echo{}}}, "tcp")
 	c, _ := dialGet(t, addr, "a")
