@@ -45,12 +45,15 @@ uninstall-man:
 	  for n in $$(./scripts/man-names man/$$p); do rm -f $(DESTDIR)$(MANDIR)/man3/$$n.3; done; \
 	done
 
-# Every option in a tool's usage text must be documented in its man page.
+# Every option of a tool's -h is the tag of a paragraph of its page (the
+# line after a .TP), so that no option's text runs into the one before it.
 check-man: tools
 	@for t in dc_server dc_client dc_test dc_snoop; do \
-	  page=$$(ls man/$$t.[18]); \
-	  for o in $$($(BUILD)/bin/$$t -h 2>&1 | grep -o '^ *-[a-z?]*' | tr -d ' '); do \
-	    grep -qF -- "\\$$o" $$page || { echo "check-man: $$o of $$t is not in $$page"; exit 1; }; \
+	  page=$$(ls man/$$t.[18]); tags=$$(awk '/^\.TP/ { getline; print }' $$page); \
+	  for o in $$($(BUILD)/bin/$$t -h 2>&1 | grep -o '^ *-[a-z0-9?]*' | tr -d ' '); do \
+	    re=$$(printf '%s' "$$o" | sed 's/?/[?]/'); \
+	    printf '%s\n' "$$tags" | grep -qE -- "\\\\$$re([^a-z0-9]|$$)" || \
+	      { echo "check-man: $$o of $$t is not the tag of a .TP paragraph of $$page"; exit 1; }; \
 	  done; \
 	done; echo "check-man: ok"
 
