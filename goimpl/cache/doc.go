@@ -12,7 +12,7 @@
 // it is written, image.go the same without a copy, for a forked child
 // (Freeze, Adopt); shard.go is one locked
 // part of the cache, slab.go the pointer-free storage of a shard's entries,
-// heap.go the expiry order.
+// heap.go the expiry order, clock.go the wall clock the Store view reads.
 //
 // Time: an entry added at now with a timeout of t milliseconds expires at
 // now truncated to the millisecond plus t, and is gone once now is strictly
