@@ -251,10 +251,12 @@ func (c *Conn) Write(p []byte) (int, error) {
 	return c.w.n, err
 }
 
-// opError is a failed system call as net.Conn reports it.
+// opError is a failed system call as net.Conn reports it, and of a bare
+// descriptor (ResetFD), which has no addresses to name, the system call
+// alone ("write: broken pipe", not "write: write: broken pipe").
 func (c *Conn) opError(call string, e syscall.Errno) error {
 	if c.nc == nil {
-		return &net.OpError{Op: call, Err: os.NewSyscallError(call, e)}
+		return os.NewSyscallError(call, e)
 	}
 	la := c.nc.LocalAddr()
 	return &net.OpError{Op: call, Net: la.Network(), Source: la, Addr: c.nc.RemoteAddr(), Err: os.NewSyscallError(call, e)}
