@@ -313,6 +313,11 @@ func TestDaemonRelativePaths(t *testing.T) {
 	if cwd, err := os.Readlink("/proc/" + strconv.Itoa(pid) + "/cwd"); err != nil || cwd != "/" {
 		t.Errorf("daemon cwd %q, %v; want /", cwd, err)
 	}
+	for fd := 0; fd <= 2; fd++ {
+		if f, err := os.Readlink("/proc/" + strconv.Itoa(pid) + "/fd/" + strconv.Itoa(fd)); err != nil || f != os.DevNull {
+			t.Errorf("daemon descriptor %d on %q, %v; want %s", fd, f, err, os.DevNull)
+		}
+	}
 	checkAddGet(t, tooltest.Dial(t, "unix", dir+"/s"), 1)
 	syscall.Kill(pid, syscall.SIGTERM)
 	tooltest.Eventually(t, 10*time.Second, func() bool {

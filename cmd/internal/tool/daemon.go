@@ -73,11 +73,16 @@ func Detach(args []string, files []*os.File) {
 	os.Exit(1)
 }
 
-// Ready tells a waiting parent that startup succeeded, and moves standard
-// error to /dev/null; under systemd (Type=notify) it sends READY=1, except
+// Ready tells a waiting parent that startup succeeded; under systemd
+// (Type=notify) it sends READY=1, except
 // in a successor started by Upgrade: systemd accepts only the main
 // process's messages, and the predecessor, the main process until then,
-// names this one (MAINPID) once it is ready.
+// names this one (MAINPID) once it is ready. It leaves the standard
+// streams alone: a -daemon child has had them on /dev/null since Detach
+// started it (its startup errors reach the parent through the readiness
+// pipe, see Die; the parent printed the warnings of the checks both make
+// before Start), and a process in the foreground keeps its standard error
+// (under systemd, the journal).
 func Ready() {
 	if !IsSuccessor() {
 		notifyReady()
