@@ -265,7 +265,10 @@ func main() {
 			// dial that hangs costs the start at most this).
 			up.WaitTried(time.Second)
 		}
-		h = &store.Handler{Store: reg.WrapStore(sealed(up), metrics.Distcache), Unavailable: upstream.Answer, Features: up.Features}
+		h = &store.Handler{Store: reg.WrapStore(sealed(up), metrics.Distcache), Unavailable: upstream.Answer,
+			// TAKE passes through; subscriptions are the server's and
+			// this process's, never a local client's.
+			Features: func() uint32 { return up.Features() & proto.FeatureTake }}
 		poll = up
 	}
 	cfg.daemon.Start(args.Rewritten(), files)

@@ -808,3 +808,23 @@ func TestDefaultSocketAndSquatter(t *testing.T) {
 		t.Errorf("warned about its own default directory:\n%s", out.String())
 	}
 }
+
+// dc_server announces removal notices; dc_client passes TAKE on to its
+// local clients, never the notices (it does not serve subscriptions).
+func TestFeaturesPassTakeOnly(t *testing.T) {
+	dir, _, _ := realPair(t)
+	for _, c := range []struct {
+		sock string
+		want uint32
+	}{{dir + "/srv", proto.FeatureTake | proto.FeatureNotify}, {dir + "/cli", proto.FeatureTake}} {
+		nc, err := net.Dial("unix", c.sock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := tooltest.RoundTrip(t, nc, 1, proto.OpGet, proto.FeaturesID)
+		nc.Close()
+		if got := proto.ParseFeatures(m.Payload); got != c.want {
+			t.Errorf("%s announces %#x, want %#x", c.sock, got, c.want)
+		}
+	}
+}

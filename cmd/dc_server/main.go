@@ -267,6 +267,9 @@ func main() {
 				Expired: st.Expirations, Evicted: st.Evictions, Removed: st.Removes}
 		})
 		opts.Store = c.Store()
+		// Only this process changes the in-memory cache, so it can tell
+		// subscribers (dc_client's near cache) of every removal.
+		opts.Notify = true
 		opts.Stats = func() dcserver.Stats {
 			st := c.Stats()
 			return dcserver.Stats{Sessions: c.NumItems(time.Now()), Hits: st.Hits, Misses: st.Misses}

@@ -307,6 +307,9 @@ func (c *conn) run() (ended bool) {
 		}
 		c.reads, c.msgStart = 0, time.Time{} // the next message's time starts with its first bytes
 		c.partialUntil = time.Time{}
+		if m.Op == proto.OpSubscribe && s.hub != nil && !m.Response {
+			return c.subscribe(m)
+		}
 		payload, err := s.handle(m, c.payload[:0])
 		if payload != nil {
 			c.payload = payload

@@ -34,5 +34,8 @@
 // Files: server.go is the Server and its options, conn.go one connection
 // (reader, batching, deadlines), loop.go the event loops, limits.go the bounds on what connections
 // hold and how many there are, memory.go how -maxbytes becomes the cache's
-// bound and the Go memory limit, progress.go the periodic log line.
+// bound and the Go memory limit, progress.go the periodic log line,
+// notify.go the subscriptions to removal notices (Options.Notify,
+// doc/EXTENSIONS.md): a subscribed connection leaves the loops for a
+// writer and a reader goroutine of its own.
 package dcserver

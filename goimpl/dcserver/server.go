@@ -82,6 +82,14 @@ type Options struct {
 	// Metrics, when not nil, counts every request (distcache and
 	// sessiond), the connections and their bytes.
 	Metrics *metrics.Registry
+	// Notify announces proto.FeatureNotify and serves subscriptions to
+	// removal notices (notify.go): for a Store no other process changes
+	// (the in-memory cache), since a removal elsewhere would send no
+	// notice.
+	Notify bool
+	// NoticeBacklog is what a subscriber may have waiting to be written
+	// before it is closed (0: DefaultNoticeBacklog).
+	NoticeBacklog int
 	// HoldLastP lets the loop of a process with one P (GOMAXPROCS 1, as
 	// when dc_server is pinned to one CPU) wait raw, keeping the P,
 	// while no connection is served by a goroutine
@@ -116,6 +124,7 @@ type Server struct {
 	connMem    atomic.Int64 // bytes connections hold beyond their base buffers
 	connBudget int64
 	send       HandOff // set by HandOver; read once set.HandingOff()
+	hub        *hub    // the subscribers to removal notices (Notify)
 }
 
 // HandOff passes a connection to the process that replaces this one, with
@@ -131,11 +140,30 @@ func New(o Options) *Server {
 	if o.Info == nil {
 		o.Info = os.Stderr
 	}
-	s := &Server{o: o, log: o.Log, m: o.Metrics, h: store.Handler{
+	var hb *hub
+	if o.Notify {
+		hb = &hub{backlog: o.NoticeBacklog}
+		if hb.backlog <= 0 {
+			hb.backlog = DefaultNoticeBacklog
+		}
+		o.Store = notifyStore{o.Store, hb}
+		features := o.Features
+		o.Features = func() uint32 {
+			bits := proto.FeatureNotify
+			if features != nil {
+				bits |= features()
+			}
+			return bits
+		}
+	}
+	s := &Server{o: o, log: o.Log, m: o.Metrics, hub: hb, h: store.Handler{
 		Store: o.Metrics.WrapStore(o.Store, metrics.Distcache), MinLifetime: o.MinLifetime, Unavailable: o.Unavailable, Features: o.Features,
 	}}
 	if s.log == nil {
 		s.log = new(accept.RateLog)
+	}
+	if hb != nil {
+		hb.s = s
 	}
 	// s.limits enforces MaxConns; the Set bounds what waits for it:
 	// accepted connections whose goroutine has not run yet, and closed
@@ -263,6 +291,15 @@ func (s *Server) enforceBudget() {
 	}
 }
 
+// Subscribers is the number of connections subscribed to removal
+// notices (Options.Notify).
+func (s *Server) Subscribers() int {
+	if s.hub == nil {
+		return 0
+	}
+	return s.hub.count()
+}
+
 // Closing reports whether Shutdown has begun.
 func (s *Server) Closing() bool { return s.set.Closing() }
 
@@ -270,6 +307,9 @@ func (s *Server) Closing() bool { return s.set.Closing() }
 // and waits, bounded by the frame timeout, for the requests already
 // received to be answered. It stops sessiond too.
 func (s *Server) Shutdown(ln net.Listener) {
+	if s.hub != nil {
+		s.hub.close()
+	}
 	s.set.Shutdown(ln, s.o.FrameTimeout+time.Second)
 	if s.sd != nil {
 		s.sd.Close()

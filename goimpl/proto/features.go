@@ -23,6 +23,10 @@ var FeaturesMagic = [4]byte{'D', 'C', 'X', '1'}
 const (
 	// FeatureTake: the server answers OpTake (GET and REMOVE atomically).
 	FeatureTake uint32 = 1 << 0
+	// FeatureNotify: the server answers OpSubscribe and then sends the
+	// connection an OpNotice for every session removed or taken, before
+	// it answers the request that removed it.
+	FeatureNotify uint32 = 1 << 1
 )
 
 // AppendFeatures appends the feature answer announcing bits.

@@ -52,6 +52,14 @@ const (
 	// closes the connection on it, so it is only sent to a server that
 	// announced it (see FeaturesID).
 	OpTake Op = 4
+	// OpSubscribe is this implementation's extension, sent only to a
+	// server that announced FeatureNotify: an empty request that makes
+	// the connection a stream of OpNotice messages (doc/EXTENSIONS.md).
+	OpSubscribe Op = 5
+	// OpNotice is a message the server sends unasked on a subscribed
+	// connection (Response set, uid a running count): the payload is
+	// the id of a session that was removed or taken.
+	OpNotice Op = 6
 )
 
 // Valid reports whether op is one of the four operations of 1.5, the set
@@ -60,7 +68,7 @@ func (op Op) Valid() bool { return op <= OpHave }
 
 // Known reports whether op is a 1.5 operation or an extension of ours:
 // what the frame layer accepts.
-func (op Op) Known() bool { return op <= OpTake }
+func (op Op) Known() bool { return op <= OpNotice }
 
 func (op Op) String() string {
 	switch op {
@@ -74,6 +82,10 @@ func (op Op) String() string {
 		return "HAVE"
 	case OpTake:
 		return "TAKE"
+	case OpSubscribe:
+		return "SUBSCRIBE"
+	case OpNotice:
+		return "NOTICE"
 	}
 	return fmt.Sprintf("OP(%d)", uint8(op))
 }
@@ -130,7 +142,7 @@ var ErrIncomplete = errors.New("distcache: incomplete frame")
 // ErrPayloadTooLarge is returned when encoding a payload over MaxPayload.
 var ErrPayloadTooLarge = errors.New("distcache: payload larger than 32768 bytes")
 
-// ErrBadOp is returned when encoding an operation outside 0..4.
+// ErrBadOp is returned when encoding an operation outside 0..6.
 var ErrBadOp = errors.New("distcache: invalid operation")
 
 // CorruptError describes why a byte stream is not valid distcache traffic.

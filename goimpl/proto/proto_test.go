@@ -143,8 +143,8 @@ func TestFragmentationBoundaries(t *testing.T) {
 	if _, err := AppendMessage(nil, &Message{Op: OpAdd, Payload: make([]byte, 32769)}); err != ErrPayloadTooLarge {
 		t.Fatalf("32769 bytes: err %v", err)
 	}
-	if _, err := AppendMessage(nil, &Message{Op: 5}); err != ErrBadOp {
-		t.Fatalf("op 5: err %v", err)
+	if _, err := AppendMessage(nil, &Message{Op: OpNotice + 1}); err != ErrBadOp {
+		t.Fatalf("op 7: err %v", err)
 	}
 	b, err := AppendMessage(nil, &Message{Op: OpTake, UID: 9, Payload: []byte("id")})
 	if err != nil {
@@ -189,7 +189,7 @@ func TestCorruptFrames(t *testing.T) {
 		"version 0x0012":     mod(1, 0x12),
 		"is_response 2":      mod(4, 2),
 		"op_class 1":         mod(9, 1),
-		"operation 5":        mod(10, 5),
+		"operation 7":        mod(10, 7),
 		"complete 2":         mod(11, 2),
 		"data_len 2049":      append(unhex(t, "00110000 00 00000002 00 01 01 0801"), make([]byte, 2049)...),
 		"short non-complete": mod(11, 0),
