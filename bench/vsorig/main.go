@@ -78,6 +78,22 @@ var cases = []bcase{
 type impl struct {
 	name                 string
 	server, proxy, dtest string
+	proxyArgs            []string // dc_client options besides -listen and -server
+}
+
+// oursProxyArgs are the options our dc_client runs with here: a request
+// waits for dc_server's answer up to 10 s (-reqtimeout; the default is
+// 100 ms, raised only once answers have been slow), as the original's
+// waits without end. On a loaded machine an answer late by more than the
+// default was answered by the proxy as a miss (a 1-byte GET answer),
+// which ended a spaced round; 10 s still ends a round whose server has
+// stalled.
+var oursProxyArgs = []string{"-reqtimeout", "10000"}
+
+// proxyCommand is the command line of im's dc_client, listening at listen
+// and forwarding to server.
+func proxyCommand(im impl, listen, server string) []string {
+	return append([]string{im.proxy, "-listen", listen, "-server", server}, im.proxyArgs...)
 }
 
 type result struct {
@@ -98,8 +114,8 @@ func main() {
 		fmt.Fprintln(os.Stderr, "vsorig: give -orig PREFIX (or ORIG=PREFIX): a distcache 1.5 installation to compare with")
 		os.Exit(2)
 	}
-	o := impl{"orig", filepath.Join(*orig, "bin/dc_server"), filepath.Join(*orig, "bin/dc_client"), filepath.Join(*orig, "bin/dc_test")}
-	u := impl{"ours", filepath.Join(*ours, "dc_server"), filepath.Join(*ours, "dc_client"), ""}
+	o := impl{"orig", filepath.Join(*orig, "bin/dc_server"), filepath.Join(*orig, "bin/dc_client"), filepath.Join(*orig, "bin/dc_test"), nil}
+	u := impl{"ours", filepath.Join(*ours, "dc_server"), filepath.Join(*ours, "dc_client"), "", oursProxyArgs}
 	u.dtest = o.dtest // the original's load for both
 	for _, p := range []string{o.server, o.proxy, o.dtest, u.server, u.proxy} {
 		if _, err := os.Stat(p); err != nil {
@@ -335,7 +351,7 @@ func runCase(dir string, im impl, c bcase, pin bool, partial *bool) (result, err
 	target := listen
 	var proxy *exec.Cmd
 	if c.viaProxy {
-		if proxy, err = start(im.proxy, "-listen", "UNIX:"+proxySock, "-server", listen); err != nil {
+		if proxy, err = start(proxyCommand(im, "UNIX:"+proxySock, listen)...); err != nil {
 			return result{}, err
 		}
 		target = "UNIX:" + proxySock

@@ -3,10 +3,12 @@
 package main
 
 import (
+	"bytes"
 	"io"
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -186,4 +188,93 @@ func TestRunLoadKillsAHungLoad(t *testing.T) {
 	if killed || err != nil || string(out) != "done\n" {
 		t.Fatalf("finished load: killed %v, err %v, output %q", killed, err, out)
 	}
+}
+
+// Our dc_client runs here with oursProxyArgs, so a GET whose answer from
+// the server is late on a loaded machine (here 400 ms, past dc_client's
+// default -reqtimeout of 100 ms) gets the session, as through the
+// original's proxy, instead of the miss the proxy answers at its timeout,
+// which ended a spaced round.
+func TestOurProxyWaitsForALateAnswer(t *testing.T) {
+	dir := t.TempDir()
+	up := dir + "/up"
+	ln, err := net.Listen("unix", up)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer nc.Close()
+				rd := proto.NewReader(nc, proto.WantRequests)
+				gets := 0
+				for {
+					m, err := rd.ReadMessage()
+					if err != nil {
+						return
+					}
+					ans := []byte{proto.ResultOK}
+					if m.Op == proto.OpGet {
+						if gets++; gets == 3 {
+							time.Sleep(400 * time.Millisecond) // the late answer
+						}
+						ans = spacedData
+					}
+					out, _ := proto.AppendMessage(nil, &proto.Message{Response: true, UID: m.UID, Op: m.Op, Payload: ans})
+					if _, err := nc.Write(out); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	im := impl{name: "ours", proxy: ourTool(t, "dc_client"), proxyArgs: oursProxyArgs}
+	argv := proxyCommand(im, "UNIX:"+dir+"/cli", "UNIX:"+up)
+	var out bytes.Buffer
+	proxy := exec.Command(argv[0], argv[1:]...)
+	proxy.Stdout, proxy.Stderr = &out, &out
+	if err := proxy.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		proxy.Process.Kill()
+		proxy.Wait()
+		if t.Failed() {
+			t.Logf("dc_client's output:\n%s", out.String())
+		}
+	}()
+	if err := waitListening("UNIX:" + dir + "/cli"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := spacedLoad("UNIX:"+dir+"/cli", bcase{ops: 5, gap: 100 * time.Microsecond}, false, func() {}); err != nil {
+		t.Fatalf("through dc_client %v: %v", argv[1:], err)
+	}
+}
+
+// ourTool is the path of one of our tools: in DC_BIN when set (make check
+// sets it), else built for the test.
+func ourTool(t *testing.T, name string) string {
+	t.Helper()
+	if d := os.Getenv("DC_BIN"); d != "" {
+		p, err := filepath.Abs(filepath.Join(d, name))
+		if err == nil {
+			_, err = os.Stat(p)
+		}
+		if err != nil {
+			t.Fatalf("DC_BIN: %v", err)
+		}
+		return p
+	}
+	p := filepath.Join(t.TempDir(), name)
+	cmd := exec.Command("go", "build", "-o", p, "github.com/distcache-go/distcache/cmd/"+name)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("building %s: %v\n%s", name, err, out)
+	}
+	return p
 }
