@@ -21,7 +21,8 @@
 // (evloop.Loop.RawWaits; on one P, with Options.HoldLastP, while no
 // connection is served by a goroutine):
 // three system calls per request of a persistent client. TCP connections get their
-// socket options from the listener. Either way the same code
+// socket options from the listener, which queues each only once its first
+// bytes have come (evloop.DeferAccept). Either way the same code
 // reads requests in order and answers them in order; pipelined requests
 // are answered in one batch write. A request the Handler answers by closing (an ADD shorter
 // than 8 bytes, an unknown operation) or a malformed stream loses its

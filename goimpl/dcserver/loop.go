@@ -129,6 +129,7 @@ func (s *Server) serveLoops(ln net.Listener) bool {
 	}
 	if ln.Addr().Network() == "tcp" {
 		tcpOptions(lfd)
+		evloop.DeferAccept(lfd)
 		// Those already queued were made without them.
 		loops[0].optsUntilEmpty = true
 	}

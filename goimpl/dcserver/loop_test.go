@@ -473,7 +473,7 @@ func TestLoopHalfCloseAfterRequests(t *testing.T) {
 
 // A TCP connection a loop serves has the socket options net's Accept
 // would have given it (from the listening socket): no Nagle delay,
-// keep-alive probes.
+// keep-alive probes; the listener defers accepting to the first bytes.
 func TestLoopTCPSocketOptions(t *testing.T) {
 	type opts struct{ nodelay, keepalive, idle int }
 	got := make(chan opts, 4)
@@ -509,6 +509,20 @@ func TestLoopTCPSocketOptions(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("the connection was never watched")
+	}
+	// And the listener queues a connection only with its first bytes
+	// (evloop.DeferAccept): one wake-up per connection opened for a
+	// request.
+	rc, err := ln.(*net.TCPListener).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var deferSecs int
+	rc.Control(func(fd uintptr) {
+		deferSecs, err = syscall.GetsockoptInt(int(fd), syscall.IPPROTO_TCP, syscall.TCP_DEFER_ACCEPT)
+	})
+	if err != nil || deferSecs <= 0 {
+		t.Fatalf("the listener's TCP_DEFER_ACCEPT: %d (%v), want it set", deferSecs, err)
 	}
 }
 

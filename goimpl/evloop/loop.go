@@ -822,6 +822,19 @@ func TCPOptions(fd int) {
 	setsockopt(fd, syscall.IPPROTO_TCP, syscall.TCP_KEEPCNT, 9)
 }
 
+// DeferAccept has a TCP listener queue a connection only once its first
+// bytes have come (TCP_DEFER_ACCEPT), for a protocol whose client speaks
+// first, as distcache's does: a connection opened for one request then
+// wakes its server once, finding the request there, instead of once for
+// the connection and again for the request (on one CPU shared with its
+// clients, the original dc_test's TCP load, 8-11 % of the server's CPU per
+// connection). A client that sends nothing is queued after about a second
+// (the kernel resends its SYN-ACK, whose acknowledgement queues it), or
+// when it closes. A failure changes nothing that matters to serving.
+func DeferAccept(fd int) {
+	setsockopt(fd, syscall.IPPROTO_TCP, syscall.TCP_DEFER_ACCEPT, 1)
+}
+
 // setsockopt sets an integer socket option with a raw system call.
 func setsockopt(fd, level, opt, v int) {
 	v32 := int32(v)

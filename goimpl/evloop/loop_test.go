@@ -270,6 +270,64 @@ func TestPeerAddr(t *testing.T) {
 	}
 }
 
+// A listener given DeferAccept queues a connection when its first bytes
+// come, or its close: one dialled first that sends nothing is not queued
+// before one dialled after it that sends a byte (without DeferAccept the
+// first would be accepted first, in the order of their handshakes), and
+// is once it closes.
+func TestDeferAccept(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	lfd, err := ListenerFD(ln)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer Close(lfd)
+	DeferAccept(lfd)
+	silent, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	talker, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer talker.Close()
+	if _, err := talker.Write([]byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	// accepted waits up to 10 s for the next connection and returns the
+	// port of its peer.
+	accepted := func() int {
+		t.Helper()
+		pfd := []unix.PollFd{{Fd: int32(lfd), Events: unix.POLLIN}}
+		if n, err := unix.Poll(pfd, 10000); n != 1 {
+			t.Fatalf("no connection to accept in 10 s (%v)", err)
+		}
+		fd, err := Accept(lfd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer Close(fd)
+		a, _ := PeerAddr(fd).(*net.TCPAddr)
+		if a == nil {
+			t.Fatal("no peer address")
+		}
+		return a.Port
+	}
+	if got, want := accepted(), talker.LocalAddr().(*net.TCPAddr).Port; got != want {
+		t.Fatalf("accepted the connection from port %d first, want the one that sent a byte (%d)", got, want)
+	}
+	silent.Close()
+	if got, want := accepted(), silent.LocalAddr().(*net.TCPAddr).Port; got != want {
+		t.Fatalf("accepted port %d, want the silent one once closed (%d)", got, want)
+	}
+}
+
 // A Handler learns that the peer has shut down its side with the data
 // that came before, from HungUp; not before.
 func TestHungUp(t *testing.T) {
