@@ -4,6 +4,7 @@ package dcserver
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -23,9 +24,13 @@ import (
 // socket written when the socket has room, before the request that
 // removed the session is answered: a remover that has its answer knows
 // that every subscriber has the notice on its way. A subscriber whose
-// notices pile up past Options.NoticeBacklog is closed, which its client
-// takes for the loss of its subscription (it forgets what it kept): a
-// slow subscriber costs the server neither a wait nor memory.
+// notices pile up past Options.NoticeBacklog, or whose notices take the
+// connections past Options.ConnMemory (the notices waiting count with what
+// the other connections hold), is closed, which its client takes for the
+// loss of its subscription (it forgets what it kept): a slow subscriber
+// costs the server neither a wait nor memory. Subscribers leave the
+// connection limits (an idle one is not a victim for a newcomer), so they
+// have a count of their own: at most Options.MaxConns.
 
 // DefaultNoticeBacklog is Options.NoticeBacklog's default: the notice
 // bytes a subscriber may have waiting to be written (about 13 000 notices
@@ -53,6 +58,7 @@ type subscriber struct {
 	out     []byte // notice bytes not written yet
 	writing bool   // the writer goroutine has out
 	closed  bool
+	charged int64 // bytes of out and of the writer's batch counted in Server.connMem
 	uid     uint32
 	wake    chan struct{} // cap 1
 	done    chan struct{} // closed with the subscriber
@@ -87,6 +93,13 @@ func (h *hub) add(nc net.Conn, owed []byte) {
 		h.s.m.ConnClosed(metrics.CloseShutdown)
 		return
 	}
+	if max := h.s.o.MaxConns; max > 0 && h.count() >= max {
+		h.mu.Unlock()
+		nc.Close()
+		h.s.m.ConnClosed(metrics.CloseError)
+		h.s.log.Printf("Warning, closing connection from %s: already %d subscribers (-maxconns)", sb.peer, max)
+		return
+	}
 	var next []*subscriber
 	if p := h.subs.Load(); p != nil {
 		next = append(next, *p...)
@@ -100,6 +113,8 @@ func (h *hub) add(nc net.Conn, owed []byte) {
 		n := sb.writeNow(sb.out)
 		sb.out = sb.out[:copy(sb.out, sb.out[n:])]
 	}
+	sb.charged = int64(len(sb.out))
+	h.s.connMem.Add(sb.charged)
 	sb.writing = len(sb.out) > 0
 	if sb.writing {
 		sb.wake <- struct{}{}
@@ -165,10 +180,20 @@ func (sb *subscriber) notice(id []byte) {
 		n := sb.writeNow(sb.out)
 		sb.out = sb.out[:copy(sb.out, sb.out[n:])]
 	}
+	// Nothing queued before it was written (start == 0), so what is left
+	// of out beyond start is what this notice adds.
+	d := int64(len(sb.out) - start)
+	sb.charged += d
+	s := sb.h.s
 	switch {
 	case len(sb.out) > sb.h.backlog:
+		s.connMem.Add(d)
 		sb.mu.Unlock()
 		sb.close(metrics.CloseResponseTimeout, "its notices are not taken")
+		return
+	case d > 0 && s.connMem.Add(d) > s.connBudget:
+		sb.mu.Unlock()
+		sb.close(metrics.CloseResponseTimeout, fmt.Sprintf("its notices are not taken and connections hold over %d bytes", s.connBudget))
 		return
 	case len(sb.out) > 0 && !sb.writing:
 		sb.writing = true
@@ -222,6 +247,12 @@ func (sb *subscriber) writeLoop() {
 				sb.close(metrics.WriteCloseReason(err), "notices not taken: "+err.Error())
 				return
 			}
+			sb.mu.Lock()
+			if !sb.closed { // close returned the whole charge
+				sb.charged -= int64(len(b))
+				sb.h.s.connMem.Add(-int64(len(b)))
+			}
+			sb.mu.Unlock()
 			spare = b[:0]
 		}
 	}
@@ -250,6 +281,8 @@ func (sb *subscriber) close(why metrics.CloseReason, reason string) {
 	}
 	sb.closed = true
 	sb.out = nil
+	sb.h.s.connMem.Add(-sb.charged)
+	sb.charged = 0
 	close(sb.done)
 	sb.mu.Unlock()
 	sb.h.remove(sb)

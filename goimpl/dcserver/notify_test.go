@@ -224,3 +224,69 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// Subscribers leave the connection limits, so they have bounds of their
+// own: at most MaxConns of them (a further subscription is closed
+// unanswered), and the notices waiting for them count against
+// ConnMemory with the other connections' buffers.
+func TestSubscribersBounded(t *testing.T) {
+	eachMode(t, func(t *testing.T, loops int) {
+		c := cache.New(cache.Config{})
+		s, sock := serveT(t, Options{Store: c.Store(), Notify: true, Loops: loops, MaxConns: 2,
+			Log: logFunc(func(string, ...any) {})})
+		subscribeT(t, sock)
+		subscribeT(t, sock)
+		extra := dial(t, sock)
+		if r := extra.roundTrip(proto.OpGet, proto.FeaturesID); proto.ParseFeatures(r)&proto.FeatureNotify == 0 {
+			t.Fatalf("features: % x", r)
+		}
+		extra.send(1, proto.OpSubscribe, nil)
+		expectClosed(t, extra)
+		if n := s.Subscribers(); n != 2 {
+			t.Fatalf("%d subscribers at MaxConns 2", n)
+		}
+		// A connection that is not a subscriber is still served.
+		if r := dial(t, sock).roundTrip(proto.OpRemove, []byte("id")); !bytes.Equal(r, []byte{1}) {
+			t.Fatalf("remove: % x", r)
+		}
+	})
+}
+
+func TestSubscriberBacklogInConnMemory(t *testing.T) {
+	eachMode(t, func(t *testing.T, loops int) {
+		c := cache.New(cache.Config{})
+		s, sock := serveT(t, Options{Store: c.Store(), Notify: true, Loops: loops, ConnMemory: 64 << 10,
+			NoticeBacklog: 64 << 20, Log: logFunc(func(string, ...any) {})})
+		sub := subscribeT(t, sock)
+		cl := dial(t, sock)
+		id := bytes.Repeat([]byte("i"), proto.MaxIDLen)
+		var batch []byte
+		for i := range 100 {
+			batch = append(batch, request(uint32(i), proto.OpRemove, id)...)
+		}
+		// 78-byte notices: past the socket buffers (some thousands), the
+		// 64 KiB budget is reached after some hundreds more, long before
+		// the 64 MiB backlog (860 000).
+		peak := int64(0)
+		for round := 0; s.Subscribers() > 0; round++ {
+			if round == 2000 {
+				t.Fatal("the subscriber was not dropped within 200 000 notices")
+			}
+			cl.nc.Write(batch)
+			for range 100 {
+				if m := cl.recv(); !bytes.Equal(m.Payload, []byte{1}) {
+					t.Fatalf("remove: % x", m.Payload)
+				}
+			}
+			peak = max(peak, s.connMem.Load())
+		}
+		if peak > 64<<10+4096 {
+			t.Errorf("connections held %d bytes, over the 64 KiB budget", peak)
+		}
+		if n := s.connMem.Load(); n != 0 {
+			t.Errorf("%d bytes still charged once the subscriber is gone", n)
+		}
+		sub.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+		io.Copy(io.Discard, sub.nc)
+	})
+}

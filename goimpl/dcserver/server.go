@@ -88,7 +88,9 @@ type Options struct {
 	// notice.
 	Notify bool
 	// NoticeBacklog is what a subscriber may have waiting to be written
-	// before it is closed (0: DefaultNoticeBacklog).
+	// before it is closed (0: DefaultNoticeBacklog). What subscribers have
+	// waiting also counts against ConnMemory, and there are at most
+	// MaxConns subscribers.
 	NoticeBacklog int
 	// HoldLastP lets the loop of a process with one P (GOMAXPROCS 1, as
 	// when dc_server is pinned to one CPU) wait raw, keeping the P,
