@@ -52,8 +52,9 @@ type Loop struct {
 
 	raw     bool          // RawWaits (or RawWaitsWhile, while quiet says so)
 	quiet   func() bool   // RawWaitsWhile past GOMAXPROCS-1: when raw waits may hold the last P
-	period  time.Duration // of the tick (tick, slowTick): waits are raw; 0: disarmed, the Loop parks
+	period  time.Duration // of the tick (tick, slowTimer): waits are raw; 0: disarmed, the Loop parks
 	busy    bool          // an event other than a tick since the last tick
+	slowAt  int64         // slow: when the last tick was taken (mono; see tickCounts)
 	lastEv  int64         // when the Loop last had events while not active (mono)
 	noWait2 bool          // the kernel has no epoll_pwait2 (before Linux 5.11)
 
@@ -131,7 +132,8 @@ func (l *Loop) RawWaits() error { return l.rawWaits(nil) }
 // while quiet says false it parks as without RawWaits. What else waits
 // for the runtime's poller (a metrics scrape) is woken at the Loop's
 // ticks, where it goes through the poller (trip): a tick's wait at most
-// (slowTick while the Loop's events come milliseconds apart).
+// (10-20 ms while the Loop's events come milliseconds apart: the
+// runtime's preemptions, slowTimer without them).
 // On more Ps the Loop past GOMAXPROCS-1 parks: there a raw wait of the
 // loop that accepts a connection per request cost more than it saved.
 func (l *Loop) RawWaitsWhile(quiet func() bool) error { return l.rawWaits(quiet) }
@@ -280,12 +282,20 @@ func (l *Loop) Forget(fd int) {
 //     (otherwise an idle P takes them, and a yield would only wake that
 //     P's thread to take the Loop's goroutine instead). A tick that finds
 //     no other event since the previous one makes the Loop
-//   - slow: raw waits as well, with a tick every slowTick, for events
-//     that come one at a time but often (one Apache child's lookups, one
-//     a handshake): each wakes the Loop's own thread, which answers it at
-//     once. An event within activeGap of the previous one makes the Loop
-//     active again; a tick that finds nothing since the previous one
-//     makes it
+//   - slow: raw waits as well, for events that come one at a time but
+//     often (one Apache child's lookups, one a handshake): each wakes the
+//     Loop's own thread, which answers it at once. Its tick is the
+//     runtime's: a goroutine that has held its P for 10 ms without a
+//     reschedule is preempted by the monitor thread with a signal, which
+//     ends the raw wait (EINTR) every 10-20 ms, and the Loop yields
+//     then anyway. So the timerfd is set to slowTimer only, as a bound
+//     for a process without those signals (GODEBUG=asyncpreemptoff=1),
+//     and a tick, of either, counts once per slowTick. A timerfd tick
+//     every slowTick woke the Loop's thread 100 times a second on top of
+//     the monitor's 100 and the preemptions' 50, 0.2 more wake-ups per
+//     request 2 ms apart. An event within activeGap of the previous one
+//     makes the Loop active again; a tick that finds nothing since the
+//     previous one makes it
 //   - parked, in the runtime's poller as without RawWaits, without a P
 //     or a tick: an idle dc_server wakes for nothing. An event makes it
 //     active or slow again when it comes within activeGap or slowTick of
@@ -311,6 +321,7 @@ func (l *Loop) Forget(fd int) {
 const (
 	tick      = time.Millisecond
 	slowTick  = 10 * time.Millisecond
+	slowTimer = 5 * slowTick
 	activeGap = 250 * time.Microsecond
 )
 
@@ -323,13 +334,17 @@ var (
 	parks  atomic.Int64
 )
 
+// timerTicks counts the expiries of the Loops' timerfds that woke them
+// (the preemptions that serve as slow Loops' ticks are not among them).
+var timerTicks atomic.Int64
+
 // yields counts the ticks at which a Loop gave its P away (every P held
 // by a Loop waiting raw: GOMAXPROCS lowered after Loops began to wait
 // raw, as the runtime does when the process's CPU limit shrinks, or the
 // last P's Loop of RawWaitsWhile).
 var yields atomic.Int64
 
-// setPeriod arms the tick with period p (tick, slowTick), or disarms it
+// setPeriod arms the tick with period p (tick, slowTimer), or disarms it
 // (0: the Loop parks), and keeps the counts.
 func (l *Loop) setPeriod(p time.Duration) {
 	l.busy = false
@@ -350,6 +365,9 @@ func (l *Loop) setPeriod(p time.Duration) {
 	}
 	was := l.period
 	l.period = p
+	if p == slowTimer {
+		l.slowAt = mono()
+	}
 	switch {
 	case was == 0:
 		active.Add(1)
@@ -407,9 +425,14 @@ func (l *Loop) Wait(deadline time.Time) error {
 		r, e := l.epollWait(d, true)
 		switch {
 		case e == syscall.EINTR:
-			// A signal, maybe the runtime's preemption (a raw wait is
-			// no place for it): yield.
+			// A signal, most often the runtime's preemption (a raw
+			// wait is no place for it): yield, first (a call that is
+			// not inlined would take the preemption before). Slow, it is
+			// the tick (see the notes above Wait).
 			runtime.Gosched()
+			if l.period == slowTimer && l.tickCounts() {
+				l.ticked(false)
+			}
 			continue
 		case e != 0:
 			return os.NewSyscallError("epoll_pwait", e)
@@ -585,6 +608,7 @@ func (l *Loop) dispatch() (called bool, err error) {
 			var b [8]byte
 			syscall.RawSyscall(syscall.SYS_READ, uintptr(l.tfd), uintptr(unsafe.Pointer(&b[0])), 8)
 			ticked = true
+			timerTicks.Add(1)
 			continue
 		case fd == l.efd:
 			var b [8]byte
@@ -605,23 +629,8 @@ func (l *Loop) dispatch() (called bool, err error) {
 	l.n = 0
 	switch {
 	case !l.raw:
-	case ticked:
-		// Active, then slow, then parked, each until a tick finds
-		// nothing since the previous one.
-		if called || l.busy {
-			l.busy = false
-		} else if l.period == tick {
-			l.setPeriod(slowTick)
-		} else {
-			l.setPeriod(0)
-		}
-		if int(active.Load()) >= runtime.GOMAXPROCS(0) {
-			yields.Add(1)
-			l.trip()
-		}
-		if l.quiet != nil && l.period > 0 {
-			l.holdLastP(l.quiet())
-		}
+	case ticked && l.tickCounts():
+		l.ticked(called)
 	case called && l.period != tick:
 		// Slow or parked: how long since the last events says what next.
 		now := mono()
@@ -630,7 +639,7 @@ func (l *Loop) dispatch() (called bool, err error) {
 		case gap < activeGap:
 			l.setPeriod(tick)
 		case l.period == 0 && gap < slowTick:
-			l.setPeriod(slowTick)
+			l.setPeriod(slowTimer)
 		default:
 			l.busy = true
 		}
@@ -639,6 +648,43 @@ func (l *Loop) dispatch() (called bool, err error) {
 		l.busy = true
 	}
 	return called || answers, err
+}
+
+// tickCounts reports whether a tick is taken: always but in the slow
+// state, where the timerfd's and the preemptions' count once per slowTick
+// (a timerfd tick right after a preemption would otherwise find nothing
+// since and park a Loop whose events come 2 ms apart).
+func (l *Loop) tickCounts() bool {
+	if l.period != slowTimer {
+		return true
+	}
+	now := mono()
+	if time.Duration(now-l.slowAt) < slowTick {
+		return false
+	}
+	l.slowAt = now
+	return true
+}
+
+// ticked is a tick taken, with Handlers called (called) since the
+// previous one or not: the Loop goes from active to slow, then parked,
+// each when a tick finds nothing since the previous one, and gives its P
+// away when every P is held by a Loop waiting raw.
+func (l *Loop) ticked(called bool) {
+	if called || l.busy {
+		l.busy = false
+	} else if l.period == tick {
+		l.setPeriod(slowTimer)
+	} else {
+		l.setPeriod(0)
+	}
+	if int(active.Load()) >= runtime.GOMAXPROCS(0) {
+		yields.Add(1)
+		l.trip()
+	}
+	if l.quiet != nil && l.period > 0 {
+		l.holdLastP(l.quiet())
+	}
 }
 
 // Passive tells the Loop, from the Handler it is calling, that this

@@ -888,6 +888,38 @@ func TestEventsMillisecondsApartWaitRaw(t *testing.T) {
 	t.Fatalf("20 events 2 ms apart: the loop parked %d times between them", n)
 }
 
+// A Loop whose events come 2 ms apart waits raw, slow, with the
+// runtime's preemptions of its goroutine (a signal every 10-20 ms) for its
+// tick, not a timerfd expiring every slowTick: that woke its thread 100
+// times a second more (20 in 200 ms here), 0.2 wake-ups per event. Its
+// timerfd now expires every slowTimer: at most 5 times in 200 ms, 8
+// allowed, counted in a try in which the Loop kept waiting raw (at most 5
+// parks; a loaded machine may stretch a 2 ms sleep past slowTick), one of
+// three.
+func TestSlowLoopTicksWithThePreemptions(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
+	l := newLoop(t, true)
+	c := watchCounted(t, l)
+	defer serveInBackground(t, l)()
+	var ticks, n int64
+	for try := 0; try < 3; try++ {
+		c.write()
+		time.Sleep(2 * time.Millisecond)
+		c.write() // slow from here on
+		p0, t0 := parks.Load(), timerTicks.Load()
+		for end := time.Now().Add(200 * time.Millisecond); time.Now().Before(end); {
+			time.Sleep(2 * time.Millisecond)
+			c.write()
+		}
+		ticks, n = timerTicks.Load()-t0, parks.Load()-p0
+		t.Logf("try %d: %d timerfd ticks and %d parks in 200 ms of events 2 ms apart", try, ticks, n)
+		if n <= 5 && ticks <= 8 {
+			return
+		}
+	}
+	t.Fatalf("events 2 ms apart for 200 ms: %d timerfd ticks (%d parks)", ticks, n)
+}
+
 // voluntarySwitches sums the voluntary context switches of the threads of
 // the process: each time one went to sleep.
 func voluntarySwitches(t *testing.T) int64 {
