@@ -226,6 +226,42 @@ func (c *Cluster) Masters(t testing.TB) []*Server {
 	return nil
 }
 
+// WaitServed waits until every live node names a live master, not
+// suspected or failed, for every slot it knows the master of: a client
+// that asks a node for the slot map after a failover (a store that was
+// idle during it) then learns only masters that answer. cluster_state:ok
+// comes earlier: a node that has not yet heard of the promotion still
+// names the dead master for its slots.
+func (c *Cluster) WaitServed(t testing.TB, d time.Duration) {
+	t.Helper()
+	live := map[string]bool{}
+	for _, n := range c.Nodes {
+		live[n.Addr()] = n.Alive()
+	}
+	WaitFor(t, d, "every live node to route every slot to a live master", func() error {
+		for _, n := range c.Nodes {
+			if !n.Alive() {
+				continue
+			}
+			r, err := n.Do("CLUSTER", "NODES")
+			if err != nil {
+				return err
+			}
+			for _, l := range strings.Split(r, "\n") {
+				f := strings.Fields(l)
+				if len(f) < 9 || !strings.Contains(f[2], "master") {
+					continue // a replica, or a master without slots
+				}
+				addr, _, _ := strings.Cut(f[1], "@")
+				if !live[addr] || strings.Contains(f[2], "fail") {
+					return fmt.Errorf("node %d: slots %s on master %s (%s)", n.Port, strings.Join(f[8:], " "), addr, f[2])
+				}
+			}
+		}
+		return nil
+	})
+}
+
 // WaitOK waits until every live node reports cluster_state:ok.
 func (c *Cluster) WaitOK(t testing.TB, d time.Duration) {
 	t.Helper()
