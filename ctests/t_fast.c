@@ -18,6 +18,9 @@
  *     a silent server: the operation fails after its bound, and the context
  *     is on probation (the next fails at once); after slow answers the
  *     bound is ten times the slowest (the engine's rule), not the floor;
+ *     a context whose answers began under 5 s ago waits for an answer
+ *     300 ms late (1 s, as the engine would), not ten times its first
+ *     answers (the 100 ms floor);
  *     an answer that is not there yet is waited for before it is read
  *     (one recv(2) per answer: the front's reads are counted here);
  *   - a child forked while another thread waits for its answer closes
@@ -292,7 +295,7 @@ static void forked(const char *target)
 
 /* ---- a misbehaving server ---- */
 
-enum { GOOD, GARBAGE, WRONG_UID, TOO_LONG, TRAILING, EMPTY, SILENT, SLOW };
+enum { GOOD, GARBAGE, WRONG_UID, TOO_LONG, TRAILING, EMPTY, SILENT, SLOW, SLOWER };
 static volatile int mode = GOOD;
 static int accepted, closed_by_peer, requests;	/* under mu */
 static volatile int hold;	/* the fake server waits before it answers */
@@ -330,6 +333,9 @@ static void answer(int fd, const unsigned char *req, size_t len)
 		while (hold)
 			usleep(1000);	/* the server's wait for its release */
 		usleep(40000);
+		break;
+	case SLOWER:
+		usleep(300000);
 		break;
 	case GARBAGE:
 		memcpy(out, "HTTP/1.1 400 Bad", 16);
@@ -502,7 +508,7 @@ static void forked_in_flight(const char *target)
 	mode = GOOD;
 }
 
-/* 5 * 4 + 3 + 3 + 4 + 3 checks */
+/* 5 * 4 + 3 + 2 + 3 + 4 + 3 checks */
 static void misbehaving(const char *out)
 {
 	struct sockaddr_un sa;
@@ -544,7 +550,24 @@ static void misbehaving(const char *out)
 	DC_CTX_free(c);
 	CHECK(reaches(&closed_by_peer, counter(&accepted)), "DC_CTX_free closes the pooled connections");
 
-	/* silent: the bound (100 ms: DISTCACHE_TIMEOUT_MS unset), then probation */
+	/* young: answers for under 5 s say little of the next, so one 300 ms
+	 * late is waited for, on the fast path (the bound 1 s, not ten times
+	 * the first answers: the 100 ms floor) */
+	c = DC_CTX_new(target, 0);
+	CHECK(DC_CTX_has_session(c, U("x"), 1) == 1 && DC_CTX_has_session(c, U("x"), 1) == 1,
+		"young: the context is warm");
+	mode = SLOWER;
+	o = ops();
+	t0 = ct_now_us();
+	acc = DC_CTX_has_session(c, U("x"), 1);
+	t = (ct_now_us() - t0) / 1e3;
+	CHECK(acc == 1 && ops() == o,
+		"young: an answer after 300 ms is taken, on the fast path (%.0f ms, %lu crossings)", t, ops() - o);
+	mode = GOOD;
+	DC_CTX_free(c);
+
+	/* silent: the bound (1 s: the context is young; DISTCACHE_TIMEOUT_MS
+	 * unset), then probation */
 	c = DC_CTX_new(target, 0);
 	CHECK(DC_CTX_has_session(c, U("x"), 1) == 1 && DC_CTX_has_session(c, U("x"), 1) == 1,
 		"silent: the context is warm");
@@ -594,7 +617,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	unsetenv("DISTCACHE_TIMEOUT_MS");
-	CT_PLAN(7 * 2 + 6 + 4 + 5 * 4 + 3 + 3 + 4 + 3);
+	CT_PLAN(7 * 2 + 6 + 4 + 5 * 4 + 3 + 2 + 3 + 4 + 3);
 	snprintf(bin, sizeof bin, "%s/dc_server", argv[1]);
 	snprintf(sock, sizeof sock, "%s/fast.sock", argv[2]);
 	snprintf(log, sizeof log, "%s/t_fast.dc_server.log", argv[2]);

@@ -127,6 +127,7 @@ struct st_DC_CTX {
 	long bound_us, floor_us, ceil_us;
 	long long bound_at;
 	long long lat_cur, lat_prev, lat_start, lat_at;
+	long long lat_first;	/* the first answer after none for two windows */
 	int reget;		/* REGET_* */
 	unsigned int reget_id_len;
 	unsigned char reget_id[DCW_MAX_ID_LEN];
@@ -393,6 +394,9 @@ static long long now_us(void)
 /* The bound of an exchange starting at now, goimpl/latency's rule over
  * the answers the front saw: DCW_LAT_FACTOR times the slowest of the last
  * one to two windows, between the floor and the ceiling the engine gave;
+ * DCW_LAT_FACTOR floors at least while those answers say little (none in
+ * the last two windows, or they began less than a window ago), as the
+ * engine waits for a server it has not heard enough of (dcctx's bound);
  * and at least the engine's own bound at the last handover, for two
  * windows.  Under mu. */
 static long ctx_bound(const DC_CTX *c, long long now)
@@ -401,6 +405,12 @@ static long ctx_bound(const DC_CTX *c, long long now)
 
 	if (c->lat_at && now - c->lat_at <= 2 * DCW_LAT_WINDOW_US) {
 		long long t = DCW_LAT_FACTOR * (c->lat_cur > c->lat_prev ? c->lat_cur : c->lat_prev);
+
+		if (t > b)
+			b = t;
+	}
+	if (!c->lat_at || now - c->lat_at > 2 * DCW_LAT_WINDOW_US || now - c->lat_first < DCW_LAT_WINDOW_US) {
+		long long t = DCW_LAT_FACTOR * c->floor_us;
 
 		if (t > b)
 			b = t;
@@ -415,6 +425,8 @@ static void ctx_observe(DC_CTX *c, long long d, long long now)
 {
 	long long since = now - c->lat_start;
 
+	if (!c->lat_at || now - c->lat_at > 2 * DCW_LAT_WINDOW_US)
+		c->lat_first = now;
 	if (since > 2 * DCW_LAT_WINDOW_US) {
 		c->lat_prev = c->lat_cur = 0;
 		c->lat_start = now;

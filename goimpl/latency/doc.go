@@ -10,7 +10,9 @@
 // timeout in force (Timeout): Factor times the slowest answer of the
 // current and the previous Window, never under the floor and never over
 // the ceiling it was made with. Without an answer in the last two windows
-// the floor applies. Late tells a timer that fired well after it was due
+// the floor applies. Known says whether the timeout rests on what the
+// server showed (its answers have come for a Window, the last one recent),
+// for a caller that then waits longer, as for a server it never heard. Late tells a timer that fired well after it was due
 // (the process did not get the CPU, so the server's silence proves
 // nothing): such a request deserves another timeout, up to MaxExtensions.
 package latency

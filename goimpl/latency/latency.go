@@ -25,6 +25,9 @@ type Bound struct {
 
 	cur atomic.Int64 // the timeout in force (ns), 0 before the first answer
 	at  atomic.Int64 // when cur was last set (unix ns)
+	// first: when the answers b has seen without a gap of over two
+	// Windows began (unix ns; see Known)
+	first atomic.Int64
 	// peak mirrors curPeak and start windowStart for Observe's lock-free
 	// fast path: an answer no slower than the window's peak changes
 	// nothing but the time stamp.
@@ -63,6 +66,10 @@ func (b *Bound) Observe(d time.Duration, now time.Time) {
 		return
 	}
 	b.mu.Lock()
+	// (the fast path above never sees a stale at: start <= at)
+	if last := b.at.Load(); last == 0 || ns-last > int64(2*Window) {
+		b.first.Store(ns)
+	}
 	if since := now.Sub(b.windowStart); since > 2*Window {
 		b.prevPeak, b.curPeak, b.windowStart = 0, 0, now // both windows are old
 		b.start.Store(ns)
@@ -80,6 +87,20 @@ func (b *Bound) Observe(d time.Duration, now time.Time) {
 
 // Answered reports whether b has ever observed an answer.
 func (b *Bound) Answered() bool { return b.at.Load() != 0 }
+
+// Known reports whether b's timeout at now rests on what the server
+// showed: an answer came in the last two Windows, and the answers have
+// come, without a gap of over two Windows, for at least one Window. One
+// answer, or a few of a moment, say little of the next: an Apache child
+// forked in a graceful restart saw dc_client answer in under 10 ms at
+// first and in over 100 ms a moment later, while the machine was busy
+// starting the new generation. A caller that knows the server no better
+// than a new one waits as long as for a new one until Known.
+func (b *Bound) Known(now time.Time) bool {
+	last := b.at.Load()
+	ns := now.UnixNano()
+	return last != 0 && ns-last <= int64(2*Window) && ns-b.first.Load() >= int64(Window)
+}
 
 // Timeout returns the timeout in force at now: the floor when no answer
 // came in the last two windows.

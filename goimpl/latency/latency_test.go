@@ -101,3 +101,36 @@ func BenchmarkObserve(b *testing.B) {
 		}
 	})
 }
+
+// Known: not before the answers have come for a Window, nor after two
+// Windows without one, nor until a Window after the answers resumed.
+func TestKnown(t *testing.T) {
+	b := New(100*time.Millisecond, 2*time.Second)
+	t0 := time.Unix(1000, 0)
+	if b.Known(t0) {
+		t.Fatal("known before any answer")
+	}
+	b.Observe(time.Millisecond, t0)
+	for _, c := range []struct {
+		at    time.Duration // after t0
+		known bool
+	}{{0, false}, {Window - time.Millisecond, false}, {Window, true}, {2 * Window, true}, {2*Window + time.Millisecond, false}} {
+		if got := b.Known(t0.Add(c.at)); got != c.known {
+			t.Errorf("%v after one answer: known %v, want %v", c.at, got, c.known)
+		}
+	}
+	// answers every second keep it known; the time of the first counts
+	for s := 1; s <= 12; s++ {
+		b.Observe(time.Millisecond, t0.Add(time.Duration(s)*time.Second))
+	}
+	if !b.Known(t0.Add(12 * time.Second)) {
+		t.Fatal("not known with an answer every second for 12 s")
+	}
+	// after a silence of over two windows the answers start anew
+	t1 := t0.Add(12*time.Second + 2*Window + time.Millisecond)
+	b.Observe(time.Millisecond, t1)
+	if b.Known(t1) || b.Known(t1.Add(Window-time.Millisecond)) || !b.Known(t1.Add(Window)) {
+		t.Fatalf("after the silence: known %v, %v, %v; want false, false, true",
+			b.Known(t1), b.Known(t1.Add(Window-time.Millisecond)), b.Known(t1.Add(Window)))
+	}
+}

@@ -35,10 +35,11 @@ const (
 //     included (DefaultTimeout, 100 ms; env DISTCACHE_TIMEOUT_MS). The
 //     bound in force adapts to the server (goimpl/latency): ten times the
 //     slowest answer of the last 5 to 10 s, at least Timeout, at most
-//     MaxTimeoutFactor Timeouts (2 s); until the server's first answer,
-//     10 Timeouts (1 s). An exchange whose wait ended over a
-//     quarter of the bound late (this process did not get the CPU) waits
-//     up to two bounds more. A timeout puts the Ctx on probation (see Ctx).
+//     MaxTimeoutFactor Timeouts (2 s); at least 10 Timeouts (1 s) while
+//     the answers say little (latency.Bound.Known): before the first,
+//     and until they have come for 5 s (again after 10 s without one).
+//     An exchange whose wait ended over a quarter of the bound late
+//     (this process did not get the CPU) waits up to two bounds more. A timeout puts the Ctx on probation (see Ctx).
 //   - ConnectTimeout and IOTimeout replace the adaptive bound by fixed
 //     ones, as in earlier versions (no default; env
 //     DISTCACHE_CONNECT_TIMEOUT_MS, DISTCACHE_IO_TIMEOUT_MS): IOTimeout

@@ -55,18 +55,25 @@ func (b *budget) extend(now time.Time) bool {
 }
 
 // bound returns the bound of an exchange starting at now: IOTimeout when
-// it is set, else the adaptive one; until the server's first answer, as if
-// an answer had taken Timeout (a new context knows nothing of the server
-// yet, and its first exchange includes the connect and the accept: on a
-// loaded machine 2 in 300 new contexts waited over 100 ms for it).
+// it is set, else the adaptive one; but at least as if an answer had taken
+// Timeout (10 Timeouts, 1 s) while the answers do not yet say what to
+// expect of the server (latency.Bound.Known): before the first, for a
+// Window after the first (or the first after two Windows of silence). A
+// new context knows nothing of the server, and its first exchange includes
+// the connect and the accept (on a loaded machine 2 in 300 new contexts
+// waited over 100 ms for it); and one fast answer says little of the
+// next (an Apache child forked in a graceful restart, its first answers
+// under 10 ms, waited over 100 ms for one a moment later and went on
+// probation).
 func (c *Ctx) bound(now time.Time) time.Duration {
 	if c.opt.IOTimeout > 0 {
 		return c.opt.IOTimeout
 	}
-	if !c.lat.Answered() {
-		return min(latency.Factor*c.opt.Timeout, c.lat.Ceil())
+	t := c.lat.Timeout(now)
+	if !c.lat.Known(now) {
+		t = max(t, min(latency.Factor*c.opt.Timeout, c.lat.Ceil()))
 	}
-	return c.lat.Timeout(now)
+	return t
 }
 
 // connectBound bounds a connect on its own (New's first connection, a

@@ -245,3 +245,30 @@ func TestStallSIGSTOP(t *testing.T) {
 		}
 	}
 }
+
+// A context whose answers have come for less than a Window (five seconds)
+// waits for a slow one as a new context does (1 s), not ten times its
+// first answers (the 100 ms floor): Apache children forked in a graceful
+// restart, their first answers fast, took a loaded dc_client's next
+// answer, over 100 ms late, for a stall and went on probation.
+func TestYoungContextWaitsForASlowAnswer(t *testing.T) {
+	for _, nw := range networks {
+		for _, flags := range []uint32{0, FlagPersistent} {
+			t.Run(fmt.Sprintf("%s/flags=%#x", nw, flags), func(t *testing.T) {
+				s := fake.Start(t, nw, "", nil)
+				c := newCtx(t, s.Target, flags, defaults)
+				for i := 0; i < 3; i++ {
+					if c.HasSession([]byte("x")) != 0 {
+						t.Fatal("has from a fast server")
+					}
+				}
+				s.Delay.Store(int64(300 * time.Millisecond))
+				start := time.Now()
+				if got := c.HasSession([]byte("x")); got != 0 || c.Stalled() {
+					t.Fatalf("an answer 300 ms late (waited %v): has %d, on probation %v; want 0, not on probation",
+						time.Since(start).Round(time.Millisecond), got, c.Stalled())
+				}
+			})
+		}
+	}
+}

@@ -51,7 +51,10 @@ type Server struct {
 	Target string
 	store  *Store
 
-	mode        atomic.Int32
+	mode atomic.Int32
+	// Delay: nanoseconds each answer waits before it is written (a slow
+	// server)
+	Delay       atomic.Int64
 	Accepts     atomic.Int32
 	Requests    atomic.Int32
 	LastTimeout atomic.Uint32
@@ -227,6 +230,9 @@ func (s *Server) serve(c net.Conn) {
 		}
 		if mode == ModeHalfAnswer && n > 0 {
 			out = out[:len(out)/2]
+		}
+		if d := time.Duration(s.Delay.Load()); d > 0 {
+			time.Sleep(d)
 		}
 		if _, err := c.Write(out); err != nil {
 			return
