@@ -42,6 +42,21 @@ LOW_GOGC=5             # GOGC given to Apache and so to its children
 
 say() { printf 'apache-check: %s\n' "$*"; }
 die() { say "ERROR: $*" >&2; exit 1; }
+# The daemons the tests start (dc_server, dc_client) each run in a
+# session of their own, as a daemon does (dc_server -daemon, Apache,
+# redis-server --daemonize, memcached -d): with the kernel's autogroups
+# (sched_autogroup_enabled) a session shares one CPU share, so a daemon
+# left in this script's session would share it with the load driver
+# (openssl s_time, loadgen) and, on a busy machine, wait behind it where
+# the other stores do not. A background command of this (non-interactive)
+# shell is no process group leader: setsid(1) then execs the daemon
+# itself, so $! stays its pid. Only for "own_session CMD ... &".
+own_session() { exec setsid "$@"; }
+# own_sessions PID...: each of them leads a session of its own
+own_sessions() {
+	local p
+	for p in "$@"; do [ "$(ps -o sid= -p "$p" | tr -d ' ')" = "$p" ] || return 1; done
+}
 
 # ---------------------------------------------------------------- prerequisites
 APACHE2=$(command -v apache2 || true)
@@ -217,7 +232,7 @@ cat >"$T/ctl" <<EOF
 alive() { [ -r /proc/\$1/stat ] && [ "\$(awk '{print \$3}' /proc/\$1/stat 2>/dev/null)" != Z ]; }
 case \$1 in
 dc-start)
-	"$BIN/dc_server" -listen IP:127.0.0.1:$DC_PORT -sessions 20000 ${DCS_TLS:-} \\
+	setsid "$BIN/dc_server" -listen IP:127.0.0.1:$DC_PORT -sessions 20000 ${DCS_TLS:-} \\
 		-pidfile "$T/dc_server.pid" >>"$T/dc_server.log" 2>&1 </dev/null &
 	echo \$! >"$T/dc_server.pid"
 	for i in \$(seq 200); do
@@ -260,7 +275,7 @@ start_dc_client() { # start_dc_client NAME
 	# a log per MPM phase: tier_secure must not see the last phase's outage
 	[ ! -f "$T/dc_client-$1.log" ] || cat "$T/dc_client-$1.log" >>"$T/dc_client-$1.log.old"
 	: >"$T/dc_client-$1.log"
-	"$BIN/dc_client" -listen "UNIX:$sock" -server "IP:127.0.0.1:$DC_PORT" \
+	own_session "$BIN/dc_client" -listen "UNIX:$sock" -server "IP:127.0.0.1:$DC_PORT" \
 		-retry $RETRY_MS -sockgroup www-data -sockperms 0660 $(dcc_tls "$1") \
 		>>"$T/dc_client-$1.log" 2>&1 &
 	PIDS+=("$!")
@@ -741,7 +756,7 @@ run_redis() {
 	addr=$("$REDIS_SH" addr "$dir")
 	for n in A B; do
 		rm -f "$T/redis-$n.sock"
-		"$BIN/dc_client" -listen "UNIX:$T/redis-$n.sock" -server "$addr" \
+		own_session "$BIN/dc_client" -listen "UNIX:$T/redis-$n.sock" -server "$addr" \
 			-sockgroup www-data -sockperms 0660 >>"$T/dc_client-redis-$n.log" 2>&1 &
 		pids+=("$!")
 		PIDS+=("$!")
@@ -811,16 +826,16 @@ resume_setup() { # the stores and daemons every MPM's instances use
 	# loopback behind a dc_client (a farm's layout), both in the clear as
 	# Redis and memcached are
 	rm -f "$T/rs-dcs.sock" "$T/rs-dcc.sock"
-	"$BIN/dc_server" -listen "UNIX:$T/rs-dcs.sock" -sockgroup www-data -sockperms 0660 \
+	own_session "$BIN/dc_server" -listen "UNIX:$T/rs-dcs.sock" -sockgroup www-data -sockperms 0660 \
 		>>"$T/rs-dc_server-unix.log" 2>&1 &
 	PIDS+=("$!")
 	local dcs_unix=$!
 	dport=$(free_port)
-	"$BIN/dc_server" -listen "IP:127.0.0.1:$dport" >>"$T/rs-dc_server-tcp.log" 2>&1 &
+	own_session "$BIN/dc_server" -listen "IP:127.0.0.1:$dport" >>"$T/rs-dc_server-tcp.log" 2>&1 &
 	PIDS+=("$!")
 	local dcs_tcp=$!
 	wait_until 10 port_open "$dport" || die "dc_server does not listen on $dport"
-	"$BIN/dc_client" -listen "UNIX:$T/rs-dcc.sock" -server "IP:127.0.0.1:$dport" \
+	own_session "$BIN/dc_client" -listen "UNIX:$T/rs-dcc.sock" -server "IP:127.0.0.1:$dport" \
 		-sockgroup www-data -sockperms 0660 >>"$T/rs-dc_client.log" 2>&1 &
 	PIDS+=("$!")
 	local dcc=$!
@@ -846,7 +861,7 @@ resume_setup() { # the stores and daemons every MPM's instances use
 	if [ -n "$alt" ] && [ -x "$alt/dc_server" ]; then
 		# its dc_server straight, on a unix socket
 		rm -f "$T/rs-dcs-alt.sock"
-		"$alt/dc_server" -listen "UNIX:$T/rs-dcs-alt.sock" -sockgroup www-data -sockperms 0660 \
+		own_session "$alt/dc_server" -listen "UNIX:$T/rs-dcs-alt.sock" -sockgroup www-data -sockperms 0660 \
 			>>"$T/rs-dc_server-unix-alt.log" 2>&1 &
 		PIDS+=("$!")
 		RESUME_DAEMONS[dc-straight-alt]=$!
@@ -859,12 +874,12 @@ resume_setup() { # the stores and daemons every MPM's instances use
 		[ -x "$altsrv" ] || altsrv=$BIN/dc_server
 		aport=$(free_port)
 		while [ "$aport" = "$dport" ]; do aport=$(free_port); done
-		"$altsrv" -listen "IP:127.0.0.1:$aport" >>"$T/rs-dc_server-alt.log" 2>&1 &
+		own_session "$altsrv" -listen "IP:127.0.0.1:$aport" >>"$T/rs-dc_server-alt.log" 2>&1 &
 		PIDS+=("$!")
 		local alts=$!
 		wait_until 10 port_open "$aport" || die "the other dc_server does not listen on $aport"
 		rm -f "$T/rs-dcc-alt.sock"
-		"$alt/dc_client" -listen "UNIX:$T/rs-dcc-alt.sock" -server "IP:127.0.0.1:$aport" \
+		own_session "$alt/dc_client" -listen "UNIX:$T/rs-dcc-alt.sock" -server "IP:127.0.0.1:$aport" \
 			-sockgroup www-data -sockperms 0660 >>"$T/rs-dc_client-alt.log" 2>&1 &
 		PIDS+=("$!")
 		RESUME_DAEMONS[dc-client-alt]="$! $alts"
@@ -888,7 +903,7 @@ resume_setup() { # the stores and daemons every MPM's instances use
 		return 0
 	fi
 	rm -f "$T/rs-orig.sock"
-	"$APACHE_ORIG/bin/dc_server" -listen "UNIX:$T/rs-orig.sock" -sockgroup www-data -sockperms 0660 \
+	own_session "$APACHE_ORIG/bin/dc_server" -listen "UNIX:$T/rs-orig.sock" -sockgroup www-data -sockperms 0660 \
 		>>"$T/rs-orig.log" 2>&1 &
 	PIDS+=("$!")
 	RESUME_DAEMONS[orig]=$!
@@ -923,6 +938,11 @@ resume_once() {
 run_resume() {
 	local rport=$1 mport=$2 mpm p i r rounds=${APACHE_RESUME_ROUNDS:-3} order res line
 	resume_setup "$rport" "$mport"
+	# every row's store on an equal footing (own_session)
+	for p in "${RESUME_PROVIDERS[@]}"; do
+		# shellcheck disable=SC2086
+		own_sessions ${RESUME_DAEMONS[$p]:-} || die "$p: a cache daemon (${RESUME_DAEMONS[$p]}) shares a session"
+	done
 	if [ -n "${APACHE_RESUME_ONLY:-}" ]; then
 		# only the rows named (the others' daemons stay idle)
 		local keep=()
@@ -1035,7 +1055,7 @@ EOF
 	for n2 in A B; do
 		start_dc_client "$n2"
 		rm -f "$T/r$n2.sock"
-		"$BIN/dc_client" -listen "UNIX:$T/r$n2.sock" -server "redis://127.0.0.1:$rport" \
+		own_session "$BIN/dc_client" -listen "UNIX:$T/r$n2.sock" -server "redis://127.0.0.1:$rport" \
 			-sockgroup www-data -sockperms 0660 >>"$T/dc_client-r$n2.log" 2>&1 &
 		PIDS+=("$!")
 		wait_until 10 test -S "$T/r$n2.sock" || die "dc_client (Redis) made no socket"
