@@ -8,7 +8,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +15,7 @@ import (
 	"github.com/distcache-go/distcache/goimpl/cache"
 	"github.com/distcache-go/distcache/goimpl/dcserver"
 	"github.com/distcache-go/distcache/goimpl/proto"
+	"github.com/distcache-go/distcache/internal/daemontest"
 )
 
 // The operations the original dc_test did before its own check failed
@@ -233,7 +233,7 @@ func TestOurProxyWaitsForALateAnswer(t *testing.T) {
 			}()
 		}
 	}()
-	im := impl{name: "ours", proxy: ourTool(t, "dc_client"), proxyArgs: oursProxyArgs}
+	im := impl{name: "ours", proxy: daemontest.Bin(t, "dc_client"), proxyArgs: oursProxyArgs}
 	argv := proxyCommand(im, "UNIX:"+dir+"/cli", "UNIX:"+up)
 	var out bytes.Buffer
 	proxy := exec.Command(argv[0], argv[1:]...)
@@ -254,27 +254,4 @@ func TestOurProxyWaitsForALateAnswer(t *testing.T) {
 	if _, err := spacedLoad("UNIX:"+dir+"/cli", bcase{ops: 5, gap: 100 * time.Microsecond}, false, func() {}); err != nil {
 		t.Fatalf("through dc_client %v: %v", argv[1:], err)
 	}
-}
-
-// ourTool is the path of one of our tools: in DC_BIN when set (make check
-// sets it), else built for the test.
-func ourTool(t *testing.T, name string) string {
-	t.Helper()
-	if d := os.Getenv("DC_BIN"); d != "" {
-		p, err := filepath.Abs(filepath.Join(d, name))
-		if err == nil {
-			_, err = os.Stat(p)
-		}
-		if err != nil {
-			t.Fatalf("DC_BIN: %v", err)
-		}
-		return p
-	}
-	p := filepath.Join(t.TempDir(), name)
-	cmd := exec.Command("go", "build", "-o", p, "github.com/distcache-go/distcache/cmd/"+name)
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building %s: %v\n%s", name, err, out)
-	}
-	return p
 }

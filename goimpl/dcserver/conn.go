@@ -270,6 +270,20 @@ func (c *conn) start() {
 	}
 }
 
+// endCorrupt ends a connection whose request is answered by closing it:
+// the answers owed to its earlier requests are written first (by a
+// goroutine when a loop serves it), and true says the conn is done with.
+func (c *conn) endCorrupt() bool {
+	if c.loop != nil && len(c.out) > 0 && c.finishElsewhere(nil, metrics.CloseCorrupt) {
+		return true
+	}
+	if len(c.out) > 0 {
+		c.flush()
+	}
+	c.end(metrics.CloseCorrupt, false)
+	return true
+}
+
 // run reads and answers requests until the connection ends (true) or, in
 // an event loop, until a read or write would wait or the turn's budget is
 // spent (false; the loop says what next).
@@ -316,14 +330,7 @@ func (c *conn) run() (ended bool) {
 		}
 		if err != nil {
 			s.log.Printf("Warning, closing connection from %s: %v", c.peer(), err)
-			if c.loop != nil && len(c.out) > 0 && c.finishElsewhere(nil, metrics.CloseCorrupt) {
-				return true
-			}
-			if len(c.out) > 0 {
-				c.flush()
-			}
-			c.end(metrics.CloseCorrupt, false)
-			return true
+			return c.endCorrupt()
 		}
 		c.out, _ = proto.AppendMessage(c.out, &proto.Message{Response: true, UID: m.UID, Op: m.Op, Payload: payload})
 		s.ops.Add(1)

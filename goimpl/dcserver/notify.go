@@ -302,14 +302,7 @@ func (c *conn) subscribe(req *proto.Message) bool {
 	s := c.s
 	if len(req.Payload) != 0 || c.rd.Buffered() != 0 || len(c.pre) != 0 {
 		s.log.Printf("Warning, closing connection from %s: a subscription with a payload or followed by requests", c.peer())
-		if c.loop != nil && len(c.out) > 0 && c.finishElsewhere(nil, metrics.CloseCorrupt) {
-			return true
-		}
-		if len(c.out) > 0 {
-			c.flush()
-		}
-		c.end(metrics.CloseCorrupt, false)
-		return true
+		return c.endCorrupt()
 	}
 	c.out, _ = proto.AppendMessage(c.out, &proto.Message{Response: true, UID: req.UID, Op: req.Op, Payload: []byte{proto.ResultOK}})
 	s.ops.Add(1)

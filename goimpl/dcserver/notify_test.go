@@ -166,30 +166,40 @@ func TestSlowSubscriberDropped(t *testing.T) {
 		s, sock := serveT(t, Options{Store: c.Store(), Notify: true, Loops: loops, NoticeBacklog: 4096,
 			Log: logFunc(func(string, ...any) {})})
 		sub := subscribeT(t, sock)
-		cl := dial(t, sock)
-		id := bytes.Repeat([]byte("i"), proto.MaxIDLen)
-		var batch []byte
-		for i := range 100 {
-			batch = append(batch, request(uint32(i), proto.OpRemove, id)...)
-		}
 		// Notices of 78 bytes: the socket buffers hold some thousands.
-		for round := 0; s.Subscribers() > 0; round++ {
-			if round == 20000 {
-				t.Fatal("the subscriber was never dropped")
-			}
-			cl.nc.Write(batch)
-			for range 100 {
-				if m := cl.recv(); !bytes.Equal(m.Payload, []byte{1}) {
-					t.Fatalf("remove: % x", m.Payload)
-				}
-			}
-		}
+		removeUntilDropped(t, s, dial(t, sock), 20000, nil)
 		// Its end comes after what its socket holds.
 		sub.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
 		if _, err := io.Copy(io.Discard, sub.nc); err != nil {
 			t.Fatalf("the dropped subscriber's connection: %v", err)
 		}
 	})
+}
+
+// removeUntilDropped sends REMOVEs of a missing 64-byte id through cl, in
+// rounds of 100 (each answered, then after called when not nil), until s
+// has no subscriber; more than rounds of them fail the test.
+func removeUntilDropped(t *testing.T, s *Server, cl *client, rounds int, after func()) {
+	t.Helper()
+	id := bytes.Repeat([]byte("i"), proto.MaxIDLen)
+	var batch []byte
+	for i := range 100 {
+		batch = append(batch, request(uint32(i), proto.OpRemove, id)...)
+	}
+	for round := 0; s.Subscribers() > 0; round++ {
+		if round == rounds {
+			t.Fatalf("the subscriber was not dropped within %d notices", rounds*100)
+		}
+		cl.nc.Write(batch)
+		for range 100 {
+			if m := cl.recv(); !bytes.Equal(m.Payload, []byte{1}) {
+				t.Fatalf("remove: % x", m.Payload)
+			}
+		}
+		if after != nil {
+			after()
+		}
+	}
 }
 
 // Shutdown closes the subscribers.
@@ -258,28 +268,11 @@ func TestSubscriberBacklogInConnMemory(t *testing.T) {
 		s, sock := serveT(t, Options{Store: c.Store(), Notify: true, Loops: loops, ConnMemory: 64 << 10,
 			NoticeBacklog: 64 << 20, Log: logFunc(func(string, ...any) {})})
 		sub := subscribeT(t, sock)
-		cl := dial(t, sock)
-		id := bytes.Repeat([]byte("i"), proto.MaxIDLen)
-		var batch []byte
-		for i := range 100 {
-			batch = append(batch, request(uint32(i), proto.OpRemove, id)...)
-		}
 		// 78-byte notices: past the socket buffers (some thousands), the
 		// 64 KiB budget is reached after some hundreds more, long before
 		// the 64 MiB backlog (860 000).
 		peak := int64(0)
-		for round := 0; s.Subscribers() > 0; round++ {
-			if round == 2000 {
-				t.Fatal("the subscriber was not dropped within 200 000 notices")
-			}
-			cl.nc.Write(batch)
-			for range 100 {
-				if m := cl.recv(); !bytes.Equal(m.Payload, []byte{1}) {
-					t.Fatalf("remove: % x", m.Payload)
-				}
-			}
-			peak = max(peak, s.connMem.Load())
-		}
+		removeUntilDropped(t, s, dial(t, sock), 2000, func() { peak = max(peak, s.connMem.Load()) })
 		if peak > 64<<10+4096 {
 			t.Errorf("connections held %d bytes, over the 64 KiB budget", peak)
 		}
