@@ -12,6 +12,10 @@
  *                               works
  *   t_chroot child JAIL remedy  the same without /proc in JAIL: calls fail,
  *                               with one line on stderr naming the remedy
+ *
+ * The contexts inside the jail are PERSISTENT ones, whose operations enter
+ * the engine: a context of flags 0 on a unix socket makes its connection in
+ * the front and needs no engine while its operations succeed (t_fast).
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -58,7 +62,7 @@ int main(int argc, char **argv)
 		CHECK(jail(argv[2]), "chroot(%s) before any library call", argv[2]);
 		CHECK(access("/distcache", F_OK) != 0 && access("/usr", F_OK) != 0,
 			"inside: no engine, no libraries visible");
-		c = DC_CTX_new("UNIX:/dc.sock", 0);
+		c = DC_CTX_new("UNIX:/dc.sock", DC_CTX_FLAG_PERSISTENT);
 		CHECK(roundtrip(c, "before") == 0, "DC_CTX add/get/remove in the chroot (the engine loaded after it)");
 		DC_CTX_free(c);
 	} else {
@@ -69,7 +73,7 @@ int main(int argc, char **argv)
 		CT_PLAN(3);
 		snprintf(target, sizeof target, "UNIX:%s/dc.sock", argv[2]);
 		snprintf(errf, sizeof errf, "%s.stderr", argv[2]);
-		c = DC_CTX_new(target, 0);
+		c = DC_CTX_new(target, DC_CTX_FLAG_PERSISTENT);
 		CHECK(roundtrip(c, "parent") == 0, "parent: the library is used (engine loaded) before fork()");
 		pid = fork();
 		if (pid == 0) {
@@ -79,7 +83,7 @@ int main(int argc, char **argv)
 
 			if (fd < 0 || dup2(fd, 2) < 0 || !jail(argv[2]))
 				_exit(10);
-			in = DC_CTX_new("UNIX:/dc.sock", 0);
+			in = DC_CTX_new("UNIX:/dc.sock", DC_CTX_FLAG_PERSISTENT);
 			r = roundtrip(in, "child");
 			DC_CTX_free(in);
 			/* works: 0; remedy: the calls must fail */

@@ -12,6 +12,9 @@
  *     the engine connects again), PERSISTENT alone fails once (E-35);
  *   - a forked child finds the parent's pooled connections closed and
  *     makes its own; the parent's still work, without crossing;
+ *   - a context of flags 0 on a unix socket makes its first connection
+ *     in the front: a forked child whose operations all succeed never
+ *     loads the engine (no thread is started);
  *   - a server answering garbage, another uid, a frame too long, more than
  *     the answer: that connection is closed, the operation fails, the next
  *     one works on a new connection; an empty answer keeps the connection;
@@ -31,6 +34,7 @@
  * writes its frames by hand: the test must not share the codec it tests.
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -72,7 +76,9 @@ static unsigned long ops(void)
 		void *h;
 
 		dl_iterate_phdr(find_engine, path);
-		if (path[0] && (h = dlopen(path, RTLD_NOW | RTLD_NOLOAD)))
+		if (!path[0])
+			return 0;	/* no engine loaded: nothing crossed */
+		if ((h = dlopen(path, RTLD_NOW | RTLD_NOLOAD)))
 			ctx_ops = (unsigned long (*)(void))dlsym(h, "dce_ctx_ops");
 		if (!ctx_ops)
 			return (unsigned long)-1;
@@ -170,7 +176,7 @@ static void warm(const char *target, unsigned int flags)
 
 	memset(big, 'b', sizeof big);
 	CHECK(c && DC_CTX_add_session(c, U("warm-1"), 6, U("the session"), 11, 60000) == 1,
-		"flags %#x: the first operation (the engine's) stores a session", flags);
+		"flags %#x: the first operation stores a session", flags);
 	before = ops();
 	for (i = 0; i < WARM; i++) {
 		used = 0;
@@ -229,8 +235,9 @@ static void restarted(const char *bin, const char *sock, const char *log, pid_t 
 	*server = start_server(bin, sock, log);
 	CHECK(up(sock), "restart: dc_server restarted");
 	before = ops();
-	CHECK(DC_CTX_add_session(c[0], U("r"), 1, U("data2"), 5, 60000) == 1 && ops() > before,
-		"restart, flags 0: the stale connection is noticed, the add goes through the engine and succeeds");
+	CHECK(DC_CTX_add_session(c[0], U("r"), 1, U("data2"), 5, 60000) == 1 && ops() == before,
+		"restart, flags 0: the stale connection is noticed, the front connects again and the add succeeds "
+		"(the engine has no context for it: %lu crossings)", ops() - before);
 	CHECK(DC_CTX_has_session(c[1], U("r"), 1) == 1, "restart, PERSISTENT|RETRY: has succeeds (resent once)");
 	CHECK(DC_CTX_has_session(c[2], U("r"), 1) == -1 && DC_CTX_has_session(c[2], U("r"), 1) == 1,
 		"restart, PERSISTENT: the first operation fails, the next connects again (E-35)");
@@ -290,6 +297,54 @@ static void forked(const char *target)
 	CHECK(DC_CTX_get_session(c, U("f"), 1, buf, sizeof buf, &used) == 1 && used == 5 && ops() == o,
 		"fork: the parent's connection still works, without crossing");
 	DC_CTX_remove_session(c, U("f"), 1);
+	DC_CTX_free(c);
+}
+
+/* ---- a child that never needs the engine ---- */
+
+static int threads(void)
+{
+	DIR *d = opendir("/proc/self/task");
+	struct dirent *e;
+	int n = 0;
+
+	if (!d)
+		return -1;
+	while ((e = readdir(d)))
+		n += e->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
+
+/* 2 checks: a forked child's context of flags 0 on a unix socket connects
+ * by itself (an Apache child's first lookup): every operation works and
+ * the engine is not loaded (its Go runtime would start threads). */
+static void no_engine(const char *target)
+{
+	DC_CTX *c = DC_CTX_new(target, 0);
+	int st = -1;
+	pid_t pid;
+
+	CHECK(c && threads() >= 1, "no engine: a context of flags 0 made before the fork (%d thread(s) here)",
+		threads());
+	if ((pid = fork()) == 0) {
+		unsigned char buf[64];
+		unsigned int used = 0;
+		int ok;
+
+		ok = DC_CTX_add_session(c, U("ne"), 2, U("ne-data"), 7, 60000) == 1 &&
+			DC_CTX_get_session(c, U("ne"), 2, buf, sizeof buf, &used) == 1 && used == 7 &&
+			memcmp(buf, "ne-data", 7) == 0 && DC_CTX_has_session(c, U("ne"), 2) == 1 &&
+			DC_CTX_reget_session(c, U("ne"), 2, buf, sizeof buf, &used) == 0 &&
+			DC_CTX_remove_session(c, U("ne"), 2) == 1 && DC_CTX_has_session(c, U("ne"), 2) == 0;
+		if (!ok)
+			_exit(1);
+		_exit(threads() == 1 ? 0 : 10 + threads());
+	}
+	waitpid(pid, &st, 0);
+	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+		"no engine: in a forked child add, get, has, reget, remove work and the engine is not loaded "
+		"(status %d: 1 an operation failed, 10+N N threads)", WIFEXITED(st) ? WEXITSTATUS(st) : -1);
 	DC_CTX_free(c);
 }
 
@@ -617,7 +672,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	unsetenv("DISTCACHE_TIMEOUT_MS");
-	CT_PLAN(7 * 2 + 6 + 4 + 5 * 4 + 3 + 2 + 3 + 4 + 3);
+	CT_PLAN(7 * 2 + 6 + 4 + 2 + 5 * 4 + 3 + 2 + 3 + 4 + 3);
 	snprintf(bin, sizeof bin, "%s/dc_server", argv[1]);
 	snprintf(sock, sizeof sock, "%s/fast.sock", argv[2]);
 	snprintf(log, sizeof log, "%s/t_fast.dc_server.log", argv[2]);
@@ -631,6 +686,7 @@ int main(int argc, char **argv)
 	warm(target, DC_CTX_FLAG_PERSISTENT | DC_CTX_FLAG_PERSISTENT_LATE);
 	restarted(bin, sock, log, &server);
 	forked(target);
+	no_engine(target);
 	misbehaving(argv[2]);
 	stop_server(server);
 	return ct_exit();

@@ -261,7 +261,9 @@ int main(int argc, char **argv)
 			if (kids[i] == 0) {
 				unsigned long v;
 				close(fd[0]);
-				v = work(c, "sibling", 5) == 0 ? engine_copy_inode() : 0;
+				/* p: PERSISTENT, whose operations enter the engine
+				 * (c's make their connection in the front) */
+				v = work(p, "sibling", 5) == 0 ? engine_copy_inode() : 0;
 				_exit(write(fd[1], &v, sizeof v) == sizeof v ? 0 : 1);
 			}
 			close(fd[1]);

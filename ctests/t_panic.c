@@ -48,7 +48,10 @@ int main(int argc, char **argv)
 	unsigned int n;
 	DC_CMD cmd;
 	const char *target = argc > 2 ? argv[2] : "UNIX:/nonexistent";
-	DC_CTX *ctx = DC_CTX_new(target, 0), *cold = DC_CTX_new(target, 0);
+	/* cold: PERSISTENT, so that its first operations enter the engine (one
+	 * of flags 0 on a unix socket makes its first connection in the front) */
+	DC_CTX *ctx = DC_CTX_new(target, 0), *cold =
+		DC_CTX_new(target, DC_CTX_FLAG_PERSISTENT | DC_CTX_FLAG_PERSISTENT_LATE);
 	char id[32];
 
 	CT_PLAN(12);

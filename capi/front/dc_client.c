@@ -20,7 +20,10 @@
  * one for itself, checks it as the engine would (a kept connection of a
  * context without PERSISTENT must show nothing to read), writes the
  * request, waits within the engine's bound and reads the answer with the
- * codec of wire.c, and puts the connection back.  Whatever it cannot
+ * codec of wire.c, and puts the connection back.  A context without
+ * PERSISTENT on a unix socket whose engine side does not exist yet in this
+ * generation connects by itself (dial), so that a process whose operations
+ * all succeed never loads the engine.  Whatever it cannot
  * finish cleanly goes to the engine: nothing written yet, the operation
  * itself; a connection that died before its answer began, the engine's one
  * resend (when the engine would resend); else a failure the engine is told
@@ -539,6 +542,121 @@ static int idle_alive(int fd)
 
 enum { XCH_OK, XCH_NET, XCH_TIMEOUT, XCH_REJECT };
 
+/* ---- the front's own first connection ---- */
+
+/* A positive decimal number of at most 32 bits, as the engine reads its
+ * variables (goimpl/client/dcctx envDuration), else 0. */
+static unsigned long long env_num(const char *name)
+{
+	const char *s = getenv(name), *d;
+	unsigned long long v = 0;
+
+	if (!s || !*s)
+		return 0;
+	for (d = s; *d; d++) {
+		if (*d < '0' || *d > '9')
+			return 0;
+		v = v * 10 + (unsigned)(*d - '0');
+		if (v > 0xffffffffull)
+			return 0;
+	}
+	return v;
+}
+
+/* What a connection the front makes starts with, read once: the
+ * engine's floor, ceiling and lifetime from the same variables; dial_ok 0
+ * where the engine must make every connection (DISTCACHE_CTX=client,
+ * fixed bounds). */
+static struct {
+	pthread_once_t once;
+	int dial_ok;
+	long floor_us, ceil_us, lifetime_ms;
+} dial_env = { PTHREAD_ONCE_INIT, 0, 0, 0, 0 };
+
+static void dial_env_read(void)
+{
+	const char *t = getenv("DISTCACHE_CTX");
+	unsigned long long floor_ms = env_num(DCW_ENV_TIMEOUT), life_s = env_num(DCW_ENV_DEFAULT_LIFETIME);
+
+	if (!floor_ms)
+		floor_ms = DCW_DEFAULT_TIMEOUT_MS;
+	if (!life_s)
+		life_s = DCW_DEFAULT_LIFETIME_S;
+	dial_env.floor_us = (long)(floor_ms * 1000);
+	dial_env.ceil_us = DCW_MAX_TIMEOUT_FACTOR * dial_env.floor_us;
+	dial_env.lifetime_ms = (long)(life_s * 1000);
+	dial_env.dial_ok = !(t && strcmp(t, "client") == 0) && !env_num(DCW_ENV_CONNECT_TIMEOUT) &&
+		!env_num(DCW_ENV_IO_TIMEOUT);
+}
+
+/* Whether the engine has a context in this generation: once it has, it
+ * makes the connections (probation, its resend, its drops are its own). */
+static int engine_ctx(DC_CTX *c)
+{
+	const struct dcf_shared *sh = dcf_shared_get();
+	int has;
+
+	sh->lock();
+	has = c->ref && c->gen == *sh->generation;
+	sh->unlock();
+	return has;
+}
+
+/* A connection of the front's own for an operation of a context without
+ * PERSISTENT to a unix socket, when its pool is empty and the engine has
+ * no context in this generation (a forked Apache child's first lookup):
+ * so a process whose operations all succeed never loads the engine (its
+ * Go runtime: five threads and about 4 MB). It gets the engine's floor,
+ * ceiling and lifetime, and so the bound the engine's first connection
+ * has (ctx_bound: ten floors while no answers are known). Listed busy in b, as a taken
+ * one; -1 when the front does not connect here or the connect failed (a
+ * unix connect completes or fails at once): then the engine does the
+ * operation, its connect included, as before. TCP targets are left to
+ * the engine (its connect bound, TCP_NODELAY unless NAL's Nagle is on). */
+static int dial(DC_CTX *c, struct busy_fd *b)
+{
+	struct sockaddr_un sa;
+	const char *path = c->target + 5;
+	int fd;
+
+	pthread_once(&dial_env.once, dial_env_read);
+	if (!dial_env.dial_ok || (c->flags & DCW_FLAG_PERSISTENT) || strncmp(c->target, "UNIX:", 5) != 0 ||
+	    path[0] == '@' || strlen(path) >= sizeof sa.sun_path || engine_ctx(c))
+		return -1;
+	memset(&sa, 0, sizeof sa);
+	sa.sun_family = AF_UNIX;
+	memcpy(sa.sun_path, path, strlen(path));
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -1;
+	while (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+		if (errno != EINTR) {
+			/* refused, absent, or the listener's queue full (EAGAIN:
+			 * a unix connect does not go on in the background) */
+			close(fd);
+			return -1;
+		}
+	}
+	ctx_lock(c);
+	if (c->pool_gen != dcf_gen()) {
+		pool_drop(c);
+		c->pool_gen = dcf_gen();
+	}
+	/* the engine's limits; ctx_bound waits DCW_LAT_FACTOR floors while
+	 * no answers are known, as the engine's first connection does */
+	c->floor_us = dial_env.floor_us;
+	c->ceil_us = dial_env.ceil_us;
+	c->lifetime_ms = dial_env.lifetime_ms;
+	b->fd = fd;
+	b->prev = NULL;
+	b->next = c->busy;
+	if (c->busy)
+		c->busy->prev = b;
+	c->busy = b;
+	ctx_unlock(c);
+	return fd;
+}
+
 /* Waits for fd (events) until *deadline, extending a wait that ended late
  * as the engine does (latency.Late, DCW_MAX_EXTENSIONS); 1 when ready,
  * 0 when the time is up, -1 on an error. */
@@ -680,8 +798,11 @@ static int fast(DC_CTX *c, struct fast_op *f)
 	int x, answered = 0;
 
 	for (;;) {
-		if ((f->fd = pool_take(c, &f->busy)) < 0)
-			return FAST_NONE;
+		if ((f->fd = pool_take(c, &f->busy)) < 0) {
+			if ((f->fd = dial(c, &f->busy)) < 0)
+				return FAST_NONE;
+			break;	/* new: nothing to look at */
+		}
 		if (persistent || idle_alive(f->fd))
 			break;
 		busy_end(c, &f->busy, 0);

@@ -40,6 +40,14 @@
 #define DCW_LATE_DIVISOR             4	/* a wait is late when it ended over bound/this past due */
 #define DCW_LAT_FACTOR               10	/* the bound is this many times the slowest recent answer */
 #define DCW_LAT_WINDOW_US            5000000	/* over the last one to two windows of this many us */
+/* the bounds and lifetime a connection the front makes starts with (dcctx.Options) */
+#define DCW_DEFAULT_TIMEOUT_MS       100	/* the floor of the bound, unless DISTCACHE_TIMEOUT_MS */
+#define DCW_MAX_TIMEOUT_FACTOR       20	/* the bound's ceiling is this many floors */
+#define DCW_DEFAULT_LIFETIME_S       300	/* an ADD's lifetime under 1 s, unless DISTCACHE_DEFAULT_LIFETIME */
+#define DCW_ENV_TIMEOUT              "DISTCACHE_TIMEOUT_MS"	/* milliseconds */
+#define DCW_ENV_CONNECT_TIMEOUT      "DISTCACHE_CONNECT_TIMEOUT_MS"	/* milliseconds: a fixed bound */
+#define DCW_ENV_IO_TIMEOUT           "DISTCACHE_IO_TIMEOUT_MS"	/* milliseconds: a fixed bound */
+#define DCW_ENV_DEFAULT_LIFETIME     "DISTCACHE_DEFAULT_LIFETIME"	/* seconds */
 #define DCW_FLAG_PERSISTENT          1
 #define DCW_FLAG_RETRY               4
 
