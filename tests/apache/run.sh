@@ -89,6 +89,13 @@ cleanup() {
 	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
 	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
 	for d in "$T"/redis-*/; do [ -d "$d" ] && "$ROOT/tests/redis/sentinel.sh" stop "$d"; done
+	# the benchmark's stores (daemons, on fixed ports) when it stopped
+	# before stopping them
+	local f sp
+	for f in redis-server:"$T/bench-redis/pid" memcached:"$T/bench-redis/memcached/pid"; do
+		sp=$(cat "${f#*:}" 2>/dev/null)
+		[ -n "$sp" ] && [ "$(cat "/proc/$sp/comm" 2>/dev/null)" = "${f%%:*}" ] && kill "$sp"
+	done
 	if [ "${APACHE_KEEP:-0}" = 1 ]; then say "kept $T"; else rm -rf "$T"; fi
 }
 trap cleanup EXIT
