@@ -153,6 +153,9 @@ func (s *Server) serveLoops(ln net.Listener) bool {
 	}
 	s.loopSet.Store(&loops)
 	s.loops.Add(int32(len(loops)))
+	// The loops accept on lfd from here on; ln's own descriptor in the
+	// runtime's poller would wake a thread at every connection.
+	evloop.LeavePoller(ln)
 	for _, sl := range loops {
 		go sl.run()
 	}

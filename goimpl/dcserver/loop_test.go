@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"runtime"
 	"strings"
 	"syscall"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/distcache-go/distcache/goimpl/cache"
+	"github.com/distcache-go/distcache/goimpl/evloop"
 	"github.com/distcache-go/distcache/goimpl/proto"
 )
 
@@ -562,6 +564,22 @@ func TestFewestKeptPrefersRawLoops(t *testing.T) {
 					t.Errorf("raw %v kept %v: loop %d, want %d", tc.raw, tc.kept, i, tc.want)
 				}
 			}
+		}
+	}
+}
+
+// The listener's own descriptor leaves the runtime's poller once the
+// loops accept on their duplicate: there it woke a thread waiting in the
+// poller at every connection, for nothing.
+func TestLoopsListenerLeavesThePoller(t *testing.T) {
+	if _, err := os.Stat("/proc/self/fdinfo"); err != nil {
+		t.Skip("no /proc/self/fdinfo:", err)
+	}
+	s, ln, sock := serveLn(t, Options{Store: cache.New(cache.Config{}).Store()})
+	dial(t, sock).roundTrip(proto.OpHave, []byte("id")) // Serve has begun
+	for end := time.Now().Add(5 * time.Second); s.loops.Load() == 0 || evloop.InPoller(ln); time.Sleep(time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatalf("%d loops, the listener still in the runtime's poller", s.loops.Load())
 		}
 	}
 }

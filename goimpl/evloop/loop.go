@@ -4,9 +4,12 @@ package evloop
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"runtime"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -807,6 +810,94 @@ func ListenerFD(ln net.Listener) (int, error) {
 		return -1, errors.New("evloop: the listener has no descriptor")
 	}
 	return FD(sc)
+}
+
+// LeavePoller takes ln's own descriptor out of the runtime's poller, for
+// a listener whose connections Loops accept on a duplicate (ListenerFD).
+// The net package registered it there, edge-triggered, and every
+// connection then woke a thread waiting in the poller for nothing: twice
+// on a unix socket (the connection queued, then the room its accept
+// frees), while the Loop accepting it waits raw or parks. The runtime's
+// epoll set is found in /proc/self/fdinfo, as the one watching that
+// descriptor's number and file; without /proc, or when none is found,
+// nothing changes and LeavePoller reports false. ln's Accept must not be
+// called afterwards (it would wait without end); Close, Addr, File and
+// SyscallConn work as before.
+func LeavePoller(ln net.Listener) bool {
+	sc, ok := ln.(syscall.Conn)
+	if !ok {
+		return false
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	done := false
+	rc.Control(func(fd uintptr) {
+		var st syscall.Stat_t
+		if syscall.Fstat(int(fd), &st) != nil {
+			return
+		}
+		epfd := pollerOf(int(fd), st.Ino)
+		if epfd < 0 {
+			return
+		}
+		var ev syscall.EpollEvent
+		_, _, e := syscall.RawSyscall6(syscall.SYS_EPOLL_CTL, uintptr(epfd), syscall.EPOLL_CTL_DEL, fd, uintptr(unsafe.Pointer(&ev)), 0, 0)
+		done = e == 0
+	})
+	return done
+}
+
+// InPoller reports whether ln's own descriptor is in an epoll set of the
+// process (the runtime's poller, until LeavePoller), as /proc/self/fdinfo
+// shows; false without /proc.
+func InPoller(ln net.Listener) bool {
+	sc, ok := ln.(syscall.Conn)
+	if !ok {
+		return false
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	in := false
+	rc.Control(func(fd uintptr) {
+		var st syscall.Stat_t
+		if syscall.Fstat(int(fd), &st) == nil {
+			in = pollerOf(int(fd), st.Ino) >= 0
+		}
+	})
+	return in
+}
+
+// pollerOf is the epoll descriptor of the process that watches fd, whose
+// file has inode ino (from /proc/self/fdinfo), or -1.
+func pollerOf(fd int, ino uint64) int {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return -1
+	}
+	want := fmt.Sprintf("tfd: %8d ", fd)
+	inoField := fmt.Sprintf(" ino:%x ", ino)
+	for _, e := range ents {
+		if l, err := os.Readlink("/proc/self/fd/" + e.Name()); err != nil || l != "anon_inode:[eventpoll]" {
+			continue
+		}
+		b, err := os.ReadFile("/proc/self/fdinfo/" + e.Name())
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(line, want) && strings.Contains(line+" ", inoField) {
+				n, err := strconv.Atoi(e.Name())
+				if err == nil {
+					return n
+				}
+			}
+		}
+	}
+	return -1
 }
 
 // FD returns a duplicate of the descriptor of c (a socket of the net

@@ -204,6 +204,9 @@ func (p *Proxy) serveLoop(ln net.Listener) error {
 		al.done()
 		return err
 	}
+	// The loop accepts on lfd from here on; ln's own descriptor in the
+	// runtime's poller would wake a thread at every connection.
+	evloop.LeavePoller(ln)
 	// The loop waits raw only when it reads the store's answers itself
 	// (Poll: the upstream), and on one P only while no goroutine waits
 	// for a socket: no request answered by one, every upstream
