@@ -771,7 +771,10 @@ func (l *link) becomePolled() pollAttach {
 // connection, or when the reading caller is answered.
 func (l *link) pollNow() {
 	l.mu.Lock()
-	if l.nc != nil && l.reading && !l.polled && l.readerCall == nil && !l.toPoll {
+	// Only a plain socket can be polled: readLoop's read of any other
+	// (TLS) is left alone, or the requests it waits for would have no
+	// reader.
+	if l.nc != nil && l.io.Raw() && l.reading && !l.polled && l.readerCall == nil && !l.toPoll {
 		l.toPoll = true
 		l.nc.SetReadDeadline(time.Unix(1, 0))
 	}

@@ -210,3 +210,46 @@ func TestAnswersWhileTheReaderRolePasses(t *testing.T) {
 		}
 	}
 }
+
+// Poll takes the reader's role only of a connection it can poll (a plain
+// socket): readLoop's read of any other (TLS) is left alone, and the
+// request it waits for is answered. (Poll used to stop that read and
+// leave nobody reading: the request, a feature probe at dc_client's start
+// over TLS, went unanswered.)
+func TestPollLeavesAnUnpollableConnectionAlone(t *testing.T) {
+	path, held, release := holdServer(t)
+	u, err := New(Options{
+		Servers: []Server{{Name: "hold", Dial: func(ctx context.Context) (net.Conn, error) {
+			var d net.Dialer
+			c, err := d.DialContext(ctx, "unix", path)
+			return struct{ net.Conn }{c}, err // not a plain socket to rawio
+		}}},
+		Retry: 20 * time.Millisecond, Log: nopLog{},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { u.Close() })
+	waitFor(t, "the server connection", func() bool {
+		return errors.Is(u.Have(context.Background(), []byte("x")), store.ErrNotFound)
+	})
+	errs := make(chan error, 1)
+	go func() {
+		// A caller with a deadline does not read: readLoop does.
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		errs <- u.Have(ctx, []byte("hold"))
+	}()
+	<-held
+	p := newTestPoller(t)
+	u.Poll(p)
+	close(release)
+	select {
+	case err := <-errs:
+		if !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("Have: %v, want ErrNotFound", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the request read by readLoop was never answered after Poll")
+	}
+}
