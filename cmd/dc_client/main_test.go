@@ -23,7 +23,7 @@ import (
 func TestMain(m *testing.M) { tooltest.Main(m) }
 
 // setup starts a fake upstream and a dc_client in front of it, with
-// -reqtimeout 10000 unless extra says otherwise: the fake answers from this
+// -near 0, and -reqtimeout 10000 unless extra says otherwise: the fake answers from this
 // process, under the race detector, and at load 30 an answer took over
 // the default 100 ms (the first answers have that floor), which dc_client
 // answered 02 ("did not answer within 105ms": TestE4PipelinedLargeResponses
@@ -32,7 +32,9 @@ func setup(t *testing.T, extra ...string) (dir string, f *fakeServer, p *tooltes
 	dir = tooltest.TempDir(t)
 	f = newFakeServer(t, dir+"/up")
 	sock = dir + "/local"
-	args := append([]string{"-server", "UNIX:" + dir + "/up", "-listen", "UNIX:" + sock, "-retry", "100", "-reqtimeout", "10000"}, extra...)
+	// -near 0: the fake counts requests, and a near cache would add its
+	// feature probe (TestNearCacheAcrossClients has one).
+	args := append([]string{"-server", "UNIX:" + dir + "/up", "-listen", "UNIX:" + sock, "-retry", "100", "-reqtimeout", "10000", "-near", "0"}, extra...)
 	p = tooltest.Start(t, tooltest.Bin(t, "dc_client"), args...)
 	tooltest.WaitDial(t, p, "unix", sock)
 	p.WaitOutput("Info, connected to the server", 10*time.Second)
@@ -557,9 +559,11 @@ func TestBadLocalClientCutsOffNobody(t *testing.T) {
 // Issue #10 item 4: with dc_server stopped (SIGSTOP), the first request
 // costs about -reqtimeout (default 100 ms), the following ones are answered
 // at once (empty: a miss) while dc_client probes, and service comes back
-// when the server runs again.
+// when the server runs again. (-near 0: the near cache would answer the
+// GETs of the session added here without the stopped server, which is
+// exact: a stopped server removes nothing.)
 func TestStoppedServerCostsOneTimeout(t *testing.T) {
-	dir, srv, cli := realPair(t)
+	dir, srv, cli := realPair(t, "-near", "0")
 	c := tooltest.Dial(t, "unix", dir+"/cli")
 	rd := proto.NewReader(c, proto.WantResponses)
 	get := func(uid uint32) (*proto.Message, time.Duration) {
@@ -825,6 +829,50 @@ func TestFeaturesPassTakeOnly(t *testing.T) {
 		nc.Close()
 		if got := proto.ParseFeatures(m.Payload); got != c.want {
 			t.Errorf("%s announces %#x, want %#x", c.sock, got, c.want)
+		}
+	}
+}
+
+// Two dc_clients on one dc_server, each with its near cache: a session
+// one added is answered by it without the server, and a REMOVE or TAKE
+// through the other is seen by its next GET (no stale hit).
+func TestNearCacheAcrossClients(t *testing.T) {
+	dir, _, c1 := realPair(t)
+	c2 := tooltest.Start(t, tooltest.Bin(t, "dc_client"), "-listen", "UNIX:"+dir+"/cli2", "-server", "UNIX:"+dir+"/srv")
+	tooltest.WaitDial(t, c2, "unix", dir+"/cli2")
+	for _, p := range []*tooltest.Proc{c1, c2} {
+		p.WaitOutput("the near cache is on", 10*time.Second)
+	}
+	dialT := func(sock string) net.Conn {
+		nc, err := net.Dial("unix", sock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { nc.Close() })
+		return nc
+	}
+	one, two := dialT(dir+"/cli"), dialT(dir+"/cli2")
+	uid := uint32(0)
+	rt := func(c net.Conn, op proto.Op, payload []byte) []byte {
+		uid++
+		return tooltest.RoundTrip(t, c, uid, op, payload).Payload
+	}
+	for _, op := range []proto.Op{proto.OpRemove, proto.OpTake} {
+		id := []byte("near-" + op.String())
+		if r := rt(one, proto.OpAdd, proto.AppendAddRequest(nil, 60000, id, []byte("data"))); !bytes.Equal(r, []byte{0}) {
+			t.Fatalf("add: % x", r)
+		}
+		if r := rt(one, proto.OpGet, id); string(r) != "data" {
+			t.Fatalf("get: %q", r)
+		}
+		if r := rt(two, op, id); len(r) == 0 || r[0] == proto.ResultNotOK {
+			t.Fatalf("%v through the other dc_client: % x", op, r)
+		}
+		if r := rt(one, proto.OpGet, id); !bytes.Equal(r, []byte{proto.ResultNotOK}) {
+			t.Fatalf("after a %v through the other dc_client, GET answered %q", op, r)
+		}
+		if r := rt(one, proto.OpHave, id); !bytes.Equal(r, []byte{proto.ResultNotOK}) {
+			t.Fatalf("after a %v through the other dc_client, HAVE answered % x", op, r)
 		}
 	}
 }

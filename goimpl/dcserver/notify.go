@@ -244,7 +244,11 @@ func (sb *subscriber) writeLoop() {
 			sb.nc.SetWriteDeadline(time.Now().Add(sb.h.s.o.FrameTimeout))
 			_, err := sb.nc.Write(b)
 			if err != nil {
-				sb.close(metrics.WriteCloseReason(err), "notices not taken: "+err.Error())
+				why, reason := metrics.WriteCloseReason(err), ""
+				if isTimeout(err) {
+					reason = "notices not taken: " + err.Error()
+				} // else the subscriber has gone (its client closed or reset it)
+				sb.close(why, reason)
 				return
 			}
 			sb.mu.Lock()

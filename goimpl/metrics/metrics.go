@@ -58,6 +58,7 @@ type Registry struct {
 	upVec     *upstreamVecs
 	cacheOn   bool
 	sealOn    bool
+	nearOn    bool
 }
 
 // Label values. Each metric's label takes only the values listed with it.
@@ -292,6 +293,43 @@ func (r *Registry) SealFailures(count func() uint64) {
 		Namespace: Namespace, Name: "seal_failures_total",
 		Help: "Sealed session data that did not open (tampered with, or sealed with a key not in the key file); answered as misses.",
 	}, func() float64 { return float64(count()) }))
+}
+
+// NearStats are dc_client's near cache counters (goimpl/upstream.Near).
+type NearStats struct {
+	Hits, Misses, Flushes uint64
+	Sessions              int
+}
+
+// Near exports dc_client's near cache through read, called at each
+// scrape: distcache_near_hits_total and _misses_total (GETs and HAVEs
+// answered from it, and looked up in it but sent to the server),
+// _flushes_total (everything forgotten: a subscription lost, another
+// server or connection) and the sessions it holds.
+func (r *Registry) Near(read func() NearStats) {
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.nearOn {
+		return
+	}
+	r.nearOn = true
+	counter := func(name, help string, v func(NearStats) uint64) {
+		r.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Namespace: Namespace, Name: name, Help: help,
+		}, func() float64 { return float64(v(read())) }))
+	}
+	counter("near_hits_total", "GETs and HAVEs answered from dc_client's near cache, without the server.",
+		func(s NearStats) uint64 { return s.Hits })
+	counter("near_misses_total", "GETs and HAVEs looked up in the near cache and sent to the server.",
+		func(s NearStats) uint64 { return s.Misses })
+	counter("near_flushes_total", "Times the near cache forgot everything (its subscription lost, another server or connection in use).",
+		func(s NearStats) uint64 { return s.Flushes })
+	r.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: Namespace, Name: "near_sessions", Help: "Sessions the near cache holds.",
+	}, func() float64 { return float64(read().Sessions) }))
 }
 
 // UpstreamLevels gives the functions distcache_upstream_requests_in_flight

@@ -40,4 +40,10 @@
 // The requests in flight on a connection that fails (closed, reset, a
 // corrupt or unasked answer) fail with ErrDisconnected. Answer maps the
 // errors onto the protocol as dc_client answers them.
+//
+// Near (near.go) is dc_client's near cache: a Store in front of the
+// Upstream that answers GETs and HAVEs of the sessions this process added
+// without the server, kept exact by the server's removal notices, to
+// which each link subscribes on a connection of its own when its server
+// announces them (subscribe.go, doc/EXTENSIONS.md).
 package upstream

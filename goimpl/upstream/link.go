@@ -51,6 +51,11 @@ type link struct {
 	m       *metrics.Upstream // nil without metrics
 	// waiting counts the requests waiting for a slot.
 	waiting atomic.Int64
+	// The subscription to the server's removal notices (subscribe.go),
+	// under smu; subKick tells subscribeLoop of a new connection.
+	smu     sync.Mutex
+	sub     subscription
+	subKick chan struct{}
 
 	mu          sync.Mutex
 	nc          net.Conn    // nil while disconnected
@@ -237,6 +242,10 @@ func (l *link) connect() {
 		l.m.Reconnect()
 	}
 	l.m.Up(!probe)
+	select {
+	case l.subKick <- struct{}{}:
+	default:
+	}
 	go l.readLoop(rd, gen, wake, dead)
 	attach.do()
 	if probe {

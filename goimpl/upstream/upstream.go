@@ -118,6 +118,8 @@ type Upstream struct {
 
 	pmu sync.Mutex
 	pl  evloop.Poller // Poll's
+
+	sink NearSink // SetNear's: nil, no subscriptions
 }
 
 // New starts an Upstream: it connects to every server at once, in the
@@ -147,7 +149,8 @@ func New(o Options) (*Upstream, error) {
 	for _, s := range o.Servers {
 		l := &link{u: u, srv: s, nextUID: 1, pending: make(map[uint32]pend),
 			slots: make(chan struct{}, o.Inflight), kick: make(chan struct{}, 1), tried: make(chan struct{}),
-			m: o.Metrics.Upstream(s.Name)}
+			subKick: make(chan struct{}, 1),
+			m:       o.Metrics.Upstream(s.Name)}
 		if o.Timeout > 0 {
 			l.lat.Init(o.Timeout, maxTimeoutFactor*o.Timeout)
 		}
@@ -172,6 +175,9 @@ func (u *Upstream) Close() error {
 			l.mu.Unlock()
 			l.fail(gen, errors.New("closing"), false)
 			l.dog.Stop()
+			if u.sink != nil {
+				l.closeSub()
+			}
 		}
 	})
 	return nil

@@ -52,7 +52,7 @@ func startPair(t *testing.T, clientArgs ...string) *pair {
 		"-metrics", "IP:127.0.0.1:"+strconv.Itoa(sport))
 	tooltest.WaitDial(t, p.srv, "unix", strings.TrimPrefix(p.srvSock, "UNIX:"))
 	p.cli = tooltest.Start(t, tooltest.Bin(t, "dc_client"), append([]string{"-listen", p.cliSock, "-server", p.srvSock,
-		"-metrics", "IP:127.0.0.1:" + strconv.Itoa(cport), "-reqtimeout", "10000"}, clientArgs...)...)
+		"-metrics", "IP:127.0.0.1:" + strconv.Itoa(cport), "-reqtimeout", "10000", "-near", "0"}, clientArgs...)...)
 	tooltest.WaitDial(t, p.cli, "unix", strings.TrimPrefix(p.cliSock, "UNIX:"))
 	tooltest.WaitDial(t, p.srv, "tcp4", strings.TrimPrefix(p.srvURL, "http://"))
 	tooltest.WaitDial(t, p.cli, "tcp4", strings.TrimPrefix(p.cliURL, "http://"))

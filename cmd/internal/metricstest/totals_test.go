@@ -245,3 +245,32 @@ func TestSealFailures(t *testing.T) {
 		req("get", "hit"):               1,
 	})
 }
+
+// With its near cache dc_client answers the GETs and HAVEs of the
+// sessions it added itself, and counts them; dc_server sees only the
+// others. (The other tests run dc_client with -near 0, to count every
+// request on both sides.)
+func TestNearCounters(t *testing.T) {
+	p := startPair(t, "-near", "1000")
+	p.cli.WaitOutput("the near cache is on", 10*time.Second)
+	knownLoad(t, p.cliSock)
+	cli, srv := scrape(t, p.cliURL), scrape(t, p.srvURL)
+	for name, want := range map[string]float64{
+		"distcache_near_hits_total":                       80, // 40 GETs and 40 HAVEs of sessions added here
+		"distcache_near_misses_total":                     25, // 20 GETs and 5 HAVEs of sessions never added
+		"distcache_near_sessions":                         30, // 40 added, 10 removed
+		`distcache_requests_total{op="get",result="hit"}`: 40,
+	} {
+		if got := cli[name]; got != want {
+			t.Errorf("dc_client: %s = %v, want %v", name, got, want)
+		}
+	}
+	for name, want := range map[string]float64{
+		`distcache_request_duration_seconds_count{op="get"}`:  20,
+		`distcache_request_duration_seconds_count{op="have"}`: 5,
+	} {
+		if got := srv[name]; got != want {
+			t.Errorf("dc_server: %s = %v, want %v", name, got, want)
+		}
+	}
+}

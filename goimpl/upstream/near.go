@@ -1,0 +1,297 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package upstream
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/distcache-go/distcache/goimpl/cache"
+	"github.com/distcache-go/distcache/goimpl/metrics"
+	"github.com/distcache-go/distcache/goimpl/proto"
+	"github.com/distcache-go/distcache/goimpl/store"
+)
+
+// Near is dc_client's near cache: a store.Store in front of the store
+// that reaches the servers (the Upstream, or a sealing wrapper of it),
+// which answers GETs and HAVEs of the sessions this process added itself
+// without asking the server, while a subscription to the server's removal
+// notices (subscribe.go) is live on the server requests go to.
+//
+// Exactness. An entry is kept only from an ADD the server stored (which
+// also drops any copy of its id: the server had none), sent
+// while the subscription was live and answered with no notice, lost
+// subscription or change of server or connection in between (otherwise
+// the answer may be older than a removal whose notice has already come).
+// Its lifetime is the ADD's, counted from when it was sent, less a
+// millisecond (the server counts from its receipt, truncated to the
+// millisecond), so it never outlives the server's copy. Sessions read
+// from the server are not kept: their remaining lifetime is unknown. A
+// notice drops its id; REMOVE and TAKE drop the local copy before they go
+// to the server (always). When the subscription ends, when requests go
+// to another server, or over a new connection, everything is forgotten,
+// and nothing is answered from here until a subscription is live again.
+// A session the server drops to make room sends no notice: this process
+// may answer it until its lifetime ends, as if the server had had the
+// room (the server's bound is a capacity, not a promise to forget).
+//
+// The entries are kept in an in-memory cache (goimpl/cache) bounded by
+// count, on a monotonic clock.
+type Near struct {
+	next store.Store
+	u    *Upstream
+	max  int
+
+	mu  sync.Mutex
+	cur NearState
+	c   *cache.Cache
+	// epoch counts notices, removals and flushes: an ADD's answer fills
+	// the cache only when it has not moved since the ADD was sent.
+	epoch atomic.Uint64
+
+	hits, misses, flushes atomic.Uint64
+}
+
+// NearStats are a Near's counters.
+type NearStats = metrics.NearStats
+
+// nearEpoch and nearClock are the near caches' monotonic clock.
+var nearEpoch = time.Now()
+
+func nearClock() time.Time { return nearEpoch.Add(time.Since(nearEpoch)) }
+
+// NewNear puts a near cache of up to max sessions in front of next, kept
+// exact by u's subscriptions; it calls u.SetNear.
+func NewNear(next store.Store, u *Upstream, max int) *Near {
+	n := &Near{next: next, u: u, max: max}
+	n.c = n.newCache()
+	u.SetNear(n)
+	return n
+}
+
+func (n *Near) newCache() *cache.Cache {
+	return cache.New(cache.Config{MaxSessions: n.max, Now: nearClock})
+}
+
+// Stats returns the counters.
+func (n *Near) Stats() NearStats {
+	n.mu.Lock()
+	c := n.c
+	n.mu.Unlock()
+	return NearStats{Hits: n.hits.Load(), Misses: n.misses.Load(), Flushes: n.flushes.Load(),
+		Sessions: c.NumItems(nearClock())}
+}
+
+// Invalidate implements NearSink.
+func (n *Near) Invalidate(id []byte) {
+	n.epoch.Add(1)
+	n.mu.Lock()
+	n.c.Remove(nearClock(), id)
+	n.mu.Unlock()
+}
+
+// Flush implements NearSink.
+func (n *Near) Flush() {
+	n.epoch.Add(1)
+	n.mu.Lock()
+	n.flushLocked(NearState{})
+	n.mu.Unlock()
+}
+
+// flushLocked forgets everything and makes st current (n.mu held).
+func (n *Near) flushLocked(st NearState) {
+	if n.c.Stats().Items > 0 {
+		n.c = n.newCache()
+	}
+	if n.cur.Live() {
+		n.flushes.Add(1)
+	}
+	n.cur = st
+}
+
+// current makes st current, forgetting what was kept under another
+// state (n.mu held).
+func (n *Near) current(st NearState) {
+	if st != n.cur {
+		n.epoch.Add(1)
+		n.flushLocked(st)
+	}
+}
+
+// lookup answers a GET (dst not nil: the data appended) or a HAVE from
+// the near cache under st, when it holds id.
+func (n *Near) lookup(st NearState, op proto.Op, id, dst []byte) ([]byte, bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.current(st)
+	now := nearClock()
+	if op == proto.OpHave {
+		return dst, n.c.Have(now, id)
+	}
+	d, err := n.c.Store().Get(context.Background(), id, dst)
+	return d, err == nil
+}
+
+// counted counts a lookup's outcome.
+func (n *Near) counted(hit bool) bool {
+	if hit {
+		n.hits.Add(1)
+	} else {
+		n.misses.Add(1)
+	}
+	return hit
+}
+
+// fill is told of an ADD the server stored, sent under st at epoch ep
+// and time sent. The server had no session of that id, so a copy here is
+// not its data any more (the server dropped it to make room): it goes.
+// The ADD's data is kept when nothing has moved since it was sent.
+func (n *Near) fill(st NearState, ep uint64, sent time.Time, id, data []byte, ttl time.Duration) {
+	keep := st.Live() && n.u.NearState() == st && n.epoch.Load() == ep
+	left := ttl - nearClock().Sub(sent) - time.Millisecond
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.c.Remove(nearClock(), id)
+	if !keep || left <= 0 || n.epoch.Load() != ep {
+		return
+	}
+	n.current(st)
+	n.c.Store().Add(context.Background(), id, data, left)
+}
+
+// drop forgets id before a REMOVE or TAKE of it goes to the server: the
+// answers of ADDs in flight then fill nothing.
+func (n *Near) drop(id []byte) {
+	n.epoch.Add(1)
+	n.mu.Lock()
+	n.c.Remove(nearClock(), id)
+	n.mu.Unlock()
+}
+
+// Add implements store.Store.
+func (n *Near) Add(ctx context.Context, id, data []byte, ttl time.Duration) error {
+	st := n.u.NearState()
+	ep, sent := n.epoch.Load(), nearClock()
+	err := n.next.Add(ctx, id, data, ttl)
+	if err == nil {
+		n.fill(st, ep, sent, id, data, ttl)
+	}
+	return err
+}
+
+// Get implements store.Store.
+func (n *Near) Get(ctx context.Context, id, dst []byte) ([]byte, error) {
+	if st := n.u.NearState(); st.Live() {
+		if d, ok := n.lookup(st, proto.OpGet, id, dst); n.counted(ok) {
+			return d, nil
+		}
+	}
+	return n.next.Get(ctx, id, dst)
+}
+
+// Have implements store.Store.
+func (n *Near) Have(ctx context.Context, id []byte) error {
+	if st := n.u.NearState(); st.Live() {
+		if _, ok := n.lookup(st, proto.OpHave, id, nil); n.counted(ok) {
+			return nil
+		}
+	}
+	return n.next.Have(ctx, id)
+}
+
+// Remove implements store.Store.
+func (n *Near) Remove(ctx context.Context, id []byte) error {
+	n.drop(id)
+	return n.next.Remove(ctx, id)
+}
+
+// Take implements store.Store.
+func (n *Near) Take(ctx context.Context, id, dst []byte) ([]byte, error) {
+	n.drop(id)
+	return n.next.Take(ctx, id, dst)
+}
+
+// Close implements store.Store.
+func (n *Near) Close() error { return n.next.Close() }
+
+// Unwrap is the store behind the near cache.
+func (n *Near) Unwrap() store.Store { return n.next }
+
+// nearFill is an ADD started through the near cache: what it keeps when
+// the server stores it, and the Completion it replaced.
+type nearFill struct {
+	n        *Near
+	st       NearState
+	ep       uint64
+	sent     time.Time
+	id, data []byte
+	ttl      time.Duration
+	next     store.Completion
+}
+
+var fillPool = sync.Pool{New: func() any { return new(nearFill) }}
+
+// Complete fills the near cache when the ADD was stored, and passes the
+// call on.
+func (f *nearFill) Complete(c *store.Call) {
+	if c.Err == nil {
+		f.n.fill(f.st, f.ep, f.sent, f.id, f.data, f.ttl)
+	}
+	next := f.next
+	f.n, f.next, f.st = nil, nil, NearState{}
+	f.id, f.data = f.id[:0], f.data[:0]
+	fillPool.Put(f)
+	c.Done = next
+	next.Complete(c)
+}
+
+// Start implements store.Async when the store behind does: GETs and
+// HAVEs the near cache holds complete at once, the rest is started
+// behind it.
+func (n *Near) Start(c *store.Call) bool {
+	a, ok := n.next.(store.Async)
+	if !ok {
+		return false
+	}
+	switch c.Op {
+	case proto.OpGet, proto.OpHave:
+		if !validID(c.ID) {
+			break
+		}
+		if st := n.u.NearState(); st.Live() {
+			dst := c.Dst
+			if c.Op == proto.OpHave {
+				dst = nil
+			}
+			if d, ok := n.lookup(st, c.Op, c.ID, dst); n.counted(ok) {
+				c.Res, c.Err = d, nil
+				if c.Op == proto.OpHave {
+					c.Res = c.Dst
+				}
+				c.Done.Complete(c)
+				return true
+			}
+		}
+	case proto.OpRemove:
+		n.drop(c.ID)
+	case proto.OpAdd:
+		st := n.u.NearState()
+		f := fillPool.Get().(*nearFill)
+		f.n, f.st, f.ep, f.sent, f.ttl, f.next = n, st, n.epoch.Load(), nearClock(), c.TTL, c.Done
+		f.id = append(f.id[:0], c.ID...)
+		if st.Live() {
+			f.data = append(f.data[:0], c.Data...)
+		}
+		c.Done = f
+		if a.Start(c) {
+			return true
+		}
+		c.Done = f.next
+		f.n, f.next = nil, nil
+		fillPool.Put(f)
+		return false
+	}
+	return a.Start(c)
+}
