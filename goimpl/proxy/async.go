@@ -157,6 +157,11 @@ type aLoop struct {
 	// completions then need not wake it: it looks at its queue next.
 	onLoop atomic.Bool
 
+	// What the calls started in the current round left to its end
+	// (store.Call.Batch: batch, the loop's own).
+	atEnd   []func()
+	batchFn func(func())
+
 	mu      sync.Mutex
 	queue   []*client
 	spare   []*client
@@ -187,6 +192,7 @@ func (p *Proxy) serveLoop(ln net.Listener) error {
 		return err
 	}
 	al := &aLoop{p: p, h: h, l: l, ln: ln, lfd: lfd, stopCh: make(chan struct{}), polled: make(map[any]evloop.Polled)}
+	al.batchFn = al.batch
 	if nw := ln.Addr().Network(); nw == "tcp" || nw == "tcp4" || nw == "tcp6" {
 		evloop.TCPOptions(lfd)
 		al.optsUntilEmpty = true
@@ -303,6 +309,7 @@ func (al *aLoop) run() {
 		// returned, and no Shutdown may come) the loop serves the
 		// connections it has until they end.
 		if (closing || lnClosed) && al.n == 0 {
+			al.endRound()
 			return
 		}
 		var err error
@@ -319,7 +326,23 @@ func (al *aLoop) run() {
 		if !al.sweep.IsZero() {
 			al.sweepConns()
 		}
+		al.endRound()
 	}
+}
+
+// batch is the Batch of the calls the loop starts: f runs at the end of
+// the loop's round (endRound), after every request of the wake-up has
+// been started. On the loop's goroutine.
+func (al *aLoop) batch(f func()) { al.atEnd = append(al.atEnd, f) }
+
+// endRound runs what the round's calls left to its end (batch): the
+// upstream's write of the requests they started.
+func (al *aLoop) endRound() {
+	for i := 0; i < len(al.atEnd); i++ {
+		al.atEnd[i]()
+		al.atEnd[i] = nil
+	}
+	al.atEnd = al.atEnd[:0]
 }
 
 // deadline is when the loop's wait ends: accepting resumes after an

@@ -239,6 +239,7 @@ func newClient(p *Proxy, al *aLoop, fd int) *client {
 	c.al, c.fd = al, fd
 	c.io.ResetFD(fd)
 	c.as.sc.Done = &c.as
+	c.as.sc.Batch = al.batchFn
 	return c
 }
 

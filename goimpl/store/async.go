@@ -28,6 +28,14 @@ type Call struct {
 	// here for the call's time and give the call back to the one it
 	// replaced when it completes.
 	Done Completion
+	// Batch, set by a caller that starts calls in rounds (an event loop
+	// serving the requests of one wake-up), lets the store leave work
+	// to the end of the caller's round: Batch(f) has f called once on
+	// the caller's goroutine once it has started the round's calls,
+	// before it waits again. Upstream so writes the requests one round
+	// starts on a server connection in one write. Nil: the store does
+	// its work in Start.
+	Batch func(f func())
 }
 
 // A Completion is told that a Call has completed.

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"path/filepath"
 
 	"sync"
@@ -373,4 +374,82 @@ func TestStartWhileTheServerGoesAway(t *testing.T) {
 	close(stop)
 	<-flipped
 	waitFor(t, "every started call's completion", func() bool { return n.Load() == calls })
+}
+
+// Requests started with a Batch (an event loop's round) are written when
+// the round ends, all in one write: nothing is in the server's socket
+// once Start returns, one end-of-round function is asked for however
+// many requests the round starts, and after it the server's one read
+// holds all of them. Each is answered.
+func TestStartedRoundIsOneWrite(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s")
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	u, err := New(Options{
+		Servers: []Server{{Name: "batch", Dial: func(ctx context.Context) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", path)
+		}}},
+		Log: nopLog{},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer u.Close()
+	srv, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	if !u.WaitTried(5 * time.Second) {
+		t.Fatal("no connection")
+	}
+	var atEnd []func()
+	batch := func(f func()) { atEnd = append(atEnd, f) }
+	const n = 5
+	calls := make([]*doneCall, n)
+	for i := range calls {
+		d := &doneCall{p: &testPoller{}, done: make(chan struct{})}
+		d.c = store.Call{Op: proto.OpGet, ID: []byte(fmt.Sprint("id-", i)), Done: d, Batch: batch}
+		if !u.Start(&d.c) {
+			t.Fatal("Start refused a GET")
+		}
+		calls[i] = d
+	}
+	// A write to a unix socket is in its peer's queue when it returns.
+	buf := make([]byte, 64<<10)
+	srv.SetReadDeadline(time.Now())
+	if k, err := srv.Read(buf); k > 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("the server has %d bytes (%v) before the round ended, want none", k, err)
+	}
+	if len(atEnd) != 1 {
+		t.Fatalf("%d functions left to the round's end, want 1", len(atEnd))
+	}
+	atEnd[0]()
+	srv.SetReadDeadline(time.Now().Add(10 * time.Second))
+	k, err := srv.Read(buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rd := proto.NewReader(bytes.NewReader(buf[:k]), proto.WantRequests)
+	var out []byte
+	for i := 0; i < n; i++ {
+		m, err := rd.ReadMessage()
+		if err != nil {
+			t.Fatalf("the server's first read holds %d requests (%v), want %d", i, err, n)
+		}
+		out, _ = proto.AppendMessage(out, &proto.Message{Response: true, UID: m.UID, Op: m.Op, Payload: []byte{proto.ResultNotOK}})
+	}
+	if _, err := srv.Write(out); err != nil {
+		t.Fatal(err)
+	}
+	for i, d := range calls {
+		d.wait(t)
+		if !errors.Is(d.c.Err, store.ErrNotFound) {
+			t.Fatalf("GET %d: %v, want ErrNotFound", i, d.c.Err)
+		}
+	}
 }

@@ -26,7 +26,9 @@
 // one thread, and the idle connection needs no goroutine to notice the
 // server's close. The runtime's poller then watches such a socket for
 // nothing (rawio.Registration.Mute), and the loop's writes never wait:
-// what the socket does not take is written by a goroutine.
+// what the socket does not take is written by a goroutine. The requests
+// the loop starts in one round (one wake-up's requests, store.Call.Batch)
+// go to a server in one write at the round's end.
 //
 // A request that gets no answer within Timeout, while the server answers
 // nothing else either, fails (ErrDisconnected),

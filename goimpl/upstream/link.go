@@ -534,6 +534,10 @@ func (l *link) send(c *call, op proto.Op, payload []byte, slot bool, want int32,
 	// A started request (Start): the caller must not wait. (Read now:
 	// once registered, c may complete and be reused at any time.)
 	nowait := c.sc != nil
+	var batch func(func())
+	if nowait {
+		batch = c.sc.Batch
+	}
 	l.mu.Lock()
 	if l.nc == nil || l.state.Load() != want {
 		l.mu.Unlock()
@@ -572,7 +576,7 @@ func (l *link) send(c *call, op proto.Op, payload []byte, slot bool, want int32,
 	// held up by a writer waiting for a server that is itself waiting for
 	// us to read. A failed write fails the connection, and this request
 	// with it.
-	w.send(&proto.Message{UID: uid, Op: op, Payload: payload}, deadline, others && !nowait, nowait)
+	w.send(&proto.Message{UID: uid, Op: op, Payload: payload}, deadline, others && !nowait, nowait, batch)
 	return uid, gen, rd, true
 }
 

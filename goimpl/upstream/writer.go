@@ -31,6 +31,8 @@ type writer struct {
 	deadline time.Time // the latest write deadline of the queued requests
 	busy     bool      // someone is writing
 	failed   bool      // a write failed: the connection is being dropped
+	batched  bool      // flush is due at the end of a loop's round (Call.Batch)
+	flushFn  func()    // flush, made once
 }
 
 // maxRounds bounds how many writes a caller makes for others before it
@@ -43,10 +45,12 @@ const maxKeep = 256 << 10
 // send queues m and writes what is queued when no one else is writing;
 // others says other requests are in flight on the connection. With
 // nowait the caller (an event loop) does not wait for room: what the
-// socket does not take at once is written by a goroutine.
+// socket does not take at once is written by a goroutine. With batch
+// (the loop's Call.Batch) the write waits for the end of the loop's
+// round, where flush makes one write of the requests the round started.
 // It fails the connection (and returns false) when m cannot be encoded or
 // the write fails; the requests in flight then fail with it.
-func (w *writer) send(m *proto.Message, deadline time.Time, others, nowait bool) bool {
+func (w *writer) send(m *proto.Message, deadline time.Time, others, nowait bool, batch func(func())) bool {
 	w.mu.Lock()
 	if w.failed {
 		w.mu.Unlock()
@@ -64,6 +68,19 @@ func (w *writer) send(m *proto.Message, deadline time.Time, others, nowait bool)
 		w.mu.Unlock()
 		return true
 	}
+	if batch != nil {
+		due := !w.batched
+		w.batched = true
+		if w.flushFn == nil {
+			w.flushFn = w.flush
+		}
+		f := w.flushFn
+		w.mu.Unlock()
+		if due {
+			batch(f)
+		}
+		return true
+	}
 	w.busy = true
 	if others {
 		// Other requests are in flight, so others are likely to come:
@@ -75,6 +92,23 @@ func (w *writer) send(m *proto.Message, deadline time.Time, others, nowait bool)
 		w.mu.Lock()
 	}
 	return w.drain(maxRounds, nowait)
+}
+
+// flush writes, at the end of a loop's round, what the requests it
+// started queued (send with batch), unless someone is writing already
+// (who writes them too) or the connection has failed (they fail with it).
+// The first request of a round so waits only for the rest of the round,
+// and the others go in its write: with four clients of dc_client on one
+// CPU, 1.5 writes to the server per request instead of 2.
+func (w *writer) flush() {
+	w.mu.Lock()
+	w.batched = false
+	if w.busy || w.failed {
+		w.mu.Unlock()
+		return
+	}
+	w.busy = true
+	w.drain(maxRounds, true)
 }
 
 // drain writes until nothing is queued, at most rounds times; then, when
