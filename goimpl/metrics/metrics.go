@@ -299,6 +299,7 @@ func (r *Registry) SealFailures(count func() uint64) {
 type NearStats struct {
 	Hits, Misses, Flushes uint64
 	Sessions              int
+	Bytes                 int64 // what the sessions are charged (not exported)
 }
 
 // Near exports dc_client's near cache through read, called at each

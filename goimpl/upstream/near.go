@@ -38,7 +38,8 @@ import (
 // room (the server's bound is a capacity, not a promise to forget).
 //
 // The entries are kept in an in-memory cache (goimpl/cache) bounded by
-// count, on a monotonic clock.
+// count and by bytes (NearBytesPerSession per session of the count), on a
+// monotonic clock.
 type Near struct {
 	next store.Store
 	u    *Upstream
@@ -71,8 +72,15 @@ func NewNear(next store.Store, u *Upstream, max int) *Near {
 	return n
 }
 
+// NearBytesPerSession is what a near cache may hold per session of its
+// bound, on average (with the cache's accounting, overheads included): a
+// TLS session takes a few hundred bytes to a few KiB, and a local client
+// that adds sessions of 32 KiB must not make dc_client hold its count
+// bound of them (10 000 by default: 330 MB), only 4 KiB times it (40 MB).
+const NearBytesPerSession = 4 << 10
+
 func (n *Near) newCache() *cache.Cache {
-	return cache.New(cache.Config{MaxSessions: n.max, Now: nearClock})
+	return cache.New(cache.Config{MaxSessions: n.max, MaxBytes: int64(n.max) * NearBytesPerSession, Now: nearClock})
 }
 
 // Stats returns the counters.
@@ -81,7 +89,7 @@ func (n *Near) Stats() NearStats {
 	c := n.c
 	n.mu.Unlock()
 	return NearStats{Hits: n.hits.Load(), Misses: n.misses.Load(), Flushes: n.flushes.Load(),
-		Sessions: c.NumItems(nearClock())}
+		Sessions: c.NumItems(nearClock()), Bytes: c.Stats().Bytes}
 }
 
 // Invalidate implements NearSink.

@@ -465,3 +465,25 @@ func TestNearAddReplacesACopyTheServerLost(t *testing.T) {
 		t.Fatalf("after a new ADD: %q", got)
 	}
 }
+
+// A near cache holds NearBytesPerSession per session of its bound at
+// most, whatever the size of the sessions its clients add: 200 sessions
+// of 32 000 bytes (6.4 MB) in one of 1000 sessions keep 4 MB at most.
+func TestNearBytesBounded(t *testing.T) {
+	ns := startNearServer(t, filepath.Join(t.TempDir(), "s"), true)
+	n, _ := nearOn(t, unixServer("s", ns.path))
+	big := bytes.Repeat([]byte("x"), 32000)
+	for i := range 200 {
+		if err := n.Add(bg, []byte(fmt.Sprintf("big-%d", i)), big, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st := n.Stats()
+	if limit := int64(1000 * upstream.NearBytesPerSession); st.Bytes > limit || st.Sessions == 0 {
+		t.Fatalf("the near cache holds %d sessions, %d bytes; want some, within %d", st.Sessions, st.Bytes, limit)
+	}
+	// What it dropped is still on the server.
+	if got := getFrom(t, n, "big-0"); got != string(big) {
+		t.Fatalf("big-0: %d bytes", len(got))
+	}
+}
