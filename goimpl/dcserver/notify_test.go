@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/distcache-go/distcache/goimpl/cache"
+	"github.com/distcache-go/distcache/goimpl/internal/waittest"
 	"github.com/distcache-go/distcache/goimpl/proto"
 )
 
@@ -151,10 +152,10 @@ func TestMalformedSubscription(t *testing.T) {
 		cl.nc.Write(append(request(1, proto.OpSubscribe, nil), request(2, proto.OpGet, []byte("id"))...))
 		expectClosed(t, cl)
 		sub := subscribeT(t, sock)
-		waitFor(t, "one subscriber", func() bool { return s.Subscribers() == 1 })
+		waittest.For(t, "one subscriber", func() bool { return s.Subscribers() == 1 })
 		sub.nc.Write(request(3, proto.OpGet, []byte("id")))
 		expectClosed(t, sub)
-		waitFor(t, "no subscriber", func() bool { return s.Subscribers() == 0 })
+		waittest.For(t, "no subscriber", func() bool { return s.Subscribers() == 0 })
 	})
 }
 
@@ -221,17 +222,6 @@ func expectClosed(t *testing.T, c *client) {
 	c.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
 	if _, err := c.nc.Read(make([]byte, 1)); err != io.EOF && !errors.Is(err, syscall.ECONNRESET) {
 		t.Fatalf("read %v, want the end of the stream", err)
-	}
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	end := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(end) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
 	}
 }
 

@@ -22,6 +22,7 @@ import (
 
 	"github.com/distcache-go/distcache/goimpl/evloop"
 	"github.com/distcache-go/distcache/goimpl/internal/fdtest"
+	"github.com/distcache-go/distcache/goimpl/internal/waittest"
 	"github.com/distcache-go/distcache/goimpl/proto"
 	"github.com/distcache-go/distcache/goimpl/store"
 )
@@ -92,7 +93,7 @@ func TestAsyncKeptConnectionsStayInTheLoop(t *testing.T) {
 	if n := st.starts.Load(); n != 20*11 {
 		t.Errorf("%d calls started, want %d", n, 20*11)
 	}
-	waitFor(t, "the calls' goroutines to end", func() bool { return runtime.NumGoroutine()-g0 <= 8 })
+	waittest.For(t, "the calls' goroutines to end", func() bool { return runtime.NumGoroutine()-g0 <= 8 })
 }
 
 // Connections per request and kept ones, requests one at a time,
@@ -200,7 +201,7 @@ func TestAsyncHandOverWaitsForTheCall(t *testing.T) {
 	}, time.Second)
 	done := make(chan struct{})
 	go func() { p.Shutdown(ln, 10*time.Second); close(done) }()
-	waitFor(t, "the idle connections passed on", func() bool { return passed.Load() == 3 })
+	waittest.For(t, "the idle connections passed on", func() bool { return passed.Load() == 3 })
 	close(st.release)
 	<-done
 	if n := passed.Load(); n != 4 {
@@ -237,7 +238,7 @@ func TestAsyncMaxClients(t *testing.T) {
 	if n, err := c.Read(make([]byte, 1)); err == nil {
 		t.Fatalf("a third client with MaxClients 2: read %d bytes", n)
 	}
-	waitFor(t, "the refusal to be logged", func() bool { return log.n() == 1 })
+	waittest.For(t, "the refusal to be logged", func() bool { return log.n() == 1 })
 }
 
 // polledSock counts its Handler's calls.
@@ -290,9 +291,9 @@ func TestAsyncPoller(t *testing.T) {
 		t.Fatal("Attach refused while the loop runs")
 	}
 	ua.Write([]byte("hello"))
-	waitFor(t, "the loop to call the attached socket's Handler", func() bool { return s.ready.Load() >= 1 })
+	waittest.For(t, "the loop to call the attached socket's Handler", func() bool { return s.ready.Load() >= 1 })
 	p.Shutdown(ln, time.Second)
-	waitFor(t, "Unpolled at the loop's end", func() bool { return s.unpolled.Load() == 1 })
+	waittest.For(t, "Unpolled at the loop's end", func() bool { return s.unpolled.Load() == 1 })
 	mu.Lock()
 	defer mu.Unlock()
 	if len(polls) != 2 || polls[1] != nil {
@@ -357,7 +358,7 @@ func TestAsyncHandOverOfACallCompletingAsShutdownBegins(t *testing.T) {
 	testHookIdle.Store(&hook)
 	t.Cleanup(func() { testHookIdle.Store(nil) })
 	close(st.release)
-	waitFor(t, "the slow connection handed over", func() bool { return passed.Load() == 2 })
+	waittest.For(t, "the slow connection handed over", func() bool { return passed.Load() == 2 })
 	select {
 	case <-done:
 	case <-time.After(20 * time.Second):
@@ -416,7 +417,7 @@ func TestAsyncHalfCloseAfterPipelinedRequests(t *testing.T) {
 	}
 	defer b.Close()
 	sendGet(t, b, 9, "hold")
-	waitFor(t, "the loop to be held", func() bool { return h.held.Load() == 1 })
+	waittest.For(t, "the loop to be held", func() bool { return h.held.Load() == 1 })
 	var req []byte
 	req, _ = proto.AppendMessage(req, &proto.Message{UID: 1, Op: proto.OpGet, Payload: []byte("x")})
 	req, _ = proto.AppendMessage(req, &proto.Message{UID: 2, Op: proto.OpGet, Payload: []byte("y")})
@@ -523,7 +524,7 @@ func TestAsyncStopAcceptingDuringAnAcceptPause(t *testing.T) {
 	if err := syscall.Connect(extra, &syscall.SockaddrUnix{Name: sock}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "an accept to fail", func() bool { return log.n.Load() > 0 })
+	waittest.For(t, "an accept to fail", func() bool { return log.n.Load() > 0 })
 
 	// Shutdown with a grace period: accepting stops (the loop closes its
 	// duplicate), then the connections are served for the grace; the
@@ -532,14 +533,14 @@ func TestAsyncStopAcceptingDuringAnAcceptPause(t *testing.T) {
 	p.HandOver(nil, 3*time.Second)
 	done := make(chan struct{})
 	go func() { p.Shutdown(ln, 5*time.Second); close(done) }()
-	waitFor(t, "the loop to stop accepting", func() bool { return !sameSocket(dup) })
+	waittest.For(t, "the loop to stop accepting", func() bool { return !sameSocket(dup) })
 	release()
 	pause := time.Second
 	if n := log.n.Load(); n < 8 {
 		pause = 5 * time.Millisecond << (n - 1)
 	}
 	last := time.Unix(0, log.last.Load())
-	waitFor(t, "the accept pause to be over", func() bool { return time.Since(last) > pause+50*time.Millisecond })
+	waittest.For(t, "the accept pause to be over", func() bool { return time.Since(last) > pause+50*time.Millisecond })
 	sendGet(t, kept, 7, "b")
 	kept.SetReadDeadline(time.Now().Add(10 * time.Second))
 	m, err := rd.ReadMessage()
@@ -555,7 +556,7 @@ func TestAsyncStopAcceptingDuringAnAcceptPause(t *testing.T) {
 // would take it, and a Shutdown begun in between had it do neither.
 func TestAdoptAsShutdownBegins(t *testing.T) {
 	p, ln, _ := startLoops(t, Options{Handler: &store.Handler{Store: &async{Store: echo{}}}})
-	waitFor(t, "the loop to run", func() bool { p.mu.Lock(); defer p.mu.Unlock(); return p.loop != nil })
+	waittest.For(t, "the loop to run", func() bool { p.mu.Lock(); defer p.mu.Unlock(); return p.loop != nil })
 	ours, theirs, err := unixPair()
 	if err != nil {
 		t.Fatal(err)
@@ -564,7 +565,7 @@ func TestAdoptAsShutdownBegins(t *testing.T) {
 	done := make(chan struct{})
 	testHookAdopt = func() {
 		go func() { p.Shutdown(ln, 5*time.Second); close(done) }()
-		waitFor(t, "Shutdown to begin", p.set.Closing)
+		waittest.For(t, "Shutdown to begin", p.set.Closing)
 	}
 	defer func() { testHookAdopt = nil }()
 	p.Adopt(theirs, nil)
@@ -585,6 +586,6 @@ func heldGet(t *testing.T, sock string, st *async, uid uint32, id string) net.Co
 	}
 	t.Cleanup(func() { slow.Close() })
 	sendGet(t, slow, uid, id)
-	waitFor(t, "the slow GET to be started", func() bool { return st.held.Load() == 1 })
+	waittest.For(t, "the slow GET to be started", func() bool { return st.held.Load() == 1 })
 	return slow
 }

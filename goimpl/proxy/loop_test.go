@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/distcache-go/distcache/goimpl/evloop"
+	"github.com/distcache-go/distcache/goimpl/internal/waittest"
 	"github.com/distcache-go/distcache/goimpl/proto"
 	"github.com/distcache-go/distcache/goimpl/store"
 )
@@ -124,7 +125,7 @@ func TestLoopConnectionsHaveNoGoroutine(t *testing.T) {
 						c, _ := dialGet(t, addr, "id"+strconv.Itoa(i))
 						conns = append(conns, c)
 					}
-					waitFor(t, "no goroutine per connection", func() bool { return runtime.NumGoroutine()-g0 <= 10 })
+					waittest.For(t, "no goroutine per connection", func() bool { return runtime.NumGoroutine()-g0 <= 10 })
 					for i := 0; i < 5; i++ {
 						get(t, conns[i], proto.NewReader(conns[i], proto.WantResponses), "again")
 					}
@@ -191,7 +192,7 @@ func TestLoopIdle(t *testing.T) {
 			}
 			defer slow.Close()
 			sendGet(t, slow, 1, "slow")
-			waitFor(t, "the slow GET to reach the store", func() bool { return held() == 1 })
+			waittest.For(t, "the slow GET to reach the store", func() bool { return held() == 1 })
 			quiet, _ := dialGet(t, sock, "q")
 			half, err := net.Dial("unix", sock)
 			if err != nil {
@@ -262,7 +263,7 @@ func TestLoopAdopt(t *testing.T) {
 				}
 				get(t, c, rd, "then")
 			}
-			waitFor(t, "no goroutine per adopted connection", func() bool { return runtime.NumGoroutine()-g0 <= 8 })
+			waittest.For(t, "no goroutine per adopted connection", func() bool { return runtime.NumGoroutine()-g0 <= 8 })
 		})
 	}
 }
@@ -278,7 +279,7 @@ func TestLoopStoreCallHoldsUpNobody(t *testing.T) {
 	}
 	defer slow.Close()
 	sendGet(t, slow, 1, "slow-1")
-	waitFor(t, "the slow GET to reach the store", func() bool { return g.waiters() == 1 })
+	waittest.For(t, "the slow GET to reach the store", func() bool { return g.waiters() == 1 })
 	for i := 0; i < 5; i++ {
 		dialGet(t, sock, "fast"+strconv.Itoa(i)) // a connection per GET
 	}
@@ -340,7 +341,7 @@ func TestLoopMaxClients(t *testing.T) {
 	if n, err := c.Read(make([]byte, 1)); err == nil {
 		t.Fatalf("a third client with MaxClients 2: read %d bytes", n)
 	}
-	waitFor(t, "the refusal to be logged", func() bool { return log.n() == 1 })
+	waittest.For(t, "the refusal to be logged", func() bool { return log.n() == 1 })
 }
 
 type countLog struct {
@@ -426,7 +427,7 @@ func TestLoopListenerClosedLoopsEnd(t *testing.T) {
 	}
 	defer slow.Close()
 	sendGet(t, slow, 1, "slow")
-	waitFor(t, "the slow GET to reach the store", func() bool { return g.waiters() == 1 })
+	waittest.For(t, "the slow GET to reach the store", func() bool { return g.waiters() == 1 })
 	kept, rd := dialGet(t, ln.Addr().String(), "a") // waits in a second loop
 	ln.Close()
 	close(g.release)
@@ -442,7 +443,7 @@ func TestLoopListenerClosedLoopsEnd(t *testing.T) {
 	}
 	kept.Close()
 	slow.Close()
-	waitFor(t, "the loops to end with their connections", func() bool { return runtime.NumGoroutine() <= g0 })
+	waittest.For(t, "the loops to end with their connections", func() bool { return runtime.NumGoroutine() <= g0 })
 }
 
 // jitter answers like echo, after a random short wait for some ids (so
@@ -591,5 +592,5 @@ func TestLoopListenerLeavesThePoller(t *testing.T) {
 	}
 	_, ln, addr := startLoops(t, Options{Handler: &store.Handler{Store: &async{Store: echo{}}}})
 	dialGet(t, addr, "id") // the loop is serving
-	waitFor(t, "the listener out of the runtime's poller", func() bool { return !evloop.InPoller(ln) })
+	waittest.For(t, "the listener out of the runtime's poller", func() bool { return !evloop.InPoller(ln) })
 }

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/distcache-go/distcache/goimpl/internal/waittest"
 	"github.com/distcache-go/distcache/goimpl/proto"
 	"github.com/distcache-go/distcache/goimpl/store"
 )
@@ -49,17 +50,6 @@ func serveEcho(t *testing.T, idle time.Duration) net.Conn {
 	}
 	t.Cleanup(func() { c.Close() })
 	return c
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	end := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(end) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
 }
 
 func get(t *testing.T, c net.Conn, rd *proto.Reader, id string) {
@@ -142,7 +132,7 @@ func TestAnswersWaitingForRoomStayInTheLoop(t *testing.T) {
 				dialGet(t, sock, "small"+strconv.Itoa(i)) // answered meanwhile
 			}
 			// The calls' goroutines end; nothing waits for the sockets.
-			waitFor(t, "no goroutine per connection", func() bool { return runtime.NumGoroutine()-g0 <= 8 })
+			waittest.For(t, "no goroutine per connection", func() bool { return runtime.NumGoroutine()-g0 <= 8 })
 			for i, c := range stalled {
 				c.SetDeadline(time.Now().Add(10 * time.Second))
 				rd := proto.NewReader(c, proto.WantResponses)

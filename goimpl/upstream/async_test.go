@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/distcache-go/distcache/goimpl/evloop"
+	"github.com/distcache-go/distcache/goimpl/internal/waittest"
 	"github.com/distcache-go/distcache/goimpl/proto"
 	"github.com/distcache-go/distcache/goimpl/store"
 )
@@ -154,7 +155,7 @@ func TestPolledConnectionReadByTheLoop(t *testing.T) {
 	l := u.links[0]
 	p := newTestPoller(t)
 	u.Poll(p)
-	waitFor(t, "the poller to have the connection", func() bool {
+	waittest.For(t, "the poller to have the connection", func() bool {
 		l.mu.Lock()
 		defer l.mu.Unlock()
 		return l.polled && l.reading && l.readerCall == nil
@@ -194,14 +195,14 @@ func TestPolledIdleConnection(t *testing.T) {
 	path, _, _ := holdServer(t)
 	u := openHold(t, path, 0)
 	l := u.links[0]
-	waitFor(t, "readLoop to read the idle connection", func() bool {
+	waittest.For(t, "readLoop to read the idle connection", func() bool {
 		l.mu.Lock()
 		defer l.mu.Unlock()
 		return l.reading && l.readerCall == nil
 	})
 	p := newTestPoller(t)
 	u.Poll(p)
-	waitFor(t, "the poller to have the connection", func() bool {
+	waittest.For(t, "the poller to have the connection", func() bool {
 		l.mu.Lock()
 		defer l.mu.Unlock()
 		return l.polled
@@ -215,13 +216,13 @@ func TestPolledIdleConnection(t *testing.T) {
 	nc := l.nc
 	l.mu.Unlock()
 	nc.(interface{ CloseWrite() error }).CloseWrite()
-	waitFor(t, "the connection's end noticed", func() bool {
+	waittest.For(t, "the connection's end noticed", func() bool {
 		l.mu.Lock()
 		defer l.mu.Unlock()
 		return l.nc != nc
 	})
 	// The next connection is the poller's from the start.
-	waitFor(t, "the new connection polled", func() bool {
+	waittest.For(t, "the new connection polled", func() bool {
 		l.mu.Lock()
 		defer l.mu.Unlock()
 		return l.nc != nil && l.polled
@@ -373,7 +374,7 @@ func TestStartWhileTheServerGoesAway(t *testing.T) {
 	}
 	close(stop)
 	<-flipped
-	waitFor(t, "every started call's completion", func() bool { return n.Load() == calls })
+	waittest.For(t, "every started call's completion", func() bool { return n.Load() == calls })
 }
 
 // Requests started with a Batch (an event loop's round) are written when

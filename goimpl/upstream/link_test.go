@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/distcache-go/distcache/goimpl/internal/waittest"
 	"github.com/distcache-go/distcache/goimpl/proto"
 	"github.com/distcache-go/distcache/goimpl/proto/prototest"
 	"github.com/distcache-go/distcache/goimpl/store"
@@ -50,7 +51,7 @@ func openHold(t *testing.T, path string, timeout time.Duration) *Upstream {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { u.Close() })
-	waitFor(t, "the server connection", func() bool {
+	waittest.For(t, "the server connection", func() bool {
 		return errors.Is(u.Have(context.Background(), []byte("x")), store.ErrNotFound)
 	})
 	return u
@@ -103,7 +104,7 @@ func TestReadingCallerTimesOut(t *testing.T) {
 		t.Errorf("state after the timeout: %d, want probing (%d)", got, stateProbing)
 	}
 	close(release) // the late answer, then the probe's
-	waitFor(t, "the server back in use", func() bool { return l.state.Load() == stateUp })
+	waittest.For(t, "the server back in use", func() bool { return l.state.Load() == stateUp })
 	for i := 0; i < 20; i++ {
 		if err := u.Have(context.Background(), []byte("x")); !errors.Is(err, store.ErrNotFound) {
 			t.Fatalf("Have %d after the probe: %v", i, err)
@@ -122,7 +123,7 @@ func TestIdleConnectionIsWatched(t *testing.T) {
 	path, _, _ := holdServer(t)
 	u := openHold(t, path, 0)
 	l := u.links[0]
-	waitFor(t, "readLoop to read the idle connection", func() bool {
+	waittest.For(t, "readLoop to read the idle connection", func() bool {
 		l.mu.Lock()
 		defer l.mu.Unlock()
 		return l.reading && l.readerCall == nil
@@ -132,7 +133,7 @@ func TestIdleConnectionIsWatched(t *testing.T) {
 	l.mu.Unlock()
 	nc.(interface{ CloseWrite() error }).CloseWrite()
 	// The server sees the end and closes its side; readLoop sees that.
-	waitFor(t, "the connection's end noticed", func() bool {
+	waittest.For(t, "the connection's end noticed", func() bool {
 		l.mu.Lock()
 		defer l.mu.Unlock()
 		return l.nc != nc
@@ -230,7 +231,7 @@ func TestPollLeavesAnUnpollableConnectionAlone(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { u.Close() })
-	waitFor(t, "the server connection", func() bool {
+	waittest.For(t, "the server connection", func() bool {
 		return errors.Is(u.Have(context.Background(), []byte("x")), store.ErrNotFound)
 	})
 	errs := make(chan error, 1)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/distcache-go/distcache/goimpl/cache"
+	"github.com/distcache-go/distcache/goimpl/internal/waittest"
 	"github.com/distcache-go/distcache/goimpl/proto"
 	"github.com/distcache-go/distcache/goimpl/proto/prototest"
 	"github.com/distcache-go/distcache/goimpl/store"
@@ -75,7 +76,7 @@ func gatedUpstream(t *testing.T) (*Upstream, func() *gateConn) {
 		defer mu.Unlock()
 		return last
 	}
-	waitFor(t, "the server connection", func() bool {
+	waittest.For(t, "the server connection", func() bool {
 		return u.Add(context.Background(), []byte("warm-up"), []byte("x"), time.Minute) == nil
 	})
 	return u, current
@@ -84,17 +85,6 @@ func gatedUpstream(t *testing.T) (*Upstream, func() *gateConn) {
 type nopLog struct{}
 
 func (nopLog) Printf(string, ...any) {}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	end := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(end) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
 
 // queued is the number of bytes waiting in the writer of u's connection.
 func queued(u *Upstream) int {
@@ -130,7 +120,7 @@ func haves(t *testing.T, u *Upstream, g *gateConn, n int) (errs chan error) {
 	for i := 1; i < n; i++ {
 		go func() { errs <- u.Have(context.Background(), []byte(id(i))) }()
 	}
-	waitFor(t, "the requests to queue behind the held write", func() bool { return queued(u) == (n-1)*haveSize })
+	waittest.For(t, "the requests to queue behind the held write", func() bool { return queued(u) == (n-1)*haveSize })
 	return errs
 }
 
@@ -176,7 +166,7 @@ func TestFailedWriteFailsTheQueuedRequests(t *testing.T) {
 			t.Fatalf("only %d of %d requests returned after the failed write", i, n)
 		}
 	}
-	waitFor(t, "a new connection", func() bool { return current() != g && u.Connected() })
+	waittest.For(t, "a new connection", func() bool { return current() != g && u.Connected() })
 	if err := u.Add(context.Background(), []byte("after"), []byte("x"), time.Minute); err != nil {
 		t.Fatalf("after reconnecting: %v", err)
 	}
@@ -210,7 +200,7 @@ func TestWriterHandsOver(t *testing.T) {
 		// One more request queues behind the held write, and the next
 		// write is held in turn.
 		go func() { others <- u.Have(context.Background(), []byte(id(r))) }()
-		waitFor(t, "a request to queue", func() bool { return queued(u) == haveSize })
+		waittest.For(t, "a request to queue", func() bool { return queued(u) == haveSize })
 		if r < rounds {
 			g.armed.Store(true)
 		}
