@@ -824,26 +824,10 @@ func ListenerFD(ln net.Listener) (int, error) {
 // called afterwards (it would wait without end); Close, Addr, File and
 // SyscallConn work as before.
 func LeavePoller(ln net.Listener) bool {
-	sc, ok := ln.(syscall.Conn)
-	if !ok {
-		return false
-	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return false
-	}
 	done := false
-	rc.Control(func(fd uintptr) {
-		var st syscall.Stat_t
-		if syscall.Fstat(int(fd), &st) != nil {
-			return
-		}
-		epfd := pollerOf(int(fd), st.Ino)
-		if epfd < 0 {
-			return
-		}
+	withPoller(ln, func(fd, epfd int) {
 		var ev syscall.EpollEvent
-		_, _, e := syscall.RawSyscall6(syscall.SYS_EPOLL_CTL, uintptr(epfd), syscall.EPOLL_CTL_DEL, fd, uintptr(unsafe.Pointer(&ev)), 0, 0)
+		_, _, e := syscall.RawSyscall6(syscall.SYS_EPOLL_CTL, uintptr(epfd), syscall.EPOLL_CTL_DEL, uintptr(fd), uintptr(unsafe.Pointer(&ev)), 0, 0)
 		done = e == 0
 	})
 	return done
@@ -853,22 +837,33 @@ func LeavePoller(ln net.Listener) bool {
 // process (the runtime's poller, until LeavePoller), as /proc/self/fdinfo
 // shows; false without /proc.
 func InPoller(ln net.Listener) bool {
+	in := false
+	withPoller(ln, func(int, int) { in = true })
+	return in
+}
+
+// withPoller calls f with ln's own descriptor and the epoll descriptor
+// that watches it (pollerOf), inside the descriptor's Control so that it
+// cannot be closed meanwhile; f is not called when ln has no descriptor
+// or no epoll set watches it.
+func withPoller(ln net.Listener, f func(fd, epfd int)) {
 	sc, ok := ln.(syscall.Conn)
 	if !ok {
-		return false
+		return
 	}
 	rc, err := sc.SyscallConn()
 	if err != nil {
-		return false
+		return
 	}
-	in := false
 	rc.Control(func(fd uintptr) {
 		var st syscall.Stat_t
-		if syscall.Fstat(int(fd), &st) == nil {
-			in = pollerOf(int(fd), st.Ino) >= 0
+		if syscall.Fstat(int(fd), &st) != nil {
+			return
+		}
+		if epfd := pollerOf(int(fd), st.Ino); epfd >= 0 {
+			f(int(fd), epfd)
 		}
 	})
-	return in
 }
 
 // pollerOf is the epoll descriptor of the process that watches fd, whose
