@@ -165,6 +165,27 @@ static void pool_drop(DC_CTX *c)
 		close(c->idle[--c->nidle]);
 }
 
+/* Under mu: a pool of another generation (a fork's parent's) is closed,
+ * and the pool is this generation's. */
+static void pool_own(DC_CTX *c)
+{
+	if (c->pool_gen != dcf_gen()) {
+		pool_drop(c);
+		c->pool_gen = dcf_gen();
+	}
+}
+
+/* Under mu: fd is busy with one operation, listed in b until busy_end. */
+static void busy_link(DC_CTX *c, struct busy_fd *b, int fd)
+{
+	b->fd = fd;
+	b->prev = NULL;
+	b->next = c->busy;
+	if (c->busy)
+		c->busy->prev = b;
+	c->busy = b;
+}
+
 /* A connection of the pool for one operation (listed busy in b until
  * busy_end), or -1; the pool of another generation (a fork's parent) is
  * closed first. */
@@ -173,17 +194,10 @@ static int pool_take(DC_CTX *c, struct busy_fd *b)
 	int fd = -1;
 
 	ctx_lock(c);
-	if (c->pool_gen != dcf_gen()) {
-		pool_drop(c);
-		c->pool_gen = dcf_gen();
-	}
+	pool_own(c);
 	if (c->nidle > 0) {
-		fd = b->fd = c->idle[--c->nidle];
-		b->prev = NULL;
-		b->next = c->busy;
-		if (c->busy)
-			c->busy->prev = b;
-		c->busy = b;
+		fd = c->idle[--c->nidle];
+		busy_link(c, b, fd);
 	}
 	ctx_unlock(c);
 	return fd;
@@ -204,10 +218,7 @@ static void busy_unlink(DC_CTX *c, struct busy_fd *b)
  * closes it). */
 static int pool_put_locked(DC_CTX *c, int fd)
 {
-	if (c->pool_gen != dcf_gen()) {
-		pool_drop(c);
-		c->pool_gen = dcf_gen();
-	}
+	pool_own(c);
 	if (c->nidle < DCW_MAX_IDLE) {
 		c->idle[c->nidle++] = fd;
 		fd = -1;
@@ -638,21 +649,13 @@ static int dial(DC_CTX *c, struct busy_fd *b)
 		}
 	}
 	ctx_lock(c);
-	if (c->pool_gen != dcf_gen()) {
-		pool_drop(c);
-		c->pool_gen = dcf_gen();
-	}
+	pool_own(c);
 	/* the engine's limits; ctx_bound waits DCW_LAT_FACTOR floors while
 	 * no answers are known, as the engine's first connection does */
 	c->floor_us = dial_env.floor_us;
 	c->ceil_us = dial_env.ceil_us;
 	c->lifetime_ms = dial_env.lifetime_ms;
-	b->fd = fd;
-	b->prev = NULL;
-	b->next = c->busy;
-	if (c->busy)
-		c->busy->prev = b;
-	c->busy = b;
+	busy_link(c, b, fd);
 	ctx_unlock(c);
 	return fd;
 }
