@@ -114,14 +114,19 @@ PASSED=0
 FAILED=0
 FAILURES=()
 check() { # check NAME CMD...: one test result
-	local name=$1
+	local name=$1 rc=0
 	shift
-	if "$@"; then
+	# what the check prints is kept, so that the summary at the end (the
+	# part of a long log one reads first) can repeat why a check failed
+	"$@" >"$T/check.out" 2>&1 || rc=$?
+	cat "$T/check.out"
+	if [ $rc = 0 ]; then
 		PASSED=$((PASSED + 1))
 		say "PASS $name"
 	else
 		FAILED=$((FAILED + 1))
 		FAILURES+=("$name")
+		cp "$T/check.out" "$T/failed-$FAILED.out"
 		say "FAIL $name"
 	fi
 }
@@ -274,7 +279,14 @@ graceful)
 esac
 EOF
 chmod 755 "$T/ctl"
-start_dc_server() { "$T/ctl" dc-start || die "cannot start dc_server"; }
+start_dc_server() {
+	# a log per MPM phase, as for the dc_clients: the last phase's stalls
+	# and outages rightly leave refusals (a handshake cut by SIGSTOP times
+	# out) that tier_secure must not take for this phase's
+	[ ! -f "$T/dc_server.log" ] || cat "$T/dc_server.log" >>"$T/dc_server.log.old"
+	: >"$T/dc_server.log"
+	"$T/ctl" dc-start || die "cannot start dc_server"
+}
 stop_dc_server() { "$T/ctl" dc-stop; }
 start_dc_client() { # start_dc_client NAME
 	local sock=$T/$1.sock
@@ -434,6 +446,8 @@ no_errors() {
 			bad=1
 		fi
 	done
+	# a failed operation's cause is often in the dc_clients' logs
+	[ $bad = 0 ] || grep -H "Warning" "$T"/dc_client-*.log 2>/dev/null | tail -6
 	[ $bad = 0 ]
 }
 no_probation() {
@@ -1152,6 +1166,12 @@ for m in $MPMS; do
 	done
 done
 echo
-for f in "${FAILURES[@]}"; do say "failed: $f"; done
+n=0
+for f in "${FAILURES[@]}"; do
+	n=$((n + 1))
+	say "failed: $f"
+	# its last lines, where a check prints the log lines it objects to
+	tail -n 12 "$T/failed-$n.out" | sed 's/^/    | /'
+done
 echo "apache-check: $PASSED passed, $FAILED failed"
 [ "$FAILED" = 0 ]
