@@ -846,6 +846,14 @@ cpu_ticks() { # cpu_ticks PID...: utime+stime of the processes, in clock ticks
 	echo $sum
 }
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "-"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+# paired P BASE: the median over run_resume's rounds (its RES) of P's rate
+# over BASE's in the same round: the rounds alternate the rows, so a round
+# the machine made slow slows both; "-" without BASE
+paired() {
+	[ -n "${RES[$2]:-}" ] || { echo -; return; }
+	paste <(printf '%s' "${RES[$1]}" | awk 'NF { print $1 }') <(printf '%s' "${RES[$2]}" | awk 'NF { print $1 }') |
+		awk '$2 > 0 { print $1 / $2 }' | median | awk '$1 != "-" { printf "%.2f\n", $1; next } { print }'
+}
 resume_setup() { # the stores and daemons every MPM's instances use
 	local rport=$1 mport=$2 dport
 	# dc_server on a unix socket (Apache straight to it) and one on TCP
@@ -1013,15 +1021,16 @@ run_resume() {
 		local base_redis=${MED[redis]:-} base_mc=${MED[memcache]:-} base_shm=${MED[shmcb]:-}
 		base_redis=${base_redis%% *} base_mc=${base_mc%% *} base_shm=${base_shm%% *}
 		tables+=("" "mpm_$mpm, TLS 1.2, one openssl s_time -reuse client, medians of $rounds rounds of ${APACHE_RESUME_SECS:-4} s; load average $(cut -d' ' -f1-3 /proc/loadavg)"
-			"| SSLSessionCache | resumed handshakes/s | vs redis: | vs memcache: | vs shmcb | resumed % | Apache CPU µs/handshake | cache daemons' CPU µs/handshake |"
-			"|---|---|---|---|---|---|---|---|")
+			"| SSLSessionCache | resumed handshakes/s | vs redis: | vs memcache: | vs shmcb | vs redis:, vs shmcb round by round | resumed % | Apache CPU µs/handshake | cache daemons' CPU µs/handshake |"
+			"|---|---|---|---|---|---|---|---|---|")
 		for p in "${RESUME_PROVIDERS[@]}"; do
 			read -r rate pct aus dus <<<"${MED[$p]}"
 			tables+=("$(awk -v p="$p" -v c="${RESUME_CACHE[$p]%%:*}" -v rate="$rate" -v pct="$pct" -v aus="$aus" -v dus="$dus" \
-				-v br="$base_redis" -v bm="$base_mc" -v bs="$base_shm" -v shm="$([ "$p" = shmcb ] && echo 1)" '
+				-v br="$base_redis" -v bm="$base_mc" -v bs="$base_shm" -v shm="$([ "$p" = shmcb ] && echo 1)" \
+				-v pr="$(paired "$p" redis)" -v ps="$(paired "$p" shmcb)" '
 				function ratio(a, b) { return b > 0 ? sprintf("%.2f", a / b) : "-" }
-				BEGIN { printf "| %s | %d | %s | %s | %s | %s | %s | %s |\n", p, rate, ratio(rate, br), ratio(rate, bm),
-					ratio(rate, bs), pct, aus, shm ? "-" : dus }')")
+				BEGIN { printf "| %s | %d | %s | %s | %s | %s, %s | %s | %s | %s |\n", p, rate, ratio(rate, br), ratio(rate, bm),
+					ratio(rate, bs), pr, ps, pct, aus, shm ? "-" : dus }')")
 		done
 	done
 	# the rows: shmcb (shared memory), memcache: (memcached), redis:
