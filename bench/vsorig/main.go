@@ -21,10 +21,12 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -342,18 +344,16 @@ func runCase(dir string, im impl, c bcase, pin bool, partial *bool) (result, err
 		}
 	}()
 	var srvErr bytes.Buffer
-	start := func(argv ...string) (*exec.Cmd, error) {
+	start := func(stderr io.Writer, argv ...string) (*exec.Cmd, error) {
 		cmd := command(pin, argv...)
-		if len(daemons) == 0 {
-			cmd.Stderr = &srvErr
-		}
+		cmd.Stderr = stderr
 		if err := cmd.Start(); err != nil {
 			return nil, err
 		}
 		daemons = append(daemons, cmd)
 		return cmd, nil
 	}
-	srv, err := start(im.server, "-listen", listen, "-sessions", "60000") // the original's largest cache
+	srv, err := start(&srvErr, im.server, "-listen", listen, "-sessions", "60000") // the original's largest cache
 	if err != nil {
 		return result{}, err
 	}
@@ -363,12 +363,26 @@ func runCase(dir string, im impl, c bcase, pin bool, partial *bool) (result, err
 	target := listen
 	var proxy *exec.Cmd
 	if c.viaProxy {
-		if proxy, err = start(proxyCommand(im, "UNIX:"+proxySock, listen)...); err != nil {
+		// Our dc_client's near cache keeps only what is added while it
+		// is subscribed: the load starts once it is, so that what the
+		// near cache answers does not depend on how fast it subscribed.
+		var near *lineWatch
+		var stderr io.Writer
+		if im.name == "ours" && !slices.Contains(im.proxyArgs, "-near") {
+			near = newLineWatch(nearOn)
+			stderr = near
+		}
+		if proxy, err = start(stderr, proxyCommand(im, "UNIX:"+proxySock, listen)...); err != nil {
 			return result{}, err
 		}
 		target = "UNIX:" + proxySock
 		if err := waitListening(target); err != nil {
 			return result{}, fmt.Errorf("%s dc_client: %v", im.name, err)
+		}
+		if near != nil {
+			if err := near.wait(10 * time.Second); err != nil {
+				return result{}, fmt.Errorf("%s dc_client: %v", im.name, err)
+			}
 		}
 	}
 	if c.prefill > 0 {
@@ -617,5 +631,47 @@ func check(err error) {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "vsorig:", err)
 		os.Exit(1)
+	}
+}
+
+// nearOn is what our dc_client logs once its near cache is in use.
+const nearOn = "the near cache is on"
+
+// lineWatch is a process's stderr that waits for a string in it.
+type lineWatch struct {
+	want  string
+	mu    sync.Mutex
+	seen  []byte // the tail, so that a string split across writes is found
+	found bool
+	done  chan struct{}
+}
+
+func newLineWatch(want string) *lineWatch {
+	return &lineWatch{want: want, done: make(chan struct{})}
+}
+
+func (w *lineWatch) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.found {
+		return len(p), nil // the rest is not kept
+	}
+	w.seen = append(w.seen, p...)
+	if bytes.Contains(w.seen, []byte(w.want)) {
+		w.seen, w.found = nil, true
+		close(w.done)
+	} else if n := len(w.seen) - len(w.want); n > 0 {
+		w.seen = append(w.seen[:0], w.seen[n:]...)
+	}
+	return len(p), nil
+}
+
+// wait waits up to d for the string.
+func (w *lineWatch) wait(d time.Duration) error {
+	select {
+	case <-w.done:
+		return nil
+	case <-time.After(d):
+		return fmt.Errorf("did not log %q within %v", w.want, d)
 	}
 }

@@ -255,3 +255,22 @@ func TestOurProxyWaitsForALateAnswer(t *testing.T) {
 		t.Fatalf("through dc_client %v: %v", argv[1:], err)
 	}
 }
+
+// lineWatch finds its string split across writes, and not a string that
+// never came.
+func TestLineWatch(t *testing.T) {
+	w := newLineWatch(nearOn)
+	for _, s := range []string{"Info, connected\nInfo, subscribed ...: the near ", "cache is", " on\n", "more\n"} {
+		if n, err := w.Write([]byte(s)); n != len(s) || err != nil {
+			t.Fatalf("Write(%q) = %d, %v", s, n, err)
+		}
+	}
+	if err := w.wait(time.Second); err != nil {
+		t.Fatal(err)
+	}
+	w = newLineWatch(nearOn)
+	w.Write([]byte("Info, connected\nthe near cache is off\n"))
+	if err := w.wait(10 * time.Millisecond); err == nil {
+		t.Fatal("found a string that never came")
+	}
+}
