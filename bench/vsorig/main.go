@@ -44,6 +44,7 @@ var (
 	only   = flag.String("only", "", "run only cases whose name contains this string")
 	pinned = flag.String("pin", "both", "unpinned, pinned or both")
 	gaps   = flag.String("gaps", "500us,2ms", "the idle gaps before each request of the spaced cases (comma-separated durations)")
+	near   = flag.Int("near", -1, "our dc_client's -near (0: no near cache, every request takes the hop to dc_server, as the original's does); -1: its default")
 )
 
 // A case is one load: the original dc_test's options, how many of it run
@@ -129,6 +130,9 @@ func main() {
 	}
 	o := impl{"orig", filepath.Join(*orig, "bin/dc_server"), filepath.Join(*orig, "bin/dc_client"), filepath.Join(*orig, "bin/dc_test"), nil}
 	u := impl{"ours", filepath.Join(*ours, "dc_server"), filepath.Join(*ours, "dc_client"), "", oursProxyArgs}
+	if *near >= 0 {
+		u.proxyArgs = append(slices.Clip(u.proxyArgs), "-near", strconv.Itoa(*near))
+	}
 	ourLoad = filepath.Join(*ours, "dc_test")
 	u.dtest = o.dtest // the original's load for both
 	for _, p := range []string{o.server, o.proxy, o.dtest, u.server, u.proxy, ourLoad} {
