@@ -30,6 +30,12 @@ BUILD=${BUILD:-$ROOT/build}
 BIN=${DC_BIN:-$BUILD/bin}
 MPMS=${APACHE_MPMS:-prefork event}
 LOAD_N=${APACHE_LOAD_N:-3000}
+# The stall (both dc_clients stopped from a quarter to three quarters of a
+# load) needs a load long enough for the stop and the continue, each a
+# command of its own, to come while it runs: at least 3000 handshakes,
+# which the near cache makes take about a second (600 took 0.3 s, and
+# the stall ended before a context had gone on probation).
+STALL_N=$((LOAD_N < 3000 ? 3000 : LOAD_N))
 STARTS=${APACHE_STARTS:-50}
 CONC=16
 SN=dc-test.invalid     # the one ServerName of both instances
@@ -723,9 +729,9 @@ run_mpm() {
 	# library waited 3 s for each lookup and 3 s for each store).
 	mark_logs A B
 	check "$mpm: both dc_clients stopped (SIGSTOP) during load, all 200, p99 < 3 s" \
-		eval "load 'dc_client stopped' $mpm 1.2 dc ${PORT[A]},${PORT[B]} \
-			-at '$((LOAD_N / 4)):$T/ctl dcc-stop A' -at '$((LOAD_N / 4)):$T/ctl dcc-stop B' \
-			-at '$((LOAD_N * 3 / 4)):$T/ctl dcc-cont A' -at '$((LOAD_N * 3 / 4)):$T/ctl dcc-cont B' \
+		eval "LOAD_N=$STALL_N load 'dc_client stopped' $mpm 1.2 dc ${PORT[A]},${PORT[B]} \
+			-at '$((STALL_N / 4)):$T/ctl dcc-stop A' -at '$((STALL_N / 4)):$T/ctl dcc-stop B' \
+			-at '$((STALL_N * 3 / 4)):$T/ctl dcc-cont A' -at '$((STALL_N * 3 / 4)):$T/ctl dcc-cont B' \
 			&& load_ok 0 && awk -v p=\"\$(kv p99_ms)\" 'BEGIN { exit !(p < 3000) }'"
 	"$T/ctl" dcc-cont A; "$T/ctl" dcc-cont B
 	check "$mpm: stalled: the contexts went on probation (the stall happened) and came off" \
