@@ -285,21 +285,23 @@ graceful)
 esac
 EOF
 chmod 755 "$T/ctl"
+# phase_log FILE: a daemon's log per MPM phase (the earlier phases' lines
+# kept in FILE.old): the last phase's stalls and outages rightly leave
+# refusals and lost servers (a handshake cut by SIGSTOP times out) that
+# tier_secure must not take for this phase's
+phase_log() {
+	[ ! -f "$1" ] || cat "$1" >>"$1.old"
+	: >"$1"
+}
 start_dc_server() {
-	# a log per MPM phase, as for the dc_clients: the last phase's stalls
-	# and outages rightly leave refusals (a handshake cut by SIGSTOP times
-	# out) that tier_secure must not take for this phase's
-	[ ! -f "$T/dc_server.log" ] || cat "$T/dc_server.log" >>"$T/dc_server.log.old"
-	: >"$T/dc_server.log"
+	phase_log "$T/dc_server.log"
 	"$T/ctl" dc-start || die "cannot start dc_server"
 }
 stop_dc_server() { "$T/ctl" dc-stop; }
 start_dc_client() { # start_dc_client NAME
 	local sock=$T/$1.sock
 	rm -f "$sock"
-	# a log per MPM phase: tier_secure must not see the last phase's outage
-	[ ! -f "$T/dc_client-$1.log" ] || cat "$T/dc_client-$1.log" >>"$T/dc_client-$1.log.old"
-	: >"$T/dc_client-$1.log"
+	phase_log "$T/dc_client-$1.log"
 	own_session "$BIN/dc_client" -listen "UNIX:$sock" -server "IP:127.0.0.1:$DC_PORT" \
 		-retry $RETRY_MS -sockgroup www-data -sockperms 0660 $(dcc_tls "$1") \
 		>>"$T/dc_client-$1.log" 2>&1 &
