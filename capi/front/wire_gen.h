@@ -29,7 +29,7 @@
 #define DCW_OP_REMOVE                2
 #define DCW_OP_HAVE                  3
 #define DCW_OP_TAKE                  4
-#define DCW_OP_MAX_KNOWN             6	/* the highest operation a frame may carry */
+#define DCW_OP_MAX_KNOWN             7	/* the highest operation a frame may carry */
 #define DCW_RESULT_OK                0x00	/* a one-byte answer: done, present */
 #define DCW_RESULT_NOTOK             0x01	/* a one-byte answer: not done, absent */
 #define DCW_ADD_PREFIX               8	/* an ADD payload's timeout and id length */

@@ -61,7 +61,7 @@ func wireHeader() string {
 	for _, op := range []dcproto.Op{dcproto.OpAdd, dcproto.OpGet, dcproto.OpRemove, dcproto.OpHave, dcproto.OpTake} {
 		def("DCW_OP_"+op.String(), int(op), "")
 	}
-	def("DCW_OP_MAX_KNOWN", int(dcproto.OpNotice), "the highest operation a frame may carry")
+	def("DCW_OP_MAX_KNOWN", int(dcproto.OpGetLife), "the highest operation a frame may carry")
 	def("DCW_RESULT_OK", fmt.Sprintf("0x%02x", dcproto.ResultOK), "a one-byte answer: done, present")
 	def("DCW_RESULT_NOTOK", fmt.Sprintf("0x%02x", dcproto.ResultNotOK), "a one-byte answer: not done, absent")
 	def("DCW_ADD_PREFIX", dcproto.AddRequestSize(0, 0), "an ADD payload's timeout and id length")

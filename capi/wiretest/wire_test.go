@@ -54,7 +54,7 @@ func TestEncode(t *testing.T) {
 	for _, n := range sizes {
 		p := make([]byte, n)
 		r.Read(p)
-		for op := proto.Op(0); op <= proto.OpNotice+1; op++ {
+		for op := proto.Op(0); op <= proto.OpGetLife+1; op++ {
 			for _, resp := range []bool{false, true} {
 				uid := r.Uint32()
 				want, err := proto.AppendMessage(nil, &proto.Message{Response: resp, UID: uid, Op: op, Payload: p})
@@ -88,7 +88,7 @@ func TestDecode(t *testing.T) {
 		p := make([]byte, n)
 		r.Read(p)
 		for _, resp := range []bool{false, true} {
-			m := &proto.Message{Response: resp, UID: r.Uint32(), Op: proto.Op(r.Intn(int(proto.OpNotice) + 1)), Payload: p}
+			m := &proto.Message{Response: resp, UID: r.Uint32(), Op: proto.Op(r.Intn(int(proto.OpGetLife) + 1)), Payload: p}
 			b, err := proto.AppendMessage(nil, m)
 			if err != nil {
 				t.Fatal(err)
@@ -146,7 +146,7 @@ func TestDecodeRules(t *testing.T) {
 		{"version seen in 4 bytes", hdr(0x00120000, 1, 7, 0, 1, 1, 3, 3)[:4], Corrupt},
 		{"is_response 2", hdr(proto.ProtoLevel, 2, 7, 0, 1, 1, 3, 3), Corrupt},
 		{"op_class", hdr(proto.ProtoLevel, 1, 7, 1, 1, 1, 3, 3), Corrupt},
-		{"op 7", hdr(proto.ProtoLevel, 1, 7, 0, 7, 1, 3, 3), Corrupt},
+		{"op 8", hdr(proto.ProtoLevel, 1, 7, 0, 8, 1, 3, 3), Corrupt},
 		{"complete 2", hdr(proto.ProtoLevel, 1, 7, 0, 1, 2, 3, 3), Corrupt},
 		{"data_len 2049", hdr(proto.ProtoLevel, 1, 7, 0, 1, 1, 2049, 2049), Corrupt},
 		{"short incomplete frame", hdr(proto.ProtoLevel, 1, 7, 0, 1, 0, 100, 100), Corrupt},

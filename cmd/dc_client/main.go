@@ -80,8 +80,9 @@ where options include:
                          others may read it (SIGHUP reloads it and the TLS
                          files)
    -near <num>           sessions kept in the near cache, which answers GETs
-                         of the sessions this dc_client added without the
-                         server, kept exact by the server's removal notices
+                         of the sessions this dc_client added or read
+                         without the server, kept exact by the server's
+                         removal notices
                          (default 10000, and 4 KiB of data each on average;
                          0 = off; only with a dc_server
                          that announces them, never with Redis)

@@ -813,14 +813,15 @@ func TestDefaultSocketAndSquatter(t *testing.T) {
 	}
 }
 
-// dc_server announces removal notices; dc_client passes TAKE on to its
-// local clients, never the notices (it does not serve subscriptions).
+// dc_server announces removal notices and GETLIFE; dc_client passes TAKE
+// on to its local clients, never the near cache's extensions (it serves
+// no subscriptions).
 func TestFeaturesPassTakeOnly(t *testing.T) {
 	dir, _, _ := realPair(t)
 	for _, c := range []struct {
 		sock string
 		want uint32
-	}{{dir + "/srv", proto.FeatureTake | proto.FeatureNotify}, {dir + "/cli", proto.FeatureTake}} {
+	}{{dir + "/srv", proto.FeatureTake | proto.FeatureNotify | proto.FeatureGetLife}, {dir + "/cli", proto.FeatureTake}} {
 		nc, err := net.Dial("unix", c.sock)
 		if err != nil {
 			t.Fatal(err)
@@ -865,6 +866,10 @@ func TestNearCacheAcrossClients(t *testing.T) {
 		if r := rt(one, proto.OpGet, id); string(r) != "data" {
 			t.Fatalf("get: %q", r)
 		}
+		// A session read through the other dc_client, kept there too.
+		if r := rt(two, proto.OpGet, id); string(r) != "data" {
+			t.Fatalf("get through the other dc_client: %q", r)
+		}
 		if r := rt(two, op, id); len(r) == 0 || r[0] == proto.ResultNotOK {
 			t.Fatalf("%v through the other dc_client: % x", op, r)
 		}
@@ -873,6 +878,21 @@ func TestNearCacheAcrossClients(t *testing.T) {
 		}
 		if r := rt(one, proto.OpHave, id); !bytes.Equal(r, []byte{proto.ResultNotOK}) {
 			t.Fatalf("after a %v through the other dc_client, HAVE answered % x", op, r)
+		}
+		// And the other way: a copy read, its session removed elsewhere.
+		if r := rt(two, proto.OpAdd, proto.AppendAddRequest(nil, 60000, id, []byte("again"))); !bytes.Equal(r, []byte{0}) {
+			t.Fatalf("add again: % x", r)
+		}
+		for range 2 {
+			if r := rt(one, proto.OpGet, id); string(r) != "again" {
+				t.Fatalf("get of the other's session: %q", r)
+			}
+		}
+		if r := rt(two, proto.OpRemove, id); !bytes.Equal(r, []byte{0}) {
+			t.Fatalf("remove: % x", r)
+		}
+		if r := rt(one, proto.OpGet, id); !bytes.Equal(r, []byte{proto.ResultNotOK}) {
+			t.Fatalf("a copy read here outlived its removal through the other dc_client: %q", r)
 		}
 	}
 }

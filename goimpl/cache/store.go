@@ -43,26 +43,33 @@ func (v Store) Add(_ context.Context, id, data []byte, ttl time.Duration) error 
 
 // Get implements store.Store.
 func (v Store) Get(_ context.Context, id, dst []byte) ([]byte, error) {
+	d, _, err := v.get(id, dst, false)
+	return d, err
+}
+
+// GetLife implements store.LifeGetter.
+func (v Store) GetLife(_ context.Context, id, dst []byte) ([]byte, time.Duration, error) {
 	return v.get(id, dst, false)
 }
 
-// get appends the live entry's data to dst, and with take removes the
-// entry under the same shard lock.
-func (v Store) get(id, dst []byte, take bool) ([]byte, error) {
+// get appends the live entry's data to dst and returns its remaining
+// lifetime, and with take removes the entry under the same shard lock.
+func (v Store) get(id, dst []byte, take bool) ([]byte, time.Duration, error) {
 	s := v.c.shard(id)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	nowUS := v.c.now().UnixMicro()
 	e := s.lookup(nowUS, id)
 	if e == nil {
-		return dst, store.ErrNotFound
+		return dst, 0, store.ErrNotFound
 	}
 	v.c.hit(nowUS, e)
 	dst = append(dst, e.data()...)
+	left := time.Duration(e.expiry-nowUS) * time.Microsecond
 	if take {
 		s.remove(nowUS, id)
 	}
-	return dst, nil
+	return dst, left, nil
 }
 
 // hit tells Config.OnHit the age of the entry found at nowUS.
@@ -91,7 +98,8 @@ func (v Store) Have(_ context.Context, id []byte) error {
 // Take implements store.Store: the lookup and the removal happen under one
 // shard lock, so of concurrent Takes exactly one finds the entry.
 func (v Store) Take(_ context.Context, id, dst []byte) ([]byte, error) {
-	return v.get(id, dst, true)
+	d, _, err := v.get(id, dst, true)
+	return d, err
 }
 
 // Close implements store.Store; the entries stay (the cache may be shared).

@@ -350,6 +350,11 @@ func (n notifyStore) Take(ctx context.Context, id, dst []byte) ([]byte, error) {
 	return d, err
 }
 
+// GetLife is the wrapped store's (store.LifeGetter).
+func (n notifyStore) GetLife(ctx context.Context, id, dst []byte) ([]byte, time.Duration, error) {
+	return store.GetLife(ctx, n.Store, id, dst)
+}
+
 // NeverBlocks is the wrapped store's (store.NeverBlocks).
 func (n notifyStore) NeverBlocks() bool { return store.NeverBlocks(n.Store) }
 

@@ -85,7 +85,9 @@ type Options struct {
 	// Notify announces proto.FeatureNotify and serves subscriptions to
 	// removal notices (notify.go): for a Store no other process changes
 	// (the in-memory cache), since a removal elsewhere would send no
-	// notice.
+	// notice. It also announces proto.FeatureGetLife, answered from the
+	// Store's GetLife (store.LifeGetter), with which a subscriber keeps
+	// copies of the sessions it reads.
 	Notify bool
 	// NoticeBacklog is what a subscriber may have waiting to be written
 	// before it is closed (0: DefaultNoticeBacklog). What subscribers have
@@ -151,7 +153,7 @@ func New(o Options) *Server {
 		o.Store = notifyStore{o.Store, hb}
 		features := o.Features
 		o.Features = func() uint32 {
-			bits := proto.FeatureNotify
+			bits := proto.FeatureNotify | proto.FeatureGetLife
 			if features != nil {
 				bits |= features()
 			}

@@ -84,6 +84,14 @@ func (s *Store) Get(ctx context.Context, id, dst []byte) ([]byte, error) {
 	return out, err
 }
 
+// GetLife implements store.LifeGetter, counted as a GET.
+func (s *Store) GetLife(ctx context.Context, id, dst []byte) ([]byte, time.Duration, error) {
+	t := monoNow()
+	out, left, err := store.GetLife(ctx, s.next, id, dst)
+	s.c.done(s.get, stripeOf(id), t, result(err, store.ErrNotFound))
+	return out, left, err
+}
+
 // Remove implements store.Store.
 func (s *Store) Remove(ctx context.Context, id []byte) error {
 	t := monoNow()
@@ -177,6 +185,13 @@ func (b *backendStore) Get(ctx context.Context, id, dst []byte) ([]byte, error) 
 	out, err := b.next.Get(ctx, id, dst)
 	b.done(opGet, t, err)
 	return out, err
+}
+
+func (b *backendStore) GetLife(ctx context.Context, id, dst []byte) ([]byte, time.Duration, error) {
+	t := monoNow()
+	out, left, err := store.GetLife(ctx, b.next, id, dst)
+	b.done(opGet, t, err)
+	return out, left, err
 }
 
 func (b *backendStore) Remove(ctx context.Context, id []byte) error {

@@ -2,7 +2,10 @@
 
 package proto
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+	"time"
+)
 
 // Extensions beyond 1.5 are negotiated without changing the 1.5 protocol:
 // a client GETs the reserved id FeaturesID. A 1.5 server finds no such
@@ -27,6 +30,8 @@ const (
 	// connection an OpNotice for every session removed or taken, before
 	// it answers the request that removed it.
 	FeatureNotify uint32 = 1 << 1
+	// FeatureGetLife: the server answers OpGetLife.
+	FeatureGetLife uint32 = 1 << 2
 )
 
 // AppendFeatures appends the feature answer announcing bits.
@@ -46,3 +51,29 @@ func ParseFeatures(p []byte) uint32 {
 
 // IsFeaturesID reports whether id is the reserved probe id.
 func IsFeaturesID(id []byte) bool { return string(id) == string(FeaturesID) }
+
+// LifeSize is the size of the remaining lifetime that starts an
+// OpGetLife answer to a hit.
+const LifeSize = 4
+
+// MaxLifeData is the largest session an OpGetLife answer can carry.
+const MaxLifeData = MaxPayload - LifeSize
+
+// PutLife writes the remaining lifetime left, in whole milliseconds
+// rounded down (0 when none is left, at most MaxExpiry), into the first
+// LifeSize bytes of an OpGetLife answer, which the session's data follows.
+func PutLife(b []byte, left time.Duration) {
+	ms := max(0, min(left/time.Millisecond, MaxExpiry))
+	binary.BigEndian.PutUint32(b, uint32(ms))
+}
+
+// ParseLife splits an OpGetLife answer to a hit (more than LifeSize
+// bytes) into the remaining lifetime and the data; ok is false for any
+// other answer (a one-byte result: 0x01 a miss, ResultTooLarge).
+func ParseLife(p []byte) (left time.Duration, data []byte, ok bool) {
+	if len(p) <= LifeSize {
+		return 0, nil, false
+	}
+	ms := min(binary.BigEndian.Uint32(p), MaxExpiry)
+	return time.Duration(ms) * time.Millisecond, p[LifeSize:], true
+}

@@ -60,6 +60,11 @@ const (
 	// connection (Response set, uid a running count): the payload is
 	// the id of a session that was removed or taken.
 	OpNotice Op = 6
+	// OpGetLife is this implementation's extension, sent only to a
+	// server that announced FeatureGetLife: GET that also says how long
+	// the session has left (AppendLife, ParseLife), so that a client may
+	// keep a copy no longer than the server does.
+	OpGetLife Op = 7
 )
 
 // Valid reports whether op is one of the four operations of 1.5, the set
@@ -68,7 +73,7 @@ func (op Op) Valid() bool { return op <= OpHave }
 
 // Known reports whether op is a 1.5 operation or an extension of ours:
 // what the frame layer accepts.
-func (op Op) Known() bool { return op <= OpNotice }
+func (op Op) Known() bool { return op <= OpGetLife }
 
 func (op Op) String() string {
 	switch op {
@@ -86,6 +91,8 @@ func (op Op) String() string {
 		return "SUBSCRIBE"
 	case OpNotice:
 		return "NOTICE"
+	case OpGetLife:
+		return "GETLIFE"
 	}
 	return fmt.Sprintf("OP(%d)", uint8(op))
 }
@@ -106,6 +113,9 @@ const (
 	ResultOK           byte = 0x00 // DC_ERR_OK
 	ResultNotOK        byte = 0x01 // DC_ERR_NOTOK
 	ResultDisconnected byte = 0x02 // DC_ERR_DISCONNECTED (dc_client only)
+	// ResultTooLarge answers an OpGetLife whose session and lifetime do
+	// not fit one message: the client asks GET instead (an extension).
+	ResultTooLarge     byte = 0x03
 	AddErrCorrupt      byte = 0x64 // DC_ADD_ERR_CORRUPT
 	AddErrMatching     byte = 0x65 // DC_ADD_ERR_MATCHING_SESSION
 	AddErrTimeoutRange byte = 0x66 // DC_ADD_ERR_TIMEOUT_RANGE
@@ -122,6 +132,8 @@ func ResultName(b byte) string {
 		return "NOTOK"
 	case ResultDisconnected:
 		return "DISCONNECTED"
+	case ResultTooLarge:
+		return "TOO_LARGE"
 	case AddErrCorrupt:
 		return "ADD_ERR_CORRUPT"
 	case AddErrMatching:

@@ -9,6 +9,7 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"time"
 )
 
 func unhex(t testing.TB, s string) []byte {
@@ -143,8 +144,8 @@ func TestFragmentationBoundaries(t *testing.T) {
 	if _, err := AppendMessage(nil, &Message{Op: OpAdd, Payload: make([]byte, 32769)}); err != ErrPayloadTooLarge {
 		t.Fatalf("32769 bytes: err %v", err)
 	}
-	if _, err := AppendMessage(nil, &Message{Op: OpNotice + 1}); err != ErrBadOp {
-		t.Fatalf("op 7: err %v", err)
+	if _, err := AppendMessage(nil, &Message{Op: OpGetLife + 1}); err != ErrBadOp {
+		t.Fatalf("op 8: err %v", err)
 	}
 	b, err := AppendMessage(nil, &Message{Op: OpTake, UID: 9, Payload: []byte("id")})
 	if err != nil {
@@ -189,7 +190,7 @@ func TestCorruptFrames(t *testing.T) {
 		"version 0x0012":     mod(1, 0x12),
 		"is_response 2":      mod(4, 2),
 		"op_class 1":         mod(9, 1),
-		"operation 7":        mod(10, 7),
+		"operation 8":        mod(10, 8),
 		"complete 2":         mod(11, 2),
 		"data_len 2049":      append(unhex(t, "00110000 00 00000002 00 01 01 0801"), make([]byte, 2049)...),
 		"short non-complete": mod(11, 0),
@@ -468,5 +469,31 @@ func TestSingleFramePayloadInPlace(t *testing.T) {
 		if inPlace != (n <= MaxFrameData) {
 			t.Errorf("%d bytes: payload in place %v", n, inPlace)
 		}
+	}
+}
+
+// GETLIFE's lifetime: whole milliseconds, rounded down, 0..MaxExpiry;
+// anything of LifeSize bytes or fewer is not a hit.
+func TestLife(t *testing.T) {
+	b := make([]byte, LifeSize)
+	for _, c := range []struct {
+		in, out time.Duration
+	}{
+		{-time.Second, 0},
+		{1999 * time.Microsecond, time.Millisecond},
+		{8 * 24 * time.Hour, MaxExpiry * time.Millisecond},
+	} {
+		PutLife(b, c.in)
+		if left, d, ok := ParseLife(append(b, 'd')); !ok || left != c.out || string(d) != "d" {
+			t.Fatalf("%v: %v %q %v, want %v", c.in, left, d, ok, c.out)
+		}
+	}
+	for n := 0; n <= LifeSize; n++ {
+		if _, _, ok := ParseLife(make([]byte, n)); ok {
+			t.Fatalf("%d bytes taken for a hit", n)
+		}
+	}
+	if left, _, _ := ParseLife([]byte{0xff, 0xff, 0xff, 0xff, 'd'}); left != MaxExpiry*time.Millisecond {
+		t.Fatalf("a lifetime over 7 days: %v", left)
 	}
 }

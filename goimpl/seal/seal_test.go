@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/distcache-go/distcache/goimpl/cache"
 	"github.com/distcache-go/distcache/goimpl/store"
 	"github.com/distcache-go/distcache/goimpl/store/storetest"
 )
@@ -428,5 +429,28 @@ func TestMissesAndErrorsPassThrough(t *testing.T) {
 	}
 	if s.Failures() != 0 {
 		t.Fatalf("plain misses counted as failures: %d", s.Failures())
+	}
+}
+
+// GetLife opens the entry and passes the wrapped store's remaining
+// lifetime on; an entry that does not open is a miss with no lifetime.
+func TestGetLife(t *testing.T) {
+	t0 := time.Unix(1e9, 0)
+	now := t0
+	c := cache.New(cache.Config{Now: func() time.Time { return now }})
+	s := New(c.Store(), ring(t, "k1 "+hexA), Options{})
+	if err := s.Add(ctx, []byte("x"), []byte("secret"), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	now = t0.Add(10 * time.Second)
+	d, left, err := s.GetLife(ctx, []byte("x"), []byte("pre-"))
+	if err != nil || string(d) != "pre-secret" || left != 50*time.Second {
+		t.Fatalf("GetLife: %q %v %v", d, left, err)
+	}
+	if err := c.Store().Add(ctx, []byte("plain"), []byte("not sealed"), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if d, left, err := s.GetLife(ctx, []byte("plain"), nil); !errors.Is(err, store.ErrNotFound) || left != 0 || len(d) != 0 {
+		t.Fatalf("an entry that does not open: %q %v %v", d, left, err)
 	}
 }

@@ -104,6 +104,21 @@ func (s *Store) Get(ctx context.Context, id, dst []byte) ([]byte, error) {
 	return s.read(ctx, id, dst, s.inner.Get)
 }
 
+// GetLife is the wrapped store's GetLife (store.LifeGetter), then
+// opening.
+func (s *Store) GetLife(ctx context.Context, id, dst []byte) ([]byte, time.Duration, error) {
+	var left time.Duration
+	d, err := s.read(ctx, id, dst, func(ctx context.Context, id, dst []byte) ([]byte, error) {
+		var err error
+		dst, left, err = store.GetLife(ctx, s.inner, id, dst)
+		return dst, err
+	})
+	if err != nil {
+		left = 0
+	}
+	return d, left, err
+}
+
 // Take is the wrapped store's Take, then opening.
 func (s *Store) Take(ctx context.Context, id, dst []byte) ([]byte, error) {
 	return s.read(ctx, id, dst, s.inner.Take)

@@ -3,6 +3,7 @@
 package store
 
 import (
+	"context"
 	"errors"
 	"time"
 
@@ -13,7 +14,7 @@ import (
 // result: an event loop that serves many connections starts it and goes
 // back to its sockets, and the result comes to Done.
 type Call struct {
-	Op   proto.Op // OpAdd, OpGet, OpRemove or OpHave
+	Op   proto.Op // OpAdd, OpGet, OpRemove, OpHave, or OpGetLife
 	ID   []byte
 	Data []byte        // OpAdd's
 	TTL  time.Duration // OpAdd's
@@ -23,6 +24,9 @@ type Call struct {
 	Dst []byte
 	Res []byte
 	Err error
+	// Left is OpGetLife's: the remaining lifetime of the entry found
+	// (0 when the store cannot tell), as GetLife returns it.
+	Left time.Duration
 	// Done is told once that the call is complete, from any goroutine,
 	// maybe before Start returns. A wrapper may put its own Completion
 	// here for the call's time and give the call back to the one it
@@ -74,7 +78,7 @@ func (h *Handler) Start(req *proto.Message, out []byte, c *Call) ([]byte, Starte
 		return nil, Blocking, nil
 	}
 	out = out[:0]
-	c.Dst, c.Res, c.Err, c.Data, c.TTL = out, nil, nil, nil, 0
+	c.Dst, c.Res, c.Err, c.Data, c.TTL, c.Left = out, nil, nil, nil, 0, 0
 	switch req.Op {
 	case proto.OpAdd:
 		add, code, ok := proto.ParseAddRequest(req.Payload)
@@ -145,6 +149,24 @@ func (h *Handler) getAnswer(op proto.Op, d []byte, err error, out []byte) ([]byt
 		return append(out[:0], proto.ResultNotOK), nil
 	}
 	return h.unavailable(op, err, out), nil
+}
+
+// lifeAnswer is the answer to a GETLIFE of id: the remaining lifetime
+// and the data (proto.PutLife), 0x01 for a miss, ResultTooLarge when the
+// two do not fit one message.
+func (h *Handler) lifeAnswer(ctx context.Context, id, out []byte) []byte {
+	out = append(out[:0], make([]byte, proto.LifeSize)...)
+	d, left, err := GetLife(ctx, h.Store, id, out)
+	switch {
+	case err == nil && len(d) == proto.LifeSize, errors.Is(err, ErrNotFound), errors.Is(err, ErrInvalid):
+		return append(d[:0], proto.ResultNotOK)
+	case err != nil:
+		return h.unavailable(proto.OpGet, err, d)
+	case len(d)-proto.LifeSize > proto.MaxLifeData:
+		return append(d[:0], proto.ResultTooLarge)
+	}
+	proto.PutLife(d, left)
+	return d
 }
 
 // boolAnswer is the answer to a REMOVE or HAVE the Store returned err to.

@@ -28,7 +28,9 @@ type Handler struct {
 	// Features, when set, announces extensions to clients that probe for
 	// them (proto.FeaturesID) and enables the ones announced: TAKE is
 	// served only while Features reports proto.FeatureTake, and closes the
-	// connection otherwise, as a 1.5 server does. nil: the 1.5 protocol.
+	// connection otherwise, as a 1.5 server does, and so is GETLIFE
+	// (proto.FeatureGetLife), answered from the Store's GetLife. nil: the
+	// 1.5 protocol.
 	Features func() uint32
 }
 
@@ -131,6 +133,14 @@ func (h *Handler) Handle(ctx context.Context, req *proto.Message, out []byte) ([
 			d, err = h.Store.Get(ctx, req.Payload, out)
 		}
 		return h.getAnswer(req.Op, d, err, out)
+	case proto.OpGetLife:
+		if h.features()&proto.FeatureGetLife == 0 {
+			return nil, ErrBadOp
+		}
+		if !ValidID(req.Payload) || proto.IsFeaturesID(req.Payload) {
+			return append(out, proto.ResultNotOK), nil
+		}
+		return h.lifeAnswer(ctx, req.Payload, out), nil
 	case proto.OpRemove, proto.OpHave:
 		if !ValidID(req.Payload) {
 			return append(out, proto.ResultNotOK), nil

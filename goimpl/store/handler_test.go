@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/distcache-go/distcache/goimpl/cache"
 	"github.com/distcache-go/distcache/goimpl/proto"
 	"github.com/distcache-go/distcache/goimpl/store"
 )
@@ -329,5 +330,54 @@ func TestHandlerTake(t *testing.T) {
 	}
 	if out := answer(t, h, req(proto.OpGet, exID)); !bytes.Equal(out, []byte{0x01}) {
 		t.Fatalf("GET after TAKE: %x", out)
+	}
+}
+
+// GETLIFE: closed for as a 1.5 server does unless announced; then the
+// remaining lifetime (whole milliseconds, big-endian) and the data, 0x01
+// for a miss or a store that failed, 0x03 for a session that does not
+// fit with its lifetime; a store that cannot tell lifetimes says 0.
+func TestHandlerGetLife(t *testing.T) {
+	t0 := time.Unix(1e9, 0)
+	now := t0
+	c := cache.New(cache.Config{Now: func() time.Time { return now }})
+	plain := &store.Handler{Store: c.Store()}
+	if out, err := plain.Handle(bg, req(proto.OpGetLife, exID), nil); !errors.Is(err, store.ErrBadOp) {
+		t.Fatalf("GETLIFE without features: %x %v, want a close", out, err)
+	}
+	h := &store.Handler{Store: c.Store(), Features: func() uint32 { return proto.FeatureGetLife }}
+	answer(t, h, addReq(300000, exID, exData))
+	now = t0.Add(1500*time.Millisecond + 700*time.Microsecond)
+	want := append([]byte{0, 0x04, 0x8e, 0x03}, exData...) // 298499 ms
+	if out := answer(t, h, req(proto.OpGetLife, exID)); !bytes.Equal(out, want) {
+		t.Fatalf("GETLIFE: % x, want % x", out, want)
+	}
+	if left, d, ok := proto.ParseLife(want); !ok || left != 298499*time.Millisecond || !bytes.Equal(d, exData) {
+		t.Fatalf("ParseLife: %v %q %v", left, d, ok)
+	}
+	for name, id := range map[string][]byte{"miss": []byte("nope"), "probe id": proto.FeaturesID, "empty id": nil} {
+		if out := answer(t, h, req(proto.OpGetLife, id)); !bytes.Equal(out, []byte{0x01}) {
+			t.Fatalf("%s: % x", name, out)
+		}
+	}
+	for _, n := range []int{proto.MaxLifeData, proto.MaxLifeData + 1} {
+		id := []byte(fmt.Sprint("big-", n))
+		if err := c.Store().Add(bg, id, bytes.Repeat([]byte{'b'}, n), time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		out := answer(t, h, req(proto.OpGetLife, id))
+		if n == proto.MaxLifeData && len(out) != proto.MaxPayload || n > proto.MaxLifeData && !bytes.Equal(out, []byte{proto.ResultTooLarge}) {
+			t.Fatalf("%d bytes: %d answered", n, len(out))
+		}
+	}
+	f := newFake()
+	hf := &store.Handler{Store: f, Features: func() uint32 { return proto.FeatureGetLife }}
+	answer(t, hf, addReq(300000, exID, exData))
+	if out := answer(t, hf, req(proto.OpGetLife, exID)); !bytes.Equal(out, append([]byte{0, 0, 0, 0}, exData...)) {
+		t.Fatalf("a store without lifetimes: % x", out)
+	}
+	f.err = store.ErrUnavailable
+	if out := answer(t, hf, req(proto.OpGetLife, exID)); !bytes.Equal(out, []byte{0x01}) {
+		t.Fatalf("a failed store: % x", out)
 	}
 }

@@ -52,6 +52,26 @@ var (
 	ErrUnsupported = errors.New("store: operation not supported")
 )
 
+// LifeGetter is a Store that can tell how long an entry has left. A
+// client that keeps copies of sessions near its own clients (dc_client's
+// near cache) keeps a copy read from the server no longer than that.
+// Wrappers implement it by calling GetLife on the store they wrap.
+type LifeGetter interface {
+	// GetLife is Get that also returns the entry's remaining lifetime,
+	// rounded down to the millisecond; 0 when it cannot tell.
+	GetLife(ctx context.Context, id, dst []byte) (data []byte, left time.Duration, err error)
+}
+
+// GetLife is s's GetLife when s is a LifeGetter, and otherwise its Get
+// with a lifetime of 0 (unknown).
+func GetLife(ctx context.Context, s Store, id, dst []byte) ([]byte, time.Duration, error) {
+	if lg, ok := s.(LifeGetter); ok {
+		return lg.GetLife(ctx, id, dst)
+	}
+	d, err := s.Get(ctx, id, dst)
+	return d, 0, err
+}
+
 // NeverBlocks reports whether s says its calls never wait for anything but
 // short locks in this process (a method NeverBlocks returning true, as the
 // in-memory cache has): a server may then call it from a goroutine that

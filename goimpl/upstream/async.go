@@ -63,7 +63,7 @@ func (u *Upstream) Start(sc *store.Call) bool {
 	switch sc.Op {
 	case proto.OpAdd:
 		err = check(sc.ID, sc.Data, sc.TTL)
-	case proto.OpGet, proto.OpRemove, proto.OpHave:
+	case proto.OpGet, proto.OpGetLife, proto.OpRemove, proto.OpHave:
 		if !validID(sc.ID) {
 			err = store.ErrNotFound
 		}
@@ -81,7 +81,7 @@ func (u *Upstream) Start(sc *store.Call) bool {
 	}
 	c := callPool.Get().(*call)
 	c.op, c.dst = sc.Op, sc.Dst
-	if sc.Op != proto.OpGet {
+	if sc.Op != proto.OpGet && sc.Op != proto.OpGetLife {
 		c.dst = c.rbuf[:0]
 	}
 	payload := sc.ID

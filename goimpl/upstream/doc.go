@@ -45,7 +45,8 @@
 //
 // Near (near.go) is dc_client's near cache: a Store in front of the
 // Upstream that answers GETs and HAVEs of the sessions this process added
-// without the server, kept exact by the server's removal notices, to
-// which each link subscribes on a connection of its own when its server
-// announces them (subscribe.go, doc/EXTENSIONS.md).
+// or read (GETLIFE, life.go) without the server, kept exact by the
+// server's removal notices, to which each link subscribes on a
+// connection of its own when its server announces them (subscribe.go,
+// doc/EXTENSIONS.md).
 package upstream

@@ -136,9 +136,12 @@ type call struct {
 func (c *call) finish(res []byte, err error) {
 	if sc := c.sc; sc != nil {
 		c.sc = nil
-		if c.op == proto.OpGet {
+		switch c.op {
+		case proto.OpGet:
 			sc.Res, sc.Err = getResult(res, c.dst, err)
-		} else {
+		case proto.OpGetLife:
+			sc.Res, sc.Left, sc.Err = lifeResult(c.op, res, c.dst, err)
+		default:
 			sc.Res, sc.Err = nil, status(c.op, res, err)
 			c.rbuf = res[:0]
 		}
@@ -543,6 +546,10 @@ func (l *link) send(c *call, op proto.Op, payload []byte, slot bool, want int32,
 		l.mu.Unlock()
 		return 0, 0, nil, false
 	}
+	if op == proto.OpGetLife && !l.announced(proto.FeatureGetLife) {
+		op = proto.OpGet
+	}
+	c.op = op // how the answer is read (lifeResult)
 	uid = l.nextUID
 	for {
 		if _, busy := l.pending[uid]; !busy {

@@ -4,6 +4,7 @@ package upstream
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,19 +17,22 @@ import (
 
 // Near is dc_client's near cache: a store.Store in front of the store
 // that reaches the servers (the Upstream, or a sealing wrapper of it),
-// which answers GETs and HAVEs of the sessions this process added itself
-// without asking the server, while a subscription to the server's removal
-// notices (subscribe.go) is live on the server requests go to.
+// which answers GETs and HAVEs of the sessions this process added or
+// read once without asking the server, while a subscription to the
+// server's removal notices (subscribe.go) is live on the server requests
+// go to.
 //
 // Exactness. An entry is kept only from an ADD the server stored (which
-// also drops any copy of its id: the server had none), sent
-// while the subscription was live and answered with no notice, lost
-// subscription or change of server or connection in between (otherwise
-// the answer may be older than a removal whose notice has already come).
-// Its lifetime is the ADD's, counted from when it was sent, less a
-// millisecond (the server counts from its receipt, truncated to the
-// millisecond), so it never outlives the server's copy. Sessions read
-// from the server are not kept: their remaining lifetime is unknown. A
+// also drops any copy of its id: the server had none), or from a GET
+// the server answered with the session and its remaining lifetime
+// (GETLIFE, life.go), sent while the subscription was live and
+// answered with no notice, lost subscription or change of server or
+// connection in between (otherwise the answer may be older than a
+// removal whose notice has already come). Its lifetime is the ADD's, or
+// what the server said was left, counted from when the request was sent,
+// less a millisecond (the server counts from its receipt, truncated to
+// the millisecond), so it never outlives the server's copy. A GET
+// answered by a server that did not announce GETLIFE keeps nothing. A
 // notice drops its id; REMOVE and TAKE drop the local copy before they go
 // to the server (always). When the subscription ends, when requests go
 // to another server, or over a new connection, everything is forgotten,
@@ -152,10 +156,11 @@ func (n *Near) counted(hit bool) bool {
 	return hit
 }
 
-// fill is told of an ADD the server stored, sent under st at epoch ep
-// and time sent. The server had no session of that id, so a copy here is
-// not its data any more (the server dropped it to make room): it goes.
-// The ADD's data is kept when nothing has moved since it was sent.
+// fill is told of an ADD the server stored, or of a GETLIFE it
+// answered with data and the lifetime ttl left, sent under st at epoch
+// ep and time sent. A copy here is not the server's data any more (after
+// an ADD the server had none: it dropped it to make room): it goes. The
+// data is kept when nothing has moved since the request was sent.
 func (n *Near) fill(st NearState, ep uint64, sent time.Time, id, data []byte, ttl time.Duration) {
 	keep := st.Live() && n.u.NearState() == st && n.epoch.Load() == ep
 	left := ttl - nearClock().Sub(sent) - time.Millisecond
@@ -189,14 +194,25 @@ func (n *Near) Add(ctx context.Context, id, data []byte, ttl time.Duration) erro
 	return err
 }
 
-// Get implements store.Store.
+// Get implements store.Store: what the near cache does not hold is read
+// from the server with its remaining lifetime (GETLIFE), and kept.
 func (n *Near) Get(ctx context.Context, id, dst []byte) ([]byte, error) {
-	if st := n.u.NearState(); st.Live() {
-		if d, ok := n.lookup(st, proto.OpGet, id, dst); n.counted(ok) {
-			return d, nil
-		}
+	st := n.u.NearState()
+	if !st.Live() {
+		return n.next.Get(ctx, id, dst)
 	}
-	return n.next.Get(ctx, id, dst)
+	if d, ok := n.lookup(st, proto.OpGet, id, dst); n.counted(ok) {
+		return d, nil
+	}
+	ep, sent := n.epoch.Load(), nearClock()
+	d, left, err := store.GetLife(ctx, n.next, id, dst)
+	switch {
+	case errors.Is(err, store.ErrUnsupported): // too large to come with its lifetime
+		return n.next.Get(ctx, id, dst)
+	case err == nil && left > 0:
+		n.fill(st, ep, sent, id, d[len(dst):], left)
+	}
+	return d, err
 }
 
 // Have implements store.Store.
@@ -255,9 +271,72 @@ func (f *nearFill) Complete(c *store.Call) {
 	next.Complete(c)
 }
 
+// nearGet is a GET the near cache could not answer, started behind it
+// as a GETLIFE: what it keeps when the server answers, and the
+// Completion it replaced.
+type nearGet struct {
+	n    *Near
+	a    store.Async
+	st   NearState
+	ep   uint64
+	sent time.Time
+	id   []byte
+	next store.Completion
+}
+
+var getPool = sync.Pool{New: func() any { return new(nearGet) }}
+
+// startGet starts c, a GET under st, as a GETLIFE on a; false, c as it
+// was, when a does not start it.
+func (n *Near) startGet(a store.Async, c *store.Call, st NearState) bool {
+	g := getPool.Get().(*nearGet)
+	g.n, g.a, g.st, g.ep, g.sent, g.next = n, a, st, n.epoch.Load(), nearClock(), c.Done
+	g.id = append(g.id[:0], c.ID...)
+	c.Op, c.Done = proto.OpGetLife, g
+	if a.Start(c) {
+		return true
+	}
+	c.Op, c.Done = proto.OpGet, g.next
+	g.release()
+	return false
+}
+
+func (g *nearGet) release() {
+	g.n, g.a, g.next, g.st = nil, nil, nil, NearState{}
+	g.id = g.id[:0]
+	getPool.Put(g)
+}
+
+// Complete keeps what the server answered and passes the call on, a GET
+// again; a session too large to come with its lifetime is asked again
+// as a GET.
+func (g *nearGet) Complete(c *store.Call) {
+	next, a := g.next, g.a
+	c.Op, c.Done = proto.OpGet, next
+	left := c.Left
+	c.Left = 0
+	switch {
+	case errors.Is(c.Err, store.ErrUnsupported):
+		// The caller's id is not to be read once Start returned.
+		c.ID = append([]byte(nil), g.id...)
+		g.release()
+		c.Res, c.Err = nil, nil
+		if a.Start(c) {
+			return
+		}
+		c.Res, c.Err = c.Dst, store.ErrUnavailable
+	case c.Err == nil && left > 0:
+		g.n.fill(g.st, g.ep, g.sent, g.id, c.Res[len(c.Dst):], left)
+		g.release()
+	default:
+		g.release()
+	}
+	next.Complete(c)
+}
+
 // Start implements store.Async when the store behind does: GETs and
 // HAVEs the near cache holds complete at once, the rest is started
-// behind it.
+// behind it (the GETs as GETLIFE, whose answers are kept).
 func (n *Near) Start(c *store.Call) bool {
 	a, ok := n.next.(store.Async)
 	if !ok {
@@ -281,8 +360,11 @@ func (n *Near) Start(c *store.Call) bool {
 				c.Done.Complete(c)
 				return true
 			}
+			if c.Op == proto.OpGet && n.startGet(a, c, st) {
+				return true
+			}
 		}
-	case proto.OpRemove:
+	case proto.OpRemove, proto.OpTake:
 		n.drop(c.ID)
 	case proto.OpAdd:
 		st := n.u.NearState()
