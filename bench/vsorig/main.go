@@ -65,6 +65,9 @@ type bcase struct {
 	// with this idle gap before each, instead of dc_test.
 	gap     time.Duration
 	perConn bool // a connection per GET
+	// elsewhere: the session is ADDed straight to dc_server (by another
+	// host, as it were) and read through dc_client.
+	elsewhere bool
 }
 
 var cases = []bcase{
@@ -395,7 +398,7 @@ func runCase(dir string, im impl, c bcase, pin bool, partial *bool) (result, err
 		}
 	}
 	if c.gap > 0 {
-		return measureSpaced(target, c, pin, srv, proxy)
+		return measureSpaced(target, listen, c, pin, srv, proxy)
 	}
 	cpu0 := cpuTime(srv) + cpuTime(proxy)
 	t0 := time.Now()

@@ -71,7 +71,7 @@ func TestSpacedLoad(t *testing.T) {
 	sock := serveCache(t)
 	for _, perConn := range []bool{false, true} {
 		began := 0
-		lat, err := spacedLoad("UNIX:"+sock, bcase{ops: 7, gap: 100 * time.Microsecond, perConn: perConn}, false, func() { began++ })
+		lat, err := spacedLoad("UNIX:"+sock, "UNIX:"+sock, bcase{ops: 7, gap: 100 * time.Microsecond, perConn: perConn}, false, func() { began++ })
 		if err != nil {
 			t.Fatalf("perConn %v: %v", perConn, err)
 		}
@@ -83,6 +83,12 @@ func TestSpacedLoad(t *testing.T) {
 				t.Fatalf("perConn %v: round trip %v", perConn, d)
 			}
 		}
+	}
+	// Another host's session: added at the second address, read at the
+	// first, which (another cache here) does not have it.
+	other := serveCache(t)
+	if _, err := spacedLoad("UNIX:"+sock, "UNIX:"+other, bcase{ops: 3, gap: time.Microsecond, elsewhere: true}, false, func() {}); err == nil || !strings.Contains(err.Error(), "GET 0 answered 1 bytes") {
+		t.Fatalf("a session added at another address was read here: %v", err)
 	}
 }
 
@@ -100,7 +106,7 @@ func TestMeasureSpacedSplitsTheProxy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := measureSpaced("UNIX:"+sock, bcase{ops: 200, gap: 50 * time.Microsecond, viaProxy: true}, false,
+	res, err := measureSpaced("UNIX:"+sock, "UNIX:"+sock, bcase{ops: 200, gap: 50 * time.Microsecond, viaProxy: true}, false,
 		&exec.Cmd{Process: self}, idle)
 	if err != nil {
 		t.Fatal(err)
@@ -142,7 +148,7 @@ func TestSpacedLoadChecksTheAnswer(t *testing.T) {
 			nc.Write(out) // OK to the ADD, and a 1-byte "session" to the GET
 		}
 	}()
-	_, err = spacedLoad("UNIX:"+sock, bcase{ops: 3, gap: time.Microsecond}, false, func() {})
+	_, err = spacedLoad("UNIX:"+sock, "UNIX:"+sock, bcase{ops: 3, gap: time.Microsecond}, false, func() {})
 	if err == nil || !strings.Contains(err.Error(), "GET 0 answered 1 bytes") {
 		t.Fatalf("spaced load against a wrong answer: %v", err)
 	}
@@ -161,7 +167,8 @@ func TestSpacedCases(t *testing.T) {
 		}
 	}
 	cs := spacedCases(gs)
-	if len(cs) != 8 || cs[0].name != "spaced 500us, unix, kept conn" || cs[7].name != "spaced 2ms, via dc_client, conn per op" {
+	if len(cs) != 10 || cs[0].name != "spaced 500us, unix, kept conn" || cs[8].name != "spaced 2ms, via dc_client, conn per op" ||
+		cs[9].name != "spaced 2ms, via dc_client, another host's session" || !cs[9].elsewhere || !cs[9].viaProxy {
 		t.Fatalf("spaced cases: %+v", cs)
 	}
 	for _, c := range cs {
@@ -251,7 +258,7 @@ func TestOurProxyWaitsForALateAnswer(t *testing.T) {
 	if err := waitListening("UNIX:" + dir + "/cli"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := spacedLoad("UNIX:"+dir+"/cli", bcase{ops: 5, gap: 100 * time.Microsecond}, false, func() {}); err != nil {
+	if _, err := spacedLoad("UNIX:"+dir+"/cli", "UNIX:"+dir+"/cli", bcase{ops: 5, gap: 100 * time.Microsecond}, false, func() {}); err != nil {
 		t.Fatalf("through dc_client %v: %v", argv[1:], err)
 	}
 }

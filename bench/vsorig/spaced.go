@@ -31,7 +31,10 @@ import (
 
 // spacedCases makes the spaced cases for each gap: straight to dc_server
 // over unix and through dc_client (unix to it, TCP to its server), on one
-// connection kept open ("kept conn") and on a connection per operation.
+// connection kept open ("kept conn") and on a connection per operation;
+// and through dc_client, a connection per operation, a session another
+// host added (ADDed straight to dc_server): a farm's usual resumption,
+// on a host the load balancer did not send the first handshake to.
 // Their names avoid "persistent" and "connection" so that -only picks
 // either kind alone.
 func spacedCases(gaps []time.Duration) []bcase {
@@ -45,6 +48,7 @@ func spacedCases(gaps []time.Duration) []bcase {
 			bcase{name: name + "unix, conn per op", ops: ops, clients: 1, gap: g, perConn: true},
 			bcase{name: name + "via dc_client, kept conn", ops: ops, clients: 1, tcp: true, viaProxy: true, gap: g},
 			bcase{name: name + "via dc_client, conn per op", ops: ops, clients: 1, tcp: true, viaProxy: true, gap: g, perConn: true},
+			bcase{name: name + "via dc_client, another host's session", ops: ops, clients: 1, tcp: true, viaProxy: true, gap: g, perConn: true, elsewhere: true},
 		)
 	}
 	return cs
@@ -82,12 +86,12 @@ var (
 	spacedRuns atomic.Int64
 )
 
-// spacedLoad stores the session at target, then GETs it c.ops times, one
+// spacedLoad stores the session at addTo, then GETs it at target c.ops times, one
 // every c.gap, from one thread (pinned to CPU 0 when pin is set), and
 // returns each GET's round trip: from before the connect (per operation)
 // or the write to the end of the answer. It calls begin when the
 // measured GETs begin, after the ADD and a few GETs to warm up.
-func spacedLoad(target string, c bcase, pin bool, begin func()) ([]time.Duration, error) {
+func spacedLoad(target, addTo string, c bcase, pin bool, begin func()) ([]time.Duration, error) {
 	type out struct {
 		lat []time.Duration
 		err error
@@ -105,14 +109,14 @@ func spacedLoad(target string, c bcase, pin bool, begin func()) ([]time.Duration
 				return
 			}
 		}
-		lat, err := spacedRun(target, c, begin)
+		lat, err := spacedRun(target, addTo, c, begin)
 		ch <- out{lat, err}
 	}()
 	o := <-ch
 	return o.lat, o.err
 }
 
-func spacedRun(target string, c bcase, begin func()) ([]time.Duration, error) {
+func spacedRun(target, addTo string, c bcase, begin func()) ([]time.Duration, error) {
 	id := []byte(fmt.Sprintf("vsorig-spaced-%d-%d", os.Getpid(), spacedRuns.Add(1)))
 	add, _ := proto.AppendMessage(nil, &proto.Message{UID: 1, Op: proto.OpAdd,
 		Payload: proto.AppendAddRequest(nil, 600000, id, spacedData)})
@@ -124,13 +128,19 @@ func spacedRun(target string, c bcase, begin func()) ([]time.Duration, error) {
 		}
 	}()
 	var err error
-	if cn, err = dialBlocking(target); err != nil {
+	if cn, err = dialBlocking(addTo); err != nil {
 		return nil, err
 	}
 	if p, err := cn.roundTrip(add); err != nil {
 		return nil, fmt.Errorf("ADD: %v", err)
 	} else if len(p) != 1 || p[0] != proto.ResultOK {
 		return nil, fmt.Errorf("ADD answered % x", p)
+	}
+	if addTo != target {
+		cn.close()
+		if cn, err = dialBlocking(target); err != nil {
+			return nil, err
+		}
 	}
 	lat := make([]time.Duration, 0, c.ops)
 	gap := unix.NsecToTimespec(int64(c.gap))
@@ -278,7 +288,9 @@ func percentile(ds []time.Duration, p float64) time.Duration {
 // measureSpaced runs the spaced load against the daemons started
 // (proxy nil when straight to the server) and reads their CPU time and
 // wake-ups over it.
-func measureSpaced(target string, c bcase, pin bool, srv, proxy *exec.Cmd) (result, error) {
+// server is dc_server's address, where a session of another host is
+// added.
+func measureSpaced(target, server string, c bcase, pin bool, srv, proxy *exec.Cmd) (result, error) {
 	// the server's and the proxy's run time and wake-ups
 	stat := func() (r, n, pr, pn int64) {
 		sr, sn := schedStat(srv.Process.Pid)
@@ -290,7 +302,11 @@ func measureSpaced(target string, c bcase, pin bool, srv, proxy *exec.Cmd) (resu
 	}
 	var r0, n0, pr0, pn0 int64
 	var t0 time.Time
-	lat, err := spacedLoad(target, c, pin, func() { r0, n0, pr0, pn0 = stat(); t0 = time.Now() })
+	addTo := target
+	if c.elsewhere {
+		addTo = server
+	}
+	lat, err := spacedLoad(target, addTo, c, pin, func() { r0, n0, pr0, pn0 = stat(); t0 = time.Now() })
 	el := time.Since(t0)
 	r1, n1, pr1, pn1 := stat()
 	if err != nil {
