@@ -315,8 +315,7 @@ func (g *nearGet) Complete(c *store.Call) {
 	c.Op, c.Done = proto.OpGet, next
 	left := c.Left
 	c.Left = 0
-	switch {
-	case errors.Is(c.Err, store.ErrUnsupported):
+	if errors.Is(c.Err, store.ErrUnsupported) {
 		// The caller's id is not to be read once Start returned.
 		c.ID = append([]byte(nil), g.id...)
 		g.release()
@@ -325,12 +324,13 @@ func (g *nearGet) Complete(c *store.Call) {
 			return
 		}
 		c.Res, c.Err = c.Dst, store.ErrUnavailable
-	case c.Err == nil && left > 0:
-		g.n.fill(g.st, g.ep, g.sent, g.id, c.Res[len(c.Dst):], left)
-		g.release()
-	default:
-		g.release()
+		next.Complete(c)
+		return
 	}
+	if c.Err == nil && left > 0 {
+		g.n.fill(g.st, g.ep, g.sent, g.id, c.Res[len(c.Dst):], left)
+	}
+	g.release()
 	next.Complete(c)
 }
 

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/distcache-go/distcache/goimpl/cache"
-	"github.com/distcache-go/distcache/goimpl/dcserver"
 	"github.com/distcache-go/distcache/goimpl/proto"
 	"github.com/distcache-go/distcache/goimpl/store"
 )
@@ -232,21 +231,12 @@ func TestNearReadWithoutGetLife(t *testing.T) {
 // in the server's cache: no ADD over the wire can carry it) is answered
 // whole, through a GET, blocking and started.
 func TestNearReadTooLarge(t *testing.T) {
-	c := cache.New(cache.Config{})
-	path := filepath.Join(t.TempDir(), "s")
-	ln, err := net.Listen("unix", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := dcserver.New(dcserver.Options{Store: c.Store(), Notify: true, Log: &testLog{}, Info: &bytes.Buffer{}})
-	done := make(chan struct{})
-	go func() { s.Serve(ln); close(done) }()
-	t.Cleanup(func() { s.Shutdown(ln); <-done })
+	ns := startNearServer(t, filepath.Join(t.TempDir(), "s"), true)
 	big := bytes.Repeat([]byte("b"), proto.MaxLifeData+1)
-	if err := c.Store().Add(bg, []byte("big"), big, time.Minute); err != nil {
+	if err := ns.c.Store().Add(bg, []byte("big"), big, time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	n, _ := nearOn(t, unixServer("s", path))
+	n, _ := nearOn(t, unixServer("s", ns.path))
 	if got := getFrom(t, n, "big"); got != string(big) {
 		t.Fatalf("blocking: %d bytes", len(got))
 	}

@@ -26,6 +26,7 @@ import (
 // notices (Notify) unless plain.
 type nearServer struct {
 	s    *dcserver.Server
+	c    *cache.Cache // its store
 	ln   net.Listener
 	done chan struct{}
 	path string
@@ -46,8 +47,9 @@ func startNearServerWith(t *testing.T, path string, notify bool, cfg cache.Confi
 	if notify {
 		features = func() uint32 { return proto.FeatureTake }
 	}
-	ns := &nearServer{s: dcserver.New(dcserver.Options{Store: cache.New(cfg).Store(), Notify: notify,
-		Features: features, Log: &testLog{}, Info: &bytes.Buffer{}}), ln: ln, done: make(chan struct{}), path: path}
+	c := cache.New(cfg)
+	ns := &nearServer{s: dcserver.New(dcserver.Options{Store: c.Store(), Notify: notify,
+		Features: features, Log: &testLog{}, Info: &bytes.Buffer{}}), c: c, ln: ln, done: make(chan struct{}), path: path}
 	go func() { ns.s.Serve(ln); close(ns.done) }()
 	t.Cleanup(ns.stop)
 	return ns
