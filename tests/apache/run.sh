@@ -18,10 +18,12 @@
 #   APACHE_REDIS=0    skip the runs with the sessions in Redis (Sentinel);
 #                     APACHE_REDIS=only runs nothing else; APACHE_REDIS=bench
 #                     runs only the side-by-side benchmark of session caches
-#                     (make bench-socache): APACHE_BENCH_PARTS="resume failover";
-#                     resume: APACHE_RESUME_SECS, APACHE_RESUME_ROUNDS,
+#                     (make bench-socache): APACHE_BENCH_PARTS="resume farm
+#                     failover"; resume: APACHE_RESUME_SECS, APACHE_RESUME_ROUNDS,
 #                     APACHE_RESUME_MPMS, APACHE_ORIG, APACHE_RESUME_ALT,
-#                     APACHE_RESUME_ONLY; failover:
+#                     APACHE_RESUME_ONLY; farm: APACHE_FARM_MPMS,
+#                     APACHE_FARM_SECS, APACHE_FARM_ROUNDS, APACHE_FARM_CONC,
+#                     APACHE_FARM_CHAIN; failover:
 #                     APACHE_BENCH_N handshakes a run
 set -euo pipefail
 
@@ -845,6 +847,7 @@ redis_ok() {
 # by name, separated by spaces).
 RESUME_PROVIDERS=()   # row names, in table order
 declare -A RESUME_CACHE RESUME_DAEMONS RESUME_MOD RESUME_ENV
+declare -A RESUME_DCC # a dc-client row's dc_client and its -server, for the farm's second one
 cpu_ticks() { # cpu_ticks PID...: utime+stime of the processes, in clock ticks
 	local p sum=0 v
 	for p in "$@"; do
@@ -895,6 +898,7 @@ resume_setup() { # the stores and daemons every MPM's instances use
 	RESUME_DAEMONS[dc-straight]=$dcs_unix
 	RESUME_CACHE[dc-client]=dc:UNIX:$T/rs-dcc.sock
 	RESUME_DAEMONS[dc-client]="$dcc $dcs_tcp"
+	RESUME_DCC[dc-client]="$BIN/dc_client -server IP:127.0.0.1:$dport"
 	local alt=${APACHE_RESUME_ALT:-} altenv= aport
 	[ -z "$alt" ] || [ -x "$alt/dc_client" ] || [ -x "$alt/dc_server" ] ||
 		die "APACHE_RESUME_ALT=$alt has neither dc_client nor dc_server"
@@ -925,6 +929,7 @@ resume_setup() { # the stores and daemons every MPM's instances use
 			-sockgroup www-data -sockperms 0660 >>"$T/rs-dc_client-alt.log" 2>&1 &
 		PIDS+=("$!")
 		RESUME_DAEMONS[dc-client-alt]="$! $alts"
+		RESUME_DCC[dc-client-alt]="$alt/dc_client -server IP:127.0.0.1:$aport"
 		wait_until 10 test -S "$T/rs-dcc-alt.sock" || die "the other dc_client made no socket"
 		RESUME_PROVIDERS+=(dc-client-alt)
 		RESUME_CACHE[dc-client-alt]=dc:UNIX:$T/rs-dcc-alt.sock
@@ -977,23 +982,27 @@ resume_once() {
 		-v hz="$(getconf CLK_TCK)" 'BEGIN {
 		printf "%.0f %.1f %.1f %.1f\n", n / (t1 - t0), 100 * r / n, a * 1e6 / hz / n, d * 1e6 / hz / n }'
 }
+# only_rows ROW...: the rows APACHE_RESUME_ONLY names (all without it), one a line
+only_rows() {
+	local p
+	for p in "$@"; do
+		[ -n "${APACHE_RESUME_ONLY:-}" ] && [[ " $APACHE_RESUME_ONLY " != *" $p "* ]] && continue
+		echo "$p"
+	done
+}
 run_resume() {
-	local rport=$1 mport=$2 mpm p i r rounds=${APACHE_RESUME_ROUNDS:-3} order res line
-	resume_setup "$rport" "$mport"
+	local mpm p i r rounds=${APACHE_RESUME_ROUNDS:-3} order res line
 	# every row's store on an equal footing (own_session)
 	for p in "${RESUME_PROVIDERS[@]}"; do
 		# shellcheck disable=SC2086
 		own_sessions ${RESUME_DAEMONS[$p]:-} || die "$p: a cache daemon (${RESUME_DAEMONS[$p]}) shares a session"
 	done
-	if [ -n "${APACHE_RESUME_ONLY:-}" ]; then
-		# only the rows named (the others' daemons stay idle)
-		local keep=()
-		for p in "${RESUME_PROVIDERS[@]}"; do
-			[[ " $APACHE_RESUME_ONLY " != *" $p "* ]] || keep+=("$p")
-		done
-		[ ${#keep[@]} -gt 0 ] || die "APACHE_RESUME_ONLY=$APACHE_RESUME_ONLY names none of ${RESUME_PROVIDERS[*]}"
-		RESUME_PROVIDERS=("${keep[@]}")
-	fi
+	# only the rows named (the others' daemons stay idle)
+	local rows
+	rows=$(only_rows "${RESUME_PROVIDERS[@]}")
+	[ -n "$rows" ] || { say "resume: APACHE_RESUME_ONLY=$APACHE_RESUME_ONLY names none of ${RESUME_PROVIDERS[*]}"; return 0; }
+	local -a RESUME_PROVIDERS
+	mapfile -t RESUME_PROVIDERS <<<"$rows"
 	local -A RES
 	local tables=()
 	for mpm in ${APACHE_RESUME_MPMS:-event prefork}; do
@@ -1046,7 +1055,167 @@ run_resume() {
 	# (dc: to dc_client's unix socket, dc_client to dc_server on TCP
 	# loopback), dc-straight-alt and dc-client-alt (the same through
 	# APACHE_RESUME_ALT's tools and libraries), orig (distcache 1.5's library and dc_server, unix socket)
-	RESUME_TABLES=("${tables[@]}")
+	RESUME_TABLES+=("${tables[@]}")
+}
+
+# APACHE_REDIS=bench, the farm part: what a load balancer in front of two
+# Apache instances sees.  The loadgen workers go round robin, every
+# connection to the other instance than the last, each offering the
+# session its last connection got (on the other instance), renewed every
+# APACHE_FARM_CHAIN connections: every resumption is a session another
+# instance made.  Each instance has its own dc_client on the one
+# dc_server (the README's layout), where the near cache keeps a session
+# read once (GETLIFE), or none with -near 0 (the row dc-client-near0:
+# every lookup goes to dc_server, as in distcache 1.5).  shmcb with one
+# cache per instance is the farm that shares nothing: it resumes nothing
+# and is the floor.  Rows as run_resume's, rounds alternating and
+# rotating, medians and ratios.  Knobs: APACHE_FARM_MPMS (default "event
+# prefork"), APACHE_FARM_SECS (each run; default APACHE_RESUME_SECS or 4),
+# APACHE_FARM_ROUNDS (default APACHE_RESUME_ROUNDS or 3),
+# APACHE_FARM_CONC (loadgen workers, default 4), APACHE_FARM_CHAIN
+# (default 10), APACHE_RESUME_ONLY.
+FARM_PROVIDERS=()
+declare -A FARM_A FARM_B FARM_DAEMONS FARM_MOD FARM_ENV
+# farm_dcc NAME CMD -server ADDR [OPTION...]: one more dc_client, its
+# socket $T/fm-NAME.sock; its pid in FARM_PID
+farm_dcc() {
+	local name=$1
+	shift
+	rm -f "$T/fm-$name.sock"
+	own_session "$@" -listen "UNIX:$T/fm-$name.sock" -sockgroup www-data -sockperms 0660 \
+		>>"$T/fm-$name.log" 2>&1 &
+	PIDS+=("$!")
+	FARM_PID=$!
+	wait_until 10 test -S "$T/fm-$name.sock" || die "dc_client $name made no socket"
+}
+farm_setup() {
+	local p dcc
+	for p in "${RESUME_PROVIDERS[@]}"; do
+		FARM_PROVIDERS+=("$p")
+		FARM_A[$p]=${RESUME_CACHE[$p]} FARM_B[$p]=${RESUME_CACHE[$p]}
+		FARM_DAEMONS[$p]=${RESUME_DAEMONS[$p]:-}
+		FARM_MOD[$p]=${RESUME_MOD[$p]} FARM_ENV[$p]=${RESUME_ENV[$p]}
+		case $p in
+		shmcb) FARM_A[$p]="shmcb:$T/fm-shmcbA(512000)" FARM_B[$p]="shmcb:$T/fm-shmcbB(512000)" ;;
+		dc-client | dc-client-alt)
+			# B's own dc_client on the same dc_server
+			# shellcheck disable=SC2086
+			farm_dcc "$p" ${RESUME_DCC[$p]}
+			FARM_B[$p]=dc:UNIX:$T/fm-$p.sock
+			FARM_DAEMONS[$p]+=" $FARM_PID"
+			;;
+		esac
+		if [ "$p" = dc-client ]; then
+			# both instances' dc_clients without a near cache, on dc-client's dc_server
+			FARM_PROVIDERS+=(dc-client-near0)
+			# shellcheck disable=SC2086
+			farm_dcc near0A ${RESUME_DCC[$p]} -near 0
+			FARM_A[dc-client-near0]=dc:UNIX:$T/fm-near0A.sock
+			dcc=$FARM_PID
+			# shellcheck disable=SC2086
+			farm_dcc near0B ${RESUME_DCC[$p]} -near 0
+			FARM_B[dc-client-near0]=dc:UNIX:$T/fm-near0B.sock
+			FARM_DAEMONS[dc-client-near0]="$dcc $FARM_PID ${RESUME_DAEMONS[$p]#* }"
+			FARM_MOD[dc-client-near0]=$MODSO FARM_ENV[dc-client-near0]=
+		fi
+	done
+	for p in "${FARM_PROVIDERS[@]}"; do
+		# shellcheck disable=SC2086
+		own_sessions ${FARM_DAEMONS[$p]:-} || die "$p: a cache daemon (${FARM_DAEMONS[$p]}) shares a session"
+	done
+	local rows
+	rows=$(only_rows "${FARM_PROVIDERS[@]}")
+	FARM_PROVIDERS=()
+	[ -z "$rows" ] || mapfile -t FARM_PROVIDERS <<<"$rows"
+}
+# farm_once PROVIDER MPM: one loadgen run on fa-MPM-PROVIDER and
+# fb-MPM-PROVIDER; prints "rate resumed% p50_ms apache_us daemon_us failed"
+farm_once() {
+	local p=$1 mpm=$2 a=fa-$2-$1 b=fb-$2-$1 kids a0 a1 d0 d1 h
+	local secs=${APACHE_FARM_SECS:-${APACHE_RESUME_SECS:-4}}
+	kids="$(children "$a") $(children "$b")"
+	# shellcheck disable=SC2086
+	a0=$(cpu_ticks $kids) d0=$(cpu_ticks ${FARM_DAEMONS[$p]:-})
+	"$T/loadgen" -p "${PORT[$a]},${PORT[$b]}" -n 1000000 -time "$secs" -c "${APACHE_FARM_CONC:-4}" \
+		-chain "${APACHE_FARM_CHAIN:-10}" -tls 1.2 -sni "$SN" -timeout 15 >"$T/load.out" 2>"$T/load.err" || true
+	# shellcheck disable=SC2086
+	a1=$(cpu_ticks $kids) d1=$(cpu_ticks ${FARM_DAEMONS[$p]:-})
+	tail -1 "$T/load.out" >"$T/load.sum"
+	h=$(kv handshakes)
+	if [ -z "$h" ] || [ "$h" -lt 2 ]; then
+		say "$p: loadgen made no handshakes:"
+		tail -5 "$T/load.err" | sed 's/^/    /'
+		return 1
+	fi
+	awk -v n="$h" -v s="$(kv secs)" -v pct="$(kv resumed_pct)" -v p50="$(kv p50_ms)" -v f="$(kv failed)" \
+		-v a="$((a1 - a0))" -v d="$((d1 - d0))" -v hz="$(getconf CLK_TCK)" 'BEGIN {
+		printf "%.0f %.1f %.2f %.1f %.1f %d\n", n / s, pct, p50, a * 1e6 / hz / n, d * 1e6 / hz / n, f }'
+}
+run_farm() {
+	local mpm p i r res line rounds=${APACHE_FARM_ROUNDS:-${APACHE_RESUME_ROUNDS:-3}} tables=()
+	local secs=${APACHE_FARM_SECS:-${APACHE_RESUME_SECS:-4}} conc=${APACHE_FARM_CONC:-4} chain=${APACHE_FARM_CHAIN:-10}
+	farm_setup
+	[ ${#FARM_PROVIDERS[@]} -gt 0 ] || { say "farm: APACHE_RESUME_ONLY=$APACHE_RESUME_ONLY names none of its rows"; return 0; }
+	local -A RES
+	for mpm in ${APACHE_FARM_MPMS:-event prefork}; do
+		say "=== farm of two instances, mpm_$mpm: ${FARM_PROVIDERS[*]} ==="
+		for p in "${FARM_PROVIDERS[@]}"; do
+			local n keep=$MODSO
+			MODSO=${FARM_MOD[$p]}
+			for n in a b; do
+				PORT[f$n-$mpm-$p]=$(free_port)
+				[ $n = a ] || while [ "${PORT[fb-$mpm-$p]}" = "${PORT[fa-$mpm-$p]}" ]; do PORT[fb-$mpm-$p]=$(free_port); done
+			done
+			write_conf "fa-$mpm-$p" "${PORT[fa-$mpm-$p]}" "$mpm" "${FARM_A[$p]}"
+			write_conf "fb-$mpm-$p" "${PORT[fb-$mpm-$p]}" "$mpm" "${FARM_B[$p]}"
+			MODSO=$keep
+			for n in a b; do
+				APACHE_ENV="GOGC=100 ${FARM_ENV[$p]}" start_apache "f$n-$mpm-$p"
+				mark_logs "f$n-$mpm-$p"
+			done
+			RES[$p]=
+		done
+		local np=${#FARM_PROVIDERS[@]}
+		# a second's load first, not counted: every child has loaded its
+		# session cache (our engine is loaded at a child's first use)
+		for p in "${FARM_PROVIDERS[@]}"; do
+			APACHE_FARM_SECS=1 farm_once "$p" "$mpm" >/dev/null || true
+		done
+		for r in $(seq 1 "$rounds"); do
+			line="round $r:"
+			for i in $(seq 0 $((np - 1))); do
+				p=${FARM_PROVIDERS[$(((i + r - 1) % np))]}
+				res=$(farm_once "$p" "$mpm") || res="0 0 0 0 0 0"
+				RES[$p]+="$res"$'\n'
+				line+=" $p ${res%% *}/s"
+			done
+			say "$line (load average $(cut -d' ' -f1 /proc/loadavg))"
+		done
+		local -A MED
+		for p in "${FARM_PROVIDERS[@]}"; do
+			MED[$p]="$(for c in 1 2 3 4 5; do printf '%s' "${RES[$p]}" | awk -v c=$c 'NF { print $c }' | median; done | tr '\n' ' ')"
+			MED[$p]+=$(printf '%s' "${RES[$p]}" | awk '{ f += $6 } END { print f + 0 }')
+			for n in a b; do
+				no_errors "f$n-$mpm-$p" || say "f$n-$mpm-$p: errors in the log (above)"
+				stop_apache "f$n-$mpm-$p"
+			done
+		done
+		local br=${MED[redis]:-} bm=${MED[memcache]:-} bs=${MED[shmcb]:-}
+		br=${br%% *} bm=${bm%% *} bs=${bs%% *}
+		tables+=("" "farm of two instances, mpm_$mpm, TLS 1.2, loadgen round robin ($conc workers, a new session every $chain connections), medians of $rounds rounds of $secs s; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+			"| SSLSessionCache | handshakes/s | vs redis: | vs memcache: | vs shmcb, one per instance | vs redis: round by round | resumed % | p50 ms | Apache CPU µs/handshake | cache daemons' CPU µs/handshake | failed requests |"
+			"|---|---|---|---|---|---|---|---|---|---|---|")
+		for p in "${FARM_PROVIDERS[@]}"; do
+			local rate pct p50 aus dus failed
+			read -r rate pct p50 aus dus failed <<<"${MED[$p]}"
+			tables+=("$(awk -v p="$p" -v rate="$rate" -v pct="$pct" -v p50="$p50" -v aus="$aus" -v dus="$dus" -v f="$failed" \
+				-v br="$br" -v bm="$bm" -v bs="$bs" -v shm="$([ "$p" = shmcb ] && echo 1)" -v pr="$(paired "$p" redis)" '
+				function ratio(a, b) { return b > 0 ? sprintf("%.2f", a / b) : "-" }
+				BEGIN { printf "| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %d |\n", p, rate, ratio(rate, br), ratio(rate, bm),
+					ratio(rate, bs), pr, pct, p50, aus, shm ? "-" : dus, f }')")
+		done
+	done
+	RESUME_TABLES+=("${tables[@]}")
 }
 
 # APACHE_REDIS=bench, second part: the same two-instance load (event MPM, TLS 1.2,
@@ -1084,9 +1253,11 @@ EOF
 	chown nobody "$rdir/memcached"
 	"$T/bctl" redis-start || die "cannot start redis-server"
 	"$T/bctl" memcache-start || die "cannot start memcached"
-	local parts=" ${APACHE_BENCH_PARTS:-resume failover} "
+	local parts=" ${APACHE_BENCH_PARTS:-resume farm failover} "
 	RESUME_TABLES=()
-	[[ $parts != *" resume "* ]] || run_resume "$rport" "$mport"
+	[[ $parts != *" resume "* && $parts != *" farm "* ]] || resume_setup "$rport" "$mport"
+	[[ $parts != *" resume "* ]] || run_resume
+	[[ $parts != *" farm "* ]] || run_farm
 	if [[ $parts != *" failover "* ]]; then
 		"$T/bctl" redis-stop
 		"$T/bctl" memcache-stop
