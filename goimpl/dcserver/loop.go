@@ -583,6 +583,7 @@ func (sl *srvLoop) closeConn(c *conn) {
 	}
 	evloop.Close(c.fd)
 	c.loop, c.fd = nil, -1
+	sl.l.YieldBeforeWait() // its client may be about to connect again
 }
 
 // toNetConn takes c out of the loop and makes its socket a net.Conn (c.nc).

@@ -60,6 +60,7 @@ type Loop struct {
 	slowAt  int64         // slow: when the last tick was taken (mono; see tickCounts)
 	lastEv  int64         // when the Loop last had events while not active (mono)
 	noWait2 bool          // the kernel has no epoll_pwait2 (before Linux 5.11)
+	yield   bool          // YieldBeforeWait: the next raw wait yields first
 
 	// A trip through the runtime's poller (trip): an eventfd in it.
 	tf       *os.File
@@ -388,6 +389,25 @@ func (l *Loop) setPeriod(p time.Duration) {
 	}
 }
 
+// YieldBeforeWait has the Loop's next raw wait yield the CPU first, once,
+// when the Loop holds the process's only P (RawWaitsWhile on one P: a
+// process pinned to one CPU, a machine or container with one): for the
+// Loop's goroutine after it has closed a connection. A client opening a
+// connection per request that runs on the same CPU (it has its answer,
+// so it is runnable) then closes its end and opens the next connection
+// before the Loop looks, and the Loop finds both in one wait instead of
+// sleeping and being woken for each. On more Ps the client most likely
+// runs elsewhere, and a yield would be a system call for nothing.
+// A kept connection's waits do not yield: there the client's next
+// request wakes the Loop either way (a yield at every wait cost the
+// persistent load 5-10 %). The flag waits for the next raw wait: a
+// parked wait (the runtime's poller) or a Poll leaves it. Measured in
+// doc/PERFORMANCE.md ("A connection per request on one CPU").
+func (l *Loop) YieldBeforeWait() { l.yield = true }
+
+// testHookYield, set by tests, is called at each yield of YieldBeforeWait.
+var testHookYield func()
+
 // epoch is the origin of mono.
 var epoch = time.Now()
 
@@ -424,6 +444,15 @@ func (l *Loop) Wait(deadline time.Time) error {
 		}
 		if d >= l.period {
 			d = -1 // the tick ends it soon enough
+		}
+		if l.yield {
+			l.yield = false
+			if l.quiet != nil { // the only P's Loop
+				if testHookYield != nil {
+					testHookYield()
+				}
+				syscall.RawSyscall(syscall.SYS_SCHED_YIELD, 0, 0, 0)
+			}
 		}
 		r, e := l.epollWait(d, true)
 		switch {

@@ -1269,3 +1269,54 @@ func TestLeavePoller(t *testing.T) {
 		t.Fatalf("the socket file after Close: %v", err)
 	}
 }
+
+// After YieldBeforeWait the Loop holding the process's only P yields the
+// CPU once, before its next raw wait, and not at the waits after it; a
+// Loop on two Ps never does (its client most likely runs on the other
+// CPU).
+func TestYieldBeforeWaitOnlyOnOneP(t *testing.T) {
+	var yields atomic.Int32
+	testHookYield = func() { yields.Add(1) }
+	defer func() { testHookYield = nil }()
+	for _, procs := range []int{1, 2} {
+		t.Run(strconv.Itoa(procs)+"P", func(t *testing.T) {
+			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
+			l := newLoop(t, false)
+			var err error
+			if procs == 1 {
+				err = l.RawWaitsWhile(func() bool { return true })
+			} else {
+				err = l.RawWaits()
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := watchCounted(t, l)
+			// Waits that see a write each, in quick succession, until
+			// the Loop waits raw
+			for end := time.Now().Add(5 * time.Second); !(l.raw && l.period > 0); {
+				if time.Now().After(end) {
+					t.Fatal("the Loop never waited raw")
+				}
+				syscall.Write(c.fds[1], []byte("x"))
+				if err := l.Wait(time.Now().Add(5 * time.Millisecond)); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+					t.Fatal(err)
+				}
+			}
+			yields.Store(0)
+			l.YieldBeforeWait()
+			for i := 0; i < 3; i++ {
+				n := c.calls.Load()
+				syscall.Write(c.fds[1], []byte("x"))
+				waitFor(t, l, func() bool { return c.calls.Load() > n })
+			}
+			want := int32(0)
+			if procs == 1 {
+				want = 1
+			}
+			if got := yields.Load(); got != want {
+				t.Fatalf("on %d P: %d yields over three waits after YieldBeforeWait, want %d", procs, got, want)
+			}
+		})
+	}
+}

@@ -845,6 +845,7 @@ func (al *aLoop) closeConn(c *client) {
 	evloop.Close(c.fd)
 	al.p.conns.Add(-1)
 	c.al, c.fd = nil, -1
+	al.l.YieldBeforeWait() // its client may be about to connect again
 }
 
 // toNetConn takes c out of the loop and makes its socket a net.Conn
