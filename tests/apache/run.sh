@@ -960,6 +960,31 @@ resume_setup() { # the stores and daemons every MPM's instances use
 	RESUME_MOD[orig]=$T/origmod/.libs/mod_socache_dc.so
 	RESUME_ENV[orig]="LD_LIBRARY_PATH=$APACHE_ORIG/lib"
 }
+# take_rounds N ONCE ZERO ROW...: N rounds over the rows, the order
+# rotating each round; "ONCE ROW" measures once and prints its figures,
+# the rate first (ZERO for a run that failed), each line appended to the
+# caller's RES[ROW]
+take_rounds() {
+	local n=$1 once=$2 zero=$3 r i p res line
+	shift 3
+	local rows=("$@")
+	for r in $(seq 1 "$n"); do
+		line="round $r:"
+		for i in $(seq 0 $(($# - 1))); do
+			p=${rows[$(((i + r - 1) % $#))]}
+			res=$($once "$p") || res=$zero
+			RES[$p]+="$res"$'\n'
+			line+=" $p ${res%% *}/s"
+		done
+		say "$line (load average $(cut -d' ' -f1 /proc/loadavg))"
+	done
+}
+# medians ROW N: the medians of the first N columns of the caller's RES[ROW]
+medians() {
+	local c
+	for c in $(seq 1 "$2"); do printf '%s' "${RES[$1]}" | awk -v c="$c" 'NF { print $c }' | median; done | tr '\n' ' '
+}
+resume_row() { resume_once "rs-$1" "$1"; }
 # resume_once NAME PROVIDER: one s_time run; appends "rate resumed% apache_us daemon_us"
 resume_once() {
 	local name=$1 prov=$2 secs=${APACHE_RESUME_SECS:-4} kids t0 t1 a0 a1 d0 d1 n r
@@ -991,7 +1016,7 @@ only_rows() {
 	done
 }
 run_resume() {
-	local mpm p i r rounds=${APACHE_RESUME_ROUNDS:-3} order res line
+	local mpm p rounds=${APACHE_RESUME_ROUNDS:-3}
 	# every row's store on an equal footing (own_session)
 	for p in "${RESUME_PROVIDERS[@]}"; do
 		# shellcheck disable=SC2086
@@ -1018,20 +1043,10 @@ run_resume() {
 			mark_logs "rs-$p"
 			RES[$p]=
 		done
-		local np=${#RESUME_PROVIDERS[@]}
-		for r in $(seq 1 "$rounds"); do
-			line="round $r:"
-			for i in $(seq 0 $((np - 1))); do
-				p=${RESUME_PROVIDERS[$(((i + r - 1) % np))]}
-				res=$(resume_once "rs-$p" "$p") || res="0 0 0 0"
-				RES[$p]+="$res"$'\n'
-				line+=" $p ${res%% *}/s"
-			done
-			say "$line (load average $(cut -d' ' -f1 /proc/loadavg))"
-		done
+		take_rounds "$rounds" resume_row "0 0 0 0" "${RESUME_PROVIDERS[@]}"
 		local -A MED
 		for p in "${RESUME_PROVIDERS[@]}"; do
-			MED[$p]="$(for c in 1 2 3 4; do printf '%s' "${RES[$p]}" | awk -v c=$c 'NF { print $c }' | median; done | tr '\n' ' ')"
+			MED[$p]=$(medians "$p" 4)
 			no_errors "rs-$p" || say "rs-$p: errors in the log (above)"
 			stop_apache "rs-$p"
 		done
@@ -1151,8 +1166,9 @@ farm_once() {
 		-v a="$((a1 - a0))" -v d="$((d1 - d0))" -v hz="$(getconf CLK_TCK)" 'BEGIN {
 		printf "%.0f %.1f %.2f %.1f %.1f %d\n", n / s, pct, p50, a * 1e6 / hz / n, d * 1e6 / hz / n, f }'
 }
+farm_row() { farm_once "$1" "$mpm"; } # $mpm: run_farm's
 run_farm() {
-	local mpm p i r res line rounds=${APACHE_FARM_ROUNDS:-${APACHE_RESUME_ROUNDS:-3}} tables=()
+	local mpm p rounds=${APACHE_FARM_ROUNDS:-${APACHE_RESUME_ROUNDS:-3}} tables=()
 	local secs=${APACHE_FARM_SECS:-${APACHE_RESUME_SECS:-4}} conc=${APACHE_FARM_CONC:-4} chain=${APACHE_FARM_CHAIN:-10}
 	farm_setup
 	[ ${#FARM_PROVIDERS[@]} -gt 0 ] || { say "farm: APACHE_RESUME_ONLY=$APACHE_RESUME_ONLY names none of its rows"; return 0; }
@@ -1175,25 +1191,15 @@ run_farm() {
 			done
 			RES[$p]=
 		done
-		local np=${#FARM_PROVIDERS[@]}
 		# a second's load first, not counted: every child has loaded its
 		# session cache (our engine is loaded at a child's first use)
 		for p in "${FARM_PROVIDERS[@]}"; do
 			APACHE_FARM_SECS=1 farm_once "$p" "$mpm" >/dev/null || true
 		done
-		for r in $(seq 1 "$rounds"); do
-			line="round $r:"
-			for i in $(seq 0 $((np - 1))); do
-				p=${FARM_PROVIDERS[$(((i + r - 1) % np))]}
-				res=$(farm_once "$p" "$mpm") || res="0 0 0 0 0 0"
-				RES[$p]+="$res"$'\n'
-				line+=" $p ${res%% *}/s"
-			done
-			say "$line (load average $(cut -d' ' -f1 /proc/loadavg))"
-		done
+		take_rounds "$rounds" farm_row "0 0 0 0 0 0" "${FARM_PROVIDERS[@]}"
 		local -A MED
 		for p in "${FARM_PROVIDERS[@]}"; do
-			MED[$p]="$(for c in 1 2 3 4 5; do printf '%s' "${RES[$p]}" | awk -v c=$c 'NF { print $c }' | median; done | tr '\n' ' ')"
+			MED[$p]="$(medians "$p" 5) "
 			MED[$p]+=$(printf '%s' "${RES[$p]}" | awk '{ f += $6 } END { print f + 0 }')
 			for n in a b; do
 				no_errors "f$n-$mpm-$p" || say "f$n-$mpm-$p: errors in the log (above)"
