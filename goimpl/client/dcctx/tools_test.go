@@ -13,6 +13,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // Interoperation with this repository's dc_server and dc_client, run when
@@ -144,6 +145,16 @@ func hammer(t *testing.T, target string, flags uint32) {
 func hammerCtx(t *testing.T, c *Ctx) {
 	t.Helper()
 	var bad atomic.Int64
+	var first sync.Once
+	var firstBad string // the first failure: which operation, how long it took, the context's state
+	start := time.Now()
+	failed := func(what string, began time.Time) {
+		bad.Add(1)
+		first.Do(func() {
+			firstBad = fmt.Sprintf("%s after %v (%v into the test), the context stalled: %v",
+				what, time.Since(began).Round(time.Millisecond), began.Sub(start).Round(time.Millisecond), c.Stalled())
+		})
+	}
 	var wg sync.WaitGroup
 	for w := 0; w < 32; w++ {
 		wg.Add(1)
@@ -153,21 +164,24 @@ func hammerCtx(t *testing.T, c *Ctx) {
 			for i := 0; i < 20; i++ {
 				id := []byte(fmt.Sprintf("%p-h%02d-%03d", c, w, i))
 				data := bytes.Repeat(id, 1+(w+i)%20)
+				began := time.Now()
 				if !c.AddSession(id, data, 300000) {
-					bad.Add(1)
+					failed("add", began)
 					continue
 				}
+				began = time.Now()
 				if used, ok := c.GetSession(id, buf); !ok || !bytes.Equal(buf[:used], data) {
-					bad.Add(1)
+					failed(fmt.Sprintf("get (ok %v, %d bytes of %d)", ok, used, len(data)), began)
 				}
+				began = time.Now()
 				if !c.RemoveSession(id) {
-					bad.Add(1)
+					failed("remove", began)
 				}
 			}
 		}(w)
 	}
 	wg.Wait()
 	if bad.Load() != 0 {
-		t.Fatalf("%d failed or mismatched operations", bad.Load())
+		t.Fatalf("%d failed or mismatched operations; the first: %s", bad.Load(), firstBad)
 	}
 }
