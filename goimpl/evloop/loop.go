@@ -60,7 +60,7 @@ type Loop struct {
 	slowAt  int64         // slow: when the last tick was taken (mono; see tickCounts)
 	lastEv  int64         // when the Loop last had events while not active (mono)
 	noWait2 bool          // the kernel has no epoll_pwait2 (before Linux 5.11)
-	yield   bool          // YieldBeforeWait: the next raw wait yields first
+	yield   bool          // YieldBeforeWait on the only P: the next raw wait yields first
 
 	// A trip through the runtime's poller (trip): an eventfd in it.
 	tf       *os.File
@@ -403,7 +403,7 @@ func (l *Loop) setPeriod(p time.Duration) {
 // persistent load 5-10 %). The flag waits for the next raw wait: a
 // parked wait (the runtime's poller) or a Poll leaves it. Measured in
 // doc/PERFORMANCE.md ("A connection per request on one CPU").
-func (l *Loop) YieldBeforeWait() { l.yield = true }
+func (l *Loop) YieldBeforeWait() { l.yield = l.quiet != nil } // quiet: the only P's Loop
 
 // testHookYield, set by tests, is called at each yield of YieldBeforeWait.
 var testHookYield func()
@@ -447,12 +447,10 @@ func (l *Loop) Wait(deadline time.Time) error {
 		}
 		if l.yield {
 			l.yield = false
-			if l.quiet != nil { // the only P's Loop
-				if testHookYield != nil {
-					testHookYield()
-				}
-				syscall.RawSyscall(syscall.SYS_SCHED_YIELD, 0, 0, 0)
+			if testHookYield != nil {
+				testHookYield()
 			}
+			syscall.RawSyscall(syscall.SYS_SCHED_YIELD, 0, 0, 0)
 		}
 		r, e := l.epollWait(d, true)
 		switch {

@@ -865,7 +865,7 @@ paired() {
 	paste <(printf '%s' "${RES[$1]}" | awk 'NF { print $1 }') <(printf '%s' "${RES[$2]}" | awk 'NF { print $1 }') |
 		awk '$2 > 0 { print $1 / $2 }' | median | awk '$1 != "-" { printf "%.2f\n", $1; next } { print }'
 }
-resume_setup() { # the stores and daemons every MPM's instances use
+resume_start() { # the stores and daemons every MPM's instances use
 	local rport=$1 mport=$2 dport
 	# dc_server on a unix socket (Apache straight to it) and one on TCP
 	# loopback behind a dc_client (a farm's layout), both in the clear as
@@ -960,6 +960,16 @@ resume_setup() { # the stores and daemons every MPM's instances use
 	RESUME_MOD[orig]=$T/origmod/.libs/mod_socache_dc.so
 	RESUME_ENV[orig]="LD_LIBRARY_PATH=$APACHE_ORIG/lib"
 }
+# resume_setup RPORT MPORT: resume_start, and every row's store on an
+# equal footing (own_session)
+resume_setup() {
+	local p
+	resume_start "$@"
+	for p in "${RESUME_PROVIDERS[@]}"; do
+		# shellcheck disable=SC2086
+		own_sessions ${RESUME_DAEMONS[$p]:-} || die "$p: a cache daemon (${RESUME_DAEMONS[$p]}) shares a session"
+	done
+}
 # take_rounds N ONCE ZERO ROW...: N rounds over the rows, the order
 # rotating each round; "ONCE ROW" measures once and prints its figures,
 # the rate first (ZERO for a run that failed), each line appended to the
@@ -1017,11 +1027,6 @@ only_rows() {
 }
 run_resume() {
 	local mpm p rounds=${APACHE_RESUME_ROUNDS:-3}
-	# every row's store on an equal footing (own_session)
-	for p in "${RESUME_PROVIDERS[@]}"; do
-		# shellcheck disable=SC2086
-		own_sessions ${RESUME_DAEMONS[$p]:-} || die "$p: a cache daemon (${RESUME_DAEMONS[$p]}) shares a session"
-	done
 	# only the rows named (the others' daemons stay idle)
 	local rows
 	rows=$(only_rows "${RESUME_PROVIDERS[@]}")
@@ -1102,6 +1107,7 @@ farm_dcc() {
 	PIDS+=("$!")
 	FARM_PID=$!
 	wait_until 10 test -S "$T/fm-$name.sock" || die "dc_client $name made no socket"
+	own_sessions $FARM_PID || die "dc_client $name ($FARM_PID) shares a session"
 }
 farm_setup() {
 	local p dcc
@@ -1133,10 +1139,6 @@ farm_setup() {
 			FARM_DAEMONS[dc-client-near0]="$dcc $FARM_PID ${RESUME_DAEMONS[$p]#* }"
 			FARM_MOD[dc-client-near0]=$MODSO FARM_ENV[dc-client-near0]=
 		fi
-	done
-	for p in "${FARM_PROVIDERS[@]}"; do
-		# shellcheck disable=SC2086
-		own_sessions ${FARM_DAEMONS[$p]:-} || die "$p: a cache daemon (${FARM_DAEMONS[$p]}) shares a session"
 	done
 	local rows
 	rows=$(only_rows "${FARM_PROVIDERS[@]}")
