@@ -28,6 +28,7 @@ import (
 	"github.com/distcache-go/distcache/cmd/internal/redisflag"
 	"github.com/distcache-go/distcache/cmd/internal/tool"
 	"github.com/distcache-go/distcache/goimpl/metrics"
+	"github.com/distcache-go/distcache/goimpl/nearmap"
 	"github.com/distcache-go/distcache/goimpl/proto"
 	"github.com/distcache-go/distcache/goimpl/proxy"
 	"github.com/distcache-go/distcache/goimpl/redisstore"
@@ -86,6 +87,11 @@ where options include:
                          (default 10000, and 4 KiB of data each on average;
                          0 = off; only with a dc_server
                          that announces them, never with Redis)
+   -nearmap              share the near cache with the local clients in
+                         memory: a client of the C library on the unix
+                         socket then reads the sessions it holds without
+                         asking dc_client (any process that may connect
+                         to the socket can read every session in it)
    -minlifetime <secs>   with a Redis -server: lifetime given to sessions added
                          with a timeout under 1000 ms, as dc_server does
                          (httpd 2.4 sends only the milliseconds part of its
@@ -133,6 +139,7 @@ type config struct {
 	redis      redisflag.Config
 	minLife    int64
 	near       int64
+	nearMap    bool
 }
 
 func parseArgs() (*config, *tool.Args) {
@@ -160,6 +167,8 @@ func parseArgs() (*config, *tool.Args) {
 			c.inflight = a.Int(1, 65536)
 		case "-near":
 			c.near = a.Int(0, 10000000)
+		case "-nearmap":
+			c.nearMap = true
 		case "-minlifetime":
 			c.minLife = a.Int(0, proto.MaxExpiry/1000)
 		default:
@@ -168,6 +177,9 @@ func parseArgs() (*config, *tool.Args) {
 	}
 	if len(c.servers) == 0 {
 		a.Fail("Error, no server specified!")
+	}
+	if c.nearMap && (c.near == 0 || redisstore.IsAddr(c.servers[0])) {
+		a.Fail("Error, -nearmap shares the near cache: it needs -near above 0 and a distcache server")
 	}
 	return c, a
 }
@@ -247,6 +259,7 @@ func main() {
 	}
 	var h *store.Handler
 	var poll proxy.Pollable // the upstream: its answers read by the proxy's loop
+	var nmap *nearmap.Map   // -nearmap's, on a unix socket
 	if useRedis {
 		rs, err := cfg.redis.Open(cfg.servers[0], func(f string, a ...any) { fmt.Fprintf(os.Stderr, f+"\n", a...) })
 		if err != nil {
@@ -286,6 +299,12 @@ func main() {
 		if cfg.near > 0 {
 			n := upstream.NewNear(st, up, int(cfg.near))
 			reg.Near(n.Stats)
+			if cfg.nearMap && ln.Addr().Network() == "unix" {
+				if nmap, err = nearmap.New(int(cfg.near)); err != nil {
+					tool.Die("Error, internal initialisation problems: -nearmap: %v", err)
+				}
+				n.Share(nmap)
+			}
 			st = n
 		}
 		h = &store.Handler{Store: reg.WrapStore(st, metrics.Distcache), Unavailable: upstream.Answer,
@@ -303,6 +322,7 @@ func main() {
 		Log:        log,
 		Metrics:    reg,
 		Poll:       poll,
+		NearMap:    nmap,
 	})
 	if conns != nil {
 		// The local clients of the predecessor, each between two requests.
@@ -343,6 +363,7 @@ func main() {
 	// Let every client finish the request it is waiting for.
 	p.Shutdown(ln, 5*time.Second)
 	h.Store.Close()
+	nmap.Close()
 	cfg.metrics.Stop()
 	if final != nil {
 		// The successor has the listener, the socket path and the

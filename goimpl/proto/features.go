@@ -52,6 +52,20 @@ func ParseFeatures(p []byte) uint32 {
 // IsFeaturesID reports whether id is the reserved probe id.
 func IsFeaturesID(id []byte) bool { return string(id) == string(FeaturesID) }
 
+// NearMapID is the reserved session id a local client GETs on dc_client's
+// unix socket to be handed dc_client's near map (goimpl/nearmap): a
+// dc_client that shares one answers nearmap.ProbeAnswer with the map's
+// descriptor; every other server of ours answers a miss without asking a
+// store, and refuses to store a session under it.
+var NearMapID = []byte("\x00distcache-go:nearmap")
+
+// IsNearMapID reports whether id is NearMapID.
+func IsNearMapID(id []byte) bool { return string(id) == string(NearMapID) }
+
+// IsReservedID reports whether id is one of the reserved ids, which no
+// server of ours stores.
+func IsReservedID(id []byte) bool { return IsFeaturesID(id) || IsNearMapID(id) }
+
 // LifeSize is the size of the remaining lifetime that starts an
 // OpGetLife answer to a hit.
 const LifeSize = 4

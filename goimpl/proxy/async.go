@@ -15,6 +15,7 @@ import (
 	"github.com/distcache-go/distcache/goimpl/accept"
 	"github.com/distcache-go/distcache/goimpl/evloop"
 	"github.com/distcache-go/distcache/goimpl/metrics"
+	"github.com/distcache-go/distcache/goimpl/nearmap"
 	"github.com/distcache-go/distcache/goimpl/proto"
 	"github.com/distcache-go/distcache/goimpl/rawio"
 	"github.com/distcache-go/distcache/goimpl/store"
@@ -168,6 +169,7 @@ type aLoop struct {
 	attach  []attachReq
 	adopts  []adoption
 	polled  map[any]evloop.Polled
+	unix    bool // a unix listener's: descriptors can be handed over
 	ended   bool
 	started bool // Options.Poll was given the loop
 }
@@ -193,9 +195,12 @@ func (p *Proxy) serveLoop(ln net.Listener) error {
 	}
 	al := &aLoop{p: p, h: h, l: l, ln: ln, lfd: lfd, stopCh: make(chan struct{}), polled: make(map[any]evloop.Polled)}
 	al.batchFn = al.batch
-	if nw := ln.Addr().Network(); nw == "tcp" || nw == "tcp4" || nw == "tcp6" {
+	switch nw := ln.Addr().Network(); nw {
+	case "tcp", "tcp4", "tcp6":
 		evloop.TCPOptions(lfd)
 		al.optsUntilEmpty = true
+	case "unix":
+		al.unix = true
 	}
 	var ok bool
 	if al.stopped, al.done, ok = p.set.AddLoop(l.Wake); !ok {
@@ -674,6 +679,12 @@ func (al *aLoop) serve(c *client) {
 			return
 		}
 		a.uid, a.op = m.UID, m.Op
+		if m.Op == proto.OpGet && al.unix && al.p.nmap != nil && proto.IsNearMapID(m.Payload) {
+			if !c.answerMap() {
+				return
+			}
+			continue
+		}
 		a.state.Store(connCalling)
 		pay, how, err := al.h.Start(m, c.pay[:0], &a.sc)
 		switch how {
@@ -720,6 +731,31 @@ func (c *client) answer(pay []byte) bool {
 		return false
 	case err != nil:
 		c.end(metrics.WriteCloseReason(err), false)
+		return false
+	}
+	c.waiting()
+	return true
+}
+
+// answerMap answers a GET of proto.NearMapID with the near map's
+// read-only descriptor (on the loop's goroutine, c connIdle); false as
+// answer's. An answer the socket cannot take at once goes without the
+// descriptor, as a miss would; so does one after the map closed.
+func (c *client) answerMap() bool {
+	a := &c.as
+	c.out, _ = proto.AppendMessage(c.out[:0], &proto.Message{Response: true, UID: a.uid, Op: a.op, Payload: []byte(nearmap.ProbeAnswer)})
+	n, err := c.p.nmap.SendTo(c.fd, c.out)
+	switch {
+	case err == syscall.EAGAIN || err == syscall.EBADF:
+		return c.answer([]byte{proto.ResultNotOK})
+	case err != nil:
+		c.end(metrics.WriteCloseReason(err), false)
+		return false
+	}
+	c.p.m.BytesOut(n)
+	if n < len(c.out) {
+		c.unsent = c.out[n:]
+		c.al.waitRoom(c)
 		return false
 	}
 	c.waiting()

@@ -36,6 +36,7 @@ import (
 	"github.com/distcache-go/distcache/goimpl/accept"
 	"github.com/distcache-go/distcache/goimpl/evloop"
 	"github.com/distcache-go/distcache/goimpl/metrics"
+	"github.com/distcache-go/distcache/goimpl/nearmap"
 	"github.com/distcache-go/distcache/goimpl/proto"
 	"github.com/distcache-go/distcache/goimpl/rawio"
 )
@@ -60,6 +61,9 @@ type Options struct {
 	// and nil when it ends: an upstream.Upstream, so that the loop reads
 	// the server's answers itself.
 	Poll Pollable
+	// NearMap, when set, is handed (read-only) to each client on a unix
+	// socket that GETs proto.NearMapID (goimpl/nearmap).
+	NearMap *nearmap.Map
 }
 
 // Pollable is a store whose connections an event loop may read
@@ -88,6 +92,7 @@ type Proxy struct {
 	m     *metrics.Registry
 	send  HandOff // set by HandOver; read once set.HandingOff()
 	poll  Pollable
+	nmap  *nearmap.Map
 	conns atomic.Int32 // local connections served (MaxClients)
 
 	mu      sync.Mutex
@@ -107,7 +112,7 @@ func New(o Options) *Proxy {
 	if o.Log == nil {
 		o.Log = new(accept.RateLog)
 	}
-	p := &Proxy{h: o.Handler, idle: o.Idle, log: o.Log, m: o.Metrics, poll: o.Poll}
+	p := &Proxy{h: o.Handler, idle: o.Idle, log: o.Log, m: o.Metrics, poll: o.Poll, nmap: o.NearMap}
 	p.set = accept.Set{Max: o.MaxClients, Log: o.Log}
 	return p
 }

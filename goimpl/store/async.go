@@ -88,7 +88,7 @@ func (h *Handler) Start(req *proto.Message, out []byte, c *Call) ([]byte, Starte
 		if code != proto.ResultOK {
 			return append(out, code), Answered, nil
 		}
-		if proto.IsFeaturesID(add.ID) {
+		if proto.IsReservedID(add.ID) {
 			return append(out, proto.AddErrIDRange), Answered, nil
 		}
 		c.ID, c.Data, c.TTL = add.ID, add.Data, time.Duration(add.TimeoutMS)*time.Millisecond
@@ -101,6 +101,9 @@ func (h *Handler) Start(req *proto.Message, out []byte, c *Call) ([]byte, Starte
 		}
 		if req.Op == proto.OpGet && proto.IsFeaturesID(req.Payload) {
 			return nil, Blocking, nil
+		}
+		if req.Op == proto.OpGet && proto.IsNearMapID(req.Payload) {
+			return append(out, proto.ResultNotOK), Answered, nil // no map here
 		}
 		c.ID = req.Payload
 	default:

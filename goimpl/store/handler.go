@@ -104,8 +104,8 @@ func (h *Handler) Handle(ctx context.Context, req *proto.Message, out []byte) ([
 		if code != proto.ResultOK {
 			return append(out, code), nil
 		}
-		if proto.IsFeaturesID(add.ID) {
-			return append(out, proto.AddErrIDRange), nil // reserved for the probe
+		if proto.IsReservedID(add.ID) {
+			return append(out, proto.AddErrIDRange), nil // reserved for the probes
 		}
 		ttl := time.Duration(add.TimeoutMS) * time.Millisecond
 		if add.TimeoutMS < 1000 && h.MinLifetime > 0 {
@@ -129,6 +129,8 @@ func (h *Handler) Handle(ctx context.Context, req *proto.Message, out []byte) ([
 				return proto.AppendFeatures(out, bits), nil
 			}
 			return append(out, proto.ResultNotOK), nil
+		case proto.IsNearMapID(req.Payload):
+			return append(out, proto.ResultNotOK), nil // no map here (the proxy answers it)
 		default:
 			d, err = h.Store.Get(ctx, req.Payload, out)
 		}
@@ -137,7 +139,7 @@ func (h *Handler) Handle(ctx context.Context, req *proto.Message, out []byte) ([
 		if h.features()&proto.FeatureGetLife == 0 {
 			return nil, ErrBadOp
 		}
-		if !ValidID(req.Payload) || proto.IsFeaturesID(req.Payload) {
+		if !ValidID(req.Payload) || proto.IsReservedID(req.Payload) {
 			return append(out, proto.ResultNotOK), nil
 		}
 		return h.lifeAnswer(ctx, req.Payload, out), nil

@@ -11,6 +11,7 @@ import (
 
 	"github.com/distcache-go/distcache/goimpl/cache"
 	"github.com/distcache-go/distcache/goimpl/metrics"
+	"github.com/distcache-go/distcache/goimpl/nearmap"
 	"github.com/distcache-go/distcache/goimpl/proto"
 	"github.com/distcache-go/distcache/goimpl/store"
 )
@@ -57,6 +58,13 @@ type Near struct {
 	epoch atomic.Uint64
 
 	hits, misses, flushes atomic.Uint64
+
+	// shm, when set (Share), is kept as c is: every entry c gets, every
+	// id c drops, every flush; its lease renewed while the subscription
+	// is live, until stop closes.
+	shm      *nearmap.Map
+	stop     chan struct{}
+	stopOnce sync.Once
 }
 
 // NearStats are a Near's counters.
@@ -87,6 +95,43 @@ func (n *Near) newCache() *cache.Cache {
 	return cache.New(cache.Config{MaxSessions: n.max, MaxBytes: int64(n.max) * NearBytesPerSession, Now: nearClock})
 }
 
+// Share has n keep m, a map its local clients read (goimpl/nearmap), as
+// it keeps its own cache: each entry it keeps goes into m too, each id it
+// drops and each flush go from m, and m's lease is renewed every quarter
+// of a lease while the subscription is live (which also reads the notices
+// that have come, as a lookup does). Call it once, before requests come;
+// Close stops reading m and the renewals.
+func (n *Near) Share(m *nearmap.Map) {
+	n.shm, n.stop = m, make(chan struct{})
+	go n.renewLoop()
+}
+
+func (n *Near) renewLoop() {
+	t := time.NewTicker(nearmap.Lease / 4)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.stop:
+			return
+		case <-t.C:
+		}
+		n.renew()
+	}
+}
+
+// renew vouches for the map for a lease from now if the subscription is
+// live and unchanged; else the map is flushed and left unread.
+func (n *Near) renew() {
+	at := nearClock()
+	st := n.u.NearState()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.current(st)
+	if st.Live() {
+		n.shm.Renew(nearmap.Mono(at) + int64(nearmap.Lease))
+	}
+}
+
 // Stats returns the counters.
 func (n *Near) Stats() NearStats {
 	n.mu.Lock()
@@ -101,6 +146,7 @@ func (n *Near) Invalidate(id []byte) {
 	n.epoch.Add(1)
 	n.mu.Lock()
 	n.c.Remove(nearClock(), id)
+	n.shm.Remove(id)
 	n.mu.Unlock()
 }
 
@@ -121,6 +167,7 @@ func (n *Near) flushLocked(st NearState) {
 		n.flushes.Add(1)
 	}
 	n.cur = st
+	n.shm.Reset(st.Live())
 }
 
 // current makes st current, forgetting what was kept under another
@@ -163,15 +210,19 @@ func (n *Near) counted(hit bool) bool {
 // data is kept when nothing has moved since the request was sent.
 func (n *Near) fill(st NearState, ep uint64, sent time.Time, id, data []byte, ttl time.Duration) {
 	keep := st.Live() && n.u.NearState() == st && n.epoch.Load() == ep
-	left := ttl - nearClock().Sub(sent) - time.Millisecond
+	now := nearClock()
+	left := ttl - now.Sub(sent) - time.Millisecond
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	n.c.Remove(nearClock(), id)
+	n.c.Remove(now, id)
+	n.shm.Remove(id)
 	if !keep || left <= 0 || n.epoch.Load() != ep {
 		return
 	}
 	n.current(st)
-	n.c.Store().Add(context.Background(), id, data, left)
+	if n.c.Store().Add(context.Background(), id, data, left) == nil {
+		n.shm.Put(id, data, nearmap.Mono(now)+int64(left))
+	}
 }
 
 // drop forgets id before a REMOVE or TAKE of it goes to the server: the
@@ -180,6 +231,7 @@ func (n *Near) drop(id []byte) {
 	n.epoch.Add(1)
 	n.mu.Lock()
 	n.c.Remove(nearClock(), id)
+	n.shm.Remove(id)
 	n.mu.Unlock()
 }
 
@@ -237,8 +289,16 @@ func (n *Near) Take(ctx context.Context, id, dst []byte) ([]byte, error) {
 	return n.next.Take(ctx, id, dst)
 }
 
-// Close implements store.Store.
-func (n *Near) Close() error { return n.next.Close() }
+// Close implements store.Store; a shared map is left unread from then on.
+func (n *Near) Close() error {
+	if n.stop != nil {
+		n.stopOnce.Do(func() { close(n.stop) })
+		n.mu.Lock()
+		n.shm.Reset(false)
+		n.mu.Unlock()
+	}
+	return n.next.Close()
+}
 
 // Unwrap is the store behind the near cache.
 func (n *Near) Unwrap() store.Store { return n.next }
