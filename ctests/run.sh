@@ -167,6 +167,7 @@ compile t_panic distcacheserver || true
 compile t_chroot distcache || true
 compile t_stall distcache || true
 compile t_fast distcache || true
+compile t_nearmap distcache || true
 compile t_sigpipe distcache || true
 compile failvals_gen distcacheserver || true
 
@@ -219,6 +220,11 @@ if [ -x "$DC_BIN/dc_server" ]; then
 	run t_fast 120 "$OUT/t_fast" "$DC_BIN" "$OUT"
 else
 	bad "t_fast needs dc_server in $DC_BIN"
+fi
+if [ -x "$DC_BIN/dc_server" ] && [ -x "$DC_BIN/dc_client" ]; then
+	run t_nearmap 120 "$OUT/t_nearmap" "$DC_BIN" "$OUT"
+else
+	bad "t_nearmap needs dc_server and dc_client in $DC_BIN"
 fi
 if [ -n "${PANIC_ENGINE:-}" ] && [ -f "$PANIC_ENGINE" ]; then
 	DISTCACHE_ENGINE=$PANIC_ENGINE run t_panic 60 "$OUT/t_panic" "$OUT" "UNIX:$S"

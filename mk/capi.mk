@@ -46,7 +46,7 @@ CAPI_LDFLAGS := $(CAPI_HARDEN_LDFLAGS) $(LDFLAGS)
 CAPI_FRONT_SUM := $(shell cat capi/front/*.h | cksum | cut -d' ' -f1)
 CAPI_CGO_CFLAGS := $(CAPI_HARDEN_CPPFLAGS) $(CAPI_HARDEN_CFLAGS) $(or $(CGO_CFLAGS),-O2 -g) -DDCF_FRONT_SUM=$(CAPI_FRONT_SUM)
 CAPI_CGO_LDFLAGS := $(CAPI_HARDEN_LDFLAGS) $(CGO_LDFLAGS)
-CAPI_FRONT_H := mk/capi.mk capi/front/engine.h capi/front/api_gen.h capi/front/wire.h capi/front/wire_gen.h capi/front/front.h capi/front/target.h \
+CAPI_FRONT_H := mk/capi.mk capi/front/engine.h capi/front/api_gen.h capi/front/wire.h capi/front/wire_gen.h capi/front/nearmap.h capi/front/front.h capi/front/target.h \
   $(wildcard include/*/*.h)
 # The engine's interface version (one source: capi/front/engine.h) is in its
 # file name; the front also compares the engine's whole interface with its
@@ -171,7 +171,7 @@ $(CAPI_LIB)/lib$(1).so: $(CAPI_LIB)/lib$(1).so.$(CAPI_VER)
 	ln -sf lib$(1).so.1 $$@
 endef
 $(eval $(call capi_lib,nal,loader.o nal.o nal_gen.o common.o,$(BUILD)/capi/libnal.map,-Wl$(comma)--version-script=$(BUILD)/capi/libnal.map))
-$(eval $(call capi_lib,distcache,dc_client.o dc_client_gen.o wire.o target.o shared_client.o common.o,$(CAPI_LIB)/libnal.so,-lnal))
+$(eval $(call capi_lib,distcache,dc_client.o dc_client_gen.o wire.o nearmap.o target.o shared_client.o common.o,$(CAPI_LIB)/libnal.so,-lnal))
 $(eval $(call capi_lib,distcacheserver,dc_server.o dc_server_gen.o shared_client.o common.o,$(CAPI_LIB)/libnal.so,-lnal))
 
 install-capi: capi

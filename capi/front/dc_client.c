@@ -46,6 +46,7 @@
 #include "front.h"
 #include "target.h"
 #include "wire.h"
+#include "nearmap.h"
 
 /* ---- DC_PLUG (the rest is generated: dc_client_gen.c) ---- */
 
@@ -137,7 +138,27 @@ struct st_DC_CTX {
 	unsigned char *reget_data;	/* REGET_FRONT: the last GET's answer */
 	size_t reget_len, reget_cap;
 	uint32_t uid;		/* the fast path's request uids */
+	/* dc_client's shared near map (nearmap.h), under mu: the one in use,
+	 * whether to ask for one (NM_*), and when next */
+	struct nm_ref *nm;
+	int nm_state;
+	long long nm_at;
 };
+
+/* A mapped near map and the lookups reading it; unmapped by the last one
+ * once it is retired. */
+struct nm_ref {
+	struct dcnm m;
+	int refs, retired;
+};
+
+enum { NM_ASK, NM_ASKING, NM_MAPPED, NM_NONE };
+
+/* A map whose lease ended over this long ago is asked for again (its
+ * dc_client restarted, or off); a dc_client that had none, this long
+ * after its answer. */
+#define NM_STALE_NS 1000000000LL
+#define NM_NONE_RETRY_US 60000000LL
 
 #define MAX_ID_OR_DATA 32768u
 
@@ -272,6 +293,11 @@ static void ctx_fork_child(void)
 			close(b->fd);
 		c->busy = NULL;
 		c->reget = REGET_NONE;
+		/* the mapping is the child's too; the parent's lookups are not */
+		if (c->nm)
+			c->nm->refs = 0;
+		if (c->nm_state == NM_ASKING)
+			c->nm_state = NM_ASK;
 	}
 }
 
@@ -363,6 +389,10 @@ DCF_PUBLIC void DC_CTX_free(DC_CTX *c)
 		c->next->prev = c->prev;
 	sh->unlock();
 	pool_clear(c);
+	if (c->nm) {
+		dcnm_unmap(&c->nm->m);
+		free(c->nm);
+	}
 	/* Only a context used in this generation has an engine side (and then
 	 * the engine is loaded); never load the engine just to free. */
 	if (c->ref && c->gen == *sh->generation) {
@@ -506,6 +536,112 @@ static void reget_set(DC_CTX *c, int state, const unsigned char *id, unsigned in
 		c->reget = REGET_ENGINE;
 	}
 	ctx_unlock(c);
+}
+
+/* ---- dc_client's shared near map ---- */
+
+static long long now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* A GET answered from the shared map, as the fast path answers one (the
+ * data, *used, the reget state); 0 when the map cannot answer it.  A map
+ * unleased for NM_STALE_NS is retired, and dc_client asked again. */
+static int nm_get(DC_CTX *c, const unsigned char *id, unsigned int id_len, unsigned char *buf,
+		unsigned int size, unsigned int *used)
+{
+	unsigned char data[DCW_NM_MAX_DATA];
+	struct nm_ref *r;
+	size_t len = 0;
+	long long now;
+	int hit, stale = 0, last;
+
+	if (!__atomic_load_n(&c->nm, __ATOMIC_RELAXED))
+		return 0;	/* no map: no lock taken */
+	ctx_lock(c);
+	if ((r = c->nm))
+		r->refs++;
+	ctx_unlock(c);
+	if (!r)
+		return 0;
+	now = now_ns();
+	hit = dcnm_lookup(&r->m, id, id_len, now, data, &len) && len >= DCW_MIN_GET_RESPONSE;
+	if (!hit)
+		stale = dcnm_stale(&r->m, now, NM_STALE_NS);
+	ctx_lock(c);
+	if (stale && c->nm == r) {
+		__atomic_store_n(&c->nm, NULL, __ATOMIC_RELAXED);
+		r->retired = 1;
+		c->nm_state = NM_ASK;
+	}
+	last = --r->refs == 0 && r->retired;
+	ctx_unlock(c);
+	if (last) {
+		dcnm_unmap(&r->m);
+		free(r);
+	}
+	if (!hit)
+		return 0;
+	if (buf)
+		memcpy(buf, data, len < size ? len : size);
+	if (used)
+		*used = (unsigned int)len;
+	reget_set(c, REGET_FRONT, id, id_len, data, len);
+	return 1;
+}
+
+/* Whether this operation asks dc_client for its map first: a unix target,
+ * no map in use, none asked for now, and the time to ask again come. */
+static int nm_should_ask(DC_CTX *c)
+{
+	int ask = 0;
+
+	if (strncmp(c->target, "UNIX:", 5) != 0)
+		return 0;
+	ctx_lock(c);
+	if (!c->nm && (c->nm_state == NM_ASK || (c->nm_state == NM_NONE && now_us() >= c->nm_at))) {
+		c->nm_state = NM_ASKING;
+		ask = 1;
+	}
+	ctx_unlock(c);
+	return ask;
+}
+
+/* Asks the server on fd for its map (dcnm_probe); 0 when the connection
+ * is not to be used again.  Without a map it is asked again after
+ * NM_NONE_RETRY_US, after a failure in a second. */
+static int nm_ask(DC_CTX *c, int fd)
+{
+	struct dcnm m = { NULL, 0, 0 };
+	struct nm_ref *n = NULL;
+	long long start = now_us();
+	long bound;
+	int r;
+
+	ctx_lock(c);
+	bound = ctx_bound(c, start);
+	ctx_unlock(c);
+	r = dcnm_probe(fd, __atomic_add_fetch(&c->uid, 1, __ATOMIC_RELAXED), start + bound, &m);
+	if (r == DCNM_MAPPED && !(n = calloc(1, sizeof *n))) {
+		dcnm_unmap(&m);
+		r = DCNM_NONE;
+	}
+	if (n)
+		n->m = m;
+	ctx_lock(c);
+	if (n) {
+		__atomic_store_n(&c->nm, n, __ATOMIC_RELAXED);
+		c->nm_state = NM_MAPPED;
+	} else {
+		c->nm_state = NM_NONE;
+		c->nm_at = now_us() + (r == DCNM_NONE ? NM_NONE_RETRY_US : 1000000);
+	}
+	ctx_unlock(c);
+	return r != DCNM_FAILED;
 }
 
 /* ---- the fast path's exchange ---- */
@@ -804,11 +940,16 @@ static int fast(DC_CTX *c, struct fast_op *f)
 		if ((f->fd = pool_take(c, &f->busy)) < 0) {
 			if ((f->fd = dial(c, &f->busy)) < 0)
 				return FAST_NONE;
-			break;	/* new: nothing to look at */
+			/* new: nothing to look at */
+		} else if (!persistent && !idle_alive(f->fd)) {
+			busy_end(c, &f->busy, 0);
+			continue;
 		}
-		if (persistent || idle_alive(f->fd))
-			break;
-		busy_end(c, &f->busy, 0);
+		if (nm_should_ask(c) && !nm_ask(c, f->fd)) {
+			busy_end(c, &f->busy, 0);
+			continue;
+		}
+		break;
 	}
 	start = now_us();
 	ctx_lock(c);
@@ -964,6 +1105,8 @@ DCF_PUBLIC int DC_CTX_get_session(DC_CTX *c, const unsigned char *id, unsigned i
 		return 0;
 	if (!buf)
 		size = 0;
+	if (nm_get(c, id, id_len, buf, size, used))
+		return 1;
 	fast_init(&f, DCW_OP_GET, id, id_len);
 	switch (fast(c, &f)) {
 	case FAST_DONE:
