@@ -884,10 +884,17 @@ resume_start() { # the stores and daemons every MPM's instances use
 		-sockgroup www-data -sockperms 0660 >>"$T/rs-dc_client.log" 2>&1 &
 	PIDS+=("$!")
 	local dcc=$!
+	# the same with its near cache shared in memory (-nearmap)
+	rm -f "$T/rs-dccm.sock"
+	own_session "$BIN/dc_client" -listen "UNIX:$T/rs-dccm.sock" -server "IP:127.0.0.1:$dport" -nearmap \
+		-sockgroup www-data -sockperms 0660 >>"$T/rs-dc_client-map.log" 2>&1 &
+	PIDS+=("$!")
+	local dccm=$!
 	wait_until 10 test -S "$T/rs-dcs.sock" || die "dc_server made no socket"
 	wait_until 10 test -S "$T/rs-dcc.sock" || die "dc_client made no socket"
+	wait_until 10 test -S "$T/rs-dccm.sock" || die "dc_client -nearmap made no socket"
 
-	RESUME_PROVIDERS=(shmcb memcache redis dc-straight dc-client)
+	RESUME_PROVIDERS=(shmcb memcache redis dc-straight dc-client dc-client-map)
 	RESUME_CACHE[shmcb]="shmcb:$T/rs-shmcb(512000)"
 	RESUME_CACHE[memcache]=memcache:127.0.0.1:$mport
 	wait_until 10 test -s "$T/bench-redis/memcached/pid" || die "memcached wrote no pid file"
@@ -899,6 +906,9 @@ resume_start() { # the stores and daemons every MPM's instances use
 	RESUME_CACHE[dc-client]=dc:UNIX:$T/rs-dcc.sock
 	RESUME_DAEMONS[dc-client]="$dcc $dcs_tcp"
 	RESUME_DCC[dc-client]="$BIN/dc_client -server IP:127.0.0.1:$dport"
+	RESUME_CACHE[dc-client-map]=dc:UNIX:$T/rs-dccm.sock
+	RESUME_DAEMONS[dc-client-map]="$dccm $dcs_tcp"
+	RESUME_DCC[dc-client-map]="$BIN/dc_client -server IP:127.0.0.1:$dport -nearmap"
 	local alt=${APACHE_RESUME_ALT:-} altenv= aport
 	[ -z "$alt" ] || [ -x "$alt/dc_client" ] || [ -x "$alt/dc_server" ] ||
 		die "APACHE_RESUME_ALT=$alt has neither dc_client nor dc_server"
@@ -1073,7 +1083,9 @@ run_resume() {
 	# the rows: shmcb (shared memory), memcache: (memcached), redis:
 	# (redis-server), dc-straight (dc: to dc_server's unix socket), dc-client
 	# (dc: to dc_client's unix socket, dc_client to dc_server on TCP
-	# loopback), dc-straight-alt and dc-client-alt (the same through
+	# loopback), dc-client-map (the same with -nearmap: the library reads
+	# the sessions dc_client's near cache holds from shared memory),
+	# dc-straight-alt and dc-client-alt (the same through
 	# APACHE_RESUME_ALT's tools and libraries), orig (distcache 1.5's library and dc_server, unix socket)
 	RESUME_TABLES+=("${tables[@]}")
 }
@@ -1118,7 +1130,7 @@ farm_setup() {
 		FARM_MOD[$p]=${RESUME_MOD[$p]} FARM_ENV[$p]=${RESUME_ENV[$p]}
 		case $p in
 		shmcb) FARM_A[$p]="shmcb:$T/fm-shmcbA(512000)" FARM_B[$p]="shmcb:$T/fm-shmcbB(512000)" ;;
-		dc-client | dc-client-alt)
+		dc-client | dc-client-map | dc-client-alt)
 			# B's own dc_client on the same dc_server
 			# shellcheck disable=SC2086
 			farm_dcc "$p" ${RESUME_DCC[$p]}
