@@ -89,9 +89,9 @@ where options include:
                          that announces them, never with Redis)
    -nearmap              share the near cache with the local clients in
                          memory: a client of the C library on the unix
-                         socket then reads the sessions it holds without
-                         asking dc_client (any process that may connect
-                         to the socket can read every session in it)
+                         -listen socket reads the sessions it holds
+                         without asking dc_client (any process that may
+                         connect to the socket can read every one)
    -minlifetime <secs>   with a Redis -server: lifetime given to sessions added
                          with a timeout under 1000 ms, as dc_server does
                          (httpd 2.4 sends only the milliseconds part of its
@@ -239,6 +239,10 @@ func main() {
 	if err != nil {
 		tool.Die("Error, bad listen address '%s': %v", cfg.listen, err)
 	}
+	if cfg.nearMap && ln.Addr().Network() != "unix" {
+		ln.RemoveSocket()
+		tool.Die("Error, -nearmap hands the map over a unix socket: -listen '%s' is not one", cfg.listen)
+	}
 	cfg.metrics.Inherit = 1 // after the listener (Upgrader.Files below)
 	reg := cfg.metrics.Start("dc_client", &cfg.daemon)
 	// A successor started by the upgrade signal connects to its server
@@ -299,7 +303,7 @@ func main() {
 		if cfg.near > 0 {
 			n := upstream.NewNear(st, up, int(cfg.near))
 			reg.Near(n.Stats)
-			if cfg.nearMap && ln.Addr().Network() == "unix" {
+			if cfg.nearMap {
 				if nmap, err = nearmap.New(int(cfg.near)); err != nil {
 					tool.Die("Error, internal initialisation problems: -nearmap: %v", err)
 				}

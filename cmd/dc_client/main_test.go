@@ -334,6 +334,9 @@ func TestOptionErrors(t *testing.T) {
 		{"live socket", []string{"-server", "IP:localhost:1", "-listen", "UNIX:" + dir + "/live"}, 1, "another server is already listening"},
 		{"not a socket", []string{"-server", "IP:localhost:1", "-listen", "UNIX:" + dir + "/plainfile"}, 1, "is not a socket"},
 		{"unknown user", []string{"-server", "IP:localhost:1", "-listen", "UNIX:" + dir + "/u", "-user", "no-such-user-xyz"}, 1, "Error, couldn't become user 'no-such-user-xyz'"},
+		{"nearmap without a near cache", []string{"-server", "IP:localhost:1", "-near", "0", "-nearmap"}, 1, "Error, -nearmap shares the near cache"},
+		{"nearmap with redis", []string{"-server", "redis://127.0.0.1:1", "-nearmap"}, 1, "Error, -nearmap shares the near cache"},
+		{"nearmap on tcp", []string{"-server", "IP:localhost:1", "-listen", "IP:127.0.0.1:0", "-nearmap"}, 1, "Error, -nearmap hands the map over a unix socket"},
 		{"unwritable pidfile", []string{"-server", "IP:localhost:1", "-listen", "UNIX:" + dir + "/p", "-pidfile", dir + "/nodir/pid"}, 1, "Error, couldn't open 'pidfile'"},
 	}
 	for _, tc := range cases {
