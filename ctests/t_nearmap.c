@@ -12,15 +12,25 @@
  *   - a REMOVE through another client (straight to dc_server) is seen here:
  *     the server's notice reaches dc_client, which drops the entry;
  *   - dc_client killed, the map stops answering within about a lease;
- *     a dc_client started again on the socket is asked for its new map.
+ *     a dc_client started again on the socket is asked for its new map;
+ *   - a map that is never leased costs a GET no second exchange: it is
+ *     asked for again once a second, not at every GET;
+ *   - a server that never answers the question for the map fails the
+ *     operation after one bound, as a silent answer to the operation
+ *     would (not two), and puts the context on probation.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <sys/mman.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <distcache/dc_client.h>
@@ -135,6 +145,133 @@ static double until_miss(DC_CTX *c, double ms)
 	return (ct_now_us() - t0) / 1e3;
 }
 
+/* ---- a server that hands out a map it never leases ---- */
+
+static pthread_mutex_t fmu = PTHREAD_MUTEX_INITIALIZER;
+static int fprobes, fgets_;	/* under fmu */
+static int fmap = -1;		/* the map: a valid header, lease 0 */
+
+static const char probe_id[] = "\0distcache-go:nearmap";
+#define PROBE_LEN (sizeof probe_id - 1)
+
+/* One client: every frame is one whole request (the library's are); the
+ * question for the map is answered DCNEARM1 with the map's descriptor,
+ * any other request with the one byte 0x01 (a miss). */
+static void *fake_conn(void *arg)
+{
+	int fd = (int)(long)arg;
+	unsigned char in[4200], out[64];
+
+	for (;;) {
+		size_t have = 0, dl = 0, n;
+		int probe;
+
+		while (have < 14 || have < 14 + (dl = (size_t)in[12] << 8 | in[13])) {
+			ssize_t k = read(fd, in + have, sizeof in - have);
+			if (k <= 0) {
+				close(fd);
+				return NULL;
+			}
+			have += (size_t)k;
+		}
+		probe = dl == PROBE_LEN && memcmp(in + 14, probe_id, PROBE_LEN) == 0;
+		memcpy(out, in, 14);
+		out[4] = 1;	/* a response */
+		out[11] = 1;	/* complete */
+		if (probe) {
+			struct msghdr h;
+			struct iovec iov;
+			union {
+				struct cmsghdr c;
+				char b[CMSG_SPACE(sizeof(int))];
+			} ctl;
+			struct cmsghdr *cm;
+
+			memcpy(out + 14, "DCNEARM1", 8);
+			n = 22;
+			out[12] = 0;
+			out[13] = 8;
+			memset(&h, 0, sizeof h);
+			iov.iov_base = out;
+			iov.iov_len = n;
+			h.msg_iov = &iov;
+			h.msg_iovlen = 1;
+			h.msg_control = ctl.b;
+			h.msg_controllen = sizeof ctl.b;
+			cm = CMSG_FIRSTHDR(&h);
+			cm->cmsg_level = SOL_SOCKET;
+			cm->cmsg_type = SCM_RIGHTS;
+			cm->cmsg_len = CMSG_LEN(sizeof(int));
+			memcpy(CMSG_DATA(cm), &fmap, sizeof fmap);
+			(void)!sendmsg(fd, &h, MSG_NOSIGNAL);
+		} else {
+			out[12] = 0;
+			out[13] = 1;
+			out[14] = 1;
+			(void)!send(fd, out, 15, MSG_NOSIGNAL);
+		}
+		pthread_mutex_lock(&fmu);
+		if (probe)
+			fprobes++;
+		else
+			fgets_++;
+		pthread_mutex_unlock(&fmu);
+	}
+}
+
+static void *fake_accept(void *arg)
+{
+	int lfd = (int)(long)arg;
+
+	for (;;) {
+		int fd = accept(lfd, NULL, NULL);
+		pthread_t t;
+
+		if (fd >= 0 && pthread_create(&t, NULL, fake_conn, (void *)(long)fd) == 0)
+			pthread_detach(t);
+	}
+	return NULL;
+}
+
+/* Makes the map (the layout of doc/EXTENSIONS.md, written by hand: the test
+ * must not share the code it tests) and starts the server on path. */
+static int fake_start(const char *path)
+{
+	unsigned char hdr[128];
+	struct sockaddr_un sa;
+	uint32_t v;
+	pthread_t t;
+	int lfd;
+
+	fmap = memfd_create("t_nearmap", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (fmap < 0 || ftruncate(fmap, 128 + 2 * 2048) != 0)
+		return 0;
+	memset(hdr, 0, sizeof hdr);
+	memcpy(hdr, "DCNEARM1", 8);
+	v = 1;
+	memcpy(hdr + 8, &v, 4);		/* version */
+	v = 2;
+	memcpy(hdr + 12, &v, 4);	/* slots */
+	v = 2048;
+	memcpy(hdr + 16, &v, 4);	/* slot size */
+	v = 1944;
+	memcpy(hdr + 20, &v, 4);	/* largest session */
+	hdr[32] = 2;			/* generation: even, readable; lease 0 */
+	if (pwrite(fmap, hdr, sizeof hdr, 0) != (ssize_t)sizeof hdr ||
+	    fcntl(fmap, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) != 0)
+		return 0;
+	unlink(path);
+	memset(&sa, 0, sizeof sa);
+	sa.sun_family = AF_UNIX;
+	if (strlen(path) >= sizeof sa.sun_path)
+		return 0;
+	memcpy(sa.sun_path, path, strlen(path));
+	lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (lfd < 0 || bind(lfd, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(lfd, 16) != 0)
+		return 0;
+	return pthread_create(&t, NULL, fake_accept, (void *)(long)lfd) == 0;
+}
+
 int main(int argc, char **argv)
 {
 	char tsrv[320], tcli[320], tplain[320], slog[300], clog[300], plog[300];
@@ -162,7 +299,7 @@ int main(int argc, char **argv)
 	snprintf(plog, sizeof plog, "%s/nm-plain.log", out);
 	for (i = 0; i < sizeof data; i++)
 		data[i] = (unsigned char)(i * 7 + 1);
-	CT_PLAN(11);
+	CT_PLAN(14);
 
 	{
 		char *sa[] = { "dc_server", "-listen", tsrv, NULL };
@@ -242,6 +379,65 @@ int main(int argc, char **argv)
 	DC_CTX_add_session(c, id, ID_LEN, data, sizeof data, 60000);
 	w = until_mapped(c, cl, 15000);
 	CHECK(w >= 0 && w <= 5, "GETs are read from the new dc_client's map (it wrote %ld times in 200)", w);
+
+	/* a map never leased */
+	{
+		char path[300], tgt[320];
+		DC_CTX *c4;
+		double t0;
+		long n = 0;
+		int p0, g0;
+
+		snprintf(path, sizeof path, "%s/nm-fake.sock", out);
+		snprintf(tgt, sizeof tgt, "UNIX:%s", path);
+		CHECK(fake_start(path), "a fake server that hands out a map it never leases");
+		c4 = DC_CTX_new(tgt, 0);
+		t0 = ct_now_us();
+		/* past a second, so that the map it hands out is stale */
+		while ((ms = (ct_now_us() - t0) / 1e3) < 1500) {
+			DC_CTX_get_session(c4, id, ID_LEN, b, sizeof b, &used);
+			n++;
+		}
+		pthread_mutex_lock(&fmu);
+		p0 = fprobes;
+		g0 = fgets_;
+		pthread_mutex_unlock(&fmu);
+		CHECK(g0 == n && p0 >= 1 && p0 <= 2 + (int)(ms / 1000),
+		      "%ld GETs in %.0f ms with a map never leased: the server was asked for it %d times (once "
+		      "a second at most)", n, ms, p0);
+		DC_CTX_free(c4);
+	}
+
+	/* a server that takes the question and never answers */
+	{
+		struct sockaddr_un sa;
+		char path[300], tgt[320];
+		DC_CTX *c3;
+		double t0, first, second;
+		int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+
+		snprintf(path, sizeof path, "%s/nm-silent.sock", out);
+		snprintf(tgt, sizeof tgt, "UNIX:%s", path);
+		unlink(path);
+		memset(&sa, 0, sizeof sa);
+		sa.sun_family = AF_UNIX;
+		memcpy(sa.sun_path, path, strlen(path) < sizeof sa.sun_path ? strlen(path) : sizeof sa.sun_path - 1);
+		bind(fd, (struct sockaddr *)&sa, sizeof sa);
+		listen(fd, 16);	/* never accepted: connects complete, nothing answers */
+		c3 = DC_CTX_new(tgt, 0);
+		t0 = ct_now_us();
+		st = DC_CTX_get_session(c3, id, ID_LEN, b, sizeof b, &used);
+		first = (ct_now_us() - t0) / 1e3;
+		t0 = ct_now_us();
+		st += DC_CTX_get_session(c3, id, ID_LEN, b, sizeof b, &used);
+		second = (ct_now_us() - t0) / 1e3;
+		/* a young context waits ten 100 ms floors for its first answer */
+		CHECK(st == 0 && first >= 900 && first < 1700 && second < 200,
+		      "a silent server: the first GET fails after %.0f ms (one bound of 1000 ms), the next after "
+		      "%.1f ms (probation)", first, second);
+		DC_CTX_free(c3);
+		close(fd);
+	}
 
 	DC_CTX_free(c);
 	DC_CTX_free(direct);

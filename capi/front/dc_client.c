@@ -158,6 +158,7 @@ enum { NM_ASK, NM_ASKING, NM_MAPPED, NM_NONE };
  * dc_client restarted, or off); a dc_client that had none, this long
  * after its answer. */
 #define NM_STALE_NS 1000000000LL
+#define NM_RETRY_US 1000000LL
 #define NM_NONE_RETRY_US 60000000LL
 
 #define MAX_ID_OR_DATA 32768u
@@ -538,6 +539,8 @@ static void reget_set(DC_CTX *c, int state, const unsigned char *id, unsigned in
 	ctx_unlock(c);
 }
 
+enum { XCH_OK, XCH_NET, XCH_TIMEOUT, XCH_REJECT };
+
 /* ---- dc_client's shared near map ---- */
 
 static long long now_ns(void)
@@ -574,9 +577,12 @@ static int nm_get(DC_CTX *c, const unsigned char *id, unsigned int id_len, unsig
 		stale = dcnm_stale(&r->m, now, NM_STALE_NS);
 	ctx_lock(c);
 	if (stale && c->nm == r) {
+		/* asked again in a second, not at once: a map that stays
+		 * unleased (no subscription) is asked for once a second */
 		__atomic_store_n(&c->nm, NULL, __ATOMIC_RELAXED);
 		r->retired = 1;
-		c->nm_state = NM_ASK;
+		c->nm_state = NM_NONE;
+		c->nm_at = now / 1000 + NM_RETRY_US;
 	}
 	last = --r->refs == 0 && r->retired;
 	ctx_unlock(c);
@@ -611,10 +617,12 @@ static int nm_should_ask(DC_CTX *c)
 	return ask;
 }
 
-/* Asks the server on fd for its map (dcnm_probe); 0 when the connection
- * is not to be used again.  Without a map it is asked again after
- * NM_NONE_RETRY_US, after a failure in a second. */
-static int nm_ask(DC_CTX *c, int fd)
+/* Asks the server on fd for its map (dcnm_probe): XCH_OK when the
+ * connection can carry the operation, else the failure, as the operation's
+ * own exchange would have had it (*bound the bound it waited).  Without a
+ * map it is asked again after NM_NONE_RETRY_US, after a failure in
+ * NM_RETRY_US. */
+static int nm_ask(DC_CTX *c, int fd, long *boundp)
 {
 	struct dcnm m = { NULL, 0, 0 };
 	struct nm_ref *n = NULL;
@@ -625,6 +633,7 @@ static int nm_ask(DC_CTX *c, int fd)
 	ctx_lock(c);
 	bound = ctx_bound(c, start);
 	ctx_unlock(c);
+	*boundp = bound;
 	r = dcnm_probe(fd, __atomic_add_fetch(&c->uid, 1, __ATOMIC_RELAXED), start + bound, &m);
 	if (r == DCNM_MAPPED && !(n = calloc(1, sizeof *n))) {
 		dcnm_unmap(&m);
@@ -638,10 +647,10 @@ static int nm_ask(DC_CTX *c, int fd)
 		c->nm_state = NM_MAPPED;
 	} else {
 		c->nm_state = NM_NONE;
-		c->nm_at = now_us() + (r == DCNM_NONE ? NM_NONE_RETRY_US : 1000000);
+		c->nm_at = now_us() + (r == DCNM_NONE ? NM_NONE_RETRY_US : NM_RETRY_US);
 	}
 	ctx_unlock(c);
-	return r != DCNM_FAILED;
+	return r == DCNM_TIMEOUT ? XCH_TIMEOUT : r == DCNM_FAILED ? XCH_NET : XCH_OK;
 }
 
 /* ---- the fast path's exchange ---- */
@@ -687,7 +696,6 @@ static int idle_alive(int fd)
 	return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 
-enum { XCH_OK, XCH_NET, XCH_TIMEOUT, XCH_REJECT };
 
 /* ---- the front's own first connection ---- */
 
@@ -945,12 +953,12 @@ static int fast(DC_CTX *c, struct fast_op *f)
 			busy_end(c, &f->busy, 0);
 			continue;
 		}
-		if (nm_should_ask(c) && !nm_ask(c, f->fd)) {
-			busy_end(c, &f->busy, 0);
-			continue;
-		}
 		break;
 	}
+	/* the map first, as part of this operation's exchange: its failure
+	 * is the operation's, nothing of it sent yet */
+	if (nm_should_ask(c) && (x = nm_ask(c, f->fd, &bound)) != XCH_OK)
+		goto failed;
 	start = now_us();
 	ctx_lock(c);
 	bound = ctx_bound(c, start);
@@ -973,6 +981,7 @@ static int fast(DC_CTX *c, struct fast_op *f)
 		busy_end(c, &f->busy, 1);
 		return FAST_DONE;
 	}
+failed:
 	busy_end(c, &f->busy, 0);
 	reget_set(c, REGET_NONE, NULL, 0, NULL, 0);
 	if (x == XCH_REJECT)

@@ -17,6 +17,8 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
+#include <linux/magic.h>
 #include "nearmap.h"
 
 #define FNV_OFFSET 14695981039346656037ull
@@ -60,12 +62,14 @@ static uint64_t load64(const unsigned char *p)
 int dcnm_map(int fd, struct dcnm *m)
 {
 	struct stat st;
+	struct statfs fs;
 	void *p;
 	uint32_t n;
 	int seals;
 
 	seals = fcntl(fd, F_GET_SEALS);
-	if (seals < 0 || !(seals & F_SEAL_SHRINK) || fstat(fd, &st) != 0 ||
+	if (seals < 0 || !(seals & F_SEAL_SHRINK) || fstatfs(fd, &fs) != 0 || fs.f_type != TMPFS_MAGIC ||
+	    fstat(fd, &st) != 0 ||
 	    st.st_size < DCW_NM_HEADER_SIZE + 2 * DCW_NM_SLOT_SIZE)
 		return 0;
 	p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
@@ -237,8 +241,10 @@ int dcnm_probe(int fd, uint32_t uid, long long deadline_us, struct dcnm *m)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			if (!wait_in(fd, deadline_us))
+			if (!wait_in(fd, deadline_us)) {
+				r = DCNM_TIMEOUT;
 				goto out;
+			}
 			continue;
 		}
 		if (n <= 0)

@@ -21,16 +21,19 @@ struct dcnm {
 	uint32_t slots;
 };
 
-enum { DCNM_FAILED = -1, DCNM_NONE = 0, DCNM_MAPPED = 1 };
+enum { DCNM_TIMEOUT = -2, DCNM_FAILED = -1, DCNM_NONE = 0, DCNM_MAPPED = 1 };
 
 /* Asks the server on fd (a connected unix socket, idle) for its map with a
  * GET of DCW_NM_PROBE_ID under uid, waiting until deadline_us (CLOCK_MONOTONIC
  * microseconds): DCNM_MAPPED (m filled), DCNM_NONE (a clean answer without a
- * usable map: the connection can go on) or DCNM_FAILED (the connection is
- * not to be used again). */
+ * usable map: the connection can go on), DCNM_TIMEOUT (no answer by the
+ * deadline) or DCNM_FAILED (the connection died or answered wrong); after
+ * those two the connection is not to be used again. */
 DCF_WIRE_API int dcnm_probe(int fd, uint32_t uid, long long deadline_us, struct dcnm *m);
 
-/* Validates and maps the map of descriptor fd (not closed); 1 on success. */
+/* Validates and maps the map of descriptor fd (not closed): a file of tmpfs
+ * (a memfd; not hugetlbfs, whose pages may be missing) sealed against
+ * shrinking, with a header that matches its size; 1 on success. */
 DCF_WIRE_API int dcnm_map(int fd, struct dcnm *m);
 
 /* The entry of id, if the map may be read at now_ns (CLOCK_MONOTONIC) and

@@ -83,9 +83,10 @@ func (n *NearMap) Tear(id []byte, now int64, times int) (bad, hits int) {
 
 // The probe's results.
 const (
-	ProbeFailed = C.DCNM_FAILED
-	ProbeNone   = C.DCNM_NONE
-	ProbeMapped = C.DCNM_MAPPED
+	ProbeTimeout = C.DCNM_TIMEOUT
+	ProbeFailed  = C.DCNM_FAILED
+	ProbeNone    = C.DCNM_NONE
+	ProbeMapped  = C.DCNM_MAPPED
 )
 
 // Probe is dcnm_probe on fd: its result and, when mapped, the map.

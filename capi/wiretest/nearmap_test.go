@@ -332,7 +332,7 @@ func TestNearMapProbeDeadline(t *testing.T) {
 	defer ln.Close()
 	fd := dialFD(t, sock)
 	start := time.Now()
-	if r, _ := Probe(fd, 1, (nearmap.Now()+int64(50*time.Millisecond))/1000); r != ProbeFailed {
+	if r, _ := Probe(fd, 1, (nearmap.Now()+int64(50*time.Millisecond))/1000); r != ProbeTimeout {
 		t.Fatalf("probe: %d", r)
 	}
 	if e := time.Since(start); e < 40*time.Millisecond {

@@ -264,6 +264,7 @@ func main() {
 	var h *store.Handler
 	var poll proxy.Pollable // the upstream: its answers read by the proxy's loop
 	var nmap *nearmap.Map   // -nearmap's, on a unix socket
+	var near *upstream.Near // the near cache that keeps nmap
 	if useRedis {
 		rs, err := cfg.redis.Open(cfg.servers[0], func(f string, a ...any) { fmt.Fprintf(os.Stderr, f+"\n", a...) })
 		if err != nil {
@@ -308,6 +309,7 @@ func main() {
 					tool.Die("Error, internal initialisation problems: -nearmap: %v", err)
 				}
 				n.Share(nmap)
+				near = n
 			}
 			st = n
 		}
@@ -357,6 +359,11 @@ func main() {
 	select {
 	case <-sigs:
 	case final = <-handed:
+		if near != nil {
+			// The clients' requests go to the successor from now on;
+			// this map would not see their REMOVEs.
+			near.StopSharing()
+		}
 		p.HandOver(final.Conns.Send, 500*time.Millisecond)
 		cfg.metrics.Keep()
 	case <-done:

@@ -683,6 +683,11 @@ func (al *aLoop) serve(c *client) {
 			if !c.answerMap() {
 				return
 			}
+			if a.turns++; a.turns >= maxTurn {
+				a.queued = true
+				al.post(c)
+				return
+			}
 			continue
 		}
 		a.state.Store(connCalling)

@@ -520,6 +520,12 @@ func (l *link) fail(gen uint64, err error, probation bool) {
 		}
 	}
 	l.mu.Unlock()
+	if l.u.sink != nil {
+		// What the near cache holds came over the connection that is
+		// gone: it would forget it at its next lookup (a new NearState);
+		// a shared map, which no lookup reaches, forgets it now.
+		l.u.sink.Flush()
+	}
 	l.u.log.Printf("Warning, lost the server '%s': %v (%d requests failed)", l.srv.Name, err, n)
 	select {
 	case l.kick <- struct{}{}:

@@ -64,7 +64,11 @@ type Near struct {
 	// is live, until stop closes.
 	shm      *nearmap.Map
 	stop     chan struct{}
+	stopped  chan struct{} // closed when renewLoop has returned
 	stopOnce sync.Once
+	// flushGen counts flushes (n.mu held): a renewal whose state was
+	// read before a flush does not renew.
+	flushGen uint64
 }
 
 // NearStats are a Near's counters.
@@ -102,11 +106,27 @@ func (n *Near) newCache() *cache.Cache {
 // that have come, as a lookup does). Call it once, before requests come;
 // Close stops reading m and the renewals.
 func (n *Near) Share(m *nearmap.Map) {
-	n.shm, n.stop = m, make(chan struct{})
+	n.shm, n.stop, n.stopped = m, make(chan struct{}), make(chan struct{})
 	go n.renewLoop()
 }
 
+// StopSharing leaves the shared map unread from now on and stops renewing
+// it (a process handing its clients over to a successor, whose REMOVEs
+// this one no longer sees); the near cache goes on.
+func (n *Near) StopSharing() {
+	if n.stop == nil {
+		return
+	}
+	n.stopOnce.Do(func() { close(n.stop) })
+	<-n.stopped
+	n.mu.Lock()
+	n.shm.Reset(false)
+	n.shm = nil
+	n.mu.Unlock()
+}
+
 func (n *Near) renewLoop() {
+	defer close(n.stopped)
 	t := time.NewTicker(nearmap.Lease / 4)
 	defer t.Stop()
 	for {
@@ -122,10 +142,16 @@ func (n *Near) renewLoop() {
 // renew vouches for the map for a lease from now if the subscription is
 // live and unchanged; else the map is flushed and left unread.
 func (n *Near) renew() {
+	n.mu.Lock()
+	fg := n.flushGen
+	n.mu.Unlock()
 	at := nearClock()
 	st := n.u.NearState()
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	if n.flushGen != fg {
+		return // flushed meanwhile: st may be older than the flush
+	}
 	n.current(st)
 	if st.Live() {
 		n.shm.Renew(nearmap.Mono(at) + int64(nearmap.Lease))
@@ -167,6 +193,7 @@ func (n *Near) flushLocked(st NearState) {
 		n.flushes.Add(1)
 	}
 	n.cur = st
+	n.flushGen++
 	n.shm.Reset(st.Live())
 }
 
@@ -291,12 +318,7 @@ func (n *Near) Take(ctx context.Context, id, dst []byte) ([]byte, error) {
 
 // Close implements store.Store; a shared map is left unread from then on.
 func (n *Near) Close() error {
-	if n.stop != nil {
-		n.stopOnce.Do(func() { close(n.stop) })
-		n.mu.Lock()
-		n.shm.Reset(false)
-		n.mu.Unlock()
-	}
+	n.StopSharing()
 	return n.next.Close()
 }
 

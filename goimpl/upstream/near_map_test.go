@@ -94,3 +94,39 @@ func TestNearMapFollowsTheNearCache(t *testing.T) {
 func leased(m *nearmap.Map) bool {
 	return int64(nearmap.NativeLease(m.Bytes())) > nearmap.Now()
 }
+
+// The connection to the server lost, the map forgets at once what came
+// over it (no lookup reaches dc_client to notice); StopSharing leaves the
+// map unread for good while the near cache goes on.
+func TestNearMapLinkLossAndStop(t *testing.T) {
+	ns := startNearServer(t, filepath.Join(t.TempDir(), "s"), true)
+	var d dials
+	n, u, m := sharedNear(t, d.server("s", ns.path))
+	eventually(t, 10*time.Second, "a lease", func() bool { return m.Live() && leased(m) })
+	mustAdd(t, n, "a")
+	if _, ok := inMap(m, "a"); !ok {
+		t.Fatal("no entry")
+	}
+	d.mu.Lock()
+	d.conns[0].Close() // the requests' connection
+	d.mu.Unlock()
+	eventually(t, 10*time.Second, "the entry to go", func() bool { _, ok := inMap(m, "a"); return !ok })
+	eventually(t, 10*time.Second, "a live subscription again", func() bool { return u.NearState().Live() })
+	eventually(t, 10*time.Second, "a lease again", func() bool { return m.Live() && leased(m) })
+	mustAdd(t, n, "b")
+	if _, ok := inMap(m, "b"); !ok {
+		t.Fatal("no entry after the reconnection")
+	}
+	n.StopSharing()
+	if _, ok := inMap(m, "b"); ok || m.Live() {
+		t.Fatal("the map is read after StopSharing")
+	}
+	mustAdd(t, n, "c")
+	if getFrom(t, n, "c") != "data-c" || n.Stats().Hits == 0 {
+		t.Fatalf("the near cache stopped too: %+v", n.Stats())
+	}
+	if _, ok := inMap(m, "c"); ok || m.Live() {
+		t.Fatal("an entry went into the map after StopSharing")
+	}
+	n.StopSharing() // again: nothing
+}
