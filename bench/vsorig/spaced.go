@@ -251,12 +251,12 @@ func dialBlocking(addr string) (*blockingConn, error) {
 	return b, nil
 }
 
-// schedStat sums, over the threads of a process, the time they ran and
-// the times they were put on a CPU (from /proc/PID/task/*/schedstat, in
-// nanoseconds, so finer than /proc/PID/stat's ticks); the latter counts
-// wake-ups. A thread that ends during a round takes its share with it
-// (the daemons keep theirs).
-func schedStat(pid int) (run time.Duration, slices int64) {
+// taskStats is the run time and the time slices of each thread of a
+// process (/proc/PID/task/TID/schedstat), by thread id.
+type taskStats map[string][2]int64
+
+func schedStats(pid int) taskStats {
+	ts := taskStats{}
 	dirs, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/schedstat", pid))
 	for _, d := range dirs {
 		b, err := os.ReadFile(d)
@@ -269,8 +269,20 @@ func schedStat(pid int) (run time.Duration, slices int64) {
 		}
 		ns, _ := strconv.ParseInt(f[0], 10, 64)
 		n, _ := strconv.ParseInt(f[2], 10, 64)
-		run += time.Duration(ns)
-		slices += n
+		ts[filepath.Base(filepath.Dir(d))] = [2]int64{ns, n}
+	}
+	return ts
+}
+
+// since is the run time and the slices of the threads of now since then:
+// a thread that ended in between is not counted (its figures are gone
+// from the sum of the others, which a plain difference of sums would
+// have made negative), one that began is counted whole.
+func (now taskStats) since(then taskStats) (run time.Duration, slices int64) {
+	for tid, v := range now {
+		w := then[tid]
+		run += time.Duration(v[0] - w[0])
+		slices += v[1] - w[1]
 	}
 	return run, slices
 }
@@ -292,30 +304,31 @@ func percentile(ds []time.Duration, p float64) time.Duration {
 // added.
 func measureSpaced(target, server string, c bcase, pin bool, srv, proxy *exec.Cmd) (result, error) {
 	// the server's and the proxy's run time and wake-ups
-	stat := func() (r, n, pr, pn int64) {
-		sr, sn := schedStat(srv.Process.Pid)
+	stat := func() (sv, pv taskStats) {
+		sv = schedStats(srv.Process.Pid)
 		if proxy != nil {
-			p, k := schedStat(proxy.Process.Pid)
-			pr, pn = int64(p), k
+			pv = schedStats(proxy.Process.Pid)
 		}
-		return int64(sr) + pr, sn + pn, pr, pn
+		return sv, pv
 	}
-	var r0, n0, pr0, pn0 int64
+	var s0, p0 taskStats
 	var t0 time.Time
 	addTo := target
 	if c.elsewhere {
 		addTo = server
 	}
-	lat, err := spacedLoad(target, addTo, c, pin, func() { r0, n0, pr0, pn0 = stat(); t0 = time.Now() })
+	lat, err := spacedLoad(target, addTo, c, pin, func() { s0, p0 = stat(); t0 = time.Now() })
 	el := time.Since(t0)
-	r1, n1, pr1, pn1 := stat()
+	s1, p1 := stat()
 	if err != nil {
 		return result{}, err
 	}
 	ops := len(lat)
-	res := result{opsPerSec: float64(ops) / el.Seconds(), cpuPerOp: time.Duration(r1-r0) / time.Duration(ops),
-		wakePerOp: float64(n1-n0) / float64(ops),
-		proxyCPU:  time.Duration(pr1-pr0) / time.Duration(ops), proxyWake: float64(pn1-pn0) / float64(ops)}
+	sr, sn := s1.since(s0)
+	pr, pn := p1.since(p0)
+	res := result{opsPerSec: float64(ops) / el.Seconds(), cpuPerOp: (sr + pr) / time.Duration(ops),
+		wakePerOp: float64(sn+pn) / float64(ops),
+		proxyCPU:  pr / time.Duration(ops), proxyWake: float64(pn) / float64(ops)}
 	res.p50, res.p99 = percentile(lat, 50), percentile(lat, 99)
 	return res, nil
 }
