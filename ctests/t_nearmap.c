@@ -13,6 +13,9 @@
  *     the server's notice reaches dc_client, which drops the entry;
  *   - dc_client killed, the map stops answering within about a lease;
  *     a dc_client started again on the socket is asked for its new map;
+ *   - dc_server -nearmap, straight: GETs read from its map (it writes
+ *     nothing), and a REMOVE through the socket is seen by the very next
+ *     GET (the server drops the entry before it answers);
  *   - a map that is never leased costs a GET no second exchange: it is
  *     asked for again once a second, not at every GET;
  *   - a server that never answers the question for the map fails the
@@ -299,7 +302,7 @@ int main(int argc, char **argv)
 	snprintf(plog, sizeof plog, "%s/nm-plain.log", out);
 	for (i = 0; i < sizeof data; i++)
 		data[i] = (unsigned char)(i * 7 + 1);
-	CT_PLAN(14);
+	CT_PLAN(17);
 
 	{
 		char *sa[] = { "dc_server", "-listen", tsrv, NULL };
@@ -379,6 +382,39 @@ int main(int argc, char **argv)
 	DC_CTX_add_session(c, id, ID_LEN, data, sizeof data, 60000);
 	w = until_mapped(c, cl, 15000);
 	CHECK(w >= 0 && w <= 5, "GETs are read from the new dc_client's map (it wrote %ld times in 200)", w);
+
+	/* dc_server -nearmap, straight */
+	{
+		char p5[300], t5[320], l5[300];
+		char *sa[] = { "dc_server", "-listen", t5, "-nearmap", NULL };
+		DC_CTX *c5, *c6;
+		pid_t s5;
+		long before;
+		int good, g, r;
+
+		snprintf(p5, sizeof p5, "%s/nm-server-map.sock", out);
+		snprintf(t5, sizeof t5, "UNIX:%s", p5);
+		snprintf(l5, sizeof l5, "%s/nm-server-map.log", out);
+		s5 = start("dc_server", l5, sa);
+		CHECK(up(t5), "dc_server -nearmap up");
+		c5 = DC_CTX_new(t5, 0);
+		c6 = DC_CTX_new(t5, 0);
+		DC_CTX_add_session(c5, id, ID_LEN, data, sizeof data, 60000);
+		gets(c5, 10);	/* the map asked for */
+		before = writes(s5);
+		good = gets(c5, 1000);
+		w = writes(s5) - before;
+		CHECK(good == 1000 && w <= 5, "1000 GETs straight to dc_server -nearmap: %d answered whole, "
+		      "dc_server wrote %ld times", good, w);
+		gets(c6, 10);
+		r = DC_CTX_remove_session(c6, id, ID_LEN);
+		g = DC_CTX_get_session(c5, id, ID_LEN, b, sizeof b, &used);
+		CHECK(r == 1 && g == 0, "a REMOVE through another context, then a GET: removed %d, found %d", r, g);
+		DC_CTX_free(c5);
+		DC_CTX_free(c6);
+		kill(s5, SIGTERM);
+		waitpid(s5, NULL, 0);
+	}
 
 	/* a map never leased */
 	{

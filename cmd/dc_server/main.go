@@ -29,6 +29,7 @@ import (
 	"github.com/distcache-go/distcache/goimpl/cache"
 	"github.com/distcache-go/distcache/goimpl/dcserver"
 	"github.com/distcache-go/distcache/goimpl/metrics"
+	"github.com/distcache-go/distcache/goimpl/nearmap"
 	"github.com/distcache-go/distcache/goimpl/proto"
 	"github.com/distcache-go/distcache/goimpl/redisstore"
 	"github.com/distcache-go/distcache/goimpl/seal"
@@ -59,6 +60,12 @@ where options include:
    -connmem <num>       memory connections may hold beyond their base buffers
                         (default 32M; suffixes k, M, G); past it connections
                         whose answers are not taken are closed
+   -nearmap             share the sessions with the programs on the unix
+                        -listen socket in memory: a client of the C library
+                        reads those added since the start (up to 32768 of
+                        them) without asking dc_server (any process that may
+                        connect to the socket can read every one; not with
+                        -backend)
    -sessiond <addr>     also serve stunnel's sessiond protocol (UDP) from the
                         same cache on this address (IP:host:port)
    -tlscert <file>      serve TLS: certificate chain (PEM), with -tlskey
@@ -90,6 +97,10 @@ where options include:
    -h, -help, -?        this help
 ` + redisflag.Usage
 
+// maxNearMap bounds -nearmap's slots (2 KiB each): the sessions a local
+// web server resumes are its recent ones.
+const maxNearMap = 32768
+
 type config struct {
 	listen       string
 	sessions     int64
@@ -103,6 +114,7 @@ type config struct {
 	connMem      int64
 	sessiond     string
 	backend      string
+	nearMap      bool
 	redis        redisflag.Config
 	daemon       tool.Daemon
 	secure       tool.Secure
@@ -154,6 +166,8 @@ func parseArgs() (*config, *tool.Args) {
 			c.connMem = n
 		case "-sessiond":
 			c.sessiond = a.Value()
+		case "-nearmap":
+			c.nearMap = true
 		case "-backend":
 			c.backend = a.Value()
 			if _, err := redisstore.ParseAddr(c.backend); err != nil {
@@ -166,6 +180,9 @@ func parseArgs() (*config, *tool.Args) {
 	}
 	if c.listen == "" {
 		a.Fail("Error, must provide -listen")
+	}
+	if c.nearMap && c.backend != "" {
+		a.Fail("Error, -nearmap shares the sessions this process keeps in memory: not with -backend")
 	}
 	return c, a
 }
@@ -207,6 +224,10 @@ func main() {
 		tool.Die("Error, can't listen on '%s': %v", cfg.listen, err)
 	}
 	tool.WarnExposed(ln.Where, tlsSrv != nil, cfg.sessiond)
+	if cfg.nearMap && ln.Addr().Network() != "unix" {
+		ln.RemoveSocket()
+		tool.Die("Error, -nearmap hands the map over a unix socket: -listen '%s' is not one", cfg.listen)
+	}
 	sd, sdFile, err := sessiondSocket(cfg)
 	if err != nil {
 		ln.RemoveSocket()
@@ -268,8 +289,17 @@ func main() {
 		})
 		opts.Store = c.Store()
 		// Only this process changes the in-memory cache, so it can tell
-		// subscribers (dc_client's near cache) of every removal.
+		// subscribers (dc_client's near cache) of every removal, and
+		// keep a map of it exact.
 		opts.Notify = true
+		if cfg.nearMap {
+			m, err := nearmap.New(int(min(cfg.sessions, maxNearMap)))
+			if err != nil {
+				ln.RemoveSocket()
+				tool.Die("Error, internal initialisation problems: -nearmap: %v", err)
+			}
+			opts.NearMap = m
+		}
 		opts.Stats = func() dcserver.Stats {
 			st := c.Stats()
 			return dcserver.Stats{Sessions: c.NumItems(time.Now()), Hits: st.Hits, Misses: st.Misses}

@@ -264,6 +264,8 @@ func TestStartupErrors(t *testing.T) {
 		{"no listen", nil, 1, "Error, must provide -listen"},
 		{"missing value", []string{"-listen"}, 1, "Error, -listen requires an argument"},
 		{"unknown", []string{"-listen", "IP:1", "-fast"}, 1, `Error, "-fast" not recognised`},
+		{"nearmap with a backend", []string{"-listen", "IP:1", "-nearmap", "-backend", "redis://127.0.0.1:1"}, 1, "Error, -nearmap shares the sessions this process keeps in memory"},
+		{"nearmap on tcp", []string{"-listen", "IP:127.0.0.1:0", "-nearmap"}, 1, "Error, -nearmap hands the map over a unix socket"},
 		{"sessions too small", []string{"-listen", "IP:1", "-sessions", "10"}, 1, "Error, -sessions given an invalid argument"},
 		{"sessions garbage", []string{"-listen", "IP:1", "-sessions", "lots"}, 1, "Error, -sessions given an invalid argument"},
 		{"progress range", []string{"-listen", "IP:1", "-progress", "1000001"}, 1, "Error, -progress given an invalid argument"},

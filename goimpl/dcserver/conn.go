@@ -324,6 +324,12 @@ func (c *conn) run() (ended bool) {
 		if m.Op == proto.OpSubscribe && s.hub != nil && !m.Response {
 			return c.subscribe(m)
 		}
+		if m.Op == proto.OpGet && s.nm != nil && !m.Response && len(c.out) == 0 && proto.IsNearMapID(m.Payload) {
+			if !c.answerMap(m) {
+				return true
+			}
+			continue
+		}
 		payload, err := s.handle(m, c.payload[:0])
 		if payload != nil {
 			c.payload = payload

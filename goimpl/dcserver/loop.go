@@ -56,6 +56,7 @@ type srvLoop struct {
 	runq         []*conn
 
 	optsUntilEmpty bool      // TCP: set tcpOptions on each accepted until the queue is empty
+	unix           bool      // a unix listener's: descriptors can be handed over
 	acceptMore     bool      // the listener may have more (edge-triggered)
 	acceptPause    time.Time // after an accept error: when to try again
 	acceptDelay    time.Duration
@@ -135,6 +136,7 @@ func (s *Server) serveLoops(ln net.Listener) bool {
 	}
 	for _, sl := range loops {
 		sl.all = loops
+		sl.unix = ln.Addr().Network() == "unix"
 	}
 	// A loop's goroutine waits for nothing but its descriptors (the
 	// store is in memory): its waits may hold the P. The loops that may

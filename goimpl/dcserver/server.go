@@ -9,11 +9,13 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/distcache-go/distcache/goimpl/accept"
 	"github.com/distcache-go/distcache/goimpl/metrics"
+	"github.com/distcache-go/distcache/goimpl/nearmap"
 	"github.com/distcache-go/distcache/goimpl/proto"
 	"github.com/distcache-go/distcache/goimpl/sessiond"
 	"github.com/distcache-go/distcache/goimpl/store"
@@ -89,6 +91,11 @@ type Options struct {
 	// Store's GetLife (store.LifeGetter), with which a subscriber keeps
 	// copies of the sessions it reads.
 	Notify bool
+	// NearMap, when set, is kept with every session the Store adds,
+	// removes or has taken, and handed (read-only) to each client on a
+	// unix socket that GETs proto.NearMapID (nearmap.go): only for a
+	// Store no other process changes.
+	NearMap *nearmap.Map
 	// NoticeBacklog is what a subscriber may have waiting to be written
 	// before it is closed (0: DefaultNoticeBacklog). What subscribers have
 	// waiting also counts against ConnMemory, and there are at most
@@ -129,6 +136,10 @@ type Server struct {
 	connBudget int64
 	send       HandOff // set by HandOver; read once set.HandingOff()
 	hub        *hub    // the subscribers to removal notices (Notify)
+	// the near map (Options.NearMap; nearmap.go) and its renewals
+	nm             *nearmap.Map
+	nmStop, nmDone chan struct{}
+	nmOnce         sync.Once
 }
 
 // HandOff passes a connection to the process that replaces this one, with
@@ -145,6 +156,9 @@ func New(o Options) *Server {
 		o.Info = os.Stderr
 	}
 	var hb *hub
+	if o.NearMap != nil {
+		o.Store = mapStore{o.Store, o.NearMap}
+	}
 	if o.Notify {
 		hb = &hub{backlog: o.NoticeBacklog}
 		if hb.backlog <= 0 {
@@ -168,6 +182,9 @@ func New(o Options) *Server {
 	}
 	if hb != nil {
 		hb.s = s
+	}
+	if s.nm = o.NearMap; s.nm != nil {
+		s.shareMap()
 	}
 	// s.limits enforces MaxConns; the Set bounds what waits for it:
 	// accepted connections whose goroutine has not run yet, and closed
@@ -244,6 +261,7 @@ func (s *Server) Serve(ln net.Listener) {
 // connection's state cannot leave the process: with TLS (or a nil send)
 // the connections are served for grace and closed at their next read.
 func (s *Server) HandOver(send HandOff, grace time.Duration) {
+	s.stopMap()
 	if send == nil || s.o.TLS != nil {
 		s.set.SetGrace(grace)
 		return
@@ -311,6 +329,7 @@ func (s *Server) Closing() bool { return s.set.Closing() }
 // and waits, bounded by the frame timeout, for the requests already
 // received to be answered. It stops sessiond too.
 func (s *Server) Shutdown(ln net.Listener) {
+	s.stopMap()
 	if s.hub != nil {
 		s.hub.close()
 	}

@@ -71,6 +71,17 @@ func (m *Map) ReadFD() int {
 	return m.rofd
 }
 
+// DupReadFD is a duplicate of the read-only descriptor, to be closed by
+// the caller (a write that may wait must not hold the map's lock).
+func (m *Map) DupReadFD() (int, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.rofd < 0 {
+		return -1, syscall.EBADF
+	}
+	return syscall.Dup(m.rofd)
+}
+
 // SendTo writes msg to the unix socket fd without waiting, with the map's
 // read-only descriptor (SCM_RIGHTS): what sendmsg returns; EBADF once
 // the map is closed.

@@ -875,6 +875,12 @@ resume_start() { # the stores and daemons every MPM's instances use
 		>>"$T/rs-dc_server-unix.log" 2>&1 &
 	PIDS+=("$!")
 	local dcs_unix=$!
+	# the same sharing its sessions in memory (-nearmap)
+	rm -f "$T/rs-dcsm.sock"
+	own_session "$BIN/dc_server" -listen "UNIX:$T/rs-dcsm.sock" -nearmap -sockgroup www-data -sockperms 0660 \
+		>>"$T/rs-dc_server-map.log" 2>&1 &
+	PIDS+=("$!")
+	local dcsm=$!
 	dport=$(free_port)
 	own_session "$BIN/dc_server" -listen "IP:127.0.0.1:$dport" >>"$T/rs-dc_server-tcp.log" 2>&1 &
 	PIDS+=("$!")
@@ -893,8 +899,9 @@ resume_start() { # the stores and daemons every MPM's instances use
 	wait_until 10 test -S "$T/rs-dcs.sock" || die "dc_server made no socket"
 	wait_until 10 test -S "$T/rs-dcc.sock" || die "dc_client made no socket"
 	wait_until 10 test -S "$T/rs-dccm.sock" || die "dc_client -nearmap made no socket"
+	wait_until 10 test -S "$T/rs-dcsm.sock" || die "dc_server -nearmap made no socket"
 
-	RESUME_PROVIDERS=(shmcb memcache redis dc-straight dc-client dc-client-map)
+	RESUME_PROVIDERS=(shmcb memcache redis dc-straight dc-straight-map dc-client dc-client-map)
 	RESUME_CACHE[shmcb]="shmcb:$T/rs-shmcb(512000)"
 	RESUME_CACHE[memcache]=memcache:127.0.0.1:$mport
 	wait_until 10 test -s "$T/bench-redis/memcached/pid" || die "memcached wrote no pid file"
@@ -903,6 +910,8 @@ resume_start() { # the stores and daemons every MPM's instances use
 	RESUME_DAEMONS[redis]=$(cat "$T/bench-redis/pid")
 	RESUME_CACHE[dc-straight]=dc:UNIX:$T/rs-dcs.sock
 	RESUME_DAEMONS[dc-straight]=$dcs_unix
+	RESUME_CACHE[dc-straight-map]=dc:UNIX:$T/rs-dcsm.sock
+	RESUME_DAEMONS[dc-straight-map]=$dcsm
 	RESUME_CACHE[dc-client]=dc:UNIX:$T/rs-dcc.sock
 	RESUME_DAEMONS[dc-client]="$dcc $dcs_tcp"
 	RESUME_DCC[dc-client]="$BIN/dc_client -server IP:127.0.0.1:$dport"
@@ -1083,7 +1092,8 @@ run_resume() {
 	# the rows: shmcb (shared memory), memcache: (memcached), redis:
 	# (redis-server), dc-straight (dc: to dc_server's unix socket), dc-client
 	# (dc: to dc_client's unix socket, dc_client to dc_server on TCP
-	# loopback), dc-client-map (the same with -nearmap: the library reads
+	# loopback), dc-straight-map and dc-client-map (the same with
+	# -nearmap: the library reads
 	# the sessions dc_client's near cache holds from shared memory),
 	# dc-straight-alt and dc-client-alt (the same through
 	# APACHE_RESUME_ALT's tools and libraries), orig (distcache 1.5's library and dc_server, unix socket)
