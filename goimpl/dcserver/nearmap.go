@@ -12,7 +12,6 @@ import (
 	"github.com/distcache-go/distcache/goimpl/nearmap"
 	"github.com/distcache-go/distcache/goimpl/proto"
 	"github.com/distcache-go/distcache/goimpl/rawio"
-	"github.com/distcache-go/distcache/goimpl/store"
 )
 
 // A Server with Options.NearMap shares its sessions with the programs on
@@ -26,7 +25,7 @@ import (
 
 // mapStore mirrors a store's changes into the map.
 type mapStore struct {
-	store.Store
+	wrapped
 	m *nearmap.Map
 }
 
@@ -52,35 +51,12 @@ func (s mapStore) Take(ctx context.Context, id, dst []byte) ([]byte, error) {
 	return d, err
 }
 
-// GetLife is the wrapped store's (store.LifeGetter).
-func (s mapStore) GetLife(ctx context.Context, id, dst []byte) ([]byte, time.Duration, error) {
-	return store.GetLife(ctx, s.Store, id, dst)
-}
-
-// NeverBlocks is the wrapped store's (store.NeverBlocks).
-func (s mapStore) NeverBlocks() bool { return store.NeverBlocks(s.Store) }
-
-// Unwrap is the wrapped store.
-func (s mapStore) Unwrap() store.Store { return s.Store }
-
 // shareMap makes the map readable and renews its lease until stopMap.
 func (s *Server) shareMap() {
 	s.nmStop, s.nmDone = make(chan struct{}), make(chan struct{})
 	s.nm.Reset(true)
 	s.nm.Renew(nearmap.Now() + int64(nearmap.Lease))
-	go func() {
-		defer close(s.nmDone)
-		t := time.NewTicker(nearmap.Lease / 4)
-		defer t.Stop()
-		for {
-			select {
-			case <-s.nmStop:
-				return
-			case <-t.C:
-				s.nm.Renew(nearmap.Now() + int64(nearmap.Lease))
-			}
-		}
-	}()
+	go nearmap.Renewals(s.nmStop, s.nmDone, func() { s.nm.Renew(nearmap.Now() + int64(nearmap.Lease)) })
 }
 
 // stopMap leaves the map unread from now on (a shutdown, or a handover:

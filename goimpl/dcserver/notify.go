@@ -330,7 +330,7 @@ func (c *conn) subscribe(req *proto.Message) bool {
 // and Take (of a well-formed id, found or not) is published before it
 // returns, so before its request is answered.
 type notifyStore struct {
-	store.Store
+	wrapped
 	h *hub
 }
 
@@ -350,13 +350,17 @@ func (n notifyStore) Take(ctx context.Context, id, dst []byte) ([]byte, error) {
 	return d, err
 }
 
+// wrapped is a store that passes on what its wrappers (notifyStore,
+// mapStore) do not change, the wrapped store's optional interfaces too.
+type wrapped struct{ store.Store }
+
 // GetLife is the wrapped store's (store.LifeGetter).
-func (n notifyStore) GetLife(ctx context.Context, id, dst []byte) ([]byte, time.Duration, error) {
-	return store.GetLife(ctx, n.Store, id, dst)
+func (w wrapped) GetLife(ctx context.Context, id, dst []byte) ([]byte, time.Duration, error) {
+	return store.GetLife(ctx, w.Store, id, dst)
 }
 
 // NeverBlocks is the wrapped store's (store.NeverBlocks).
-func (n notifyStore) NeverBlocks() bool { return store.NeverBlocks(n.Store) }
+func (w wrapped) NeverBlocks() bool { return store.NeverBlocks(w.Store) }
 
 // Unwrap is the wrapped store.
-func (n notifyStore) Unwrap() store.Store { return n.Store }
+func (w wrapped) Unwrap() store.Store { return w.Store }

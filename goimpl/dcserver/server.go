@@ -157,14 +157,14 @@ func New(o Options) *Server {
 	}
 	var hb *hub
 	if o.NearMap != nil {
-		o.Store = mapStore{o.Store, o.NearMap}
+		o.Store = mapStore{wrapped{o.Store}, o.NearMap}
 	}
 	if o.Notify {
 		hb = &hub{backlog: o.NoticeBacklog}
 		if hb.backlog <= 0 {
 			hb.backlog = DefaultNoticeBacklog
 		}
-		o.Store = notifyStore{o.Store, hb}
+		o.Store = notifyStore{wrapped{o.Store}, hb}
 		features := o.Features
 		o.Features = func() uint32 {
 			bits := proto.FeatureNotify | proto.FeatureGetLife

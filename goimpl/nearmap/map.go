@@ -241,6 +241,22 @@ func (m *Map) Renew(until int64) {
 // Lease is how long a renewal lets readers read.
 const Lease = leaseDefault
 
+// Renewals calls renew every quarter of a Lease until stop is closed,
+// then closes done: the writer's loop that keeps a map leased.
+func Renewals(stop <-chan struct{}, done chan<- struct{}, renew func()) {
+	defer close(done)
+	t := time.NewTicker(Lease / 4)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		renew()
+	}
+}
+
 // Close makes the map unreadable and releases it; readers that hold it
 // read nothing more from it.
 func (m *Map) Close() error {

@@ -680,12 +680,7 @@ func (al *aLoop) serve(c *client) {
 		}
 		a.uid, a.op = m.UID, m.Op
 		if m.Op == proto.OpGet && al.unix && al.p.nmap != nil && proto.IsNearMapID(m.Payload) {
-			if !c.answerMap() {
-				return
-			}
-			if a.turns++; a.turns >= maxTurn {
-				a.queued = true
-				al.post(c)
+			if !c.answerMap() || al.turnOver(c) {
 				return
 			}
 			continue
@@ -701,12 +696,7 @@ func (al *aLoop) serve(c *client) {
 				return
 			}
 			c.pay = pay
-			if !c.answer(pay) {
-				return
-			}
-			if a.turns++; a.turns >= maxTurn {
-				a.queued = true
-				al.post(c)
+			if !c.answer(pay) || al.turnOver(c) {
 				return
 			}
 			continue
@@ -719,6 +709,18 @@ func (al *aLoop) serve(c *client) {
 			return // in flight, or queued
 		}
 	}
+}
+
+// turnOver counts an answer of c's turn: true, c queued for a turn of
+// its own later, once it had maxTurn.
+func (al *aLoop) turnOver(c *client) bool {
+	a := &c.as
+	if a.turns++; a.turns < maxTurn {
+		return false
+	}
+	a.queued = true
+	al.post(c)
+	return true
 }
 
 // answer writes the answer payload pay to a connection of the loop (on

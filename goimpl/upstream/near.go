@@ -64,7 +64,7 @@ type Near struct {
 	// is live, until stop closes.
 	shm      *nearmap.Map
 	stop     chan struct{}
-	stopped  chan struct{} // closed when renewLoop has returned
+	stopped  chan struct{} // closed when the renewals have ended
 	stopOnce sync.Once
 	// flushGen counts flushes (n.mu held): a renewal whose state was
 	// read before a flush does not renew.
@@ -107,7 +107,7 @@ func (n *Near) newCache() *cache.Cache {
 // Close stops reading m and the renewals.
 func (n *Near) Share(m *nearmap.Map) {
 	n.shm, n.stop, n.stopped = m, make(chan struct{}), make(chan struct{})
-	go n.renewLoop()
+	go nearmap.Renewals(n.stop, n.stopped, n.renew)
 }
 
 // StopSharing leaves the shared map unread from now on and stops renewing
@@ -123,20 +123,6 @@ func (n *Near) StopSharing() {
 	n.shm.Reset(false)
 	n.shm = nil
 	n.mu.Unlock()
-}
-
-func (n *Near) renewLoop() {
-	defer close(n.stopped)
-	t := time.NewTicker(nearmap.Lease / 4)
-	defer t.Stop()
-	for {
-		select {
-		case <-n.stop:
-			return
-		case <-t.C:
-		}
-		n.renew()
-	}
 }
 
 // renew vouches for the map for a lease from now if the subscription is
