@@ -301,15 +301,51 @@ start_dc_server() {
 }
 stop_dc_server() { "$T/ctl" dc-stop; }
 start_dc_client() { # start_dc_client NAME
-	local sock=$T/$1.sock
+	local sock=$T/$1.sock mopt=
 	rm -f "$sock"
+	if [ -n "$DCC_MAP" ]; then
+		# its request counters, for map_reads
+		echo "$(free_port)" >"$T/dc_client-$1.mport"
+		mopt="-metrics IP:127.0.0.1:$(cat "$T/dc_client-$1.mport")"
+	fi
 	phase_log "$T/dc_client-$1.log"
+	# shellcheck disable=SC2086
 	own_session "$BIN/dc_client" -listen "UNIX:$sock" -server "IP:127.0.0.1:$DC_PORT" \
-		-retry $RETRY_MS -sockgroup www-data -sockperms 0660 $(dcc_tls "$1") \
+		-retry $RETRY_MS -sockgroup www-data -sockperms 0660 $(dcc_tls "$1") $DCC_MAP $mopt \
 		>>"$T/dc_client-$1.log" 2>&1 &
 	PIDS+=("$!")
 	echo $! >"$T/dc_client-$1.pid"
 	wait_until 10 test -S "$sock" || die "dc_client $1 made no socket $sock"
+}
+
+DCC_MAP= # -nearmap for the event MPM's run (run_mpm)
+# dcc_gets NAME: the GETs dc_client NAME has answered (its -metrics)
+dcc_gets() {
+	local port
+	port=$(cat "$T/dc_client-$1.mport")
+	exec 3<>"/dev/tcp/127.0.0.1/$port" || return 1
+	printf 'GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' >&3
+	awk '/^distcache_requests_total\{op="get"/ { n += $NF } END { print n + 0 }' <&3
+	exec 3<&-
+}
+# map_reads FROM TO: a session made on FROM and resumed on TO (TO's
+# dc_client reads it from dc_server and keeps it) is resumed on TO ten
+# times more while TO's dc_client answers no GET: read from its map
+map_reads() {
+	local f=$T/sess-map.pem g0 g1 i
+	rm -f "$f"
+	s_client out "$f" "${PORT[$1]}" 1.2
+	s_client in "$f" "${PORT[$2]}" 1.2
+	grep -q '^Reused, TLSv' "$T/sc.out" || return 1
+	g0=$(dcc_gets "$2") || return 1
+	for i in $(seq 10); do
+		s_client in "$f" "${PORT[$2]}" 1.2
+		grep -q '^Reused, TLSv' "$T/sc.out" || return 1
+	done
+	g1=$(dcc_gets "$2") || return 1
+	say "dc_client $2 answered $((g1 - g0)) GETs for 10 resumptions"
+	# a child that had not asked for the map yet takes one round trip
+	[ $((g1 - g0)) -le "$(procs event)" ]
 }
 
 # ---------------------------------------------------------------- Apache
@@ -644,7 +680,10 @@ run_mpm() {
 	PORT[B]=$(free_port)
 	while [ "${PORT[B]}" = "${PORT[A]}" ]; do PORT[B]=$(free_port); done
 
-	# --- shared cache through dc
+	# --- shared cache through dc; with the event MPM the dc_clients
+	# share their near caches in memory (-nearmap)
+	DCC_MAP=
+	[ "$mpm" != event ] || DCC_MAP=-nearmap
 	start_dc_server
 	start_dc_client A
 	start_dc_client B
@@ -658,6 +697,9 @@ run_mpm() {
 		check "$mpm TLS$v: session from A resumes on B" resumes A B $v 0
 		check "$mpm TLS$v: session from B resumes on A" resumes B A $v 0
 	done
+	if [ -n "$DCC_MAP" ]; then
+		check "$mpm: dc_client -nearmap: resumptions of a session B read once are read from B's map" map_reads A B
+	fi
 	# The httpd 2.4 timeout bug: the module passes only the 0-999 ms
 	# remainder of the lifetime.  Waiting past one second is the test.
 	for v in 1.2 1.3; do
