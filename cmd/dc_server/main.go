@@ -331,6 +331,9 @@ func main() {
 				if _, err := c.ReadFrom(handover); err != nil {
 					fmt.Fprintf(os.Stderr, "Warning, the last sessions of the previous process did not arrive: %v\n", err)
 				}
+				// What came changed the cache without the map (when it
+				// came late, while this process served).
+				opts.NearMap.Flush()
 			}
 			handover.Close()
 		}()

@@ -328,6 +328,12 @@ func (c *conn) run() (ended bool) {
 			if !c.answerMap(m) {
 				return true
 			}
+			if c.loop != nil {
+				c.answered++
+				if c.budget--; c.budget <= 0 {
+					return false
+				}
+			}
 			continue
 		}
 		payload, err := s.handle(m, c.payload[:0])

@@ -4,7 +4,7 @@ package dcserver
 
 import (
 	"context"
-	"net"
+	"sync"
 	"syscall"
 	"time"
 
@@ -12,6 +12,7 @@ import (
 	"github.com/distcache-go/distcache/goimpl/nearmap"
 	"github.com/distcache-go/distcache/goimpl/proto"
 	"github.com/distcache-go/distcache/goimpl/rawio"
+	"github.com/distcache-go/distcache/goimpl/store"
 )
 
 // A Server with Options.NearMap shares its sessions with the programs on
@@ -23,29 +24,54 @@ import (
 // session the cache drops to make room stays in the map until its
 // lifetime ends, as if the cache had had the room.
 
-// mapStore mirrors a store's changes into the map.
+// mapStore mirrors a store's changes into the map. Each change of an id
+// and its mirroring are one step under the id's stripe lock, so that the
+// map sees the changes of one id in the store's order (an ADD whose
+// mirroring came after a REMOVE answered meanwhile would put back a
+// session the store no longer has).
 type mapStore struct {
 	wrapped
-	m *nearmap.Map
+	m       *nearmap.Map
+	stripes *[256]sync.Mutex
+}
+
+func newMapStore(st store.Store, m *nearmap.Map) mapStore {
+	return mapStore{wrapped{st}, m, new([256]sync.Mutex)}
+}
+
+func (s mapStore) lock(id []byte) *sync.Mutex {
+	mu := &s.stripes[nearmap.Hash(id)%uint64(len(s.stripes))]
+	mu.Lock()
+	return mu
 }
 
 func (s mapStore) Add(ctx context.Context, id, data []byte, ttl time.Duration) error {
+	mu := s.lock(id)
+	defer mu.Unlock()
 	at := time.Now()
 	err := s.Store.Add(ctx, id, data, ttl)
 	if err == nil && ttl > time.Millisecond {
 		// ends no later than the store's copy: counted from before it
 		s.m.Put(id, data, nearmap.Mono(at)+int64(ttl-time.Millisecond))
+	} else {
+		// whatever the map held for id (a copy the cache dropped to
+		// make room) is not the store's
+		s.m.Remove(id)
 	}
 	return err
 }
 
 func (s mapStore) Remove(ctx context.Context, id []byte) error {
+	mu := s.lock(id)
+	defer mu.Unlock()
 	err := s.Store.Remove(ctx, id)
 	s.m.Remove(id)
 	return err
 }
 
 func (s mapStore) Take(ctx context.Context, id, dst []byte) ([]byte, error) {
+	mu := s.lock(id)
+	defer mu.Unlock()
 	d, err := s.Store.Take(ctx, id, dst)
 	s.m.Remove(id)
 	return d, err
@@ -56,7 +82,23 @@ func (s *Server) shareMap() {
 	s.nmStop, s.nmDone = make(chan struct{}), make(chan struct{})
 	s.nm.Reset(true)
 	s.nm.Renew(nearmap.Now() + int64(nearmap.Lease))
-	go nearmap.Renewals(s.nmStop, s.nmDone, func() { s.nm.Renew(nearmap.Now() + int64(nearmap.Lease)) })
+	skew := wallSkew()
+	go nearmap.Renewals(s.nmStop, s.nmDone, func() {
+		// The cache ends sessions on the wall clock, the map on the
+		// monotonic one: a wall clock set forward ends the cache's
+		// copies early, so the map forgets its own.
+		if d := wallSkew(); d-skew > time.Second || skew-d > time.Second {
+			s.nm.Flush()
+			skew = d
+		}
+		s.nm.Renew(nearmap.Now() + int64(nearmap.Lease))
+	})
+}
+
+// wallSkew is the wall clock less the monotonic one.
+func wallSkew() time.Duration {
+	t := time.Now()
+	return time.Duration(t.UnixNano() - nearmap.Mono(t))
 }
 
 // stopMap leaves the map unread from now on (a shutdown, or a handover:
@@ -73,27 +115,19 @@ func (s *Server) stopMap() {
 }
 
 // answerMap answers a GET of proto.NearMapID, the first request of a
-// connection on a unix socket, with the map's read-only descriptor; the
-// answer waits in c.out as any other when it cannot go at once (then
-// without the descriptor, as a miss would be, if nothing of it went).
-// False when the connection ended.
+// connection a loop serves on a unix socket, with the map's read-only
+// descriptor while the map is read; the answer waits in c.out as any
+// other when it cannot go at once (then without the descriptor, as a
+// miss, if nothing of it went). False when the connection ended.
 func (c *conn) answerMap(m *proto.Message) bool {
 	s := c.s
 	out, _ := proto.AppendMessage(c.out[:0], &proto.Message{Response: true, UID: m.UID, Op: m.Op, Payload: []byte(nearmap.ProbeAnswer)})
 	c.out = out
-	var n int
-	var err error
-	switch uc, _ := c.nc.(*net.UnixConn); {
-	case c.loop != nil && c.loop.unix:
+	// Only from a loop, whose write never waits: a connection a
+	// goroutine serves (its request came in pieces, or TLS) gets a miss.
+	n, err := 0, error(syscall.EBADF)
+	if c.loop != nil && c.loop.unix && s.nm.Live() {
 		n, err = s.nm.SendTo(c.fd, out)
-	case uc != nil && !c.handingOff():
-		var fd int
-		if fd, err = s.nm.DupReadFD(); err == nil {
-			n, _, err = uc.WriteMsgUnix(out, syscall.UnixRights(fd), nil)
-			syscall.Close(fd)
-		}
-	default:
-		err = syscall.EBADF // not a unix socket: no descriptor to hand
 	}
 	s.ops.Add(1)
 	s.m.BytesOut(n)

@@ -4,13 +4,18 @@ package dcserver
 
 import (
 	"bytes"
+	"context"
+	"fmt"
 	"net"
+	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/distcache-go/distcache/goimpl/cache"
 	"github.com/distcache-go/distcache/goimpl/nearmap"
 	"github.com/distcache-go/distcache/goimpl/proto"
+	"github.com/distcache-go/distcache/goimpl/store"
 )
 
 // probeMap GETs proto.NearMapID on a fresh connection to sock: the map
@@ -52,14 +57,16 @@ func probeMap(t *testing.T, sock string) ([]byte, []byte) {
 	return b, m.Payload
 }
 
+var bg = context.Background()
+
 func inMap(b []byte, id string) (string, bool) {
 	d, ok := nearmap.Lookup(b, []byte(id), nearmap.Now(), nil)
 	return string(d), ok
 }
 
 // The map holds what the cache was given, loses what a REMOVE or a TAKE
-// names before they are answered, and is left unread after Shutdown; in
-// an event loop and served by goroutines alike.
+// names before they are answered, and is left unread after Shutdown. A
+// connection served by a goroutine is not handed the map.
 func TestNearMapOfTheCache(t *testing.T) {
 	for _, loops := range []int{0, -1} {
 		m, err := nearmap.New(64)
@@ -70,8 +77,15 @@ func TestNearMapOfTheCache(t *testing.T) {
 		s, ln, sock := serveLn(t, Options{Store: cache.New(cache.Config{}).Store(), Notify: true, NearMap: m, Loops: loops,
 			Features: func() uint32 { return proto.FeatureTake }})
 		b, pay := probeMap(t, sock)
+		if loops < 0 {
+			// served by goroutines, whose writes may wait: no map
+			if b != nil || !bytes.Equal(pay, []byte{proto.ResultNotOK}) {
+				t.Fatalf("from a goroutine the probe answered %q", pay)
+			}
+			continue
+		}
 		if b == nil || string(pay) != nearmap.ProbeAnswer {
-			t.Fatalf("loops %d: the probe answered %q without a map", loops, pay)
+			t.Fatalf("the probe answered %q without a map", pay)
 		}
 		c := dial(t, sock)
 		add := func(id string) {
@@ -88,8 +102,8 @@ func TestNearMapOfTheCache(t *testing.T) {
 		if r := c.roundTrip(proto.OpAdd, proto.AppendAddRequest(nil, 60000, []byte("a"), []byte("other"))); bytes.Equal(r, []byte{0}) {
 			t.Fatal("a second ADD of one id stored")
 		}
-		if d, _ := inMap(b, "a"); d != "data-a" {
-			t.Fatalf("a refused ADD changed the map: %q", d)
+		if d, ok := inMap(b, "a"); ok && d != "data-a" {
+			t.Fatalf("a refused ADD put its data in the map: %q", d)
 		}
 		c.roundTrip(proto.OpRemove, []byte("a"))
 		if _, ok := inMap(b, "a"); ok {
@@ -128,5 +142,94 @@ func TestNearMapProbeMiss(t *testing.T) {
 	c.recv()
 	if a := c.recv(); a.UID != 2 || !bytes.Equal(a.Payload, []byte{proto.ResultNotOK}) {
 		t.Fatalf("a probe behind another request: %+v", a)
+	}
+}
+
+// After stopMap (a handover) the probe is a miss: the map is not read.
+func TestNearMapNotHandedOnceStopped(t *testing.T) {
+	m, err := nearmap.New(8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	s, sock := serveT(t, Options{Store: cache.New(cache.Config{}).Store(), NearMap: m})
+	s.stopMap()
+	if b, pay := probeMap(t, sock); b != nil || !bytes.Equal(pay, []byte{proto.ResultNotOK}) {
+		t.Fatalf("after stopMap the probe answered %q", pay)
+	}
+}
+
+// An ADD the store refuses takes from the map what it held for the id
+// (a copy the cache dropped to make room, since added again).
+func TestNearMapRefusedAddDropsTheEntry(t *testing.T) {
+	m, err := nearmap.New(8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	m.Reset(true)
+	m.Renew(nearmap.Now() + int64(nearmap.Lease))
+	c := cache.New(cache.Config{})
+	ms := newMapStore(c.Store(), m)
+	if err := c.Store().Add(bg, []byte("x"), []byte("the cache's"), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	m.Put([]byte("x"), []byte("older"), nearmap.Now()+int64(time.Minute))
+	if err := ms.Add(bg, []byte("x"), []byte("new"), time.Minute); err == nil {
+		t.Fatal("a duplicate ADD stored")
+	}
+	if d, ok := inMap(m.Bytes(), "x"); ok {
+		t.Fatalf("the map still answers %q", d)
+	}
+}
+
+// slowAdds is a store whose ADD returns a while after it stored: the
+// time a preempted ADD leaves between its change and its mirroring.
+type slowAdds struct{ store.Store }
+
+func (s slowAdds) Add(ctx context.Context, id, data []byte, ttl time.Duration) error {
+	err := s.Store.Add(ctx, id, data, ttl)
+	time.Sleep(20 * time.Microsecond)
+	return err
+}
+
+// Concurrent ADDs, REMOVEs and TAKEs of a few ids: afterwards the map
+// holds no session the cache does not, nor other data.
+func TestNearMapFollowsConcurrentChanges(t *testing.T) {
+	m, err := nearmap.New(64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	m.Reset(true)
+	m.Renew(nearmap.Now() + int64(time.Hour))
+	c := cache.New(cache.Config{})
+	ms := newMapStore(slowAdds{c.Store()}, m)
+	ids := []string{"a", "b", "c", "d"}
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 1000 {
+				id := []byte(ids[(g+i)%len(ids)])
+				switch (g*7 + i) % 3 {
+				case 0:
+					ms.Add(bg, id, fmt.Appendf(nil, "%d-%d", g, i), time.Minute)
+				case 1:
+					ms.Remove(bg, id)
+				default:
+					ms.Take(bg, id, nil)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for _, id := range ids {
+		md, inM := inMap(m.Bytes(), id)
+		cd, err := c.Store().Get(bg, []byte(id), nil)
+		if inM && (err != nil || string(cd) != md) {
+			t.Fatalf("%s: the map has %q, the cache %q (%v)", id, md, cd, err)
+		}
 	}
 }

@@ -157,7 +157,7 @@ func New(o Options) *Server {
 	}
 	var hb *hub
 	if o.NearMap != nil {
-		o.Store = mapStore{wrapped{o.Store}, o.NearMap}
+		o.Store = newMapStore(o.Store, o.NearMap)
 	}
 	if o.Notify {
 		hb = &hub{backlog: o.NoticeBacklog}

@@ -43,16 +43,19 @@ func New(slots int) (*Map, error) {
 	if err := unix.Ftruncate(fd, int64(size)); err != nil {
 		return fail("ftruncate", err)
 	}
-	// A reader maps it from its descriptor: sealed, its size cannot
-	// change under the reader (a shrunk file would fault it).
-	if _, err := unix.FcntlInt(uintptr(fd), unix.F_ADD_SEALS, unix.F_SEAL_SHRINK|unix.F_SEAL_GROW|unix.F_SEAL_SEAL); err != nil {
+	if m.b, err = unix.Mmap(fd, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED); err != nil {
+		return fail("mmap", err)
+	}
+	// Sealed: its size cannot change under a reader (a shrunk file would
+	// fault it), and no one can write it but through this mapping (a
+	// client could otherwise open /proc/self/fd/N of its read-only
+	// descriptor for writing and change what the other clients read).
+	if _, err := unix.FcntlInt(uintptr(fd), unix.F_ADD_SEALS,
+		unix.F_SEAL_SHRINK|unix.F_SEAL_GROW|unix.F_SEAL_FUTURE_WRITE|unix.F_SEAL_SEAL); err != nil {
 		return fail("sealing", err)
 	}
 	if m.rofd, err = unix.Open(fmt.Sprintf("/proc/self/fd/%d", fd), unix.O_RDONLY|unix.O_CLOEXEC, 0); err != nil {
 		return fail("reopening read-only", err)
-	}
-	if m.b, err = unix.Mmap(fd, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED); err != nil {
-		return fail("mmap", err)
 	}
 	copy(m.b[OffMagic:], Magic)
 	ne.PutUint32(m.b[OffVersion:], Version)
@@ -69,17 +72,6 @@ func (m *Map) ReadFD() int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.rofd
-}
-
-// DupReadFD is a duplicate of the read-only descriptor, to be closed by
-// the caller (a write that may wait must not hold the map's lock).
-func (m *Map) DupReadFD() (int, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.rofd < 0 {
-		return -1, syscall.EBADF
-	}
-	return syscall.Dup(m.rofd)
 }
 
 // SendTo writes msg to the unix socket fd without waiting, with the map's
@@ -212,6 +204,22 @@ func (m *Map) Reset(live bool) {
 		atomic.StoreUint64(g, (v|1)+1)
 	case v&1 == 0:
 		atomic.StoreUint64(g, v+1)
+	}
+}
+
+// Flush forgets every entry at once if entries may be read, and leaves
+// the map as it is otherwise (unread until a Reset(true)).
+func (m *Map) Flush() {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.b == nil {
+		return
+	}
+	if g := word64(m.b, OffGen); atomic.LoadUint64(g)&1 == 0 {
+		atomic.StoreUint64(g, atomic.LoadUint64(g)+2)
 	}
 }
 

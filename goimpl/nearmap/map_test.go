@@ -196,3 +196,31 @@ func TestManyIDs(t *testing.T) {
 		t.Fatalf("only %d of 1000 ids in a map of 4096 slots", found)
 	}
 }
+
+// No one can write the map but through the writer's mapping: not by
+// opening the read-only descriptor again for writing, not by write(2).
+func TestNoOtherWriter(t *testing.T) {
+	m, now := newLive(t, 8)
+	m.Put([]byte("id"), []byte("data"), now+int64(Lease))
+	fd, err := unix.Open(fmt.Sprintf("/proc/self/fd/%d", m.ReadFD()), unix.O_RDWR, 0)
+	if err == nil {
+		defer unix.Close(fd)
+		if _, err := unix.Pwrite(fd, []byte("X"), HeaderSize+SlotData); err == nil {
+			t.Fatal("wrote the map through a descriptor reopened for writing")
+		}
+		if b, err := unix.Mmap(fd, 0, HeaderSize+m.Slots()*SlotSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED); err == nil {
+			unix.Munmap(b)
+			t.Fatal("mapped the map for writing through a descriptor reopened for writing")
+		}
+	}
+	if _, err := unix.Pwrite(m.fd, []byte("X"), HeaderSize+SlotData); err == nil {
+		t.Fatal("wrote the map through the writer's own descriptor")
+	}
+	if got, ok := Lookup(m.Bytes(), []byte("id"), now, nil); !ok || string(got) != "data" {
+		t.Fatalf("the writer's mapping no longer works: %q %v", got, ok)
+	}
+	m.Put([]byte("id2"), []byte("data2"), now+int64(Lease))
+	if _, ok := Lookup(m.Bytes(), []byte("id2"), now, nil); !ok {
+		t.Fatal("the writer cannot write after the seal")
+	}
+}

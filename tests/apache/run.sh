@@ -304,8 +304,12 @@ start_dc_client() { # start_dc_client NAME
 	local sock=$T/$1.sock mopt=
 	rm -f "$sock"
 	if [ -n "$DCC_MAP" ]; then
-		# its request counters, for map_reads
-		echo "$(free_port)" >"$T/dc_client-$1.mport"
+		# its request counters, for map_reads (not on a port an Apache
+		# instance is about to take)
+		local mp
+		mp=$(free_port)
+		while [ "$mp" = "${PORT[A]:-}" ] || [ "$mp" = "${PORT[B]:-}" ]; do mp=$(free_port); done
+		echo "$mp" >"$T/dc_client-$1.mport"
 		mopt="-metrics IP:127.0.0.1:$(cat "$T/dc_client-$1.mport")"
 	fi
 	phase_log "$T/dc_client-$1.log"
