@@ -428,12 +428,17 @@ static dcf_ref ctx_ref(DC_CTX *c, const struct dcf_engine **ep)
 	return r;
 }
 
-static long long now_us(void)
+static long long now_ns(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+	return (long long)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static long long now_us(void)
+{
+	return now_ns() / 1000;
 }
 
 /* The bound of an exchange starting at now, goimpl/latency's rule over
@@ -543,14 +548,6 @@ enum { XCH_OK, XCH_NET, XCH_TIMEOUT, XCH_REJECT };
 
 /* ---- dc_client's shared near map ---- */
 
-static long long now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 /* A GET answered from the shared map, as the fast path answers one (the
  * data, *used, the reget state); 0 when the map cannot answer it.  A map
  * unleased for NM_STALE_NS is retired, and dc_client asked again. */
@@ -606,8 +603,8 @@ static int nm_should_ask(DC_CTX *c)
 {
 	int ask = 0;
 
-	if (strncmp(c->target, "UNIX:", 5) != 0)
-		return 0;
+	if (__atomic_load_n(&c->nm, __ATOMIC_RELAXED) || strncmp(c->target, "UNIX:", 5) != 0)
+		return 0;	/* a map in use: no lock taken */
 	ctx_lock(c);
 	if (!c->nm && (c->nm_state == NM_ASK || (c->nm_state == NM_NONE && now_us() >= c->nm_at))) {
 		c->nm_state = NM_ASKING;

@@ -109,6 +109,27 @@ func holds(s, id []byte, gen uint64) bool {
 	return il == len(id) && ne.Uint64(s[SlotGen:]) == gen && string(s[SlotID:SlotID+il]) == string(id)
 }
 
+// find is the slot of id's bucket that holds its entry of generation
+// gen, or -1 (m.mu held).
+func (m *Map) find(id []byte, gen uint64) int {
+	b := m.bucket(id)
+	for i := b; i < b+2; i++ {
+		if holds(m.slot(i), id, gen) {
+			return i
+		}
+	}
+	return -1
+}
+
+// change has f write slot s under its sequence count, odd meanwhile, so
+// that a reader that copied the slot while f ran sees the count move.
+func change(s []byte, f func()) {
+	seq := word32(s, SlotSeq)
+	atomic.AddUint32(seq, 1)
+	f()
+	atomic.AddUint32(seq, 1)
+}
+
 // Put writes id's entry, its data ending at expires (Mono), in place of
 // any entry of id, of an empty or older slot of its bucket, or of the
 // one that ends first; an id or data too large for a slot only drops
@@ -127,15 +148,9 @@ func (m *Map) Put(id, data []byte, expires int64) {
 		return
 	}
 	gen := atomic.LoadUint64(word64(m.b, OffGen))
-	b := m.bucket(id)
-	pick := -1
-	for i := b; i < b+2; i++ {
-		if holds(m.slot(i), id, gen) {
-			pick = i
-			break
-		}
-	}
+	pick := m.find(id, gen)
 	if pick < 0 {
+		b := m.bucket(id)
 		s0, s1 := m.slot(b), m.slot(b+1)
 		free := func(s []byte) bool { return ne.Uint32(s[SlotIDLen:]) == 0 || ne.Uint64(s[SlotGen:]) != gen }
 		switch {
@@ -150,16 +165,15 @@ func (m *Map) Put(id, data []byte, expires int64) {
 		}
 	}
 	s := m.slot(pick)
-	seq := word32(s, SlotSeq)
-	atomic.AddUint32(seq, 1)
-	ne.PutUint32(s[SlotIDLen:], uint32(len(id)))
-	ne.PutUint32(s[SlotDataLen:], uint32(len(data)))
-	ne.PutUint64(s[SlotGen:], gen)
-	ne.PutUint64(s[SlotExpires:], uint64(expires))
-	copy(s[SlotID:SlotID+MaxID], id)
-	copy(s[SlotData:], data)
-	ne.PutUint64(s[SlotSum:], Sum(s, id, data))
-	atomic.AddUint32(seq, 1)
+	change(s, func() {
+		ne.PutUint32(s[SlotIDLen:], uint32(len(id)))
+		ne.PutUint32(s[SlotDataLen:], uint32(len(data)))
+		ne.PutUint64(s[SlotGen:], gen)
+		ne.PutUint64(s[SlotExpires:], uint64(expires))
+		copy(s[SlotID:SlotID+MaxID], id)
+		copy(s[SlotData:], data)
+		ne.PutUint64(s[SlotSum:], Sum(s, id, data))
+	})
 }
 
 // Remove drops id's entry.
@@ -172,17 +186,13 @@ func (m *Map) Remove(id []byte) {
 	if m.b == nil {
 		return
 	}
-	gen := atomic.LoadUint64(word64(m.b, OffGen))
-	b := m.bucket(id)
-	for i := b; i < b+2; i++ {
-		if s := m.slot(i); holds(s, id, gen) {
-			seq := word32(s, SlotSeq)
-			atomic.AddUint32(seq, 1)
+	if i := m.find(id, atomic.LoadUint64(word64(m.b, OffGen))); i >= 0 {
+		s := m.slot(i)
+		change(s, func() {
 			ne.PutUint32(s[SlotIDLen:], 0)
 			ne.PutUint32(s[SlotDataLen:], 0)
 			ne.PutUint64(s[SlotSum:], 0)
-			atomic.AddUint32(seq, 1)
-		}
+		})
 	}
 }
 
