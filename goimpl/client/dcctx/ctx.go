@@ -359,7 +359,7 @@ func (c *Ctx) roundTrip(ctx context.Context, rq *request, handle func([]byte)) e
 		}
 		c.release(l, false)
 		if xerr.kind == failTimeout && !callerExpired(ctx) {
-			c.stall(b.t)
+			c.stall(b.t, xerr.err)
 		}
 		if xerr.kind == failNet {
 			// The server probably went away: its other idle

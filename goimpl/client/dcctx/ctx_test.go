@@ -11,6 +11,7 @@ import (
 	"net"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -33,7 +34,35 @@ var flagSets = []struct {
 var networks = []string{"unix", "tcp"}
 
 // generous bounds for tests that expect success on a loaded machine
-var testOptions = &Options{ConnectTimeout: 20 * time.Second, IOTimeout: 20 * time.Second}
+var testOptions = &Options{ConnectTimeout: 20 * time.Second, IOTimeout: 20 * time.Second, Logf: stallLog.printf}
+
+// stallLog keeps the probation lines of the contexts made with
+// testOptions, for a failure's message.
+var stallLog lines
+
+type lines struct {
+	mu sync.Mutex
+	l  []string
+}
+
+func (ls *lines) printf(format string, args ...any) {
+	ls.mu.Lock()
+	ls.l = append(ls.l, fmt.Sprintf(format, args...))
+	ls.mu.Unlock()
+}
+
+// about returns the lines that name addr.
+func (ls *lines) about(addr string) []string {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	var out []string
+	for _, l := range ls.l {
+		if strings.Contains(l, addr) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
 
 // newCtx is New with testOptions when opt is nil.
 func newCtx(t testing.TB, target string, flags uint32, opt *Options) *Ctx {

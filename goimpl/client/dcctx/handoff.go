@@ -77,7 +77,7 @@ func (c *Ctx) Drops() uint32 { return c.drops.Load() }
 func (c *Ctx) Failed(timedOut bool, t time.Duration) {
 	c.clearReget()
 	if timedOut {
-		c.stall(t)
+		c.stall(t, nil)
 	} else {
 		c.dropIdle()
 	}

@@ -5,9 +5,12 @@ package dcctx
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/distcache-go/distcache/goimpl/nal"
 	"github.com/distcache-go/distcache/goimpl/plug"
@@ -149,7 +152,7 @@ func (l *nalLink) exchange1(ctx context.Context, rq request, uid uint32, b budge
 				continue
 			}
 			if final {
-				return nil, &exchangeError{kind: failTimeout, err: errDeadline}
+				return nil, &exchangeError{kind: failTimeout, err: l.silence()}
 			}
 			final, rest = true, 0
 		}
@@ -190,4 +193,40 @@ func (l *nalLink) exchange1(ctx context.Context, rq request, uid uint32, b budge
 		}
 		return l.resp, nil
 	}
+}
+
+// silenceError is a timed-out exchange's error: where its bytes were when
+// the bound ran out, which says whether the request never left, the
+// server did not read it, or an answer came and was not noticed. It is an
+// os.ErrDeadlineExceeded.
+type silenceError struct {
+	unsent  int // request bytes still in the connection's send buffer
+	unread  int // sent, not yet read by the server (SIOCOUTQ: on a unix socket the memory it holds, not its length)
+	waiting int // answer bytes received, not read (SIOCINQ)
+}
+
+func (e *silenceError) Error() string { return os.ErrDeadlineExceeded.Error() + " " + e.where() }
+
+// where is the bytes' whereabouts, in parentheses (-1: unknown).
+func (e *silenceError) where() string {
+	return fmt.Sprintf("(request bytes not sent %d, sent and not read by the server %d, answer bytes not read %d)",
+		e.unsent, e.unread, e.waiting)
+}
+
+func (e *silenceError) Unwrap() error { return os.ErrDeadlineExceeded }
+
+func (l *nalLink) silence() error {
+	e := &silenceError{unread: -1, waiting: -1}
+	if rb := l.p.Conn().Send(); rb != nil {
+		e.unsent = int(rb.Used())
+	}
+	if fd := l.fd(); fd >= 0 {
+		if n, err := unix.IoctlGetInt(fd, unix.SIOCOUTQ); err == nil {
+			e.unread = n
+		}
+		if n, err := unix.IoctlGetInt(fd, unix.SIOCINQ); err == nil {
+			e.waiting = n
+		}
+	}
+	return e
 }

@@ -100,7 +100,7 @@ func (c *Ctx) dialFailed(ctx context.Context, err error) {
 	c.dropIdle()
 	// (not classify: EAGAIN, a full unix backlog, fails at once)
 	if ctx.Err() == nil && (errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, unix.ETIMEDOUT)) {
-		c.stall(c.connectBound())
+		c.stall(c.connectBound(), err)
 	}
 }
 
@@ -108,8 +108,9 @@ func (c *Ctx) dialFailed(ctx context.Context, err error) {
 // operation time out and has not answered a probe since.
 func (c *Ctx) Stalled() bool { return c.stalled.Load() }
 
-// stall puts the Ctx on probation after an exchange timed out after t.
-func (c *Ctx) stall(t time.Duration) {
+// stall puts the Ctx on probation after an exchange timed out after t
+// with error why (nil: not known).
+func (c *Ctx) stall(t time.Duration, why error) {
 	if c.closed.Load() || !c.stalled.CompareAndSwap(false, true) {
 		return
 	}
@@ -120,7 +121,11 @@ func (c *Ctx) stall(t time.Duration) {
 	logged := c.opt.Logf != nil && now.UnixNano()-c.lastLog.Load() >= int64(time.Second)
 	if logged {
 		c.lastLog.Store(now.UnixNano())
-		c.opt.Logf("distcache: %s did not answer within %v; operations fail at once (a cache miss) until it answers a probe", c.addr, t.Round(time.Millisecond))
+		var where string
+		if se := (*silenceError)(nil); errors.As(why, &se) {
+			where = " " + se.where()
+		}
+		c.opt.Logf("distcache: %s did not answer within %v%s; operations fail at once (a cache miss) until it answers a probe", c.addr, t.Round(time.Millisecond), where)
 	}
 	go c.probe(now, logged)
 }

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -271,4 +272,52 @@ func TestYoungContextWaitsForASlowAnswer(t *testing.T) {
 			})
 		}
 	}
+}
+
+// A timed-out exchange says where its bytes were: a server that read the
+// request and kept silent leaves none anywhere; one that never accepted
+// leaves the whole request in the socket, sent and not read; and the
+// probation line carries the same. (TransportCaller only: TransportNet
+// gives Go's own timeout error.)
+func TestTimeoutSaysWhereTheBytesWere(t *testing.T) {
+	if defaultTransport != TransportCaller {
+		t.Skip("the nal link's timeout")
+	}
+	id := []byte("where")
+	check := func(t *testing.T, target string, want func(silenceError) bool) {
+		var log lines
+		c := newCtx(t, target, FlagPersistent, &Options{IOTimeout: 200 * time.Millisecond, Logf: log.printf})
+		err := c.Do(t.Context(), proto.OpHave, id, nil, 0, func([]byte) {})
+		var se *silenceError
+		if !errors.As(err, &se) || !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("Do = %v, want a silenceError, an os.ErrDeadlineExceeded", err)
+		}
+		if !want(*se) {
+			t.Fatalf("the bytes were %+v (%v)", *se, err)
+		}
+		if l := log.about(c.addr); len(l) != 1 || !strings.Contains(l[0], se.where()) {
+			t.Fatalf("probation lines %q, want one with %q", l, se.where())
+		}
+	}
+	t.Run("silent", func(t *testing.T) {
+		s := fake.Start(t, "unix", "", nil)
+		s.SetMode(fake.ModeSilent)
+		check(t, s.Target, func(e silenceError) bool { return e == silenceError{} })
+	})
+	t.Run("never accepted", func(t *testing.T) {
+		path := filepath.Join(fake.ShortTempDir(t), "s")
+		fd, err := syscall.Socket(syscall.AF_UNIX, syscall.SOCK_STREAM, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer syscall.Close(fd)
+		if err := syscall.Bind(fd, &syscall.SockaddrUnix{Name: path}); err != nil {
+			t.Fatal(err)
+		}
+		if err := syscall.Listen(fd, 4); err != nil {
+			t.Fatal(err)
+		}
+		// (on a unix socket SIOCOUTQ counts the memory the request holds)
+		check(t, "UNIX:"+path, func(e silenceError) bool { return e.unsent == 0 && e.unread > 0 && e.waiting == 0 })
+	})
 }

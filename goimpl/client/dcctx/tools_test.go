@@ -5,7 +5,6 @@ package dcctx
 import (
 	"bytes"
 	"fmt"
-	"github.com/distcache-go/distcache/goimpl/client/internal/fake"
 	"net"
 	"os"
 	"os/exec"
@@ -14,6 +13,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/distcache-go/distcache/goimpl/client/internal/fake"
+	"github.com/distcache-go/distcache/goimpl/redisstore/redistest"
 )
 
 // Interoperation with this repository's dc_server and dc_client, run when
@@ -148,6 +150,8 @@ func hammerCtx(t *testing.T, c *Ctx) {
 	var first sync.Once
 	var firstBad string // the first failure: which operation, how long it took, the context's state
 	start := time.Now()
+	stall, stop := redistest.StallWatch()
+	defer stop()
 	failed := func(what string, began time.Time) {
 		bad.Add(1)
 		first.Do(func() {
@@ -182,6 +186,9 @@ func hammerCtx(t *testing.T, c *Ctx) {
 	}
 	wg.Wait()
 	if bad.Load() != 0 {
-		t.Fatalf("%d failed or mismatched operations; the first: %s", bad.Load(), firstBad)
+		// how long the process was kept from running, and where the
+		// bytes of the exchange that timed out were
+		t.Fatalf("%d failed or mismatched operations; the first: %s; the test process stalled up to %v; the context logged %q",
+			bad.Load(), firstBad, stall().Round(time.Millisecond), stallLog.about(c.addr))
 	}
 }
