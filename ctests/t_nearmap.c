@@ -15,7 +15,9 @@
  *     a dc_client started again on the socket is asked for its new map;
  *   - dc_server -nearmap, straight: GETs read from its map (it writes
  *     nothing), and a REMOVE through the socket is seen by the very next
- *     GET (the server drops the entry before it answers);
+ *     GET (the server drops the entry before it answers); restarted from
+ *     its snapshot, it puts a session of the snapshot into the map at
+ *     its first GET;
  *   - a map that is never leased costs a GET no second exchange: it is
  *     asked for again once a second, not at every GET;
  *   - a server that never answers the question for the map fails the
@@ -302,7 +304,7 @@ int main(int argc, char **argv)
 	snprintf(plog, sizeof plog, "%s/nm-plain.log", out);
 	for (i = 0; i < sizeof data; i++)
 		data[i] = (unsigned char)(i * 7 + 1);
-	CT_PLAN(17);
+	CT_PLAN(19);
 
 	{
 		char *sa[] = { "dc_server", "-listen", tsrv, NULL };
@@ -386,7 +388,8 @@ int main(int argc, char **argv)
 	/* dc_server -nearmap, straight */
 	{
 		char p5[300], t5[320], l5[300];
-		char *sa[] = { "dc_server", "-listen", t5, "-nearmap", NULL };
+		char snap[300];
+		char *sa[] = { "dc_server", "-listen", t5, "-nearmap", "-snapshot", snap, NULL };
 		DC_CTX *c5, *c6;
 		pid_t s5;
 		long before;
@@ -395,6 +398,8 @@ int main(int argc, char **argv)
 		snprintf(p5, sizeof p5, "%s/nm-server-map.sock", out);
 		snprintf(t5, sizeof t5, "UNIX:%s", p5);
 		snprintf(l5, sizeof l5, "%s/nm-server-map.log", out);
+		snprintf(snap, sizeof snap, "%s/nm-server-map.snap", out);
+		unlink(snap);
 		s5 = start("dc_server", l5, sa);
 		CHECK(up(t5), "dc_server -nearmap up");
 		c5 = DC_CTX_new(t5, 0);
@@ -410,8 +415,24 @@ int main(int argc, char **argv)
 		r = DC_CTX_remove_session(c6, id, ID_LEN);
 		g = DC_CTX_get_session(c5, id, ID_LEN, b, sizeof b, &used);
 		CHECK(r == 1 && g == 0, "a REMOVE through another context, then a GET: removed %d, found %d", r, g);
+		/* Restarted from its snapshot, dc_server holds the session in
+		 * its cache and not yet in its map: the first GET puts it
+		 * there, and the ones after it are read from the map. */
+		DC_CTX_add_session(c6, id, ID_LEN, data, sizeof data, 60000);
 		DC_CTX_free(c5);
 		DC_CTX_free(c6);
+		kill(s5, SIGTERM);
+		waitpid(s5, NULL, 0);
+		s5 = start("dc_server", l5, sa);
+		CHECK(up(t5), "dc_server -nearmap up again, from its snapshot");
+		c5 = DC_CTX_new(t5, 0);
+		g = gets(c5, 10);
+		/* (this process asks for the new map a second after the old
+		 * one's lease ended) */
+		w = until_mapped(c5, s5, 5000);
+		CHECK(g == 10 && w >= 0 && w <= 5, "a session from the snapshot: %d GETs answered whole, then "
+		      "200 made dc_server write %ld times", g, w);
+		DC_CTX_free(c5);
 		kill(s5, SIGTERM);
 		waitpid(s5, NULL, 0);
 	}

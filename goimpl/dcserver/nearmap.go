@@ -61,6 +61,31 @@ func (s mapStore) Add(ctx context.Context, id, data []byte, ttl time.Duration) e
 	return err
 }
 
+// Get puts a hit the map does not hold into it: a session that reached
+// the cache without passing through it (the predecessor's, at a re-exec
+// or handover; one restored from a snapshot; one that lost its slot to
+// another) is read without a round trip from its next GET on.
+func (s mapStore) Get(ctx context.Context, id, dst []byte) ([]byte, error) {
+	d, _, err := s.GetLife(ctx, id, dst)
+	return d, err
+}
+
+// GetLife is Get with the entry's remaining lifetime (store.LifeGetter).
+func (s mapStore) GetLife(ctx context.Context, id, dst []byte) ([]byte, time.Duration, error) {
+	if s.m.Holds(id) {
+		return store.GetLife(ctx, s.Store, id, dst)
+	}
+	mu := s.lock(id)
+	defer mu.Unlock()
+	at := time.Now()
+	d, left, err := store.GetLife(ctx, s.Store, id, dst)
+	if err == nil && left > time.Millisecond {
+		// ends no later than the store's copy (left is rounded down)
+		s.m.Put(id, d[len(dst):], nearmap.Mono(at)+int64(left-time.Millisecond))
+	}
+	return d, left, err
+}
+
 func (s mapStore) Remove(ctx context.Context, id []byte) error {
 	mu := s.lock(id)
 	defer mu.Unlock()

@@ -74,7 +74,8 @@ func TestNearMapOfTheCache(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer m.Close()
-		s, ln, sock := serveLn(t, Options{Store: cache.New(cache.Config{}).Store(), Notify: true, NearMap: m, Loops: loops,
+		cc := cache.New(cache.Config{})
+		s, ln, sock := serveLn(t, Options{Store: cc.Store(), Notify: true, NearMap: m, Loops: loops,
 			Features: func() uint32 { return proto.FeatureTake }})
 		b, pay := probeMap(t, sock)
 		if loops < 0 {
@@ -114,6 +115,20 @@ func TestNearMapOfTheCache(t *testing.T) {
 		}
 		if _, ok := inMap(b, "b"); ok {
 			t.Fatal("a TAKE answered left the map's entry")
+		}
+		// a session the cache got another way (a predecessor's) joins
+		// the map at its first GET
+		if err := cc.Store().Add(bg, []byte("old"), []byte("data-old"), time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := inMap(b, "old"); ok {
+			t.Fatal("the map holds a session it was not given")
+		}
+		if r := c.roundTrip(proto.OpGet, []byte("old")); string(r) != "data-old" {
+			t.Fatalf("get: %q", r)
+		}
+		if d, ok := inMap(b, "old"); !ok || d != "data-old" {
+			t.Fatalf("after a GET the map has %q %v", d, ok)
 		}
 		add("c")
 		s.Shutdown(ln)
@@ -183,8 +198,9 @@ func TestNearMapRefusedAddDropsTheEntry(t *testing.T) {
 	}
 }
 
-// slowAdds is a store whose ADD returns a while after it stored: the
-// time a preempted ADD leaves between its change and its mirroring.
+// slowAdds is a store whose ADD and GET return a while after they stored
+// or read: the time a preempted ADD or GET leaves between the store's
+// answer and its mirroring.
 type slowAdds struct{ store.Store }
 
 func (s slowAdds) Add(ctx context.Context, id, data []byte, ttl time.Duration) error {
@@ -193,7 +209,106 @@ func (s slowAdds) Add(ctx context.Context, id, data []byte, ttl time.Duration) e
 	return err
 }
 
-// Concurrent ADDs, REMOVEs and TAKEs of a few ids: afterwards the map
+func (s slowAdds) GetLife(ctx context.Context, id, dst []byte) ([]byte, time.Duration, error) {
+	d, left, err := store.GetLife(ctx, s.Store, id, dst)
+	time.Sleep(20 * time.Microsecond)
+	return d, left, err
+}
+
+// A GET puts what the map lacks into it, ending no later than the
+// cache's copy; a GET of what it holds, or a miss, changes nothing.
+func TestNearMapFillsFromGets(t *testing.T) {
+	m, err := nearmap.New(8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	m.Reset(true)
+	m.Renew(nearmap.Now() + int64(time.Hour))
+	c := cache.New(cache.Config{})
+	ms := newMapStore(c.Store(), m)
+	if err := c.Store().Add(bg, []byte("x"), []byte("the cache's"), 300*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ms.Get(bg, []byte("nothing"), nil); err != store.ErrNotFound {
+		t.Fatalf("get of nothing: %v", err)
+	}
+	if m.Holds([]byte("nothing")) {
+		t.Fatal("a miss put an entry")
+	}
+	if d, err := ms.Get(bg, []byte("x"), []byte("prefix:")); err != nil || string(d) != "prefix:the cache's" {
+		t.Fatalf("get: %q %v", d, err)
+	}
+	if d, ok := inMap(m.Bytes(), "x"); !ok || d != "the cache's" {
+		t.Fatalf("after a GET the map has %q %v", d, ok)
+	}
+	// the entry ends with the cache's: looked up past 300 ms it is gone
+	if _, ok := nearmap.Lookup(m.Bytes(), []byte("x"), nearmap.Now()+int64(300*time.Millisecond), nil); ok {
+		t.Fatal("the map's copy outlives the cache's")
+	}
+}
+
+// heldGets is a store whose GET, once it has read, waits for release;
+// read says it has read, removed that a REMOVE has changed the store.
+type heldGets struct {
+	store.Store
+	read, release, removed chan struct{}
+}
+
+func (s heldGets) GetLife(ctx context.Context, id, dst []byte) ([]byte, time.Duration, error) {
+	d, left, err := store.GetLife(ctx, s.Store, id, dst)
+	close(s.read)
+	<-s.release
+	return d, left, err
+}
+
+func (s heldGets) Remove(ctx context.Context, id []byte) error {
+	err := s.Store.Remove(ctx, id)
+	close(s.removed)
+	return err
+}
+
+// A GET that read a session, then a REMOVE of it: the GET's filling of
+// the map cannot come after the REMOVE's clearing, which would leave the
+// removed session readable.
+func TestNearMapGetRacingRemove(t *testing.T) {
+	m, err := nearmap.New(8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	m.Reset(true)
+	m.Renew(nearmap.Now() + int64(time.Hour))
+	c := cache.New(cache.Config{})
+	if err := c.Store().Add(bg, []byte("x"), []byte("data"), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	hs := heldGets{c.Store(), make(chan struct{}), make(chan struct{}), make(chan struct{})}
+	ms := newMapStore(hs, m)
+	got, gone := make(chan error, 1), make(chan error, 1)
+	go func() { _, err := ms.Get(bg, []byte("x"), nil); got <- err }()
+	<-hs.read
+	go func() { gone <- ms.Remove(bg, []byte("x")) }()
+	// The REMOVE waits for the GET (it does not change the store
+	// before the GET is done); were it not to wait, give it the time to
+	// finish first.
+	select {
+	case <-hs.removed:
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(hs.release)
+	if err := <-got; err != nil {
+		t.Fatalf("get: %v", err)
+	}
+	if err := <-gone; err != nil {
+		t.Fatalf("remove: %v", err)
+	}
+	if d, ok := inMap(m.Bytes(), "x"); ok {
+		t.Fatalf("the map answers %q for a removed session", d)
+	}
+}
+
+// Concurrent ADDs, GETs, REMOVEs and TAKEs of a few ids: afterwards the map
 // holds no session the cache does not, nor other data.
 func TestNearMapFollowsConcurrentChanges(t *testing.T) {
 	m, err := nearmap.New(64)
@@ -213,9 +328,11 @@ func TestNearMapFollowsConcurrentChanges(t *testing.T) {
 			defer wg.Done()
 			for i := range 1000 {
 				id := []byte(ids[(g+i)%len(ids)])
-				switch (g*7 + i) % 3 {
+				switch (g*7 + i) % 4 {
 				case 0:
 					ms.Add(bg, id, fmt.Appendf(nil, "%d-%d", g, i), time.Minute)
+				case 3:
+					ms.Get(bg, id, nil)
 				case 1:
 					ms.Remove(bg, id)
 				default:

@@ -176,6 +176,17 @@ func (m *Map) Put(id, data []byte, expires int64) {
 	})
 }
 
+// Holds reports whether the map has an entry for id in its current
+// generation (live or not).
+func (m *Map) Holds(id []byte) bool {
+	if m == nil {
+		return false
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.b != nil && m.find(id, atomic.LoadUint64(word64(m.b, OffGen))) >= 0
+}
+
 // Remove drops id's entry.
 func (m *Map) Remove(id []byte) {
 	if m == nil || len(id) < 1 || len(id) > MaxID {
