@@ -18,6 +18,20 @@ import (
 	"github.com/distcache-go/distcache/goimpl/store"
 )
 
+// liveMap is a map of slots slots, readable and leased until the given
+// time (Mono), closed at the end of the test.
+func liveMap(t *testing.T, slots int, until int64) *nearmap.Map {
+	t.Helper()
+	m, err := nearmap.New(slots)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	m.Reset(true)
+	m.Renew(until)
+	return m
+}
+
 // probeMap GETs proto.NearMapID on a fresh connection to sock: the map
 // it was handed, mapped, or nil and the answer's payload.
 func probeMap(t *testing.T, sock string) ([]byte, []byte) {
@@ -177,13 +191,7 @@ func TestNearMapNotHandedOnceStopped(t *testing.T) {
 // An ADD the store refuses takes from the map what it held for the id
 // (a copy the cache dropped to make room, since added again).
 func TestNearMapRefusedAddDropsTheEntry(t *testing.T) {
-	m, err := nearmap.New(8)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	m.Reset(true)
-	m.Renew(nearmap.Now() + int64(nearmap.Lease))
+	m := liveMap(t, 8, nearmap.Now()+int64(nearmap.Lease))
 	c := cache.New(cache.Config{})
 	ms := newMapStore(c.Store(), m)
 	if err := c.Store().Add(bg, []byte("x"), []byte("the cache's"), time.Minute); err != nil {
@@ -218,13 +226,7 @@ func (s slowAdds) GetLife(ctx context.Context, id, dst []byte) ([]byte, time.Dur
 // A GET puts what the map lacks into it, ending no later than the
 // cache's copy; a GET of what it holds, or a miss, changes nothing.
 func TestNearMapFillsFromGets(t *testing.T) {
-	m, err := nearmap.New(8)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	m.Reset(true)
-	m.Renew(nearmap.Now() + int64(time.Hour))
+	m := liveMap(t, 8, nearmap.Now()+int64(time.Hour))
 	c := cache.New(cache.Config{})
 	ms := newMapStore(c.Store(), m)
 	if err := c.Store().Add(bg, []byte("x"), []byte("the cache's"), 300*time.Millisecond); err != nil {
@@ -272,13 +274,7 @@ func (s heldGets) Remove(ctx context.Context, id []byte) error {
 // the map cannot come after the REMOVE's clearing, which would leave the
 // removed session readable.
 func TestNearMapGetRacingRemove(t *testing.T) {
-	m, err := nearmap.New(8)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	m.Reset(true)
-	m.Renew(nearmap.Now() + int64(time.Hour))
+	m := liveMap(t, 8, nearmap.Now()+int64(time.Hour))
 	c := cache.New(cache.Config{})
 	if err := c.Store().Add(bg, []byte("x"), []byte("data"), time.Minute); err != nil {
 		t.Fatal(err)
@@ -311,13 +307,7 @@ func TestNearMapGetRacingRemove(t *testing.T) {
 // Concurrent ADDs, GETs, REMOVEs and TAKEs of a few ids: afterwards the map
 // holds no session the cache does not, nor other data.
 func TestNearMapFollowsConcurrentChanges(t *testing.T) {
-	m, err := nearmap.New(64)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	m.Reset(true)
-	m.Renew(nearmap.Now() + int64(time.Hour))
+	m := liveMap(t, 64, nearmap.Now()+int64(time.Hour))
 	c := cache.New(cache.Config{})
 	ms := newMapStore(slowAdds{c.Store()}, m)
 	ids := []string{"a", "b", "c", "d"}

@@ -109,18 +109,7 @@ func TestStallSilentServer(t *testing.T) {
 // backlog and the request is written, but nothing comes back. Once its
 // backlog is full, connects fail at once (EAGAIN): no wait, no probation.
 func TestStallUnixBacklog(t *testing.T) {
-	path := filepath.Join(fake.ShortTempDir(t), "s")
-	fd, err := syscall.Socket(syscall.AF_UNIX, syscall.SOCK_STREAM, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer syscall.Close(fd)
-	if err := syscall.Bind(fd, &syscall.SockaddrUnix{Name: path}); err != nil {
-		t.Fatal(err)
-	}
-	if err := syscall.Listen(fd, 2); err != nil {
-		t.Fatal(err)
-	}
+	path := neverAccepts(t, 2)
 	for _, flags := range []uint32{0, FlagPersistent | FlagLate} {
 		checkStalls(t, newCtx(t, "UNIX:"+path, flags, defaults), coldLimit)
 	}
@@ -145,6 +134,25 @@ func TestStallUnixBacklog(t *testing.T) {
 	if d := time.Since(start); d > stallLimit || c.Stalled() {
 		t.Fatalf("a full unix backlog cost %v (stalled %v), want a prompt failure", d, c.Stalled())
 	}
+}
+
+// neverAccepts returns the path of a unix listener with the given
+// backlog that never accepts, closed at the end of the test.
+func neverAccepts(t *testing.T, backlog int) string {
+	t.Helper()
+	path := filepath.Join(fake.ShortTempDir(t), "s")
+	fd, err := syscall.Socket(syscall.AF_UNIX, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Close(fd) })
+	if err := syscall.Bind(fd, &syscall.SockaddrUnix{Name: path}); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Listen(fd, backlog); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
 
 // blackHole returns a TCP target whose SYNs the kernel drops (a listener
@@ -305,18 +313,7 @@ func TestTimeoutSaysWhereTheBytesWere(t *testing.T) {
 		check(t, s.Target, func(e silenceError) bool { return e == silenceError{} })
 	})
 	t.Run("never accepted", func(t *testing.T) {
-		path := filepath.Join(fake.ShortTempDir(t), "s")
-		fd, err := syscall.Socket(syscall.AF_UNIX, syscall.SOCK_STREAM, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer syscall.Close(fd)
-		if err := syscall.Bind(fd, &syscall.SockaddrUnix{Name: path}); err != nil {
-			t.Fatal(err)
-		}
-		if err := syscall.Listen(fd, 4); err != nil {
-			t.Fatal(err)
-		}
+		path := neverAccepts(t, 4)
 		// (on a unix socket SIOCOUTQ counts the memory the request holds)
 		check(t, "UNIX:"+path, func(e silenceError) bool { return e.unsent == 0 && e.unread > 0 && e.waiting == 0 })
 	})
