@@ -142,12 +142,12 @@ func (m *Map) Put(id, data []byte, expires int64) {
 		m.Remove(id)
 		return
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.b == nil {
+	g, ok := m.open()
+	if !ok {
 		return
 	}
-	gen := atomic.LoadUint64(word64(m.b, OffGen))
+	defer m.mu.Unlock()
+	gen := atomic.LoadUint64(g)
 	pick := m.find(id, gen)
 	if pick < 0 {
 		b := m.bucket(id)
@@ -176,28 +176,42 @@ func (m *Map) Put(id, data []byte, expires int64) {
 	})
 }
 
+// open takes the writer's lock and returns the generation word, unless m
+// is nil or closed (ok false, the lock not held).
+func (m *Map) open() (gen *uint64, ok bool) {
+	if m == nil {
+		return nil, false
+	}
+	m.mu.Lock()
+	if m.b == nil {
+		m.mu.Unlock()
+		return nil, false
+	}
+	return word64(m.b, OffGen), true
+}
+
 // Holds reports whether the map has an entry for id in its current
 // generation (live or not).
 func (m *Map) Holds(id []byte) bool {
-	if m == nil {
+	g, ok := m.open()
+	if !ok {
 		return false
 	}
-	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.b != nil && m.find(id, atomic.LoadUint64(word64(m.b, OffGen))) >= 0
+	return m.find(id, atomic.LoadUint64(g)) >= 0
 }
 
 // Remove drops id's entry.
 func (m *Map) Remove(id []byte) {
-	if m == nil || len(id) < 1 || len(id) > MaxID {
+	if len(id) < 1 || len(id) > MaxID {
 		return
 	}
-	m.mu.Lock()
+	g, ok := m.open()
+	if !ok {
+		return
+	}
 	defer m.mu.Unlock()
-	if m.b == nil {
-		return
-	}
-	if i := m.find(id, atomic.LoadUint64(word64(m.b, OffGen))); i >= 0 {
+	if i := m.find(id, atomic.LoadUint64(g)); i >= 0 {
 		s := m.slot(i)
 		change(s, func() {
 			ne.PutUint32(s[SlotIDLen:], 0)
@@ -211,15 +225,11 @@ func (m *Map) Remove(id []byte) {
 // whether entries may be read from now on (a lease permitting), else
 // nothing may be read until the next Reset(true).
 func (m *Map) Reset(live bool) {
-	if m == nil {
+	g, ok := m.open()
+	if !ok {
 		return
 	}
-	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.b == nil {
-		return
-	}
-	g := word64(m.b, OffGen)
 	switch v := atomic.LoadUint64(g); {
 	case live:
 		atomic.StoreUint64(g, (v|1)+1)
@@ -231,39 +241,32 @@ func (m *Map) Reset(live bool) {
 // Flush forgets every entry at once if entries may be read, and leaves
 // the map as it is otherwise (unread until a Reset(true)).
 func (m *Map) Flush() {
-	if m == nil {
+	g, ok := m.open()
+	if !ok {
 		return
 	}
-	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.b == nil {
-		return
-	}
-	if g := word64(m.b, OffGen); atomic.LoadUint64(g)&1 == 0 {
+	if atomic.LoadUint64(g)&1 == 0 {
 		atomic.StoreUint64(g, atomic.LoadUint64(g)+2)
 	}
 }
 
 // Live reports whether entries may be read (a lease permitting).
 func (m *Map) Live() bool {
-	if m == nil {
+	g, ok := m.open()
+	if !ok {
 		return false
 	}
-	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.b != nil && atomic.LoadUint64(word64(m.b, OffGen))&1 == 0
+	return atomic.LoadUint64(g)&1 == 0
 }
 
 // Renew lets readers read until the time until (Mono), which must not be
 // later than the writer can vouch for what the map holds.
 func (m *Map) Renew(until int64) {
-	if m == nil {
-		return
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.b != nil {
+	if _, ok := m.open(); ok {
 		atomic.StoreUint64(word64(m.b, OffLease), uint64(until))
+		m.mu.Unlock()
 	}
 }
 
